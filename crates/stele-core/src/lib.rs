@@ -1,0 +1,18 @@
+//! Stele's domain logic, free of I/O: what an audit event is, how it is checked against
+//! an immutable schema version, the canonical bytes that get hashed, and the hash chain.
+//!
+//! Everything here is deterministic and synchronous so that the store, the HTTP layer and
+//! offline verifiers can all share it.
+
+pub mod canonical;
+pub mod chain;
+pub mod event;
+pub mod field_error;
+pub mod idempotency;
+pub mod ids;
+pub mod metadata;
+pub mod pagination;
+pub mod schema;
+pub mod timestamp;
+
+pub use field_error::FieldError;

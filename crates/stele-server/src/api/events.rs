@@ -1,0 +1,130 @@
+//! `/audit_logs/events`: creating (and dry-run validating) audit events.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+use stele_core::schema::SchemaViolation;
+use stele_store::Idempotent;
+use utoipa::ToSchema;
+
+use crate::api::error::ApiError;
+use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody};
+use crate::api::idempotency::RecordedWithWrite;
+use crate::api::wire::{json_bytes, json_response};
+use crate::services::{events, ServiceError};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventCreated {
+    pub success: bool,
+    #[schema(example = "audit_log_event_01GBNJC3MX9ZZJW1FSTF4C5938")]
+    pub id: String,
+}
+
+/// Documentation of the create-event body; parsing is `stele_core::event::parse_create_event`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct CreateEventBody {
+    #[schema(example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")]
+    organization_id: String,
+    event: EventBody,
+}
+
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct EventBody {
+    #[schema(example = "user.signed_in")]
+    action: String,
+    /// RFC 3339 date-time with offset.
+    occurred_at: String,
+    /// Schema version to validate against; omitted, null or 0 means 1.
+    version: Option<i64>,
+    actor: EntityBody,
+    targets: Vec<EntityBody>,
+    context: ContextBody,
+    /// Up to 50 keys; values are strings (max 500 chars), numbers or booleans.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct EntityBody {
+    id: String,
+    #[schema(rename = "type")]
+    kind: String,
+    name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ContextBody {
+    location: String,
+    user_agent: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationResult {
+    pub valid: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<Value>,
+}
+
+#[utoipa::path(post, path = "/audit_logs/events", tag = "audit logs", request_body = CreateEventBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
+    responses((status = 201, body = EventCreated),
+              (status = 400, description = "The event breaks its schema version (invalid_audit_log_event)"),
+              (status = 404, description = "Unknown organization"),
+              (status = 422, description = "Malformed request")))]
+pub async fn create_event(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    IdempotencyContext(idempotency): IdempotencyContext,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let make_record = idempotency.clone().map(|pending| {
+        Box::new(move |id: &str| {
+            pending.record(StatusCode::CREATED, json_bytes(&EventCreated { success: true, id: id.to_owned() }))
+        }) as Box<dyn FnOnce(&str) -> _ + Send>
+    });
+    match events::create(&state, &body, make_record).await? {
+        Idempotent::Done(appended) => {
+            let mut response =
+                json_response(StatusCode::CREATED, json_bytes(&EventCreated { success: true, id: appended.id }));
+            if idempotency.is_some() {
+                response.extensions_mut().insert(RecordedWithWrite);
+            }
+            Ok(response)
+        }
+        Idempotent::AlreadyDone(record) => match idempotency {
+            Some(pending) => Ok(pending.replay_or_reject(&record)),
+            None => Err(ApiError::IdempotencyKeyReused),
+        },
+    }
+}
+
+#[utoipa::path(post, path = "/audit_logs/events/validate", tag = "audit logs", request_body = CreateEventBody,
+    responses((status = 200, description = "Whether the event would be accepted; nothing is stored", body = ValidationResult)))]
+pub async fn validate_event(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<ValidationResult>, ApiError> {
+    let to_values = |items: Vec<SchemaViolation>| items.into_iter().filter_map(|item| serde_json::to_value(item).ok()).collect();
+    let errors: Vec<Value> = match events::validate(&state, &body).await {
+        Ok(_) => Vec::new(),
+        Err(ServiceError::InvalidEvent(violations)) => to_values(violations),
+        Err(ServiceError::InvalidRequest(errors)) => errors.into_iter().filter_map(|e| serde_json::to_value(e).ok()).collect(),
+        Err(ServiceError::OrganizationNotFound(id)) => to_values(vec![SchemaViolation::new(
+            "/organization_id",
+            format!("Organization not found: '{id}'."),
+        )]),
+        Err(other) => return Err(other.into()),
+    };
+    Ok(Json(ValidationResult { valid: errors.is_empty(), errors }))
+}

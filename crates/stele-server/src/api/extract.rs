@@ -1,0 +1,166 @@
+//! Request extractors: JSON bodies that fail in the API's own error shape, the
+//! authenticated caller, idempotency context, and list parameters.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use stele_core::pagination::{Cursor, PageRequest, SortOrder, DEFAULT_LIMIT, MAX_LIMIT};
+use stele_core::FieldError;
+use stele_store::ApiKey;
+
+use crate::api::error::ApiError;
+use crate::api::idempotency::PendingIdempotency;
+use crate::state::AppState;
+
+/// A request body parsed as JSON. Malformed JSON is a 422 and an oversized body a 413,
+/// both with JSON bodies, instead of axum's plain-text rejections.
+pub struct JsonBody(pub Value);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit: state.config.body_limit_bytes }
+            } else {
+                ApiError::validation(vec![FieldError::invalid("body", "The request body could not be read.")])
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|error| {
+            ApiError::validation(vec![FieldError {
+                code: "invalid_json",
+                field: "body".into(),
+                message: format!("The request body is not valid JSON: {error}."),
+            }])
+        })
+    }
+}
+
+/// Deserialises a JSON value into a typed request, naming the offending field on error.
+pub fn typed_body<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner().to_string();
+        let field_error = if let Some(rest) = inner.strip_prefix("missing field `") {
+            let name = rest.split('`').next().unwrap_or_default();
+            let field = if path == "." { name.to_owned() } else { format!("{path}.{name}") };
+            FieldError::required(field)
+        } else {
+            let field = if path == "." { "body".to_owned() } else { path };
+            FieldError { code: "invalid", message: format!("{field}: {inner}."), field }
+        };
+        ApiError::validation(vec![field_error])
+    })
+}
+
+/// The API key a request was authenticated with.
+#[derive(Debug, Clone)]
+pub struct ApiCaller(pub ApiKey);
+
+/// Authenticates from the `Authorization: Bearer` header.
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<ApiCaller, ApiError> {
+    if let Some(caller) = parts.extensions.get::<ApiCaller>() {
+        return Ok(caller.clone());
+    }
+    let secret = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|secret| !secret.is_empty())
+        .ok_or(ApiError::Unauthorized)?;
+    state.api_keys.authenticate(secret).await?.map(ApiCaller).ok_or(ApiError::Unauthorized)
+}
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state).await
+    }
+}
+
+/// The idempotency key of this request, if it carried one (set by the idempotency layer).
+pub struct IdempotencyContext(pub Option<PendingIdempotency>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(IdempotencyContext(parts.extensions.get::<PendingIdempotency>().cloned()))
+    }
+}
+
+/// `limit`, `before`, `after`, `order` of a list request, plus any other query pairs.
+pub struct ListQuery {
+    pub limit: u32,
+    pub order: SortOrder,
+    pub cursor: Option<Cursor<String>>,
+    pub rest: Vec<(String, String)>,
+}
+
+impl ListQuery {
+    pub fn parse(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
+        let mut errors = Vec::new();
+        let mut query = ListQuery { limit: DEFAULT_LIMIT, order: SortOrder::Desc, cursor: None, rest: Vec::new() };
+        let (mut before, mut after) = (None, None);
+        for (name, value) in pairs {
+            match name.as_str() {
+                "limit" => match value.parse::<u32>() {
+                    Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => query.limit = limit,
+                    _ => errors.push(FieldError::invalid("limit", format!("limit must be an integer from 1 to {MAX_LIMIT}."))),
+                },
+                "order" => match value.as_str() {
+                    "asc" => query.order = SortOrder::Asc,
+                    "desc" | "normal" => query.order = SortOrder::Desc,
+                    _ => errors.push(FieldError::invalid("order", "order must be 'asc', 'desc' or 'normal'.")),
+                },
+                "before" if !value.is_empty() => before = Some(value),
+                "after" if !value.is_empty() => after = Some(value),
+                "before" | "after" => {}
+                _ => query.rest.push((name, value)),
+            }
+        }
+        query.cursor = match (before, after) {
+            (Some(_), Some(_)) => {
+                errors.push(FieldError::invalid("before", "Use either before or after, not both."));
+                None
+            }
+            (Some(key), None) => Some(Cursor::Before(key)),
+            (None, Some(key)) => Some(Cursor::After(key)),
+            (None, None) => None,
+        };
+        if errors.is_empty() {
+            Ok(query)
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
+
+    /// The page request with cursors as strings (for string-keyed lists).
+    pub fn page(&self) -> PageRequest<String> {
+        PageRequest { limit: self.limit, order: self.order, cursor: self.cursor.clone() }
+    }
+
+    /// The page request for lists keyed by integers; a cursor that is not one is a 422.
+    pub fn numeric_page(&self) -> Result<PageRequest<i64>, ApiError> {
+        let parse = |field: &str, text: &str| {
+            text.parse::<i64>().map_err(|_| ApiError::validation(vec![FieldError::invalid(field, format!("{field} is not a cursor from this list."))]))
+        };
+        let cursor = match &self.cursor {
+            None => None,
+            Some(Cursor::Before(text)) => Some(Cursor::Before(parse("before", text)?)),
+            Some(Cursor::After(text)) => Some(Cursor::After(parse("after", text)?)),
+        };
+        Ok(PageRequest { limit: self.limit, order: self.order, cursor })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.rest.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+}

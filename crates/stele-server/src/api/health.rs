@@ -1,0 +1,10 @@
+//! Liveness: `GET /healthz` answers once the server is accepting requests.
+
+use axum::Json;
+use serde_json::{json, Value};
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The server is ready", body = Object, example = json!({"status": "ok"}))))]
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}

@@ -1,0 +1,130 @@
+//! `Idempotency-Key` on every POST.
+//!
+//! A request whose key already holds a response (same API key, within 24 hours) gets that
+//! response replayed if it is the same request (method, path and body bytes), or a 400
+//! `idempotency_key_reused` if it is not. Otherwise the handler runs with the key in its
+//! request extensions: writes that can (events, organizations) store the response in the
+//! same transaction as their effect, so a crash can never leave one without the other and
+//! two concurrent requests with one key commit once. Other responses are recorded here
+//! afterwards. 5xx and 429 responses are never recorded, so a retry does the work again.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use stele_core::idempotency::{request_fingerprint, MAX_KEY_LENGTH};
+use stele_core::timestamp::{now_millis, UnixMillis};
+use stele_core::FieldError;
+use stele_store::IdempotencyRecord;
+
+use crate::api::error::ApiError;
+use crate::api::extract::authenticate;
+use crate::state::AppState;
+
+const HEADER: &str = "idempotency-key";
+
+/// The idempotency key of a request being executed.
+#[derive(Debug, Clone)]
+pub struct PendingIdempotency {
+    scope: String,
+    key: String,
+    fingerprint: [u8; 32],
+    created_at: UnixMillis,
+}
+
+impl PendingIdempotency {
+    /// The record that makes `status` and `body` this key's response.
+    pub fn record(&self, status: StatusCode, body: Vec<u8>) -> IdempotencyRecord {
+        IdempotencyRecord {
+            scope: self.scope.clone(),
+            key: self.key.clone(),
+            fingerprint: self.fingerprint,
+            status: status.as_u16(),
+            body,
+            created_at: self.created_at,
+        }
+    }
+
+    /// The response for a key that turned out to be taken already.
+    pub fn replay_or_reject(&self, existing: &IdempotencyRecord) -> Response {
+        if existing.fingerprint != self.fingerprint {
+            return ApiError::IdempotencyKeyReused.into_response();
+        }
+        let status = StatusCode::from_u16(existing.status).unwrap_or(StatusCode::OK);
+        let mut response = (status, existing.body.clone()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response.extensions_mut().insert(RecordedWithWrite);
+        response
+    }
+}
+
+/// Marks a response whose idempotency record is already stored (or which is a replay).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordedWithWrite;
+
+pub async fn idempotency_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Some(key) = request.headers().get(HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned) else {
+        return next.run(request).await;
+    };
+    if key.is_empty() || key.len() > MAX_KEY_LENGTH {
+        return ApiError::validation(vec![FieldError::invalid(
+            "Idempotency-Key",
+            format!("Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters."),
+        )])
+        .into_response();
+    }
+    let (mut parts, body) = request.into_parts();
+    // The key is scoped to the caller; an unauthenticated request gets its 401 here.
+    let caller = match authenticate(&parts, &state).await {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    let limit = state.config.body_limit_bytes;
+    let Ok(bytes) = to_bytes(body, limit).await else {
+        return ApiError::PayloadTooLarge { limit }.into_response();
+    };
+    let path = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+    let pending = PendingIdempotency {
+        scope: caller.0.id.clone(),
+        key,
+        fingerprint: request_fingerprint(parts.method.as_str(), path, &bytes),
+        created_at: now_millis(),
+    };
+    match state.store.find_idempotency_record(&pending.scope, &pending.key, pending.created_at).await {
+        Ok(Some(existing)) => return pending.replay_or_reject(&existing),
+        Ok(None) => {}
+        Err(error) => return ApiError::from(error).into_response(),
+    }
+    parts.extensions.insert(caller);
+    parts.extensions.insert(pending.clone());
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+
+    let status = response.status();
+    if status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || response.extensions().get::<RecordedWithWrite>().is_some()
+    {
+        return response;
+    }
+    let (response_parts, response_body) = response.into_parts();
+    let Ok(body) = to_bytes(response_body, usize::MAX).await else {
+        return ApiError::from(stele_store::StoreError::Database("response body could not be buffered".into()))
+            .into_response();
+    };
+    let ours = pending.record(status, body.to_vec());
+    match state.store.save_idempotency_record(ours.clone()).await {
+        // A concurrent request with the same key recorded its response first: answer as it did.
+        Ok(in_force) if in_force != ours => pending.replay_or_reject(&in_force),
+        Ok(_) => Response::from_parts(response_parts, Body::from(body)),
+        Err(error) => {
+            tracing::warn!(%error, "could not record an idempotent response; a retry will run again");
+            Response::from_parts(response_parts, Body::from(body))
+        }
+    }
+}

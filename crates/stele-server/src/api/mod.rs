@@ -1,0 +1,101 @@
+//! The HTTP API: routes, middleware and the OpenAPI document generated from the handlers
+//! (every route is registered through `routes!`, so the document cannot drift from them).
+
+pub mod actions;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod health;
+pub mod idempotency;
+pub mod organizations;
+pub mod wire;
+
+use std::any::Any;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Request, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Stele", description = "Self-hosted audit logs, wire-compatible with the WorkOS Audit Logs API."),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// Every API route with the OpenAPI document describing them.
+fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(organizations::create_organization, organizations::list_organizations))
+        .routes(routes!(
+            organizations::get_organization,
+            organizations::update_organization,
+            organizations::delete_organization
+        ))
+        .routes(routes!(organizations::get_organization_by_external_id))
+        .routes(routes!(actions::list_actions))
+        .routes(routes!(actions::create_schema, actions::list_schemas))
+        .routes(routes!(events::create_event))
+        .routes(routes!(events::validate_event))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document (also served at `/openapi.json`).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_routes().1
+}
+
+async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::RouteNotFound { method: method.to_string(), path: uri.path().to_owned() }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed { method: method.to_string(), path: uri.path().to_owned() }
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    ApiError::from(stele_store::StoreError::Database("handler panicked".into())).into_response()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, document) = api_routes();
+    let document = Json(document);
+    let unrouted = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/openapi.json", get(move || async move { document.clone() }));
+    api.route_layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency_layer))
+        .merge(unrouted)
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let request_id = request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}

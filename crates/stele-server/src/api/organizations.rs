@@ -1,0 +1,166 @@
+//! `/organizations`: WorkOS's organization resource.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use stele_core::timestamp::format_millis;
+use stele_store::{Idempotent, Organization, OrganizationDomain};
+use utoipa::ToSchema;
+
+use crate::api::error::ApiError;
+use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody, ListQuery};
+use crate::api::idempotency::RecordedWithWrite;
+use crate::api::wire::{json_bytes, json_response, List};
+use crate::services::organizations::{self, OrganizationInput};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationDomainResponse {
+    #[schema(example = "organization_domain")]
+    pub object: &'static str,
+    pub id: String,
+    pub organization_id: String,
+    pub domain: String,
+    pub state: String,
+    pub verification_strategy: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationResponse {
+    #[schema(example = "organization")]
+    pub object: &'static str,
+    pub id: String,
+    pub name: String,
+    pub domains: Vec<OrganizationDomainResponse>,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    /// Always present; `null` when unset.
+    pub external_id: Option<String>,
+    pub allow_profiles_outside_organization: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl OrganizationResponse {
+    pub fn from_organization(organization: Organization) -> Self {
+        let organization_id = organization.id.clone();
+        let domain = |domain: OrganizationDomain| OrganizationDomainResponse {
+            object: "organization_domain",
+            id: domain.id,
+            organization_id: organization_id.clone(),
+            domain: domain.domain,
+            state: domain.state,
+            verification_strategy: domain.verification_strategy,
+            created_at: format_millis(domain.created_at),
+            updated_at: format_millis(domain.updated_at),
+        };
+        OrganizationResponse {
+            object: "organization",
+            domains: organization.domains.into_iter().map(domain).collect(),
+            id: organization.id,
+            name: organization.name,
+            metadata: organization.metadata,
+            external_id: organization.external_id,
+            allow_profiles_outside_organization: false,
+            created_at: format_millis(organization.created_at),
+            updated_at: format_millis(organization.updated_at),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/organizations", tag = "organizations", request_body = OrganizationInput,
+    responses((status = 201, body = OrganizationResponse), (status = 422, description = "Invalid body")))]
+pub async fn create_organization(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    IdempotencyContext(idempotency): IdempotencyContext,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let input: OrganizationInput = typed_body(body)?;
+    let records_with_write = idempotency.is_some();
+    let make_record = idempotency.clone().map(|pending| {
+        Box::new(move |organization: &Organization| {
+            let body = json_bytes(&OrganizationResponse::from_organization(organization.clone()));
+            pending.record(StatusCode::CREATED, body)
+        }) as Box<dyn FnOnce(&Organization) -> _ + Send>
+    });
+    match organizations::create(&state, input, make_record).await? {
+        Idempotent::Done(organization) => {
+            let body = json_bytes(&OrganizationResponse::from_organization(organization));
+            let mut response = json_response(StatusCode::CREATED, body);
+            if records_with_write {
+                response.extensions_mut().insert(RecordedWithWrite);
+            }
+            Ok(response)
+        }
+        Idempotent::AlreadyDone(record) => match idempotency {
+            Some(pending) => Ok(pending.replay_or_reject(&record)),
+            None => Err(ApiError::IdempotencyKeyReused),
+        },
+    }
+}
+
+#[utoipa::path(get, path = "/organizations", tag = "organizations",
+    params(("search" = Option<String>, Query, description = "Only organizations whose name contains this text"),
+           ("limit" = Option<u32>, Query), ("before" = Option<String>, Query), ("after" = Option<String>, Query),
+           ("order" = Option<String>, Query, description = "asc, desc (default) or normal")),
+    responses((status = 200, body = List<OrganizationResponse>)))]
+pub async fn list_organizations(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<List<OrganizationResponse>>, ApiError> {
+    let query = ListQuery::parse(pairs)?;
+    let search = query.get("search").map(str::to_owned);
+    let page = organizations::list(&state, search, query.page()).await?;
+    Ok(Json(List::from_page(page, OrganizationResponse::from_organization)))
+}
+
+#[utoipa::path(get, path = "/organizations/{id}", tag = "organizations",
+    responses((status = 200, body = OrganizationResponse), (status = 404, description = "No such organization")))]
+pub async fn get_organization(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<OrganizationResponse>, ApiError> {
+    Ok(Json(OrganizationResponse::from_organization(organizations::get(&state, &id).await?)))
+}
+
+#[utoipa::path(get, path = "/organizations/external_id/{external_id}", tag = "organizations",
+    responses((status = 200, body = OrganizationResponse), (status = 404, description = "No such organization")))]
+pub async fn get_organization_by_external_id(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(external_id): Path<String>,
+) -> Result<Json<OrganizationResponse>, ApiError> {
+    Ok(Json(OrganizationResponse::from_organization(organizations::get_by_external_id(&state, &external_id).await?)))
+}
+
+#[utoipa::path(put, path = "/organizations/{id}", tag = "organizations", request_body = OrganizationInput,
+    responses((status = 200, body = OrganizationResponse), (status = 404, description = "No such organization")))]
+pub async fn update_organization(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<OrganizationResponse>, ApiError> {
+    let input: OrganizationInput = typed_body(body)?;
+    Ok(Json(OrganizationResponse::from_organization(organizations::update(&state, &id, input).await?)))
+}
+
+#[utoipa::path(delete, path = "/organizations/{id}", tag = "organizations",
+    responses((status = 204, description = "Deleted"), (status = 400, description = "The organization still has audit events"),
+              (status = 404, description = "No such organization")))]
+pub async fn delete_organization(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    organizations::delete(&state, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

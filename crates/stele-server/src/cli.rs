@@ -1,0 +1,155 @@
+//! What each `stele` subcommand does. `main.rs` only parses arguments and calls in here.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use stele_core::timestamp::format_millis;
+use tokio::net::TcpListener;
+
+use crate::config::{ApiKeysCommand, Cli, Command, GlobalArgs, LogFormat, ServeConfig};
+use crate::services::api_keys::ApiKeys;
+use crate::services::bootstrap::{ensure_initialized, ADMIN_USERNAME};
+use crate::state::AppState;
+use crate::{open_store, serve};
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STELE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.global.log_format);
+    let outcome = match cli.command {
+        None => match ServeConfig::from_env() {
+            Ok(config) => run_server(&cli.global, config).await,
+            Err(error) => error.exit(),
+        },
+        Some(Command::Serve(config)) => run_server(&cli.global, config).await,
+        Some(Command::Migrate) => migrate(&cli.global),
+        Some(Command::Verify { organization }) => return verify(&cli.global, organization).await,
+        Some(Command::ApiKeys(command)) => api_keys(&cli.global, command).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("stele: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<()> {
+    let store = open_store(&global.database_url, config.migrate_on_start)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let state = AppState::new(store, config.clone());
+    let secrets =
+        ensure_initialized(&state, config.api_key.as_deref(), config.admin_password.as_deref()).await?;
+    if secrets.api_key.is_some() || secrets.admin_password.is_some() {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "\nStele first start: these secrets are shown only once. Store them now.")?;
+        if let Some(key) = &secrets.api_key {
+            writeln!(out, "  API key:                          {key}")?;
+        }
+        if let Some(password) = &secrets.admin_password {
+            writeln!(out, "  Dashboard user '{ADMIN_USERNAME}' password:   {password}")?;
+        }
+        writeln!(out)?;
+        out.flush()?;
+    }
+    tracing::info!(address = %listener.local_addr()?, database = %global.database_url, "stele is listening");
+    serve(state, listener, shutdown_signal()).await?;
+    tracing::info!("stele stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+fn migrate(global: &GlobalArgs) -> anyhow::Result<()> {
+    match crate::config::DatabaseLocation::parse(&global.database_url).map_err(anyhow::Error::msg)? {
+        crate::config::DatabaseLocation::Sqlite(path) => {
+            let applied = stele_store::sqlite::SqliteStore::migrate(&path)?;
+            println!("applied {applied} migration(s) to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+async fn verify(global: &GlobalArgs, organization: Option<String>) -> ExitCode {
+    let store = match open_store(&global.database_url, false) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("stele verify: cannot open the database: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let progress = Box::new(|checked: u64| eprint!("\rverified {checked} events"));
+    match store.verify_log(organization, progress).await {
+        Err(error) => {
+            eprintln!("\nstele verify: {error}");
+            ExitCode::from(2)
+        }
+        Ok(report) => match report.first_break {
+            None => {
+                eprintln!();
+                println!("OK: {} events in {} organizations verified", report.events, report.organizations);
+                ExitCode::SUCCESS
+            }
+            Some((organization, chain_break)) => {
+                eprintln!();
+                println!("TAMPERED: organization {organization}: {chain_break}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Result<()> {
+    let store = open_store(&global.database_url, true)?;
+    let keys = ApiKeys::new(store.clone());
+    match command {
+        ApiKeysCommand::Create { name } => {
+            let (key, secret) = keys.create(&name, None).await?;
+            println!("created API key {} ({}). Its secret is shown only once:\n{secret}", key.id, key.name);
+        }
+        ApiKeysCommand::List => {
+            for key in store.list_api_keys().await? {
+                let status = match key.revoked_at {
+                    Some(at) => format!("revoked {}", format_millis(at)),
+                    None => "active".to_owned(),
+                };
+                println!("{}\t{}\tcreated {}\t{status}", key.id, key.name, format_millis(key.created_at));
+            }
+        }
+        ApiKeysCommand::Revoke { id } => {
+            if keys.revoke(&id).await? {
+                println!("revoked {id}");
+            } else {
+                anyhow::bail!("no active API key with id {id}");
+            }
+        }
+    }
+    Ok(())
+}

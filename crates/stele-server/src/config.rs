@@ -1,0 +1,124 @@
+//! Command-line and environment configuration: one clap struct per command, with `env` on
+//! every field so containers and scripts configure Stele without flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "stele", version, about = "Self-hosted, WorkOS-compatible audit log service")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Database to use: `sqlite://PATH` (or a plain file path) for the embedded database.
+    #[arg(long, env = "STELE_DATABASE_URL", global = true, default_value = "sqlite://./stele-data/stele.db")]
+    pub database_url: String,
+    /// Log output format.
+    #[arg(long, env = "STELE_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve(ServeConfig),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Re-check every stored hash chain; exits non-zero naming the first bad record.
+    Verify {
+        /// Only verify this organization.
+        #[arg(long)]
+        organization: Option<String>,
+    },
+    /// Manage API keys.
+    #[command(subcommand)]
+    ApiKeys(ApiKeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create a key and print its secret (shown only this once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id (`key_...`).
+    Revoke { id: String },
+}
+
+#[derive(Debug, Clone, Parser)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "STELE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// API key to create on first start instead of a generated one (also registered later if missing).
+    #[arg(long, env = "STELE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Password for the dashboard user `admin` on first start instead of a generated one.
+    #[arg(long, env = "STELE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "STELE_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Seconds between sweeps that delete expired idempotency records.
+    #[arg(long, env = "STELE_IDEMPOTENCY_CLEANUP_INTERVAL_SECS", default_value_t = 600)]
+    pub idempotency_cleanup_interval_secs: u64,
+    /// Apply pending migrations when the server starts.
+    #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+}
+
+impl ServeConfig {
+    /// The configuration a bare `stele` uses: defaults plus environment variables.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        Self::try_parse_from(["serve"])
+    }
+}
+
+/// Where the data lives, parsed from `--database-url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    Sqlite(PathBuf),
+}
+
+impl DatabaseLocation {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err("PostgreSQL is not supported by this build yet; use a sqlite:// URL".into());
+        }
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        if path.is_empty() {
+            return Err("the database URL names no file".into());
+        }
+        Ok(DatabaseLocation::Sqlite(PathBuf::from(path)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_name_a_sqlite_file() {
+        assert_eq!(DatabaseLocation::parse("sqlite://./a/b.db"), Ok(DatabaseLocation::Sqlite("./a/b.db".into())));
+        assert_eq!(DatabaseLocation::parse("sqlite:///tmp/x.db"), Ok(DatabaseLocation::Sqlite("/tmp/x.db".into())));
+        assert_eq!(DatabaseLocation::parse("data.db"), Ok(DatabaseLocation::Sqlite("data.db".into())));
+        assert!(DatabaseLocation::parse("postgres://localhost/x").is_err());
+    }
+}

@@ -1,0 +1,40 @@
+//! The `stele` server: HTTP API ([`api`]), use cases ([`services`]), background loops
+//! ([`workers`]) and the configuration that wires them to a store.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod services;
+pub mod state;
+pub mod workers;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stele_store::sqlite::SqliteStore;
+use stele_store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::DatabaseLocation;
+use crate::state::AppState;
+
+/// Opens the store a database URL names.
+pub fn open_store(database_url: &str, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
+    match DatabaseLocation::parse(database_url).map_err(StoreError::Database)? {
+        DatabaseLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path, migrate)?)),
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, running the background
+/// workers alongside; in-flight requests finish before it returns.
+pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let (stop_workers, worker_shutdown) = watch::channel(false);
+    let cleanup_interval = Duration::from_secs(state.config.idempotency_cleanup_interval_secs.max(1));
+    let cleanup = tokio::spawn(workers::idempotency_cleanup::run(state.clone(), cleanup_interval, worker_shutdown));
+    let served = axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await;
+    let _ = stop_workers.send(true);
+    let _ = cleanup.await;
+    served
+}

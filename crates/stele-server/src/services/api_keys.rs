@@ -1,0 +1,91 @@
+//! API keys: minting secrets, and authenticating requests with a short-lived cache.
+//!
+//! Only a SHA-256 of each secret is stored. Secrets are 256 random bits, so a fast hash is
+//! enough (no password-style stretching), and it lets the hash be the lookup key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use stele_core::ids::IdKind;
+use stele_core::timestamp::now_millis;
+use stele_store::{ApiKey, NewApiKey, Store, StoreResult};
+
+/// How long a successful lookup is trusted before the database is asked again. This bounds
+/// how long a revoked key keeps working on a process that did not revoke it.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+const CACHE_CAPACITY: usize = 10_000;
+
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// A new random secret: `sk_` followed by 43 URL-safe characters.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("sk_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+pub struct ApiKeys {
+    store: Arc<dyn Store>,
+    cache: Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>,
+}
+
+impl ApiKeys {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Creates a key with the given secret (or a generated one); returns the key and secret.
+    pub async fn create(&self, name: &str, secret: Option<String>) -> StoreResult<(ApiKey, String)> {
+        let secret = secret.unwrap_or_else(generate_secret);
+        let key = self
+            .store
+            .create_api_key(NewApiKey {
+                id: IdKind::ApiKey.generate(),
+                name: name.to_owned(),
+                secret_hash: hash_secret(&secret),
+                created_at: now_millis(),
+            })
+            .await?;
+        Ok((key, secret))
+    }
+
+    /// The active key for `secret`, if any.
+    pub async fn authenticate(&self, secret: &str) -> StoreResult<Option<ApiKey>> {
+        let hash = hash_secret(secret);
+        if let Some((key, at)) = self.cache.lock().ok().and_then(|cache| cache.get(&hash).cloned()) {
+            if at.elapsed() < CACHE_TTL {
+                return Ok(Some(key));
+            }
+        }
+        let found = self.store.find_api_key(hash).await?.filter(|key| key.revoked_at.is_none());
+        if let Ok(mut cache) = self.cache.lock() {
+            match &found {
+                Some(key) => {
+                    if cache.len() >= CACHE_CAPACITY {
+                        cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                    }
+                    cache.insert(hash, (key.clone(), Instant::now()));
+                }
+                None => {
+                    cache.remove(&hash);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    pub async fn revoke(&self, id: &str) -> StoreResult<bool> {
+        let revoked = self.store.revoke_api_key(id, now_millis()).await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|_, (key, _)| key.id != id);
+        }
+        Ok(revoked)
+    }
+}

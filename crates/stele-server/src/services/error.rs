@@ -1,0 +1,36 @@
+//! The errors a use case can end in. The API layer owns how each becomes a response.
+
+use stele_core::schema::SchemaViolation;
+use stele_core::FieldError;
+use stele_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request body has the wrong shape (422 `validation_failed`).
+    #[error("request validation failed")]
+    InvalidRequest(Vec<FieldError>),
+    /// The event breaks its action's schema version (400 `invalid_audit_log_event`).
+    #[error("invalid audit log event")]
+    InvalidEvent(Vec<SchemaViolation>),
+    #[error("Organization not found: '{0}'.")]
+    OrganizationNotFound(String),
+    #[error("Audit log action not found: '{0}'.")]
+    ActionNotFound(String),
+    /// A well-formed request the current state forbids (400 with `code`).
+    #[error("{message}")]
+    Rejected { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        ServiceError::Store(error)
+    }
+}
+
+impl ServiceError {
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        ServiceError::InvalidRequest(vec![FieldError::invalid(field, message)])
+    }
+}

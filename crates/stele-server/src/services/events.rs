@@ -1,0 +1,114 @@
+//! Audit events: the checks of `POST /audit_logs/events`, in the order the contract gives
+//! (shape, organization, action and version, metadata limits, JSON Schemas), and the append.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stele_core::event::{parse_create_event, EventInput};
+use stele_core::ids::IdKind;
+use stele_core::schema::SchemaViolation;
+use stele_store::{AppendedEvent, IdempotencyRecord, Idempotent, NewEvent, StoreError};
+
+use crate::services::ServiceError;
+use crate::state::AppState;
+
+/// Organizations recently seen to exist. Only positive answers are cached, and the append
+/// transaction checks existence again, so a stale entry can never store an orphan event.
+#[derive(Default)]
+pub struct KnownOrganizations {
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+const KNOWN_ORGANIZATION_TTL: Duration = Duration::from_secs(30);
+
+impl KnownOrganizations {
+    async fn exists(&self, state: &AppState, id: &str) -> Result<bool, StoreError> {
+        if self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|seen| seen.get(id).copied())
+            .is_some_and(|at| at.elapsed() < KNOWN_ORGANIZATION_TTL)
+        {
+            return Ok(true);
+        }
+        let exists = state.store.get_organization(id).await?.is_some();
+        if exists {
+            if let Ok(mut seen) = self.seen.lock() {
+                if seen.len() > 100_000 {
+                    seen.clear();
+                }
+                seen.insert(id.to_owned(), Instant::now());
+            }
+        }
+        Ok(exists)
+    }
+}
+
+/// An event that passed every check, ready to append.
+pub struct ValidatedEvent {
+    pub organization_id: String,
+    pub event: EventInput,
+}
+
+/// Runs every check of create-event without writing anything.
+pub async fn validate(state: &AppState, body: &Value) -> Result<ValidatedEvent, ServiceError> {
+    let request = parse_create_event(body).map_err(ServiceError::InvalidRequest)?;
+    if !state.known_organizations.exists(state, &request.organization_id).await? {
+        return Err(ServiceError::OrganizationNotFound(request.organization_id));
+    }
+    let event = request.event;
+    let Some(schema) = state.validators.get(state.store.as_ref(), &event.action, event.version).await? else {
+        return Err(ServiceError::InvalidEvent(vec![missing_version(state, &event).await?]));
+    };
+    let violations = schema.violations(&event);
+    if !violations.is_empty() {
+        return Err(ServiceError::InvalidEvent(violations));
+    }
+    Ok(ValidatedEvent { organization_id: request.organization_id, event })
+}
+
+/// Explains a missing (action, version): either the action is unknown, or which versions exist.
+async fn missing_version(state: &AppState, event: &EventInput) -> Result<SchemaViolation, StoreError> {
+    let versions = state.store.schema_version_numbers(&event.action).await?;
+    Ok(if versions.is_empty() {
+        SchemaViolation::new(
+            "/action",
+            format!(
+                "action '{}' is not configured; create its schema with POST /audit_logs/actions/{}/schemas",
+                event.action, event.action
+            ),
+        )
+    } else {
+        let list: Vec<String> = versions.iter().map(i64::to_string).collect();
+        SchemaViolation::new(
+            "/version",
+            format!(
+                "version {} of action '{}' does not exist; existing versions: {}",
+                event.version,
+                event.action,
+                list.join(", ")
+            ),
+        )
+    })
+}
+
+/// Validates and appends an event. `idempotency` builds the record to store atomically with
+/// the event, given the new event's id.
+pub async fn create(
+    state: &AppState,
+    body: &Value,
+    idempotency: Option<Box<dyn FnOnce(&str) -> IdempotencyRecord + Send>>,
+) -> Result<Idempotent<AppendedEvent>, ServiceError> {
+    let validated = validate(state, body).await?;
+    let id = IdKind::Event.generate();
+    let record = idempotency.map(|make_record| make_record(&id));
+    let new_event = NewEvent { id, organization_id: validated.organization_id, event: validated.event };
+    let organization_id = new_event.organization_id.clone();
+    state.store.append_event(new_event, record).await.map_err(|error| match error {
+        StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(organization_id),
+        other => ServiceError::Store(other),
+    })
+}

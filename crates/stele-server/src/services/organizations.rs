@@ -1,0 +1,175 @@
+//! Organizations: the tenants whose audit logs Stele keeps.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use stele_core::ids::IdKind;
+use stele_core::pagination::{Page, PageRequest};
+use stele_core::timestamp::now_millis;
+use stele_core::FieldError;
+use stele_store::{IdempotencyRecord, Idempotent, Organization, OrganizationDomain, StoreError};
+
+use crate::services::ServiceError;
+use crate::state::AppState;
+
+/// `domain_data` items: a domain and its verification state.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct DomainData {
+    pub domain: String,
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// The writable fields of an organization (create and update share them).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct OrganizationInput {
+    pub name: String,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub domain_data: Option<Vec<DomainData>>,
+    /// Deprecated WorkOS form: plain domain names, recorded as `pending`.
+    #[serde(default)]
+    pub domains: Option<Vec<String>>,
+}
+
+const DOMAIN_STATES: &[&str] = &["failed", "legacy_verified", "pending", "unverified", "verified"];
+
+impl OrganizationInput {
+    fn check(&self) -> Result<(), ServiceError> {
+        let mut errors = Vec::new();
+        if self.name.trim().is_empty() {
+            errors.push(FieldError::invalid("name", "name must not be empty."));
+        }
+        if self.external_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            errors.push(FieldError::invalid("external_id", "external_id must not be empty; use null to unset it."));
+        }
+        for (key, value) in self.metadata.iter().flatten() {
+            if !value.is_string() {
+                errors.push(FieldError::invalid_type(format!("metadata.{key}"), "a string"));
+            }
+        }
+        for (index, data) in self.domain_data.iter().flatten().enumerate() {
+            if data.domain.trim().is_empty() {
+                errors.push(FieldError::invalid(format!("domain_data[{index}].domain"), "domain must not be empty."));
+            }
+            if let Some(state) = data.state.as_deref().filter(|state| !DOMAIN_STATES.contains(state)) {
+                errors.push(FieldError::invalid(
+                    format!("domain_data[{index}].state"),
+                    format!("unknown domain state '{state}'; expected one of {}", DOMAIN_STATES.join(", ")),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::InvalidRequest(errors))
+        }
+    }
+
+    /// The domain list this input describes, keeping the ids of domains that already exist.
+    fn domains(&self, existing: &[OrganizationDomain], now: i64) -> Vec<OrganizationDomain> {
+        let requested: Vec<(String, String)> = match (&self.domain_data, &self.domains) {
+            (Some(data), _) => data
+                .iter()
+                .map(|d| (d.domain.trim().to_lowercase(), d.state.clone().unwrap_or_else(|| "pending".into())))
+                .collect(),
+            (None, Some(names)) => names.iter().map(|name| (name.trim().to_lowercase(), "pending".into())).collect(),
+            (None, None) => return existing.to_vec(),
+        };
+        requested
+            .into_iter()
+            .map(|(domain, state)| match existing.iter().find(|d| d.domain == domain) {
+                Some(known) if known.state == state => known.clone(),
+                Some(known) => OrganizationDomain { state, updated_at: now, ..known.clone() },
+                None => OrganizationDomain {
+                    id: IdKind::OrganizationDomain.generate(),
+                    domain,
+                    state,
+                    verification_strategy: "manual".into(),
+                    created_at: now,
+                    updated_at: now,
+                },
+            })
+            .collect()
+    }
+}
+
+fn map_store_error(error: StoreError, id: &str) -> ServiceError {
+    match error {
+        StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(id.to_owned()),
+        StoreError::ExternalIdTaken { existing } => ServiceError::Rejected {
+            code: "external_id_taken",
+            message: format!("external_id is already used by organization '{existing}'."),
+        },
+        StoreError::OrganizationHasEvents { count } => ServiceError::Rejected {
+            code: "organization_has_audit_events",
+            message: format!(
+                "Organization '{id}' has {count} audit log events. Audit history is never deleted as a side effect: \
+                 the organization can be deleted once retention has purged its events."
+            ),
+        },
+        other => ServiceError::Store(other),
+    }
+}
+
+pub async fn create(
+    state: &AppState,
+    input: OrganizationInput,
+    idempotency: Option<Box<dyn FnOnce(&Organization) -> IdempotencyRecord + Send>>,
+) -> Result<Idempotent<Organization>, ServiceError> {
+    input.check()?;
+    let now = now_millis();
+    let organization = Organization {
+        id: IdKind::Organization.generate(),
+        name: input.name.trim().to_owned(),
+        external_id: input.external_id.clone(),
+        metadata: input.metadata.clone().unwrap_or_default(),
+        domains: input.domains(&[], now),
+        created_at: now,
+        updated_at: now,
+    };
+    let record = idempotency.map(|make_record| make_record(&organization));
+    state.store.create_organization(organization, record).await.map_err(|error| map_store_error(error, ""))
+}
+
+pub async fn get(state: &AppState, id: &str) -> Result<Organization, ServiceError> {
+    state.store.get_organization(id).await?.ok_or_else(|| ServiceError::OrganizationNotFound(id.to_owned()))
+}
+
+pub async fn get_by_external_id(state: &AppState, external_id: &str) -> Result<Organization, ServiceError> {
+    state
+        .store
+        .get_organization_by_external_id(external_id)
+        .await?
+        .ok_or_else(|| ServiceError::OrganizationNotFound(external_id.to_owned()))
+}
+
+pub async fn list(
+    state: &AppState,
+    search: Option<String>,
+    page: PageRequest<String>,
+) -> Result<Page<Organization>, ServiceError> {
+    Ok(state.store.list_organizations(search.filter(|s| !s.is_empty()), page).await?)
+}
+
+pub async fn update(state: &AppState, id: &str, input: OrganizationInput) -> Result<Organization, ServiceError> {
+    input.check()?;
+    let current = get(state, id).await?;
+    let now = now_millis();
+    let updated = Organization {
+        name: input.name.trim().to_owned(),
+        external_id: input.external_id.clone(),
+        metadata: input.metadata.clone().unwrap_or(current.metadata.clone()),
+        domains: input.domains(&current.domains, now),
+        updated_at: now,
+        ..current
+    };
+    state.store.update_organization(updated).await.map_err(|error| map_store_error(error, id))
+}
+
+pub async fn delete(state: &AppState, id: &str) -> Result<(), ServiceError> {
+    state.store.delete_organization(id).await.map_err(|error| map_store_error(error, id))
+}

@@ -1,0 +1,40 @@
+//! Shared application state handed to every handler and worker.
+
+use std::sync::Arc;
+
+use stele_store::Store;
+
+use crate::config::ServeConfig;
+use crate::services::api_keys::ApiKeys;
+use crate::services::events::KnownOrganizations;
+use crate::services::schemas::ValidatorCache;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub api_keys: ApiKeys,
+    pub validators: ValidatorCache,
+    pub known_organizations: KnownOrganizations,
+    pub config: ServeConfig,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: ServeConfig) -> Self {
+        Self(Arc::new(Inner {
+            api_keys: ApiKeys::new(Arc::clone(&store)),
+            validators: ValidatorCache::default(),
+            known_organizations: KnownOrganizations::default(),
+            store,
+            config,
+        }))
+    }
+}

@@ -1,0 +1,25 @@
+//! Deletes idempotency records once their 24-hour replay window has passed. Expired records
+//! are already ignored by lookups; this only reclaims their space.
+
+use std::time::Duration;
+
+use stele_core::idempotency::REPLAY_WINDOW_MS;
+use stele_core::timestamp::now_millis;
+use tokio::sync::watch;
+
+use crate::state::AppState;
+
+pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match state.store.purge_idempotency_records(now_millis() - REPLAY_WINDOW_MS).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged expired idempotency records"),
+            Err(error) => tracing::warn!(%error, "idempotency cleanup failed; will retry"),
+        }
+    }
+}

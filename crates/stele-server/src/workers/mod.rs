@@ -1,0 +1,3 @@
+//! Long-running background loops. Each stops when the shutdown signal fires.
+
+pub mod idempotency_cleanup;

@@ -1,0 +1,116 @@
+//! Persistence for Stele. [`Store`] names every use case the service needs; the SQLite
+//! implementation lives in [`sqlite`]. No other crate contains SQL.
+
+pub mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use stele_core::pagination::{Page, PageRequest};
+use stele_core::schema::SchemaDefinition;
+use stele_core::timestamp::UnixMillis;
+
+pub use model::*;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("organization not found")]
+    OrganizationNotFound,
+    #[error("organization has {count} audit events")]
+    OrganizationHasEvents { count: i64 },
+    #[error("external_id is already used by organization {existing}")]
+    ExternalIdTaken { existing: String },
+    #[error("username already exists")]
+    UsernameTaken,
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Unavailable,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything Stele persists. Methods are named after the use case, not the SQL, so a
+/// second backend implements the same contract.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- credentials -------------------------------------------------------------------
+    /// Whether the database has neither API keys nor users (first start).
+    async fn is_uninitialized(&self) -> StoreResult<bool>;
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
+    /// The key whose secret hashes to `secret_hash`, revoked or not.
+    async fn find_api_key(&self, secret_hash: [u8; 32]) -> StoreResult<Option<ApiKey>>;
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+    /// Marks a key revoked; `false` when there is no such active key.
+    async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> StoreResult<bool>;
+    async fn create_user(&self, user: NewUser) -> StoreResult<()>;
+
+    // --- organizations -----------------------------------------------------------------
+    async fn create_organization(
+        &self,
+        organization: Organization,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> StoreResult<Idempotent<Organization>>;
+    async fn get_organization(&self, id: &str) -> StoreResult<Option<Organization>>;
+    async fn get_organization_by_external_id(&self, external_id: &str) -> StoreResult<Option<Organization>>;
+    async fn list_organizations(
+        &self,
+        name_contains: Option<String>,
+        page: PageRequest<String>,
+    ) -> StoreResult<Page<Organization>>;
+    /// Replaces the stored organization with the same id.
+    async fn update_organization(&self, organization: Organization) -> StoreResult<Organization>;
+    /// Deletes an organization that has no stored events.
+    async fn delete_organization(&self, id: &str) -> StoreResult<()>;
+
+    // --- actions and schema versions ---------------------------------------------------
+    /// Creates version latest+1 of `action` (version 1 of a new action) unless `definition`
+    /// equals the latest version, decided atomically; returns the version and whether it is new.
+    async fn create_schema_version(
+        &self,
+        action: &str,
+        definition: SchemaDefinition,
+        created_by: &str,
+        at: UnixMillis,
+    ) -> StoreResult<(SchemaVersion, bool)>;
+    async fn get_schema_version(&self, action: &str, version: i64) -> StoreResult<Option<SchemaVersion>>;
+    /// Version numbers of `action`, ascending; empty when the action is unknown.
+    async fn schema_version_numbers(&self, action: &str) -> StoreResult<Vec<i64>>;
+    /// `None` when the action does not exist.
+    async fn list_schema_versions(&self, action: &str, page: PageRequest<i64>)
+        -> StoreResult<Option<Page<SchemaVersion>>>;
+    async fn list_actions(&self, page: PageRequest<i64>) -> StoreResult<Page<ActionSummary>>;
+
+    // --- events ------------------------------------------------------------------------
+    /// Appends an event at the organization's next sequence number, chained to its
+    /// predecessor, durably. With an idempotency record, the record is stored in the same
+    /// transaction; if the key is already taken the stored record is returned instead.
+    async fn append_event(
+        &self,
+        event: NewEvent,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> StoreResult<Idempotent<AppendedEvent>>;
+
+    /// Re-checks every stored chain (or one organization's), calling `progress` with the
+    /// running count. Runs in bounded memory.
+    async fn verify_log(
+        &self,
+        organization_id: Option<String>,
+        progress: Box<dyn FnMut(u64) + Send>,
+    ) -> StoreResult<VerifyReport>;
+
+    // --- idempotency -------------------------------------------------------------------
+    /// The unexpired record for `(scope, key)`.
+    async fn find_idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Stores a completed response unless the key already holds an unexpired one;
+    /// returns the record that is in force afterwards.
+    async fn save_idempotency_record(&self, record: IdempotencyRecord) -> StoreResult<IdempotencyRecord>;
+    /// Deletes records created before `cutoff`; returns how many.
+    async fn purge_idempotency_records(&self, cutoff: UnixMillis) -> StoreResult<u64>;
+}

@@ -1,0 +1,29 @@
+//! Schema migrations for SQLite, tracked with `PRAGMA user_version`: migration N has run
+//! when `user_version >= N`. Each runs in its own transaction.
+
+use rusqlite::Connection;
+
+use crate::{StoreError, StoreResult};
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+
+/// Applies every migration not yet applied; returns how many ran.
+pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<usize> {
+    let database_error = |error: rusqlite::Error| StoreError::Database(error.to_string());
+    let applied: usize = connection
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .map_err(database_error)? as usize;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Database(format!(
+            "the database is at schema version {applied}, newer than this binary knows ({}); upgrade stele",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let transaction = connection.transaction().map_err(database_error)?;
+        transaction.execute_batch(sql).map_err(database_error)?;
+        transaction.pragma_update(None, "user_version", (index + 1) as i64).map_err(database_error)?;
+        transaction.commit().map_err(database_error)?;
+    }
+    Ok(MIGRATIONS.len() - applied)
+}

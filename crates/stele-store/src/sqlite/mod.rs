@@ -1,0 +1,771 @@
+//! The embedded SQLite store: one writer thread with group commit ([`writer`]), a pool of
+//! read connections ([`read_pool`]), WAL journaling and `synchronous=FULL`, so a write is
+//! on disk before its caller hears it succeeded.
+
+mod migrations;
+mod read_pool;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use serde_json::Map;
+use stele_core::chain::{link, ChainHash, ChainVerifier, StoredLink, GENESIS};
+use stele_core::idempotency::REPLAY_WINDOW_MS;
+use stele_core::pagination::{Page, PageRequest, Scan};
+use stele_core::schema::SchemaDefinition;
+use stele_core::timestamp::{now_millis, UnixMillis};
+
+use self::read_pool::ReadPool;
+use self::writer::Writer;
+use crate::model::*;
+use crate::{Store, StoreError, StoreResult};
+
+fn database_error(error: rusqlite::Error) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+fn is_unique_violation(error: &rusqlite::Error, column: &str) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(failure, Some(message))
+        if failure.code == ErrorCode::ConstraintViolation && message.contains(column))
+}
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<ReadPool>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, applying migrations first
+    /// when `migrate` is set.
+    pub fn open(path: &Path, migrate: bool) -> StoreResult<Self> {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| StoreError::Database(format!("cannot create {}: {error}", parent.display())))?;
+        }
+        let mut connection = Connection::open(path).map_err(database_error)?;
+        // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, which
+        // is what makes an acknowledged event survive a crash or power loss.
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(database_error)?;
+        if migrate {
+            let applied = migrations::migrate(&mut connection)?;
+            if applied > 0 {
+                tracing::info!(applied, path = %path.display(), "applied SQLite migrations");
+            }
+        }
+        Ok(Self { writer: Writer::start(connection), readers: ReadPool::new(PathBuf::from(path)) })
+    }
+
+    /// Applies pending migrations and returns how many ran (for `stele migrate`).
+    pub fn migrate(path: &Path) -> StoreResult<usize> {
+        let mut connection = Connection::open(path).map_err(database_error)?;
+        migrations::migrate(&mut connection)
+    }
+}
+
+// --- row mapping -----------------------------------------------------------------------
+
+const ORGANIZATION_COLUMNS: &str = "id, name, external_id, metadata, domains, created_at, updated_at";
+
+fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<(Organization, String, String)> {
+    Ok((
+        Organization {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            external_id: row.get(2)?,
+            metadata: Map::new(),
+            domains: Vec::new(),
+            created_at: row.get(5)?,
+            updated_at: row.get(6)?,
+        },
+        row.get(3)?,
+        row.get(4)?,
+    ))
+}
+
+/// Completes an organization row by parsing its JSON columns.
+fn parse_organization((mut organization, metadata, domains): (Organization, String, String)) -> StoreResult<Organization> {
+    organization.metadata = serde_json::from_str(&metadata)
+        .map_err(|error| StoreError::Corrupt(format!("organization {} metadata: {error}", organization.id)))?;
+    organization.domains = serde_json::from_str(&domains)
+        .map_err(|error| StoreError::Corrupt(format!("organization {} domains: {error}", organization.id)))?;
+    Ok(organization)
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|error| StoreError::Database(error.to_string()))
+}
+
+fn parse_definition(action: &str, version: i64, text: &str) -> StoreResult<SchemaDefinition> {
+    serde_json::from_str(text)
+        .map_err(|error| StoreError::Corrupt(format!("schema {action} v{version}: {error}")))
+}
+
+/// `WHERE`-clause fragment and `ORDER BY` direction for a keyset scan over `column`.
+fn keyset(column: &str, scan: &Scan<'_, impl Sized>) -> (String, &'static str) {
+    let condition = match scan.bound {
+        None => "1 = 1".to_owned(),
+        Some((_, true)) => format!("{column} > :bound"),
+        Some((_, false)) => format!("{column} < :bound"),
+    };
+    (condition, if scan.descending { "DESC" } else { "ASC" })
+}
+
+// --- write-side helpers, run on the writer thread ----------------------------------------
+
+/// Claims `(scope, key)` for `record` unless an unexpired record holds it; returns the
+/// holder in that case.
+fn claim_idempotency_key(connection: &Connection, record: &IdempotencyRecord) -> StoreResult<Option<IdempotencyRecord>> {
+    let claimed = connection
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (scope, key) DO UPDATE SET
+                 fingerprint = excluded.fingerprint, status = excluded.status,
+                 body = excluded.body, created_at = excluded.created_at
+             WHERE idempotency_keys.created_at <= ?7",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                record.scope,
+                record.key,
+                record.fingerprint.as_slice(),
+                record.status,
+                record.body,
+                record.created_at,
+                record.created_at - REPLAY_WINDOW_MS,
+            ])
+        })
+        .map_err(database_error)?;
+    if claimed == 1 {
+        return Ok(None);
+    }
+    find_idempotency(connection, &record.scope, &record.key, record.created_at)
+}
+
+fn find_idempotency(connection: &Connection, scope: &str, key: &str, now: UnixMillis) -> StoreResult<Option<IdempotencyRecord>> {
+    connection
+        .prepare_cached(
+            "SELECT fingerprint, status, body, created_at FROM idempotency_keys
+             WHERE scope = ?1 AND key = ?2 AND created_at > ?3",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![scope, key, now - REPLAY_WINDOW_MS], |row| {
+                    let fingerprint: Vec<u8> = row.get(0)?;
+                    Ok(IdempotencyRecord {
+                        scope: scope.to_owned(),
+                        key: key.to_owned(),
+                        fingerprint: fingerprint.try_into().unwrap_or([0; 32]),
+                        status: row.get(1)?,
+                        body: row.get(2)?,
+                        created_at: row.get(3)?,
+                    })
+                })
+                .optional()
+        })
+        .map_err(database_error)
+}
+
+fn organization_exists(connection: &Connection, id: &str) -> StoreResult<bool> {
+    connection
+        .prepare_cached("SELECT 1 FROM organizations WHERE id = ?1")
+        .and_then(|mut statement| statement.exists([id]))
+        .map_err(database_error)
+}
+
+fn append_event_now(connection: &Connection, new: &NewEvent) -> StoreResult<AppendedEvent> {
+    if !organization_exists(connection, &new.organization_id)? {
+        return Err(StoreError::OrganizationNotFound);
+    }
+    let head: Option<(i64, Vec<u8>)> = connection
+        .prepare_cached(
+            "SELECT sequence, hash FROM events WHERE organization_id = ?1 ORDER BY sequence DESC LIMIT 1",
+        )
+        .and_then(|mut statement| {
+            statement.query_row([&new.organization_id], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+        })
+        .map_err(database_error)?;
+    let (previous_sequence, previous_hash): (i64, ChainHash) = match head {
+        None => (0, GENESIS),
+        Some((sequence, hash)) => (
+            sequence,
+            hash.try_into()
+                .map_err(|_| StoreError::Corrupt(format!("event {sequence} of {} has a malformed hash", new.organization_id)))?,
+        ),
+    };
+    let sequence = previous_sequence + 1;
+    let received_at = now_millis();
+    let canonical = new
+        .event
+        .canonical_record(&new.id, &new.organization_id, sequence, received_at)
+        .map_err(|error| StoreError::Database(error.to_string()))?;
+    let hash = link(&previous_hash, &canonical);
+    connection
+        .prepare_cached(
+            "INSERT INTO events (organization_id, sequence, id, action, version, occurred_at, received_at, canonical, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                new.organization_id,
+                sequence,
+                new.id,
+                new.event.action,
+                new.event.version,
+                new.event.occurred_at,
+                received_at,
+                canonical,
+                hash.as_slice(),
+            ])
+        })
+        .map_err(database_error)?;
+    Ok(AppendedEvent { id: new.id.clone(), sequence, received_at })
+}
+
+fn load_schema_version(connection: &Connection, action: &str, version: Option<i64>) -> StoreResult<Option<SchemaVersion>> {
+    let row: Option<(i64, String, String, i64)> = connection
+        .prepare_cached(
+            "SELECT v.version, v.definition, v.created_by, v.created_at
+             FROM schema_versions v JOIN actions a ON a.id = v.action_id
+             WHERE a.name = ?1 AND (?2 IS NULL OR v.version = ?2)
+             ORDER BY v.version DESC LIMIT 1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![action, version], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                .optional()
+        })
+        .map_err(database_error)?;
+    row.map(|(version, definition, created_by, created_at)| {
+        Ok(SchemaVersion {
+            action: action.to_owned(),
+            version,
+            definition: parse_definition(action, version, &definition)?,
+            created_by,
+            created_at,
+        })
+    })
+    .transpose()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn is_uninitialized(&self) -> StoreResult<bool> {
+        self.readers
+            .read(|connection| {
+                connection
+                    .query_row(
+                        "SELECT NOT EXISTS (SELECT 1 FROM api_keys) AND NOT EXISTS (SELECT 1 FROM users)",
+                        [],
+                        |row| row.get(0),
+                    )
+                    .map_err(database_error)
+            })
+            .await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![key.id, key.name, key.secret_hash.as_slice(), key.created_at],
+                    )
+                    .map_err(database_error)?;
+                Ok(ApiKey { id: key.id, name: key.name, created_at: key.created_at, revoked_at: None })
+            })
+            .await
+    }
+
+    async fn find_api_key(&self, secret_hash: [u8; 32]) -> StoreResult<Option<ApiKey>> {
+        self.readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached("SELECT id, name, created_at, revoked_at FROM api_keys WHERE secret_hash = ?1")
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row([secret_hash.as_slice()], |row| {
+                                Ok(ApiKey {
+                                    id: row.get(0)?,
+                                    name: row.get(1)?,
+                                    created_at: row.get(2)?,
+                                    revoked_at: row.get(3)?,
+                                })
+                            })
+                            .optional()
+                    })
+                    .map_err(database_error)
+            })
+            .await
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        self.readers
+            .read(|connection| {
+                let mut statement = connection
+                    .prepare("SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY id")
+                    .map_err(database_error)?;
+                let keys = statement
+                    .query_map([], |row| {
+                        Ok(ApiKey { id: row.get(0)?, name: row.get(1)?, created_at: row.get(2)?, revoked_at: row.get(3)? })
+                    })
+                    .and_then(Iterator::collect)
+                    .map_err(database_error);
+                keys
+            })
+            .await
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at])
+                    .map(|changed| changed == 1)
+                    .map_err(database_error)
+            })
+            .await
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<()> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO users (id, username, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![user.id, user.username, user.password_hash, user.created_at],
+                    )
+                    .map(|_| ())
+                    .map_err(|error| {
+                        if is_unique_violation(&error, "users.username") {
+                            StoreError::UsernameTaken
+                        } else {
+                            database_error(error)
+                        }
+                    })
+            })
+            .await
+    }
+
+    async fn create_organization(
+        &self,
+        organization: Organization,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> StoreResult<Idempotent<Organization>> {
+        let metadata = json_text(&organization.metadata)?;
+        let domains = json_text(&organization.domains)?;
+        self.writer
+            .write(move |connection| {
+                if let Some(record) = &idempotency {
+                    if let Some(existing) = claim_idempotency_key(connection, record)? {
+                        return Ok(Idempotent::AlreadyDone(existing));
+                    }
+                }
+                let inserted = connection.execute(
+                    "INSERT INTO organizations (id, name, external_id, metadata, domains, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        organization.id,
+                        organization.name,
+                        organization.external_id,
+                        metadata,
+                        domains,
+                        organization.created_at,
+                        organization.updated_at
+                    ],
+                );
+                match inserted {
+                    Ok(_) => Ok(Idempotent::Done(organization)),
+                    Err(error) if is_unique_violation(&error, "organizations.external_id") => {
+                        Err(external_id_taken(connection, organization.external_id.as_deref()))
+                    }
+                    Err(error) => Err(database_error(error)),
+                }
+            })
+            .await
+    }
+
+    async fn get_organization(&self, id: &str) -> StoreResult<Option<Organization>> {
+        let id = id.to_owned();
+        self.readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(&format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE id = ?1"))
+                    .and_then(|mut statement| statement.query_row([id], organization_from_row).optional())
+                    .map_err(database_error)?
+                    .map(parse_organization)
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn get_organization_by_external_id(&self, external_id: &str) -> StoreResult<Option<Organization>> {
+        let external_id = external_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(&format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE external_id = ?1"))
+                    .and_then(|mut statement| statement.query_row([external_id], organization_from_row).optional())
+                    .map_err(database_error)?
+                    .map(parse_organization)
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn list_organizations(
+        &self,
+        name_contains: Option<String>,
+        page: PageRequest<String>,
+    ) -> StoreResult<Page<Organization>> {
+        self.readers
+            .read(move |connection| {
+                let scan = page.scan();
+                let (condition, direction) = keyset("id", &scan);
+                let sql = format!(
+                    "SELECT {ORGANIZATION_COLUMNS} FROM organizations
+                     WHERE (:pattern IS NULL OR name LIKE :pattern ESCAPE '\\') AND {condition}
+                     ORDER BY id {direction} LIMIT :fetch"
+                );
+                let pattern = name_contains.map(|text| {
+                    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    format!("%{escaped}%")
+                });
+                let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
+                let bound = scan.bound.map(|(key, _)| key.clone());
+                let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":pattern", &pattern), (":fetch", &scan.fetch)];
+                if bound.is_some() {
+                    named.push((":bound", &bound));
+                }
+                let rows = statement
+                    .query_map(named.as_slice(), organization_from_row)
+                    .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+                    .map_err(database_error)?;
+                let organizations = rows.into_iter().map(parse_organization).collect::<StoreResult<Vec<_>>>()?;
+                Ok(page.assemble(organizations, |organization| organization.id.clone()))
+            })
+            .await
+    }
+
+    async fn update_organization(&self, organization: Organization) -> StoreResult<Organization> {
+        let metadata = json_text(&organization.metadata)?;
+        let domains = json_text(&organization.domains)?;
+        self.writer
+            .write(move |connection| {
+                let updated = connection.execute(
+                    "UPDATE organizations SET name = ?2, external_id = ?3, metadata = ?4, domains = ?5, updated_at = ?6
+                     WHERE id = ?1",
+                    params![
+                        organization.id,
+                        organization.name,
+                        organization.external_id,
+                        metadata,
+                        domains,
+                        organization.updated_at
+                    ],
+                );
+                match updated {
+                    Ok(0) => Err(StoreError::OrganizationNotFound),
+                    Ok(_) => Ok(organization),
+                    Err(error) if is_unique_violation(&error, "organizations.external_id") => {
+                        Err(external_id_taken(connection, organization.external_id.as_deref()))
+                    }
+                    Err(error) => Err(database_error(error)),
+                }
+            })
+            .await
+    }
+
+    async fn delete_organization(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |connection| {
+                let count: i64 = connection
+                    .query_row("SELECT COUNT(*) FROM events WHERE organization_id = ?1", [&id], |row| row.get(0))
+                    .map_err(database_error)?;
+                if count > 0 {
+                    return Err(StoreError::OrganizationHasEvents { count });
+                }
+                match connection.execute("DELETE FROM organizations WHERE id = ?1", [&id]).map_err(database_error)? {
+                    0 => Err(StoreError::OrganizationNotFound),
+                    _ => Ok(()),
+                }
+            })
+            .await
+    }
+
+    async fn create_schema_version(
+        &self,
+        action: &str,
+        definition: SchemaDefinition,
+        created_by: &str,
+        at: UnixMillis,
+    ) -> StoreResult<(SchemaVersion, bool)> {
+        let action = action.to_owned();
+        let created_by = created_by.to_owned();
+        let canonical = String::from_utf8(definition.canonical_bytes())
+            .map_err(|error| StoreError::Database(error.to_string()))?;
+        self.writer
+            .write(move |connection| {
+                // Deciding "same as latest?" and inserting happen in one transaction, so two
+                // identical concurrent submissions create one version.
+                if let Some(latest) = load_schema_version(connection, &action, None)? {
+                    if String::from_utf8(latest.definition.canonical_bytes()).ok().as_deref() == Some(canonical.as_str()) {
+                        return Ok((latest, false));
+                    }
+                }
+                connection
+                    .execute(
+                        "INSERT INTO actions (name, created_at, updated_at) VALUES (?1, ?2, ?2)
+                         ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+                        params![action, at],
+                    )
+                    .map_err(database_error)?;
+                let version: i64 = connection
+                    .query_row(
+                        "INSERT INTO schema_versions (action_id, version, definition, created_by, created_at)
+                         SELECT a.id, COALESCE((SELECT MAX(version) FROM schema_versions WHERE action_id = a.id), 0) + 1,
+                                ?2, ?3, ?4
+                         FROM actions a WHERE a.name = ?1
+                         RETURNING version",
+                        params![action, canonical, created_by, at],
+                        |row| row.get(0),
+                    )
+                    .map_err(database_error)?;
+                Ok((SchemaVersion { action, version, definition, created_by, created_at: at }, true))
+            })
+            .await
+    }
+
+    async fn get_schema_version(&self, action: &str, version: i64) -> StoreResult<Option<SchemaVersion>> {
+        let action = action.to_owned();
+        self.readers.read(move |connection| load_schema_version(connection, &action, Some(version))).await
+    }
+
+    async fn schema_version_numbers(&self, action: &str) -> StoreResult<Vec<i64>> {
+        let action = action.to_owned();
+        self.readers
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT v.version FROM schema_versions v JOIN actions a ON a.id = v.action_id
+                         WHERE a.name = ?1 ORDER BY v.version",
+                    )
+                    .map_err(database_error)?;
+                let versions = statement
+                    .query_map([action], |row| row.get(0))
+                    .and_then(Iterator::collect)
+                    .map_err(database_error);
+                versions
+            })
+            .await
+    }
+
+    async fn list_schema_versions(
+        &self,
+        action: &str,
+        page: PageRequest<i64>,
+    ) -> StoreResult<Option<Page<SchemaVersion>>> {
+        let action = action.to_owned();
+        self.readers
+            .read(move |connection| {
+                let action_id: Option<i64> = connection
+                    .query_row("SELECT id FROM actions WHERE name = ?1", [&action], |row| row.get(0))
+                    .optional()
+                    .map_err(database_error)?;
+                let Some(action_id) = action_id else { return Ok(None) };
+                let scan = page.scan();
+                let (condition, direction) = keyset("version", &scan);
+                let sql = format!(
+                    "SELECT version, definition, created_by, created_at FROM schema_versions
+                     WHERE action_id = :action_id AND {condition} ORDER BY version {direction} LIMIT :fetch"
+                );
+                let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
+                let bound = scan.bound.map(|(key, _)| *key);
+                let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":action_id", &action_id), (":fetch", &scan.fetch)];
+                if bound.is_some() {
+                    named.push((":bound", &bound));
+                }
+                let rows: Vec<(i64, String, String, i64)> = statement
+                    .query_map(named.as_slice(), |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                    .and_then(Iterator::collect)
+                    .map_err(database_error)?;
+                let versions = rows
+                    .into_iter()
+                    .map(|(version, definition, created_by, created_at)| {
+                        Ok(SchemaVersion {
+                            definition: parse_definition(&action, version, &definition)?,
+                            action: action.clone(),
+                            version,
+                            created_by,
+                            created_at,
+                        })
+                    })
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Ok(Some(page.assemble(versions, |version| version.version.to_string())))
+            })
+            .await
+    }
+
+    async fn list_actions(&self, page: PageRequest<i64>) -> StoreResult<Page<ActionSummary>> {
+        self.readers
+            .read(move |connection| {
+                let scan = page.scan();
+                let (condition, direction) = keyset("a.id", &scan);
+                let sql = format!(
+                    "SELECT a.id, a.name, a.created_at, a.updated_at, v.version, v.definition, v.created_by, v.created_at
+                     FROM actions a JOIN schema_versions v ON v.action_id = a.id
+                      AND v.version = (SELECT MAX(version) FROM schema_versions WHERE action_id = a.id)
+                     WHERE {condition} ORDER BY a.id {direction} LIMIT :fetch"
+                );
+                let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
+                let bound = scan.bound.map(|(key, _)| *key);
+                let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":fetch", &scan.fetch)];
+                if bound.is_some() {
+                    named.push((":bound", &bound));
+                }
+                type ActionRow = (i64, String, i64, i64, i64, String, String, i64);
+                let rows: Vec<ActionRow> = statement
+                    .query_map(named.as_slice(), |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                            row.get(5)?,
+                            row.get(6)?,
+                            row.get(7)?,
+                        ))
+                    })
+                    .and_then(Iterator::collect)
+                    .map_err(database_error)?;
+                let actions = rows
+                    .into_iter()
+                    .map(|(position, name, created_at, updated_at, version, definition, created_by, version_created_at)| {
+                        Ok(ActionSummary {
+                            latest: SchemaVersion {
+                                definition: parse_definition(&name, version, &definition)?,
+                                action: name.clone(),
+                                version,
+                                created_by,
+                                created_at: version_created_at,
+                            },
+                            position,
+                            name,
+                            created_at,
+                            updated_at,
+                        })
+                    })
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Ok(page.assemble(actions, |action| action.position.to_string()))
+            })
+            .await
+    }
+
+    async fn append_event(
+        &self,
+        event: NewEvent,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> StoreResult<Idempotent<AppendedEvent>> {
+        self.writer
+            .write(move |connection| {
+                if let Some(record) = &idempotency {
+                    if let Some(existing) = claim_idempotency_key(connection, record)? {
+                        return Ok(Idempotent::AlreadyDone(existing));
+                    }
+                }
+                append_event_now(connection, &event).map(Idempotent::Done)
+            })
+            .await
+    }
+
+    async fn verify_log(
+        &self,
+        organization_id: Option<String>,
+        mut progress: Box<dyn FnMut(u64) + Send>,
+    ) -> StoreResult<VerifyReport> {
+        self.readers
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare(
+                        "SELECT organization_id, sequence, canonical, hash FROM events
+                         WHERE (?1 IS NULL OR organization_id = ?1)
+                         ORDER BY organization_id, sequence",
+                    )
+                    .map_err(database_error)?;
+                let mut rows = statement.query([organization_id]).map_err(database_error)?;
+                let mut report = VerifyReport { organizations: 0, events: 0, first_break: None };
+                let mut current: Option<(String, ChainVerifier)> = None;
+                while let Some(row) = rows.next().map_err(database_error)? {
+                    let organization: String = row.get(0).map_err(database_error)?;
+                    let sequence: i64 = row.get(1).map_err(database_error)?;
+                    let canonical = row.get_ref(2).and_then(|value| Ok(value.as_bytes()?)).map_err(database_error)?;
+                    let hash = row.get_ref(3).and_then(|value| Ok(value.as_bytes()?)).map_err(database_error)?;
+                    if current.as_ref().is_none_or(|(id, _)| *id != organization) {
+                        report.organizations += 1;
+                        current = Some((organization.clone(), ChainVerifier::from_genesis()));
+                    }
+                    if let Some((_, verifier)) = current.as_mut() {
+                        if let Err(chain_break) = verifier.push(&StoredLink { sequence, canonical_bytes: canonical, hash }) {
+                            report.first_break = Some((organization, chain_break));
+                            return Ok(report);
+                        }
+                    }
+                    report.events += 1;
+                    if report.events % 10_000 == 0 {
+                        progress(report.events);
+                    }
+                }
+                progress(report.events);
+                Ok(report)
+            })
+            .await
+    }
+
+    async fn find_idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        self.readers.read(move |connection| find_idempotency(connection, &scope, &key, now)).await
+    }
+
+    async fn save_idempotency_record(&self, record: IdempotencyRecord) -> StoreResult<IdempotencyRecord> {
+        self.writer
+            .write(move |connection| Ok(claim_idempotency_key(connection, &record)?.unwrap_or(record)))
+            .await
+    }
+
+    async fn purge_idempotency_records(&self, cutoff: UnixMillis) -> StoreResult<u64> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute("DELETE FROM idempotency_keys WHERE created_at <= ?1", [cutoff])
+                    .map(|deleted| deleted as u64)
+                    .map_err(database_error)
+            })
+            .await
+    }
+}
+
+fn external_id_taken(connection: &Connection, external_id: Option<&str>) -> StoreError {
+    let existing = connection
+        .query_row("SELECT id FROM organizations WHERE external_id = ?1", [external_id], |row| row.get(0))
+        .unwrap_or_default();
+    StoreError::ExternalIdTaken { existing }
+}

@@ -1,0 +1,63 @@
+//! Read connections for SQLite. WAL mode lets any number of readers run beside the writer;
+//! connections are reused because opening one costs more than most queries.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{StoreError, StoreResult};
+
+/// Idle connections kept for reuse; more may be open at once under load.
+const MAX_IDLE: usize = 16;
+
+pub(crate) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    pub(crate) fn new(path: PathBuf) -> Arc<Self> {
+        Arc::new(Self { path, idle: Mutex::new(Vec::new()) })
+    }
+
+    fn checkout(&self) -> StoreResult<Connection> {
+        if let Some(connection) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Ok(connection);
+        }
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|error| StoreError::Database(error.to_string()))?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|error| StoreError::Database(error.to_string()))?;
+        Ok(connection)
+    }
+
+    fn checkin(&self, connection: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE {
+                idle.push(connection);
+            }
+        }
+    }
+
+    /// Runs `work` on a pooled connection on the blocking thread pool.
+    pub(crate) async fn read<T, F>(self: &Arc<Self>, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let connection = pool.checkout()?;
+            let result = work(&connection);
+            pool.checkin(connection);
+            result
+        })
+        .await
+        .map_err(|error| StoreError::Database(format!("read task failed: {error}")))?
+    }
+}

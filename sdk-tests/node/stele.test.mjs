@@ -1,0 +1,582 @@
+// Compatibility suite: the official WorkOS Node SDK (@workos-inc/node 11) against Stele.
+//
+// Run through ./run.sh, which needs STELE_HOST, STELE_PORT and STELE_API_KEY pointing at a
+// freshly started server (the seed flow expects the action `user.signed_in` not to exist yet).
+// Everything lives in one top-level describe so that the blocks run in order, one at a time.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import {
+  WorkOS,
+  BadRequestException,
+  GenericServerException,
+  NotFoundException,
+  UnauthorizedException,
+  UnprocessableEntityException,
+} from '@workos-inc/node';
+
+const HOST = process.env.STELE_HOST;
+const PORT = process.env.STELE_PORT;
+const API_KEY = process.env.STELE_API_KEY;
+if (!HOST || !PORT || !API_KEY) {
+  throw new Error('STELE_HOST, STELE_PORT and STELE_API_KEY must be set (use ./run.sh)');
+}
+const BASE_URL = `http://${HOST}:${PORT}`;
+
+// The SDK exactly as an application would configure it (default retries and idempotency keys).
+const workos = new WorkOS(API_KEY, {
+  apiHostname: HOST,
+  port: Number(PORT),
+  https: false,
+  timeout: 20_000,
+});
+
+const RUN = randomUUID().slice(0, 8);
+const unique = (label) => `${label}-${RUN}-${randomUUID().slice(0, 6)}`;
+
+const ULID = '[0-9A-HJKMNP-TV-Z]{26}';
+const ORG_ID = new RegExp(`^org_${ULID}$`);
+const ORG_DOMAIN_ID = new RegExp(`^org_domain_${ULID}$`);
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+// A well-formed organization id that no server has issued.
+const MISSING_ORG_ID = 'org_01H0000000000000000000000Z';
+
+const ACTION = 'user.signed_in';
+
+/** Asserts that `promise` rejects with the SDK's typed exception `Cls` and HTTP `status`. */
+async function expectSdkError(promise, Cls, status, check) {
+  let caught;
+  await assert.rejects(promise, (err) => {
+    caught = err;
+    return true;
+  });
+  const describeErr = (e) =>
+    `${e?.name}: ${e?.message} (status ${e?.status}, code ${e?.code}, rawData ${JSON.stringify(e?.rawData ?? e?.errors)})`;
+  assert.ok(caught instanceof Cls, `expected ${Cls.name}, got ${describeErr(caught)}`);
+  assert.equal(caught.name, Cls.name);
+  assert.equal(caught.status, status, describeErr(caught));
+  assert.equal(typeof caught.requestID, 'string');
+  assert.notEqual(caught.requestID, '', 'error carries the X-Request-ID header value');
+  if (check) check(caught);
+  return caught;
+}
+
+function assertOrganizationShape(org) {
+  assert.equal(org.object, 'organization');
+  assert.match(org.id, ORG_ID);
+  assert.equal(typeof org.name, 'string');
+  assert.ok(Array.isArray(org.domains), 'domains is an array');
+  assert.equal(org.allowProfilesOutsideOrganization, false);
+  assert.match(org.createdAt, TIMESTAMP);
+  assert.match(org.updatedAt, TIMESTAMP);
+  assert.ok('externalId' in org);
+  assert.equal(typeof org.metadata, 'object');
+  assert.notEqual(org.metadata, null);
+}
+
+/** Walks every page of listOrganizations with a small page size; returns all ids. */
+async function listAllOrganizationIds(limit) {
+  const ids = [];
+  let cursor;
+  for (let page = 0; page < 500; page++) {
+    const res = await workos.organizations.listOrganizations({ limit, ...(cursor ? { after: cursor } : {}) });
+    assert.ok(res.data.length <= limit, `page holds at most ${limit} items, got ${res.data.length}`);
+    for (const org of res.data) ids.push(org.id);
+    assert.ok(res.listMetadata && 'after' in res.listMetadata, 'list_metadata.after is present');
+    cursor = res.listMetadata.after;
+    if (!cursor) return ids;
+  }
+  assert.fail('pagination did not terminate after 500 pages');
+}
+
+function seedEventV2() {
+  // The exact Node payload from the WorkOS versioning guide.
+  return {
+    action: 'user.signed_in',
+    version: 2,
+    occurredAt: new Date(),
+    actor: {
+      type: 'user',
+      id: 'user_01GBNJC3MX9ZZJW1FSTF4C5938',
+    },
+    targets: [
+      {
+        type: 'team',
+        id: 'team_01GBNJD4MKHVKJGEWK42JNMBGS',
+      },
+      {
+        type: 'resource',
+        id: 'resource_01GBTAX2J37BAMB2D8GYDR2CC6',
+      },
+    ],
+    context: {
+      location: '123.123.123.123',
+      userAgent: 'Chrome/104.0.0.0',
+    },
+  };
+}
+
+function eventV1() {
+  return {
+    action: ACTION,
+    occurredAt: new Date(),
+    actor: { type: 'user', id: 'user_01GBNJC3MX9ZZJW1FSTF4C5938', name: 'Jon Smith' },
+    targets: [{ type: 'team', id: 'team_01GBNJD4MKHVKJGEWK42JNMBGS', name: 'Team A' }],
+    context: { location: '123.123.123.123' },
+  };
+}
+
+// Fail fast with one readable failure instead of every test waiting out the SDK's retries.
+let unreachable = null;
+try {
+  await fetch(`${BASE_URL}/organizations`, {
+    headers: { Authorization: `Bearer ${API_KEY}` },
+    signal: AbortSignal.timeout(5_000),
+  });
+} catch (err) {
+  unreachable = `cannot reach Stele at ${BASE_URL}: ${err?.cause?.code ?? err?.cause?.message ?? err.message}`;
+}
+
+if (unreachable) {
+  test('Stele server is reachable', () => assert.fail(unreachable));
+} else describe('Stele with @workos-inc/node 11', { timeout: 300_000 }, () => {
+
+  describe('organizations', () => {
+    const externalId = unique('ext');
+    let org;
+
+    test('createOrganization returns a complete organization object', async () => {
+      const name = unique('Acme');
+      org = await workos.organizations.createOrganization({
+        name,
+        externalId,
+        metadata: { tier: 'gold' },
+      });
+      assertOrganizationShape(org);
+      assert.equal(org.name, name);
+      assert.deepEqual(org.domains, []);
+      assert.equal(org.externalId, externalId);
+      assert.deepEqual(org.metadata, { tier: 'gold' });
+    });
+
+    test('createOrganization without external_id gives externalId null and empty metadata', async () => {
+      const created = await workos.organizations.createOrganization({ name: unique('NoExt') });
+      assertOrganizationShape(created);
+      assert.equal(created.externalId, null);
+      assert.deepEqual(created.metadata, {});
+      assert.notEqual(created.id, org.id);
+    });
+
+    test('createOrganization with domainData returns organization_domain objects', async () => {
+      const domain = `${RUN}-${randomUUID().slice(0, 6)}.example.com`;
+      const created = await workos.organizations.createOrganization({
+        name: unique('Domains'),
+        domainData: [{ domain, state: 'verified' }],
+      });
+      assertOrganizationShape(created);
+      assert.equal(created.domains.length, 1);
+      const [d] = created.domains;
+      assert.equal(d.object, 'organization_domain');
+      assert.match(d.id, ORG_DOMAIN_ID);
+      assert.equal(d.domain, domain);
+      assert.equal(d.organizationId, created.id);
+      assert.equal(d.state, 'verified');
+      assert.match(d.createdAt, TIMESTAMP);
+      assert.match(d.updatedAt, TIMESTAMP);
+    });
+
+    test('createOrganization without a name is rejected with 422', async () => {
+      await expectSdkError(
+        workos.organizations.createOrganization({}),
+        UnprocessableEntityException,
+        422,
+      );
+    });
+
+    test('getOrganization returns the stored organization', async () => {
+      const got = await workos.organizations.getOrganization(org.id);
+      assertOrganizationShape(got);
+      assert.equal(got.id, org.id);
+      assert.equal(got.name, org.name);
+      assert.equal(got.externalId, externalId);
+      assert.deepEqual(got.metadata, { tier: 'gold' });
+      assert.equal(got.createdAt, org.createdAt);
+    });
+
+    test('getOrganization of an unknown id throws NotFoundException', async () => {
+      await expectSdkError(workos.organizations.getOrganization(MISSING_ORG_ID), NotFoundException, 404);
+    });
+
+    test('getOrganizationByExternalId finds the organization', async () => {
+      const got = await workos.organizations.getOrganizationByExternalId(externalId);
+      assertOrganizationShape(got);
+      assert.equal(got.id, org.id);
+      assert.equal(got.externalId, externalId);
+    });
+
+    test('getOrganizationByExternalId of an unknown external id throws NotFoundException', async () => {
+      await expectSdkError(
+        workos.organizations.getOrganizationByExternalId(unique('nobody')),
+        NotFoundException,
+        404,
+      );
+    });
+
+    test('listOrganizations paginates with limit and after cursors', async () => {
+      const created = [];
+      for (let i = 0; i < 3; i++) {
+        created.push((await workos.organizations.createOrganization({ name: unique(`List${i}`) })).id);
+      }
+      const first = await workos.organizations.listOrganizations({ limit: 2 });
+      assert.equal(first.object, 'list');
+      assert.equal(first.data.length, 2, 'limit=2 returns exactly two organizations when more exist');
+      first.data.forEach(assertOrganizationShape);
+      assert.equal(typeof first.listMetadata.after, 'string', 'a further page exists');
+
+      const ids = await listAllOrganizationIds(2);
+      assert.equal(new Set(ids).size, ids.length, 'no organization appears twice across pages');
+      for (const id of [org.id, ...created]) assert.ok(ids.includes(id), `${id} is listed`);
+
+      // Default order is descending (newest first): the three just created appear newest first.
+      const positions = created.map((id) => ids.indexOf(id));
+      assert.deepEqual([...positions].sort((a, b) => b - a), positions, 'newest first');
+
+      // The SDK's auto-pagination (limit=100, stops when after is null) sees them too.
+      const all = await (await workos.organizations.listOrganizations()).autoPagination();
+      const allIds = all.map((o) => o.id);
+      for (const id of [org.id, ...created]) assert.ok(allIds.includes(id), `${id} is auto-paginated`);
+      assert.equal(new Set(allIds).size, allIds.length);
+    });
+
+    test('updateOrganization changes name, external id and metadata', async () => {
+      const newName = unique('Renamed');
+      const newExternalId = unique('ext2');
+      const updated = await workos.organizations.updateOrganization({
+        organization: org.id,
+        name: newName,
+        externalId: newExternalId,
+        metadata: { tier: 'platinum', region: 'eu' },
+      });
+      assertOrganizationShape(updated);
+      assert.equal(updated.id, org.id);
+      assert.equal(updated.name, newName);
+      assert.equal(updated.externalId, newExternalId);
+      assert.deepEqual(updated.metadata, { tier: 'platinum', region: 'eu' });
+      assert.equal(updated.createdAt, org.createdAt);
+      assert.ok(Date.parse(updated.updatedAt) >= Date.parse(org.updatedAt), 'updatedAt does not go back');
+
+      const got = await workos.organizations.getOrganization(org.id);
+      assert.equal(got.name, newName);
+      const byExt = await workos.organizations.getOrganizationByExternalId(newExternalId);
+      assert.equal(byExt.id, org.id);
+      await expectSdkError(
+        workos.organizations.getOrganizationByExternalId(externalId),
+        NotFoundException,
+        404,
+      );
+    });
+
+    test('updateOrganization of an unknown id throws NotFoundException', async () => {
+      await expectSdkError(
+        workos.organizations.updateOrganization({ organization: MISSING_ORG_ID, name: 'x' }),
+        NotFoundException,
+        404,
+      );
+    });
+
+    test('deleteOrganization succeeds, then the organization is gone', async () => {
+      const result = await workos.organizations.deleteOrganization(org.id);
+      assert.equal(result, undefined);
+      await expectSdkError(workos.organizations.getOrganization(org.id), NotFoundException, 404);
+      await expectSdkError(workos.organizations.deleteOrganization(org.id), NotFoundException, 404);
+    });
+  });
+
+  describe('schema versioning (seed flow)', () => {
+    const v2Definition = {
+      action: ACTION,
+      targets: [{ type: 'team' }, { type: 'resource', metadata: { size: 'number' } }],
+      actor: { metadata: { role: 'string' } },
+      metadata: { environment: 'string', dry_run: 'boolean' },
+    };
+
+    function assertV2(schema) {
+      assert.equal(schema.object, 'audit_log_schema');
+      assert.equal(schema.version, 2);
+      assert.deepEqual(
+        schema.targets.map((t) => [t.type, t.metadata ?? null]),
+        [
+          ['team', null],
+          ['resource', { size: 'number' }],
+        ],
+      );
+      // Node rebuilds its shorthand from the returned JSON Schema's properties[k].type.
+      assert.deepEqual(schema.actor?.metadata, { role: 'string' });
+      assert.deepEqual(schema.metadata, { environment: 'string', dry_run: 'boolean' });
+      assert.match(schema.createdAt, TIMESTAMP);
+    }
+
+    test('a fresh server has no schemas for user.signed_in (listSchemas throws NotFoundException)', async () => {
+      await expectSdkError(workos.auditLogs.listSchemas(ACTION), NotFoundException, 404);
+    });
+
+    test('createSchema v1: targets team', async () => {
+      const v1 = await workos.auditLogs.createSchema({ action: ACTION, targets: [{ type: 'team' }] });
+      assert.equal(v1.object, 'audit_log_schema');
+      assert.equal(v1.version, 1);
+      assert.deepEqual(
+        v1.targets.map((t) => [t.type, t.metadata ?? null]),
+        [['team', null]],
+      );
+      // Node sent actor.metadata with empty properties: it comes back absent or as empty shorthand.
+      assert.ok(
+        v1.actor === undefined || JSON.stringify(v1.actor.metadata) === '{}',
+        `actor is absent or has empty metadata, got ${JSON.stringify(v1.actor)}`,
+      );
+      assert.ok(v1.metadata === undefined || JSON.stringify(v1.metadata) === '{}');
+      assert.match(v1.createdAt, TIMESTAMP);
+    });
+
+    test('createSchema v2: targets team and resource, shorthand metadata round-trips', async () => {
+      const v2 = await workos.auditLogs.createSchema(v2Definition);
+      assertV2(v2);
+    });
+
+    test('re-submitting the v2 definition returns version 2 and creates nothing', async () => {
+      const again = await workos.auditLogs.createSchema(v2Definition);
+      assertV2(again);
+      // Same definition with keys and shorthand entries in another order: still equal.
+      const reordered = await workos.auditLogs.createSchema({
+        metadata: { dry_run: 'boolean', environment: 'string' },
+        actor: { metadata: { role: 'string' } },
+        targets: [{ type: 'team' }, { metadata: { size: 'number' }, type: 'resource' }],
+        action: ACTION,
+      });
+      assert.equal(reordered.version, 2);
+      const list = await workos.auditLogs.listSchemas(ACTION);
+      assert.deepEqual(
+        list.data.map((s) => s.version),
+        [2, 1],
+      );
+    });
+
+    test('listSchemas returns versions newest first, with pagination and order', async () => {
+      const list = await workos.auditLogs.listSchemas(ACTION);
+      assert.equal(list.object, 'list');
+      assert.deepEqual(
+        list.data.map((s) => s.version),
+        [2, 1],
+      );
+      assertV2(list.data[0]);
+      assert.deepEqual(list.data[1].targets.map((t) => t.type), ['team']);
+      assert.equal(list.listMetadata.after ?? null, null, 'no further page');
+
+      const page1 = await workos.auditLogs.listSchemas(ACTION, { limit: 1 });
+      assert.deepEqual(page1.data.map((s) => s.version), [2]);
+      assert.equal(typeof page1.listMetadata.after, 'string', 'cursor to the next page');
+      const page2 = await workos.auditLogs.listSchemas(ACTION, { limit: 1, after: page1.listMetadata.after });
+      assert.deepEqual(page2.data.map((s) => s.version), [1]);
+      assert.equal(page2.listMetadata.after ?? null, null);
+
+      const asc = await workos.auditLogs.listSchemas(ACTION, { order: 'asc' });
+      assert.deepEqual(asc.data.map((s) => s.version), [1, 2]);
+
+      const all = await (await workos.auditLogs.listSchemas(ACTION)).autoPagination();
+      assert.deepEqual(all.map((s) => s.version), [2, 1]);
+    });
+
+    test('listSchemas of an unknown action throws NotFoundException', async () => {
+      await expectSdkError(workos.auditLogs.listSchemas(`never.${RUN}`), NotFoundException, 404);
+    });
+
+    test('list actions (no SDK method in 11.x: raw GET through the SDK client)', async () => {
+      const { data } = await workos.get('/audit_logs/actions', { query: { limit: 100 } });
+      assert.equal(data.object, 'list');
+      assert.ok(Array.isArray(data.data));
+      assert.ok(data.list_metadata && 'after' in data.list_metadata);
+      const action = data.data.find((a) => a.name === ACTION);
+      assert.ok(action, `${ACTION} is listed: ${JSON.stringify(data.data.map((a) => a.name))}`);
+      assert.equal(action.object, 'audit_log_action');
+      assert.equal(action.schema.object, 'audit_log_schema');
+      assert.equal(action.schema.version, 2, 'schema is the latest version');
+      assert.match(action.created_at, TIMESTAMP);
+      assert.match(action.updated_at, TIMESTAMP);
+      // Stored and returned as JSON Schema, never shorthand.
+      assert.deepEqual(action.schema.actor.metadata.properties.role, { type: 'string' });
+    });
+  });
+
+  describe('events', () => {
+    let org;
+
+    before(async () => {
+      org = await workos.organizations.createOrganization({ name: unique('Events') });
+    });
+
+    test('createEvent with the seed payload (version 2, team + resource, userAgent)', async () => {
+      const result = await workos.auditLogs.createEvent(org.id, seedEventV2());
+      assert.equal(result, undefined);
+    });
+
+    test('createEvent v2 with metadata that matches the shorthand schemas', async () => {
+      const event = seedEventV2();
+      event.actor.metadata = { role: 'admin' };
+      event.targets[1].metadata = { size: 42 };
+      event.metadata = { environment: 'staging', dry_run: false };
+      await workos.auditLogs.createEvent(org.id, event);
+    });
+
+    test('createEvent v1 (version omitted) with only a team target', async () => {
+      await workos.auditLogs.createEvent(org.id, eventV1());
+    });
+
+    test('v1 event with undeclared target type resource throws BadRequestException', async () => {
+      const event = eventV1();
+      event.targets.push({ type: 'resource', id: 'resource_01GBTAX2J37BAMB2D8GYDR2CC6' });
+      await expectSdkError(workos.auditLogs.createEvent(org.id, event), BadRequestException, 400, (err) => {
+        assert.equal(err.code, 'invalid_audit_log_event');
+        assert.ok(Array.isArray(err.errors) && err.errors.length > 0, 'errors lists the failures');
+        const text = `${err.message} ${JSON.stringify(err.errors)}`;
+        assert.match(text, /resource/);
+        assert.match(text, /\/targets\/1/);
+      });
+    });
+
+    test('v2 event whose actor metadata breaks the schema lists the instancePath', async () => {
+      const event = seedEventV2();
+      event.actor.metadata = { role: 123 };
+      await expectSdkError(workos.auditLogs.createEvent(org.id, event), BadRequestException, 400, (err) => {
+        assert.equal(err.code, 'invalid_audit_log_event');
+        assert.ok(
+          err.errors.some((e) => e.instancePath === '/actor/metadata/role'),
+          `errors: ${JSON.stringify(err.errors)}`,
+        );
+      });
+    });
+
+    test('event with a nonexistent version (99) throws BadRequestException', async () => {
+      const event = seedEventV2();
+      event.version = 99;
+      await expectSdkError(workos.auditLogs.createEvent(org.id, event), BadRequestException, 400, (err) => {
+        assert.equal(err.code, 'invalid_audit_log_event');
+        assert.match(`${err.message} ${JSON.stringify(err.errors)}`, /version/i);
+      });
+    });
+
+    test('event with an unconfigured action throws BadRequestException', async () => {
+      const event = eventV1();
+      event.action = `unknown.${RUN}`;
+      await expectSdkError(workos.auditLogs.createEvent(org.id, event), BadRequestException, 400, (err) => {
+        assert.equal(err.code, 'invalid_audit_log_event');
+      });
+    });
+
+    test('event metadata over the limits (51 keys) throws BadRequestException', async () => {
+      const event = eventV1();
+      event.metadata = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'v']));
+      await expectSdkError(workos.auditLogs.createEvent(org.id, event), BadRequestException, 400);
+    });
+
+    test('event for an unknown organization throws NotFoundException', async () => {
+      await expectSdkError(
+        workos.auditLogs.createEvent(MISSING_ORG_ID, seedEventV2()),
+        NotFoundException,
+        404,
+        (err) => assert.match(err.message, new RegExp(MISSING_ORG_ID)),
+      );
+    });
+
+    test('event without an action throws UnprocessableEntityException (422)', async () => {
+      const { action, ...event } = eventV1();
+      await expectSdkError(workos.auditLogs.createEvent(org.id, event), UnprocessableEntityException, 422, (err) => {
+        // Node rewrites the message into the list of errors[].code values.
+        assert.match(err.message, /required/);
+      });
+    });
+
+    test('event without an actor throws UnprocessableEntityException (422)', async () => {
+      const { actor, ...event } = eventV1();
+      await expectSdkError(workos.auditLogs.createEvent(org.id, event), UnprocessableEntityException, 422);
+    });
+
+    test('deleting an organization that has events is refused with 400', async () => {
+      let caught;
+      await assert.rejects(workos.organizations.deleteOrganization(org.id), (err) => {
+        caught = err;
+        return true;
+      });
+      assert.equal(caught.status, 400, `${caught.name}: ${caught.message}`);
+      assert.ok(caught instanceof BadRequestException || caught instanceof GenericServerException, caught.name);
+      assert.ok(caught.message && caught.message !== 'Bad request', 'a clear message');
+      const still = await workos.organizations.getOrganization(org.id);
+      assert.equal(still.id, org.id);
+    });
+  });
+
+  describe('idempotency', () => {
+    let org;
+
+    before(async () => {
+      org = await workos.organizations.createOrganization({ name: unique('Idem') });
+    });
+
+    test('same Idempotency-Key and identical event twice: both succeed', async () => {
+      const idempotencyKey = `stele-node-${randomUUID()}`;
+      const event = eventV1();
+      await workos.auditLogs.createEvent(org.id, event, { idempotencyKey });
+      await workos.auditLogs.createEvent(org.id, event, { idempotencyKey });
+    });
+
+    test('same Idempotency-Key with a different event: 400 idempotency_key_reused', async () => {
+      const idempotencyKey = `stele-node-${randomUUID()}`;
+      const event = eventV1();
+      await workos.auditLogs.createEvent(org.id, event, { idempotencyKey });
+      const different = { ...event, actor: { ...event.actor, id: 'user_someone_else' } };
+      let caught;
+      await assert.rejects(workos.auditLogs.createEvent(org.id, different, { idempotencyKey }), (err) => {
+        caught = err;
+        return true;
+      });
+      // Node maps a 400 to BadRequestException only when the body has both `code` and `errors`;
+      // with `code` alone it is a GenericServerException. Both expose `.status` and `.code`.
+      assert.ok(
+        caught instanceof BadRequestException || caught instanceof GenericServerException,
+        `typed SDK exception, got ${caught?.name}: ${caught?.message}`,
+      );
+      assert.equal(caught.status, 400);
+      assert.equal(caught.code, 'idempotency_key_reused');
+      assert.notEqual(caught.requestID, '');
+    });
+
+    test('different keys with the same event are independent requests', async () => {
+      // Two different keys with the same event: neither is a replay nor a conflict.
+      const event = eventV1();
+      await workos.auditLogs.createEvent(org.id, event, { idempotencyKey: `stele-node-${randomUUID()}` });
+      await workos.auditLogs.createEvent(org.id, event, { idempotencyKey: `stele-node-${randomUUID()}` });
+    });
+  });
+
+  describe('authentication', () => {
+    const badClient = new WorkOS('sk_test_not_a_real_key', {
+      apiHostname: HOST,
+      port: Number(PORT),
+      https: false,
+    });
+
+    test('a bad API key on GET throws UnauthorizedException', async () => {
+      await expectSdkError(badClient.organizations.listOrganizations(), UnauthorizedException, 401);
+    });
+
+    test('a bad API key on POST /audit_logs/events throws UnauthorizedException', async () => {
+      await expectSdkError(badClient.auditLogs.createEvent(MISSING_ORG_ID, eventV1()), UnauthorizedException, 401);
+    });
+
+    test('a bad API key on createSchema throws UnauthorizedException', async () => {
+      await expectSdkError(
+        badClient.auditLogs.createSchema({ action: `auth.${RUN}`, targets: [{ type: 'team' }] }),
+        UnauthorizedException,
+        401,
+      );
+    });
+  });
+});

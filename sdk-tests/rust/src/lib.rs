@@ -1,0 +1,1 @@
+//! Placeholder until the Rust SDK suite lands.
