@@ -1,1 +1,1 @@
-//! Placeholder until the Rust SDK suite lands.
+//! Compatibility tests for the official `workos` Rust crate against a running Stele; see `tests/compat.rs`.

@@ -59,6 +59,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(actions::create_schema, actions::list_schemas))
         .routes(routes!(events::create_event))
         .routes(routes!(events::validate_event))
+        .routes(routes!(health::healthz))
         .split_for_parts()
 }
 
@@ -82,9 +83,7 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
 pub fn router(state: AppState) -> Router {
     let (api, document) = api_routes();
     let document = Json(document);
-    let unrouted = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/openapi.json", get(move || async move { document.clone() }));
+    let unrouted = Router::new().route("/openapi.json", get(move || async move { document.clone() }));
     api.route_layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency_layer))
         .merge(unrouted)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))

@@ -1,0 +1,13 @@
+//! Integration tests: the real server, bound to port 0 on a fresh SQLite file, driven over
+//! HTTP. One test binary keeps link times down; each module covers one area of the contract.
+
+mod support;
+
+mod durability;
+mod events;
+mod http_contract;
+mod idempotency;
+mod organizations;
+mod robustness;
+mod schemas;
+mod verify;
