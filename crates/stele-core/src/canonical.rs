@@ -22,8 +22,9 @@ mod tests {
 
     #[test]
     fn sorts_keys_and_drops_whitespace() {
-        let bytes = to_canonical_bytes(&json!({"b": 1, "a": [true, null, "x"], "c": {"z": 1.5, "y": 10}}))
-            .expect("canonical");
+        let bytes =
+            to_canonical_bytes(&json!({"b": 1, "a": [true, null, "x"], "c": {"z": 1.5, "y": 10}}))
+                .expect("canonical");
         assert_eq!(
             String::from_utf8(bytes).expect("utf8"),
             r#"{"a":[true,null,"x"],"b":1,"c":{"y":10,"z":1.5}}"#

@@ -43,7 +43,10 @@ pub struct ChainVerifier {
 
 impl ChainVerifier {
     pub fn new(start_sequence: i64, anchor: ChainHash) -> Self {
-        Self { expected_sequence: start_sequence, previous: anchor }
+        Self {
+            expected_sequence: start_sequence,
+            previous: anchor,
+        }
     }
 
     pub fn from_genesis() -> Self {
@@ -52,11 +55,16 @@ impl ChainVerifier {
 
     pub fn push(&mut self, stored: &StoredLink<'_>) -> Result<(), ChainBreak> {
         if stored.sequence != self.expected_sequence {
-            return Err(ChainBreak::Gap { expected: self.expected_sequence, found: stored.sequence });
+            return Err(ChainBreak::Gap {
+                expected: self.expected_sequence,
+                found: stored.sequence,
+            });
         }
         let recomputed = link(&self.previous, stored.canonical_bytes);
         if recomputed.as_slice() != stored.hash {
-            return Err(ChainBreak::HashMismatch { sequence: stored.sequence });
+            return Err(ChainBreak::HashMismatch {
+                sequence: stored.sequence,
+            });
         }
         self.previous = recomputed;
         self.expected_sequence += 1;
@@ -88,7 +96,11 @@ mod tests {
     fn verify(links: &[(i64, Vec<u8>, ChainHash)]) -> Result<(), ChainBreak> {
         let mut verifier = ChainVerifier::from_genesis();
         for (sequence, body, hash) in links {
-            verifier.push(&StoredLink { sequence: *sequence, canonical_bytes: body, hash })?;
+            verifier.push(&StoredLink {
+                sequence: *sequence,
+                canonical_bytes: body,
+                hash,
+            })?;
         }
         Ok(())
     }
@@ -102,13 +114,22 @@ mod tests {
     fn altered_body_is_named() {
         let mut links = build(&[b"a", b"b", b"c"]);
         links[1].1 = b"B".to_vec();
-        assert_eq!(verify(&links), Err(ChainBreak::HashMismatch { sequence: 2 }));
+        assert_eq!(
+            verify(&links),
+            Err(ChainBreak::HashMismatch { sequence: 2 })
+        );
     }
 
     #[test]
     fn removed_event_is_a_gap() {
         let mut links = build(&[b"a", b"b", b"c"]);
         links.remove(1);
-        assert_eq!(verify(&links), Err(ChainBreak::Gap { expected: 2, found: 3 }));
+        assert_eq!(
+            verify(&links),
+            Err(ChainBreak::Gap {
+                expected: 2,
+                found: 3
+            })
+        );
     }
 }

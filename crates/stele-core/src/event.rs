@@ -97,7 +97,12 @@ struct ShapeReader {
 }
 
 impl ShapeReader {
-    fn object<'v>(&mut self, parent: &'v Map<String, Value>, key: &str, path: &str) -> Option<&'v Map<String, Value>> {
+    fn object<'v>(
+        &mut self,
+        parent: &'v Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Option<&'v Map<String, Value>> {
         match parent.get(key) {
             None | Some(Value::Null) => {
                 self.errors.push(FieldError::required(path));
@@ -105,20 +110,29 @@ impl ShapeReader {
             }
             Some(Value::Object(map)) => Some(map),
             Some(_) => {
-                self.errors.push(FieldError::invalid_type(path, "an object"));
+                self.errors
+                    .push(FieldError::invalid_type(path, "an object"));
                 None
             }
         }
     }
 
-    fn required_string(&mut self, parent: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
+    fn required_string(
+        &mut self,
+        parent: &Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Option<String> {
         match parent.get(key) {
             None | Some(Value::Null) => {
                 self.errors.push(FieldError::required(path));
                 None
             }
             Some(Value::String(text)) if text.trim().is_empty() => {
-                self.errors.push(FieldError::invalid(path, format!("{path} must not be empty.")));
+                self.errors.push(FieldError::invalid(
+                    path,
+                    format!("{path} must not be empty."),
+                ));
                 None
             }
             Some(Value::String(text)) => Some(text.clone()),
@@ -129,7 +143,12 @@ impl ShapeReader {
         }
     }
 
-    fn optional_string(&mut self, parent: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
+    fn optional_string(
+        &mut self,
+        parent: &Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Option<String> {
         match parent.get(key) {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) => Some(text.clone()),
@@ -140,12 +159,18 @@ impl ShapeReader {
         }
     }
 
-    fn optional_object(&mut self, parent: &Map<String, Value>, key: &str, path: &str) -> Option<Map<String, Value>> {
+    fn optional_object(
+        &mut self,
+        parent: &Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Option<Map<String, Value>> {
         match parent.get(key) {
             None | Some(Value::Null) => None,
             Some(Value::Object(map)) => Some(map.clone()),
             Some(_) => {
-                self.errors.push(FieldError::invalid_type(path, "an object"));
+                self.errors
+                    .push(FieldError::invalid_type(path, "an object"));
                 None
             }
         }
@@ -159,7 +184,8 @@ impl ShapeReader {
             }
             Some(Value::Object(map)) => map,
             Some(_) => {
-                self.errors.push(FieldError::invalid_type(path, "an object"));
+                self.errors
+                    .push(FieldError::invalid_type(path, "an object"));
                 return None;
             }
         };
@@ -167,7 +193,12 @@ impl ShapeReader {
         let kind = self.required_string(map, "type", &format!("{path}.type"));
         let name = self.optional_string(map, "name", &format!("{path}.name"));
         let metadata = self.optional_object(map, "metadata", &format!("{path}.metadata"));
-        Some(Entity { id: id?, kind: kind?, name, metadata })
+        Some(Entity {
+            id: id?,
+            kind: kind?,
+            name,
+            metadata,
+        })
     }
 
     fn version(&mut self, event: &Map<String, Value>) -> Option<i64> {
@@ -177,12 +208,16 @@ impl ShapeReader {
                 Some(0) => Some(1),
                 Some(version) if version > 0 => Some(version),
                 _ => {
-                    self.errors.push(FieldError::invalid("event.version", "event.version must be a positive integer."));
+                    self.errors.push(FieldError::invalid(
+                        "event.version",
+                        "event.version must be a positive integer.",
+                    ));
                     None
                 }
             },
             Some(_) => {
-                self.errors.push(FieldError::invalid_type("event.version", "an integer"));
+                self.errors
+                    .push(FieldError::invalid_type("event.version", "an integer"));
                 None
             }
         }
@@ -224,20 +259,31 @@ pub fn parse_create_event(body: &Value) -> Result<CreateEventRequest, Vec<FieldE
                 let parsed: Vec<Option<Entity>> = items
                     .iter()
                     .enumerate()
-                    .map(|(index, item)| reader.entity(Some(item), &format!("event.targets[{index}]")))
+                    .map(|(index, item)| {
+                        reader.entity(Some(item), &format!("event.targets[{index}]"))
+                    })
                     .collect();
                 parsed.into_iter().collect::<Option<Vec<_>>>()
             }
             Some(_) => {
-                reader.errors.push(FieldError::invalid_type("event.targets", "an array"));
+                reader
+                    .errors
+                    .push(FieldError::invalid_type("event.targets", "an array"));
                 None
             }
         };
-        let context = reader.object(event, "context", "event.context").and_then(|context| {
-            let location = reader.required_string(context, "location", "event.context.location");
-            let user_agent = reader.optional_string(context, "user_agent", "event.context.user_agent");
-            Some(EventContext { location: location?, user_agent })
-        });
+        let context = reader
+            .object(event, "context", "event.context")
+            .and_then(|context| {
+                let location =
+                    reader.required_string(context, "location", "event.context.location");
+                let user_agent =
+                    reader.optional_string(context, "user_agent", "event.context.user_agent");
+                Some(EventContext {
+                    location: location?,
+                    user_agent,
+                })
+            });
         let metadata = reader.optional_object(event, "metadata", "event.metadata");
         Some(EventInput {
             action: action?,
@@ -251,7 +297,10 @@ pub fn parse_create_event(body: &Value) -> Result<CreateEventRequest, Vec<FieldE
     });
     match (organization_id, event) {
         (Some(organization_id), Some(event)) if reader.errors.is_empty() => {
-            Ok(CreateEventRequest { organization_id, event })
+            Ok(CreateEventRequest {
+                organization_id,
+                event,
+            })
         }
         _ => Err(reader.errors),
     }
@@ -285,7 +334,10 @@ mod tests {
         let request = parse_create_event(&seed_node_payload()).expect("valid shape");
         assert_eq!(request.event.version, 2);
         assert_eq!(request.event.targets.len(), 2);
-        assert_eq!(request.event.context.user_agent.as_deref(), Some("Chrome/104.0.0.0"));
+        assert_eq!(
+            request.event.context.user_agent.as_deref(),
+            Some("Chrome/104.0.0.0")
+        );
     }
 
     #[test]
@@ -307,7 +359,8 @@ mod tests {
 
     #[test]
     fn reports_every_missing_field() {
-        let errors = parse_create_event(&json!({"event": {"actor": {"id": 5}, "targets": [{}]}})).expect_err("invalid");
+        let errors = parse_create_event(&json!({"event": {"actor": {"id": 5}, "targets": [{}]}}))
+            .expect_err("invalid");
         let fields: Vec<_> = errors.iter().map(|e| (e.code, e.field.as_str())).collect();
         assert_eq!(
             fields,
@@ -327,7 +380,10 @@ mod tests {
     #[test]
     fn canonical_record_is_stable_and_sorted() {
         let request = parse_create_event(&seed_node_payload()).expect("valid");
-        let bytes = request.event.canonical_record("audit_log_event_X", "org_Y", 7, 0).expect("canonical");
+        let bytes = request
+            .event
+            .canonical_record("audit_log_event_X", "org_Y", 7, 0)
+            .expect("canonical");
         let text = String::from_utf8(bytes).expect("utf8");
         assert!(text.starts_with(r#"{"action":"user.signed_in","actor":{"id":"user_01GBNJC3MX9ZZJW1FSTF4C5938","type":"user"}"#));
         assert!(text.contains(r#""sequence":7"#));

@@ -15,16 +15,28 @@ impl FieldError {
     pub fn required(field: impl Into<String>) -> Self {
         let field = field.into();
         let message = format!("{field} is required.");
-        Self { code: "required", field, message }
+        Self {
+            code: "required",
+            field,
+            message,
+        }
     }
 
     pub fn invalid_type(field: impl Into<String>, expected: &str) -> Self {
         let field = field.into();
         let message = format!("{field} must be {expected}.");
-        Self { code: "invalid_type", field, message }
+        Self {
+            code: "invalid_type",
+            field,
+            message,
+        }
     }
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: "invalid", field: field.into(), message: message.into() }
+        Self {
+            code: "invalid",
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }

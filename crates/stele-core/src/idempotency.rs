@@ -30,7 +30,13 @@ mod tests {
         let base = request_fingerprint("POST", "/organizations", b"{}");
         assert_eq!(base, request_fingerprint("POST", "/organizations", b"{}"));
         assert_ne!(base, request_fingerprint("POST", "/organizations", b"{ }"));
-        assert_ne!(base, request_fingerprint("POST", "/audit_logs/events", b"{}"));
-        assert_ne!(request_fingerprint("POST", "/a", b"b"), request_fingerprint("POST", "/ab", b""));
+        assert_ne!(
+            base,
+            request_fingerprint("POST", "/audit_logs/events", b"{}")
+        );
+        assert_ne!(
+            request_fingerprint("POST", "/a", b"b"),
+            request_fingerprint("POST", "/ab", b"")
+        );
     }
 }

@@ -11,16 +11,25 @@ pub const MAX_STRING_VALUE_CHARS: usize = 500;
 fn key_is_allowed(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= MAX_KEY_LENGTH
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Checks one metadata object; `pointer` is its JSON pointer from the event root
 /// (`/actor/metadata`). Every violation is reported, not just the first.
-pub fn check_limits(pointer: &str, metadata: &Map<String, Value>, violations: &mut Vec<SchemaViolation>) {
+pub fn check_limits(
+    pointer: &str,
+    metadata: &Map<String, Value>,
+    violations: &mut Vec<SchemaViolation>,
+) {
     if metadata.len() > MAX_KEYS {
         violations.push(SchemaViolation::new(
             pointer,
-            format!("metadata has {} keys; at most {MAX_KEYS} are allowed", metadata.len()),
+            format!(
+                "metadata has {} keys; at most {MAX_KEYS} are allowed",
+                metadata.len()
+            ),
         ));
     }
     for (key, value) in metadata {
@@ -37,7 +46,9 @@ pub fn check_limits(pointer: &str, metadata: &Map<String, Value>, violations: &m
             Value::String(text) if text.chars().count() > MAX_STRING_VALUE_CHARS => {
                 violations.push(SchemaViolation::new(
                     &path,
-                    format!("metadata string values may be at most {MAX_STRING_VALUE_CHARS} characters"),
+                    format!(
+                        "metadata string values may be at most {MAX_STRING_VALUE_CHARS} characters"
+                    ),
                 ));
             }
             Value::String(_) | Value::Number(_) | Value::Bool(_) => {}
@@ -62,14 +73,27 @@ mod tests {
 
     #[test]
     fn accepts_scalars_within_limits() {
-        assert!(violations_of(json!({"role": "admin", "count": 3, "ok": true, "a-b_c": "x"})).is_empty());
+        assert!(
+            violations_of(json!({"role": "admin", "count": 3, "ok": true, "a-b_c": "x"}))
+                .is_empty()
+        );
     }
 
     #[test]
     fn rejects_bad_keys_nested_values_and_long_strings() {
-        let found = violations_of(json!({"bad key": 1, "nested": {"a": 1}, "long": "x".repeat(501), "n": null}));
+        let found = violations_of(
+            json!({"bad key": 1, "nested": {"a": 1}, "long": "x".repeat(501), "n": null}),
+        );
         let paths: Vec<_> = found.iter().map(|v| v.instance_path.as_str()).collect();
-        assert_eq!(paths, ["/metadata/bad key", "/metadata/long", "/metadata/n", "/metadata/nested"]);
+        assert_eq!(
+            paths,
+            [
+                "/metadata/bad key",
+                "/metadata/long",
+                "/metadata/n",
+                "/metadata/nested"
+            ]
+        );
     }
 
     #[test]

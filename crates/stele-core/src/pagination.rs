@@ -32,7 +32,11 @@ pub struct PageRequest<K> {
 
 impl<K> Default for PageRequest<K> {
     fn default() -> Self {
-        Self { limit: DEFAULT_LIMIT, order: SortOrder::Desc, cursor: None }
+        Self {
+            limit: DEFAULT_LIMIT,
+            order: SortOrder::Desc,
+            cursor: None,
+        }
     }
 }
 
@@ -55,7 +59,11 @@ impl<K> PageRequest<K> {
             Some(Cursor::After(key)) => (list_descending, Some((key, !list_descending))),
             Some(Cursor::Before(key)) => (!list_descending, Some((key, list_descending))),
         };
-        Scan { descending, bound, fetch: self.limit + 1 }
+        Scan {
+            descending,
+            bound,
+            fetch: self.limit + 1,
+        }
     }
 
     /// Turns the rows a [`Scan`] returned into a page in list order with its cursors.
@@ -73,7 +81,11 @@ impl<K> PageRequest<K> {
             Some(Cursor::After(_)) => (first, if has_more { last } else { None }),
             Some(Cursor::Before(_)) => (if has_more { first } else { None }, last),
         };
-        Page { data: rows, before, after }
+        Page {
+            data: rows,
+            before,
+            after,
+        }
     }
 }
 
@@ -86,7 +98,11 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { data: self.data.into_iter().map(f).collect(), before: self.before, after: self.after }
+        Page {
+            data: self.data.into_iter().map(f).collect(),
+            before: self.before,
+            after: self.after,
+        }
     }
 }
 
@@ -113,20 +129,61 @@ mod tests {
 
     #[test]
     fn walks_forward_and_back_in_descending_order() {
-        let first = page(5, &PageRequest { limit: 2, ..Default::default() });
-        assert_eq!((first.data.clone(), first.before.clone(), first.after.clone()), (vec![5, 4], None, Some("4".into())));
-        let second = page(5, &PageRequest { limit: 2, cursor: Some(Cursor::After(4)), ..Default::default() });
+        let first = page(
+            5,
+            &PageRequest {
+                limit: 2,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            (
+                first.data.clone(),
+                first.before.clone(),
+                first.after.clone()
+            ),
+            (vec![5, 4], None, Some("4".into()))
+        );
+        let second = page(
+            5,
+            &PageRequest {
+                limit: 2,
+                cursor: Some(Cursor::After(4)),
+                ..Default::default()
+            },
+        );
         assert_eq!(second.data, [3, 2]);
-        let third = page(5, &PageRequest { limit: 2, cursor: Some(Cursor::After(2)), ..Default::default() });
+        let third = page(
+            5,
+            &PageRequest {
+                limit: 2,
+                cursor: Some(Cursor::After(2)),
+                ..Default::default()
+            },
+        );
         assert_eq!((third.data, third.after), (vec![1], None));
-        let back = page(5, &PageRequest { limit: 2, cursor: Some(Cursor::Before(3)), ..Default::default() });
+        let back = page(
+            5,
+            &PageRequest {
+                limit: 2,
+                cursor: Some(Cursor::Before(3)),
+                ..Default::default()
+            },
+        );
         assert_eq!((back.data, back.before), (vec![5, 4], None));
     }
 
     #[test]
     fn ascending_order_reverses_the_walk() {
-        let request = PageRequest { limit: 3, order: SortOrder::Asc, cursor: Some(Cursor::After(1)) };
+        let request = PageRequest {
+            limit: 3,
+            order: SortOrder::Asc,
+            cursor: Some(Cursor::After(1)),
+        };
         let result = page(5, &request);
-        assert_eq!((result.data, result.after), (vec![2, 3, 4], Some("4".into())));
+        assert_eq!(
+            (result.data, result.after),
+            (vec![2, 3, 4], Some("4".into()))
+        );
     }
 }

@@ -3,7 +3,6 @@
 //!
 //! A version is immutable once stored, so a [`CompiledSchema`] can be cached forever.
 
-
 use jsonschema::{Draft, Validator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -23,7 +22,10 @@ pub struct SchemaViolation {
 
 impl SchemaViolation {
     pub fn new(instance_path: &str, message: impl Into<String>) -> Self {
-        Self { instance_path: instance_path.to_owned(), message: message.into() }
+        Self {
+            instance_path: instance_path.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -75,8 +77,15 @@ fn draft_of(schema: &Map<String, Value>) -> Result<Draft, String> {
     let Some(declared) = schema.get("$schema") else {
         return Ok(Draft::Draft7);
     };
-    let uri = declared.as_str().unwrap_or_default().trim_end_matches('#').trim_end_matches('/');
-    let uri = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://")).unwrap_or(uri);
+    let uri = declared
+        .as_str()
+        .unwrap_or_default()
+        .trim_end_matches('#')
+        .trim_end_matches('/');
+    let uri = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))
+        .unwrap_or(uri);
     match uri {
         "json-schema.org/draft-07/schema" => Ok(Draft::Draft7),
         "json-schema.org/draft/2019-09/schema" => Ok(Draft::Draft201909),
@@ -111,7 +120,11 @@ fn compile(schema: &Value) -> Result<Validator, String> {
     };
     if let Err(error) = meta_check {
         let at = error.instance_path().to_string();
-        let at = if at.is_empty() { String::new() } else { format!(" at {at}") };
+        let at = if at.is_empty() {
+            String::new()
+        } else {
+            format!(" at {at}")
+        };
         return Err(format!("is not a valid JSON Schema{at}: {error}"));
     }
     // Built without the remote-resolving features: a remote `$ref` fails here instead of
@@ -123,7 +136,11 @@ fn compile(schema: &Value) -> Result<Validator, String> {
 }
 
 /// Reads an optional metadata schema; unconstrained schemas normalise to `None`.
-fn metadata_schema(value: Option<&Value>, field: &str, errors: &mut Vec<FieldError>) -> Option<Value> {
+fn metadata_schema(
+    value: Option<&Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<Value> {
     let value = value?;
     if is_unconstrained(value) {
         return None;
@@ -160,7 +177,10 @@ pub fn parse_schema_definition(body: &Value) -> Result<SchemaDefinition, Vec<Fie
                         continue;
                     }
                     Some(_) => {
-                        errors.push(FieldError::invalid_type(format!("{field}.type"), "a non-empty string"));
+                        errors.push(FieldError::invalid_type(
+                            format!("{field}.type"),
+                            "a non-empty string",
+                        ));
                         continue;
                     }
                 };
@@ -171,7 +191,11 @@ pub fn parse_schema_definition(body: &Value) -> Result<SchemaDefinition, Vec<Fie
                     ));
                     continue;
                 }
-                let metadata = metadata_schema(target.get("metadata"), &format!("{field}.metadata"), &mut errors);
+                let metadata = metadata_schema(
+                    target.get("metadata"),
+                    &format!("{field}.metadata"),
+                    &mut errors,
+                );
                 targets.push(TargetDefinition { kind, metadata });
             }
         }
@@ -179,8 +203,10 @@ pub fn parse_schema_definition(body: &Value) -> Result<SchemaDefinition, Vec<Fie
     }
     let actor = match root.get("actor") {
         None | Some(Value::Null) => None,
-        Some(Value::Object(actor)) => metadata_schema(actor.get("metadata"), "actor.metadata", &mut errors)
-            .map(|metadata| ActorDefinition { metadata }),
+        Some(Value::Object(actor)) => {
+            metadata_schema(actor.get("metadata"), "actor.metadata", &mut errors)
+                .map(|metadata| ActorDefinition { metadata })
+        }
         Some(_) => {
             errors.push(FieldError::invalid_type("actor", "an object"));
             None
@@ -188,7 +214,11 @@ pub fn parse_schema_definition(body: &Value) -> Result<SchemaDefinition, Vec<Fie
     };
     let metadata = metadata_schema(root.get("metadata"), "metadata", &mut errors);
     if errors.is_empty() {
-        Ok(SchemaDefinition { targets, actor, metadata })
+        Ok(SchemaDefinition {
+            targets,
+            actor,
+            metadata,
+        })
     } else {
         Err(errors)
     }
@@ -207,7 +237,11 @@ pub struct CompiledSchema {
 impl CompiledSchema {
     /// Compiles a stored definition. Stored definitions passed [`parse_schema_definition`],
     /// so an error here means the stored row was damaged.
-    pub fn compile(action: &str, version: i64, definition: &SchemaDefinition) -> Result<Self, String> {
+    pub fn compile(
+        action: &str,
+        version: i64,
+        definition: &SchemaDefinition,
+    ) -> Result<Self, String> {
         let optional = |schema: &Option<Value>| schema.as_ref().map(compile).transpose();
         Ok(Self {
             action: action.to_owned(),
@@ -217,7 +251,11 @@ impl CompiledSchema {
                 .iter()
                 .map(|target| Ok((target.kind.clone(), optional(&target.metadata)?)))
                 .collect::<Result<_, String>>()?,
-            actor_metadata: definition.actor.as_ref().map(|actor| compile(&actor.metadata)).transpose()?,
+            actor_metadata: definition
+                .actor
+                .as_ref()
+                .map(|actor| compile(&actor.metadata))
+                .transpose()?,
             metadata: optional(&definition.metadata)?,
         })
     }
@@ -273,20 +311,38 @@ impl CompiledSchema {
             }
         }
         if let Some(validator) = &self.actor_metadata {
-            collect(validator, event.actor.metadata.as_ref().unwrap_or(&empty), "/actor/metadata", &mut found);
+            collect(
+                validator,
+                event.actor.metadata.as_ref().unwrap_or(&empty),
+                "/actor/metadata",
+                &mut found,
+            );
         }
         if let Some(validator) = &self.metadata {
-            collect(validator, event.metadata.as_ref().unwrap_or(&empty), "/metadata", &mut found);
+            collect(
+                validator,
+                event.metadata.as_ref().unwrap_or(&empty),
+                "/metadata",
+                &mut found,
+            );
         }
         found
     }
 }
 
-fn collect(validator: &Validator, metadata: &Map<String, Value>, prefix: &str, found: &mut Vec<SchemaViolation>) {
+fn collect(
+    validator: &Validator,
+    metadata: &Map<String, Value>,
+    prefix: &str,
+    found: &mut Vec<SchemaViolation>,
+) {
     // Validating a borrowed map needs a `Value`; metadata maps are small (at most 50 scalars).
     let instance = Value::Object(metadata.clone());
     for error in validator.iter_errors(&instance) {
-        found.push(SchemaViolation::new(&format!("{prefix}{}", error.instance_path()), error.to_string()));
+        found.push(SchemaViolation::new(
+            &format!("{prefix}{}", error.instance_path()),
+            error.to_string(),
+        ));
     }
 }
 
@@ -318,8 +374,10 @@ mod tests {
         }))
         .expect("valid");
         assert_eq!(definition.actor, None);
-        let python_style = parse_schema_definition(&json!({"targets": [{"type": "team"}], "actor": {"metadata": null}}))
-            .expect("valid");
+        let python_style = parse_schema_definition(
+            &json!({"targets": [{"type": "team"}], "actor": {"metadata": null}}),
+        )
+        .expect("valid");
         assert_eq!(definition.canonical_bytes(), python_style.canonical_bytes());
     }
 
@@ -346,12 +404,20 @@ mod tests {
 
     #[test]
     fn undeclared_target_type_names_the_declared_ones() {
-        let definition = parse_schema_definition(&json!({"targets": [{"type": "team"}]})).expect("valid");
+        let definition =
+            parse_schema_definition(&json!({"targets": [{"type": "team"}]})).expect("valid");
         let compiled = CompiledSchema::compile("user.signed_in", 1, &definition).expect("compiles");
-        let found = compiled.violations(&event(json!([{"id": "r", "type": "resource"}]), Value::Null));
+        let found = compiled.violations(&event(
+            json!([{"id": "r", "type": "resource"}]),
+            Value::Null,
+        ));
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].instance_path, "/targets/0/type");
-        assert!(found[0].message.contains("declared types: team"), "{}", found[0].message);
+        assert!(
+            found[0].message.contains("declared types: team"),
+            "{}",
+            found[0].message
+        );
     }
 
     #[test]
@@ -366,6 +432,11 @@ mod tests {
         assert_eq!(wrong_type[0].instance_path, "/actor/metadata/role");
         let missing = compiled.violations(&event(json!([]), Value::Null));
         assert_eq!(missing[0].instance_path, "/actor/metadata");
-        assert!(compiled.violations(&event(json!([{"id": "t", "type": "team"}]), json!({"role": "admin"}))).is_empty());
+        assert!(compiled
+            .violations(&event(
+                json!([{"id": "t", "type": "team"}]),
+                json!({"role": "admin"})
+            ))
+            .is_empty());
     }
 }

@@ -61,7 +61,10 @@ mod tests {
     #[test]
     fn formats_with_exactly_three_fraction_digits() {
         let at = parse_rfc3339("2022-09-08T21:46:03.435987+02:00").expect("valid");
-        assert_eq!(format_millis(to_unix_millis(at)), "2022-09-08T19:46:03.435Z");
+        assert_eq!(
+            format_millis(to_unix_millis(at)),
+            "2022-09-08T19:46:03.435Z"
+        );
         assert_eq!(format_millis(0), "1970-01-01T00:00:00.000Z");
     }
 }

@@ -15,7 +15,9 @@ use crate::{open_store, serve};
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STELE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),
@@ -47,16 +49,26 @@ async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<
     let store = open_store(&global.database_url, config.migrate_on_start)?;
     let listener = TcpListener::bind(config.listen).await?;
     let state = AppState::new(store, config.clone());
-    let secrets =
-        ensure_initialized(&state, config.api_key.as_deref(), config.admin_password.as_deref()).await?;
+    let secrets = ensure_initialized(
+        &state,
+        config.api_key.as_deref(),
+        config.admin_password.as_deref(),
+    )
+    .await?;
     if secrets.api_key.is_some() || secrets.admin_password.is_some() {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "\nStele first start: these secrets are shown only once. Store them now.")?;
+        writeln!(
+            out,
+            "\nStele first start: these secrets are shown only once. Store them now."
+        )?;
         if let Some(key) = &secrets.api_key {
             writeln!(out, "  API key:                          {key}")?;
         }
         if let Some(password) = &secrets.admin_password {
-            writeln!(out, "  Dashboard user '{ADMIN_USERNAME}' password:   {password}")?;
+            writeln!(
+                out,
+                "  Dashboard user '{ADMIN_USERNAME}' password:   {password}"
+            )?;
         }
         writeln!(out)?;
         out.flush()?;
@@ -71,13 +83,14 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -88,7 +101,9 @@ async fn shutdown_signal() {
 }
 
 fn migrate(global: &GlobalArgs) -> anyhow::Result<()> {
-    match crate::config::DatabaseLocation::parse(&global.database_url).map_err(anyhow::Error::msg)? {
+    match crate::config::DatabaseLocation::parse(&global.database_url)
+        .map_err(anyhow::Error::msg)?
+    {
         crate::config::DatabaseLocation::Sqlite(path) => {
             let applied = stele_store::sqlite::SqliteStore::migrate(&path)?;
             println!("applied {applied} migration(s) to {}", path.display());
@@ -114,7 +129,10 @@ async fn verify(global: &GlobalArgs, organization: Option<String>) -> ExitCode {
         Ok(report) => match report.first_break {
             None => {
                 eprintln!();
-                println!("OK: {} events in {} organizations verified", report.events, report.organizations);
+                println!(
+                    "OK: {} events in {} organizations verified",
+                    report.events, report.organizations
+                );
                 ExitCode::SUCCESS
             }
             Some((organization, chain_break)) => {
@@ -132,7 +150,10 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
     match command {
         ApiKeysCommand::Create { name } => {
             let (key, secret) = keys.create(&name, None).await?;
-            println!("created API key {} ({}). Its secret is shown only once:\n{secret}", key.id, key.name);
+            println!(
+                "created API key {} ({}). Its secret is shown only once:\n{secret}",
+                key.id, key.name
+            );
         }
         ApiKeysCommand::List => {
             for key in store.list_api_keys().await? {
@@ -140,7 +161,12 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
                     Some(at) => format!("revoked {}", format_millis(at)),
                     None => "active".to_owned(),
                 };
-                println!("{}\t{}\tcreated {}\t{status}", key.id, key.name, format_millis(key.created_at));
+                println!(
+                    "{}\t{}\tcreated {}\t{status}",
+                    key.id,
+                    key.name,
+                    format_millis(key.created_at)
+                );
             }
         }
         ApiKeysCommand::Revoke { id } => {

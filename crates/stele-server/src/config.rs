@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "stele", version, about = "Self-hosted, WorkOS-compatible audit log service")]
+#[command(
+    name = "stele",
+    version,
+    about = "Self-hosted, WorkOS-compatible audit log service"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -19,7 +23,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Database to use: `sqlite://PATH` (or a plain file path) for the embedded database.
-    #[arg(long, env = "STELE_DATABASE_URL", global = true, default_value = "sqlite://./stele-data/stele.db")]
+    #[arg(
+        long,
+        env = "STELE_DATABASE_URL",
+        global = true,
+        default_value = "sqlite://./stele-data/stele.db"
+    )]
     pub database_url: String,
     /// Log output format.
     #[arg(long, env = "STELE_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Pretty)]
@@ -77,7 +86,11 @@ pub struct ServeConfig {
     #[arg(long, env = "STELE_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
     /// Seconds between sweeps that delete expired idempotency records.
-    #[arg(long, env = "STELE_IDEMPOTENCY_CLEANUP_INTERVAL_SECS", default_value_t = 600)]
+    #[arg(
+        long,
+        env = "STELE_IDEMPOTENCY_CLEANUP_INTERVAL_SECS",
+        default_value_t = 600
+    )]
     pub idempotency_cleanup_interval_secs: u64,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
@@ -100,9 +113,14 @@ pub enum DatabaseLocation {
 impl DatabaseLocation {
     pub fn parse(url: &str) -> Result<Self, String> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err("PostgreSQL is not supported by this build yet; use a sqlite:// URL".into());
+            return Err(
+                "PostgreSQL is not supported by this build yet; use a sqlite:// URL".into(),
+            );
         }
-        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
         if path.is_empty() {
             return Err("the database URL names no file".into());
         }
@@ -116,9 +134,18 @@ mod tests {
 
     #[test]
     fn database_urls_name_a_sqlite_file() {
-        assert_eq!(DatabaseLocation::parse("sqlite://./a/b.db"), Ok(DatabaseLocation::Sqlite("./a/b.db".into())));
-        assert_eq!(DatabaseLocation::parse("sqlite:///tmp/x.db"), Ok(DatabaseLocation::Sqlite("/tmp/x.db".into())));
-        assert_eq!(DatabaseLocation::parse("data.db"), Ok(DatabaseLocation::Sqlite("data.db".into())));
+        assert_eq!(
+            DatabaseLocation::parse("sqlite://./a/b.db"),
+            Ok(DatabaseLocation::Sqlite("./a/b.db".into()))
+        );
+        assert_eq!(
+            DatabaseLocation::parse("sqlite:///tmp/x.db"),
+            Ok(DatabaseLocation::Sqlite("/tmp/x.db".into()))
+        );
+        assert_eq!(
+            DatabaseLocation::parse("data.db"),
+            Ok(DatabaseLocation::Sqlite("data.db".into()))
+        );
         assert!(DatabaseLocation::parse("postgres://localhost/x").is_err());
     }
 }

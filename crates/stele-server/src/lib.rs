@@ -29,11 +29,22 @@ pub fn open_store(database_url: &str, migrate: bool) -> Result<Arc<dyn Store>, S
 
 /// Serves the API on `listener` until `shutdown` completes, running the background
 /// workers alongside; in-flight requests finish before it returns.
-pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_workers, worker_shutdown) = watch::channel(false);
-    let cleanup_interval = Duration::from_secs(state.config.idempotency_cleanup_interval_secs.max(1));
-    let cleanup = tokio::spawn(workers::idempotency_cleanup::run(state.clone(), cleanup_interval, worker_shutdown));
-    let served = axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await;
+    let cleanup_interval =
+        Duration::from_secs(state.config.idempotency_cleanup_interval_secs.max(1));
+    let cleanup = tokio::spawn(workers::idempotency_cleanup::run(
+        state.clone(),
+        cleanup_interval,
+        worker_shutdown,
+    ));
+    let served = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
     let _ = stop_workers.send(true);
     let _ = cleanup.await;
     served

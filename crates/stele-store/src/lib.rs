@@ -53,10 +53,13 @@ pub trait Store: Send + Sync + 'static {
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Idempotent<Organization>>;
     async fn get_organization(&self, id: &str) -> StoreResult<Option<Organization>>;
-    async fn get_organization_by_external_id(&self, external_id: &str) -> StoreResult<Option<Organization>>;
+    async fn get_organization_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> StoreResult<Option<Organization>>;
     async fn list_organizations(
         &self,
-        name_contains: Option<String>,
+        filter: OrganizationFilter,
         page: PageRequest<String>,
     ) -> StoreResult<Page<Organization>>;
     /// Replaces the stored organization with the same id.
@@ -74,12 +77,19 @@ pub trait Store: Send + Sync + 'static {
         created_by: &str,
         at: UnixMillis,
     ) -> StoreResult<(SchemaVersion, bool)>;
-    async fn get_schema_version(&self, action: &str, version: i64) -> StoreResult<Option<SchemaVersion>>;
+    async fn get_schema_version(
+        &self,
+        action: &str,
+        version: i64,
+    ) -> StoreResult<Option<SchemaVersion>>;
     /// Version numbers of `action`, ascending; empty when the action is unknown.
     async fn schema_version_numbers(&self, action: &str) -> StoreResult<Vec<i64>>;
     /// `None` when the action does not exist.
-    async fn list_schema_versions(&self, action: &str, page: PageRequest<i64>)
-        -> StoreResult<Option<Page<SchemaVersion>>>;
+    async fn list_schema_versions(
+        &self,
+        action: &str,
+        page: PageRequest<i64>,
+    ) -> StoreResult<Option<Page<SchemaVersion>>>;
     async fn list_actions(&self, page: PageRequest<i64>) -> StoreResult<Page<ActionSummary>>;
 
     // --- events ------------------------------------------------------------------------
@@ -110,7 +120,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<IdempotencyRecord>>;
     /// Stores a completed response unless the key already holds an unexpired one;
     /// returns the record that is in force afterwards.
-    async fn save_idempotency_record(&self, record: IdempotencyRecord) -> StoreResult<IdempotencyRecord>;
+    async fn save_idempotency_record(
+        &self,
+        record: IdempotencyRecord,
+    ) -> StoreResult<IdempotencyRecord>;
     /// Deletes records created before `cutoff`; returns how many.
     async fn purge_idempotency_records(&self, cutoff: UnixMillis) -> StoreResult<u64>;
 }

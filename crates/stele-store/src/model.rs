@@ -52,6 +52,15 @@ pub struct Organization {
     pub updated_at: UnixMillis,
 }
 
+/// Which organizations a list returns; empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrganizationFilter {
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+    /// Organizations owning at least one of these domains.
+    pub domains: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaVersion {
     pub action: String,

@@ -59,7 +59,9 @@ impl SchemaResponse {
                 .into_iter()
                 .map(|TargetDefinition { kind, metadata }| SchemaTargetResponse { kind, metadata })
                 .collect(),
-            actor: definition.actor.map(|ActorDefinition { metadata }| SchemaActorResponse { metadata }),
+            actor: definition
+                .actor
+                .map(|ActorDefinition { metadata }| SchemaActorResponse { metadata }),
             metadata: definition.metadata,
             created_at: format_millis(version.created_at),
         }
@@ -112,7 +114,11 @@ pub async fn create_schema(
 ) -> Result<Response, ApiError> {
     let created_by = format!("api key {}", caller.0.name);
     let (version, created) = schemas::create_version(&state, &action, &body, &created_by).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(SchemaResponse::from_version(version))).into_response())
 }
 
@@ -142,11 +148,13 @@ pub async fn list_actions(
 ) -> Result<Json<List<ActionResponse>>, ApiError> {
     let query = ListQuery::parse(pairs)?;
     let page = schemas::list_actions(&state, query.numeric_page()?).await?;
-    Ok(Json(List::from_page(page, |action: ActionSummary| ActionResponse {
-        object: "audit_log_action",
-        name: action.name,
-        schema: SchemaResponse::from_version(action.latest),
-        created_at: format_millis(action.created_at),
-        updated_at: format_millis(action.updated_at),
+    Ok(Json(List::from_page(page, |action: ActionSummary| {
+        ActionResponse {
+            object: "audit_log_action",
+            name: action.name,
+            schema: SchemaResponse::from_version(action.latest),
+            created_at: format_millis(action.created_at),
+            updated_at: format_millis(action.updated_at),
+        }
     })))
 }

@@ -47,14 +47,18 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 json!({"message": "Invalid Audit Log event.", "code": "invalid_audit_log_event", "errors": errors}),
             ),
-            ApiError::Service(error @ (ServiceError::OrganizationNotFound(_) | ServiceError::ActionNotFound(_))) => {
-                (StatusCode::NOT_FOUND, json!({"message": error.to_string(), "code": "not_found"}))
-            }
+            ApiError::Service(
+                error @ (ServiceError::OrganizationNotFound(_) | ServiceError::ActionNotFound(_)),
+            ) => (
+                StatusCode::NOT_FOUND,
+                json!({"message": error.to_string(), "code": "not_found"}),
+            ),
             // `errors` is present (empty) on every 400 so the Node SDK raises its typed
             // BadRequestException rather than a generic one.
-            ApiError::Service(ServiceError::Rejected { code, message }) => {
-                (StatusCode::BAD_REQUEST, json!({"message": message, "code": code, "errors": []}))
-            }
+            ApiError::Service(ServiceError::Rejected { code, message }) => (
+                StatusCode::BAD_REQUEST,
+                json!({"message": message, "code": code, "errors": []}),
+            ),
             ApiError::Service(ServiceError::Store(error)) => {
                 tracing::error!(%error, "request failed on the store");
                 let status = match error {

@@ -14,7 +14,7 @@ use crate::api::error::ApiError;
 use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody};
 use crate::api::idempotency::RecordedWithWrite;
 use crate::api::wire::{json_bytes, json_response};
-use crate::services::{events, ServiceError};
+use crate::services::{events, IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,13 +89,24 @@ pub async fn create_event(
 ) -> Result<Response, ApiError> {
     let make_record = idempotency.clone().map(|pending| {
         Box::new(move |id: &str| {
-            pending.record(StatusCode::CREATED, json_bytes(&EventCreated { success: true, id: id.to_owned() }))
-        }) as Box<dyn FnOnce(&str) -> _ + Send>
+            pending.record(
+                StatusCode::CREATED,
+                json_bytes(&EventCreated {
+                    success: true,
+                    id: id.to_owned(),
+                }),
+            )
+        }) as IdempotencyRecordFor<str>
     });
     match events::create(&state, &body, make_record).await? {
         Idempotent::Done(appended) => {
-            let mut response =
-                json_response(StatusCode::CREATED, json_bytes(&EventCreated { success: true, id: appended.id }));
+            let mut response = json_response(
+                StatusCode::CREATED,
+                json_bytes(&EventCreated {
+                    success: true,
+                    id: appended.id,
+                }),
+            );
             if idempotency.is_some() {
                 response.extensions_mut().insert(RecordedWithWrite);
             }
@@ -115,16 +126,27 @@ pub async fn validate_event(
     _caller: ApiCaller,
     JsonBody(body): JsonBody,
 ) -> Result<Json<ValidationResult>, ApiError> {
-    let to_values = |items: Vec<SchemaViolation>| items.into_iter().filter_map(|item| serde_json::to_value(item).ok()).collect();
+    let to_values = |items: Vec<SchemaViolation>| {
+        items
+            .into_iter()
+            .filter_map(|item| serde_json::to_value(item).ok())
+            .collect()
+    };
     let errors: Vec<Value> = match events::validate(&state, &body).await {
         Ok(_) => Vec::new(),
         Err(ServiceError::InvalidEvent(violations)) => to_values(violations),
-        Err(ServiceError::InvalidRequest(errors)) => errors.into_iter().filter_map(|e| serde_json::to_value(e).ok()).collect(),
+        Err(ServiceError::InvalidRequest(errors)) => errors
+            .into_iter()
+            .filter_map(|e| serde_json::to_value(e).ok())
+            .collect(),
         Err(ServiceError::OrganizationNotFound(id)) => to_values(vec![SchemaViolation::new(
             "/organization_id",
             format!("Organization not found: '{id}'."),
         )]),
         Err(other) => return Err(other.into()),
     };
-    Ok(Json(ValidationResult { valid: errors.is_empty(), errors }))
+    Ok(Json(ValidationResult {
+        valid: errors.is_empty(),
+        errors,
+    }))
 }

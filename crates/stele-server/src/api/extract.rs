@@ -23,20 +23,29 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit: state.config.body_limit_bytes }
-            } else {
-                ApiError::validation(vec![FieldError::invalid("body", "The request body could not be read.")])
-            }
-        })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|error| {
-            ApiError::validation(vec![FieldError {
-                code: "invalid_json",
-                field: "body".into(),
-                message: format!("The request body is not valid JSON: {error}."),
-            }])
-        })
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge {
+                        limit: state.config.body_limit_bytes,
+                    }
+                } else {
+                    ApiError::validation(vec![FieldError::invalid(
+                        "body",
+                        "The request body could not be read.",
+                    )])
+                }
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|error| {
+                ApiError::validation(vec![FieldError {
+                    code: "invalid_json",
+                    field: "body".into(),
+                    message: format!("The request body is not valid JSON: {error}."),
+                }])
+            })
     }
 }
 
@@ -47,11 +56,19 @@ pub fn typed_body<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
         let inner = error.into_inner().to_string();
         let field_error = if let Some(rest) = inner.strip_prefix("missing field `") {
             let name = rest.split('`').next().unwrap_or_default();
-            let field = if path == "." { name.to_owned() } else { format!("{path}.{name}") };
+            let field = if path == "." {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            };
             FieldError::required(field)
         } else {
             let field = if path == "." { "body".to_owned() } else { path };
-            FieldError { code: "invalid", message: format!("{field}: {inner}."), field }
+            FieldError {
+                code: "invalid",
+                message: format!("{field}: {inner}."),
+                field,
+            }
         };
         ApiError::validation(vec![field_error])
     })
@@ -70,11 +87,20 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<ApiCaller, 
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|secret| !secret.is_empty())
         .ok_or(ApiError::Unauthorized)?;
-    state.api_keys.authenticate(secret).await?.map(ApiCaller).ok_or(ApiError::Unauthorized)
+    state
+        .api_keys
+        .authenticate(secret)
+        .await?
+        .map(ApiCaller)
+        .ok_or(ApiError::Unauthorized)
 }
 
 impl FromRequestParts<AppState> for ApiCaller {
@@ -92,7 +118,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyContext {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(IdempotencyContext(parts.extensions.get::<PendingIdempotency>().cloned()))
+        Ok(IdempotencyContext(
+            parts.extensions.get::<PendingIdempotency>().cloned(),
+        ))
     }
 }
 
@@ -107,18 +135,29 @@ pub struct ListQuery {
 impl ListQuery {
     pub fn parse(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
         let mut errors = Vec::new();
-        let mut query = ListQuery { limit: DEFAULT_LIMIT, order: SortOrder::Desc, cursor: None, rest: Vec::new() };
+        let mut query = ListQuery {
+            limit: DEFAULT_LIMIT,
+            order: SortOrder::Desc,
+            cursor: None,
+            rest: Vec::new(),
+        };
         let (mut before, mut after) = (None, None);
         for (name, value) in pairs {
             match name.as_str() {
                 "limit" => match value.parse::<u32>() {
                     Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => query.limit = limit,
-                    _ => errors.push(FieldError::invalid("limit", format!("limit must be an integer from 1 to {MAX_LIMIT}."))),
+                    _ => errors.push(FieldError::invalid(
+                        "limit",
+                        format!("limit must be an integer from 1 to {MAX_LIMIT}."),
+                    )),
                 },
                 "order" => match value.as_str() {
                     "asc" => query.order = SortOrder::Asc,
                     "desc" | "normal" => query.order = SortOrder::Desc,
-                    _ => errors.push(FieldError::invalid("order", "order must be 'asc', 'desc' or 'normal'.")),
+                    _ => errors.push(FieldError::invalid(
+                        "order",
+                        "order must be 'asc', 'desc' or 'normal'.",
+                    )),
                 },
                 "before" if !value.is_empty() => before = Some(value),
                 "after" if !value.is_empty() => after = Some(value),
@@ -128,7 +167,10 @@ impl ListQuery {
         }
         query.cursor = match (before, after) {
             (Some(_), Some(_)) => {
-                errors.push(FieldError::invalid("before", "Use either before or after, not both."));
+                errors.push(FieldError::invalid(
+                    "before",
+                    "Use either before or after, not both.",
+                ));
                 None
             }
             (Some(key), None) => Some(Cursor::Before(key)),
@@ -144,23 +186,39 @@ impl ListQuery {
 
     /// The page request with cursors as strings (for string-keyed lists).
     pub fn page(&self) -> PageRequest<String> {
-        PageRequest { limit: self.limit, order: self.order, cursor: self.cursor.clone() }
+        PageRequest {
+            limit: self.limit,
+            order: self.order,
+            cursor: self.cursor.clone(),
+        }
     }
 
     /// The page request for lists keyed by integers; a cursor that is not one is a 422.
     pub fn numeric_page(&self) -> Result<PageRequest<i64>, ApiError> {
         let parse = |field: &str, text: &str| {
-            text.parse::<i64>().map_err(|_| ApiError::validation(vec![FieldError::invalid(field, format!("{field} is not a cursor from this list."))]))
+            text.parse::<i64>().map_err(|_| {
+                ApiError::validation(vec![FieldError::invalid(
+                    field,
+                    format!("{field} is not a cursor from this list."),
+                )])
+            })
         };
         let cursor = match &self.cursor {
             None => None,
             Some(Cursor::Before(text)) => Some(Cursor::Before(parse("before", text)?)),
             Some(Cursor::After(text)) => Some(Cursor::After(parse("after", text)?)),
         };
-        Ok(PageRequest { limit: self.limit, order: self.order, cursor })
+        Ok(PageRequest {
+            limit: self.limit,
+            order: self.order,
+            cursor,
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.rest.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.rest
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 }

@@ -54,7 +54,10 @@ impl PendingIdempotency {
         let status = StatusCode::from_u16(existing.status).unwrap_or(StatusCode::OK);
         let mut response = (status, existing.body.clone()).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
         response.extensions_mut().insert(RecordedWithWrite);
         response
@@ -65,11 +68,20 @@ impl PendingIdempotency {
 #[derive(Debug, Clone, Copy)]
 pub struct RecordedWithWrite;
 
-pub async fn idempotency_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn idempotency_layer(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    let Some(key) = request.headers().get(HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned) else {
+    let Some(key) = request
+        .headers()
+        .get(HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+    else {
         return next.run(request).await;
     };
     if key.is_empty() || key.len() > MAX_KEY_LENGTH {
@@ -89,21 +101,31 @@ pub async fn idempotency_layer(State(state): State<AppState>, request: Request, 
     let Ok(bytes) = to_bytes(body, limit).await else {
         return ApiError::PayloadTooLarge { limit }.into_response();
     };
-    let path = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
     let pending = PendingIdempotency {
         scope: caller.0.id.clone(),
         key,
         fingerprint: request_fingerprint(parts.method.as_str(), path, &bytes),
         created_at: now_millis(),
     };
-    match state.store.find_idempotency_record(&pending.scope, &pending.key, pending.created_at).await {
+    match state
+        .store
+        .find_idempotency_record(&pending.scope, &pending.key, pending.created_at)
+        .await
+    {
         Ok(Some(existing)) => return pending.replay_or_reject(&existing),
         Ok(None) => {}
         Err(error) => return ApiError::from(error).into_response(),
     }
     parts.extensions.insert(caller);
     parts.extensions.insert(pending.clone());
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
 
     let status = response.status();
     if status.is_server_error()
@@ -114,8 +136,10 @@ pub async fn idempotency_layer(State(state): State<AppState>, request: Request, 
     }
     let (response_parts, response_body) = response.into_parts();
     let Ok(body) = to_bytes(response_body, usize::MAX).await else {
-        return ApiError::from(stele_store::StoreError::Database("response body could not be buffered".into()))
-            .into_response();
+        return ApiError::from(stele_store::StoreError::Database(
+            "response body could not be buffered".into(),
+        ))
+        .into_response();
     };
     let ours = pending.record(status, body.to_vec());
     match state.store.save_idempotency_record(ours.clone()).await {

@@ -41,14 +41,20 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
 /// Every API route with the OpenAPI document describing them.
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(organizations::create_organization, organizations::list_organizations))
+        .routes(routes!(
+            organizations::create_organization,
+            organizations::list_organizations
+        ))
         .routes(routes!(
             organizations::get_organization,
             organizations::update_organization,
@@ -69,11 +75,17 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::RouteNotFound { method: method.to_string(), path: uri.path().to_owned() }
+    ApiError::RouteNotFound {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed { method: method.to_string(), path: uri.path().to_owned() }
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
 }
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
@@ -83,7 +95,10 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
 pub fn router(state: AppState) -> Router {
     let (api, document) = api_routes();
     let document = Json(document);
-    let unrouted = Router::new().route("/openapi.json", get(move || async move { document.clone() }));
+    let unrouted = Router::new().route(
+        "/openapi.json",
+        get(move || async move { document.clone() }),
+    );
     api.route_layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency_layer))
         .merge(unrouted)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use stele_core::timestamp::format_millis;
-use stele_store::{Idempotent, Organization, OrganizationDomain};
+use stele_store::{Idempotent, Organization, OrganizationDomain, OrganizationFilter};
 use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
@@ -15,6 +15,7 @@ use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody, L
 use crate::api::idempotency::RecordedWithWrite;
 use crate::api::wire::{json_bytes, json_response, List};
 use crate::services::organizations::{self, OrganizationInput};
+use crate::services::IdempotencyRecordFor;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,9 +86,11 @@ pub async fn create_organization(
     let records_with_write = idempotency.is_some();
     let make_record = idempotency.clone().map(|pending| {
         Box::new(move |organization: &Organization| {
-            let body = json_bytes(&OrganizationResponse::from_organization(organization.clone()));
+            let body = json_bytes(&OrganizationResponse::from_organization(
+                organization.clone(),
+            ));
             pending.record(StatusCode::CREATED, body)
-        }) as Box<dyn FnOnce(&Organization) -> _ + Send>
+        }) as IdempotencyRecordFor<Organization>
     });
     match organizations::create(&state, input, make_record).await? {
         Idempotent::Done(organization) => {
@@ -107,6 +110,7 @@ pub async fn create_organization(
 
 #[utoipa::path(get, path = "/organizations", tag = "organizations",
     params(("search" = Option<String>, Query, description = "Only organizations whose name contains this text"),
+           ("domains" = Option<String>, Query, description = "Comma-separated domains; only organizations owning one of them"),
            ("limit" = Option<u32>, Query), ("before" = Option<String>, Query), ("after" = Option<String>, Query),
            ("order" = Option<String>, Query, description = "asc, desc (default) or normal")),
     responses((status = 200, body = List<OrganizationResponse>)))]
@@ -116,9 +120,26 @@ pub async fn list_organizations(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<List<OrganizationResponse>>, ApiError> {
     let query = ListQuery::parse(pairs)?;
-    let search = query.get("search").map(str::to_owned);
-    let page = organizations::list(&state, search, query.page()).await?;
-    Ok(Json(List::from_page(page, OrganizationResponse::from_organization)))
+    let filter = OrganizationFilter {
+        name_contains: query
+            .get("search")
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned),
+        // Node and Python send `domains=a,b`; repeated `domains[]=a` pairs are accepted too.
+        domains: query
+            .rest
+            .iter()
+            .filter(|(name, _)| name == "domains" || name == "domains[]")
+            .flat_map(|(_, value)| value.split(','))
+            .map(|domain| domain.trim().to_lowercase())
+            .filter(|domain| !domain.is_empty())
+            .collect(),
+    };
+    let page = organizations::list(&state, filter, query.page()).await?;
+    Ok(Json(List::from_page(
+        page,
+        OrganizationResponse::from_organization,
+    )))
 }
 
 #[utoipa::path(get, path = "/organizations/{id}", tag = "organizations",
@@ -128,7 +149,9 @@ pub async fn get_organization(
     _caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
-    Ok(Json(OrganizationResponse::from_organization(organizations::get(&state, &id).await?)))
+    Ok(Json(OrganizationResponse::from_organization(
+        organizations::get(&state, &id).await?,
+    )))
 }
 
 #[utoipa::path(get, path = "/organizations/external_id/{external_id}", tag = "organizations",
@@ -138,7 +161,9 @@ pub async fn get_organization_by_external_id(
     _caller: ApiCaller,
     Path(external_id): Path<String>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
-    Ok(Json(OrganizationResponse::from_organization(organizations::get_by_external_id(&state, &external_id).await?)))
+    Ok(Json(OrganizationResponse::from_organization(
+        organizations::get_by_external_id(&state, &external_id).await?,
+    )))
 }
 
 #[utoipa::path(put, path = "/organizations/{id}", tag = "organizations", request_body = OrganizationInput,
@@ -150,7 +175,9 @@ pub async fn update_organization(
     JsonBody(body): JsonBody,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
     let input: OrganizationInput = typed_body(body)?;
-    Ok(Json(OrganizationResponse::from_organization(organizations::update(&state, &id, input).await?)))
+    Ok(Json(OrganizationResponse::from_organization(
+        organizations::update(&state, &id, input).await?,
+    )))
 }
 
 #[utoipa::path(delete, path = "/organizations/{id}", tag = "organizations",

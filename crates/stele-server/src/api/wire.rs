@@ -24,7 +24,14 @@ pub struct List<T> {
 impl<T> List<T> {
     pub fn from_page<S>(page: Page<S>, render: impl FnMut(S) -> T) -> Self {
         let page = page.map(render);
-        List { object: "list", data: page.data, list_metadata: ListMetadata { before: page.before, after: page.after } }
+        List {
+            object: "list",
+            data: page.data,
+            list_metadata: ListMetadata {
+                before: page.before,
+                after: page.after,
+            },
+        }
     }
 }
 
@@ -36,6 +43,9 @@ pub fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
 
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

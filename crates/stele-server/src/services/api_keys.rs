@@ -38,11 +38,18 @@ pub struct ApiKeys {
 
 impl ApiKeys {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, cache: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Creates a key with the given secret (or a generated one); returns the key and secret.
-    pub async fn create(&self, name: &str, secret: Option<String>) -> StoreResult<(ApiKey, String)> {
+    pub async fn create(
+        &self,
+        name: &str,
+        secret: Option<String>,
+    ) -> StoreResult<(ApiKey, String)> {
         let secret = secret.unwrap_or_else(generate_secret);
         let key = self
             .store
@@ -59,12 +66,21 @@ impl ApiKeys {
     /// The active key for `secret`, if any.
     pub async fn authenticate(&self, secret: &str) -> StoreResult<Option<ApiKey>> {
         let hash = hash_secret(secret);
-        if let Some((key, at)) = self.cache.lock().ok().and_then(|cache| cache.get(&hash).cloned()) {
+        if let Some((key, at)) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&hash).cloned())
+        {
             if at.elapsed() < CACHE_TTL {
                 return Ok(Some(key));
             }
         }
-        let found = self.store.find_api_key(hash).await?.filter(|key| key.revoked_at.is_none());
+        let found = self
+            .store
+            .find_api_key(hash)
+            .await?
+            .filter(|key| key.revoked_at.is_none());
         if let Ok(mut cache) = self.cache.lock() {
             match &found {
                 Some(key) => {

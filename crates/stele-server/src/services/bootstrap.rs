@@ -45,14 +45,21 @@ pub async fn ensure_initialized(
     configured_api_key: Option<&str>,
     configured_admin_password: Option<&str>,
 ) -> Result<FirstStartSecrets, StoreError> {
-    let mut secrets = FirstStartSecrets { api_key: None, admin_password: None };
+    let mut secrets = FirstStartSecrets {
+        api_key: None,
+        admin_password: None,
+    };
     let api_keys: &ApiKeys = &state.api_keys;
     if state.store.is_uninitialized().await? {
-        let (_, secret) = api_keys.create("default", configured_api_key.map(str::to_owned)).await?;
+        let (_, secret) = api_keys
+            .create("default", configured_api_key.map(str::to_owned))
+            .await?;
         if configured_api_key.is_none() {
             secrets.api_key = Some(secret);
         }
-        let password = configured_admin_password.map(str::to_owned).unwrap_or_else(generate_password);
+        let password = configured_admin_password
+            .map(str::to_owned)
+            .unwrap_or_else(generate_password);
         state
             .store
             .create_user(NewUser {
@@ -66,8 +73,15 @@ pub async fn ensure_initialized(
             secrets.admin_password = Some(password);
         }
     } else if let Some(secret) = configured_api_key {
-        if state.store.find_api_key(hash_secret(secret)).await?.is_none() {
-            api_keys.create("STELE_API_KEY", Some(secret.to_owned())).await?;
+        if state
+            .store
+            .find_api_key(hash_secret(secret))
+            .await?
+            .is_none()
+        {
+            api_keys
+                .create("STELE_API_KEY", Some(secret.to_owned()))
+                .await?;
         }
     }
     Ok(secrets)

@@ -9,9 +9,9 @@ use serde_json::Value;
 use stele_core::event::{parse_create_event, EventInput};
 use stele_core::ids::IdKind;
 use stele_core::schema::SchemaViolation;
-use stele_store::{AppendedEvent, IdempotencyRecord, Idempotent, NewEvent, StoreError};
+use stele_store::{AppendedEvent, Idempotent, NewEvent, StoreError};
 
-use crate::services::ServiceError;
+use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 
 /// Organizations recently seen to exist. Only positive answers are cached, and the append
@@ -56,22 +56,38 @@ pub struct ValidatedEvent {
 /// Runs every check of create-event without writing anything.
 pub async fn validate(state: &AppState, body: &Value) -> Result<ValidatedEvent, ServiceError> {
     let request = parse_create_event(body).map_err(ServiceError::InvalidRequest)?;
-    if !state.known_organizations.exists(state, &request.organization_id).await? {
+    if !state
+        .known_organizations
+        .exists(state, &request.organization_id)
+        .await?
+    {
         return Err(ServiceError::OrganizationNotFound(request.organization_id));
     }
     let event = request.event;
-    let Some(schema) = state.validators.get(state.store.as_ref(), &event.action, event.version).await? else {
-        return Err(ServiceError::InvalidEvent(vec![missing_version(state, &event).await?]));
+    let Some(schema) = state
+        .validators
+        .get(state.store.as_ref(), &event.action, event.version)
+        .await?
+    else {
+        return Err(ServiceError::InvalidEvent(vec![
+            missing_version(state, &event).await?,
+        ]));
     };
     let violations = schema.violations(&event);
     if !violations.is_empty() {
         return Err(ServiceError::InvalidEvent(violations));
     }
-    Ok(ValidatedEvent { organization_id: request.organization_id, event })
+    Ok(ValidatedEvent {
+        organization_id: request.organization_id,
+        event,
+    })
 }
 
 /// Explains a missing (action, version): either the action is unknown, or which versions exist.
-async fn missing_version(state: &AppState, event: &EventInput) -> Result<SchemaViolation, StoreError> {
+async fn missing_version(
+    state: &AppState,
+    event: &EventInput,
+) -> Result<SchemaViolation, StoreError> {
     let versions = state.store.schema_version_numbers(&event.action).await?;
     Ok(if versions.is_empty() {
         SchemaViolation::new(
@@ -100,15 +116,23 @@ async fn missing_version(state: &AppState, event: &EventInput) -> Result<SchemaV
 pub async fn create(
     state: &AppState,
     body: &Value,
-    idempotency: Option<Box<dyn FnOnce(&str) -> IdempotencyRecord + Send>>,
+    idempotency: Option<IdempotencyRecordFor<str>>,
 ) -> Result<Idempotent<AppendedEvent>, ServiceError> {
     let validated = validate(state, body).await?;
     let id = IdKind::Event.generate();
     let record = idempotency.map(|make_record| make_record(&id));
-    let new_event = NewEvent { id, organization_id: validated.organization_id, event: validated.event };
+    let new_event = NewEvent {
+        id,
+        organization_id: validated.organization_id,
+        event: validated.event,
+    };
     let organization_id = new_event.organization_id.clone();
-    state.store.append_event(new_event, record).await.map_err(|error| match error {
-        StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(organization_id),
-        other => ServiceError::Store(other),
-    })
+    state
+        .store
+        .append_event(new_event, record)
+        .await
+        .map_err(|error| match error {
+            StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(organization_id),
+            other => ServiceError::Store(other),
+        })
 }

@@ -6,9 +6,9 @@ use stele_core::ids::IdKind;
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
-use stele_store::{IdempotencyRecord, Idempotent, Organization, OrganizationDomain, StoreError};
+use stele_store::{Idempotent, Organization, OrganizationDomain, OrganizationFilter, StoreError};
 
-use crate::services::ServiceError;
+use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 
 /// `domain_data` items: a domain and its verification state.
@@ -35,7 +35,13 @@ pub struct OrganizationInput {
     pub domains: Option<Vec<String>>,
 }
 
-const DOMAIN_STATES: &[&str] = &["failed", "legacy_verified", "pending", "unverified", "verified"];
+const DOMAIN_STATES: &[&str] = &[
+    "failed",
+    "legacy_verified",
+    "pending",
+    "unverified",
+    "verified",
+];
 
 impl OrganizationInput {
     fn check(&self) -> Result<(), ServiceError> {
@@ -43,22 +49,42 @@ impl OrganizationInput {
         if self.name.trim().is_empty() {
             errors.push(FieldError::invalid("name", "name must not be empty."));
         }
-        if self.external_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
-            errors.push(FieldError::invalid("external_id", "external_id must not be empty; use null to unset it."));
+        if self
+            .external_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            errors.push(FieldError::invalid(
+                "external_id",
+                "external_id must not be empty; use null to unset it.",
+            ));
         }
         for (key, value) in self.metadata.iter().flatten() {
             if !value.is_string() {
-                errors.push(FieldError::invalid_type(format!("metadata.{key}"), "a string"));
+                errors.push(FieldError::invalid_type(
+                    format!("metadata.{key}"),
+                    "a string",
+                ));
             }
         }
         for (index, data) in self.domain_data.iter().flatten().enumerate() {
             if data.domain.trim().is_empty() {
-                errors.push(FieldError::invalid(format!("domain_data[{index}].domain"), "domain must not be empty."));
+                errors.push(FieldError::invalid(
+                    format!("domain_data[{index}].domain"),
+                    "domain must not be empty.",
+                ));
             }
-            if let Some(state) = data.state.as_deref().filter(|state| !DOMAIN_STATES.contains(state)) {
+            if let Some(state) = data
+                .state
+                .as_deref()
+                .filter(|state| !DOMAIN_STATES.contains(state))
+            {
                 errors.push(FieldError::invalid(
                     format!("domain_data[{index}].state"),
-                    format!("unknown domain state '{state}'; expected one of {}", DOMAIN_STATES.join(", ")),
+                    format!(
+                        "unknown domain state '{state}'; expected one of {}",
+                        DOMAIN_STATES.join(", ")
+                    ),
                 ));
             }
         }
@@ -74,25 +100,39 @@ impl OrganizationInput {
         let requested: Vec<(String, String)> = match (&self.domain_data, &self.domains) {
             (Some(data), _) => data
                 .iter()
-                .map(|d| (d.domain.trim().to_lowercase(), d.state.clone().unwrap_or_else(|| "pending".into())))
+                .map(|d| {
+                    (
+                        d.domain.trim().to_lowercase(),
+                        d.state.clone().unwrap_or_else(|| "pending".into()),
+                    )
+                })
                 .collect(),
-            (None, Some(names)) => names.iter().map(|name| (name.trim().to_lowercase(), "pending".into())).collect(),
+            (None, Some(names)) => names
+                .iter()
+                .map(|name| (name.trim().to_lowercase(), "pending".into()))
+                .collect(),
             (None, None) => return existing.to_vec(),
         };
         requested
             .into_iter()
-            .map(|(domain, state)| match existing.iter().find(|d| d.domain == domain) {
-                Some(known) if known.state == state => known.clone(),
-                Some(known) => OrganizationDomain { state, updated_at: now, ..known.clone() },
-                None => OrganizationDomain {
-                    id: IdKind::OrganizationDomain.generate(),
-                    domain,
-                    state,
-                    verification_strategy: "manual".into(),
-                    created_at: now,
-                    updated_at: now,
+            .map(
+                |(domain, state)| match existing.iter().find(|d| d.domain == domain) {
+                    Some(known) if known.state == state => known.clone(),
+                    Some(known) => OrganizationDomain {
+                        state,
+                        updated_at: now,
+                        ..known.clone()
+                    },
+                    None => OrganizationDomain {
+                        id: IdKind::OrganizationDomain.generate(),
+                        domain,
+                        state,
+                        verification_strategy: "manual".into(),
+                        created_at: now,
+                        updated_at: now,
+                    },
                 },
-            })
+            )
             .collect()
     }
 }
@@ -118,7 +158,7 @@ fn map_store_error(error: StoreError, id: &str) -> ServiceError {
 pub async fn create(
     state: &AppState,
     input: OrganizationInput,
-    idempotency: Option<Box<dyn FnOnce(&Organization) -> IdempotencyRecord + Send>>,
+    idempotency: Option<IdempotencyRecordFor<Organization>>,
 ) -> Result<Idempotent<Organization>, ServiceError> {
     input.check()?;
     let now = now_millis();
@@ -132,14 +172,25 @@ pub async fn create(
         updated_at: now,
     };
     let record = idempotency.map(|make_record| make_record(&organization));
-    state.store.create_organization(organization, record).await.map_err(|error| map_store_error(error, ""))
+    state
+        .store
+        .create_organization(organization, record)
+        .await
+        .map_err(|error| map_store_error(error, ""))
 }
 
 pub async fn get(state: &AppState, id: &str) -> Result<Organization, ServiceError> {
-    state.store.get_organization(id).await?.ok_or_else(|| ServiceError::OrganizationNotFound(id.to_owned()))
+    state
+        .store
+        .get_organization(id)
+        .await?
+        .ok_or_else(|| ServiceError::OrganizationNotFound(id.to_owned()))
 }
 
-pub async fn get_by_external_id(state: &AppState, external_id: &str) -> Result<Organization, ServiceError> {
+pub async fn get_by_external_id(
+    state: &AppState,
+    external_id: &str,
+) -> Result<Organization, ServiceError> {
     state
         .store
         .get_organization_by_external_id(external_id)
@@ -149,13 +200,17 @@ pub async fn get_by_external_id(state: &AppState, external_id: &str) -> Result<O
 
 pub async fn list(
     state: &AppState,
-    search: Option<String>,
+    filter: OrganizationFilter,
     page: PageRequest<String>,
 ) -> Result<Page<Organization>, ServiceError> {
-    Ok(state.store.list_organizations(search.filter(|s| !s.is_empty()), page).await?)
+    Ok(state.store.list_organizations(filter, page).await?)
 }
 
-pub async fn update(state: &AppState, id: &str, input: OrganizationInput) -> Result<Organization, ServiceError> {
+pub async fn update(
+    state: &AppState,
+    id: &str,
+    input: OrganizationInput,
+) -> Result<Organization, ServiceError> {
     input.check()?;
     let current = get(state, id).await?;
     let now = now_millis();
@@ -167,9 +222,17 @@ pub async fn update(state: &AppState, id: &str, input: OrganizationInput) -> Res
         updated_at: now,
         ..current
     };
-    state.store.update_organization(updated).await.map_err(|error| map_store_error(error, id))
+    state
+        .store
+        .update_organization(updated)
+        .await
+        .map_err(|error| map_store_error(error, id))
 }
 
 pub async fn delete(state: &AppState, id: &str) -> Result<(), ServiceError> {
-    state.store.delete_organization(id).await.map_err(|error| map_store_error(error, id))
+    state
+        .store
+        .delete_organization(id)
+        .await
+        .map_err(|error| map_store_error(error, id))
 }

@@ -21,16 +21,28 @@ pub struct ValidatorCache {
 
 impl ValidatorCache {
     /// The compiled version, loading it on first use; `None` when it does not exist.
-    pub async fn get(&self, store: &dyn Store, action: &str, version: i64) -> Result<Option<Arc<CompiledSchema>>, StoreError> {
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        action: &str,
+        version: i64,
+    ) -> Result<Option<Arc<CompiledSchema>>, StoreError> {
         let key = (action.to_owned(), version);
-        if let Some(found) = self.compiled.read().ok().and_then(|cache| cache.get(&key).cloned()) {
+        if let Some(found) = self
+            .compiled
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(&key).cloned())
+        {
             return Ok(Some(found));
         }
         let Some(stored) = store.get_schema_version(action, version).await? else {
             return Ok(None);
         };
-        let compiled = CompiledSchema::compile(action, version, &stored.definition)
-            .map_err(|problem| StoreError::Corrupt(format!("schema {action} v{version}: {problem}")))?;
+        let compiled =
+            CompiledSchema::compile(action, version, &stored.definition).map_err(|problem| {
+                StoreError::Corrupt(format!("schema {action} v{version}: {problem}"))
+            })?;
         let compiled = Arc::new(compiled);
         if let Ok(mut cache) = self.compiled.write() {
             cache.insert(key, Arc::clone(&compiled));
@@ -42,7 +54,10 @@ impl ValidatorCache {
 /// Checks an action name from the URL: non-empty, printable, reasonably short.
 fn check_action_name(action: &str) -> Result<(), ServiceError> {
     if action.is_empty() || action.len() > 128 || action.chars().any(char::is_control) {
-        return Err(ServiceError::invalid_field("action", "action must be 1 to 128 printable characters."));
+        return Err(ServiceError::invalid_field(
+            "action",
+            "action must be 1 to 128 printable characters.",
+        ));
     }
     Ok(())
 }
@@ -57,7 +72,10 @@ pub async fn create_version(
 ) -> Result<(SchemaVersion, bool), ServiceError> {
     check_action_name(action)?;
     let definition = parse_schema_definition(body).map_err(ServiceError::InvalidRequest)?;
-    Ok(state.store.create_schema_version(action, definition, created_by, now_millis()).await?)
+    Ok(state
+        .store
+        .create_schema_version(action, definition, created_by, now_millis())
+        .await?)
 }
 
 pub async fn list_versions(
@@ -65,9 +83,16 @@ pub async fn list_versions(
     action: &str,
     page: PageRequest<i64>,
 ) -> Result<Page<SchemaVersion>, ServiceError> {
-    state.store.list_schema_versions(action, page).await?.ok_or_else(|| ServiceError::ActionNotFound(action.to_owned()))
+    state
+        .store
+        .list_schema_versions(action, page)
+        .await?
+        .ok_or_else(|| ServiceError::ActionNotFound(action.to_owned()))
 }
 
-pub async fn list_actions(state: &AppState, page: PageRequest<i64>) -> Result<Page<ActionSummary>, ServiceError> {
+pub async fn list_actions(
+    state: &AppState,
+    page: PageRequest<i64>,
+) -> Result<Page<ActionSummary>, ServiceError> {
     Ok(state.store.list_actions(page).await?)
 }

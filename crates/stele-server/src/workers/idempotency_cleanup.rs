@@ -16,7 +16,11 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
             _ = ticker.tick() => {}
             _ = shutdown.changed() => return,
         }
-        match state.store.purge_idempotency_records(now_millis() - REPLAY_WINDOW_MS).await {
+        match state
+            .store
+            .purge_idempotency_records(now_millis() - REPLAY_WINDOW_MS)
+            .await
+        {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "purged expired idempotency records"),
             Err(error) => tracing::warn!(%error, "idempotency cleanup failed; will retry"),

@@ -10,7 +10,11 @@ use serde_json::json;
 use crate::support::{event, read, seed_v1, stele_binary, stored_events, API_KEY};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
 }
 
 fn spawn_server(database_url: &str, port: u16) -> Child {
@@ -28,7 +32,12 @@ fn spawn_server(database_url: &str, port: u16) -> Child {
 async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
+        if client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -48,7 +57,13 @@ async fn acknowledged_events_survive_kill_dash_nine() {
     wait_until_healthy(&client, &base).await;
 
     let (status, organization) = read(
-        client.post(format!("{base}/organizations")).bearer_auth(API_KEY).json(&json!({"name": "Crash"})).send().await.expect("request"),
+        client
+            .post(format!("{base}/organizations"))
+            .bearer_auth(API_KEY)
+            .json(&json!({"name": "Crash"}))
+            .send()
+            .await
+            .expect("request"),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -66,20 +81,38 @@ async fn acknowledged_events_survive_kill_dash_nine() {
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let writers: Vec<_> = (0..32)
         .map(|writer| {
-            let (client, base, organization, acknowledged) =
-                (client.clone(), base.clone(), organization.clone(), Arc::clone(&acknowledged));
+            let (client, base, organization, acknowledged) = (
+                client.clone(),
+                base.clone(),
+                organization.clone(),
+                Arc::clone(&acknowledged),
+            );
             tokio::spawn(async move {
                 for index in 0.. {
-                    let body = event(&organization, "user.signed_in", None, json!([{"id": format!("w{writer}-{index}"), "type": "team"}]));
-                    let Ok(response) = client.post(format!("{base}/audit_logs/events")).bearer_auth(API_KEY).json(&body).send().await
+                    let body = event(
+                        &organization,
+                        "user.signed_in",
+                        None,
+                        json!([{"id": format!("w{writer}-{index}"), "type": "team"}]),
+                    );
+                    let Ok(response) = client
+                        .post(format!("{base}/audit_logs/events"))
+                        .bearer_auth(API_KEY)
+                        .json(&body)
+                        .send()
+                        .await
                     else {
                         return;
                     };
                     if response.status() != StatusCode::CREATED {
                         return;
                     }
-                    let Ok(body) = response.json::<serde_json::Value>().await else { return };
-                    if let (Some(id), Ok(mut acknowledged)) = (body["id"].as_str(), acknowledged.lock()) {
+                    let Ok(body) = response.json::<serde_json::Value>().await else {
+                        return;
+                    };
+                    if let (Some(id), Ok(mut acknowledged)) =
+                        (body["id"].as_str(), acknowledged.lock())
+                    {
                         acknowledged.push(id.to_owned());
                     }
                 }
@@ -96,15 +129,28 @@ async fn acknowledged_events_survive_kill_dash_nine() {
         let _ = writer.await;
     }
     let acknowledged = acknowledged.lock().expect("lock").clone();
-    assert!(acknowledged.len() >= 500, "only {} events acknowledged before the deadline", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 500,
+        "only {} events acknowledged before the deadline",
+        acknowledged.len()
+    );
 
     // Restart on the same file: everything acknowledged is there, in a gap-free chain.
     let mut restarted = spawn_server(&database_url, port);
     wait_until_healthy(&client, &base).await;
     let rows = stored_events(&database, &organization);
-    let stored: std::collections::HashSet<&str> = rows.iter().map(|(_, id, _)| id.as_str()).collect();
-    let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(id.as_str())).collect();
-    assert!(lost.is_empty(), "{} acknowledged events lost, e.g. {:?}", lost.len(), lost.first());
+    let stored: std::collections::HashSet<&str> =
+        rows.iter().map(|(_, id, _)| id.as_str()).collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
     let sequences: Vec<i64> = rows.iter().map(|(sequence, _, _)| *sequence).collect();
     assert_eq!(sequences, (1..=rows.len() as i64).collect::<Vec<_>>());
 
@@ -113,7 +159,12 @@ async fn acknowledged_events_survive_kill_dash_nine() {
         client
             .post(format!("{base}/audit_logs/events"))
             .bearer_auth(API_KEY)
-            .json(&event(&organization, "user.signed_in", None, json!([{"id": "after", "type": "team"}])))
+            .json(&event(
+                &organization,
+                "user.signed_in",
+                None,
+                json!([{"id": "after", "type": "team"}]),
+            ))
             .send()
             .await
             .expect("request"),
@@ -123,8 +174,14 @@ async fn acknowledged_events_survive_kill_dash_nine() {
     restarted.kill().expect("stop");
     restarted.wait().expect("reaped");
 
-    let verify = Command::new(stele_binary()).args(["verify", "--database-url", &database_url]).output().expect("verify");
+    let verify = Command::new(stele_binary())
+        .args(["verify", "--database-url", &database_url])
+        .output()
+        .expect("verify");
     let stdout = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "verify failed: {stdout}");
-    assert!(stdout.contains(&format!("OK: {} events", rows.len() + 1)), "{stdout}");
+    assert!(
+        stdout.contains(&format!("OK: {} events", rows.len() + 1)),
+        "{stdout}"
+    );
 }

@@ -8,11 +8,22 @@ use crate::support::{read, TestServer};
 #[tokio::test]
 async fn missing_or_unknown_api_key_is_401_json() {
     let server = TestServer::start().await;
-    let anonymous = server.client.get(format!("{}/organizations", server.base)).send().await.expect("request");
+    let anonymous = server
+        .client
+        .get(format!("{}/organizations", server.base))
+        .send()
+        .await
+        .expect("request");
     let (status, body) = read(anonymous).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["code"], "unauthorized");
-    let wrong = server.client.get(format!("{}/organizations", server.base)).bearer_auth("sk_wrong").send().await.expect("request");
+    let wrong = server
+        .client
+        .get(format!("{}/organizations", server.base))
+        .bearer_auth("sk_wrong")
+        .send()
+        .await
+        .expect("request");
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let wrong_post = server
         .client
@@ -31,7 +42,14 @@ async fn revoked_keys_stop_working() {
     let server = TestServer::start().await;
     let database_url = format!("sqlite://{}", server.database.display());
     let created = std::process::Command::new(crate::support::stele_binary())
-        .args(["api-keys", "create", "--name", "temp", "--database-url", &database_url])
+        .args([
+            "api-keys",
+            "create",
+            "--name",
+            "temp",
+            "--database-url",
+            &database_url,
+        ])
         .output()
         .expect("create key");
     let stdout = String::from_utf8_lossy(&created.stdout).to_string();
@@ -42,28 +60,60 @@ async fn revoked_keys_stop_working() {
         .output()
         .expect("list keys");
     assert!(String::from_utf8_lossy(&listed.stdout).contains(&id));
-    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&secret), "secrets are never listed");
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains(&secret),
+        "secrets are never listed"
+    );
     let revoked = std::process::Command::new(crate::support::stele_binary())
         .args(["api-keys", "revoke", &id, "--database-url", &database_url])
         .output()
         .expect("revoke key");
-    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
-    let response =
-        server.client.get(format!("{}/organizations", server.base)).bearer_auth(&secret).send().await.expect("request");
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let response = server
+        .client
+        .get(format!("{}/organizations", server.base))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn request_ids_are_echoed_or_generated_on_every_response() {
     let server = TestServer::start().await;
-    let echoed = server.get("/organizations").header("X-Request-ID", "trace-me-42").send().await.expect("request");
-    assert_eq!(echoed.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("trace-me-42"));
+    let echoed = server
+        .get("/organizations")
+        .header("X-Request-ID", "trace-me-42")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        echoed
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("trace-me-42")
+    );
     for response in [
         server.get("/organizations").send().await.expect("request"),
         server.get("/nowhere").send().await.expect("request"),
-        server.client.get(format!("{}/organizations", server.base)).send().await.expect("request"),
+        server
+            .client
+            .get(format!("{}/organizations", server.base))
+            .send()
+            .await
+            .expect("request"),
     ] {
-        let id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         assert!(!id.is_empty(), "{} has no request id", response.status());
     }
 }
@@ -71,10 +121,24 @@ async fn request_ids_are_echoed_or_generated_on_every_response() {
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_are_json() {
     let server = TestServer::start().await;
-    let (status, body) = read(server.get("/audit_logs/nothing").send().await.expect("request")).await;
+    let (status, body) = read(
+        server
+            .get("/audit_logs/nothing")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "not_found");
-    let (status, body) = read(server.request(Method::PATCH, "/organizations").send().await.expect("request")).await;
+    let (status, body) = read(
+        server
+            .request(Method::PATCH, "/organizations")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["code"], "method_not_allowed");
 }
@@ -108,7 +172,11 @@ async fn bodies_over_the_limit_are_413_json() {
             request = request.header("Idempotency-Key", "big");
         }
         let (status, body) = read(request.send().await.expect("request")).await;
-        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "with key: {with_key}");
+        assert_eq!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "with key: {with_key}"
+        );
         assert_eq!(body["code"], "payload_too_large");
     }
     let (_, list) = read(server.get("/organizations").send().await.expect("request")).await;
@@ -118,16 +186,35 @@ async fn bodies_over_the_limit_are_413_json() {
 #[tokio::test]
 async fn healthz_needs_no_key() {
     let server = TestServer::start().await;
-    let (status, body) = read(server.client.get(format!("{}/healthz", server.base)).send().await.expect("request")).await;
+    let (status, body) = read(
+        server
+            .client
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
 }
 
 #[tokio::test]
 async fn openapi_document_lists_every_endpoint() {
     let server = TestServer::start().await;
-    let (status, document) = read(server.client.get(format!("{}/openapi.json", server.base)).send().await.expect("request")).await;
+    let (status, document) = read(
+        server
+            .client
+            .get(format!("{}/openapi.json", server.base))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(document["openapi"].as_str().expect("version").starts_with("3.1"));
+    assert!(document["openapi"]
+        .as_str()
+        .expect("version")
+        .starts_with("3.1"));
     let expected = [
         ("/organizations", "post"),
         ("/organizations", "get"),
@@ -143,7 +230,13 @@ async fn openapi_document_lists_every_endpoint() {
         ("/healthz", "get"),
     ];
     for (path, method) in expected {
-        assert!(document["paths"][path][method].is_object(), "{method} {path} missing from the OpenAPI document");
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{method} {path} missing from the OpenAPI document"
+        );
     }
-    assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 }

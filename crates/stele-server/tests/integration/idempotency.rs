@@ -15,14 +15,30 @@ async fn setup() -> (TestServer, String) {
 #[tokio::test]
 async fn same_key_same_body_replays_the_first_response_once_stored() {
     let (server, organization) = setup().await;
-    let body = event(&organization, "user.signed_in", None, json!([{"id": "t", "type": "team"}]));
-    let send = || server.post("/audit_logs/events", &body).header("Idempotency-Key", "workos-node-123").send();
+    let body = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "t", "type": "team"}]),
+    );
+    let send = || {
+        server
+            .post("/audit_logs/events", &body)
+            .header("Idempotency-Key", "workos-node-123")
+            .send()
+    };
     let first = send().await.expect("request");
     assert!(first.headers().get("idempotent-replayed").is_none());
     let (status, first) = read(first).await;
     assert_eq!(status, StatusCode::CREATED);
     let second = send().await.expect("request");
-    assert_eq!(second.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    assert_eq!(
+        second
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
     let (status, second) = read(second).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(first, second);
@@ -32,23 +48,55 @@ async fn same_key_same_body_replays_the_first_response_once_stored() {
 #[tokio::test]
 async fn same_key_different_body_is_rejected() {
     let (server, organization) = setup().await;
-    let body = event(&organization, "user.signed_in", None, json!([{"id": "t", "type": "team"}]));
-    let other = event(&organization, "user.signed_in", None, json!([{"id": "other", "type": "team"}]));
-    server.post("/audit_logs/events", &body).header("Idempotency-Key", "k1").send().await.expect("request");
-    let (status, error) =
-        read(server.post("/audit_logs/events", &other).header("Idempotency-Key", "k1").send().await.expect("request")).await;
+    let body = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "t", "type": "team"}]),
+    );
+    let other = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "other", "type": "team"}]),
+    );
+    server
+        .post("/audit_logs/events", &body)
+        .header("Idempotency-Key", "k1")
+        .send()
+        .await
+        .expect("request");
+    let (status, error) = read(
+        server
+            .post("/audit_logs/events", &other)
+            .header("Idempotency-Key", "k1")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["code"], "idempotency_key_reused");
-    assert!(error["errors"].is_array(), "errors present so Node raises BadRequestException");
+    assert!(
+        error["errors"].is_array(),
+        "errors present so Node raises BadRequestException"
+    );
     assert_eq!(stored_events(&server.database, &organization).len(), 1);
 }
 
 #[tokio::test]
 async fn concurrent_requests_with_one_key_store_one_event() {
     let (server, organization) = setup().await;
-    let body = event(&organization, "user.signed_in", None, json!([{"id": "t", "type": "team"}]));
+    let body = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "t", "type": "team"}]),
+    );
     let attempts = (0..20).map(|_| {
-        let request = server.post("/audit_logs/events", &body).header("Idempotency-Key", "racing-key");
+        let request = server
+            .post("/audit_logs/events", &body)
+            .header("Idempotency-Key", "racing-key");
         async move { read(request.send().await.expect("request")).await }
     });
     let results = futures::future::join_all(attempts).await;
@@ -66,19 +114,40 @@ async fn concurrent_requests_with_one_key_store_one_event() {
 #[tokio::test]
 async fn client_errors_are_replayed_too() {
     let (server, organization) = setup().await;
-    let invalid = event(&organization, "user.signed_in", None, json!([{"id": "r", "type": "resource"}]));
-    let send = || server.post("/audit_logs/events", &invalid).header("Idempotency-Key", "bad-event").send();
+    let invalid = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "r", "type": "resource"}]),
+    );
+    let send = || {
+        server
+            .post("/audit_logs/events", &invalid)
+            .header("Idempotency-Key", "bad-event")
+            .send()
+    };
     let (status, first) = read(send().await.expect("request")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let replay = send().await.expect("request");
-    assert_eq!(replay.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    assert_eq!(
+        replay
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
     assert_eq!(read(replay).await, (StatusCode::BAD_REQUEST, first));
 }
 
 #[tokio::test]
 async fn keys_are_honoured_on_organization_and_schema_posts() {
     let server = TestServer::start().await;
-    let create = || server.post("/organizations", &json!({"name": "Once"})).header("Idempotency-Key", "org-key").send();
+    let create = || {
+        server
+            .post("/organizations", &json!({"name": "Once"}))
+            .header("Idempotency-Key", "org-key")
+            .send()
+    };
     let (status, first) = read(create().await.expect("request")).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, second) = read(create().await.expect("request")).await;
@@ -89,22 +158,39 @@ async fn keys_are_honoured_on_organization_and_schema_posts() {
 
     let schema = || {
         server
-            .post("/audit_logs/actions/a.b/schemas", &json!({"targets": [{"type": "x"}]}))
+            .post(
+                "/audit_logs/actions/a.b/schemas",
+                &json!({"targets": [{"type": "x"}]}),
+            )
             .header("Idempotency-Key", "schema-key")
             .send()
     };
     let (status, first) = read(schema().await.expect("request")).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, second) = read(schema().await.expect("request")).await;
-    assert_eq!((status, second), (StatusCode::CREATED, first), "a replay, not a fresh 200");
+    assert_eq!(
+        (status, second),
+        (StatusCode::CREATED, first),
+        "a replay, not a fresh 200"
+    );
 }
 
 #[tokio::test]
 async fn keys_are_scoped_to_the_api_key() {
     let (server, organization) = setup().await;
     let state_db = server.database.clone();
-    let body = event(&organization, "user.signed_in", None, json!([{"id": "t", "type": "team"}]));
-    server.post("/audit_logs/events", &body).header("Idempotency-Key", "shared").send().await.expect("request");
+    let body = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "t", "type": "team"}]),
+    );
+    server
+        .post("/audit_logs/events", &body)
+        .header("Idempotency-Key", "shared")
+        .send()
+        .await
+        .expect("request");
 
     // A second API key using the same idempotency key does its own work.
     let output = std::process::Command::new(crate::support::stele_binary())
@@ -112,9 +198,18 @@ async fn keys_are_scoped_to_the_api_key() {
         .arg(format!("sqlite://{}", state_db.display()))
         .output()
         .expect("run stele api-keys create");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let secret = stdout.lines().last().expect("secret line").trim().to_owned();
+    let secret = stdout
+        .lines()
+        .last()
+        .expect("secret line")
+        .trim()
+        .to_owned();
     assert!(secret.starts_with("sk_"), "{stdout}");
     let response = server
         .client
@@ -133,16 +228,34 @@ async fn keys_are_scoped_to_the_api_key() {
 #[tokio::test]
 async fn expired_records_are_purged_and_no_longer_replayed() {
     let (server, organization) = setup().await;
-    let body = event(&organization, "user.signed_in", None, json!([{"id": "t", "type": "team"}]));
-    server.post("/audit_logs/events", &body).header("Idempotency-Key", "old").send().await.expect("request");
+    let body = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "t", "type": "team"}]),
+    );
+    server
+        .post("/audit_logs/events", &body)
+        .header("Idempotency-Key", "old")
+        .send()
+        .await
+        .expect("request");
     // Age the record past the 24-hour window.
     let connection = rusqlite::Connection::open(&server.database).expect("open");
     connection
         .execute("UPDATE idempotency_keys SET created_at = created_at - 25 * 3600 * 1000 WHERE key = 'old'", [])
         .expect("age record");
     drop(connection);
-    let response = server.post("/audit_logs/events", &body).header("Idempotency-Key", "old").send().await.expect("request");
+    let response = server
+        .post("/audit_logs/events", &body)
+        .header("Idempotency-Key", "old")
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::CREATED);
-    assert!(response.headers().get("idempotent-replayed").is_none(), "expired keys start afresh");
+    assert!(
+        response.headers().get("idempotent-replayed").is_none(),
+        "expired keys start afresh"
+    );
     assert_eq!(stored_events(&server.database, &organization).len(), 2);
 }

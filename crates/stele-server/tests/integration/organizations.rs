@@ -33,7 +33,11 @@ async fn create_organization_returns_the_full_workos_shape() {
     assert_eq!(body["domains"][0]["state"], "verified");
     assert_eq!(body["domains"][0]["organization_id"], body["id"]);
     let created_at = body["created_at"].as_str().expect("created_at");
-    assert_eq!(created_at.len(), 24, "three fractional digits and Z: {created_at}");
+    assert_eq!(
+        created_at.len(),
+        24,
+        "three fractional digits and Z: {created_at}"
+    );
     assert!(created_at.ends_with('Z'));
 }
 
@@ -41,9 +45,19 @@ async fn create_organization_returns_the_full_workos_shape() {
 async fn external_id_is_present_as_null_and_domains_as_array() {
     let server = TestServer::start().await;
     let id = server.create_organization("Plain").await;
-    let (status, body) = read(server.get(&format!("/organizations/{id}")).send().await.expect("request")).await;
+    let (status, body) = read(
+        server
+            .get(&format!("/organizations/{id}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body.as_object().expect("object").contains_key("external_id"));
+    assert!(body
+        .as_object()
+        .expect("object")
+        .contains_key("external_id"));
     assert_eq!(body["external_id"], serde_json::Value::Null);
     assert_eq!(body["domains"], json!([]));
 }
@@ -51,10 +65,26 @@ async fn external_id_is_present_as_null_and_domains_as_array() {
 #[tokio::test]
 async fn get_by_external_id_update_and_delete() {
     let server = TestServer::start().await;
-    let (_, created) =
-        read(server.post("/organizations", &json!({"name": "Old", "external_id": "ext-9"})).send().await.expect("request")).await;
+    let (_, created) = read(
+        server
+            .post(
+                "/organizations",
+                &json!({"name": "Old", "external_id": "ext-9"}),
+            )
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     let id = created["id"].as_str().expect("id");
-    let (status, found) = read(server.get("/organizations/external_id/ext-9").send().await.expect("request")).await;
+    let (status, found) = read(
+        server
+            .get("/organizations/external_id/ext-9")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(found["id"], id);
 
@@ -72,12 +102,26 @@ async fn get_by_external_id_update_and_delete() {
     assert_eq!(updated["external_id"], "ext-10");
     assert_eq!(updated["created_at"], created["created_at"]);
 
-    let response = server.request(Method::DELETE, &format!("/organizations/{id}")).send().await.expect("request");
+    let response = server
+        .request(Method::DELETE, &format!("/organizations/{id}"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(response.bytes().await.expect("body").is_empty());
-    let (status, missing) = read(server.get(&format!("/organizations/{id}")).send().await.expect("request")).await;
+    let (status, missing) = read(
+        server
+            .get(&format!("/organizations/{id}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(missing["message"], format!("Organization not found: '{id}'."));
+    assert_eq!(
+        missing["message"],
+        format!("Organization not found: '{id}'.")
+    );
     assert_eq!(missing["code"], "not_found");
 }
 
@@ -85,8 +129,23 @@ async fn get_by_external_id_update_and_delete() {
 async fn duplicate_external_id_is_rejected_without_creating() {
     let server = TestServer::start().await;
     let body = json!({"name": "A", "external_id": "same"});
-    assert_eq!(server.post("/organizations", &body).send().await.expect("request").status(), StatusCode::CREATED);
-    let (status, error) = read(server.post("/organizations", &body).send().await.expect("request")).await;
+    assert_eq!(
+        server
+            .post("/organizations", &body)
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::CREATED
+    );
+    let (status, error) = read(
+        server
+            .post("/organizations", &body)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["code"], "external_id_taken");
     let (_, list) = read(server.get("/organizations").send().await.expect("request")).await;
@@ -102,35 +161,99 @@ async fn list_searches_by_name_and_pages_both_ways() {
     }
     server.create_organization("Other").await;
 
-    let (status, first) = read(server.get("/organizations?search=team&limit=2").send().await.expect("request")).await;
+    let (status, first) = read(
+        server
+            .get("/organizations?search=team&limit=2")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(first["object"], "list");
-    let names: Vec<&str> = first["data"].as_array().expect("data").iter().map(|o| o["name"].as_str().expect("name")).collect();
+    let names: Vec<&str> = first["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|o| o["name"].as_str().expect("name"))
+        .collect();
     assert_eq!(names, ["Team 4", "Team 3"], "newest first");
     assert_eq!(first["list_metadata"]["before"], serde_json::Value::Null);
-    let after = first["list_metadata"]["after"].as_str().expect("after cursor");
+    let after = first["list_metadata"]["after"]
+        .as_str()
+        .expect("after cursor");
 
-    let (_, second) =
-        read(server.get(&format!("/organizations?search=team&limit=2&after={after}")).send().await.expect("request")).await;
-    let names: Vec<&str> = second["data"].as_array().expect("data").iter().map(|o| o["name"].as_str().expect("name")).collect();
+    let (_, second) = read(
+        server
+            .get(&format!("/organizations?search=team&limit=2&after={after}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    let names: Vec<&str> = second["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|o| o["name"].as_str().expect("name"))
+        .collect();
     assert_eq!(names, ["Team 2", "Team 1"]);
-    let before = second["list_metadata"]["before"].as_str().expect("before cursor");
+    let before = second["list_metadata"]["before"]
+        .as_str()
+        .expect("before cursor");
 
-    let (_, back) =
-        read(server.get(&format!("/organizations?search=team&limit=2&before={before}")).send().await.expect("request")).await;
-    let names: Vec<&str> = back["data"].as_array().expect("data").iter().map(|o| o["name"].as_str().expect("name")).collect();
+    let (_, back) = read(
+        server
+            .get(&format!(
+                "/organizations?search=team&limit=2&before={before}"
+            ))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    let names: Vec<&str> = back["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|o| o["name"].as_str().expect("name"))
+        .collect();
     assert_eq!(names, ["Team 4", "Team 3"]);
 
-    let (_, ascending) = read(server.get("/organizations?order=asc&limit=100").send().await.expect("request")).await;
+    let (_, ascending) = read(
+        server
+            .get("/organizations?order=asc&limit=100")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(ascending["data"][0]["id"], ids[0].as_str());
-    assert_eq!(ascending["list_metadata"]["after"], serde_json::Value::Null, "clients stop when after is null");
+    assert_eq!(
+        ascending["list_metadata"]["after"],
+        serde_json::Value::Null,
+        "clients stop when after is null"
+    );
 }
 
 #[tokio::test]
 async fn list_rejects_bad_paging_parameters() {
     let server = TestServer::start().await;
-    for query in ["limit=0", "limit=101", "limit=abc", "order=sideways", "before=a&after=b"] {
-        let (status, body) = read(server.get(&format!("/organizations?{query}")).send().await.expect("request")).await;
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=abc",
+        "order=sideways",
+        "before=a&after=b",
+    ] {
+        let (status, body) = read(
+            server
+                .get(&format!("/organizations?{query}"))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
         assert_eq!(body["code"], "validation_failed");
     }
@@ -139,10 +262,27 @@ async fn list_rejects_bad_paging_parameters() {
 #[tokio::test]
 async fn create_requires_a_name() {
     let server = TestServer::start().await;
-    let (status, body) = read(server.post("/organizations", &json!({"external_id": "x"})).send().await.expect("request")).await;
+    let (status, body) = read(
+        server
+            .post("/organizations", &json!({"external_id": "x"}))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["errors"][0], json!({"code": "required", "field": "name", "message": "name is required."}));
-    let (status, body) = read(server.post("/organizations", &json!({"name": 5})).send().await.expect("request")).await;
+    assert_eq!(
+        body["errors"][0],
+        json!({"code": "required", "field": "name", "message": "name is required."})
+    );
+    let (status, body) = read(
+        server
+            .post("/organizations", &json!({"name": 5}))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], "name");
 }
@@ -152,15 +292,83 @@ async fn organization_with_audit_events_cannot_be_deleted() {
     let server = TestServer::start().await;
     let id = server.create_organization("Audited").await;
     server.create_schema("user.signed_in", &seed_v1()).await;
-    let (status, _) =
-        server.create_event(&event(&id, "user.signed_in", None, json!([{"id": "t", "type": "team"}]))).await;
+    let (status, _) = server
+        .create_event(&event(
+            &id,
+            "user.signed_in",
+            None,
+            json!([{"id": "t", "type": "team"}]),
+        ))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let (status, body) =
-        read(server.request(Method::DELETE, &format!("/organizations/{id}")).send().await.expect("request")).await;
+    let (status, body) = read(
+        server
+            .request(Method::DELETE, &format!("/organizations/{id}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["code"], "organization_has_audit_events");
-    assert!(body["message"].as_str().expect("message").contains("1 audit log events"));
-    let (status, _) = read(server.get(&format!("/organizations/{id}")).send().await.expect("request")).await;
+    assert!(body["message"]
+        .as_str()
+        .expect("message")
+        .contains("1 audit log events"));
+    let (status, _) = read(
+        server
+            .get(&format!("/organizations/{id}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "still there");
+}
+
+#[tokio::test]
+async fn list_filters_by_owned_domains() {
+    let server = TestServer::start().await;
+    for (name, domain) in [
+        ("Acme", "acme.com"),
+        ("Globex", "globex.com"),
+        ("Initech", "initech.com"),
+    ] {
+        let body = json!({"name": name, "domain_data": [{"domain": domain, "state": "verified"}]});
+        assert_eq!(
+            server
+                .post("/organizations", &body)
+                .send()
+                .await
+                .expect("request")
+                .status(),
+            StatusCode::CREATED
+        );
+    }
+    let (status, list) = read(
+        server
+            .get("/organizations?domains=ACME.com,initech.com")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|o| o["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["Initech", "Acme"]);
+    let (_, none) = read(
+        server
+            .get("/organizations?domains=unknown.org")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(none["data"], json!([]));
 }

@@ -18,8 +18,14 @@ async fn new_action_gets_version_one_then_edits_create_new_versions() {
     let (status, v2) = server.create_schema("user.signed_in", &seed_v2()).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(v2["version"], 2);
-    assert_eq!(v2["actor"]["metadata"]["properties"]["role"]["type"], "string", "stored in JSON Schema form");
-    assert_eq!(v2["targets"][0]["metadata"]["properties"]["owner"]["type"], "string");
+    assert_eq!(
+        v2["actor"]["metadata"]["properties"]["role"]["type"], "string",
+        "stored in JSON Schema form"
+    );
+    assert_eq!(
+        v2["targets"][0]["metadata"]["properties"]["owner"]["type"],
+        "string"
+    );
 }
 
 #[tokio::test]
@@ -39,7 +45,14 @@ async fn resubmitting_the_latest_definition_creates_nothing() {
     let (status, same) = server.create_schema("doc.viewed", &reordered).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(same["version"], 2);
-    let (_, versions) = read(server.get("/audit_logs/actions/doc.viewed/schemas").send().await.expect("request")).await;
+    let (_, versions) = read(
+        server
+            .get("/audit_logs/actions/doc.viewed/schemas")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(versions["data"].as_array().expect("data").len(), 2);
 }
 
@@ -49,9 +62,15 @@ async fn empty_actor_metadata_forms_are_equivalent() {
     let node_form = json!({"targets": [{"type": "team"}], "actor": {"metadata": {"type": "object", "properties": {}}}});
     let python_form = json!({"targets": [{"type": "team"}], "actor": {"metadata": null}});
     let (status, first) = server.create_schema("a.b", &node_form).await;
-    assert_eq!((status, first["version"].clone()), (StatusCode::CREATED, json!(1)));
+    assert_eq!(
+        (status, first["version"].clone()),
+        (StatusCode::CREATED, json!(1))
+    );
     let (status, second) = server.create_schema("a.b", &python_form).await;
-    assert_eq!((status, second["version"].clone()), (StatusCode::OK, json!(1)));
+    assert_eq!(
+        (status, second["version"].clone()),
+        (StatusCode::OK, json!(1))
+    );
 }
 
 #[tokio::test]
@@ -61,17 +80,41 @@ async fn lists_versions_newest_first_and_actions_with_latest_schema() {
     server.create_schema("user.signed_in", &seed_v2()).await;
     server.create_schema("user.signed_out", &seed_v1()).await;
 
-    let (status, versions) =
-        read(server.get("/audit_logs/actions/user.signed_in/schemas").send().await.expect("request")).await;
+    let (status, versions) = read(
+        server
+            .get("/audit_logs/actions/user.signed_in/schemas")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let numbers: Vec<i64> = versions["data"].as_array().expect("data").iter().map(|v| v["version"].as_i64().expect("n")).collect();
+    let numbers: Vec<i64> = versions["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|v| v["version"].as_i64().expect("n"))
+        .collect();
     assert_eq!(numbers, [2, 1]);
-    let (_, ascending) =
-        read(server.get("/audit_logs/actions/user.signed_in/schemas?order=asc&limit=1").send().await.expect("request")).await;
+    let (_, ascending) = read(
+        server
+            .get("/audit_logs/actions/user.signed_in/schemas?order=asc&limit=1")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(ascending["data"][0]["version"], 1);
     assert!(ascending["list_metadata"]["after"].is_string());
 
-    let (status, actions) = read(server.get("/audit_logs/actions").send().await.expect("request")).await;
+    let (status, actions) = read(
+        server
+            .get("/audit_logs/actions")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let data = actions["data"].as_array().expect("data");
     assert_eq!(data.len(), 2);
@@ -84,7 +127,14 @@ async fn lists_versions_newest_first_and_actions_with_latest_schema() {
 #[tokio::test]
 async fn unknown_action_versions_are_404() {
     let server = TestServer::start().await;
-    let (status, body) = read(server.get("/audit_logs/actions/nope/schemas").send().await.expect("request")).await;
+    let (status, body) = read(
+        server
+            .get("/audit_logs/actions/nope/schemas")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "not_found");
     assert!(body["message"].as_str().expect("message").contains("nope"));
@@ -97,12 +147,30 @@ async fn invalid_definitions_are_422_and_create_nothing() {
         (json!({}), "targets"),
         (json!({"targets": "team"}), "targets"),
         (json!({"targets": [{"type": ""}]}), "targets[0].type"),
-        (json!({"targets": [{"type": "team"}, {"type": "team"}]}), "targets[1].type"),
-        (json!({"targets": [], "metadata": {"type": "objekt"}}), "metadata"),
-        (json!({"targets": [], "metadata": {"$ref": "https://example.com/remote.json"}}), "metadata"),
-        (json!({"targets": [], "metadata": {"$schema": "http://json-schema.org/draft-04/schema#"}}), "metadata"),
-        (json!({"targets": [{"type": "t", "metadata": {"properties": {"a": {"minLength": -1}}}}]}), "targets[0].metadata"),
-        (json!({"targets": [], "actor": {"metadata": {"required": "role"}}}), "actor.metadata"),
+        (
+            json!({"targets": [{"type": "team"}, {"type": "team"}]}),
+            "targets[1].type",
+        ),
+        (
+            json!({"targets": [], "metadata": {"type": "objekt"}}),
+            "metadata",
+        ),
+        (
+            json!({"targets": [], "metadata": {"$ref": "https://example.com/remote.json"}}),
+            "metadata",
+        ),
+        (
+            json!({"targets": [], "metadata": {"$schema": "http://json-schema.org/draft-04/schema#"}}),
+            "metadata",
+        ),
+        (
+            json!({"targets": [{"type": "t", "metadata": {"properties": {"a": {"minLength": -1}}}}]}),
+            "targets[0].metadata",
+        ),
+        (
+            json!({"targets": [], "actor": {"metadata": {"required": "role"}}}),
+            "actor.metadata",
+        ),
     ];
     for (definition, field) in cases {
         let (status, body) = server.create_schema("bad.action", &definition).await;
@@ -110,7 +178,14 @@ async fn invalid_definitions_are_422_and_create_nothing() {
         assert_eq!(body["code"], "validation_failed");
         assert_eq!(body["errors"][0]["field"], field, "{definition}: {body}");
     }
-    let (status, _) = read(server.get("/audit_logs/actions/bad.action/schemas").send().await.expect("request")).await;
+    let (status, _) = read(
+        server
+            .get("/audit_logs/actions/bad.action/schemas")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing was created");
 }
 
@@ -124,5 +199,8 @@ async fn newer_drafts_are_accepted_when_declared() {
     });
     let (status, body) = server.create_schema("drafts", &definition).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["metadata"]["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert_eq!(
+        body["metadata"]["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
 }

@@ -34,20 +34,31 @@ impl TestServer {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra_args);
         let config = ServeConfig::try_parse_from(args).expect("valid serve flags");
-        let store = stele_server::open_store(&format!("sqlite://{}", database.display()), true).expect("store opens");
+        let store = stele_server::open_store(&format!("sqlite://{}", database.display()), true)
+            .expect("store opens");
         let state = AppState::new(store, config);
-        ensure_initialized(&state, Some(API_KEY), Some("admin-password")).await.expect("bootstrap");
+        ensure_initialized(&state, Some(API_KEY), Some("admin-password"))
+            .await
+            .expect("bootstrap");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(stele_server::serve(state, listener, async move {
             let _ = stopped.await;
         }));
-        TestServer { base, client: Client::new(), database, stop: Some(stop), _dir: dir }
+        TestServer {
+            base,
+            client: Client::new(),
+            database,
+            stop: Some(stop),
+            _dir: dir,
+        }
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(API_KEY)
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(API_KEY)
     }
 
     pub fn get(&self, path: &str) -> RequestBuilder {
@@ -59,19 +70,34 @@ impl TestServer {
     }
 
     pub async fn create_organization(&self, name: &str) -> String {
-        let response = self.post("/organizations", &json!({"name": name})).send().await.expect("request");
+        let response = self
+            .post("/organizations", &json!({"name": name}))
+            .send()
+            .await
+            .expect("request");
         let (status, body) = read(response).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().expect("id").to_owned()
     }
 
     pub async fn create_schema(&self, action: &str, definition: &Value) -> (StatusCode, Value) {
-        read(self.post(&format!("/audit_logs/actions/{action}/schemas"), definition).send().await.expect("request"))
-            .await
+        read(
+            self.post(&format!("/audit_logs/actions/{action}/schemas"), definition)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
     }
 
     pub async fn create_event(&self, body: &Value) -> (StatusCode, Value) {
-        read(self.post("/audit_logs/events", body).send().await.expect("request")).await
+        read(
+            self.post("/audit_logs/events", body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
     }
 }
 
@@ -86,13 +112,25 @@ impl Drop for TestServer {
 /// Status and JSON body of a response; asserts the body is JSON as the contract requires.
 pub async fn read(response: Response) -> (StatusCode, Value) {
     let status = response.status();
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let text = response.text().await.expect("body");
     if text.is_empty() {
         return (status, Value::Null);
     }
-    assert!(content_type.starts_with("application/json"), "{status}: content-type {content_type:?} for {text}");
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: body is not JSON: {text}")))
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status}: content-type {content_type:?} for {text}"
+    );
+    (
+        status,
+        serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{status}: body is not JSON: {text}")),
+    )
 }
 
 /// The seed document's version 1 and 2 definitions of `user.signed_in`.
@@ -127,13 +165,18 @@ pub fn event(organization_id: &str, action: &str, version: Option<i64>, targets:
 }
 
 /// Rows of the events table for an organization, read straight from the SQLite file.
-pub fn stored_events(database: &std::path::Path, organization_id: &str) -> Vec<(i64, String, Vec<u8>)> {
+pub fn stored_events(
+    database: &std::path::Path,
+    organization_id: &str,
+) -> Vec<(i64, String, Vec<u8>)> {
     let connection = rusqlite::Connection::open(database).expect("open database");
     let mut statement = connection
         .prepare("SELECT sequence, id, canonical FROM events WHERE organization_id = ?1 ORDER BY sequence")
         .expect("prepare");
     statement
-        .query_map([organization_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .query_map([organization_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows")

@@ -14,8 +14,14 @@ async fn log_with_events(count: usize) -> (TestServer, String, String) {
     server.create_schema("user.signed_in", &seed_v1()).await;
     for index in 0..count {
         for org in [&organization, &other] {
-            let (status, _) =
-                server.create_event(&event(org, "user.signed_in", None, json!([{"id": format!("t{index}"), "type": "team"}]))).await;
+            let (status, _) = server
+                .create_event(&event(
+                    org,
+                    "user.signed_in",
+                    None,
+                    json!([{"id": format!("t{index}"), "type": "team"}]),
+                ))
+                .await;
             assert_eq!(status, StatusCode::CREATED);
         }
     }
@@ -24,12 +30,19 @@ async fn log_with_events(count: usize) -> (TestServer, String, String) {
 
 fn verify(server: &TestServer, organization: Option<&str>) -> (bool, String) {
     let mut command = Command::new(stele_binary());
-    command.args(["verify", "--database-url", &format!("sqlite://{}", server.database.display())]);
+    command.args([
+        "verify",
+        "--database-url",
+        &format!("sqlite://{}", server.database.display()),
+    ]);
     if let Some(organization) = organization {
         command.args(["--organization", organization]);
     }
     let output = command.output().expect("run stele verify");
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
 }
 
 fn tamper(server: &TestServer, sql: &str) {
@@ -43,7 +56,10 @@ async fn intact_log_verifies() {
     let (server, _, _) = log_with_events(3).await;
     let (ok, output) = verify(&server, None);
     assert!(ok, "{output}");
-    assert!(output.contains("OK: 6 events in 2 organizations"), "{output}");
+    assert!(
+        output.contains("OK: 6 events in 2 organizations"),
+        "{output}"
+    );
 }
 
 #[tokio::test]
@@ -58,7 +74,10 @@ async fn altered_event_is_named() {
     );
     let (ok, output) = verify(&server, None);
     assert!(!ok);
-    assert!(output.contains(&organization) && output.contains("event 2"), "{output}");
+    assert!(
+        output.contains(&organization) && output.contains("event 2"),
+        "{output}"
+    );
     let (ok, output) = verify(&server, Some(&other));
     assert!(ok, "other organizations still verify: {output}");
 }
@@ -66,10 +85,16 @@ async fn altered_event_is_named() {
 #[tokio::test]
 async fn removed_event_is_a_gap() {
     let (server, organization, _) = log_with_events(4).await;
-    tamper(&server, &format!("DELETE FROM events WHERE organization_id = '{organization}' AND sequence = 3"));
+    tamper(
+        &server,
+        &format!("DELETE FROM events WHERE organization_id = '{organization}' AND sequence = 3"),
+    );
     let (ok, output) = verify(&server, None);
     assert!(!ok);
-    assert!(output.contains("sequence 4 found where 3 was expected"), "{output}");
+    assert!(
+        output.contains("sequence 4 found where 3 was expected"),
+        "{output}"
+    );
 }
 
 #[tokio::test]

@@ -22,7 +22,9 @@ pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<usize> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let transaction = connection.transaction().map_err(database_error)?;
         transaction.execute_batch(sql).map_err(database_error)?;
-        transaction.pragma_update(None, "user_version", (index + 1) as i64).map_err(database_error)?;
+        transaction
+            .pragma_update(None, "user_version", (index + 1) as i64)
+            .map_err(database_error)?;
         transaction.commit().map_err(database_error)?;
     }
     Ok(MIGRATIONS.len() - applied)

@@ -41,9 +41,13 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, applying migrations first
     /// when `migrate` is set.
     pub fn open(path: &Path, migrate: bool) -> StoreResult<Self> {
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|error| StoreError::Database(format!("cannot create {}: {error}", parent.display())))?;
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                StoreError::Database(format!("cannot create {}: {error}", parent.display()))
+            })?;
         }
         let mut connection = Connection::open(path).map_err(database_error)?;
         // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, which
@@ -62,7 +66,10 @@ impl SqliteStore {
                 tracing::info!(applied, path = %path.display(), "applied SQLite migrations");
             }
         }
-        Ok(Self { writer: Writer::start(connection), readers: ReadPool::new(PathBuf::from(path)) })
+        Ok(Self {
+            writer: Writer::start(connection),
+            readers: ReadPool::new(PathBuf::from(path)),
+        })
     }
 
     /// Applies pending migrations and returns how many ran (for `stele migrate`).
@@ -74,7 +81,8 @@ impl SqliteStore {
 
 // --- row mapping -----------------------------------------------------------------------
 
-const ORGANIZATION_COLUMNS: &str = "id, name, external_id, metadata, domains, created_at, updated_at";
+const ORGANIZATION_COLUMNS: &str =
+    "id, name, external_id, metadata, domains, created_at, updated_at";
 
 fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<(Organization, String, String)> {
     Ok((
@@ -93,11 +101,18 @@ fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<(Organization, Strin
 }
 
 /// Completes an organization row by parsing its JSON columns.
-fn parse_organization((mut organization, metadata, domains): (Organization, String, String)) -> StoreResult<Organization> {
-    organization.metadata = serde_json::from_str(&metadata)
-        .map_err(|error| StoreError::Corrupt(format!("organization {} metadata: {error}", organization.id)))?;
-    organization.domains = serde_json::from_str(&domains)
-        .map_err(|error| StoreError::Corrupt(format!("organization {} domains: {error}", organization.id)))?;
+fn parse_organization(
+    (mut organization, metadata, domains): (Organization, String, String),
+) -> StoreResult<Organization> {
+    organization.metadata = serde_json::from_str(&metadata).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "organization {} metadata: {error}",
+            organization.id
+        ))
+    })?;
+    organization.domains = serde_json::from_str(&domains).map_err(|error| {
+        StoreError::Corrupt(format!("organization {} domains: {error}", organization.id))
+    })?;
     Ok(organization)
 }
 
@@ -124,7 +139,10 @@ fn keyset(column: &str, scan: &Scan<'_, impl Sized>) -> (String, &'static str) {
 
 /// Claims `(scope, key)` for `record` unless an unexpired record holds it; returns the
 /// holder in that case.
-fn claim_idempotency_key(connection: &Connection, record: &IdempotencyRecord) -> StoreResult<Option<IdempotencyRecord>> {
+fn claim_idempotency_key(
+    connection: &Connection,
+    record: &IdempotencyRecord,
+) -> StoreResult<Option<IdempotencyRecord>> {
     let claimed = connection
         .prepare_cached(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at)
@@ -152,7 +170,12 @@ fn claim_idempotency_key(connection: &Connection, record: &IdempotencyRecord) ->
     find_idempotency(connection, &record.scope, &record.key, record.created_at)
 }
 
-fn find_idempotency(connection: &Connection, scope: &str, key: &str, now: UnixMillis) -> StoreResult<Option<IdempotencyRecord>> {
+fn find_idempotency(
+    connection: &Connection,
+    scope: &str,
+    key: &str,
+    now: UnixMillis,
+) -> StoreResult<Option<IdempotencyRecord>> {
     connection
         .prepare_cached(
             "SELECT fingerprint, status, body, created_at FROM idempotency_keys
@@ -199,8 +222,12 @@ fn append_event_now(connection: &Connection, new: &NewEvent) -> StoreResult<Appe
         None => (0, GENESIS),
         Some((sequence, hash)) => (
             sequence,
-            hash.try_into()
-                .map_err(|_| StoreError::Corrupt(format!("event {sequence} of {} has a malformed hash", new.organization_id)))?,
+            hash.try_into().map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "event {sequence} of {} has a malformed hash",
+                    new.organization_id
+                ))
+            })?,
         ),
     };
     let sequence = previous_sequence + 1;
@@ -229,10 +256,18 @@ fn append_event_now(connection: &Connection, new: &NewEvent) -> StoreResult<Appe
             ])
         })
         .map_err(database_error)?;
-    Ok(AppendedEvent { id: new.id.clone(), sequence, received_at })
+    Ok(AppendedEvent {
+        id: new.id.clone(),
+        sequence,
+        received_at,
+    })
 }
 
-fn load_schema_version(connection: &Connection, action: &str, version: Option<i64>) -> StoreResult<Option<SchemaVersion>> {
+fn load_schema_version(
+    connection: &Connection,
+    action: &str,
+    version: Option<i64>,
+) -> StoreResult<Option<SchemaVersion>> {
     let row: Option<(i64, String, String, i64)> = connection
         .prepare_cached(
             "SELECT v.version, v.definition, v.created_by, v.created_at
@@ -242,7 +277,9 @@ fn load_schema_version(connection: &Connection, action: &str, version: Option<i6
         )
         .and_then(|mut statement| {
             statement
-                .query_row(params![action, version], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                .query_row(params![action, version], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
                 .optional()
         })
         .map_err(database_error)?;
@@ -318,7 +355,12 @@ impl Store for SqliteStore {
                     .map_err(database_error)?;
                 let keys = statement
                     .query_map([], |row| {
-                        Ok(ApiKey { id: row.get(0)?, name: row.get(1)?, created_at: row.get(2)?, revoked_at: row.get(3)? })
+                        Ok(ApiKey {
+                            id: row.get(0)?,
+                            name: row.get(1)?,
+                            created_at: row.get(2)?,
+                            revoked_at: row.get(3)?,
+                        })
                     })
                     .and_then(Iterator::collect)
                     .map_err(database_error);
@@ -332,7 +374,10 @@ impl Store for SqliteStore {
         self.writer
             .write(move |connection| {
                 connection
-                    .execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at])
+                    .execute(
+                        "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                        params![id, at],
+                    )
                     .map(|changed| changed == 1)
                     .map_err(database_error)
             })
@@ -402,8 +447,12 @@ impl Store for SqliteStore {
         self.readers
             .read(move |connection| {
                 connection
-                    .prepare_cached(&format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE id = ?1"))
-                    .and_then(|mut statement| statement.query_row([id], organization_from_row).optional())
+                    .prepare_cached(&format!(
+                        "SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE id = ?1"
+                    ))
+                    .and_then(|mut statement| {
+                        statement.query_row([id], organization_from_row).optional()
+                    })
                     .map_err(database_error)?
                     .map(parse_organization)
                     .transpose()
@@ -411,13 +460,22 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_organization_by_external_id(&self, external_id: &str) -> StoreResult<Option<Organization>> {
+    async fn get_organization_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> StoreResult<Option<Organization>> {
         let external_id = external_id.to_owned();
         self.readers
             .read(move |connection| {
                 connection
-                    .prepare_cached(&format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE external_id = ?1"))
-                    .and_then(|mut statement| statement.query_row([external_id], organization_from_row).optional())
+                    .prepare_cached(&format!(
+                        "SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE external_id = ?1"
+                    ))
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row([external_id], organization_from_row)
+                            .optional()
+                    })
                     .map_err(database_error)?
                     .map(parse_organization)
                     .transpose()
@@ -427,25 +485,33 @@ impl Store for SqliteStore {
 
     async fn list_organizations(
         &self,
-        name_contains: Option<String>,
+        filter: OrganizationFilter,
         page: PageRequest<String>,
     ) -> StoreResult<Page<Organization>> {
+        let domains = (!filter.domains.is_empty())
+            .then(|| json_text(&filter.domains))
+            .transpose()?;
         self.readers
             .read(move |connection| {
                 let scan = page.scan();
                 let (condition, direction) = keyset("id", &scan);
                 let sql = format!(
                     "SELECT {ORGANIZATION_COLUMNS} FROM organizations
-                     WHERE (:pattern IS NULL OR name LIKE :pattern ESCAPE '\\') AND {condition}
+                     WHERE (:pattern IS NULL OR name LIKE :pattern ESCAPE '\\')
+                       AND (:domains IS NULL OR EXISTS (
+                            SELECT 1 FROM json_each(organizations.domains) AS owned
+                            WHERE json_extract(owned.value, '$.domain') IN (SELECT value FROM json_each(:domains))))
+                       AND {condition}
                      ORDER BY id {direction} LIMIT :fetch"
                 );
-                let pattern = name_contains.map(|text| {
+                let pattern = filter.name_contains.map(|text| {
                     let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
                     format!("%{escaped}%")
                 });
                 let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
                 let bound = scan.bound.map(|(key, _)| key.clone());
-                let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":pattern", &pattern), (":fetch", &scan.fetch)];
+                let mut named: Vec<(&str, &dyn rusqlite::ToSql)> =
+                    vec![(":pattern", &pattern), (":domains", &domains), (":fetch", &scan.fetch)];
                 if bound.is_some() {
                     named.push((":bound", &bound));
                 }
@@ -493,12 +559,19 @@ impl Store for SqliteStore {
         self.writer
             .write(move |connection| {
                 let count: i64 = connection
-                    .query_row("SELECT COUNT(*) FROM events WHERE organization_id = ?1", [&id], |row| row.get(0))
+                    .query_row(
+                        "SELECT COUNT(*) FROM events WHERE organization_id = ?1",
+                        [&id],
+                        |row| row.get(0),
+                    )
                     .map_err(database_error)?;
                 if count > 0 {
                     return Err(StoreError::OrganizationHasEvents { count });
                 }
-                match connection.execute("DELETE FROM organizations WHERE id = ?1", [&id]).map_err(database_error)? {
+                match connection
+                    .execute("DELETE FROM organizations WHERE id = ?1", [&id])
+                    .map_err(database_error)?
+                {
                     0 => Err(StoreError::OrganizationNotFound),
                     _ => Ok(()),
                 }
@@ -549,9 +622,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_schema_version(&self, action: &str, version: i64) -> StoreResult<Option<SchemaVersion>> {
+    async fn get_schema_version(
+        &self,
+        action: &str,
+        version: i64,
+    ) -> StoreResult<Option<SchemaVersion>> {
         let action = action.to_owned();
-        self.readers.read(move |connection| load_schema_version(connection, &action, Some(version))).await
+        self.readers
+            .read(move |connection| load_schema_version(connection, &action, Some(version)))
+            .await
     }
 
     async fn schema_version_numbers(&self, action: &str) -> StoreResult<Vec<i64>> {
@@ -707,25 +786,39 @@ impl Store for SqliteStore {
                     )
                     .map_err(database_error)?;
                 let mut rows = statement.query([organization_id]).map_err(database_error)?;
-                let mut report = VerifyReport { organizations: 0, events: 0, first_break: None };
+                let mut report = VerifyReport {
+                    organizations: 0,
+                    events: 0,
+                    first_break: None,
+                };
                 let mut current: Option<(String, ChainVerifier)> = None;
                 while let Some(row) = rows.next().map_err(database_error)? {
                     let organization: String = row.get(0).map_err(database_error)?;
                     let sequence: i64 = row.get(1).map_err(database_error)?;
-                    let canonical = row.get_ref(2).and_then(|value| Ok(value.as_bytes()?)).map_err(database_error)?;
-                    let hash = row.get_ref(3).and_then(|value| Ok(value.as_bytes()?)).map_err(database_error)?;
+                    let canonical = row
+                        .get_ref(2)
+                        .and_then(|value| Ok(value.as_bytes()?))
+                        .map_err(database_error)?;
+                    let hash = row
+                        .get_ref(3)
+                        .and_then(|value| Ok(value.as_bytes()?))
+                        .map_err(database_error)?;
                     if current.as_ref().is_none_or(|(id, _)| *id != organization) {
                         report.organizations += 1;
                         current = Some((organization.clone(), ChainVerifier::from_genesis()));
                     }
                     if let Some((_, verifier)) = current.as_mut() {
-                        if let Err(chain_break) = verifier.push(&StoredLink { sequence, canonical_bytes: canonical, hash }) {
+                        if let Err(chain_break) = verifier.push(&StoredLink {
+                            sequence,
+                            canonical_bytes: canonical,
+                            hash,
+                        }) {
                             report.first_break = Some((organization, chain_break));
                             return Ok(report);
                         }
                     }
                     report.events += 1;
-                    if report.events % 10_000 == 0 {
+                    if report.events.is_multiple_of(10_000) {
                         progress(report.events);
                     }
                 }
@@ -742,12 +835,19 @@ impl Store for SqliteStore {
         now: UnixMillis,
     ) -> StoreResult<Option<IdempotencyRecord>> {
         let (scope, key) = (scope.to_owned(), key.to_owned());
-        self.readers.read(move |connection| find_idempotency(connection, &scope, &key, now)).await
+        self.readers
+            .read(move |connection| find_idempotency(connection, &scope, &key, now))
+            .await
     }
 
-    async fn save_idempotency_record(&self, record: IdempotencyRecord) -> StoreResult<IdempotencyRecord> {
+    async fn save_idempotency_record(
+        &self,
+        record: IdempotencyRecord,
+    ) -> StoreResult<IdempotencyRecord> {
         self.writer
-            .write(move |connection| Ok(claim_idempotency_key(connection, &record)?.unwrap_or(record)))
+            .write(move |connection| {
+                Ok(claim_idempotency_key(connection, &record)?.unwrap_or(record))
+            })
             .await
     }
 
@@ -755,7 +855,10 @@ impl Store for SqliteStore {
         self.writer
             .write(move |connection| {
                 connection
-                    .execute("DELETE FROM idempotency_keys WHERE created_at <= ?1", [cutoff])
+                    .execute(
+                        "DELETE FROM idempotency_keys WHERE created_at <= ?1",
+                        [cutoff],
+                    )
                     .map(|deleted| deleted as u64)
                     .map_err(database_error)
             })
@@ -765,7 +868,11 @@ impl Store for SqliteStore {
 
 fn external_id_taken(connection: &Connection, external_id: Option<&str>) -> StoreError {
     let existing = connection
-        .query_row("SELECT id FROM organizations WHERE external_id = ?1", [external_id], |row| row.get(0))
+        .query_row(
+            "SELECT id FROM organizations WHERE external_id = ?1",
+            [external_id],
+            |row| row.get(0),
+        )
         .unwrap_or_default();
     StoreError::ExternalIdTaken { existing }
 }

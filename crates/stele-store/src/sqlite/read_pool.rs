@@ -18,7 +18,10 @@ pub(crate) struct ReadPool {
 
 impl ReadPool {
     pub(crate) fn new(path: PathBuf) -> Arc<Self> {
-        Arc::new(Self { path, idle: Mutex::new(Vec::new()) })
+        Arc::new(Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        })
     }
 
     fn checkout(&self) -> StoreResult<Connection> {
@@ -27,7 +30,9 @@ impl ReadPool {
         }
         let connection = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(|error| StoreError::Database(error.to_string()))?;
         connection

@@ -42,7 +42,11 @@ where
             Ok(()) => {
                 let result = catch_unwind(AssertUnwindSafe(|| work(connection)))
                     .unwrap_or_else(|_| Err(StoreError::Database("write job panicked".into())));
-                let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                let end = if result.is_ok() {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
                 match connection.execute_batch(end) {
                     Ok(()) => result,
                     Err(error) => Err(StoreError::Database(error.to_string())),
@@ -78,7 +82,9 @@ impl Writer {
             .name("stele-sqlite-writer".into())
             .spawn(move || write_loop(connection, receiver))
             .map(|_| ())
-            .unwrap_or_else(|error| tracing::error!(%error, "cannot start the SQLite writer thread"));
+            .unwrap_or_else(
+                |error| tracing::error!(%error, "cannot start the SQLite writer thread"),
+            );
         Self { queue }
     }
 
@@ -89,8 +95,15 @@ impl Writer {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn PendingWrite> = Box::new(TypedWrite { work: Some(work), result: None, reply });
-        self.queue.send(job).await.map_err(|_| StoreError::Unavailable)?;
+        let job: Box<dyn PendingWrite> = Box::new(TypedWrite {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        self.queue
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable)?;
         answer.await.map_err(|_| StoreError::Unavailable)?
     }
 }
@@ -115,9 +128,14 @@ fn write_loop(connection: Connection, mut receiver: mpsc::Receiver<Box<dyn Pendi
     }
 }
 
-fn commit_batch(connection: &Connection, batch: &mut [Box<dyn PendingWrite>]) -> Result<(), StoreError> {
+fn commit_batch(
+    connection: &Connection,
+    batch: &mut [Box<dyn PendingWrite>],
+) -> Result<(), StoreError> {
     let database_error = |error: rusqlite::Error| StoreError::Database(error.to_string());
-    connection.execute_batch("BEGIN IMMEDIATE").map_err(database_error)?;
+    connection
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(database_error)?;
     for job in batch.iter_mut() {
         job.run(connection);
     }
