@@ -7,6 +7,7 @@
 pub mod canonical;
 pub mod chain;
 pub mod event;
+pub mod export;
 pub mod field_error;
 pub mod idempotency;
 pub mod ids;

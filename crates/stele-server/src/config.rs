@@ -92,6 +92,14 @@ pub struct ServeConfig {
         default_value_t = 600
     )]
     pub idempotency_cleanup_interval_secs: u64,
+    /// Seconds between retention passes that purge events older than each organization's
+    /// retention period.
+    #[arg(long, env = "STELE_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
+    pub retention_interval_secs: u64,
+    /// Public base URL of this deployment (e.g. https://audit.example.com), used in export
+    /// download links; when unset, links use the request's Host header.
+    #[arg(long, env = "STELE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

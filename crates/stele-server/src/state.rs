@@ -7,6 +7,7 @@ use stele_store::Store;
 use crate::config::ServeConfig;
 use crate::services::api_keys::ApiKeys;
 use crate::services::events::KnownOrganizations;
+use crate::services::exports::UrlSigner;
 use crate::services::schemas::ValidatorCache;
 
 #[derive(Clone)]
@@ -17,6 +18,7 @@ pub struct Inner {
     pub api_keys: ApiKeys,
     pub validators: ValidatorCache,
     pub known_organizations: KnownOrganizations,
+    pub export_urls: UrlSigner,
     pub config: ServeConfig,
 }
 
@@ -33,6 +35,7 @@ impl AppState {
             api_keys: ApiKeys::new(Arc::clone(&store)),
             validators: ValidatorCache::default(),
             known_organizations: KnownOrganizations::default(),
+            export_urls: UrlSigner::default(),
             store,
             config,
         }))

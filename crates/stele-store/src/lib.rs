@@ -102,6 +102,13 @@ pub trait Store: Send + Sync + 'static {
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Idempotent<AppendedEvent>>;
 
+    /// One page of an organization's events matching `query`, keyed by sequence.
+    async fn search_events(
+        &self,
+        query: EventQuery,
+        page: PageRequest<i64>,
+    ) -> StoreResult<Page<StoredEvent>>;
+
     /// Re-checks every stored chain (or one organization's), calling `progress` with the
     /// running count. Runs in bounded memory.
     async fn verify_log(
@@ -109,6 +116,32 @@ pub trait Store: Send + Sync + 'static {
         organization_id: Option<String>,
         progress: Box<dyn FnMut(u64) + Send>,
     ) -> StoreResult<VerifyReport>;
+
+    // --- exports and retention ---------------------------------------------------------
+    /// Stores an export, fixing its snapshot at the newest event committed so far.
+    async fn create_export(
+        &self,
+        export: Export,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> StoreResult<Idempotent<Export>>;
+    async fn get_export(&self, id: &str) -> StoreResult<Option<Export>>;
+    /// Sets or clears an organization's retention period.
+    async fn set_retention(&self, organization_id: &str, days: Option<i64>) -> StoreResult<()>;
+    /// Organizations that have a retention period, with it.
+    async fn organizations_with_retention(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// Purges, oldest first, up to `batch` of the organization's events received before
+    /// `cutoff`, unless one of its exports was created after `exports_since` (a purge must
+    /// not change an export that may still be downloaded). Records where the retained
+    /// chain starts.
+    async fn purge_events(
+        &self,
+        organization_id: &str,
+        cutoff: UnixMillis,
+        exports_since: UnixMillis,
+        batch: u32,
+    ) -> StoreResult<PurgeOutcome>;
+    /// A deployment-wide secret, created with `generate` the first time it is asked for.
+    async fn shared_secret(&self, name: &str, generate: Vec<u8>) -> StoreResult<Vec<u8>>;
 
     // --- idempotency -------------------------------------------------------------------
     /// The unexpired record for `(scope, key)`.

@@ -48,6 +48,8 @@ pub struct Organization {
     pub external_id: Option<String>,
     pub metadata: Map<String, Value>,
     pub domains: Vec<OrganizationDomain>,
+    /// Events received longer ago than this are purged; `None` keeps everything.
+    pub retention_period_in_days: Option<i64>,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }
@@ -122,4 +124,54 @@ pub struct VerifyReport {
     pub events: u64,
     /// The first broken link found, with its organization.
     pub first_break: Option<(String, ChainBreak)>,
+}
+
+/// Which of one organization's events a search or export covers. Fields combine with AND;
+/// the values within one list combine with OR; an empty list does not filter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventQuery {
+    pub organization_id: String,
+    #[serde(default)]
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub actor_ids: Vec<String>,
+    #[serde(default)]
+    pub actor_names: Vec<String>,
+    #[serde(default)]
+    pub target_types: Vec<String>,
+    #[serde(default)]
+    pub target_ids: Vec<String>,
+    /// Inclusive bounds on `occurred_at`.
+    #[serde(default)]
+    pub occurred_from: Option<UnixMillis>,
+    #[serde(default)]
+    pub occurred_to: Option<UnixMillis>,
+    /// Only events at or below this sequence (an export's snapshot).
+    #[serde(default)]
+    pub up_to_sequence: Option<i64>,
+}
+
+/// A stored event: its position and the exact bytes that were hashed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub sequence: i64,
+    pub canonical: Vec<u8>,
+}
+
+/// An export: a snapshot of the events matching `query` (whose `up_to_sequence` is set
+/// when the export is created).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Export {
+    pub id: String,
+    pub query: EventQuery,
+    pub format: String,
+    pub created_at: UnixMillis,
+}
+
+/// What one retention pass did to one organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PurgeOutcome {
+    pub purged: u64,
+    /// Whether older-than-cutoff events remain (the pass stopped at its batch size).
+    pub more: bool,
 }

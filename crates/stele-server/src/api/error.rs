@@ -48,10 +48,20 @@ impl ApiError {
                 json!({"message": "Invalid Audit Log event.", "code": "invalid_audit_log_event", "errors": errors}),
             ),
             ApiError::Service(
-                error @ (ServiceError::OrganizationNotFound(_) | ServiceError::ActionNotFound(_)),
+                error @ (ServiceError::OrganizationNotFound(_)
+                | ServiceError::ActionNotFound(_)
+                | ServiceError::NotFound { .. }),
             ) => (
                 StatusCode::NOT_FOUND,
                 json!({"message": error.to_string(), "code": "not_found"}),
+            ),
+            ApiError::Service(ServiceError::Forbidden { code, message }) => (
+                StatusCode::FORBIDDEN,
+                json!({"message": message, "code": code}),
+            ),
+            ApiError::Service(ServiceError::Gone(message)) => (
+                StatusCode::GONE,
+                json!({"message": message, "code": "gone"}),
             ),
             // `errors` is present (empty) on every 400 so the Node SDK raises its typed
             // BadRequestException rather than a generic one.

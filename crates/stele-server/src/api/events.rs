@@ -1,21 +1,25 @@
 //! `/audit_logs/events`: creating (and dry-run validating) audit events.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use stele_core::schema::SchemaViolation;
+use stele_store::EventQuery;
 use stele_store::Idempotent;
 use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody};
+use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody, ListQuery};
+use crate::api::filters::{parse_bound, repeated};
 use crate::api::idempotency::RecordedWithWrite;
-use crate::api::wire::{json_bytes, json_response};
-use crate::services::{events, IdempotencyRecordFor, ServiceError};
+use crate::api::wire::{json_bytes, json_response, ListMetadata};
+use crate::services::{events, organizations, IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
+use stele_core::FieldError;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventCreated {
@@ -148,5 +152,84 @@ pub async fn validate_event(
     Ok(Json(ValidationResult {
         valid: errors.is_empty(),
         errors,
+    }))
+}
+
+/// A page of stored events: each item is the event exactly as stored (the hashed bytes),
+/// which carries `id`, `version`, `sequence` and `received_at` beside the ingested fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    #[schema(example = "list")]
+    pub object: &'static str,
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Box<RawValue>>,
+    pub list_metadata: ListMetadata,
+}
+
+#[utoipa::path(get, path = "/audit_logs/events", tag = "audit logs",
+    params(("organization_id" = String, Query, description = "Required"),
+           ("actions" = Option<Vec<String>>, Query, description = "Repeatable; also `actions[]`"),
+           ("actor_ids" = Option<Vec<String>>, Query), ("actor_names" = Option<Vec<String>>, Query),
+           ("target_types" = Option<Vec<String>>, Query), ("target_ids" = Option<Vec<String>>, Query),
+           ("range_start" = Option<String>, Query, description = "Inclusive lower bound on occurred_at"),
+           ("range_end" = Option<String>, Query, description = "Inclusive upper bound on occurred_at"),
+           ("limit" = Option<u32>, Query), ("before" = Option<String>, Query), ("after" = Option<String>, Query),
+           ("order" = Option<String>, Query)),
+    responses((status = 200, body = EventList), (status = 404, description = "Unknown organization"),
+              (status = 422, description = "Invalid filters")))]
+pub async fn search_events(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<axum::Json<EventList>, ApiError> {
+    let query = ListQuery::parse(pairs)?;
+    let mut errors = Vec::new();
+    let organization_id = query
+        .get("organization_id")
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
+    if organization_id.is_none() {
+        errors.push(FieldError::required("organization_id"));
+    }
+    let filter = EventQuery {
+        organization_id: organization_id.unwrap_or_default(),
+        actions: repeated(&query.rest, "actions"),
+        actor_ids: repeated(&query.rest, "actor_ids"),
+        actor_names: repeated(&query.rest, "actor_names"),
+        target_types: repeated(&query.rest, "target_types"),
+        target_ids: repeated(&query.rest, "target_ids"),
+        occurred_from: parse_bound("range_start", query.get("range_start"), &mut errors),
+        occurred_to: parse_bound("range_end", query.get("range_end"), &mut errors),
+        up_to_sequence: None,
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    organizations::get(&state, &filter.organization_id).await?;
+    let page = state
+        .store
+        .search_events(filter, query.numeric_page()?)
+        .await?;
+    let data = page
+        .data
+        .into_iter()
+        .map(|event| {
+            String::from_utf8(event.canonical)
+                .ok()
+                .and_then(|text| RawValue::from_string(text).ok())
+                .ok_or_else(|| {
+                    ApiError::from(stele_store::StoreError::Corrupt(
+                        "stored event is not JSON".into(),
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(axum::Json(EventList {
+        object: "list",
+        data,
+        list_metadata: ListMetadata {
+            before: page.before,
+            after: page.after,
+        },
     }))
 }

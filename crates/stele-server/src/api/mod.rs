@@ -4,10 +4,13 @@
 pub mod actions;
 pub mod error;
 pub mod events;
+pub mod exports;
 pub mod extract;
+pub mod filters;
 pub mod health;
 pub mod idempotency;
 pub mod organizations;
+pub mod retention;
 pub mod wire;
 
 use std::any::Any;
@@ -63,7 +66,12 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(organizations::get_organization_by_external_id))
         .routes(routes!(actions::list_actions))
         .routes(routes!(actions::create_schema, actions::list_schemas))
-        .routes(routes!(events::create_event))
+        .routes(routes!(events::create_event, events::search_events))
+        .routes(routes!(exports::create_export))
+        .routes(routes!(exports::get_export))
+        .routes(routes!(exports::download_export))
+        .routes(routes!(retention::get_retention, retention::set_retention))
+        .routes(routes!(retention::get_configuration))
         .routes(routes!(events::validate_event))
         .routes(routes!(health::healthz))
         .split_for_parts()

@@ -16,6 +16,14 @@ pub enum ServiceError {
     OrganizationNotFound(String),
     #[error("Audit log action not found: '{0}'.")]
     ActionNotFound(String),
+    #[error("{kind} not found: '{id}'.")]
+    NotFound { kind: &'static str, id: String },
+    /// The request is understood but not permitted (403 with `code`).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// The resource existed but is no longer available (410).
+    #[error("{0}")]
+    Gone(String),
     /// A well-formed request the current state forbids (400 with `code`).
     #[error("{message}")]
     Rejected { code: &'static str, message: String },

@@ -6,7 +6,9 @@ pub mod api_keys;
 pub mod bootstrap;
 pub mod error;
 pub mod events;
+pub mod exports;
 pub mod organizations;
+pub mod retention;
 pub mod schemas;
 
 pub use error::ServiceError;

@@ -168,6 +168,7 @@ pub async fn create(
         external_id: input.external_id.clone(),
         metadata: input.metadata.clone().unwrap_or_default(),
         domains: input.domains(&[], now),
+        retention_period_in_days: None,
         created_at: now,
         updated_at: now,
     };

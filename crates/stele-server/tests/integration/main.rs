@@ -5,9 +5,12 @@ mod support;
 
 mod durability;
 mod events;
+mod exports;
 mod http_contract;
 mod idempotency;
 mod organizations;
+mod retention;
 mod robustness;
 mod schemas;
+mod search;
 mod verify;

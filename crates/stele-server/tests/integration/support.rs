@@ -16,6 +16,7 @@ pub const API_KEY: &str = "sk_test_integration_key";
 
 pub struct TestServer {
     pub base: String,
+    pub state: AppState,
     pub client: Client,
     pub database: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -37,6 +38,7 @@ impl TestServer {
         let store = stele_server::open_store(&format!("sqlite://{}", database.display()), true)
             .expect("store opens");
         let state = AppState::new(store, config);
+        let handle = state.clone();
         ensure_initialized(&state, Some(API_KEY), Some("admin-password"))
             .await
             .expect("bootstrap");
@@ -48,6 +50,7 @@ impl TestServer {
         }));
         TestServer {
             base,
+            state: handle,
             client: Client::new(),
             database,
             stop: Some(stop),
@@ -185,4 +188,28 @@ pub fn stored_events(
 /// Path of the built `stele` binary.
 pub fn stele_binary() -> &'static str {
     env!("CARGO_BIN_EXE_stele")
+}
+
+/// Runs `sql` against the server's SQLite file (to age rows or simulate tampering).
+pub fn execute_sql(database: &std::path::Path, sql: &str) -> usize {
+    rusqlite::Connection::open(database)
+        .expect("open database")
+        .execute(sql, [])
+        .expect("sql runs")
+}
+
+/// Runs `stele verify` on the server's database; returns success and stdout.
+pub fn stele_verify(database: &std::path::Path) -> (bool, String) {
+    let output = std::process::Command::new(stele_binary())
+        .args([
+            "verify",
+            "--database-url",
+            &format!("sqlite://{}", database.display()),
+        ])
+        .output()
+        .expect("run stele verify");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
 }

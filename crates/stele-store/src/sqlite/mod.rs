@@ -82,7 +82,7 @@ impl SqliteStore {
 // --- row mapping -----------------------------------------------------------------------
 
 const ORGANIZATION_COLUMNS: &str =
-    "id, name, external_id, metadata, domains, created_at, updated_at";
+    "id, name, external_id, metadata, domains, created_at, updated_at, retention_period_in_days";
 
 fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<(Organization, String, String)> {
     Ok((
@@ -94,6 +94,7 @@ fn organization_from_row(row: &Row<'_>) -> rusqlite::Result<(Organization, Strin
             domains: Vec::new(),
             created_at: row.get(5)?,
             updated_at: row.get(6)?,
+            retention_period_in_days: row.get(7)?,
         },
         row.get(3)?,
         row.get(4)?,
@@ -218,6 +219,11 @@ fn append_event_now(connection: &Connection, new: &NewEvent) -> StoreResult<Appe
             statement.query_row([&new.organization_id], |row| Ok((row.get(0)?, row.get(1)?))).optional()
         })
         .map_err(database_error)?;
+    let head = match head {
+        Some(head) => Some(head),
+        None => chain_anchor(connection, &new.organization_id)?
+            .map(|(sequence, hash)| (sequence, hash.to_vec())),
+    };
     let (previous_sequence, previous_hash): (i64, ChainHash) = match head {
         None => (0, GENESIS),
         Some((sequence, hash)) => (
@@ -239,8 +245,9 @@ fn append_event_now(connection: &Connection, new: &NewEvent) -> StoreResult<Appe
     let hash = link(&previous_hash, &canonical);
     connection
         .prepare_cached(
-            "INSERT INTO events (organization_id, sequence, id, action, version, occurred_at, received_at, canonical, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO events (organization_id, sequence, id, action, version, actor_id, actor_name,
+                                 occurred_at, received_at, canonical, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .and_then(|mut statement| {
             statement.execute(params![
@@ -249,6 +256,8 @@ fn append_event_now(connection: &Connection, new: &NewEvent) -> StoreResult<Appe
                 new.id,
                 new.event.action,
                 new.event.version,
+                new.event.actor.id,
+                new.event.actor.name,
                 new.event.occurred_at,
                 received_at,
                 canonical,
@@ -256,6 +265,23 @@ fn append_event_now(connection: &Connection, new: &NewEvent) -> StoreResult<Appe
             ])
         })
         .map_err(database_error)?;
+    let mut insert_target = connection
+        .prepare_cached(
+            "INSERT OR IGNORE INTO event_targets (organization_id, target_id, sequence, position, target_type)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(database_error)?;
+    for (position, target) in new.event.targets.iter().enumerate() {
+        insert_target
+            .execute(params![
+                new.organization_id,
+                target.id,
+                sequence,
+                position as i64,
+                target.kind
+            ])
+            .map_err(database_error)?;
+    }
     Ok(AppendedEvent {
         id: new.id.clone(),
         sequence,
@@ -293,6 +319,255 @@ fn load_schema_version(
         })
     })
     .transpose()
+}
+
+/// The predecessor of an organization's first retained event after a purge: its sequence
+/// and hash, from which the next append continues the chain.
+fn chain_anchor(
+    connection: &Connection,
+    organization_id: &str,
+) -> StoreResult<Option<(i64, ChainHash)>> {
+    let row: Option<(i64, Vec<u8>)> = connection
+        .prepare_cached(
+            "SELECT first_sequence, previous_hash FROM chain_anchors WHERE organization_id = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row([organization_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(database_error)?;
+    row.map(|(first_sequence, hash)| {
+        let hash: ChainHash = hash.try_into().map_err(|_| {
+            StoreError::Corrupt(format!(
+                "chain anchor of {organization_id} has a malformed hash"
+            ))
+        })?;
+        Ok((first_sequence - 1, hash))
+    })
+    .transpose()
+}
+
+/// Every organization's retained-chain start: first retained sequence and its predecessor hash.
+fn all_chain_anchors(
+    connection: &Connection,
+) -> StoreResult<std::collections::HashMap<String, (i64, ChainHash)>> {
+    let mut statement = connection
+        .prepare("SELECT organization_id, first_sequence, previous_hash FROM chain_anchors")
+        .map_err(database_error)?;
+    let rows: Vec<(String, i64, Vec<u8>)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .and_then(Iterator::collect)
+        .map_err(database_error)?;
+    rows.into_iter()
+        .map(|(organization, first_sequence, hash)| {
+            let hash: ChainHash = hash.try_into().map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "chain anchor of {organization} has a malformed hash"
+                ))
+            })?;
+            Ok((organization, (first_sequence, hash)))
+        })
+        .collect()
+}
+
+/// Builds the search SQL for `query`: only the filters in use appear, so SQLite can pick
+/// the index that matches them. Parameters are bound by name in [`run_search`].
+fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> String {
+    let mut conditions = vec!["e.organization_id = :organization".to_owned()];
+    let list = |column: &str, parameter: &str| {
+        format!("{column} IN (SELECT value FROM json_each({parameter}))")
+    };
+    if !query.actions.is_empty() {
+        conditions.push(list("e.action", ":actions"));
+    }
+    if !query.actor_ids.is_empty() {
+        conditions.push(list("e.actor_id", ":actor_ids"));
+    }
+    if !query.actor_names.is_empty() {
+        conditions.push(list("e.actor_name", ":actor_names"));
+    }
+    for (column, parameter, used) in [
+        ("target_id", ":target_ids", !query.target_ids.is_empty()),
+        (
+            "target_type",
+            ":target_types",
+            !query.target_types.is_empty(),
+        ),
+    ] {
+        if used {
+            conditions.push(format!(
+                "e.sequence IN (SELECT t.sequence FROM event_targets t WHERE t.organization_id = :organization
+                   AND t.{column} IN (SELECT value FROM json_each({parameter})))"
+            ));
+        }
+    }
+    if query.occurred_from.is_some() {
+        conditions.push("e.occurred_at >= :occurred_from".to_owned());
+    }
+    if query.occurred_to.is_some() {
+        conditions.push("e.occurred_at <= :occurred_to".to_owned());
+    }
+    if query.up_to_sequence.is_some() {
+        conditions.push("e.sequence <= :up_to_sequence".to_owned());
+    }
+    let (keyset_condition, direction) = keyset("e.sequence", scan);
+    conditions.push(keyset_condition);
+    format!(
+        "SELECT e.sequence, e.canonical FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT :fetch",
+        conditions.join(" AND ")
+    )
+}
+
+fn run_search(
+    connection: &Connection,
+    query: &EventQuery,
+    page: &PageRequest<i64>,
+) -> StoreResult<Vec<StoredEvent>> {
+    let scan = page.scan();
+    let sql = search_sql(query, &scan);
+    let json = |values: &Vec<String>| (!values.is_empty()).then(|| json_text(values)).transpose();
+    let lists = [
+        (":actions", json(&query.actions)?),
+        (":actor_ids", json(&query.actor_ids)?),
+        (":actor_names", json(&query.actor_names)?),
+        (":target_ids", json(&query.target_ids)?),
+        (":target_types", json(&query.target_types)?),
+    ];
+    let bound = scan.bound.map(|(key, _)| *key);
+    let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = vec![
+        (":organization", &query.organization_id),
+        (":fetch", &scan.fetch),
+    ];
+    for (name, value) in &lists {
+        if value.is_some() {
+            named.push((name, value));
+        }
+    }
+    for (name, value) in [
+        (":occurred_from", &query.occurred_from),
+        (":occurred_to", &query.occurred_to),
+        (":up_to_sequence", &query.up_to_sequence),
+        (":bound", &bound),
+    ] {
+        if value.is_some() {
+            named.push((name, value));
+        }
+    }
+    let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
+    let rows = statement
+        .query_map(named.as_slice(), |row| {
+            Ok(StoredEvent {
+                sequence: row.get(0)?,
+                canonical: row.get(1)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(database_error);
+    rows
+}
+
+fn load_export(connection: &Connection, id: &str) -> StoreResult<Option<Export>> {
+    let row: Option<(String, String, String, i64, i64)> = connection
+        .prepare_cached("SELECT organization_id, filters, format, up_to_sequence, created_at FROM exports WHERE id = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
+                .optional()
+        })
+        .map_err(database_error)?;
+    row.map(
+        |(organization_id, filters, format, up_to_sequence, created_at)| {
+            let mut query: EventQuery = serde_json::from_str(&filters)
+                .map_err(|error| StoreError::Corrupt(format!("export {id} filters: {error}")))?;
+            query.organization_id = organization_id;
+            query.up_to_sequence = Some(up_to_sequence);
+            Ok(Export {
+                id: id.to_owned(),
+                query,
+                format,
+                created_at,
+            })
+        },
+    )
+    .transpose()
+}
+
+type PrefixRow = (i64, i64, Vec<u8>, Vec<u8>);
+
+fn purge_events_now(
+    connection: &Connection,
+    organization_id: &str,
+    cutoff: UnixMillis,
+    exports_since: UnixMillis,
+    batch: u32,
+) -> StoreResult<PurgeOutcome> {
+    let held: bool = connection
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM exports WHERE organization_id = ?1 AND created_at > ?2)",
+            params![organization_id, exports_since],
+            |row| row.get(0),
+        )
+        .map_err(database_error)?;
+    if held {
+        return Ok(PurgeOutcome::default());
+    }
+    // The oldest events in sequence order, up to the first one received at or after the
+    // cutoff: a purge only ever removes a prefix of the chain.
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT sequence, received_at, canonical, hash FROM events
+             WHERE organization_id = ?1 ORDER BY sequence LIMIT ?2",
+        )
+        .map_err(database_error)?;
+    let prefix: Vec<PrefixRow> = statement
+        .query_map(params![organization_id, i64::from(batch)], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .and_then(Iterator::collect)
+        .map_err(database_error)?;
+    let expired: Vec<&PrefixRow> = prefix
+        .iter()
+        .take_while(|(_, received_at, _, _)| *received_at < cutoff)
+        .collect();
+    let Some((last_sequence, _, _, last_hash)) = expired.last().copied() else {
+        return Ok(PurgeOutcome::default());
+    };
+    let mut delete_target = connection
+        .prepare_cached("DELETE FROM event_targets WHERE organization_id = ?1 AND target_id = ?2 AND sequence = ?3")
+        .map_err(database_error)?;
+    for (sequence, _, canonical, _) in &expired {
+        let stored: serde_json::Value = serde_json::from_slice(canonical).map_err(|error| {
+            StoreError::Corrupt(format!("event {sequence} of {organization_id}: {error}"))
+        })?;
+        for target in stored["targets"].as_array().into_iter().flatten() {
+            delete_target
+                .execute(params![
+                    organization_id,
+                    target["id"].as_str().unwrap_or_default(),
+                    sequence
+                ])
+                .map_err(database_error)?;
+        }
+    }
+    let purged = connection
+        .execute(
+            "DELETE FROM events WHERE organization_id = ?1 AND sequence <= ?2",
+            params![organization_id, last_sequence],
+        )
+        .map_err(database_error)? as u64;
+    connection
+        .execute(
+            "INSERT INTO chain_anchors (organization_id, first_sequence, previous_hash) VALUES (?1, ?2, ?3)
+             ON CONFLICT (organization_id) DO UPDATE SET
+                 first_sequence = excluded.first_sequence, previous_hash = excluded.previous_hash",
+            params![organization_id, last_sequence + 1, last_hash],
+        )
+        .map_err(database_error)?;
+    Ok(PurgeOutcome {
+        purged,
+        more: expired.len() == batch as usize,
+    })
 }
 
 #[async_trait]
@@ -568,6 +843,14 @@ impl Store for SqliteStore {
                 if count > 0 {
                     return Err(StoreError::OrganizationHasEvents { count });
                 }
+                for table in ["chain_anchors", "exports"] {
+                    connection
+                        .execute(
+                            &format!("DELETE FROM {table} WHERE organization_id = ?1"),
+                            [&id],
+                        )
+                        .map_err(database_error)?;
+                }
                 match connection
                     .execute("DELETE FROM organizations WHERE id = ?1", [&id])
                     .map_err(database_error)?
@@ -771,6 +1054,137 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn search_events(
+        &self,
+        query: EventQuery,
+        page: PageRequest<i64>,
+    ) -> StoreResult<Page<StoredEvent>> {
+        self.readers
+            .read(move |connection| {
+                let rows = run_search(connection, &query, &page)?;
+                Ok(page.assemble(rows, |event| event.sequence.to_string()))
+            })
+            .await
+    }
+
+    async fn create_export(
+        &self,
+        export: Export,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> StoreResult<Idempotent<Export>> {
+        let filters = json_text(&export.query)?;
+        self.writer
+            .write(move |connection| {
+                if let Some(record) = &idempotency {
+                    if let Some(existing) = claim_idempotency_key(connection, record)? {
+                        return Ok(Idempotent::AlreadyDone(existing));
+                    }
+                }
+                if !organization_exists(connection, &export.query.organization_id)? {
+                    return Err(StoreError::OrganizationNotFound);
+                }
+                // Runs on the writer, after every acknowledged event has committed: the
+                // snapshot holds exactly the events stored when the export was created.
+                let head: i64 = connection
+                    .query_row(
+                        "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE organization_id = ?1",
+                        [&export.query.organization_id],
+                        |row| row.get(0),
+                    )
+                    .map_err(database_error)?;
+                connection
+                    .execute(
+                        "INSERT INTO exports (id, organization_id, filters, format, up_to_sequence, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![export.id, export.query.organization_id, filters, export.format, head, export.created_at],
+                    )
+                    .map_err(database_error)?;
+                let mut query = export.query;
+                query.up_to_sequence = Some(head);
+                Ok(Idempotent::Done(Export { query, ..export }))
+            })
+            .await
+    }
+
+    async fn get_export(&self, id: &str) -> StoreResult<Option<Export>> {
+        let id = id.to_owned();
+        self.readers
+            .read(move |connection| load_export(connection, &id))
+            .await
+    }
+
+    async fn set_retention(&self, organization_id: &str, days: Option<i64>) -> StoreResult<()> {
+        let organization_id = organization_id.to_owned();
+        self.writer
+            .write(move |connection| {
+                let changed = connection
+                    .execute(
+                        "UPDATE organizations SET retention_period_in_days = ?2 WHERE id = ?1",
+                        params![organization_id, days],
+                    )
+                    .map_err(database_error)?;
+                if changed == 0 {
+                    return Err(StoreError::OrganizationNotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn organizations_with_retention(&self) -> StoreResult<Vec<(String, i64)>> {
+        self.readers
+            .read(|connection| {
+                let mut statement = connection
+                    .prepare(
+                        "SELECT id, retention_period_in_days FROM organizations
+                         WHERE retention_period_in_days IS NOT NULL ORDER BY id",
+                    )
+                    .map_err(database_error)?;
+                let rows = statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .and_then(Iterator::collect)
+                    .map_err(database_error);
+                rows
+            })
+            .await
+    }
+
+    async fn purge_events(
+        &self,
+        organization_id: &str,
+        cutoff: UnixMillis,
+        exports_since: UnixMillis,
+        batch: u32,
+    ) -> StoreResult<PurgeOutcome> {
+        let organization_id = organization_id.to_owned();
+        self.writer
+            .write(move |connection| {
+                purge_events_now(connection, &organization_id, cutoff, exports_since, batch)
+            })
+            .await
+    }
+
+    async fn shared_secret(&self, name: &str, generate: Vec<u8>) -> StoreResult<Vec<u8>> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
+                        params![name, generate],
+                    )
+                    .map_err(database_error)?;
+                connection
+                    .query_row(
+                        "SELECT value FROM settings WHERE name = ?1",
+                        [&name],
+                        |row| row.get(0),
+                    )
+                    .map_err(database_error)
+            })
+            .await
+    }
+
     async fn verify_log(
         &self,
         organization_id: Option<String>,
@@ -778,6 +1192,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<VerifyReport> {
         self.readers
             .read(move |connection| {
+                let anchors = all_chain_anchors(connection)?;
                 let mut statement = connection
                     .prepare(
                         "SELECT organization_id, sequence, canonical, hash FROM events
@@ -805,7 +1220,13 @@ impl Store for SqliteStore {
                         .map_err(database_error)?;
                     if current.as_ref().is_none_or(|(id, _)| *id != organization) {
                         report.organizations += 1;
-                        current = Some((organization.clone(), ChainVerifier::from_genesis()));
+                        let verifier = match anchors.get(&organization) {
+                            Some((first_sequence, previous_hash)) => {
+                                ChainVerifier::new(*first_sequence, *previous_hash)
+                            }
+                            None => ChainVerifier::from_genesis(),
+                        };
+                        current = Some((organization.clone(), verifier));
                     }
                     if let Some((_, verifier)) = current.as_mut() {
                         if let Err(chain_break) = verifier.push(&StoredLink {

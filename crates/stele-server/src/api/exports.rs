@@ -1,0 +1,253 @@
+//! `/audit_logs/exports`: WorkOS-compatible exports (CSV, or JSONL as an extension) with
+//! signed download links.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use stele_core::export::ExportFormat;
+use stele_core::timestamp::format_millis;
+use stele_core::FieldError;
+use stele_store::{EventQuery, Export, Idempotent};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::error::ApiError;
+use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody};
+use crate::api::filters::parse_bound;
+use crate::api::idempotency::RecordedWithWrite;
+use crate::api::wire::{json_bytes, json_response};
+use crate::services::exports::{self, is_downloadable};
+use crate::services::ServiceError;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateExportBody {
+    pub organization_id: String,
+    /// Inclusive bounds on `occurred_at` (RFC 3339).
+    pub range_start: String,
+    pub range_end: String,
+    #[serde(default)]
+    pub actions: Option<Vec<String>>,
+    #[serde(default)]
+    pub actor_names: Option<Vec<String>>,
+    /// Alias of `actor_names` (older SDKs).
+    #[serde(default)]
+    pub actors: Option<Vec<String>>,
+    #[serde(default)]
+    pub actor_ids: Option<Vec<String>>,
+    /// Target types.
+    #[serde(default)]
+    pub targets: Option<Vec<String>>,
+    /// `csv` (default) or `jsonl` (one stored event per line, exactly as hashed).
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportResponse {
+    #[schema(example = "audit_log_export")]
+    pub object: &'static str,
+    pub id: String,
+    /// `ready` while the export can be downloaded (24 hours), `error` afterwards.
+    pub state: &'static str,
+    /// A signed link valid for 10 minutes; every GET issues a fresh one.
+    pub url: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The base of download links: the configured public URL, or this request's host.
+fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(base) = &state.config.public_url {
+        return base.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
+}
+
+async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    export: &Export,
+) -> Result<ExportResponse, ApiError> {
+    let downloadable = is_downloadable(export);
+    let url = if downloadable {
+        let (expires, signature) = state.export_urls.sign(state, &export.id).await?;
+        Some(format!(
+            "{}/audit_logs/exports/{}/download?expires={expires}&signature={signature}",
+            public_base(state, headers),
+            export.id
+        ))
+    } else {
+        None
+    };
+    Ok(ExportResponse {
+        object: "audit_log_export",
+        id: export.id.clone(),
+        state: if downloadable { "ready" } else { "error" },
+        url,
+        created_at: format_millis(export.created_at),
+        updated_at: format_millis(export.created_at),
+    })
+}
+
+fn non_empty(values: Option<Vec<String>>) -> Vec<String> {
+    values
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|value| !value.is_empty())
+        .collect()
+}
+
+#[utoipa::path(post, path = "/audit_logs/exports", tag = "audit logs", request_body = CreateExportBody,
+    responses((status = 201, body = ExportResponse),
+              (status = 400, description = "invalid_audit_log_export_range_date: range_start is after range_end"),
+              (status = 404, description = "Unknown organization"), (status = 422, description = "Malformed request")))]
+pub async fn create_export(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    headers: HeaderMap,
+    IdempotencyContext(idempotency): IdempotencyContext,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let body: CreateExportBody = typed_body(body)?;
+    let mut errors = Vec::new();
+    let from = parse_bound("range_start", Some(&body.range_start), &mut errors);
+    let to = parse_bound("range_end", Some(&body.range_end), &mut errors);
+    let format = match body.format.as_deref() {
+        None => Some(ExportFormat::Csv),
+        Some(name) => ExportFormat::parse(name).or_else(|| {
+            errors.push(FieldError::invalid(
+                "format",
+                "format must be 'csv' or 'jsonl'.",
+            ));
+            None
+        }),
+    };
+    let (Some(from), Some(to), Some(format)) = (from, to, format) else {
+        return Err(ApiError::validation(errors));
+    };
+    if from > to {
+        return Err(ServiceError::Rejected {
+            code: "invalid_audit_log_export_range_date",
+            message: "range_start must not be after range_end.".into(),
+        }
+        .into());
+    }
+    let mut actor_names = non_empty(body.actor_names);
+    actor_names.extend(non_empty(body.actors));
+    let query = EventQuery {
+        organization_id: body.organization_id,
+        actions: non_empty(body.actions),
+        actor_ids: non_empty(body.actor_ids),
+        actor_names,
+        target_types: non_empty(body.targets),
+        target_ids: Vec::new(),
+        occurred_from: Some(from),
+        occurred_to: Some(to),
+        up_to_sequence: None,
+    };
+    let export = exports::prepare(query, format);
+    let response_body = json_bytes(&render(&state, &headers, &export).await?);
+    let record = idempotency
+        .as_ref()
+        .map(|pending| pending.record(StatusCode::CREATED, response_body.clone()));
+    match exports::create(&state, export, record).await? {
+        Idempotent::Done(_) => {
+            let mut response = json_response(StatusCode::CREATED, response_body);
+            if idempotency.is_some() {
+                response.extensions_mut().insert(RecordedWithWrite);
+            }
+            Ok(response)
+        }
+        Idempotent::AlreadyDone(record) => match idempotency {
+            Some(pending) => Ok(pending.replay_or_reject(&record)),
+            None => Err(ApiError::IdempotencyKeyReused),
+        },
+    }
+}
+
+async fn find(state: &AppState, id: &str) -> Result<Export, ApiError> {
+    exports::get(state, id).await?.ok_or_else(|| {
+        ServiceError::NotFound {
+            kind: "Audit log export",
+            id: id.to_owned(),
+        }
+        .into()
+    })
+}
+
+#[utoipa::path(get, path = "/audit_logs/exports/{id}", tag = "audit logs",
+    responses((status = 200, body = ExportResponse), (status = 404, description = "Unknown export")))]
+pub async fn get_export(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ExportResponse>, ApiError> {
+    let export = find(&state, &id).await?;
+    Ok(Json(render(&state, &headers, &export).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DownloadParams {
+    /// Expiry of the link, Unix milliseconds.
+    pub expires: i64,
+    pub signature: String,
+}
+
+#[utoipa::path(get, path = "/audit_logs/exports/{id}/download", tag = "audit logs", params(DownloadParams),
+    security(()),
+    responses((status = 200, description = "The export file (text/csv or application/x-ndjson)"),
+              (status = 403, description = "The link is forged or expired"),
+              (status = 410, description = "The export is older than its 24-hour download window")))]
+pub async fn download_export(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<DownloadParams>,
+) -> Result<Response, ApiError> {
+    if !state
+        .export_urls
+        .verify(&state, &id, params.expires, &params.signature)
+        .await?
+    {
+        return Err(ServiceError::Forbidden {
+            code: "invalid_download_link",
+            message:
+                "This download link is invalid or has expired; GET the export for a fresh one."
+                    .into(),
+        }
+        .into());
+    }
+    let export = find(&state, &id).await?;
+    if !is_downloadable(&export) {
+        return Err(ServiceError::Gone(
+            "This export is no longer available; create a new one.".into(),
+        )
+        .into());
+    }
+    let format = ExportFormat::parse(&export.format).unwrap_or(ExportFormat::Csv);
+    let disposition = format!("attachment; filename=\"{}.{}\"", export.id, format.name());
+    let mut response = Response::new(Body::from_stream(exports::stream(state.clone(), export)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}

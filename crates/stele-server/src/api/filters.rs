@@ -1,0 +1,34 @@
+//! Event filters shared by search (query string) and exports (JSON body).
+
+use stele_core::timestamp::{parse_rfc3339, to_unix_millis, UnixMillis};
+use stele_core::FieldError;
+
+/// Parses an optional RFC 3339 bound, reporting a bad one under `field`.
+pub fn parse_bound(
+    field: &str,
+    value: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> Option<UnixMillis> {
+    let text = value?;
+    match parse_rfc3339(text) {
+        Some(at) => Some(to_unix_millis(at)),
+        None => {
+            errors.push(FieldError::invalid(
+                field,
+                format!("{field} must be an RFC 3339 date-time with a UTC offset, e.g. 2022-09-08T19:46:03.435Z."),
+            ));
+            None
+        }
+    }
+}
+
+/// All values of a repeated query parameter, given as `name=a&name=b` or `name[]=a`.
+pub fn repeated(pairs: &[(String, String)], name: &str) -> Vec<String> {
+    let bracketed = format!("{name}[]");
+    pairs
+        .iter()
+        .filter(|(key, _)| *key == name || *key == bracketed)
+        .map(|(_, value)| value.clone())
+        .filter(|value| !value.is_empty())
+        .collect()
+}

@@ -1,0 +1,76 @@
+//! Retention settings and audit log configuration of an organization (WorkOS shapes).
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::api::error::ApiError;
+use crate::api::extract::{ApiCaller, JsonBody};
+use crate::services::{organizations, retention};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionResponse {
+    /// `null`: events are kept forever.
+    pub retention_period_in_days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLogConfiguration {
+    pub organization_id: String,
+    pub retention_period_in_days: Option<i64>,
+    #[schema(example = "active")]
+    pub state: &'static str,
+    /// Log streams are not configured in this version.
+    #[schema(value_type = Option<Object>)]
+    pub log_stream: Option<serde_json::Value>,
+}
+
+#[utoipa::path(get, path = "/organizations/{id}/audit_logs_retention", tag = "organizations",
+    responses((status = 200, body = RetentionResponse), (status = 404, description = "Unknown organization")))]
+pub async fn get_retention(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<RetentionResponse>, ApiError> {
+    let organization = organizations::get(&state, &id).await?;
+    Ok(Json(RetentionResponse {
+        retention_period_in_days: organization.retention_period_in_days,
+    }))
+}
+
+/// Body: `{"retention_period_in_days": 1..3650 | null}` or
+/// `{"retention_period": "1_MONTH".."11_MONTHS" | "1_YEAR".."10_YEARS"}`.
+#[utoipa::path(put, path = "/organizations/{id}/audit_logs_retention", tag = "organizations",
+    request_body(content = Object, description = "retention_period_in_days (1 to 3650, or null) or retention_period"),
+    responses((status = 200, body = RetentionResponse), (status = 404, description = "Unknown organization"),
+              (status = 422, description = "Invalid period")))]
+pub async fn set_retention(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<RetentionResponse>, ApiError> {
+    let days = retention::parse_retention_body(&body)?;
+    retention::set(&state, &id, days).await?;
+    Ok(Json(RetentionResponse {
+        retention_period_in_days: days,
+    }))
+}
+
+#[utoipa::path(get, path = "/organizations/{id}/audit_log_configuration", tag = "organizations",
+    responses((status = 200, body = AuditLogConfiguration), (status = 404, description = "Unknown organization")))]
+pub async fn get_configuration(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<AuditLogConfiguration>, ApiError> {
+    let organization = organizations::get(&state, &id).await?;
+    Ok(Json(AuditLogConfiguration {
+        organization_id: organization.id,
+        retention_period_in_days: organization.retention_period_in_days,
+        state: "active",
+        log_stream: None,
+    }))
+}

@@ -1,0 +1,180 @@
+//! Exports: snapshots of one organization's matching events, downloaded through signed,
+//! short-lived URLs that any server process can check and serve.
+//!
+//! Creating an export fixes its snapshot (the newest committed sequence) and nothing else;
+//! the file is produced while it is downloaded, streaming page by page, so memory stays
+//! bounded however large it is and no copy of the events is stored. Retention does not
+//! purge an organization while one of its exports can still be downloaded, so every
+//! download of an export has the same content.
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use stele_core::export::{write_event, write_header, ExportFormat};
+use stele_core::ids::IdKind;
+use stele_core::pagination::{Cursor, PageRequest, SortOrder};
+use stele_core::timestamp::now_millis;
+use stele_store::{EventQuery, Export, IdempotencyRecord, Idempotent, StoreError};
+use tokio::sync::OnceCell;
+
+use crate::services::ServiceError;
+use crate::state::AppState;
+
+/// How long a download link works after it is issued.
+pub const URL_LIFETIME_MS: i64 = 10 * 60 * 1000;
+/// How long an export can be downloaded at all (and holds back retention purges).
+pub const DOWNLOAD_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+/// Events read per page while streaming a download.
+const PAGE_SIZE: u32 = 2000;
+
+/// The deployment-wide key that signs download links, loaded once per process.
+#[derive(Default)]
+pub struct UrlSigner {
+    key: OnceCell<Vec<u8>>,
+}
+
+impl UrlSigner {
+    async fn key(&self, state: &AppState) -> Result<&[u8], StoreError> {
+        self.key
+            .get_or_try_init(|| async {
+                let mut fresh = vec![0u8; 32];
+                rand::rng().fill_bytes(&mut fresh);
+                state
+                    .store
+                    .shared_secret("export_url_signing_key", fresh)
+                    .await
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+
+    fn mac(key: &[u8], export_id: &str, expires: i64) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+        mac.update(export_id.as_bytes());
+        mac.update(b"\n");
+        mac.update(expires.to_string().as_bytes());
+        mac
+    }
+
+    /// `(expires, signature)` for a link to `export_id` valid for [`URL_LIFETIME_MS`].
+    pub async fn sign(
+        &self,
+        state: &AppState,
+        export_id: &str,
+    ) -> Result<(i64, String), StoreError> {
+        let expires = now_millis() + URL_LIFETIME_MS;
+        let key = self.key(state).await?;
+        Ok((
+            expires,
+            hex::encode(Self::mac(key, export_id, expires).finalize().into_bytes()),
+        ))
+    }
+
+    /// Whether a link's signature is genuine and it has not expired.
+    pub async fn verify(
+        &self,
+        state: &AppState,
+        export_id: &str,
+        expires: i64,
+        signature: &str,
+    ) -> Result<bool, StoreError> {
+        if expires < now_millis() {
+            return Ok(false);
+        }
+        let Ok(signature) = hex::decode(signature) else {
+            return Ok(false);
+        };
+        let key = self.key(state).await?;
+        Ok(Self::mac(key, export_id, expires)
+            .verify_slice(&signature)
+            .is_ok())
+    }
+}
+
+/// Whether an export can still be downloaded.
+pub fn is_downloadable(export: &Export) -> bool {
+    now_millis() - export.created_at < DOWNLOAD_WINDOW_MS
+}
+
+/// A new export of `query` (not yet stored): callers render its response first, so that
+/// the idempotency record can be stored in the same transaction as the export.
+pub fn prepare(query: EventQuery, format: ExportFormat) -> Export {
+    Export {
+        id: IdKind::Export.generate(),
+        query,
+        format: format.name().to_owned(),
+        created_at: now_millis(),
+    }
+}
+
+/// Stores a prepared export, fixing its snapshot.
+pub async fn create(
+    state: &AppState,
+    export: Export,
+    idempotency: Option<IdempotencyRecord>,
+) -> Result<Idempotent<Export>, ServiceError> {
+    let organization_id = export.query.organization_id.clone();
+    state
+        .store
+        .create_export(export, idempotency)
+        .await
+        .map_err(|error| match error {
+            StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(organization_id),
+            other => ServiceError::Store(other),
+        })
+}
+
+pub async fn get(state: &AppState, id: &str) -> Result<Option<Export>, ServiceError> {
+    Ok(state.store.get_export(id).await?)
+}
+
+/// The export's file as a stream of chunks, read page by page in sequence order.
+pub fn stream(
+    state: AppState,
+    export: Export,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let format = ExportFormat::parse(&export.format).unwrap_or(ExportFormat::Csv);
+    let initial = (Some(None::<i64>), true);
+    futures_util::stream::unfold(initial, move |(cursor, first)| {
+        let (state, query) = (state.clone(), export.query.clone());
+        async move {
+            let after = cursor?;
+            let page = PageRequest {
+                limit: PAGE_SIZE,
+                order: SortOrder::Asc,
+                cursor: after.map(Cursor::After),
+            };
+            let mut chunk = Vec::with_capacity(256 * 1024);
+            let result = async {
+                if first {
+                    write_header(format, &mut chunk).map_err(std::io::Error::other)?;
+                }
+                let page = state
+                    .store
+                    .search_events(query, page)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                for event in &page.data {
+                    write_event(format, &event.canonical, &mut chunk)
+                        .map_err(std::io::Error::other)?;
+                }
+                let next = page
+                    .after
+                    .is_some()
+                    .then(|| page.data.last().map(|event| event.sequence))
+                    .flatten();
+                Ok::<_, std::io::Error>(next)
+            }
+            .await;
+            match result {
+                Ok(next) => Some((Ok(Bytes::from(chunk)), (next.map(Some), false))),
+                Err(error) => {
+                    tracing::error!(%error, "export download failed midway");
+                    Some((Err(error), (None, false)))
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,312 @@
+//! `GET /audit_logs/events`: filters, their combinations, and stable pagination.
+
+use std::collections::BTreeSet;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{read, TestServer};
+
+/// An organization with events whose fields vary predictably by index.
+async fn populated(count: usize) -> (TestServer, String) {
+    let server = TestServer::start().await;
+    let organization = server.create_organization("Searchable").await;
+    for action in ["user.signed_in", "doc.viewed"] {
+        let definition = json!({"targets": [{"type": "team"}, {"type": "document"}]});
+        assert_eq!(
+            server.create_schema(action, &definition).await.0,
+            StatusCode::CREATED
+        );
+    }
+    for index in 0..count {
+        let body = json!({"organization_id": organization, "event": {
+            "action": if index.is_multiple_of(2) { "user.signed_in" } else { "doc.viewed" },
+            "occurred_at": format!("2024-01-{:02}T12:00:00.000Z", index + 1),
+            "actor": {"id": format!("user_{}", index % 3), "type": "user", "name": format!("User {}", index % 3)},
+            "targets": [{"id": format!("team_{}", index % 4), "type": "team"},
+                        {"id": format!("doc_{index}"), "type": "document"}],
+            "context": {"location": "10.0.0.1"}
+        }});
+        let (status, response) = server.create_event(&body).await;
+        assert_eq!(status, StatusCode::CREATED, "{response}");
+    }
+    (server, organization)
+}
+
+async fn sequences(server: &TestServer, query: &str) -> Vec<i64> {
+    let (status, body) = read(
+        server
+            .get(&format!("/audit_logs/events?{query}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{query}: {body}");
+    body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|event| event["sequence"].as_i64().expect("sequence"))
+        .collect()
+}
+
+#[tokio::test]
+async fn returns_stored_events_newest_first_with_their_metadata() {
+    let (server, organization) = populated(3).await;
+    let (status, body) = read(
+        server
+            .get(&format!(
+                "/audit_logs/events?organization_id={organization}"
+            ))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["object"], "list");
+    let first = &body["data"][0];
+    assert_eq!(first["sequence"], 3);
+    assert_eq!(first["version"], 1);
+    assert!(first["id"]
+        .as_str()
+        .expect("id")
+        .starts_with("audit_log_event_"));
+    assert!(first["received_at"]
+        .as_str()
+        .expect("received_at")
+        .ends_with('Z'));
+    assert_eq!(
+        first["actor"],
+        json!({"id": "user_2", "type": "user", "name": "User 2"})
+    );
+    assert_eq!(first["occurred_at"], "2024-01-03T12:00:00.000Z");
+}
+
+#[tokio::test]
+async fn each_filter_narrows_the_results() {
+    let (server, org) = populated(12).await;
+    let base = format!("organization_id={org}&limit=100&order=asc");
+    assert_eq!(
+        sequences(&server, &format!("{base}&actions=doc.viewed")).await,
+        [2, 4, 6, 8, 10, 12]
+    );
+    assert_eq!(
+        sequences(&server, &format!("{base}&actor_ids=user_0")).await,
+        [1, 4, 7, 10]
+    );
+    assert_eq!(
+        sequences(&server, &format!("{base}&actor_names=User%201")).await,
+        [2, 5, 8, 11]
+    );
+    assert_eq!(
+        sequences(&server, &format!("{base}&target_ids=team_1")).await,
+        [2, 6, 10]
+    );
+    assert_eq!(
+        sequences(&server, &format!("{base}&target_ids=doc_4")).await,
+        [5]
+    );
+    assert_eq!(
+        sequences(&server, &format!("{base}&target_types=document"))
+            .await
+            .len(),
+        12
+    );
+    assert!(sequences(&server, &format!("{base}&target_types=project"))
+        .await
+        .is_empty());
+    assert_eq!(
+        sequences(
+            &server,
+            &format!("{base}&range_start=2024-01-03T00:00:00Z&range_end=2024-01-05T12:00:00.000Z")
+        )
+        .await,
+        [3, 4, 5]
+    );
+}
+
+#[tokio::test]
+async fn filters_combine_with_and_across_fields_and_or_within_one() {
+    let (server, org) = populated(12).await;
+    let base = format!("organization_id={org}&limit=100&order=asc");
+    assert_eq!(
+        sequences(
+            &server,
+            &format!("{base}&actor_ids[]=user_0&actor_ids[]=user_1")
+        )
+        .await,
+        [1, 2, 4, 5, 7, 8, 10, 11]
+    );
+    assert_eq!(
+        sequences(
+            &server,
+            &format!("{base}&actor_ids=user_0&actions=doc.viewed")
+        )
+        .await,
+        [4, 10]
+    );
+    assert_eq!(
+        sequences(
+            &server,
+            &format!("{base}&target_ids=team_0&target_ids=team_1&actions=user.signed_in")
+        )
+        .await,
+        [1, 5, 9]
+    );
+    assert_eq!(
+        sequences(
+            &server,
+            &format!(
+                "{base}&target_types=team&actor_names=User%200&range_end=2024-01-07T00:00:00Z"
+            )
+        )
+        .await,
+        [1, 4]
+    );
+}
+
+#[tokio::test]
+async fn rejects_missing_organization_and_bad_ranges() {
+    let (server, org) = populated(1).await;
+    let (status, body) = read(
+        server
+            .get("/audit_logs/events")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["field"], "organization_id");
+    let (status, body) = read(
+        server
+            .get(&format!(
+                "/audit_logs/events?organization_id={org}&range_start=soon"
+            ))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["field"], "range_start");
+    let (status, _) = read(
+        server
+            .get("/audit_logs/events?organization_id=org_01EHWNCE74X7JSDV0X3SZ3KJNY")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn one_organization_never_sees_another_ones_events() {
+    let (server, org) = populated(2).await;
+    let other = server.create_organization("Other").await;
+    assert!(sequences(&server, &format!("organization_id={other}"))
+        .await
+        .is_empty());
+    assert_eq!(
+        sequences(&server, &format!("organization_id={org}")).await,
+        [2, 1]
+    );
+}
+
+#[tokio::test]
+async fn pages_never_repeat_or_skip_while_events_arrive() {
+    let (server, org) = populated(30).await;
+    let writer = {
+        let (base, client, org) = (server.base.clone(), server.client.clone(), org.clone());
+        tokio::spawn(async move {
+            for index in 0..40 {
+                let body = json!({"organization_id": org, "event": {
+                    "action": "user.signed_in", "occurred_at": "2024-02-01T00:00:00Z",
+                    "actor": {"id": "late", "type": "user"}, "targets": [{"id": format!("t{index}"), "type": "team"}],
+                    "context": {"location": "10.0.0.2"}}});
+                let response = client
+                    .post(format!("{base}/audit_logs/events"))
+                    .bearer_auth(crate::support::API_KEY)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(response.status(), StatusCode::CREATED);
+            }
+        })
+    };
+    // Newest first: the walk covers exactly the events up to the first page's newest one.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let cursor = after
+            .as_ref()
+            .map(|a| format!("&after={a}"))
+            .unwrap_or_default();
+        let (_, page) = read(
+            server
+                .get(&format!(
+                    "/audit_logs/events?organization_id={org}&limit=7{cursor}"
+                ))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        seen.extend(
+            page["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|event| event["sequence"].as_i64().expect("sequence")),
+        );
+        match page["list_metadata"]["after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let top = seen[0];
+    assert_eq!(
+        seen,
+        (1..=top).rev().collect::<Vec<_>>(),
+        "no duplicates, no gaps"
+    );
+    writer.await.expect("writer");
+
+    // Oldest first, walking while nothing is being added: every event exactly once.
+    let mut ascending = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let cursor = after
+            .as_ref()
+            .map(|a| format!("&after={a}"))
+            .unwrap_or_default();
+        let (_, page) = read(
+            server
+                .get(&format!(
+                    "/audit_logs/events?organization_id={org}&order=asc&limit=9{cursor}"
+                ))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        ascending.extend(
+            page["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|e| e["sequence"].as_i64().expect("sequence")),
+        );
+        match page["list_metadata"]["after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(ascending, (1..=70).collect::<Vec<_>>());
+    let unique: BTreeSet<i64> = ascending.iter().copied().collect();
+    assert_eq!(unique.len(), ascending.len());
+}
