@@ -126,6 +126,175 @@ function eventV1() {
   };
 }
 
+// ---- exports, retention and configuration helpers ----
+
+const EXPORT_ID = new RegExp(`^audit_log_export_${ULID}$`);
+const EVENT_ID = new RegExp(`^audit_log_event_${ULID}$`);
+const CSV_COLUMNS = [
+  'id',
+  'organization_id',
+  'sequence',
+  'version',
+  'action',
+  'occurred_at',
+  'received_at',
+  'actor_id',
+  'actor_type',
+  'actor_name',
+  'actor_metadata',
+  'targets',
+  'context_location',
+  'context_user_agent',
+  'metadata',
+];
+const JSON_COLUMNS = new Set(['actor_metadata', 'targets', 'metadata']);
+
+// A second SDK client, identical but for a fetchFn that records what the SDK sends, so tests
+// can assert the HTTP request behind each SDK method (the return values hide it).
+const exchanges = [];
+const wired = new WorkOS(API_KEY, {
+  apiHostname: HOST,
+  port: Number(PORT),
+  https: false,
+  timeout: 20_000,
+  fetchFn: async (url, init = {}) => {
+    const res = await fetch(url, init);
+    exchanges.push({
+      method: init.method,
+      url: new URL(String(url)),
+      headers: Object.fromEntries(Object.entries(init.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+      body: typeof init.body === 'string' && init.body !== '' ? JSON.parse(init.body) : undefined,
+      status: res.status,
+    });
+    return res;
+  },
+});
+const lastExchange = () => {
+  assert.ok(exchanges.length > 0, 'no HTTP exchange was recorded');
+  return exchanges[exchanges.length - 1];
+};
+
+/** Drops null/undefined members recursively (absent and null are the same in a JSON cell). */
+function stripNulls(value) {
+  if (Array.isArray(value)) return value.map(stripNulls);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== null && v !== undefined)
+        .map(([k, v]) => [k, stripNulls(v)]),
+    );
+  }
+  return value;
+}
+
+/** RFC 4180 CSV: quoted fields may hold commas, doubled quotes and line breaks. */
+function parseCsvRecords(text) {
+  const records = [];
+  let record = [];
+  let field = '';
+  let quoted = false;
+  let fieldStarted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c === '"' && field === '') {
+      quoted = true;
+      fieldStarted = true;
+    } else if (c === ',') {
+      record.push(field);
+      field = '';
+      fieldStarted = true;
+    } else if (c === '\n' || (c === '\r' && text[i + 1] === '\n')) {
+      if (c === '\r') i++;
+      record.push(field);
+      records.push(record);
+      record = [];
+      field = '';
+      fieldStarted = false;
+    } else {
+      field += c;
+      fieldStarted = true;
+    }
+  }
+  assert.equal(quoted, false, 'CSV ends inside a quoted field');
+  if (fieldStarted || record.length > 0) {
+    record.push(field);
+    records.push(record);
+  }
+  return records;
+}
+
+/** Header must be exactly CSV_COLUMNS; returns rows as objects with JSON columns parsed. */
+function parseExportCsv(text) {
+  const [header, ...records] = parseCsvRecords(text);
+  assert.deepEqual(header, CSV_COLUMNS);
+  return records.map((cells) => {
+    assert.equal(cells.length, CSV_COLUMNS.length, `row has ${cells.length} cells: ${JSON.stringify(cells)}`);
+    const row = {};
+    CSV_COLUMNS.forEach((col, i) => {
+      row[col] = JSON_COLUMNS.has(col) ? (cells[i] === '' ? null : stripNulls(JSON.parse(cells[i]))) : cells[i];
+    });
+    return row;
+  });
+}
+
+/** Plain HTTP GET of a download link: global fetch, no Authorization header. */
+async function download(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(20_000) });
+  return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+}
+
+/** getExport until the export is ready (it may start pending); returns the ready export. */
+async function waitUntilReady(sdk, exportId) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const exp = await sdk.auditLogs.getExport(exportId);
+    assert.equal(exp.object, 'audit_log_export');
+    assert.equal(exp.id, exportId);
+    assert.ok(['pending', 'ready'].includes(exp.state), `state ${exp.state}`);
+    if (exp.state === 'ready') {
+      assert.equal(typeof exp.url, 'string', 'a ready export has a url');
+      assert.match(exp.url, /^https?:\/\//);
+      return exp;
+    }
+    assert.ok(exp.url == null, 'url is set only once ready');
+    assert.ok(Date.now() < deadline, `export ${exportId} not ready after 30s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function exportRows(exportId) {
+  const ready = await waitUntilReady(workos, exportId);
+  const got = await download(ready.url);
+  assert.equal(got.status, 200, got.text);
+  assert.match(got.contentType, /^text\/csv/);
+  return parseExportCsv(got.text);
+}
+
+/** Stele extension GET /audit_logs/events (no SDK method): the SDK's generic workos.get. */
+async function searchEvents(query) {
+  const out = [];
+  let after;
+  for (let page = 0; page < 100; page++) {
+    const { data } = await workos.get('/audit_logs/events', {
+      query: { order: 'asc', limit: 100, ...query, ...(after ? { after } : {}) },
+    });
+    assert.equal(data.object, 'list');
+    out.push(...data.data);
+    after = data.list_metadata.after;
+    if (!after) return out;
+  }
+  assert.fail('search pagination did not terminate');
+}
+
 // Fail fast with one readable failure instead of every test waiting out the SDK's retries.
 let unreachable = null;
 try {
@@ -577,6 +746,343 @@ if (unreachable) {
         UnauthorizedException,
         401,
       );
+    });
+  });
+
+  describe('exports (createExport / getExport, CSV download)', () => {
+    const BASE = Date.parse('2024-03-01T10:00:00.000Z');
+    const HOUR = 3_600_000;
+    const rangeStart = new Date(BASE);
+    const rangeEnd = new Date(BASE + 4 * HOUR); // inclusive: e5 occurs exactly here
+    const UPDATE = `document.updated.${RUN}`;
+    const DELETE = `document.deleted.${RUN}`;
+    const LOGIN = `user.signed_in.${RUN}`;
+    const alice = { id: 'user_alice', type: 'user', name: 'Alice Liddell', metadata: { role: 'admin' } };
+    const bob = { id: 'user_bob', type: 'user', name: 'Bob' };
+    const carol = { id: 'user_carol', type: 'user', name: 'Carol "CJ" Jones, Jr.' };
+    const apiKeyActor = { id: 'key_ci', type: 'api_key' };
+    const team = { id: 'team_red', type: 'team', name: 'Red team' };
+    const at = (ms) => new Date(ms);
+    const plan = [
+      // one second before rangeStart: never exported
+      ['early', { action: LOGIN, occurredAt: at(BASE - 1000), actor: alice, targets: [team], context: { location: '10.0.0.1' } }],
+      ['e1', {
+        action: UPDATE, occurredAt: at(BASE), actor: alice,
+        targets: [{ id: 'doc_1', type: 'document', name: 'Plan, v2', metadata: { pages: 12 } }, team],
+        context: { location: '10.0.0.1', userAgent: 'Firefox/120.0' }, metadata: { field: 'title' },
+      }],
+      ['e2', { action: DELETE, occurredAt: at(BASE + HOUR), actor: bob, targets: [{ id: 'doc_2', type: 'document' }], context: { location: '10.0.0.2' } }],
+      ['e3', { action: LOGIN, occurredAt: at(BASE + 2 * HOUR), actor: alice, targets: [team], context: { location: '10.0.0.1', userAgent: 'Firefox/120.0' } }],
+      ['e4', {
+        action: UPDATE, occurredAt: at(BASE + 3 * HOUR), actor: carol,
+        targets: [{ id: 'doc_3', type: 'document', name: 'Line 1\nLine 2' }],
+        context: { location: '2001:db8::1', userAgent: 'curl/8.5.0' }, metadata: { field: 'body' },
+      }],
+      ['e5', { action: DELETE, occurredAt: at(BASE + 4 * HOUR), actor: apiKeyActor, targets: [{ id: 'doc_4', type: 'document' }], context: { location: '10.0.0.9' } }],
+      // one second after rangeEnd: never exported
+      ['late', { action: UPDATE, occurredAt: at(BASE + 4 * HOUR + 1000), actor: alice, targets: [{ id: 'doc_1', type: 'document' }], context: { location: '10.0.0.1' } }],
+    ];
+    const sent = Object.fromEntries(plan);
+    let org;
+    const stored = {}; // name -> stored event (from search)
+
+    function expectedRow(name) {
+      const e = sent[name];
+      const s = stored[name];
+      assert.match(s.received_at, TIMESTAMP);
+      return {
+        id: s.id,
+        organization_id: org.id,
+        sequence: String(plan.findIndex(([n]) => n === name) + 1),
+        version: '1',
+        action: e.action,
+        occurred_at: e.occurredAt.toISOString(),
+        received_at: s.received_at,
+        actor_id: e.actor.id,
+        actor_type: e.actor.type,
+        actor_name: e.actor.name ?? '',
+        actor_metadata: e.actor.metadata ?? null,
+        targets: e.targets,
+        context_location: e.context.location,
+        context_user_agent: e.context.userAgent ?? '',
+        metadata: e.metadata ?? null,
+      };
+    }
+
+    function assertRows(rows, names) {
+      const nameOf = Object.fromEntries(Object.entries(stored).map(([n, s]) => [s.id, n]));
+      assert.deepEqual(rows.map((r) => nameOf[r.id] ?? r.id), names);
+      assert.deepEqual(rows, names.map(expectedRow));
+    }
+
+    before(async () => {
+      org = await workos.organizations.createOrganization({ name: unique('Export') });
+      const actor = { metadata: { role: 'string' } };
+      await workos.auditLogs.createSchema({
+        action: UPDATE, actor, metadata: { field: 'string' },
+        targets: [{ type: 'document', metadata: { pages: 'number' } }, { type: 'team' }],
+      });
+      await workos.auditLogs.createSchema({ action: DELETE, actor, targets: [{ type: 'document' }] });
+      await workos.auditLogs.createSchema({ action: LOGIN, actor, targets: [{ type: 'team' }] });
+      for (const [, event] of plan) await workos.auditLogs.createEvent(org.id, event);
+      // createEvent returns nothing: read ids, sequences and received_at back from the search.
+      const found = await searchEvents({ organization_id: org.id });
+      assert.deepEqual(found.map((e) => e.sequence), plan.map((_, i) => i + 1));
+      assert.deepEqual(found.map((e) => e.action), plan.map(([, e]) => e.action));
+      plan.forEach(([name], i) => {
+        assert.match(found[i].id, EVENT_ID);
+        stored[name] = found[i];
+      });
+    });
+
+    test('createExport sends POST /audit_logs/exports and returns an audit_log_export', async () => {
+      const exp = await wired.auditLogs.createExport({ organizationId: org.id, rangeStart, rangeEnd });
+      const ex = lastExchange();
+      assert.equal(ex.method, 'POST');
+      assert.equal(ex.url.pathname, '/audit_logs/exports');
+      assert.deepEqual(ex.body, {
+        organization_id: org.id,
+        range_start: '2024-03-01T10:00:00.000Z',
+        range_end: '2024-03-01T14:00:00.000Z',
+      });
+      assert.ok(ex.headers['idempotency-key'], 'the HTTP client adds an Idempotency-Key to POSTs');
+      assert.equal(ex.status, 201);
+      assert.equal(exp.object, 'audit_log_export');
+      assert.match(exp.id, EXPORT_ID);
+      assert.ok(['pending', 'ready'].includes(exp.state), exp.state);
+      assert.match(exp.createdAt, TIMESTAMP);
+      assert.match(exp.updatedAt, TIMESTAMP);
+
+      const got = await wired.auditLogs.getExport(exp.id);
+      assert.equal(lastExchange().method, 'GET');
+      assert.equal(lastExchange().url.pathname, `/audit_logs/exports/${exp.id}`);
+      assert.equal(got.id, exp.id);
+      assert.equal(got.createdAt, exp.createdAt);
+    });
+
+    test('export of the whole range: exact CSV header, rows and cells (bounds inclusive)', async () => {
+      const exp = await workos.auditLogs.createExport({ organizationId: org.id, rangeStart, rangeEnd });
+      assertRows(await exportRows(exp.id), ['e1', 'e2', 'e3', 'e4', 'e5']);
+    });
+
+    test('createExport filters: actions and actorNames (AND across fields, OR within)', async () => {
+      const exp = await wired.auditLogs.createExport({
+        organizationId: org.id, rangeStart, rangeEnd,
+        actions: [UPDATE, DELETE], actorNames: ['Alice Liddell', 'Bob'],
+      });
+      assert.deepEqual(lastExchange().body.actions, [UPDATE, DELETE]);
+      assert.deepEqual(lastExchange().body.actor_names, ['Alice Liddell', 'Bob']);
+      assertRows(await exportRows(exp.id), ['e1', 'e2']);
+    });
+
+    test('createExport filters: actorIds and targets (target types)', async () => {
+      const exp = await wired.auditLogs.createExport({
+        organizationId: org.id, rangeStart, rangeEnd, actorIds: [alice.id, apiKeyActor.id], targets: ['document'],
+      });
+      assert.deepEqual(lastExchange().body.actor_ids, [alice.id, apiKeyActor.id]);
+      assert.deepEqual(lastExchange().body.targets, ['document']);
+      assertRows(await exportRows(exp.id), ['e1', 'e5']);
+      const teams = await workos.auditLogs.createExport({ organizationId: org.id, rangeStart, rangeEnd, targets: ['team'] });
+      assertRows(await exportRows(teams.id), ['e1', 'e3']);
+    });
+
+    test('actors alias: createExport (11.x) cannot send it, so raw workos.post through the SDK client', async () => {
+      // The 11.x serializer only emits actor_names; older SDKs sent `actors`, which Stele aliases.
+      const { data } = await workos.post('/audit_logs/exports', {
+        organization_id: org.id,
+        range_start: rangeStart.toISOString(),
+        range_end: rangeEnd.toISOString(),
+        actors: [carol.name],
+      });
+      assert.equal(data.object, 'audit_log_export');
+      assertRows(await exportRows(data.id), ['e4']);
+    });
+
+    test('an export with no matching event holds only the header', async () => {
+      const exp = await workos.auditLogs.createExport({
+        organizationId: org.id, rangeStart, rangeEnd, actions: [LOGIN], actorNames: ['Bob'],
+      });
+      assert.deepEqual(await exportRows(exp.id), []);
+    });
+
+    test('an export is a snapshot: events stored after it was created are absent', async () => {
+      const snapOrg = await workos.organizations.createOrganization({ name: unique('Snapshot') });
+      const ev = (minutes, id) => ({
+        action: LOGIN, occurredAt: at(BASE + minutes * 60_000), actor: bob,
+        targets: [{ id, type: 'team' }], context: { location: '10.1.1.1' },
+      });
+      await workos.auditLogs.createEvent(snapOrg.id, ev(0, 'team_0'));
+      await workos.auditLogs.createEvent(snapOrg.id, ev(60, 'team_1'));
+      const exp = await workos.auditLogs.createExport({ organizationId: snapOrg.id, rangeStart, rangeEnd });
+      const first = await waitUntilReady(workos, exp.id);
+      await workos.auditLogs.createEvent(snapOrg.id, ev(30, 'team_late')); // in range, stored afterwards
+
+      const targetIds = (rows) => rows.map((r) => r.targets[0].id);
+      const one = await download(first.url);
+      assert.equal(one.status, 200);
+      assert.deepEqual(targetIds(parseExportCsv(one.text)), ['team_0', 'team_1']);
+      assert.deepEqual(targetIds(await exportRows(exp.id)), ['team_0', 'team_1'], 'a later download too');
+
+      const fresh = await workos.auditLogs.createExport({ organizationId: snapOrg.id, rangeStart, rangeEnd });
+      const rows = await exportRows(fresh.id);
+      assert.deepEqual(targetIds(rows), ['team_0', 'team_1', 'team_late']);
+      assert.deepEqual(rows.map((r) => r.sequence), ['1', '2', '3']);
+    });
+
+    test('getExport issues a fresh signed url each time; both download the same file', async () => {
+      const exp = await workos.auditLogs.createExport({ organizationId: org.id, rangeStart, rangeEnd, actions: [LOGIN] });
+      const a = await waitUntilReady(workos, exp.id);
+      await new Promise((r) => setTimeout(r, 50));
+      const b = await waitUntilReady(workos, exp.id);
+      assert.notEqual(a.url, b.url);
+      const [da, db] = [await download(a.url), await download(b.url)];
+      assert.equal(da.status, 200);
+      assert.equal(da.text, db.text);
+      assertRows(parseExportCsv(da.text), ['e3']);
+
+      const forged = new URL(b.url);
+      const sig = forged.searchParams.get('signature');
+      assert.ok(sig, `signed url: ${b.url}`);
+      forged.searchParams.set('signature', (sig[0] === '0' ? '1' : '0') + sig.slice(1));
+      const refused = await download(forged.toString());
+      assert.ok([401, 403, 404].includes(refused.status), `forged link got ${refused.status}`);
+      assert.doesNotMatch(refused.text, /audit_log_event_/);
+    });
+
+    test('rangeStart after rangeEnd: 400 invalid_audit_log_export_range_date', async () => {
+      let caught;
+      await assert.rejects(
+        workos.auditLogs.createExport({ organizationId: org.id, rangeStart: rangeEnd, rangeEnd: rangeStart }),
+        (err) => {
+          caught = err;
+          return true;
+        },
+      );
+      // Node maps a 400 to BadRequestException when the body has `code` and `errors`,
+      // otherwise to GenericServerException; both expose status and code.
+      assert.ok(
+        caught instanceof BadRequestException || caught instanceof GenericServerException,
+        `typed SDK exception, got ${caught?.name}: ${caught?.message}`,
+      );
+      assert.equal(caught.status, 400);
+      assert.equal(caught.code, 'invalid_audit_log_export_range_date');
+      assert.notEqual(caught.requestID, '');
+    });
+
+    test('getExport of an unknown id throws NotFoundException', async () => {
+      await expectSdkError(
+        workos.auditLogs.getExport('audit_log_export_01H0000000000000000000000Z'),
+        NotFoundException,
+        404,
+      );
+    });
+
+    test('createExport for an unknown organization throws NotFoundException', async () => {
+      await expectSdkError(
+        workos.auditLogs.createExport({ organizationId: MISSING_ORG_ID, rangeStart, rangeEnd }),
+        NotFoundException,
+        404,
+      );
+    });
+  });
+
+  describe('retention and audit log configuration', () => {
+    let org;
+
+    before(async () => {
+      org = await workos.organizations.createOrganization({ name: unique('Retention') });
+    });
+
+    const getDays = async () =>
+      (await workos.auditLogs.getOrganizationAuditLogsRetention({ id: org.id })).retentionPeriodInDays;
+
+    test('getOrganizationAuditLogsRetention of a new organization is null', async () => {
+      const got = await wired.auditLogs.getOrganizationAuditLogsRetention({ id: org.id });
+      const ex = lastExchange();
+      assert.equal(ex.method, 'GET');
+      assert.equal(ex.url.pathname, `/organizations/${org.id}/audit_logs_retention`);
+      assert.equal(ex.status, 200);
+      assert.deepEqual(got, { retentionPeriodInDays: null });
+    });
+
+    for (const [period, days] of [
+      ['1_MONTH', 30],
+      ['6_MONTHS', 180],
+      ['1_YEAR', 365],
+      ['10_YEARS', 3650],
+    ]) {
+      test(`updateOrganizationAuditLogsRetention with retentionPeriod ${period} gives ${days} days`, async () => {
+        const got = await wired.auditLogs.updateOrganizationAuditLogsRetention({ id: org.id, retentionPeriod: period });
+        const ex = lastExchange();
+        assert.equal(ex.method, 'PUT');
+        assert.equal(ex.url.pathname, `/organizations/${org.id}/audit_logs_retention`);
+        assert.deepEqual(ex.body, { retention_period: period });
+        assert.equal(ex.status, 200);
+        assert.deepEqual(got, { retentionPeriodInDays: days });
+        assert.equal(await getDays(), days);
+      });
+    }
+
+    test('retention_period_in_days form (no SDK method in 11.x: raw workos.put), then null clears it', async () => {
+      // updateOrganizationAuditLogsRetention only serializes retentionPeriod.
+      const path = `/organizations/${org.id}/audit_logs_retention`;
+      const { data } = await workos.put(path, { retention_period_in_days: 90 });
+      assert.deepEqual(data, { retention_period_in_days: 90 });
+      assert.equal(await getDays(), 90);
+      const cleared = await workos.put(path, { retention_period_in_days: null });
+      assert.deepEqual(cleared.data, { retention_period_in_days: null });
+      assert.equal(await getDays(), null);
+    });
+
+    for (const period of ['12_MONTHS', '11_YEARS', '0_MONTHS', 'forever']) {
+      test(`an invalid retentionPeriod (${period}) throws UnprocessableEntityException and changes nothing`, async () => {
+        await workos.auditLogs.updateOrganizationAuditLogsRetention({ id: org.id, retentionPeriod: '2_YEARS' });
+        await expectSdkError(
+          workos.auditLogs.updateOrganizationAuditLogsRetention({ id: org.id, retentionPeriod: period }),
+          UnprocessableEntityException,
+          422,
+          (err) => assert.equal(err.code, 'validation_failed'),
+        );
+        assert.equal(await getDays(), 730);
+      });
+    }
+
+    test('an invalid retention_period_in_days (raw workos.put) is 422', async () => {
+      const path = `/organizations/${org.id}/audit_logs_retention`;
+      for (const days of [0, 3651, -30]) {
+        await expectSdkError(workos.put(path, { retention_period_in_days: days }), UnprocessableEntityException, 422);
+      }
+      assert.equal(await getDays(), 730);
+    });
+
+    test('retention of an unknown organization throws NotFoundException', async () => {
+      await expectSdkError(
+        workos.auditLogs.getOrganizationAuditLogsRetention({ id: MISSING_ORG_ID }),
+        NotFoundException,
+        404,
+      );
+      await expectSdkError(
+        workos.auditLogs.updateOrganizationAuditLogsRetention({ id: MISSING_ORG_ID, retentionPeriod: '1_YEAR' }),
+        NotFoundException,
+        404,
+      );
+    });
+
+    test('audit_log_configuration (no SDK method in 11.x: raw workos.get) has the WorkOS shape', async () => {
+      const fresh = await workos.organizations.createOrganization({ name: unique('Config') });
+      const path = (id) => `/organizations/${id}/audit_log_configuration`;
+      const { data } = await workos.get(path(fresh.id));
+      assert.deepEqual(data, {
+        organization_id: fresh.id,
+        retention_period_in_days: null,
+        state: 'active',
+        log_stream: null,
+      });
+      await workos.auditLogs.updateOrganizationAuditLogsRetention({ id: fresh.id, retentionPeriod: '3_MONTHS' });
+      const after = (await workos.get(path(fresh.id))).data;
+      assert.equal(after.retention_period_in_days, 90);
+      assert.equal(after.state, 'active');
+      await expectSdkError(workos.get(path(MISSING_ORG_ID)), NotFoundException, 404);
     });
   });
 });

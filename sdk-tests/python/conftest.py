@@ -107,12 +107,10 @@ class Recorder:
         self.exchanges.clear()
 
 
-@pytest.fixture()
-def wire(base_url: str, api_key: str, server_reachable: None) -> Recorder:
-    """Same SDK, but with a caller-supplied httpx2.Client that records the traffic.
+def make_recorder(base_url: str, api_key: str) -> tuple[Recorder, httpx2.Client]:
+    """An SDK client whose caller-supplied httpx2.Client records the traffic.
 
-    Used only where the SDK's return value hides what the server sent (status
-    codes, headers, the event id that AuditLogEventCreateResponse drops).
+    Returns the recorder and the httpx2 client (the caller closes it).
     """
     recorder: Recorder
 
@@ -143,6 +141,17 @@ def wire(base_url: str, api_key: str, server_reachable: None) -> Recorder:
         **_client_kwargs(),
     )
     recorder = Recorder(sdk=sdk)
+    return recorder, http
+
+
+@pytest.fixture()
+def wire(base_url: str, api_key: str, server_reachable: None) -> Recorder:
+    """Same SDK, but with a caller-supplied httpx2.Client that records the traffic.
+
+    Used only where the SDK's return value hides what the server sent (status
+    codes, headers, the event id that AuditLogEventCreateResponse drops).
+    """
+    recorder, http = make_recorder(base_url, api_key)
     yield recorder
     http.close()
 
