@@ -2,9 +2,16 @@
 //!
 //! SQLite allows one writer at a time, and a durable commit costs an fsync. Rather than
 //! every request paying for its own, write jobs queue on a channel; the writer takes
-//! everything queued (up to [`MAX_BATCH`]), runs each job inside its own SAVEPOINT in one
-//! transaction, commits once, and only then answers every job. While one batch is being
-//! fsynced the next one accumulates, so throughput grows with concurrency.
+//! everything queued (up to [`MAX_BATCH`]), runs the jobs in one transaction, commits once,
+//! and only then answers every job. While one batch is being synced the next one
+//! accumulates, so throughput grows with concurrency.
+//!
+//! A job that fails must leave no trace in the shared transaction. Ordinary jobs run inside
+//! their own SAVEPOINT, which is rolled back when they fail. Savepoints are not free (SQLite
+//! copies every page a job first touches into a statement journal), so the hot event-append
+//! path runs *unguarded*: such a job does all its checks before its first write, and if one
+//! nevertheless fails after writing (a database error), the whole batch is rolled back and
+//! every job in it reports the failure, never a partial write.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -16,18 +23,35 @@ use crate::{StoreError, StoreResult};
 const MAX_BATCH: usize = 1024;
 const QUEUE_CAPACITY: usize = 8192;
 
+/// How a job left the shared transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobEffect {
+    /// Succeeded, or failed without leaving any change behind.
+    Clean,
+    /// Failed after changing rows that cannot be undone on their own: the batch must go.
+    Poisoned,
+}
+
 /// A queued job, type-erased so jobs with different results share one queue.
 trait PendingWrite: Send {
-    /// Runs the job inside the open transaction; its effects are undone if it failed.
-    fn run(&mut self, connection: &Connection);
+    fn run(&mut self, connection: &Connection) -> JobEffect;
     /// Delivers the job's result once the transaction's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
 
 struct TypedWrite<T, F> {
     work: Option<F>,
+    guarded: bool,
     result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
+}
+
+fn run_caught<T>(
+    work: impl FnOnce(&Connection) -> StoreResult<T>,
+    connection: &Connection,
+) -> StoreResult<T> {
+    catch_unwind(AssertUnwindSafe(|| work(connection)))
+        .unwrap_or_else(|_| Err(StoreError::Database("write job panicked".into())))
 }
 
 impl<T, F> PendingWrite for TypedWrite<T, F>
@@ -35,25 +59,56 @@ where
     T: Send,
     F: FnOnce(&Connection) -> StoreResult<T> + Send,
 {
-    fn run(&mut self, connection: &Connection) {
-        let Some(work) = self.work.take() else { return };
-        let result = match connection.execute_batch("SAVEPOINT job") {
-            Err(error) => Err(StoreError::Database(error.to_string())),
-            Ok(()) => {
-                let result = catch_unwind(AssertUnwindSafe(|| work(connection)))
-                    .unwrap_or_else(|_| Err(StoreError::Database("write job panicked".into())));
+    fn run(&mut self, connection: &Connection) -> JobEffect {
+        let Some(work) = self.work.take() else {
+            return JobEffect::Clean;
+        };
+        let database_error = |error: rusqlite::Error| StoreError::Database(error.to_string());
+        if !self.guarded {
+            let changes_before = connection.total_changes();
+            let result = run_caught(work, connection);
+            let poisoned = result.is_err() && connection.total_changes() != changes_before;
+            self.result = Some(result);
+            return if poisoned {
+                JobEffect::Poisoned
+            } else {
+                JobEffect::Clean
+            };
+        }
+        let result = match connection
+            .prepare_cached("SAVEPOINT job")
+            .and_then(|mut s| s.execute([]))
+        {
+            Err(error) => Err(database_error(error)),
+            Ok(_) => {
+                let result = run_caught(work, connection);
                 let end = if result.is_ok() {
                     "RELEASE job"
                 } else {
-                    "ROLLBACK TO job; RELEASE job"
+                    "ROLLBACK TO job"
                 };
-                match connection.execute_batch(end) {
-                    Ok(()) => result,
-                    Err(error) => Err(StoreError::Database(error.to_string())),
+                let ended = connection
+                    .prepare_cached(end)
+                    .and_then(|mut s| s.execute([]));
+                // ROLLBACK TO leaves the savepoint open; release it too.
+                let released = if result.is_ok() {
+                    Ok(0)
+                } else {
+                    connection
+                        .prepare_cached("RELEASE job")
+                        .and_then(|mut s| s.execute([]))
+                };
+                match ended.and(released) {
+                    Ok(_) => result,
+                    Err(error) => {
+                        self.result = Some(Err(database_error(error)));
+                        return JobEffect::Poisoned;
+                    }
                 }
             }
         };
         self.result = Some(result);
+        JobEffect::Clean
     }
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
@@ -88,8 +143,27 @@ impl Writer {
         Self { queue }
     }
 
-    /// Runs `work` in the next group commit and returns its result once it is durable.
+    /// Runs `work` in the next group commit, inside a savepoint, and returns its result
+    /// once it is durable.
     pub(crate) async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(work, true).await
+    }
+
+    /// Like [`Writer::write`] without a savepoint, for hot paths whose job makes every
+    /// check before its first write. A failure after writing rolls back the whole batch.
+    pub(crate) async fn write_unguarded<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(work, false).await
+    }
+
+    async fn submit<T, F>(&self, work: F, guarded: bool) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -97,6 +171,7 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn PendingWrite> = Box::new(TypedWrite {
             work: Some(work),
+            guarded,
             result: None,
             reply,
         });
@@ -118,30 +193,182 @@ fn write_loop(connection: Connection, mut receiver: mpsc::Receiver<Box<dyn Pendi
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let commit = commit_batch(&connection, &mut batch);
-        if let Err(error) = &commit {
-            tracing::error!(%error, jobs = batch.len(), "group commit failed; every job in it is reported as failed");
+        match &commit {
+            Ok(timing) => {
+                tracing::trace!(jobs = batch.len(), run_us = timing.0, commit_us = timing.1, total = ?started.elapsed(), "group commit")
+            }
+            Err(error) => {
+                tracing::error!(%error, jobs = batch.len(), "group commit failed; every job in it is reported as failed")
+            }
         }
         for job in batch.drain(..) {
-            job.finish(commit.clone());
+            job.finish(commit.clone().map(|_| ()));
         }
     }
 }
 
+/// Runs and commits a batch; returns the microseconds spent running jobs and committing.
 fn commit_batch(
     connection: &Connection,
     batch: &mut [Box<dyn PendingWrite>],
-) -> Result<(), StoreError> {
+) -> Result<(u128, u128), StoreError> {
+    let started = std::time::Instant::now();
     let database_error = |error: rusqlite::Error| StoreError::Database(error.to_string());
-    connection
-        .execute_batch("BEGIN IMMEDIATE")
-        .map_err(database_error)?;
+    let execute = |sql: &str| {
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+    };
+    execute("BEGIN IMMEDIATE").map_err(database_error)?;
     for job in batch.iter_mut() {
-        job.run(connection);
+        if job.run(connection) == JobEffect::Poisoned {
+            let _ = execute("ROLLBACK");
+            return Err(StoreError::Database(
+                "a write failed after changing rows; its whole group commit was rolled back".into(),
+            ));
+        }
     }
-    if let Err(error) = connection.execute_batch("COMMIT") {
-        let _ = connection.execute_batch("ROLLBACK");
+    let ran = started.elapsed().as_micros();
+    if let Err(error) = execute("COMMIT") {
+        let _ = execute("ROLLBACK");
         return Err(database_error(error));
     }
-    Ok(())
+    Ok((ran, started.elapsed().as_micros() - ran))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (Writer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let connection = Connection::open(dir.path().join("w.db")).expect("open");
+        connection
+            .execute_batch("CREATE TABLE t (v INTEGER)")
+            .expect("schema");
+        (Writer::start(connection), dir)
+    }
+
+    fn count(dir: &tempfile::TempDir) -> i64 {
+        let connection = Connection::open(dir.path().join("w.db")).expect("open");
+        connection
+            .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+            .expect("count")
+    }
+
+    fn insert(connection: &Connection) -> StoreResult<()> {
+        connection
+            .execute("INSERT INTO t VALUES (1)", [])
+            .map(|_| ())
+            .map_err(|e| StoreError::Database(e.to_string()))
+    }
+
+    type BoxedJob<T> = (bool, Box<dyn FnOnce(&Connection) -> StoreResult<T> + Send>);
+
+    /// Holds the writer busy while `jobs` are queued, so they all share the next batch.
+    async fn in_one_batch<T: Send + 'static>(
+        writer: &Writer,
+        jobs: Vec<BoxedJob<T>>,
+    ) -> Vec<StoreResult<T>> {
+        let blocker = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(|_| {
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut handles = Vec::new();
+        for (guarded, job) in jobs {
+            let writer = writer.clone();
+            handles.push(tokio::spawn(async move {
+                if guarded {
+                    writer.write(job).await
+                } else {
+                    writer.write_unguarded(job).await
+                }
+            }));
+            // Keep submission order stable: give each task time to enqueue.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let mut results = Vec::new();
+        for handle in handles {
+            results.push(handle.await.expect("job task"));
+        }
+        blocker.await.expect("blocker task").expect("blocker job");
+        results
+    }
+
+    #[tokio::test]
+    async fn a_failed_guarded_job_leaves_no_trace_and_others_commit() {
+        let (writer, dir) = writer();
+        let failing: BoxedJob<()> = (
+            true,
+            Box::new(|c| {
+                insert(c)?;
+                Err(StoreError::OrganizationNotFound)
+            }),
+        );
+        let results = in_one_batch(
+            &writer,
+            vec![(true, Box::new(insert)), failing, (false, Box::new(insert))],
+        )
+        .await;
+        assert!(results[0].is_ok() && results[2].is_ok());
+        assert!(matches!(results[1], Err(StoreError::OrganizationNotFound)));
+        assert_eq!(count(&dir), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unguarded_job_failing_after_writing_rolls_back_its_batch() {
+        let (writer, dir) = writer();
+        let poisoned: BoxedJob<()> = (
+            false,
+            Box::new(|c| {
+                insert(c)?;
+                Err(StoreError::Database("disk on fire".into()))
+            }),
+        );
+        let results = in_one_batch(
+            &writer,
+            vec![
+                (true, Box::new(insert)),
+                poisoned,
+                (false, Box::new(insert)),
+            ],
+        )
+        .await;
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+        assert_eq!(count(&dir), 0, "nothing of the batch was committed");
+        // The writer keeps working afterwards.
+        writer
+            .write_unguarded(insert)
+            .await
+            .expect("next batch commits");
+        assert_eq!(count(&dir), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unguarded_job_failing_before_writing_spares_its_batch() {
+        let (writer, dir) = writer();
+        let clean_failure: BoxedJob<()> =
+            (false, Box::new(|_| Err(StoreError::OrganizationNotFound)));
+        let results = in_one_batch(
+            &writer,
+            vec![
+                (false, Box::new(insert)),
+                clean_failure,
+                (false, Box::new(insert)),
+            ],
+        )
+        .await;
+        assert!(results[0].is_ok() && results[2].is_ok());
+        assert_eq!(count(&dir), 2);
+    }
 }

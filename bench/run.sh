@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# Stele's benchmark harness: builds release binaries, starts every server it needs on
+# loopback, runs each scenario and writes the results into BENCHMARKS.md.
+#
+#   bench/run.sh           full run (about 15 minutes), rewrites BENCHMARKS.md
+#   bench/run.sh --smoke   seconds-long run of every scenario with tiny sizes; proves the
+#                          harness works (CI runs it), asserts no speed, writes nothing
+#
+# Load comes from wrk (Debian package) with bench/ingest.lua: every request is a distinct
+# event. Installs wrk and nginx with apt-get when they are missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+
+mode=full
+[[ "${1:-}" == "--smoke" ]] && mode=smoke
+if [[ $mode == full ]]; then
+  duration=30s; warmup=5s; query_duration=10s
+  search_sizes=(1000000 10000000); many_orgs=1000; many_orgs_events=1000
+  ceiling_events=300000; ingest_orgs=100
+else
+  duration=2s; warmup=1s; query_duration=1s
+  search_sizes=(3000); many_orgs=5; many_orgs_events=200
+  ceiling_events=3000; ingest_orgs=5
+fi
+
+say() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+if (( ${#missing[@]} )); then
+  say "installing ${missing[*]}"
+  command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} (Debian packages) and apt-get is not available"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+fi
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+say "building release binaries"
+cargo build --release --locked -p stele-server -p stele-bench --bins >&2
+stele="$root/target/release/stele"
+seed="$root/target/release/stele-seed"
+ceiling="$root/target/release/sqlite-ceiling"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+api_key="sk_bench_$(date +%s)"
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+hwm_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+now_ms() { date +%s%3N; }
+
+# start_stele DB PORT: starts a release server and waits for /healthz; sets stele_pid and
+# startup_ms (time from exec to ready).
+start_stele() {
+  local started
+  started=$(now_ms)
+  STELE_LISTEN="127.0.0.1:$2" STELE_DATABASE_URL="sqlite://$1" STELE_API_KEY="$api_key" \
+    STELE_ADMIN_PASSWORD=bench STELE_LOG=warn "$stele" serve >"$work/stele-$2.log" 2>&1 &
+  stele_pid=$!
+  pids+=("$stele_pid")
+  for _ in $(seq 1 600); do
+    if curl -sf "http://127.0.0.1:$2/healthz" >/dev/null; then
+      startup_ms=$(( $(now_ms) - started ))
+      return 0
+    fi
+    kill -0 "$stele_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  cat "$work/stele-$2.log" >&2
+  die "stele did not start on port $2"
+}
+
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# Samples a process's RSS every 200 ms into FILE until stopped.
+sample_rss() {
+  while kill -0 "$1" 2>/dev/null; do rss_mb "$1" >>"$2" 2>/dev/null || true; echo >>"$2"; sleep 0.2; done
+}
+max_of() { sort -n "$1" | tail -n 1; }
+
+# wrk_ingest PORT ORGS_FILE: a RESULT json line for the ingest load.
+wrk_ingest() {
+  wrk -t2 -c64 -d"$warmup" -s bench/ingest.lua "http://127.0.0.1:$1" -- "$2" "$api_key" >/dev/null
+  wrk -t2 -c64 -d"$duration" --latency -s bench/ingest.lua "http://127.0.0.1:$1" -- "$2" "$api_key" |
+    sed -n 's/^RESULT //p'
+}
+
+results="$work/results.md"
+: >"$results"
+
+# --- a, f: single-event ingest on durable SQLite, RSS under load --------------------------
+say "scenario a: single-event ingest on SQLite (${duration}, 64 connections)"
+"$seed" --database "$work/ingest.db" --organizations "$ingest_orgs" --events-per-organization 0 >"$work/ingest-orgs.txt"
+port=$(free_port)
+start_stele "$work/ingest.db" "$port"
+startup_empty=$startup_ms
+ingest_pid=$stele_pid
+idle_rss=$(rss_mb "$ingest_pid")
+sample_rss "$ingest_pid" "$work/ingest-rss.txt" &
+sampler=$!
+ingest=$(wrk_ingest "$port" "$work/ingest-orgs.txt")
+stop_pid "$sampler"
+load_rss=$(max_of "$work/ingest-rss.txt")
+stop_pid "$ingest_pid"
+verify_out=$("$stele" verify --database-url "sqlite://$work/ingest.db" 2>/dev/null || true)
+ingest_rps=$(python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print(round(r["requests"] / r["seconds"]))' "$ingest")
+
+# --- b: HTTP ceiling with nginx ---------------------------------------------------------
+say "scenario b: nginx ceiling (one worker, return 201)"
+nginx_port=$(free_port)
+mkdir -p "$work/nginx/logs"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+error_log $work/nginx/logs/error.log warn;
+pid $work/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx;
+  scgi_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / { default_type application/json; return 201 '{"success":true}'; }
+  }
+}
+EOF
+"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+nginx_pid=$!
+pids+=("$nginx_pid")
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.05; done
+ceiling_http=$(wrk_ingest "$nginx_port" "$work/ingest-orgs.txt")
+stop_pid "$nginx_pid"
+nginx_rps=$(python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print(round(r["requests"] / r["seconds"]))' "$ceiling_http")
+
+# --- c: storage ceiling -------------------------------------------------------------------
+say "scenario c: SQLite insert ceiling ($ceiling_events events, 1000-row durable transactions)"
+ceiling_rps=$("$ceiling" --database "$work/ceiling.db" --events "$ceiling_events" --transaction-size 1000 2>/dev/null)
+
+{
+  echo "## Single-event ingest (durable SQLite)"
+  echo
+  echo "\`wrk -t2 -c64 -d$duration\` with \`bench/ingest.lua\` (every request a distinct event across $ingest_orgs organizations, each with its own Idempotency-Key), after a $warmup warm-up."
+  echo
+  echo "| measure | value |"
+  echo "| --- | --- |"
+  python3 - "$ingest" "$ceiling_http" "$ceiling_rps" <<'PY'
+import json, sys
+stele, nginx, ceiling = json.loads(sys.argv[1]), json.loads(sys.argv[2]), float(sys.argv[3])
+stele_rps = stele["requests"] / stele["seconds"]
+nginx_rps = nginx["requests"] / nginx["seconds"]
+print(f"| Stele events acknowledged per second | **{stele_rps:,.0f}** |")
+print(f"| latency p50 / p99 / p99.9 | {stele['p50_ms']:.2f} / {stele['p99_ms']:.2f} / {stele['p999_ms']:.2f} ms |")
+print(f"| non-2xx responses, socket errors | {stele['non_2xx']}, {stele['socket_errors']} |")
+print(f"| nginx ceiling (same load, `return 201`, 1 worker) | {nginx_rps:,.0f} req/s, p99 {nginx['p99_ms']:.2f} ms |")
+print(f"| Stele as a share of the nginx ceiling | {100 * stele_rps / nginx_rps:.1f}% |")
+print(f"| SQLite ceiling (same rows, direct inserts, 1000-row durable transactions) | {ceiling:,.0f} rows/s |")
+print(f"| Stele as a share of the SQLite ceiling | {100 * stele_rps / ceiling:.1f}% |")
+PY
+  echo "| \`stele verify\` after the run (warm-up included) | ${verify_out:-failed} |"
+  echo
+} >>"$results"
+
+# --- d: search ------------------------------------------------------------------------------
+# query_table PORT ORG: first-page latency of five typical searches.
+query_table() {
+  local port=$1 org=$2 name query result
+  local -a names=("by action" "by actor id" "by target id" "by time range" "combined")
+  local -a queries=(
+    "actions=document.shared"
+    "actor_ids=user_417"
+    "target_ids=doc_4242"
+    "range_start=2026-01-05T00:00:00Z&range_end=2026-01-05T06:00:00Z"
+    "actions=user.signed_in&actor_ids=user_12&target_types=team&range_start=2026-01-01T00:00:00Z&range_end=2026-01-20T00:00:00Z"
+  )
+  for i in "${!names[@]}"; do
+    name=${names[$i]}; query=${queries[$i]}
+    result=$(wrk -t1 -c1 -d"$query_duration" --latency -s bench/get.lua \
+      "http://127.0.0.1:$port/audit_logs/events?organization_id=$org&limit=10&$query" -- "$api_key" | sed -n 's/^RESULT //p')
+    python3 - "$name" "$result" <<'PY'
+import json, sys
+r = json.loads(sys.argv[2])
+print(f"| {sys.argv[1]} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['requests'] / r['seconds']:,.0f} | {r['non_2xx']} |")
+PY
+  done
+}
+
+search_section() { # TITLE DB ORG
+  {
+    echo "### $1"
+    echo
+    echo "| query (first page, limit 10) | p50 ms | p99 ms | queries/s | non-2xx |"
+    echo "| --- | --- | --- | --- | --- |"
+  } >>"$results"
+  local port
+  port=$(free_port)
+  start_stele "$2" "$port"
+  query_table "$port" "$3" >>"$results"
+  stop_pid "$stele_pid"
+  echo >>"$results"
+}
+
+echo "## Search (\`GET /audit_logs/events\`, one connection)" >>"$results"
+echo >>"$results"
+export_db=""
+export_org=""
+export_events=0
+for size in "${search_sizes[@]}"; do
+  say "scenario d: seeding $size events in one organization"
+  seeded=$(date +%s)
+  org=$("$seed" --database "$work/search-$size.db" --organizations 1 --events-per-organization "$size" 2>"$work/seed-$size.log")
+  seed_seconds=$(( $(date +%s) - seeded ))
+  say "seeded in ${seed_seconds}s: $(tail -n 1 "$work/seed-$size.log")"
+  search_section "$size events in one organization" "$work/search-$size.db" "$org"
+  if [[ -z "$export_db" ]]; then export_db="$work/search-$size.db"; export_org=$org; export_events=$size; fi
+done
+say "scenario d: seeding $many_orgs organizations x $many_orgs_events events"
+orgs=$("$seed" --database "$work/many.db" --organizations "$many_orgs" --events-per-organization "$many_orgs_events" 2>/dev/null)
+search_section "$many_orgs organizations x $many_orgs_events events (querying one)" "$work/many.db" "$(echo "$orgs" | head -n 1)"
+
+# --- e, f: export throughput and memory; start-up time ------------------------------------
+say "scenario e: CSV export of $export_events events"
+port=$(free_port)
+start_stele "$export_db" "$port"
+startup_full=$startup_ms
+export_pid=$stele_pid
+before_rss=$(rss_mb "$export_pid")
+url=$(curl -sf -X POST "http://127.0.0.1:$port/audit_logs/exports" -H "Authorization: Bearer $api_key" \
+  -H 'Content-Type: application/json' \
+  -d "{\"organization_id\":\"$export_org\",\"range_start\":\"2000-01-01T00:00:00Z\",\"range_end\":\"2100-01-01T00:00:00Z\"}" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
+: >"$work/export-rss.txt"
+sample_rss "$export_pid" "$work/export-rss.txt" &
+sampler=$!
+started=$(now_ms)
+bytes=$(curl -sf "$url" | wc -c)
+export_ms=$(( $(now_ms) - started ))
+stop_pid "$sampler"
+peak_rss=$(max_of "$work/export-rss.txt")
+stop_pid "$export_pid"
+{
+  echo "## Export (CSV, streamed)"
+  echo
+  echo "| measure | value |"
+  echo "| --- | --- |"
+  python3 - "$export_events" "$export_ms" "$bytes" "$before_rss" "$peak_rss" <<'PY'
+import sys
+events, ms, size, before, peak = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+print(f"| events exported | {events:,} ({size / 1e6:,.0f} MB of CSV) |")
+print(f"| time to download | {ms / 1000:.2f} s |")
+print(f"| rows per second | **{events / (ms / 1000):,.0f}** |")
+print(f"| server RSS before / peak during | {before:.0f} MB / {peak:.0f} MB (+{peak - before:.0f} MB) |")
+PY
+  echo
+  echo "## Memory and start-up"
+  echo
+  echo "| measure | value |"
+  echo "| --- | --- |"
+  echo "| RSS idle / peak under the ingest load | ${idle_rss} MB / ${load_rss} MB |"
+  echo "| start-up to ready, empty database | ${startup_empty} ms |"
+  echo "| start-up to ready, $export_events events stored | ${startup_full} ms |"
+  echo
+} >>"$results"
+
+machine() {
+  local cpu mem
+  cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+  mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+  echo "$(nproc) cores ($cpu), $mem RAM, $(uname -sr), load generator on the same cores"
+}
+
+if [[ $mode == smoke ]]; then
+  cat "$results"
+  say "smoke run complete: every scenario ran (figures from a smoke run mean nothing)"
+  exit 0
+fi
+
+{
+  echo "# Stele benchmarks"
+  echo
+  echo "Generated by \`bench/run.sh\` on $(date -u +%Y-%m-%d) at commit \`$(git rev-parse --short HEAD)\`."
+  echo "Machine: $(machine). Figures are from one run; the machine is shared, so compare"
+  echo "ratios measured in the same run rather than absolute numbers across runs."
+  echo
+  cat "$results"
+  cat bench/NOTES.md
+} >BENCHMARKS.md
+say "wrote BENCHMARKS.md"
