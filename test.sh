@@ -81,4 +81,7 @@ done
 if (( ${#failed[@]} )); then
   die "SDK suites failed: ${failed[*]}"
 fi
+
+step "benchmark harness smoke run (proves bench/run.sh works; asserts no speed)"
+bench/run.sh --smoke
 step "all suites passed"

@@ -37,11 +37,13 @@ if (( ${#missing[@]} )); then
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-say "building release binaries"
-cargo build --release --locked -p stele-server -p stele-bench --bins >&2
-stele="$root/target/release/stele"
-seed="$root/target/release/stele-seed"
-ceiling="$root/target/release/sqlite-ceiling"
+# The smoke run only proves the harness works, so it reuses the debug build the tests made.
+if [[ $mode == full ]]; then profile=release; profile_flag=--release; else profile=debug; profile_flag=; fi
+say "building $profile binaries"
+cargo build $profile_flag --locked -p stele-server -p stele-bench --bins >&2
+stele="$root/target/$profile/stele"
+seed="$root/target/$profile/stele-seed"
+ceiling="$root/target/$profile/sqlite-ceiling"
 
 work=$(mktemp -d)
 pids=()
@@ -59,7 +61,7 @@ hwm_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 now_ms() { date +%s%3N; }
 
-# start_stele DB PORT: starts a release server and waits for /healthz; sets stele_pid and
+# start_stele DB PORT: starts a server and waits for /healthz; sets stele_pid and
 # startup_ms (time from exec to ready).
 start_stele() {
   local started
