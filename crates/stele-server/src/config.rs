@@ -92,6 +92,9 @@ pub struct ServeConfig {
         default_value_t = 600
     )]
     pub idempotency_cleanup_interval_secs: u64,
+    /// How long a dashboard sign-in lasts, in hours.
+    #[arg(long, env = "STELE_SESSION_TTL_HOURS", default_value_t = 12)]
+    pub session_ttl_hours: u64,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

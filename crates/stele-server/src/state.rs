@@ -8,6 +8,7 @@ use crate::config::ServeConfig;
 use crate::services::api_keys::ApiKeys;
 use crate::services::events::KnownOrganizations;
 use crate::services::schemas::ValidatorCache;
+use crate::services::sessions::LoginThrottle;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -17,6 +18,7 @@ pub struct Inner {
     pub api_keys: ApiKeys,
     pub validators: ValidatorCache,
     pub known_organizations: KnownOrganizations,
+    pub login_throttle: LoginThrottle,
     pub config: ServeConfig,
 }
 
@@ -33,6 +35,7 @@ impl AppState {
             api_keys: ApiKeys::new(Arc::clone(&store)),
             validators: ValidatorCache::default(),
             known_organizations: KnownOrganizations::default(),
+            login_throttle: LoginThrottle::default(),
             store,
             config,
         }))

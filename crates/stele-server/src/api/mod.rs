@@ -63,6 +63,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(organizations::get_organization_by_external_id))
         .routes(routes!(actions::list_actions))
         .routes(routes!(actions::create_schema, actions::list_schemas))
+        .routes(routes!(actions::check_schema))
         .routes(routes!(events::create_event))
         .routes(routes!(events::validate_event))
         .routes(routes!(health::healthz))

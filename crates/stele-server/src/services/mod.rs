@@ -8,6 +8,8 @@ pub mod error;
 pub mod events;
 pub mod organizations;
 pub mod schemas;
+pub mod sessions;
+pub mod users;
 
 pub use error::ServiceError;
 

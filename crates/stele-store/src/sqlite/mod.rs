@@ -404,6 +404,100 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let username = username.to_owned();
+        self.readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT id, username, password_hash, created_at FROM users WHERE username = ?1",
+                    )
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row([username], |row| {
+                                Ok(User {
+                                    id: row.get(0)?,
+                                    username: row.get(1)?,
+                                    password_hash: row.get(2)?,
+                                    created_at: row.get(3)?,
+                                })
+                            })
+                            .optional()
+                    })
+                    .map_err(database_error)
+            })
+            .await
+    }
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "DELETE FROM sessions WHERE expires_at <= ?1",
+                        [session.created_at],
+                    )
+                    .map_err(database_error)?;
+                connection
+                    .execute(
+                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![
+                            session.token_hash.as_slice(),
+                            session.user_id,
+                            session.created_at,
+                            session.expires_at
+                        ],
+                    )
+                    .map(|_| ())
+                    .map_err(database_error)
+            })
+            .await
+    }
+
+    async fn find_session(
+        &self,
+        token_hash: [u8; 32],
+        now: UnixMillis,
+    ) -> StoreResult<Option<Session>> {
+        self.readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT s.user_id, u.username, s.created_at, s.expires_at
+                         FROM sessions s JOIN users u ON u.id = s.user_id
+                         WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                    )
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(params![token_hash.as_slice(), now], |row| {
+                                Ok(Session {
+                                    user_id: row.get(0)?,
+                                    username: row.get(1)?,
+                                    created_at: row.get(2)?,
+                                    expires_at: row.get(3)?,
+                                })
+                            })
+                            .optional()
+                    })
+                    .map_err(database_error)
+            })
+            .await
+    }
+
+    async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "DELETE FROM sessions WHERE token_hash = ?1",
+                        [token_hash.as_slice()],
+                    )
+                    .map(|_| ())
+                    .map_err(database_error)
+            })
+            .await
+    }
+
     async fn create_organization(
         &self,
         organization: Organization,
@@ -767,6 +861,40 @@ impl Store for SqliteStore {
                     }
                 }
                 append_event_now(connection, &event).map(Idempotent::Done)
+            })
+            .await
+    }
+
+    async fn recent_events_of_action(
+        &self,
+        action: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let action = action.to_owned();
+        self.readers
+            .read(move |connection| {
+                // Walks `events_by_action_recency` backwards; ids break ties within one
+                // millisecond because they are monotonic.
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT id, organization_id, sequence, version, received_at, canonical FROM events
+                         WHERE action = ?1 ORDER BY received_at DESC, id DESC LIMIT ?2",
+                    )
+                    .map_err(database_error)?;
+                let events = statement
+                    .query_map(params![action, limit], |row| {
+                        Ok(StoredEvent {
+                            id: row.get(0)?,
+                            organization_id: row.get(1)?,
+                            sequence: row.get(2)?,
+                            version: row.get(3)?,
+                            received_at: row.get(4)?,
+                            canonical: row.get(5)?,
+                        })
+                    })
+                    .and_then(Iterator::collect)
+                    .map_err(database_error);
+                events
             })
             .await
     }
