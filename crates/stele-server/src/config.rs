@@ -56,6 +56,22 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     ApiKeys(ApiKeysCommand),
+    /// Manage dashboard users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a dashboard user. Without --password a password is generated and printed once.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// The password (at least 8 characters); prefer the environment variable over the
+        /// flag, which other local users can see in the process list.
+        #[arg(long, env = "STELE_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

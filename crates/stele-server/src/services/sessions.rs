@@ -61,8 +61,9 @@ impl LoginThrottle {
         if count < FREE_FAILURES {
             return Duration::ZERO;
         }
+        // Starts well above FAILURE_DELAY, so the lock is still on when the answer arrives.
         let exponent = (count - FREE_FAILURES).min(6);
-        Duration::from_secs(1u64 << exponent).min(MAX_LOCKOUT)
+        Duration::from_secs(5 << exponent).min(MAX_LOCKOUT)
     }
 
     /// How long `username` must still wait before its next attempt is considered.
@@ -192,11 +193,11 @@ mod tests {
         assert_eq!(LoginThrottle::lockout(FREE_FAILURES - 1), Duration::ZERO);
         assert_eq!(
             LoginThrottle::lockout(FREE_FAILURES),
-            Duration::from_secs(1)
+            Duration::from_secs(5)
         );
         assert_eq!(
             LoginThrottle::lockout(FREE_FAILURES + 2),
-            Duration::from_secs(4)
+            Duration::from_secs(20)
         );
         assert_eq!(LoginThrottle::lockout(FREE_FAILURES + 40), MAX_LOCKOUT);
     }

@@ -3,11 +3,13 @@
 
 mod support;
 
+mod dashboard;
 mod durability;
 mod events;
 mod http_contract;
 mod idempotency;
 mod organizations;
 mod robustness;
+mod schema_check;
 mod schemas;
 mod verify;
