@@ -789,7 +789,7 @@ impl Checker {
                         &pointer,
                         ChangeKind::Added,
                         Compatibility::Compatible,
-                        format!("optional property '{name}' was added; the previous version did not describe it, so only events that already sent '{name}' with another value fail (the impact check finds them)"),
+                        format!("property '{name}' was added; the previous version did not describe it, so only events that already sent '{name}' with another value fail (the impact check finds them)"),
                         None,
                         Some(new.clone()),
                     ),

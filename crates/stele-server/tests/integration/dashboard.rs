@@ -202,6 +202,16 @@ async fn dashboard_pages_redirect_to_login_without_a_session() {
 
     let login = browser.get("/dashboard/login").await;
     assert_eq!(login.status(), StatusCode::OK);
+    let header = |name: &str| {
+        login
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(header("x-frame-options"), "DENY");
     assert!(login
         .text()
         .await
