@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Stele test suite: formatting, lints, Rust unit and integration tests, then the
-# official WorkOS SDKs (Python, Node, Rust) against a fresh `stele serve` each.
-# Installs what the suites need on its own (Python venv, npm packages). Usage: ./test.sh
+# official WorkOS SDKs (Python, Node, Rust) and the dashboard in a real Chromium (e2e/),
+# each against a fresh `stele serve`. Installs what the suites need on its own (Python
+# venv, npm packages, Debian's chromium package when run as root). Usage: ./test.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 root=$(pwd)
@@ -26,7 +27,7 @@ else
   cargo test --locked --no-fail-fast
 fi
 
-step "build the stele binary for the SDK suites"
+step "build the stele binary for the SDK and browser suites"
 cargo build --locked --bin stele
 stele="$root/target/debug/stele"
 
@@ -53,9 +54,10 @@ start_server() {
   local port
   port=$(free_port)
   export STELE_API_KEY="sk_test_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  export STELE_ADMIN_PASSWORD="admin-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
   export STELE_HOST=127.0.0.1 STELE_PORT="$port" STELE_BASE_URL="http://127.0.0.1:$port"
   STELE_LISTEN="127.0.0.1:$port" STELE_DATABASE_URL="sqlite://$server_dir/stele.db" \
-    STELE_ADMIN_PASSWORD="admin-$port" "$stele" serve >"$server_dir/server.log" 2>&1 &
+    "$stele" serve >"$server_dir/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 150); do
     if curl -sf "$STELE_BASE_URL/healthz" >/dev/null; then return 0; fi
@@ -67,19 +69,25 @@ start_server() {
 }
 
 failed=()
-for suite in python node rust; do
-  step "SDK compatibility: $suite"
+# Runs one suite script against its own fresh server: run_suite NAME SCRIPT.
+run_suite() {
   start_server
-  if ! "sdk-tests/$suite/run.sh"; then
-    failed+=("$suite")
-    echo "--- server log ($suite) ---" >&2
+  if ! "$2"; then
+    failed+=("$1")
+    echo "--- server log ($1) ---" >&2
     tail -n 50 "$server_dir/server.log" >&2
   fi
   stop_server
+}
+for suite in python node rust; do
+  step "SDK compatibility: $suite"
+  run_suite "$suite" "sdk-tests/$suite/run.sh"
 done
+step "dashboard in Chromium (e2e)"
+run_suite e2e e2e/run.sh
 
 if (( ${#failed[@]} )); then
-  die "SDK suites failed: ${failed[*]}"
+  die "suites failed: ${failed[*]}"
 fi
 
 step "benchmark harness smoke run (proves bench/run.sh works; asserts no speed)"

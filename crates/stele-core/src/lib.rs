@@ -6,6 +6,7 @@
 
 pub mod canonical;
 pub mod chain;
+pub mod compatibility;
 pub mod event;
 pub mod export;
 pub mod field_error;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use stele_core::timestamp::format_millis;
 use tokio::net::TcpListener;
 
-use crate::config::{ApiKeysCommand, Cli, Command, GlobalArgs, LogFormat, ServeConfig};
+use crate::config::{
+    ApiKeysCommand, Cli, Command, GlobalArgs, LogFormat, ServeConfig, UsersCommand,
+};
 use crate::services::api_keys::ApiKeys;
 use crate::services::bootstrap::{ensure_initialized, ADMIN_USERNAME};
 use crate::state::AppState;
@@ -35,6 +37,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Migrate) => migrate(&cli.global),
         Some(Command::Verify { organization }) => return verify(&cli.global, organization).await,
         Some(Command::ApiKeys(command)) => api_keys(&cli.global, command).await,
+        Some(Command::Users(command)) => users(&cli.global, command).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,6 +177,36 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
                 println!("revoked {id}");
             } else {
                 anyhow::bail!("no active API key with id {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()> {
+    let store = open_store(&global.database_url, true)?;
+    match command {
+        UsersCommand::Create { username, password } => {
+            let (user, generated) =
+                crate::services::users::create(store.as_ref(), &username, password.as_deref())
+                    .await
+                    .map_err(|error| match error {
+                        crate::services::ServiceError::InvalidRequest(errors) => anyhow::anyhow!(
+                            "{}",
+                            errors
+                                .into_iter()
+                                .map(|error| error.message)
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        ),
+                        other => anyhow::anyhow!("{other}"),
+                    })?;
+            match generated {
+                Some(password) => println!(
+                    "created dashboard user {} ({}). Its password is shown only once:\n{password}",
+                    user.username, user.id
+                ),
+                None => println!("created dashboard user {} ({})", user.username, user.id),
             }
         }
     }

@@ -56,6 +56,22 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     ApiKeys(ApiKeysCommand),
+    /// Manage dashboard users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a dashboard user. Without --password a password is generated and printed once.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// The password (at least 8 characters); prefer the environment variable over the
+        /// flag, which other local users can see in the process list.
+        #[arg(long, env = "STELE_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +116,9 @@ pub struct ServeConfig {
     /// download links; when unset, links use the request's Host header.
     #[arg(long, env = "STELE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// How long a dashboard sign-in lasts, in hours.
+    #[arg(long, env = "STELE_SESSION_TTL_HOURS", default_value_t = 12)]
+    pub session_ttl_hours: u64,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

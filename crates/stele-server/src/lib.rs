@@ -1,9 +1,11 @@
-//! The `stele` server: HTTP API ([`api`]), use cases ([`services`]), background loops
-//! ([`workers`]) and the configuration that wires them to a store.
+//! The `stele` server: HTTP API ([`api`]), web dashboard ([`dashboard`]), use cases
+//! ([`services`]), background loops ([`workers`]) and the configuration that wires them
+//! to a store.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod services;
 pub mod state;
 pub mod workers;

@@ -9,6 +9,7 @@ use crate::services::api_keys::ApiKeys;
 use crate::services::events::KnownOrganizations;
 use crate::services::exports::UrlSigner;
 use crate::services::schemas::ValidatorCache;
+use crate::services::sessions::LoginThrottle;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -19,6 +20,7 @@ pub struct Inner {
     pub validators: ValidatorCache,
     pub known_organizations: KnownOrganizations,
     pub export_urls: UrlSigner,
+    pub login_throttle: LoginThrottle,
     pub config: ServeConfig,
 }
 
@@ -36,6 +38,7 @@ impl AppState {
             validators: ValidatorCache::default(),
             known_organizations: KnownOrganizations::default(),
             export_urls: UrlSigner::default(),
+            login_throttle: LoginThrottle::default(),
             store,
             config,
         }))

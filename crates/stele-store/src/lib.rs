@@ -45,6 +45,19 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a key revoked; `false` when there is no such active key.
     async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> StoreResult<bool>;
     async fn create_user(&self, user: NewUser) -> StoreResult<()>;
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+
+    // --- dashboard sessions ------------------------------------------------------------
+    /// Stores a new session; sessions that have expired by `session.created_at` are
+    /// deleted in the same write, so the table never grows without bound.
+    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+    /// The unexpired session whose token hashes to `token_hash`.
+    async fn find_session(
+        &self,
+        token_hash: [u8; 32],
+        now: UnixMillis,
+    ) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
 
     // --- organizations -----------------------------------------------------------------
     async fn create_organization(
@@ -108,6 +121,13 @@ pub trait Store: Send + Sync + 'static {
         query: EventQuery,
         page: PageRequest<i64>,
     ) -> StoreResult<Page<StoredEvent>>;
+    /// The `limit` most recently stored events of `action` across all organizations,
+    /// newest first (what a proposed schema version is tried against).
+    async fn recent_events_of_action(
+        &self,
+        action: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>>;
 
     /// Re-checks every stored chain (or one organization's), calling `progress` with the
     /// running count. Runs in bounded memory.

@@ -31,6 +31,45 @@ pub struct NewUser {
     pub created_at: UnixMillis,
 }
 
+/// A dashboard user as stored, with the argon2id PHC string of their password.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: UnixMillis,
+}
+
+/// A dashboard session about to be stored. The token itself stays in the browser's cookie.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token_hash: [u8; 32],
+    pub user_id: String,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+/// A live session and whose it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub user_id: String,
+    pub username: String,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+/// A stored event as kept: its exact canonical bytes, with the columns that locate it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub id: String,
+    pub organization_id: String,
+    pub sequence: i64,
+    pub version: i64,
+    pub received_at: UnixMillis,
+    /// RFC 8785 JSON of the stored record (see `stele_core::event::EventRecord`).
+    pub canonical: Vec<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrganizationDomain {
     pub id: String,
@@ -149,13 +188,6 @@ pub struct EventQuery {
     /// Only events at or below this sequence (an export's snapshot).
     #[serde(default)]
     pub up_to_sequence: Option<i64>,
-}
-
-/// A stored event: its position and the exact bytes that were hashed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
-    pub sequence: i64,
-    pub canonical: Vec<u8>,
 }
 
 /// An export: a snapshot of the events matching `query` (whose `up_to_sequence` is set

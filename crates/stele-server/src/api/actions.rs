@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
-use stele_core::schema::{ActorDefinition, TargetDefinition};
+use stele_core::compatibility::Compatibility;
+use stele_core::schema::{ActorDefinition, SchemaViolation, TargetDefinition};
 use stele_core::timestamp::format_millis;
 use stele_store::{ActionSummary, SchemaVersion};
 use utoipa::ToSchema;
@@ -14,7 +15,7 @@ use utoipa::ToSchema;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiCaller, JsonBody, ListQuery};
 use crate::api::wire::List;
-use crate::services::schemas;
+use crate::services::schemas::{self, SchemaCheck};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -157,4 +158,128 @@ pub async fn list_actions(
             updated_at: format_millis(action.updated_at),
         }
     })))
+}
+
+/// One difference between the latest version and the proposed one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchemaChangeResponse {
+    /// JSON pointer into the definition, with `targets` keyed by type
+    /// (`/targets/team/metadata/required`).
+    pub pointer: String,
+    /// `added`, `removed`, `changed`, or `unchanged` (listed because it makes a change beside it unprovable).
+    #[schema(example = "added")]
+    pub kind: &'static str,
+    /// True unless the change is proven backward compatible.
+    pub breaking: bool,
+    /// `compatible`, `breaking` (proven to reject some events valid before) or `may_break` (not proven).
+    #[schema(example = "compatible")]
+    pub compatibility: &'static str,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub old: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub new: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailingEventResponse {
+    pub id: String,
+    pub organization_id: String,
+    /// The version the event was validated against when it was stored.
+    pub version: i64,
+    pub received_at: String,
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<SchemaViolation>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImpactResponse {
+    /// How many of the action's most recent stored events were checked (at most `limit`).
+    pub checked: usize,
+    /// How many of those the proposed version would reject.
+    pub failing: usize,
+    pub limit: u32,
+    /// Up to three failing events, newest first.
+    pub examples: Vec<FailingEventResponse>,
+}
+
+/// The dry run of a new schema version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchemaCheckResponse {
+    #[schema(example = "audit_log_schema_check")]
+    pub object: &'static str,
+    pub action: String,
+    /// The latest existing version; null for an action that does not exist yet.
+    pub latest_version: Option<i64>,
+    /// Whether saving would create a version (false: identical to the latest).
+    pub would_create_version: bool,
+    /// The version that would be latest after saving.
+    pub version: i64,
+    /// `compatible`, `breaking` or `may_break`: the worst of the changes.
+    #[schema(example = "compatible")]
+    pub verdict: &'static str,
+    /// True only when the verdict is `compatible`.
+    pub compatible: bool,
+    pub changes: Vec<SchemaChangeResponse>,
+    pub impact: ImpactResponse,
+}
+
+impl SchemaCheckResponse {
+    pub fn from_check(check: SchemaCheck) -> Self {
+        SchemaCheckResponse {
+            object: "audit_log_schema_check",
+            action: check.action,
+            latest_version: check.latest.as_ref().map(|latest| latest.version),
+            would_create_version: check.would_create,
+            version: check.resulting_version,
+            verdict: check.report.verdict.as_str(),
+            compatible: check.report.verdict == Compatibility::Compatible,
+            changes: check
+                .report
+                .changes
+                .into_iter()
+                .map(|change| SchemaChangeResponse {
+                    pointer: change.pointer,
+                    kind: change.kind.as_str(),
+                    breaking: change.compatibility != Compatibility::Compatible,
+                    compatibility: change.compatibility.as_str(),
+                    reason: change.reason,
+                    old: change.old,
+                    new: change.new,
+                })
+                .collect(),
+            impact: ImpactResponse {
+                checked: check.impact.checked,
+                failing: check.impact.failing,
+                limit: schemas::IMPACT_SAMPLE,
+                examples: check
+                    .impact
+                    .examples
+                    .into_iter()
+                    .map(|example| FailingEventResponse {
+                        id: example.id,
+                        organization_id: example.organization_id,
+                        version: example.version,
+                        received_at: format_millis(example.received_at),
+                        errors: example.errors,
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/audit_logs/actions/{action}/schemas/check", tag = "audit logs", request_body = CreateSchemaBody,
+    responses((status = 200, description = "What creating this version would do; nothing is stored", body = SchemaCheckResponse),
+              (status = 422, description = "Invalid definition or JSON Schema")))]
+pub async fn check_schema(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(action): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<SchemaCheckResponse>, ApiError> {
+    let check = schemas::check_version(&state, &action, &body).await?;
+    Ok(Json(SchemaCheckResponse::from_check(check)))
 }

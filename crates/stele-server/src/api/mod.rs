@@ -17,7 +17,7 @@ use std::any::Any;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Request, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -72,6 +72,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(exports::download_export))
         .routes(routes!(retention::get_retention, retention::set_retention))
         .routes(routes!(retention::get_configuration))
+        .routes(routes!(actions::check_schema))
         .routes(routes!(events::validate_event))
         .routes(routes!(health::healthz))
         .split_for_parts()
@@ -103,10 +104,14 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
 pub fn router(state: AppState) -> Router {
     let (api, document) = api_routes();
     let document = Json(document);
-    let unrouted = Router::new().route(
-        "/openapi.json",
-        get(move || async move { document.clone() }),
-    );
+    let unrouted = Router::new()
+        .route(
+            "/openapi.json",
+            get(move || async move { document.clone() }),
+        )
+        // A browser pointed at the server lands on the dashboard.
+        .route("/", get(|| async { Redirect::to("/dashboard") }))
+        .merge(crate::dashboard::router());
     api.route_layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency_layer))
         .merge(unrouted)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))

@@ -1,14 +1,12 @@
 //! First start: an empty database gets an API key and the dashboard user `admin`, whose
 //! secrets are printed once (or taken from STELE_API_KEY / STELE_ADMIN_PASSWORD).
 
-use argon2::password_hash::SaltString;
-use argon2::{Argon2, PasswordHasher};
-use rand::RngCore;
 use stele_core::ids::IdKind;
 use stele_core::timestamp::now_millis;
 use stele_store::{NewUser, StoreError};
 
 use crate::services::api_keys::{hash_secret, ApiKeys};
+use crate::services::users::{generate_password, hash_password};
 use crate::state::AppState;
 
 pub const ADMIN_USERNAME: &str = "admin";
@@ -17,25 +15,6 @@ pub const ADMIN_USERNAME: &str = "admin";
 pub struct FirstStartSecrets {
     pub api_key: Option<String>,
     pub admin_password: Option<String>,
-}
-
-/// A random 24-character password for the first dashboard user.
-fn generate_password() -> String {
-    use base64::Engine;
-    let mut bytes = [0u8; 18];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-pub fn hash_password(password: &str) -> Result<String, StoreError> {
-    let mut salt_bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut salt_bytes);
-    let salt = SaltString::encode_b64(&salt_bytes)
-        .map_err(|error| StoreError::Database(format!("cannot encode salt: {error}")))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|error| StoreError::Database(format!("cannot hash password: {error}")))
 }
 
 /// Initialises an empty database. A configured `STELE_API_KEY` is also registered on later

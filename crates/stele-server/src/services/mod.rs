@@ -10,6 +10,8 @@ pub mod exports;
 pub mod organizations;
 pub mod retention;
 pub mod schemas;
+pub mod sessions;
+pub mod users;
 
 pub use error::ServiceError;
 

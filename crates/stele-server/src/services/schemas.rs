@@ -3,11 +3,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use serde_json::Value;
-use stele_core::pagination::{Page, PageRequest};
-use stele_core::schema::{parse_schema_definition, CompiledSchema};
+use serde_json::{Map, Value};
+use stele_core::compatibility::{compare, CompatibilityReport};
+use stele_core::event::parse_create_event;
+use stele_core::pagination::{Page, PageRequest, SortOrder};
+use stele_core::schema::{
+    parse_schema_definition, CompiledSchema, SchemaDefinition, SchemaViolation,
+};
 use stele_core::timestamp::now_millis;
-use stele_store::{ActionSummary, SchemaVersion, Store, StoreError};
+use stele_store::{ActionSummary, SchemaVersion, Store, StoreError, StoredEvent};
 
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -51,6 +55,45 @@ impl ValidatorCache {
     }
 }
 
+/// How many of an action's most recent events a proposed version is tried against.
+pub const IMPACT_SAMPLE: u32 = 1_000;
+/// How many failing events a check shows.
+pub const IMPACT_EXAMPLES: usize = 3;
+
+/// A stored event the proposed version would reject, and why.
+#[derive(Debug, Clone)]
+pub struct FailingEvent {
+    pub id: String,
+    pub organization_id: String,
+    /// The version it was validated against when it was stored.
+    pub version: i64,
+    pub received_at: i64,
+    pub errors: Vec<SchemaViolation>,
+}
+
+/// How a proposed version fares against recently stored events.
+#[derive(Debug, Clone, Default)]
+pub struct Impact {
+    pub checked: usize,
+    pub failing: usize,
+    /// Up to [`IMPACT_EXAMPLES`] of the failing events, newest first.
+    pub examples: Vec<FailingEvent>,
+}
+
+/// The dry run of a new schema version: what saving it would do.
+#[derive(Debug, Clone)]
+pub struct SchemaCheck {
+    pub action: String,
+    pub latest: Option<SchemaVersion>,
+    pub proposed: SchemaDefinition,
+    /// False when the proposal equals the latest version, so saving changes nothing.
+    pub would_create: bool,
+    /// The version saving would leave as latest.
+    pub resulting_version: i64,
+    pub report: CompatibilityReport,
+    pub impact: Impact,
+}
+
 /// Checks an action name from the URL: non-empty, printable, reasonably short.
 fn check_action_name(action: &str) -> Result<(), ServiceError> {
     if action.is_empty() || action.len() > 128 || action.chars().any(char::is_control) {
@@ -76,6 +119,162 @@ pub async fn create_version(
         .store
         .create_schema_version(action, definition, created_by, now_millis())
         .await?)
+}
+
+/// Dry run of `create_version` from a request body.
+pub async fn check_version(
+    state: &AppState,
+    action: &str,
+    body: &Value,
+) -> Result<SchemaCheck, ServiceError> {
+    check_action_name(action)?;
+    let definition = parse_schema_definition(body).map_err(ServiceError::InvalidRequest)?;
+    check_definition(state, action, definition).await
+}
+
+/// The latest version of `action`, if it exists.
+pub async fn latest_version(
+    state: &AppState,
+    action: &str,
+) -> Result<Option<SchemaVersion>, ServiceError> {
+    let Some(latest) = state
+        .store
+        .schema_version_numbers(action)
+        .await?
+        .last()
+        .copied()
+    else {
+        return Ok(None);
+    };
+    Ok(state.store.get_schema_version(action, latest).await?)
+}
+
+/// Dry run of saving an already parsed definition as the next version of `action`.
+pub async fn check_definition(
+    state: &AppState,
+    action: &str,
+    proposed: SchemaDefinition,
+) -> Result<SchemaCheck, ServiceError> {
+    let latest = latest_version(state, action).await?;
+    let would_create = latest
+        .as_ref()
+        .is_none_or(|latest| latest.definition.canonical_bytes() != proposed.canonical_bytes());
+    let resulting_version = match &latest {
+        None => 1,
+        Some(latest) if would_create => latest.version + 1,
+        Some(latest) => latest.version,
+    };
+    let report = compare(latest.as_ref().map(|latest| &latest.definition), &proposed);
+    let impact = if latest.is_some() {
+        let compiled = CompiledSchema::compile(action, resulting_version, &proposed)
+            .map_err(|problem| ServiceError::invalid_field("body", problem))?;
+        let events = state
+            .store
+            .recent_events_of_action(action, IMPACT_SAMPLE)
+            .await?;
+        measure_impact(&compiled, &events)
+    } else {
+        Impact::default()
+    };
+    Ok(SchemaCheck {
+        action: action.to_owned(),
+        latest,
+        proposed,
+        would_create,
+        resulting_version,
+        report,
+        impact,
+    })
+}
+
+/// Rebuilds the create-event body a stored record came from: the record is the event's
+/// fields plus `organization_id`, `id`, `sequence` and `received_at`, which parsing ignores.
+fn stored_event_errors(stored: &StoredEvent, schema: &CompiledSchema) -> Vec<SchemaViolation> {
+    let record: Map<String, Value> = match serde_json::from_slice(&stored.canonical) {
+        Ok(record) => record,
+        Err(error) => {
+            return vec![SchemaViolation::new(
+                "",
+                format!("the stored event could not be read: {error}"),
+            )]
+        }
+    };
+    let body = serde_json::json!({
+        "organization_id": stored.organization_id,
+        "event": Value::Object(record),
+    });
+    match parse_create_event(&body) {
+        Ok(request) => schema.violations(&request.event),
+        Err(errors) => errors
+            .into_iter()
+            .map(|error| SchemaViolation::new("", error.message))
+            .collect(),
+    }
+}
+
+fn measure_impact(schema: &CompiledSchema, events: &[StoredEvent]) -> Impact {
+    let mut impact = Impact {
+        checked: events.len(),
+        ..Impact::default()
+    };
+    for stored in events {
+        let errors = stored_event_errors(stored, schema);
+        if errors.is_empty() {
+            continue;
+        }
+        impact.failing += 1;
+        if impact.examples.len() < IMPACT_EXAMPLES {
+            impact.examples.push(FailingEvent {
+                id: stored.id.clone(),
+                organization_id: stored.organization_id.clone(),
+                version: stored.version,
+                received_at: stored.received_at,
+                errors,
+            });
+        }
+    }
+    impact
+}
+
+/// Every version of `action`, oldest first; `ActionNotFound` when it does not exist.
+pub async fn all_versions(
+    state: &AppState,
+    action: &str,
+) -> Result<Vec<SchemaVersion>, ServiceError> {
+    let mut versions = Vec::new();
+    let mut page = PageRequest {
+        limit: stele_core::pagination::MAX_LIMIT,
+        order: SortOrder::Asc,
+        cursor: None,
+    };
+    loop {
+        let found = list_versions(state, action, page.clone()).await?;
+        let after = found.after.clone();
+        versions.extend(found.data);
+        match after.and_then(|key| key.parse::<i64>().ok()) {
+            Some(key) => page.cursor = Some(stele_core::pagination::Cursor::After(key)),
+            None => return Ok(versions),
+        }
+    }
+}
+
+/// Every action with its latest version, in the order they were first defined.
+pub async fn all_actions(state: &AppState) -> Result<Vec<ActionSummary>, ServiceError> {
+    let mut actions = Vec::new();
+    let mut page = PageRequest {
+        limit: stele_core::pagination::MAX_LIMIT,
+        order: SortOrder::Asc,
+        cursor: None,
+    };
+    loop {
+        let found = list_actions(state, page.clone()).await?;
+        let after = found.after.clone();
+        actions.extend(found.data);
+        match after.and_then(|key| key.parse::<i64>().ok()) {
+            Some(key) => page.cursor = Some(stele_core::pagination::Cursor::After(key)),
+            None => return Ok(actions),
+        }
+    }
 }
 
 pub async fn list_versions(

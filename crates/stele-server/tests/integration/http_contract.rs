@@ -227,6 +227,14 @@ async fn openapi_document_lists_every_endpoint() {
         ("/audit_logs/actions/{action}/schemas", "get"),
         ("/audit_logs/events", "post"),
         ("/audit_logs/events/validate", "post"),
+        ("/audit_logs/events", "get"),
+        ("/audit_logs/actions/{action}/schemas/check", "post"),
+        ("/audit_logs/exports", "post"),
+        ("/audit_logs/exports/{id}", "get"),
+        ("/audit_logs/exports/{id}/download", "get"),
+        ("/organizations/{id}/audit_logs_retention", "get"),
+        ("/organizations/{id}/audit_logs_retention", "put"),
+        ("/organizations/{id}/audit_log_configuration", "get"),
         ("/healthz", "get"),
     ];
     for (path, method) in expected {

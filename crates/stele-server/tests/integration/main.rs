@@ -3,6 +3,7 @@
 
 mod support;
 
+mod dashboard;
 mod durability;
 mod events;
 mod exports;
@@ -11,6 +12,7 @@ mod idempotency;
 mod organizations;
 mod retention;
 mod robustness;
+mod schema_check;
 mod schemas;
 mod search;
 mod verify;

@@ -30,7 +30,19 @@ impl TestServer {
 
     /// Starts a server; `extra_args` are `stele serve` flags (e.g. `--body-limit-bytes`).
     pub async fn start_with(extra_args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), extra_args).await
+    }
+
+    /// Stops this server and starts a new one on the same database (on a new port).
+    pub async fn restart(mut self) -> Self {
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        Self::start_in(dir, &[]).await
+    }
+
+    async fn start_in(dir: TempDir, extra_args: &[&str]) -> Self {
         let database = dir.path().join("stele.db");
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra_args);

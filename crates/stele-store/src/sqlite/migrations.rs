@@ -5,7 +5,10 @@ use rusqlite::Connection;
 
 use crate::{StoreError, StoreResult};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_dashboard.sql"),
+];
 
 /// Applies every migration not yet applied; returns how many ran.
 pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<usize> {

@@ -374,6 +374,20 @@ fn all_chain_anchors(
         .collect()
 }
 
+const STORED_EVENT_COLUMNS: &str =
+    "e.id, e.organization_id, e.sequence, e.version, e.received_at, e.canonical";
+
+fn stored_event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        id: row.get(0)?,
+        organization_id: row.get(1)?,
+        sequence: row.get(2)?,
+        version: row.get(3)?,
+        received_at: row.get(4)?,
+        canonical: row.get(5)?,
+    })
+}
+
 /// Builds the search SQL for `query`: only the filters in use appear, so SQLite can pick
 /// the index that matches them. Parameters are bound by name in [`run_search`].
 fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> String {
@@ -417,7 +431,7 @@ fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> String {
     let (keyset_condition, direction) = keyset("e.sequence", scan);
     conditions.push(keyset_condition);
     format!(
-        "SELECT e.sequence, e.canonical FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT :fetch",
+        "SELECT {STORED_EVENT_COLUMNS} FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT :fetch",
         conditions.join(" AND ")
     )
 }
@@ -459,12 +473,7 @@ fn run_search(
     }
     let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
     let rows = statement
-        .query_map(named.as_slice(), |row| {
-            Ok(StoredEvent {
-                sequence: row.get(0)?,
-                canonical: row.get(1)?,
-            })
-        })
+        .query_map(named.as_slice(), stored_event_from_row)
         .and_then(Iterator::collect)
         .map_err(database_error);
     rows
@@ -678,6 +687,100 @@ impl Store for SqliteStore {
                             database_error(error)
                         }
                     })
+            })
+            .await
+    }
+
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let username = username.to_owned();
+        self.readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT id, username, password_hash, created_at FROM users WHERE username = ?1",
+                    )
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row([username], |row| {
+                                Ok(User {
+                                    id: row.get(0)?,
+                                    username: row.get(1)?,
+                                    password_hash: row.get(2)?,
+                                    created_at: row.get(3)?,
+                                })
+                            })
+                            .optional()
+                    })
+                    .map_err(database_error)
+            })
+            .await
+    }
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "DELETE FROM sessions WHERE expires_at <= ?1",
+                        [session.created_at],
+                    )
+                    .map_err(database_error)?;
+                connection
+                    .execute(
+                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![
+                            session.token_hash.as_slice(),
+                            session.user_id,
+                            session.created_at,
+                            session.expires_at
+                        ],
+                    )
+                    .map(|_| ())
+                    .map_err(database_error)
+            })
+            .await
+    }
+
+    async fn find_session(
+        &self,
+        token_hash: [u8; 32],
+        now: UnixMillis,
+    ) -> StoreResult<Option<Session>> {
+        self.readers
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT s.user_id, u.username, s.created_at, s.expires_at
+                         FROM sessions s JOIN users u ON u.id = s.user_id
+                         WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                    )
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(params![token_hash.as_slice(), now], |row| {
+                                Ok(Session {
+                                    user_id: row.get(0)?,
+                                    username: row.get(1)?,
+                                    created_at: row.get(2)?,
+                                    expires_at: row.get(3)?,
+                                })
+                            })
+                            .optional()
+                    })
+                    .map_err(database_error)
+            })
+            .await
+    }
+
+    async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "DELETE FROM sessions WHERE token_hash = ?1",
+                        [token_hash.as_slice()],
+                    )
+                    .map(|_| ())
+                    .map_err(database_error)
             })
             .await
     }
@@ -1193,6 +1296,31 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn recent_events_of_action(
+        &self,
+        action: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let action = action.to_owned();
+        self.readers
+            .read(move |connection| {
+                // Walks `events_by_action_recency` backwards; ids break ties within one
+                // millisecond because they are monotonic.
+                let mut statement = connection
+                    .prepare_cached(&format!(
+                        "SELECT {STORED_EVENT_COLUMNS} FROM events e
+                             WHERE e.action = ?1 ORDER BY e.received_at DESC, e.id DESC LIMIT ?2"
+                    ))
+                    .map_err(database_error)?;
+                let events = statement
+                    .query_map(params![action, limit], stored_event_from_row)
+                    .and_then(Iterator::collect)
+                    .map_err(database_error);
+                events
+            })
+            .await
+    }
+
     async fn verify_log(
         &self,
         organization_id: Option<String>,
@@ -1304,4 +1432,109 @@ fn external_id_taken(connection: &Connection, external_id: Option<&str>) -> Stor
         )
         .unwrap_or_default();
     StoreError::ExternalIdTaken { existing }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use stele_core::event::parse_create_event;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("stele.db"), true).expect("open");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_and_expired_ones_are_swept_on_the_next_sign_in() {
+        let (_dir, store) = open();
+        store
+            .create_user(NewUser {
+                id: "user_1".into(),
+                username: "admin".into(),
+                password_hash: "x".into(),
+                created_at: 0,
+            })
+            .await
+            .expect("user");
+        let session = |token: u8, created_at, expires_at| NewSession {
+            token_hash: [token; 32],
+            user_id: "user_1".into(),
+            created_at,
+            expires_at,
+        };
+        store
+            .create_session(session(1, 0, 100))
+            .await
+            .expect("first");
+        let found = store.find_session([1; 32], 50).await.expect("read");
+        assert_eq!(found.map(|s| s.username), Some("admin".to_owned()));
+        assert_eq!(store.find_session([1; 32], 100).await.expect("read"), None);
+        assert_eq!(store.find_session([2; 32], 50).await.expect("read"), None);
+
+        store
+            .create_session(session(2, 200, 300))
+            .await
+            .expect("second");
+        let remaining: i64 = store
+            .readers
+            .read(|c| {
+                c.query_row("SELECT COUNT(*) FROM sessions", [], |row| row.get(0))
+                    .map_err(database_error)
+            })
+            .await
+            .expect("count");
+        assert_eq!(remaining, 1, "the expired session was deleted");
+        store.delete_session([2; 32]).await.expect("delete");
+        assert_eq!(store.find_session([2; 32], 250).await.expect("read"), None);
+    }
+
+    #[tokio::test]
+    async fn recent_events_of_an_action_are_newest_first_and_limited() {
+        let (_dir, store) = open();
+        let organization = Organization {
+            id: "org_1".into(),
+            name: "Acme".into(),
+            external_id: None,
+            metadata: Map::new(),
+            domains: Vec::new(),
+            retention_period_in_days: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        store
+            .create_organization(organization, None)
+            .await
+            .expect("organization");
+        for (index, action) in ["a", "b", "a", "a"].iter().enumerate() {
+            let request = parse_create_event(&json!({
+                "organization_id": "org_1",
+                "event": {
+                    "action": action, "occurred_at": "2022-09-08T19:46:03.435Z",
+                    "actor": {"id": "u", "type": "user"}, "targets": [],
+                    "context": {"location": "1.2.3.4"}
+                }
+            }))
+            .expect("valid");
+            store
+                .append_event(
+                    NewEvent {
+                        id: format!("audit_log_event_{index}"),
+                        organization_id: "org_1".into(),
+                        event: request.event,
+                    },
+                    None,
+                )
+                .await
+                .expect("append");
+        }
+        let recent = store.recent_events_of_action("a", 2).await.expect("read");
+        let ids: Vec<&str> = recent.iter().map(|event| event.id.as_str()).collect();
+        assert_eq!(ids, ["audit_log_event_3", "audit_log_event_2"]);
+        let record: serde_json::Value =
+            serde_json::from_slice(&recent[0].canonical).expect("canonical JSON");
+        assert_eq!(record["action"], "a");
+        assert_eq!(recent[0].sequence, 4);
+    }
 }

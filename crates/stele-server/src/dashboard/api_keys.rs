@@ -1,0 +1,123 @@
+//! API keys: the list, creating one (its secret is shown on that one response only) and
+//! revoking one.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use stele_store::ApiKey;
+
+use crate::dashboard::auth::DashboardUser;
+use crate::dashboard::page::{display_time, no_store, render, FormData, Layout, PageError};
+use crate::state::AppState;
+
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl KeyRow {
+    fn from_key(key: ApiKey) -> Self {
+        KeyRow {
+            id: key.id,
+            name: key.name,
+            created_at: display_time(key.created_at),
+            revoked_at: key.revoked_at.map(display_time),
+        }
+    }
+}
+
+/// A key created on this response, with its secret.
+pub struct NewKey {
+    pub id: String,
+    pub name: String,
+    pub secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "api_keys.html")]
+struct ApiKeysPage {
+    layout: Layout,
+    keys: Vec<KeyRow>,
+    created: Option<NewKey>,
+    revoked: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeysQuery {
+    #[serde(default)]
+    revoked: Option<String>,
+}
+
+async fn view(state: &AppState, user: &DashboardUser) -> Result<ApiKeysPage, PageError> {
+    let mut keys: Vec<KeyRow> = state
+        .store
+        .list_api_keys()
+        .await?
+        .into_iter()
+        .map(KeyRow::from_key)
+        .collect();
+    // Newest first, like every other list.
+    keys.reverse();
+    Ok(ApiKeysPage {
+        layout: Layout::for_user(user, "api-keys"),
+        keys,
+        created: None,
+        revoked: None,
+        error: None,
+    })
+}
+
+pub async fn index(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    Query(query): Query<KeysQuery>,
+) -> Result<Response, PageError> {
+    let mut page = view(&state, &user).await?;
+    page.revoked = query.revoked;
+    render(&page)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    let name = form.get("name").trim();
+    if name.is_empty() || name.len() > 100 {
+        let mut page = view(&state, &user).await?;
+        page.error = Some(
+            "Name the key (1 to 100 characters), for example after the service that uses it."
+                .into(),
+        );
+        return render(&page);
+    }
+    let (key, secret) = state.api_keys.create(name, None).await?;
+    let mut page = view(&state, &user).await?;
+    page.created = Some(NewKey {
+        id: key.id,
+        name: key.name,
+        secret,
+    });
+    // The secret is on this page only: keep it out of every cache.
+    Ok(no_store(render(&page)?))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    Path(id): Path<String>,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    if !state.api_keys.revoke(&id).await? {
+        return Err(PageError::NotFound(format!(
+            "There is no active API key {id}."
+        )));
+    }
+    Ok(Redirect::to(&format!("/dashboard/api-keys?revoked={id}")).into_response())
+}

@@ -1,0 +1,149 @@
+//! Organizations: the list (a page at a time) and a form to create one.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use stele_core::pagination::{Cursor, PageRequest, SortOrder};
+use stele_store::{Organization, OrganizationFilter};
+
+use crate::dashboard::auth::DashboardUser;
+use crate::dashboard::page::{display_time, path_segment, render, FormData, Layout, PageError};
+use crate::services::organizations::{self, OrganizationInput};
+use crate::services::ServiceError;
+use crate::state::AppState;
+
+const PAGE_SIZE: u32 = 50;
+
+pub struct OrganizationRow {
+    pub id: String,
+    pub name: String,
+    pub external_id: String,
+    pub domains: String,
+    pub created_at: String,
+}
+
+impl OrganizationRow {
+    fn from_organization(organization: Organization) -> Self {
+        OrganizationRow {
+            domains: organization
+                .domains
+                .iter()
+                .map(|domain| domain.domain.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            external_id: organization.external_id.unwrap_or_default(),
+            created_at: display_time(organization.created_at),
+            id: organization.id,
+            name: organization.name,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "organizations.html")]
+struct OrganizationsPage {
+    layout: Layout,
+    organizations: Vec<OrganizationRow>,
+    next_page: Option<String>,
+    created: Option<String>,
+    errors: Vec<String>,
+    name: String,
+    external_id: String,
+    domains: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    created: Option<String>,
+}
+
+async fn page(
+    state: &AppState,
+    user: &DashboardUser,
+    after: Option<String>,
+) -> Result<OrganizationsPage, PageError> {
+    let found = organizations::list(
+        state,
+        OrganizationFilter::default(),
+        PageRequest {
+            limit: PAGE_SIZE,
+            order: SortOrder::Desc,
+            cursor: after.filter(|key| !key.is_empty()).map(Cursor::After),
+        },
+    )
+    .await?;
+    Ok(OrganizationsPage {
+        layout: Layout::for_user(user, "organizations"),
+        next_page: found.after.map(|key| path_segment(&key)),
+        organizations: found
+            .data
+            .into_iter()
+            .map(OrganizationRow::from_organization)
+            .collect(),
+        created: None,
+        errors: Vec::new(),
+        name: String::new(),
+        external_id: String::new(),
+        domains: String::new(),
+    })
+}
+
+pub async fn index(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let mut view = page(&state, &user, query.after).await?;
+    view.created = query.created;
+    render(&view)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    let name = form.get("name").trim().to_owned();
+    let external_id = form.get("external_id").trim().to_owned();
+    let domains = form.get("domains").to_owned();
+    let input = OrganizationInput {
+        name: name.clone(),
+        external_id: (!external_id.is_empty()).then(|| external_id.clone()),
+        domains: Some(
+            domains
+                .split([',', ' ', '\n'])
+                .map(str::trim)
+                .filter(|domain| !domain.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        ..OrganizationInput::default()
+    };
+    let errors = match organizations::create(&state, input, None).await {
+        Ok(stele_store::Idempotent::Done(organization)) => {
+            return Ok(Redirect::to(&format!(
+                "/dashboard/organizations?created={}",
+                path_segment(&organization.id)
+            ))
+            .into_response())
+        }
+        Ok(stele_store::Idempotent::AlreadyDone(_)) => Vec::new(),
+        Err(ServiceError::InvalidRequest(problems)) => problems
+            .into_iter()
+            .map(|problem| problem.message)
+            .collect(),
+        Err(ServiceError::Rejected { message, .. }) => vec![message],
+        Err(other) => return Err(other.into()),
+    };
+    let mut view = page(&state, &user, None).await?;
+    view.errors = errors;
+    view.name = name;
+    view.external_id = external_id;
+    view.domains = domains;
+    render(&view)
+}

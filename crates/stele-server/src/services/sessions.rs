@@ -1,0 +1,213 @@
+//! Dashboard sign-in: sessions stored in the database (so they survive restarts), the
+//! CSRF token tied to each session, and slowing down repeated failed sign-ins.
+//!
+//! The browser holds a random 256-bit token; the database holds only its SHA-256, like API
+//! keys. The CSRF token is derived from the session token, so it needs no storage and
+//! changes with every sign-in.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use stele_core::timestamp::now_millis;
+use stele_store::{NewSession, Session, StoreError};
+
+use crate::services::api_keys::hash_secret;
+use crate::services::users::check_credentials;
+use crate::state::AppState;
+
+/// Failed attempts for one username that are answered without a lockout.
+const FREE_FAILURES: u32 = 3;
+/// The longest a username is locked after repeated failures.
+const MAX_LOCKOUT: Duration = Duration::from_secs(60);
+/// Every failed attempt is answered this late, so guessing is slow even within the free tries.
+pub const FAILURE_DELAY: Duration = Duration::from_secs(1);
+/// Failure records untouched for this long are forgotten.
+const FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
+
+pub enum LoginError {
+    InvalidCredentials,
+    /// Too many recent failures for this username; try again after this many seconds.
+    Throttled {
+        retry_after_secs: u64,
+    },
+    Store(StoreError),
+}
+
+impl From<StoreError> for LoginError {
+    fn from(error: StoreError) -> Self {
+        LoginError::Store(error)
+    }
+}
+
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+/// Consecutive failed sign-ins per username, kept in memory: a restart forgets them, which
+/// only ever makes the server more lenient, never locks anyone out for longer.
+#[derive(Default)]
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+impl LoginThrottle {
+    fn lockout(count: u32) -> Duration {
+        if count < FREE_FAILURES {
+            return Duration::ZERO;
+        }
+        // Starts well above FAILURE_DELAY, so the lock is still on when the answer arrives.
+        let exponent = (count - FREE_FAILURES).min(6);
+        Duration::from_secs(5 << exponent).min(MAX_LOCKOUT)
+    }
+
+    /// How long `username` must still wait before its next attempt is considered.
+    fn wait(&self, username: &str) -> Duration {
+        let Ok(failures) = self.failures.lock() else {
+            return Duration::ZERO;
+        };
+        failures.get(username).map_or(Duration::ZERO, |entry| {
+            Self::lockout(entry.count).saturating_sub(entry.last.elapsed())
+        })
+    }
+
+    fn record_failure(&self, username: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            if failures.len() > 10_000 {
+                failures.retain(|_, entry| entry.last.elapsed() < FAILURE_MEMORY);
+            }
+            let entry = failures.entry(username.to_owned()).or_insert(Failures {
+                count: 0,
+                last: Instant::now(),
+            });
+            if entry.last.elapsed() > FAILURE_MEMORY {
+                entry.count = 0;
+            }
+            entry.count += 1;
+            entry.last = Instant::now();
+        }
+    }
+
+    fn record_success(&self, username: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(username);
+        }
+    }
+}
+
+/// A fresh random token: what the session cookie carries.
+fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The CSRF token for forms shown within the session that `session_token` names.
+pub fn csrf_token(session_token: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"stele dashboard csrf\0")
+        .chain_update(session_token.as_bytes())
+        .finalize();
+    URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// Compares two secrets in time that does not depend on where they first differ.
+pub fn secrets_match(expected: &str, given: &str) -> bool {
+    let (expected, given) = (expected.as_bytes(), given.as_bytes());
+    expected.len() == given.len()
+        && expected
+            .iter()
+            .zip(given)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Signs a user in; returns the new session token for the cookie.
+pub async fn login(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<(String, Session), LoginError> {
+    let throttle_key = username.to_lowercase();
+    let wait = state.login_throttle.wait(&throttle_key);
+    if !wait.is_zero() {
+        return Err(LoginError::Throttled {
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let Some(user) = check_credentials(state.store.as_ref(), username, password).await? else {
+        state.login_throttle.record_failure(&throttle_key);
+        tokio::time::sleep(FAILURE_DELAY).await;
+        return Err(LoginError::InvalidCredentials);
+    };
+    state.login_throttle.record_success(&throttle_key);
+    let token = generate_token();
+    let created_at = now_millis();
+    let ttl_millis = i64::try_from(state.config.session_ttl_hours)
+        .unwrap_or(i64::MAX / 3_600_000)
+        .saturating_mul(3_600_000);
+    let expires_at = created_at.saturating_add(ttl_millis);
+    state
+        .store
+        .create_session(NewSession {
+            token_hash: hash_secret(&token),
+            user_id: user.id.clone(),
+            created_at,
+            expires_at,
+        })
+        .await?;
+    Ok((
+        token,
+        Session {
+            user_id: user.id,
+            username: user.username,
+            created_at,
+            expires_at,
+        },
+    ))
+}
+
+/// The live session a cookie token names, if any.
+pub async fn find(state: &AppState, token: &str) -> Result<Option<Session>, StoreError> {
+    state
+        .store
+        .find_session(hash_secret(token), now_millis())
+        .await
+}
+
+pub async fn logout(state: &AppState, token: &str) -> Result<(), StoreError> {
+    state.store.delete_session(hash_secret(token)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_starts_after_the_free_failures_and_is_capped() {
+        assert_eq!(LoginThrottle::lockout(FREE_FAILURES - 1), Duration::ZERO);
+        assert_eq!(
+            LoginThrottle::lockout(FREE_FAILURES),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            LoginThrottle::lockout(FREE_FAILURES + 2),
+            Duration::from_secs(20)
+        );
+        assert_eq!(LoginThrottle::lockout(FREE_FAILURES + 40), MAX_LOCKOUT);
+    }
+
+    #[test]
+    fn csrf_tokens_differ_per_session_and_compare_exactly() {
+        let (a, b) = (csrf_token("one"), csrf_token("two"));
+        assert_ne!(a, b);
+        assert!(secrets_match(&a, &csrf_token("one")));
+        assert!(!secrets_match(&a, &b));
+        assert!(!secrets_match(&a, ""));
+    }
+}

@@ -1,0 +1,124 @@
+//! Dashboard users: creating them (first start and `stele users create`) and checking
+//! their passwords. Passwords are stored only as argon2id PHC strings.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::SaltString;
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use rand::RngCore;
+use stele_core::ids::IdKind;
+use stele_core::timestamp::now_millis;
+use stele_core::FieldError;
+use stele_store::{NewUser, Store, StoreError, User};
+
+use crate::services::ServiceError;
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A random 24-character password for a user created without one.
+pub fn generate_password() -> String {
+    let mut bytes = [0u8; 18];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// argon2id with the crate's default (OWASP-recommended) cost and a random salt.
+pub fn hash_password(password: &str) -> Result<String, StoreError> {
+    let mut salt_bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt_bytes);
+    let salt = SaltString::encode_b64(&salt_bytes)
+        .map_err(|error| StoreError::Database(format!("cannot encode salt: {error}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| StoreError::Database(format!("cannot hash password: {error}")))
+}
+
+/// Whether `password` matches the PHC string `hash`. A malformed stored hash never matches.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A hash to verify against when the username does not exist, so that an unknown user
+/// costs the same time as a wrong password and usernames cannot be probed by timing.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&generate_password()).unwrap_or_default())
+}
+
+/// The user if `username` exists and `password` is theirs. Runs the (deliberately slow)
+/// hash on the blocking pool.
+pub async fn check_credentials(
+    store: &dyn Store,
+    username: &str,
+    password: &str,
+) -> Result<Option<User>, StoreError> {
+    let user = store.find_user_by_username(username).await?;
+    let hash = user.as_ref().map_or_else(
+        || decoy_hash().to_owned(),
+        |user| user.password_hash.clone(),
+    );
+    let password = password.to_owned();
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|error| StoreError::Database(format!("password check failed: {error}")))?;
+    Ok(user.filter(|_| matches))
+}
+
+fn check_username(username: &str) -> Result<(), ServiceError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+    if username.is_empty() || username.len() > 64 || !username.chars().all(allowed) {
+        return Err(ServiceError::InvalidRequest(vec![FieldError::invalid(
+            "username",
+            "username must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-' or '@'.",
+        )]));
+    }
+    Ok(())
+}
+
+/// Creates a dashboard user. Without a password one is generated; it is returned so the
+/// caller can show it once.
+pub async fn create(
+    store: &dyn Store,
+    username: &str,
+    password: Option<&str>,
+) -> Result<(User, Option<String>), ServiceError> {
+    check_username(username)?;
+    if let Some(password) = password {
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(ServiceError::invalid_field(
+                "password",
+                format!("password must be at least {MIN_PASSWORD_CHARS} characters."),
+            ));
+        }
+    }
+    let generated = password.is_none().then(generate_password);
+    let password = password.or(generated.as_deref()).unwrap_or_default();
+    let user = User {
+        id: IdKind::User.generate(),
+        username: username.to_owned(),
+        password_hash: hash_password(password)?,
+        created_at: now_millis(),
+    };
+    store
+        .create_user(NewUser {
+            id: user.id.clone(),
+            username: user.username.clone(),
+            password_hash: user.password_hash.clone(),
+            created_at: user.created_at,
+        })
+        .await
+        .map_err(|error| match error {
+            StoreError::UsernameTaken => ServiceError::Rejected {
+                code: "username_taken",
+                message: format!("A user named '{username}' already exists."),
+            },
+            other => ServiceError::Store(other),
+        })?;
+    Ok((user, generated))
+}

@@ -1,0 +1,75 @@
+// Stele dashboard: small progressive enhancements. Every page works without this file.
+(function () {
+  "use strict";
+
+  // JSON editors: report parse errors while typing (the server reports meta-schema errors).
+  function checkJson(textarea) {
+    var status = document.getElementById(textarea.id + "-status");
+    if (!status) return;
+    var text = textarea.value.trim();
+    var wrapper = textarea.closest(".json-editor");
+    if (text === "") {
+      status.textContent = "";
+      status.classList.remove("error");
+      if (wrapper) wrapper.classList.remove("invalid");
+      return;
+    }
+    try {
+      var value = JSON.parse(text);
+      if (value === null || typeof value !== "object" || Array.isArray(value)) {
+        throw new Error("A metadata schema must be a JSON object (a JSON Schema).");
+      }
+      status.textContent = "Valid JSON";
+      status.classList.remove("error");
+      if (wrapper) wrapper.classList.remove("invalid");
+    } catch (error) {
+      status.textContent = "Not valid JSON: " + error.message;
+      status.classList.add("error");
+      if (wrapper) wrapper.classList.add("invalid");
+    }
+  }
+
+  document.querySelectorAll("textarea[data-json-editor]").forEach(function (textarea) {
+    textarea.addEventListener("input", function () { checkJson(textarea); });
+  });
+
+  // Context menus: Escape closes the open one and returns focus to its button; opening
+  // one closes the others; a click elsewhere closes them all.
+  var menus = document.querySelectorAll("details.menu");
+  menus.forEach(function (menu) {
+    menu.addEventListener("toggle", function () {
+      if (!menu.open) return;
+      menus.forEach(function (other) { if (other !== menu) other.open = false; });
+      var first = menu.querySelector("a");
+      if (first && document.activeElement === menu.querySelector("summary")) first.focus();
+    });
+    menu.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && menu.open) {
+        menu.open = false;
+        menu.querySelector("summary").focus();
+      }
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        var links = Array.prototype.slice.call(menu.querySelectorAll("a"));
+        var index = links.indexOf(document.activeElement);
+        if (index === -1) return;
+        event.preventDefault();
+        var next = (index + (event.key === "ArrowDown" ? 1 : -1) + links.length) % links.length;
+        links[next].focus();
+      }
+    });
+  });
+  document.addEventListener("click", function (event) {
+    menus.forEach(function (menu) { if (!menu.contains(event.target)) menu.open = false; });
+  });
+
+  // After "Review changes" the answer is the review panel: bring it into view.
+  var review = document.getElementById("review");
+  if (review) review.scrollIntoView({ block: "start" });
+
+  // Destructive forms ask first.
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+    });
+  });
+})();
