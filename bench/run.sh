@@ -33,7 +33,9 @@ command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-
 if (( ${#missing[@]} )); then
   say "installing ${missing[*]}"
   command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} (Debian packages) and apt-get is not available"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
