@@ -9,14 +9,13 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use stele_core::schema::SchemaViolation;
 use stele_store::EventQuery;
-use stele_store::Idempotent;
 use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody, ListQuery};
 use crate::api::filters::{parse_bound, repeated};
-use crate::api::idempotency::RecordedWithWrite;
-use crate::api::wire::{json_bytes, json_response, ListMetadata};
+use crate::api::idempotency::created_or_replayed;
+use crate::api::wire::{json_bytes, ListMetadata};
 use crate::services::{events, organizations, IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 use stele_core::FieldError;
@@ -102,25 +101,17 @@ pub async fn create_event(
             )
         }) as IdempotencyRecordFor<str>
     });
-    match events::create(&state, &body, make_record).await? {
-        Idempotent::Done(appended) => {
-            let mut response = json_response(
-                StatusCode::CREATED,
-                json_bytes(&EventCreated {
-                    success: true,
-                    id: appended.id,
-                }),
-            );
-            if idempotency.is_some() {
-                response.extensions_mut().insert(RecordedWithWrite);
-            }
-            Ok(response)
-        }
-        Idempotent::AlreadyDone(record) => match idempotency {
-            Some(pending) => Ok(pending.replay_or_reject(&record)),
-            None => Err(ApiError::IdempotencyKeyReused),
+    let outcome = events::create(&state, &body, make_record).await?;
+    Ok(created_or_replayed(
+        outcome,
+        idempotency.as_ref(),
+        |appended| {
+            json_bytes(&EventCreated {
+                success: true,
+                id: appended.id,
+            })
         },
-    }
+    ))
 }
 
 #[utoipa::path(post, path = "/audit_logs/events/validate", tag = "audit logs", request_body = CreateEventBody,

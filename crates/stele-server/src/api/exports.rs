@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 use stele_core::export::ExportFormat;
 use stele_core::timestamp::format_millis;
 use stele_core::FieldError;
-use stele_store::{EventQuery, Export, Idempotent};
+use stele_store::{EventQuery, Export};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::ApiError;
 use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody};
 use crate::api::filters::parse_bound;
-use crate::api::idempotency::RecordedWithWrite;
-use crate::api::wire::{json_bytes, json_response};
+use crate::api::idempotency::created_or_replayed;
+use crate::api::wire::json_bytes;
 use crate::services::exports::{self, is_downloadable};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -164,19 +164,10 @@ pub async fn create_export(
     let record = idempotency
         .as_ref()
         .map(|pending| pending.record(StatusCode::CREATED, response_body.clone()));
-    match exports::create(&state, export, record).await? {
-        Idempotent::Done(_) => {
-            let mut response = json_response(StatusCode::CREATED, response_body);
-            if idempotency.is_some() {
-                response.extensions_mut().insert(RecordedWithWrite);
-            }
-            Ok(response)
-        }
-        Idempotent::AlreadyDone(record) => match idempotency {
-            Some(pending) => Ok(pending.replay_or_reject(&record)),
-            None => Err(ApiError::IdempotencyKeyReused),
-        },
-    }
+    let outcome = exports::create(&state, export, record).await?;
+    Ok(created_or_replayed(outcome, idempotency.as_ref(), |_| {
+        response_body
+    }))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Export, ApiError> {

@@ -16,10 +16,11 @@ use axum::response::{IntoResponse, Response};
 use stele_core::idempotency::{request_fingerprint, MAX_KEY_LENGTH};
 use stele_core::timestamp::{now_millis, UnixMillis};
 use stele_core::FieldError;
-use stele_store::IdempotencyRecord;
+use stele_store::{IdempotencyRecord, Idempotent};
 
 use crate::api::error::ApiError;
 use crate::api::extract::authenticate;
+use crate::api::wire::json_response;
 use crate::state::AppState;
 
 const HEADER: &str = "idempotency-key";
@@ -61,6 +62,30 @@ impl PendingIdempotency {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
         response.extensions_mut().insert(RecordedWithWrite);
         response
+    }
+}
+
+/// The response to a write that stored its idempotency record in its own transaction:
+/// 201 with `body` when the work was done now, or the first response when the key had
+/// already been used.
+pub fn created_or_replayed<T>(
+    outcome: Idempotent<T>,
+    idempotency: Option<&PendingIdempotency>,
+    body: impl FnOnce(T) -> Vec<u8>,
+) -> Response {
+    match outcome {
+        Idempotent::Done(done) => {
+            let mut response = json_response(StatusCode::CREATED, body(done));
+            if idempotency.is_some() {
+                response.extensions_mut().insert(RecordedWithWrite);
+            }
+            response
+        }
+        Idempotent::AlreadyDone(record) => match idempotency {
+            Some(pending) => pending.replay_or_reject(&record),
+            // Only a write that carried a record can find the key taken.
+            None => ApiError::IdempotencyKeyReused.into_response(),
+        },
     }
 }
 

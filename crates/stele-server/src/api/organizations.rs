@@ -7,13 +7,13 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use stele_core::timestamp::format_millis;
-use stele_store::{Idempotent, Organization, OrganizationDomain, OrganizationFilter};
+use stele_store::{Organization, OrganizationDomain, OrganizationFilter};
 use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody, ListQuery};
-use crate::api::idempotency::RecordedWithWrite;
-use crate::api::wire::{json_bytes, json_response, List};
+use crate::api::idempotency::created_or_replayed;
+use crate::api::wire::{json_bytes, List};
 use crate::services::organizations::{self, OrganizationInput};
 use crate::services::IdempotencyRecordFor;
 use crate::state::AppState;
@@ -83,7 +83,6 @@ pub async fn create_organization(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let input: OrganizationInput = typed_body(body)?;
-    let records_with_write = idempotency.is_some();
     let make_record = idempotency.clone().map(|pending| {
         Box::new(move |organization: &Organization| {
             let body = json_bytes(&OrganizationResponse::from_organization(
@@ -92,20 +91,12 @@ pub async fn create_organization(
             pending.record(StatusCode::CREATED, body)
         }) as IdempotencyRecordFor<Organization>
     });
-    match organizations::create(&state, input, make_record).await? {
-        Idempotent::Done(organization) => {
-            let body = json_bytes(&OrganizationResponse::from_organization(organization));
-            let mut response = json_response(StatusCode::CREATED, body);
-            if records_with_write {
-                response.extensions_mut().insert(RecordedWithWrite);
-            }
-            Ok(response)
-        }
-        Idempotent::AlreadyDone(record) => match idempotency {
-            Some(pending) => Ok(pending.replay_or_reject(&record)),
-            None => Err(ApiError::IdempotencyKeyReused),
-        },
-    }
+    let outcome = organizations::create(&state, input, make_record).await?;
+    Ok(created_or_replayed(
+        outcome,
+        idempotency.as_ref(),
+        |organization| json_bytes(&OrganizationResponse::from_organization(organization)),
+    ))
 }
 
 #[utoipa::path(get, path = "/organizations", tag = "organizations",

@@ -9,13 +9,8 @@ use tokio::sync::watch;
 
 use crate::state::AppState;
 
-pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(interval);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+pub async fn run(state: AppState, interval: Duration, shutdown: watch::Receiver<bool>) {
+    super::every(interval, shutdown, || async {
         match state
             .store
             .purge_idempotency_records(now_millis() - REPLAY_WINDOW_MS)
@@ -25,5 +20,6 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
             Ok(purged) => tracing::info!(purged, "purged expired idempotency records"),
             Err(error) => tracing::warn!(%error, "idempotency cleanup failed; will retry"),
         }
-    }
+    })
+    .await
 }
