@@ -26,12 +26,14 @@ function request()
   counter = counter + 1
   local n = counter * 16 + thread_id
   local organization = organizations[(n % #organizations) + 1]
+  -- Emitters report events as they happen: occurred_at is "now" (to the second, with
+  -- varying milliseconds), as real traffic would send.
   local body = string.format(
-    '{"organization_id":"%s","event":{"action":"%s","occurred_at":"2026-01-%02dT%02d:%02d:%02d.%03dZ",' ..
+    '{"organization_id":"%s","event":{"action":"%s","occurred_at":"%s.%03dZ",' ..
     '"actor":{"id":"user_%d","type":"user","name":"User %d","metadata":{"role":"%s"}},' ..
     '"targets":[{"id":"team_%d","type":"team"},{"id":"doc_%d","type":"document"}],' ..
     '"context":{"location":"10.%d.%d.%d","user_agent":"wrk/4"},"metadata":{"request_id":"req_%d_%d"}}}',
-    organization, actions[(n % 4) + 1], 1 + n % 28, n % 24, n % 60, n % 60, n % 1000,
+    organization, actions[(n % 4) + 1], os.date("!%Y-%m-%dT%H:%M:%S"), n % 1000,
     n % 1000, n % 1000, (n % 10 == 0) and "admin" or "member",
     n % 100, n % 10000, n % 256, math.floor(n / 256) % 256, n % 7, thread_id, counter)
   local headers = {

@@ -187,8 +187,8 @@ query_table() {
     "actions=document.shared"
     "actor_ids=user_417"
     "target_ids=doc_4242"
-    "range_start=2026-01-05T00:00:00Z&range_end=2026-01-05T06:00:00Z"
-    "actions=user.signed_in&actor_ids=user_12&target_types=team&range_start=2026-01-01T00:00:00Z&range_end=2026-01-20T00:00:00Z"
+    "range_start=2026-01-02T00:00:00Z&range_end=2026-01-02T06:00:00Z"
+    "actions=user.signed_in&actor_ids=user_12&target_types=team&range_start=2026-01-01T00:00:00Z&range_end=2026-01-03T00:00:00Z"
   )
   for i in "${!names[@]}"; do
     name=${names[$i]}; query=${queries[$i]}

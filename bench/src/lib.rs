@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 use stele_core::event::{parse_create_event, EventInput};
+use stele_core::timestamp::{format_millis, UnixMillis};
 
 pub const ACTIONS: [&str; 4] = [
     "user.signed_in",
@@ -19,15 +20,14 @@ pub fn bench_schema() -> Value {
     })
 }
 
-/// The `index`-th synthetic event of an organization: actors, targets, actions and times
-/// vary so indexes see realistic spreads (1,000 actors, 10,000 documents, 100 teams).
+/// The `index`-th synthetic event of an organization: actors, targets and actions vary so
+/// indexes see realistic spreads (1,000 actors, 10,000 documents, 100 teams).
 pub fn synthetic_event_body(organization_id: &str, index: u64) -> Value {
-    let day = 1 + (index / 50_000) % 28;
     json!({
         "organization_id": organization_id,
         "event": {
             "action": ACTIONS[(index % 4) as usize],
-            "occurred_at": format!("2026-01-{day:02}T{:02}:{:02}:{:02}.{:03}Z", (index / 3600) % 24, (index / 60) % 60, index % 60, index % 1000),
+            "occurred_at": format_millis(occurred_at(index)),
             "actor": {"id": format!("user_{}", index % 1000), "type": "user", "name": format!("User {}", index % 1000),
                       "metadata": {"role": if index.is_multiple_of(10) { "admin" } else { "member" }}},
             "targets": [{"id": format!("team_{}", index % 100), "type": "team"},
@@ -36,6 +36,13 @@ pub fn synthetic_event_body(organization_id: &str, index: u64) -> Value {
             "metadata": {"request_id": format!("req_{index}")}
         }
     })
+}
+
+/// When the `index`-th event of an organization happened: one every 250 ms from
+/// 2026-01-01, in order, as a real log's history is (10 million events span 29 days).
+pub fn occurred_at(index: u64) -> UnixMillis {
+    const START: UnixMillis = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    START + index as UnixMillis * 250
 }
 
 pub fn synthetic_event(organization_id: &str, index: u64) -> EventInput {

@@ -64,7 +64,7 @@ CREATE TABLE events (
 -- in sequence order, whatever the organization's size.
 CREATE INDEX events_by_action ON events (organization_id, action, sequence);
 CREATE INDEX events_by_actor ON events (organization_id, actor_id, sequence);
-CREATE INDEX events_by_occurred_at ON events (organization_id, occurred_at);
+CREATE INDEX events_by_occurred_at ON events (organization_id, occurred_at, sequence);
 
 -- One row per target of each event, for the target filters.
 CREATE TABLE event_targets (
