@@ -6,6 +6,10 @@
 #   bench/run.sh --smoke   seconds-long run of every scenario with tiny sizes; proves the
 #                          harness works (CI runs it), asserts no speed, writes nothing
 #
+# Seeding the search databases (1 and 10 million events) takes most of a full run. Set
+# BENCH_DATA_DIR to a directory to keep them between runs; they are reused only while the
+# schema and the synthetic data are unchanged (their names carry a hash of both).
+#
 # Load comes from wrk (Debian package) with bench/ingest.lua: every request is a distinct
 # event. Installs wrk and nginx with apt-get when they are missing.
 set -euo pipefail
@@ -217,23 +221,39 @@ search_section() { # TITLE DB ORG
   echo >>"$results"
 }
 
+# seeded_database NAME ORGANIZATIONS EVENTS: path of a database seeded with that many
+# events per organization (reused from BENCH_DATA_DIR when possible); its organization ids
+# are in PATH.orgs.
+seed_key=$(cat crates/stele-store/migrations/sqlite/*.sql bench/src/lib.rs | sha256sum | cut -c1-12)
+seeded_database() {
+  local dir=${BENCH_DATA_DIR:-$work}
+  mkdir -p "$dir"
+  local db="$dir/$1-$seed_key.db"
+  if [[ -f "$db" && -f "$db.orgs" ]]; then
+    say "reusing $db"
+  else
+    rm -f "$db" "$db-wal" "$db-shm"
+    say "seeding $1: $2 organization(s) x $3 events"
+    "$seed" --database "$db" --organizations "$2" --events-per-organization "$3" >"$db.orgs.partial" 2>"$work/seed-$1.log"
+    say "$(tail -n 1 "$work/seed-$1.log")"
+    mv "$db.orgs.partial" "$db.orgs"
+  fi
+  echo "$db"
+}
+
 echo "## Search (\`GET /audit_logs/events\`, one connection)" >>"$results"
 echo >>"$results"
 export_db=""
 export_org=""
 export_events=0
 for size in "${search_sizes[@]}"; do
-  say "scenario d: seeding $size events in one organization"
-  seeded=$(date +%s)
-  org=$("$seed" --database "$work/search-$size.db" --organizations 1 --events-per-organization "$size" 2>"$work/seed-$size.log")
-  seed_seconds=$(( $(date +%s) - seeded ))
-  say "seeded in ${seed_seconds}s: $(tail -n 1 "$work/seed-$size.log")"
-  search_section "$size events in one organization" "$work/search-$size.db" "$org"
-  if [[ -z "$export_db" ]]; then export_db="$work/search-$size.db"; export_org=$org; export_events=$size; fi
+  db=$(seeded_database "search-$size" 1 "$size")
+  org=$(head -n 1 "$db.orgs")
+  search_section "$size events in one organization" "$db" "$org"
+  if [[ -z "$export_db" ]]; then export_db=$db; export_org=$org; export_events=$size; fi
 done
-say "scenario d: seeding $many_orgs organizations x $many_orgs_events events"
-orgs=$("$seed" --database "$work/many.db" --organizations "$many_orgs" --events-per-organization "$many_orgs_events" 2>/dev/null)
-search_section "$many_orgs organizations x $many_orgs_events events (querying one)" "$work/many.db" "$(echo "$orgs" | head -n 1)"
+db=$(seeded_database "many-$many_orgs" "$many_orgs" "$many_orgs_events")
+search_section "$many_orgs organizations x $many_orgs_events events (querying one)" "$db" "$(head -n 1 "$db.orgs")"
 
 # --- e, f: export throughput and memory; start-up time ------------------------------------
 say "scenario e: CSV export of $export_events events"
