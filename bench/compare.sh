@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Compares single-event ingest of two stele binaries in one run, alternating between them
+# so that drift in a shared machine's load hits both alike. Organizations and schemas are
+# created through the HTTP API, so any two versions can be compared.
+#
+#   bench/compare.sh BEFORE_BINARY AFTER_BINARY [ROUNDS]
+#
+# Prints one line per round and binary, then the medians.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+before=$1 after=$2 rounds=${3:-3}
+duration=${DURATION:-15s}
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+key="sk_compare_$$"
+
+# start NAME BINARY: a fresh server with 100 organizations and the benchmark schemas.
+start() {
+  local port
+  port=$(free_port)
+  STELE_LISTEN="127.0.0.1:$port" STELE_DATABASE_URL="sqlite://$work/$1.db" STELE_API_KEY=$key \
+    STELE_ADMIN_PASSWORD=compare STELE_LOG=warn "$2" serve >"$work/$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.05; done
+  local schema='{"targets":[{"type":"team"},{"type":"document"}],"actor":{"metadata":{"type":"object","properties":{"role":{"type":"string"}}}},"metadata":{"type":"object","properties":{"request_id":{"type":"string"}}}}'
+  for action in user.signed_in user.signed_out document.viewed document.shared; do
+    curl -sf -X POST "http://127.0.0.1:$port/audit_logs/actions/$action/schemas" -H "Authorization: Bearer $key" -d "$schema" >/dev/null
+  done
+  for i in $(seq 1 100); do
+    curl -sf -X POST "http://127.0.0.1:$port/organizations" -H "Authorization: Bearer $key" -d "{\"name\":\"Org $i\"}" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'
+  done >"$work/$1.orgs"
+  echo "$port"
+}
+
+before_port=$(start before "$before")
+after_port=$(start after "$after")
+results="$work/results"
+for round in $(seq 1 "$rounds"); do
+  for name in before after; do
+    port=${name}_port
+    line=$(wrk -t2 -c64 -d"$duration" --latency -s bench/ingest.lua "http://127.0.0.1:${!port}" -- "$work/$name.orgs" "$key" |
+      sed -n 's/^RESULT //p')
+    echo "$name $line" | tee -a "$results"
+  done
+done
+python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, data = line.split(" ", 1)
+    rows.setdefault(name, []).append(json.loads(data))
+for name, runs in rows.items():
+    rps = statistics.median(r["requests"] / r["seconds"] for r in runs)
+    p99 = statistics.median(r["p99_ms"] for r in runs)
+    print(f"{name}: median {rps:,.0f} events/s, median p99 {p99:.1f} ms over {len(runs)} runs")
+PY
