@@ -14,9 +14,9 @@ use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody, ListQuery};
-use crate::services::filters::{parse_bound, repeated};
 use crate::api::idempotency::RecordedWithWrite;
 use crate::api::wire::{json_bytes, json_response, ListMetadata};
+use crate::services::filters::{parse_bound, repeated};
 use crate::services::{events, IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 use stele_core::FieldError;

@@ -15,10 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::ApiError;
 use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody};
-use crate::services::filters::parse_bound;
 use crate::api::idempotency::RecordedWithWrite;
 use crate::api::wire::{json_bytes, json_response};
 use crate::services::exports::{self, is_downloadable};
+use crate::services::filters::parse_bound;
 use crate::services::ServiceError;
 use crate::state::AppState;
 

@@ -195,7 +195,10 @@ pub struct EventRow {
 }
 
 fn text_at<'a>(record: &'a Value, pointer: &str) -> &'a str {
-    record.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+    record
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 impl EventRow {
@@ -207,7 +210,9 @@ impl EventRow {
             .map(|targets| {
                 targets
                     .iter()
-                    .map(|target| format!("{}: {}", text_at(target, "/type"), text_at(target, "/id")))
+                    .map(|target| {
+                        format!("{}: {}", text_at(target, "/type"), text_at(target, "/id"))
+                    })
                     .collect()
             })
             .unwrap_or_default();

@@ -68,7 +68,10 @@ pub fn router() -> Router<AppState> {
             "/dashboard/organizations/{id}/events/{event_id}",
             get(events::show),
         )
-        .route("/dashboard/organizations/{id}/exports", post(events::export))
+        .route(
+            "/dashboard/organizations/{id}/exports",
+            post(events::export),
+        )
         .route(
             "/dashboard/api-keys",
             get(api_keys::index).post(api_keys::create),

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stele_core::event::{parse_create_event, EventInput};
 use stele_core::ids::IdKind;
-use stele_core::schema::SchemaViolation;
 use stele_core::pagination::{Page, PageRequest};
+use stele_core::schema::SchemaViolation;
 use stele_store::{
     AppendedEvent, EventQuery, HashedEvent, Idempotent, NewEvent, StoreError, StoredEvent,
 };

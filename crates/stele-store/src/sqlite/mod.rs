@@ -1178,11 +1178,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_event(
-        &self,
-        organization_id: &str,
-        id: &str,
-    ) -> StoreResult<Option<HashedEvent>> {
+    async fn get_event(&self, organization_id: &str, id: &str) -> StoreResult<Option<HashedEvent>> {
         let (organization_id, id) = (organization_id.to_owned(), id.to_owned());
         self.readers
             .read(move |connection| {
