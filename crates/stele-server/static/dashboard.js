@@ -72,4 +72,37 @@
       if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
     });
   });
+
+  // Events viewer: "Load more" appends the next page below the rows already shown (the
+  // link carries the keyset cursor, so nothing repeats or goes missing). Without this
+  // script, or if the fetch fails, the link simply opens that page.
+  document.querySelectorAll("a[data-load-more]").forEach(function (link) {
+    link.addEventListener("click", function (event) {
+      var body = document.querySelector("#events tbody");
+      if (!body || !window.fetch || !window.DOMParser) return;
+      event.preventDefault();
+      if (link.getAttribute("aria-busy") === "true") return;
+      link.setAttribute("aria-busy", "true");
+      var target = link.href;
+      fetch(target, { credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.text();
+        })
+        .then(function (html) {
+          var next = new DOMParser().parseFromString(html, "text/html");
+          next.querySelectorAll("#events tbody tr").forEach(function (row) {
+            body.appendChild(document.importNode(row, true));
+          });
+          var more = next.querySelector("a[data-load-more]");
+          if (more) {
+            link.setAttribute("href", more.getAttribute("href"));
+            link.removeAttribute("aria-busy");
+          } else {
+            link.remove();
+          }
+        })
+        .catch(function () { window.location.href = target; });
+    });
+  });
 })();

@@ -121,6 +121,9 @@ pub trait Store: Send + Sync + 'static {
         query: EventQuery,
         page: PageRequest<i64>,
     ) -> StoreResult<Page<StoredEvent>>;
+    /// One of an organization's events by id, with its chain hash; `None` when the
+    /// organization has no such event (another organization's event included).
+    async fn get_event(&self, organization_id: &str, id: &str) -> StoreResult<Option<HashedEvent>>;
     /// The `limit` most recently stored events of `action` across all organizations,
     /// newest first (what a proposed schema version is tried against).
     async fn recent_events_of_action(

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use stele_core::chain::ChainBreak;
+use stele_core::chain::{ChainBreak, ChainHash};
 use stele_core::event::EventInput;
 use stele_core::schema::SchemaDefinition;
 use stele_core::timestamp::UnixMillis;
@@ -68,6 +68,14 @@ pub struct StoredEvent {
     pub received_at: UnixMillis,
     /// RFC 8785 JSON of the stored record (see `stele_core::event::EventRecord`).
     pub canonical: Vec<u8>,
+}
+
+/// One stored event with the chain hash that covers it (what the event detail page shows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HashedEvent {
+    pub event: StoredEvent,
+    /// SHA-256 of the previous event's hash followed by `event.canonical`.
+    pub hash: ChainHash,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody, ListQuery};
-use crate::api::filters::{parse_bound, repeated};
 use crate::api::idempotency::created_or_replayed;
 use crate::api::wire::{json_bytes, ListMetadata};
-use crate::services::{events, organizations, IdempotencyRecordFor, ServiceError};
+use crate::services::filters::{parse_bound, repeated};
+use crate::services::{events, IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 use stele_core::FieldError;
 
@@ -196,11 +196,7 @@ pub async fn search_events(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    organizations::get(&state, &filter.organization_id).await?;
-    let page = state
-        .store
-        .search_events(filter, query.numeric_page()?)
-        .await?;
+    let page = events::search(&state, filter, query.numeric_page()?).await?;
     let data = page
         .data
         .into_iter()

@@ -15,10 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::ApiError;
 use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody};
-use crate::api::filters::parse_bound;
 use crate::api::idempotency::created_or_replayed;
 use crate::api::wire::json_bytes;
 use crate::services::exports::{self, is_downloadable};
+use crate::services::filters::parse_bound;
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -84,11 +84,10 @@ async fn render(
 ) -> Result<ExportResponse, ApiError> {
     let downloadable = is_downloadable(export);
     let url = if downloadable {
-        let (expires, signature) = state.export_urls.sign(state, &export.id).await?;
         Some(format!(
-            "{}/audit_logs/exports/{}/download?expires={expires}&signature={signature}",
+            "{}{}",
             public_base(state, headers),
-            export.id
+            exports::download_path(state, &export.id).await?
         ))
     } else {
         None
@@ -139,13 +138,7 @@ pub async fn create_export(
     let (Some(from), Some(to), Some(format)) = (from, to, format) else {
         return Err(ApiError::validation(errors));
     };
-    if from > to {
-        return Err(ServiceError::Rejected {
-            code: "invalid_audit_log_export_range_date",
-            message: "range_start must not be after range_end.".into(),
-        }
-        .into());
-    }
+    exports::check_range(Some(from), Some(to))?;
     let mut actor_names = non_empty(body.actor_names);
     actor_names.extend(non_empty(body.actors));
     let query = EventQuery {

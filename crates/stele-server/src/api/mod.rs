@@ -6,7 +6,6 @@ pub mod error;
 pub mod events;
 pub mod exports;
 pub mod extract;
-pub mod filters;
 pub mod health;
 pub mod idempotency;
 pub mod organizations;

@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod diff;
 pub mod editor;
+pub mod events;
 pub mod login;
 pub mod organizations;
 pub mod page;
@@ -56,6 +57,20 @@ pub fn router() -> Router<AppState> {
         .route(
             "/dashboard/organizations",
             get(organizations::index).post(organizations::create),
+        )
+        .route("/dashboard/organizations/{id}", get(organizations::show))
+        .route(
+            "/dashboard/organizations/{id}/retention",
+            post(organizations::set_retention),
+        )
+        .route("/dashboard/organizations/{id}/events", get(events::index))
+        .route(
+            "/dashboard/organizations/{id}/events/{event_id}",
+            get(events::show),
+        )
+        .route(
+            "/dashboard/organizations/{id}/exports",
+            post(events::export),
         )
         .route(
             "/dashboard/api-keys",

@@ -1,15 +1,20 @@
-//! Organizations: the list (a page at a time) and a form to create one.
+//! Organizations: the list (a page at a time), a form to create one, and each one's page
+//! with its retention setting.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use stele_core::pagination::{Cursor, PageRequest, SortOrder};
 use stele_store::{Organization, OrganizationFilter};
 
 use crate::dashboard::auth::DashboardUser;
-use crate::dashboard::page::{display_time, path_segment, render, FormData, Layout, PageError};
+use crate::dashboard::page::{
+    display_time, path_segment, render, render_with_status, thousands, FormData, Layout, PageError,
+};
 use crate::services::organizations::{self, OrganizationInput};
+use crate::services::retention;
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -17,6 +22,7 @@ const PAGE_SIZE: u32 = 50;
 
 pub struct OrganizationRow {
     pub id: String,
+    pub path: String,
     pub name: String,
     pub external_id: String,
     pub domains: String,
@@ -34,6 +40,7 @@ impl OrganizationRow {
                 .join(", "),
             external_id: organization.external_id.unwrap_or_default(),
             created_at: display_time(organization.created_at),
+            path: path_segment(&organization.id),
             id: organization.id,
             name: organization.name,
         }
@@ -146,4 +153,95 @@ pub async fn create(
     view.external_id = external_id;
     view.domains = domains;
     render(&view)
+}
+
+#[derive(Template)]
+#[template(path = "organization.html")]
+struct OrganizationPage {
+    layout: Layout,
+    organization: OrganizationRow,
+    retention_period_in_days: Option<i64>,
+    /// What the retention field shows: the current setting, or what was typed.
+    days: String,
+    saved: bool,
+    error: Option<String>,
+    min_days: i64,
+    max_days: i64,
+}
+
+impl OrganizationPage {
+    fn new(user: &DashboardUser, organization: Organization) -> Self {
+        let retention_period_in_days = organization.retention_period_in_days;
+        OrganizationPage {
+            layout: Layout::for_user(user, "organizations"),
+            organization: OrganizationRow::from_organization(organization),
+            retention_period_in_days,
+            days: retention_period_in_days
+                .map(|days| days.to_string())
+                .unwrap_or_default(),
+            saved: false,
+            error: None,
+            min_days: retention::MIN_DAYS,
+            max_days: retention::MAX_DAYS,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShowQuery {
+    #[serde(default)]
+    saved: Option<String>,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
+) -> Result<Response, PageError> {
+    let organization = organizations::get(&state, &id).await?;
+    let mut view = OrganizationPage::new(&user, organization);
+    view.saved = query.saved.is_some();
+    render(&view)
+}
+
+/// The retention form: `intent=clear` keeps events forever; otherwise `retention_period_in_days`
+/// must be a whole number of days in the range the API accepts. A bad value changes nothing.
+pub async fn set_retention(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    Path(id): Path<String>,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    let organization = organizations::get(&state, &id).await?;
+    let typed = form.get("retention_period_in_days").trim().to_owned();
+    let days = if form.get("intent") == "clear" {
+        Ok(None)
+    } else {
+        match typed.parse::<i64>() {
+            Ok(days) if retention::is_valid_days(days) => Ok(Some(days)),
+            _ => Err(format!(
+                "Retention must be a whole number of days from {} to {} (or choose “Keep forever”); “{typed}” is not.",
+                retention::MIN_DAYS,
+                thousands(retention::MAX_DAYS as u64),
+            )),
+        }
+    };
+    match days {
+        Ok(days) => {
+            retention::set(&state, &organization.id, days).await?;
+            Ok(Redirect::to(&format!(
+                "/dashboard/organizations/{}?saved=1",
+                path_segment(&organization.id)
+            ))
+            .into_response())
+        }
+        Err(error) => {
+            let mut view = OrganizationPage::new(&user, organization);
+            view.error = Some(error);
+            view.days = typed;
+            render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &view)
+        }
+    }
 }

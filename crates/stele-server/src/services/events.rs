@@ -1,5 +1,6 @@
 //! Audit events: the checks of `POST /audit_logs/events`, in the order the contract gives
-//! (shape, organization, action and version, metadata limits, JSON Schemas), and the append.
+//! (shape, organization, action and version, metadata limits, JSON Schemas), the append,
+//! and reading stored events back (search and one event by id).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,8 +9,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stele_core::event::{parse_create_event, EventInput};
 use stele_core::ids::IdKind;
+use stele_core::pagination::{Page, PageRequest};
 use stele_core::schema::SchemaViolation;
-use stele_store::{AppendedEvent, Idempotent, NewEvent, StoreError};
+use stele_store::{
+    AppendedEvent, EventQuery, HashedEvent, Idempotent, NewEvent, StoreError, StoredEvent,
+};
 
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
@@ -134,5 +138,39 @@ pub async fn create(
         .map_err(|error| match error {
             StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(organization_id),
             other => ServiceError::Store(other),
+        })
+}
+
+/// One page of the organization's events matching `query`; an unknown organization is an
+/// error rather than an empty page.
+pub async fn search(
+    state: &AppState,
+    query: EventQuery,
+    page: PageRequest<i64>,
+) -> Result<Page<StoredEvent>, ServiceError> {
+    if state
+        .store
+        .get_organization(&query.organization_id)
+        .await?
+        .is_none()
+    {
+        return Err(ServiceError::OrganizationNotFound(query.organization_id));
+    }
+    Ok(state.store.search_events(query, page).await?)
+}
+
+/// One of the organization's events with its chain hash.
+pub async fn get(
+    state: &AppState,
+    organization_id: &str,
+    id: &str,
+) -> Result<HashedEvent, ServiceError> {
+    state
+        .store
+        .get_event(organization_id, id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound {
+            kind: "Audit log event",
+            id: id.to_owned(),
         })
 }

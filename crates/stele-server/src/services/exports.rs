@@ -14,7 +14,7 @@ use sha2::Sha256;
 use stele_core::export::{write_event, write_header, ExportFormat};
 use stele_core::ids::IdKind;
 use stele_core::pagination::{Cursor, PageRequest, SortOrder};
-use stele_core::timestamp::now_millis;
+use stele_core::timestamp::{now_millis, UnixMillis};
 use stele_store::{EventQuery, Export, IdempotencyRecord, Idempotent, StoreError};
 use tokio::sync::OnceCell;
 
@@ -91,6 +91,27 @@ impl UrlSigner {
             .verify_slice(&signature)
             .is_ok())
     }
+}
+
+/// An export's range must not end before it starts (WorkOS answers 400
+/// `invalid_audit_log_export_range_date`).
+pub fn check_range(from: Option<UnixMillis>, to: Option<UnixMillis>) -> Result<(), ServiceError> {
+    match (from, to) {
+        (Some(from), Some(to)) if from > to => Err(ServiceError::Rejected {
+            code: "invalid_audit_log_export_range_date",
+            message: "range_start must not be after range_end.".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A freshly signed download link to `export_id`, relative to this server's root (valid
+/// for [`URL_LIFETIME_MS`]).
+pub async fn download_path(state: &AppState, export_id: &str) -> Result<String, StoreError> {
+    let (expires, signature) = state.export_urls.sign(state, export_id).await?;
+    Ok(format!(
+        "/audit_logs/exports/{export_id}/download?expires={expires}&signature={signature}"
+    ))
 }
 
 /// Whether an export can still be downloaded.

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod error;
 pub mod events;
 pub mod exports;
+pub mod filters;
 pub mod organizations;
 pub mod retention;
 pub mod schemas;

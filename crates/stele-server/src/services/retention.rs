@@ -35,7 +35,7 @@ pub fn parse_retention_body(body: &Value) -> Result<Option<i64>, ServiceError> {
         )),
         (Some(Value::Null), None) => Ok(None),
         (Some(days), None) => match days.as_i64() {
-            Some(days) if (MIN_DAYS..=MAX_DAYS).contains(&days) => Ok(Some(days)),
+            Some(days) if is_valid_days(days) => Ok(Some(days)),
             _ => Err(invalid(
                 "retention_period_in_days",
                 format!("retention_period_in_days must be a whole number of days from {MIN_DAYS} to {MAX_DAYS}, or null."),
@@ -49,6 +49,11 @@ pub fn parse_retention_body(body: &Value) -> Result<Option<i64>, ServiceError> {
         }),
         (None, None) => Err(ServiceError::InvalidRequest(vec![FieldError::required("retention_period_in_days")])),
     }
+}
+
+/// Whether `days` is a retention period Stele accepts (beyond WorkOS's 30 and 365).
+pub fn is_valid_days(days: i64) -> bool {
+    (MIN_DAYS..=MAX_DAYS).contains(&days)
 }
 
 /// `N_MONTH(S)` is 30·N days and `N_YEAR(S)` 365·N days.

@@ -15,10 +15,10 @@ const ADMIN_PASSWORD: &str = "admin-password";
 
 /// A browser without the browser: keeps the cookies the dashboard sets and never follows
 /// redirects, so tests can look at them.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
     client: Client,
-    cookies: Vec<(String, String)>,
+    pub(crate) cookies: Vec<(String, String)>,
 }
 
 fn set_cookies(headers: &HeaderMap) -> Vec<String> {
@@ -31,7 +31,7 @@ fn set_cookies(headers: &HeaderMap) -> Vec<String> {
 }
 
 /// The value of `name="..." value="..."` in a page (hidden form fields).
-fn field_value(html: &str, name: &str) -> Option<String> {
+pub(crate) fn field_value(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;
@@ -39,7 +39,7 @@ fn field_value(html: &str, name: &str) -> Option<String> {
 }
 
 impl Browser {
-    fn new(server: &TestServer) -> Self {
+    pub(crate) fn new(server: &TestServer) -> Self {
         Browser {
             base: server.base.clone(),
             client: Client::builder()
@@ -80,7 +80,7 @@ impl Browser {
             .map(|(_, value)| value.as_str())
     }
 
-    async fn get(&mut self, path: &str) -> Response {
+    pub(crate) async fn get(&mut self, path: &str) -> Response {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
@@ -92,7 +92,7 @@ impl Browser {
         response
     }
 
-    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
         self.post_form_with(path, form, &[]).await
     }
 
@@ -136,14 +136,14 @@ impl Browser {
         .await
     }
 
-    async fn login(&mut self) {
+    pub(crate) async fn login(&mut self) {
         let response = self.try_login("admin", ADMIN_PASSWORD).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&response), "/dashboard/actions");
     }
 
     /// The CSRF token of the signed-in session, read from a page's logout form.
-    async fn csrf_token(&mut self) -> String {
+    pub(crate) async fn csrf_token(&mut self) -> String {
         let page = self
             .get("/dashboard/actions")
             .await
@@ -161,7 +161,7 @@ fn borrowed<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a s
         .collect()
 }
 
-fn location(response: &Response) -> String {
+pub(crate) fn location(response: &Response) -> String {
     response
         .headers()
         .get(LOCATION)

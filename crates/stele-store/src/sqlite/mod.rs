@@ -1178,6 +1178,36 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn get_event(&self, organization_id: &str, id: &str) -> StoreResult<Option<HashedEvent>> {
+        let (organization_id, id) = (organization_id.to_owned(), id.to_owned());
+        self.readers
+            .read(move |connection| {
+                // `id` is unique across organizations; matching the organization too keeps
+                // one organization's link from reaching another's event.
+                let row: Option<(StoredEvent, Vec<u8>)> = connection
+                    .prepare_cached(&format!(
+                        "SELECT {STORED_EVENT_COLUMNS}, e.hash FROM events e
+                         WHERE e.id = ?1 AND e.organization_id = ?2"
+                    ))
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(params![id, organization_id], |row| {
+                                Ok((stored_event_from_row(row)?, row.get(6)?))
+                            })
+                            .optional()
+                    })
+                    .map_err(database_error)?;
+                row.map(|(event, hash)| {
+                    let hash: ChainHash = hash.try_into().map_err(|_| {
+                        StoreError::Corrupt(format!("event {id} has a malformed hash"))
+                    })?;
+                    Ok(HashedEvent { event, hash })
+                })
+                .transpose()
+            })
+            .await
+    }
+
     async fn create_export(
         &self,
         export: Export,

@@ -1,4 +1,5 @@
-//! Event filters shared by search (query string) and exports (JSON body).
+//! Event filters shared by search (query string), exports (JSON body) and the dashboard
+//! events viewer (form fields).
 
 use stele_core::timestamp::{parse_rfc3339, to_unix_millis, UnixMillis};
 use stele_core::FieldError;

@@ -1,0 +1,519 @@
+//! The events viewer of one organization: the search filters, newest first, "load more"
+//! paging by keyset cursor, one event's detail (stored JSON and chain hash), and the
+//! Export button.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::Value;
+use stele_core::export::ExportFormat;
+use stele_core::pagination::{Cursor, PageRequest, SortOrder};
+use stele_core::timestamp::{format_millis, parse_rfc3339, to_unix_millis, UnixMillis};
+use stele_store::{EventQuery, Organization, StoredEvent};
+
+use crate::dashboard::auth::DashboardUser;
+use crate::dashboard::page::{
+    display_time, path_segment, render, render_with_status, FormData, Layout, PageError,
+};
+use crate::services::filters::repeated;
+use crate::services::{events, exports, organizations};
+use crate::state::AppState;
+
+const PAGE_SIZE: u32 = 50;
+
+/// The list filters, as typed: each list field holds comma-separated values, and the range
+/// fields hold `datetime-local` values (UTC) or RFC 3339 date-times.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    pub actions: String,
+    pub actor_ids: String,
+    pub actor_names: String,
+    pub target_types: String,
+    pub target_ids: String,
+    pub range_start: String,
+    pub range_end: String,
+}
+
+/// The list fields with their query names and labels, in form order.
+const LIST_FIELDS: [(&str, &str); 5] = [
+    ("actions", "Actions"),
+    ("actor_ids", "Actor ids"),
+    ("actor_names", "Actor names"),
+    ("target_types", "Target types"),
+    ("target_ids", "Target ids"),
+];
+
+impl Filters {
+    /// Reads the filters from query or form pairs. Repeated parameters (the API's
+    /// `actions=a&actions=b`) are accepted as well as comma-separated values.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let list = |name: &str| repeated(pairs, name).join(", ");
+        let single = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.trim().to_owned())
+                .unwrap_or_default()
+        };
+        Filters {
+            actions: list("actions"),
+            actor_ids: list("actor_ids"),
+            actor_names: list("actor_names"),
+            target_types: list("target_types"),
+            target_ids: list("target_ids"),
+            range_start: single("range_start"),
+            range_end: single("range_end"),
+        }
+    }
+
+    fn list(&self, name: &str) -> &str {
+        match name {
+            "actions" => &self.actions,
+            "actor_ids" => &self.actor_ids,
+            "actor_names" => &self.actor_names,
+            "target_types" => &self.target_types,
+            _ => &self.target_ids,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &Filters::default()
+    }
+
+    /// The search these filters describe, or what is wrong with them (for people).
+    pub fn to_query(&self, organization_id: &str) -> Result<EventQuery, Vec<String>> {
+        let mut errors = Vec::new();
+        let from = parse_time("From", &self.range_start, false, &mut errors);
+        let to = parse_time("To", &self.range_end, true, &mut errors);
+        if let (Some(from), Some(to)) = (from, to) {
+            if from > to {
+                errors.push("The range is empty: “From” is later than “To”.".to_owned());
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(EventQuery {
+            organization_id: organization_id.to_owned(),
+            actions: split_values(&self.actions),
+            actor_ids: split_values(&self.actor_ids),
+            actor_names: split_values(&self.actor_names),
+            target_types: split_values(&self.target_types),
+            target_ids: split_values(&self.target_ids),
+            occurred_from: from,
+            occurred_to: to,
+            up_to_sequence: None,
+        })
+    }
+
+    /// The filters as a query string (`actions=...&range_end=...`), without empty fields.
+    pub fn query_string(&self) -> String {
+        LIST_FIELDS
+            .iter()
+            .map(|(name, _)| (*name, self.list(name)))
+            .chain([
+                ("range_start", self.range_start.as_str()),
+                ("range_end", self.range_end.as_str()),
+            ])
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| format!("{name}={}", path_segment(value)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// Rewrites parsed range bounds as `datetime-local` values, so the date pickers show
+    /// them (an end of `19:46` reads back as `19:46:59`, which covers the same span).
+    fn normalized(&self, query: &EventQuery) -> Filters {
+        let local = |millis: Option<UnixMillis>| {
+            millis.map(|millis| format_millis(millis)[..19].to_owned())
+        };
+        Filters {
+            range_start: local(query.occurred_from).unwrap_or_default(),
+            range_end: local(query.occurred_to).unwrap_or_default(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Comma-separated values, trimmed, without empties.
+fn split_values(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads a range bound: an RFC 3339 date-time, or a `datetime-local` value (`YYYY-MM-DDTHH:MM`
+/// with optional `:SS`) or a bare date, both taken as UTC. An end bound covers the whole
+/// minute, second or day it names, because the range is inclusive.
+fn parse_time(
+    label: &str,
+    text: &str,
+    is_end: bool,
+    errors: &mut Vec<String>,
+) -> Option<UnixMillis> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if let Some(at) = parse_rfc3339(text) {
+        return Some(to_unix_millis(at));
+    }
+    let text = text.replacen(' ', "T", 1);
+    let (completed, span_ms) = match text.len() {
+        10 => (format!("{text}T00:00:00Z"), 86_400_000),
+        16 => (format!("{text}:00Z"), 60_000),
+        19 => (format!("{text}Z"), 1_000),
+        _ => (String::new(), 0),
+    };
+    match parse_rfc3339(&completed) {
+        Some(at) => Some(to_unix_millis(at) + if is_end { span_ms - 1 } else { 0 }),
+        None => {
+            errors.push(format!(
+                "“{label}” is not a date and time: use 2022-09-08T19:46 (UTC) or an RFC 3339 date-time."
+            ));
+            None
+        }
+    }
+}
+
+/// One row of the events table, read from the stored JSON.
+pub struct EventRow {
+    pub id: String,
+    pub href: String,
+    pub sequence: i64,
+    pub version: i64,
+    pub action: String,
+    pub occurred_at: String,
+    pub actor_name: String,
+    pub actor_id: String,
+    pub actor_type: String,
+    pub targets: Vec<String>,
+    pub location: String,
+}
+
+fn text_at<'a>(record: &'a Value, pointer: &str) -> &'a str {
+    record
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+impl EventRow {
+    fn from_stored(organization_path: &str, event: &StoredEvent) -> Self {
+        let record: Value = serde_json::from_slice(&event.canonical).unwrap_or(Value::Null);
+        let targets = record
+            .get("targets")
+            .and_then(Value::as_array)
+            .map(|targets| {
+                targets
+                    .iter()
+                    .map(|target| {
+                        format!("{}: {}", text_at(target, "/type"), text_at(target, "/id"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let occurred_at = parse_rfc3339(text_at(&record, "/occurred_at"))
+            .map(|at| display_time(to_unix_millis(at)))
+            .unwrap_or_default();
+        EventRow {
+            href: format!(
+                "/dashboard/organizations/{organization_path}/events/{}",
+                path_segment(&event.id)
+            ),
+            id: event.id.clone(),
+            sequence: event.sequence,
+            version: event.version,
+            action: text_at(&record, "/action").to_owned(),
+            occurred_at,
+            actor_name: text_at(&record, "/actor/name").to_owned(),
+            actor_id: text_at(&record, "/actor/id").to_owned(),
+            actor_type: text_at(&record, "/actor/type").to_owned(),
+            targets,
+            location: text_at(&record, "/context/location").to_owned(),
+        }
+    }
+}
+
+/// One filter input of the form.
+pub struct FilterField {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub value: String,
+}
+
+#[derive(Template)]
+#[template(path = "events.html")]
+struct EventsPage {
+    layout: Layout,
+    organization: Organization,
+    organization_path: String,
+    fields: Vec<FilterField>,
+    filters: Filters,
+    filtered: bool,
+    errors: Vec<String>,
+    rows: Vec<EventRow>,
+    /// The "Load more" link, when older matching events exist.
+    load_more: Option<String>,
+    /// Whether this page continues from a cursor (so a link back to the newest is useful).
+    continued: bool,
+}
+
+impl EventsPage {
+    fn new(user: &DashboardUser, organization: Organization, filters: Filters) -> Self {
+        EventsPage {
+            layout: Layout::for_user(user, "organizations"),
+            organization_path: path_segment(&organization.id),
+            organization,
+            fields: LIST_FIELDS
+                .iter()
+                .map(|(name, label)| FilterField {
+                    name,
+                    label,
+                    value: filters.list(name).to_owned(),
+                })
+                .collect(),
+            filtered: !filters.is_empty(),
+            filters,
+            errors: Vec::new(),
+            rows: Vec::new(),
+            load_more: None,
+            continued: false,
+        }
+    }
+
+    /// The page showing `errors` in place of results, with what was typed kept.
+    fn rejected(mut self, errors: Vec<String>) -> Result<Response, PageError> {
+        self.errors = errors;
+        render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &self)
+    }
+}
+
+pub async fn index(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    Path(organization_id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let organization = organizations::get(&state, &organization_id).await?;
+    let filters = Filters::from_pairs(&pairs);
+    let mut view = EventsPage::new(&user, organization, filters.clone());
+    let query = match filters.to_query(&view.organization.id) {
+        Ok(query) => query,
+        Err(errors) => return view.rejected(errors),
+    };
+    let after = pairs
+        .iter()
+        .find(|(key, _)| key == "after")
+        .map(|(_, value)| value.as_str())
+        .filter(|value| !value.is_empty());
+    let cursor = match after.map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(sequence)) => Some(Cursor::After(sequence)),
+        Some(Err(_)) => {
+            return view.rejected(vec![
+                "This “load more” link is damaged; start again from the newest events.".into(),
+            ])
+        }
+    };
+    view.continued = cursor.is_some();
+    let normalized = filters.normalized(&query);
+    let page = events::search(
+        &state,
+        query,
+        PageRequest {
+            limit: PAGE_SIZE,
+            order: SortOrder::Desc,
+            cursor,
+        },
+    )
+    .await?;
+    view.rows = page
+        .data
+        .iter()
+        .map(|event| EventRow::from_stored(&view.organization_path, event))
+        .collect();
+    view.load_more = page.after.map(|after| {
+        let filters = normalized.query_string();
+        let separator = if filters.is_empty() { "" } else { "&" };
+        format!(
+            "/dashboard/organizations/{}/events?{filters}{separator}after={}",
+            view.organization_path,
+            path_segment(&after)
+        )
+    });
+    view.filters = normalized;
+    render(&view)
+}
+
+/// The Export button: creates a CSV export of the current filters and range, then sends
+/// the browser to its signed download link (exports are ready as soon as they exist).
+pub async fn export(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    Path(organization_id): Path<String>,
+    form: FormData,
+) -> Result<Response, PageError> {
+    user.check_csrf(&form)?;
+    let organization = organizations::get(&state, &organization_id).await?;
+    let filters = Filters::from_pairs(&form.0);
+    let query = match filters.to_query(&organization.id) {
+        Ok(query) => query,
+        Err(errors) => return EventsPage::new(&user, organization, filters).rejected(errors),
+    };
+    exports::check_range(query.occurred_from, query.occurred_to)?;
+    let created = exports::create(&state, exports::prepare(query, ExportFormat::Csv), None).await?;
+    let stele_store::Idempotent::Done(export) = created else {
+        return Err(PageError::Internal(
+            "an export without an idempotency key was reported as a replay".into(),
+        ));
+    };
+    let download = exports::download_path(&state, &export.id).await?;
+    Ok(Redirect::to(&download).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "event.html")]
+struct EventPage {
+    layout: Layout,
+    organization: Organization,
+    organization_path: String,
+    id: String,
+    action: String,
+    sequence: i64,
+    version: i64,
+    occurred_at: String,
+    received_at: String,
+    received_at_rfc3339: String,
+    hash: String,
+    pretty: String,
+    canonical: String,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    Path((organization_id, event_id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let organization = organizations::get(&state, &organization_id).await?;
+    let found = events::get(&state, &organization.id, &event_id).await?;
+    let canonical = String::from_utf8_lossy(&found.event.canonical).into_owned();
+    let record: Value = serde_json::from_str(&canonical)
+        .map_err(|error| PageError::Internal(format!("stored event is not JSON: {error}")))?;
+    let pretty = serde_json::to_string_pretty(&record)
+        .map_err(|error| PageError::Internal(error.to_string()))?;
+    let view = EventPage {
+        layout: Layout::for_user(&user, "organizations"),
+        organization_path: path_segment(&organization.id),
+        organization,
+        action: text_at(&record, "/action").to_owned(),
+        occurred_at: text_at(&record, "/occurred_at").to_owned(),
+        id: found.event.id,
+        sequence: found.event.sequence,
+        version: found.event.version,
+        received_at: display_time(found.event.received_at),
+        received_at_rfc3339: format_millis(found.event.received_at),
+        hash: hex::encode(found.hash),
+        pretty,
+        canonical,
+    };
+    render(&view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn lists_accept_commas_and_repeated_parameters() {
+        let filters = Filters::from_pairs(&pairs(&[
+            ("actions", "user.signed_in, user.signed_out"),
+            ("actions[]", "document.shared"),
+            ("actor_ids", " "),
+        ]));
+        let query = filters.to_query("org_1").expect("valid");
+        assert_eq!(
+            query.actions,
+            ["user.signed_in", "user.signed_out", "document.shared"]
+        );
+        assert!(query.actor_ids.is_empty());
+        assert_eq!(query.organization_id, "org_1");
+    }
+
+    #[test]
+    fn datetime_local_bounds_are_utc_and_ends_are_inclusive() {
+        let filters = Filters::from_pairs(&pairs(&[
+            ("range_start", "2022-09-08T19:46"),
+            ("range_end", "2022-09-08T19:46"),
+        ]));
+        let query = filters.to_query("org_1").expect("valid");
+        let start = query.occurred_from.expect("start");
+        assert_eq!(format_millis(start), "2022-09-08T19:46:00.000Z");
+        assert_eq!(
+            format_millis(query.occurred_to.expect("end")),
+            "2022-09-08T19:46:59.999Z"
+        );
+        let normalized = filters.normalized(&query);
+        assert_eq!(normalized.range_end, "2022-09-08T19:46:59");
+        let again = normalized.to_query("org_1").expect("valid");
+        assert_eq!(again.occurred_to, query.occurred_to);
+
+        let day = Filters {
+            range_end: "2022-09-08".into(),
+            ..Filters::default()
+        };
+        assert_eq!(
+            format_millis(day.to_query("o").expect("valid").occurred_to.expect("end")),
+            "2022-09-08T23:59:59.999Z"
+        );
+        let exact = Filters {
+            range_start: "2022-09-08T19:46:03.435Z".into(),
+            ..Filters::default()
+        };
+        assert_eq!(
+            exact.to_query("o").expect("valid").occurred_from,
+            Some(start + 3435)
+        );
+    }
+
+    #[test]
+    fn bad_dates_and_empty_ranges_are_explained() {
+        let filters = Filters {
+            range_start: "yesterday".into(),
+            ..Filters::default()
+        };
+        let errors = filters.to_query("o").expect_err("invalid");
+        assert!(errors[0].contains("“From” is not a date"), "{errors:?}");
+        let backwards = Filters {
+            range_start: "2022-09-09T00:00".into(),
+            range_end: "2022-09-08T00:00".into(),
+            ..Filters::default()
+        };
+        let errors = backwards.to_query("o").expect_err("empty range");
+        assert!(errors[0].contains("later than"), "{errors:?}");
+    }
+
+    #[test]
+    fn the_query_string_keeps_only_filled_fields_and_escapes_them() {
+        let filters = Filters {
+            actor_names: "Jane Doe".into(),
+            range_end: "2022-09-08T19:46:59".into(),
+            ..Filters::default()
+        };
+        assert_eq!(
+            filters.query_string(),
+            "actor_names=Jane%20Doe&range_end=2022-09-08T19%3A46%3A59"
+        );
+        assert_eq!(Filters::default().query_string(), "");
+    }
+}
