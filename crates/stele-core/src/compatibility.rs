@@ -84,6 +84,26 @@ pub struct CompatibilityReport {
 }
 
 impl CompatibilityReport {
+    /// Stored events outrank static reasoning: when events that passed the latest version
+    /// fail the proposal, the change breaks them whatever the checker could prove about it
+    /// (e.g. a new property typed differently from values already sent under that name).
+    pub fn contradicted_by_stored_events(&mut self, failing: usize, latest_version: i64) {
+        if failing == 0 {
+            return;
+        }
+        self.verdict = Compatibility::Breaking;
+        self.changes.push(Change {
+            pointer: String::new(),
+            kind: ChangeKind::Changed,
+            compatibility: Compatibility::Breaking,
+            reason: format!(
+                "{failing} recently stored event(s) that were valid under version {latest_version} would be rejected"
+            ),
+            old: None,
+            new: None,
+        });
+    }
+
     pub fn breaking_changes(&self) -> impl Iterator<Item = &Change> {
         self.changes
             .iter()
@@ -885,6 +905,22 @@ mod tests {
 
     fn verdict_of(old: Value, new: Value) -> CompatibilityReport {
         compare(Some(&definition(old)), &definition(new))
+    }
+
+    #[test]
+    fn stored_events_failing_the_proposal_make_it_breaking() {
+        let mut report = verdict_of(
+            json!({"targets": []}),
+            json!({"targets": [], "metadata": object(json!({"n": {"type": "string"}}))}),
+        );
+        assert_eq!(report.verdict, Compatibility::Compatible);
+        report.contradicted_by_stored_events(0, 1);
+        assert_eq!(report.verdict, Compatibility::Compatible);
+        report.contradicted_by_stored_events(2, 1);
+        assert_eq!(report.verdict, Compatibility::Breaking);
+        assert!(report
+            .breaking_changes()
+            .any(|change| change.reason.contains("2 recently stored")));
     }
 
     /// Every row of the table: (what, old definition, new definition, expected verdict).

@@ -123,6 +123,20 @@ async fn verify(global: &GlobalArgs, organization: Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A mistyped organization id must not pass as "0 events verified".
+    if let Some(id) = &organization {
+        match store.get_organization(id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                eprintln!("stele verify: no organization {id} in this database");
+                return ExitCode::from(2);
+            }
+            Err(error) => {
+                eprintln!("stele verify: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let progress = Box::new(|checked: u64| eprint!("\rverified {checked} events"));
     match store.verify_log(organization, progress).await {
         Err(error) => {

@@ -76,6 +76,9 @@ pub struct FailingEvent {
 pub struct Impact {
     pub checked: usize,
     pub failing: usize,
+    /// Of the failing events, those stored under the latest version: proof that the
+    /// proposal rejects events the latest version accepts.
+    pub failing_under_latest: usize,
     /// Up to [`IMPACT_EXAMPLES`] of the failing events, newest first.
     pub examples: Vec<FailingEvent>,
 }
@@ -164,15 +167,17 @@ pub async fn check_definition(
         Some(latest) if would_create => latest.version + 1,
         Some(latest) => latest.version,
     };
-    let report = compare(latest.as_ref().map(|latest| &latest.definition), &proposed);
-    let impact = if latest.is_some() {
+    let mut report = compare(latest.as_ref().map(|latest| &latest.definition), &proposed);
+    let impact = if let Some(latest) = &latest {
         let compiled = CompiledSchema::compile(action, resulting_version, &proposed)
             .map_err(|problem| ServiceError::invalid_field("body", problem))?;
         let events = state
             .store
             .recent_events_of_action(action, IMPACT_SAMPLE)
             .await?;
-        measure_impact(&compiled, &events)
+        let impact = measure_impact(&compiled, &events, latest.version);
+        report.contradicted_by_stored_events(impact.failing_under_latest, latest.version);
+        impact
     } else {
         Impact::default()
     };
@@ -212,7 +217,7 @@ fn stored_event_errors(stored: &StoredEvent, schema: &CompiledSchema) -> Vec<Sch
     }
 }
 
-fn measure_impact(schema: &CompiledSchema, events: &[StoredEvent]) -> Impact {
+fn measure_impact(schema: &CompiledSchema, events: &[StoredEvent], latest_version: i64) -> Impact {
     let mut impact = Impact {
         checked: events.len(),
         ..Impact::default()
@@ -223,6 +228,9 @@ fn measure_impact(schema: &CompiledSchema, events: &[StoredEvent]) -> Impact {
             continue;
         }
         impact.failing += 1;
+        if stored.version == latest_version {
+            impact.failing_under_latest += 1;
+        }
         if impact.examples.len() < IMPACT_EXAMPLES {
             impact.examples.push(FailingEvent {
                 id: stored.id.clone(),

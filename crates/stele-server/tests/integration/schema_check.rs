@@ -183,3 +183,27 @@ async fn check_is_in_the_openapi_document() {
         "documented"
     );
 }
+
+#[tokio::test]
+async fn stored_events_the_proposal_rejects_make_a_statically_compatible_change_breaking() {
+    let server = TestServer::start().await;
+    let organization = server.create_organization("Acme").await;
+    server.create_schema("user.signed_in", &seed_v1()).await;
+    // Version 1 has no metadata schema, so this number was valid when it was stored.
+    let mut body = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "t", "type": "team"}]),
+    );
+    body["event"]["metadata"] = json!({"environment": 5});
+    assert_eq!(server.create_event(&body).await.0, StatusCode::CREATED);
+
+    let proposal = json!({"targets": [{"type": "team"}],
+                          "metadata": {"type": "object", "properties": {"environment": {"type": "string"}}}});
+    let (status, result) = check(&server, "user.signed_in", &proposal).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(result["impact"]["failing"], 1);
+    assert_eq!(result["verdict"], "breaking", "{result}");
+    assert_eq!(result["compatible"], false);
+}

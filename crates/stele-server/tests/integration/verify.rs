@@ -107,3 +107,11 @@ async fn swapped_events_are_detected() {
     assert!(!ok);
     assert!(output.contains("event 2"), "{output}");
 }
+
+#[tokio::test]
+async fn an_unknown_organization_is_an_error_not_an_empty_success() {
+    let (server, _, _) = log_with_events(1).await;
+    let (ok, output) = verify(&server, Some("org_01EHWNCE74X7JSDV0X3SZ3KJNY"));
+    assert!(!ok, "{output}");
+    assert!(!output.contains("OK"), "{output}");
+}
