@@ -123,6 +123,13 @@ stop_pid "$ingest_pid"
 verify_out=$("$stele" verify --database-url "sqlite://$work/ingest.db" 2>/dev/null || true)
 ingest_rps=$(python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print(round(r["requests"] / r["seconds"]))' "$ingest")
 
+say "scenario a, for reference: the same load with ?synchronous=normal"
+"$seed" --database "$work/ingest-normal.db" --organizations "$ingest_orgs" --events-per-organization 0 >"$work/ingest-normal-orgs.txt"
+port=$(free_port)
+start_stele "$work/ingest-normal.db?synchronous=normal" "$port"
+ingest_normal=$(wrk_ingest "$port" "$work/ingest-normal-orgs.txt")
+stop_pid "$stele_pid"
+
 # --- b: HTTP ceiling with nginx ---------------------------------------------------------
 say "scenario b: nginx ceiling (one worker, return 201)"
 nginx_port=$(free_port)
@@ -165,9 +172,10 @@ ceiling_rps=$("$ceiling" --database "$work/ceiling.db" --events "$ceiling_events
   echo
   echo "| measure | value |"
   echo "| --- | --- |"
-  python3 - "$ingest" "$ceiling_http" "$ceiling_rps" <<'PY'
+  python3 - "$ingest" "$ceiling_http" "$ceiling_rps" "$ingest_normal" <<'PY'
 import json, sys
 stele, nginx, ceiling = json.loads(sys.argv[1]), json.loads(sys.argv[2]), float(sys.argv[3])
+normal = json.loads(sys.argv[4])
 stele_rps = stele["requests"] / stele["seconds"]
 nginx_rps = nginx["requests"] / nginx["seconds"]
 print(f"| Stele events acknowledged per second | **{stele_rps:,.0f}** |")
@@ -177,6 +185,8 @@ print(f"| nginx ceiling (same load, `return 201`, 1 worker) | {nginx_rps:,.0f} r
 print(f"| Stele as a share of the nginx ceiling | {100 * stele_rps / nginx_rps:.1f}% |")
 print(f"| SQLite ceiling (same rows, direct inserts, 1000-row durable transactions) | {ceiling:,.0f} rows/s |")
 print(f"| Stele as a share of the SQLite ceiling | {100 * stele_rps / ceiling:.1f}% |")
+normal_rps = normal["requests"] / normal["seconds"]
+print(f"| for reference, `?synchronous=normal` (survives kill -9, not power loss) | {normal_rps:,.0f} events/s, p99 {normal['p99_ms']:.2f} ms |")
 PY
   echo "| \`stele verify\` after the run (warm-up included) | ${verify_out:-failed} |"
   echo

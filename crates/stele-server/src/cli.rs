@@ -107,7 +107,7 @@ fn migrate(global: &GlobalArgs) -> anyhow::Result<()> {
     match crate::config::DatabaseLocation::parse(&global.database_url)
         .map_err(anyhow::Error::msg)?
     {
-        crate::config::DatabaseLocation::Sqlite(path) => {
+        crate::config::DatabaseLocation::Sqlite { path, .. } => {
             let applied = stele_store::sqlite::SqliteStore::migrate(&path)?;
             println!("applied {applied} migration(s) to {}", path.display());
         }

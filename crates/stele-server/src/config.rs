@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use stele_store::sqlite::SyncMode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,7 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Database to use: `sqlite://PATH` (or a plain file path) for the embedded database.
+    /// Database to use: `sqlite://PATH` (or a plain file path) for the embedded database;
+    /// `?synchronous=normal` trades power-loss durability for write speed (see README).
     #[arg(
         long,
         env = "STELE_DATABASE_URL",
@@ -134,7 +136,7 @@ impl ServeConfig {
 /// Where the data lives, parsed from `--database-url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseLocation {
-    Sqlite(PathBuf),
+    Sqlite { path: PathBuf, sync: SyncMode },
 }
 
 impl DatabaseLocation {
@@ -144,14 +146,30 @@ impl DatabaseLocation {
                 "PostgreSQL is not supported by this build yet; use a sqlite:// URL".into(),
             );
         }
-        let path = url
+        let rest = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         if path.is_empty() {
             return Err("the database URL names no file".into());
         }
-        Ok(DatabaseLocation::Sqlite(PathBuf::from(path)))
+        let mut sync = SyncMode::Full;
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            sync = match pair {
+                "synchronous=full" => SyncMode::Full,
+                "synchronous=normal" => SyncMode::Normal,
+                other => {
+                    return Err(format!(
+                        "unknown database URL option '{other}'; expected synchronous=full|normal"
+                    ))
+                }
+            };
+        }
+        Ok(DatabaseLocation::Sqlite {
+            path: PathBuf::from(path),
+            sync,
+        })
     }
 }
 
@@ -161,18 +179,29 @@ mod tests {
 
     #[test]
     fn database_urls_name_a_sqlite_file() {
+        let sqlite = |path: &str, sync| {
+            Ok(DatabaseLocation::Sqlite {
+                path: path.into(),
+                sync,
+            })
+        };
         assert_eq!(
             DatabaseLocation::parse("sqlite://./a/b.db"),
-            Ok(DatabaseLocation::Sqlite("./a/b.db".into()))
+            sqlite("./a/b.db", SyncMode::Full)
         );
         assert_eq!(
             DatabaseLocation::parse("sqlite:///tmp/x.db"),
-            Ok(DatabaseLocation::Sqlite("/tmp/x.db".into()))
+            sqlite("/tmp/x.db", SyncMode::Full)
         );
         assert_eq!(
             DatabaseLocation::parse("data.db"),
-            Ok(DatabaseLocation::Sqlite("data.db".into()))
+            sqlite("data.db", SyncMode::Full)
         );
+        assert_eq!(
+            DatabaseLocation::parse("sqlite://x.db?synchronous=normal"),
+            sqlite("x.db", SyncMode::Normal)
+        );
+        assert!(DatabaseLocation::parse("sqlite://x.db?synchronous=off").is_err());
         assert!(DatabaseLocation::parse("postgres://localhost/x").is_err());
     }
 }

@@ -25,7 +25,9 @@ use crate::state::AppState;
 /// Opens the store a database URL names.
 pub fn open_store(database_url: &str, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
     match DatabaseLocation::parse(database_url).map_err(StoreError::Database)? {
-        DatabaseLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path, migrate)?)),
+        DatabaseLocation::Sqlite { path, sync } => {
+            Ok(Arc::new(SqliteStore::open_with(&path, migrate, sync)?))
+        }
     }
 }
 

@@ -47,9 +47,19 @@ async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_dash_nine() {
+    survives_kill_dash_nine("").await;
+}
+
+/// `synchronous=normal` gives up power-loss durability, never process-crash durability.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_kill_dash_nine_with_normal_sync() {
+    survives_kill_dash_nine("?synchronous=normal").await;
+}
+
+async fn survives_kill_dash_nine(url_options: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
     let database = dir.path().join("stele.db");
-    let database_url = format!("sqlite://{}", database.display());
+    let database_url = format!("sqlite://{}{url_options}", database.display());
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();

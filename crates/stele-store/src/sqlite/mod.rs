@@ -32,6 +32,20 @@ fn is_unique_violation(error: &rusqlite::Error, column: &str) -> bool {
         if failure.code == ErrorCode::ConstraintViolation && message.contains(column))
 }
 
+/// When a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// The WAL is synced before every commit is acknowledged: an acknowledged event
+    /// survives a process crash, an OS crash and a power loss.
+    #[default]
+    Full,
+    /// The WAL is synced at checkpoints only: an acknowledged event survives the process
+    /// being killed (`kill -9`, a panic, an OOM kill), because it is already in the
+    /// operating system's buffers, but the last commits may be lost if the machine itself
+    /// crashes or loses power.
+    Normal,
+}
+
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReadPool>,
@@ -39,8 +53,13 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, applying migrations first
-    /// when `migrate` is set.
+    /// when `migrate` is set, with every commit synced ([`SyncMode::Full`]).
     pub fn open(path: &Path, migrate: bool) -> StoreResult<Self> {
+        Self::open_with(path, migrate, SyncMode::Full)
+    }
+
+    /// [`SqliteStore::open`] with a chosen [`SyncMode`].
+    pub fn open_with(path: &Path, migrate: bool, sync: SyncMode) -> StoreResult<Self> {
         if let Some(parent) = path
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
@@ -65,6 +84,11 @@ impl SqliteStore {
                  PRAGMA journal_size_limit = 67108864;",
             )
             .map_err(database_error)?;
+        if sync == SyncMode::Normal {
+            connection
+                .execute_batch("PRAGMA synchronous = NORMAL;")
+                .map_err(database_error)?;
+        }
         if migrate {
             let applied = migrations::migrate(&mut connection)?;
             if applied > 0 {
