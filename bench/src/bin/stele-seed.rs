@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         parse_schema_definition(&bench_schema()).map_err(|errors| anyhow::anyhow!("{errors:?}"))?;
     for action in ACTIONS {
         store
-            .create_schema_version(action, definition.clone(), "bench", now_millis())
+            .create_schema_version(action, definition.clone(), "bench", now_millis(), None)
             .await?;
     }
     let mut organizations = Vec::new();

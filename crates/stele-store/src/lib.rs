@@ -89,7 +89,8 @@ pub trait Store: Send + Sync + 'static {
         definition: SchemaDefinition,
         created_by: &str,
         at: UnixMillis,
-    ) -> StoreResult<(SchemaVersion, bool)>;
+        idempotency: Option<IdempotentWrite<(SchemaVersion, bool)>>,
+    ) -> StoreResult<Idempotent<(SchemaVersion, bool)>>;
     async fn get_schema_version(
         &self,
         action: &str,
@@ -153,14 +154,11 @@ pub trait Store: Send + Sync + 'static {
     /// Organizations that have a retention period, with it.
     async fn organizations_with_retention(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Purges, oldest first, up to `batch` of the organization's events received before
-    /// `cutoff`, unless one of its exports was created after `exports_since` (a purge must
-    /// not change an export that may still be downloaded). Records where the retained
-    /// chain starts.
+    /// `cutoff`, and records where the retained chain starts.
     async fn purge_events(
         &self,
         organization_id: &str,
         cutoff: UnixMillis,
-        exports_since: UnixMillis,
         batch: u32,
     ) -> StoreResult<PurgeOutcome>;
     /// A deployment-wide secret, created with `generate` the first time it is asked for.

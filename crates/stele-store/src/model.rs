@@ -156,6 +156,18 @@ pub struct IdempotencyRecord {
     pub created_at: UnixMillis,
 }
 
+/// An idempotency key claimed by a write whose response depends on what the write decides
+/// (a version number, whether anything was created). `claim` reserves the key (its status
+/// and body are placeholders); `respond` renders the real status and body from the result,
+/// and both are stored in the write's own transaction.
+pub struct IdempotentWrite<T> {
+    pub claim: IdempotencyRecord,
+    pub respond: RenderResponse<T>,
+}
+
+/// Renders the HTTP status and body a write answered with, from its result.
+pub type RenderResponse<T> = Box<dyn FnOnce(&T) -> (u16, Vec<u8>) + Send>;
+
 /// The outcome of a write that carried an idempotency key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Idempotent<T> {
@@ -206,6 +218,9 @@ pub struct Export {
     pub query: EventQuery,
     pub format: String,
     pub created_at: UnixMillis,
+    /// False once retention has purged events the snapshot covered: its file can no
+    /// longer be produced as it was, so it is not served at all.
+    pub complete: bool,
 }
 
 /// What one retention pass did to one organization.

@@ -2,19 +2,20 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 use stele_core::compatibility::Compatibility;
 use stele_core::schema::{ActorDefinition, SchemaViolation, TargetDefinition};
 use stele_core::timestamp::format_millis;
-use stele_store::{ActionSummary, SchemaVersion};
+use stele_store::{ActionSummary, IdempotentWrite, SchemaVersion};
 use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiCaller, JsonBody, ListQuery};
-use crate::api::wire::List;
+use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody, ListQuery};
+use crate::api::idempotency::written_or_replayed;
+use crate::api::wire::{json_bytes, List};
 use crate::services::schemas::{self, SchemaCheck};
 use crate::state::AppState;
 
@@ -110,17 +111,40 @@ pub struct SchemaTargetInput {
 pub async fn create_schema(
     State(state): State<AppState>,
     caller: ApiCaller,
+    IdempotencyContext(idempotency): IdempotencyContext,
     Path(action): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let created_by = format!("api key {}", caller.0.name);
-    let (version, created) = schemas::create_version(&state, &action, &body, &created_by).await?;
-    let status = if created {
+    // The status (201 new, 200 unchanged) and the version number are only known inside
+    // the write, so the record is rendered there.
+    let write = idempotency.as_ref().map(|pending| IdempotentWrite {
+        claim: pending.record(StatusCode::CREATED, Vec::new()),
+        respond: Box::new(|outcome: &(SchemaVersion, bool)| {
+            let (status, body) = render_created_schema(outcome);
+            (status.as_u16(), body)
+        }),
+    });
+    let outcome =
+        schemas::create_version_idempotently(&state, &action, &body, &created_by, write).await?;
+    Ok(written_or_replayed(
+        outcome,
+        idempotency.as_ref(),
+        |outcome| render_created_schema(&outcome),
+    ))
+}
+
+/// 201 and the new version, or 200 and the unchanged latest one.
+fn render_created_schema((version, created): &(SchemaVersion, bool)) -> (StatusCode, Vec<u8>) {
+    let status = if *created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(SchemaResponse::from_version(version))).into_response())
+    (
+        status,
+        json_bytes(&SchemaResponse::from_version(version.clone())),
+    )
 }
 
 #[utoipa::path(get, path = "/audit_logs/actions/{action}/schemas", tag = "audit logs",

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody, ListQuery};
-use crate::api::idempotency::created_or_replayed;
+use crate::api::idempotency::written_or_replayed;
 use crate::api::wire::{json_bytes, ListMetadata};
 use crate::services::filters::{parse_bound, repeated};
 use crate::services::{events, IdempotencyRecordFor, ServiceError};
@@ -102,14 +102,15 @@ pub async fn create_event(
         }) as IdempotencyRecordFor<str>
     });
     let outcome = events::create(&state, &body, make_record).await?;
-    Ok(created_or_replayed(
+    Ok(written_or_replayed(
         outcome,
         idempotency.as_ref(),
         |appended| {
-            json_bytes(&EventCreated {
+            let body = json_bytes(&EventCreated {
                 success: true,
                 id: appended.id,
-            })
+            });
+            (StatusCode::CREATED, body)
         },
     ))
 }

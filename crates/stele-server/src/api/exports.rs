@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::ApiError;
 use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody};
-use crate::api::idempotency::created_or_replayed;
+use crate::api::idempotency::written_or_replayed;
 use crate::api::wire::json_bytes;
 use crate::services::exports::{self, is_downloadable};
 use crate::services::filters::parse_bound;
@@ -158,8 +158,8 @@ pub async fn create_export(
         .as_ref()
         .map(|pending| pending.record(StatusCode::CREATED, response_body.clone()));
     let outcome = exports::create(&state, export, record).await?;
-    Ok(created_or_replayed(outcome, idempotency.as_ref(), |_| {
-        response_body
+    Ok(written_or_replayed(outcome, idempotency.as_ref(), |_| {
+        (StatusCode::CREATED, response_body)
     }))
 }
 
@@ -217,10 +217,12 @@ pub async fn download_export(
     }
     let export = find(&state, &id).await?;
     if !is_downloadable(&export) {
-        return Err(ServiceError::Gone(
-            "This export is no longer available; create a new one.".into(),
-        )
-        .into());
+        let why = if export.complete {
+            "This export is older than its 24-hour download window; create a new one."
+        } else {
+            "Retention has purged events this export covered, so it can no longer be produced as it was; create a new one."
+        };
+        return Err(ServiceError::Gone(why.into()).into());
     }
     let format = ExportFormat::parse(&export.format).unwrap_or(ExportFormat::Csv);
     let disposition = format!("attachment; filename=\"{}.{}\"", export.id, format.name());

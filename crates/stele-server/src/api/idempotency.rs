@@ -66,16 +66,17 @@ impl PendingIdempotency {
 }
 
 /// The response to a write that stored its idempotency record in its own transaction:
-/// 201 with `body` when the work was done now, or the first response when the key had
-/// already been used.
-pub fn created_or_replayed<T>(
+/// `render`'s status and body when the work was done now, or the first response when the
+/// key had already been used.
+pub fn written_or_replayed<T>(
     outcome: Idempotent<T>,
     idempotency: Option<&PendingIdempotency>,
-    body: impl FnOnce(T) -> Vec<u8>,
+    render: impl FnOnce(T) -> (StatusCode, Vec<u8>),
 ) -> Response {
     match outcome {
         Idempotent::Done(done) => {
-            let mut response = json_response(StatusCode::CREATED, body(done));
+            let (status, body) = render(done);
+            let mut response = json_response(status, body);
             if idempotency.is_some() {
                 response.extensions_mut().insert(RecordedWithWrite);
             }

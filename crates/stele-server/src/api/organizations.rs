@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody, ListQuery};
-use crate::api::idempotency::created_or_replayed;
+use crate::api::idempotency::written_or_replayed;
 use crate::api::wire::{json_bytes, List};
 use crate::services::organizations::{self, OrganizationInput};
 use crate::services::IdempotencyRecordFor;
@@ -92,10 +92,13 @@ pub async fn create_organization(
         }) as IdempotencyRecordFor<Organization>
     });
     let outcome = organizations::create(&state, input, make_record).await?;
-    Ok(created_or_replayed(
+    Ok(written_or_replayed(
         outcome,
         idempotency.as_ref(),
-        |organization| json_bytes(&OrganizationResponse::from_organization(organization)),
+        |organization| {
+            let body = json_bytes(&OrganizationResponse::from_organization(organization));
+            (StatusCode::CREATED, body)
+        },
     ))
 }
 

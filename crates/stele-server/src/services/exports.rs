@@ -3,9 +3,9 @@
 //!
 //! Creating an export fixes its snapshot (the newest committed sequence) and nothing else;
 //! the file is produced while it is downloaded, streaming page by page, so memory stays
-//! bounded however large it is and no copy of the events is stored. Retention does not
-//! purge an organization while one of its exports can still be downloaded, so every
-//! download of an export has the same content.
+//! bounded however large it is and no copy of the events is stored. Retention always
+//! wins over an export: once a purge removes events an export covered, the export is no
+//! longer served (410), rather than served with different content.
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
@@ -23,7 +23,7 @@ use crate::state::AppState;
 
 /// How long a download link works after it is issued.
 pub const URL_LIFETIME_MS: i64 = 10 * 60 * 1000;
-/// How long an export can be downloaded at all (and holds back retention purges).
+/// How long an export can be downloaded at all.
 pub const DOWNLOAD_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 /// Events read per page while streaming a download.
 const PAGE_SIZE: u32 = 2000;
@@ -116,7 +116,7 @@ pub async fn download_path(state: &AppState, export_id: &str) -> Result<String, 
 
 /// Whether an export can still be downloaded.
 pub fn is_downloadable(export: &Export) -> bool {
-    now_millis() - export.created_at < DOWNLOAD_WINDOW_MS
+    export.complete && now_millis() - export.created_at < DOWNLOAD_WINDOW_MS
 }
 
 /// A new export of `query` (not yet stored): callers render its response first, so that
@@ -127,6 +127,7 @@ pub fn prepare(query: EventQuery, format: ExportFormat) -> Export {
         query,
         format: format.name().to_owned(),
         created_at: now_millis(),
+        complete: true,
     }
 }
 

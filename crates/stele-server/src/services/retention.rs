@@ -7,7 +7,6 @@ use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
 use stele_store::StoreError;
 
-use crate::services::exports::DOWNLOAD_WINDOW_MS;
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -95,12 +94,7 @@ pub async fn purge_expired(state: &AppState) -> Result<u64, StoreError> {
         loop {
             let outcome = state
                 .store
-                .purge_events(
-                    &organization_id,
-                    cutoff,
-                    now - DOWNLOAD_WINDOW_MS,
-                    PURGE_BATCH,
-                )
+                .purge_events(&organization_id, cutoff, PURGE_BATCH)
                 .await?;
             purged += outcome.purged;
             if !outcome.more {

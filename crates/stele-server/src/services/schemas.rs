@@ -11,7 +11,9 @@ use stele_core::schema::{
     parse_schema_definition, CompiledSchema, SchemaDefinition, SchemaViolation,
 };
 use stele_core::timestamp::now_millis;
-use stele_store::{ActionSummary, SchemaVersion, Store, StoreError, StoredEvent};
+use stele_store::{
+    ActionSummary, Idempotent, IdempotentWrite, SchemaVersion, Store, StoreError, StoredEvent,
+};
 
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -116,11 +118,28 @@ pub async fn create_version(
     body: &Value,
     created_by: &str,
 ) -> Result<(SchemaVersion, bool), ServiceError> {
+    match create_version_idempotently(state, action, body, created_by, None).await? {
+        Idempotent::Done(outcome) => Ok(outcome),
+        // Only a write that claimed a key can find it taken.
+        Idempotent::AlreadyDone(_) => Err(ServiceError::Store(StoreError::Database(
+            "idempotency record without a key".into(),
+        ))),
+    }
+}
+
+/// [`create_version`] that stores its idempotency record in the same transaction.
+pub async fn create_version_idempotently(
+    state: &AppState,
+    action: &str,
+    body: &Value,
+    created_by: &str,
+    idempotency: Option<IdempotentWrite<(SchemaVersion, bool)>>,
+) -> Result<Idempotent<(SchemaVersion, bool)>, ServiceError> {
     check_action_name(action)?;
     let definition = parse_schema_definition(body).map_err(ServiceError::InvalidRequest)?;
     Ok(state
         .store
-        .create_schema_version(action, definition, created_by, now_millis())
+        .create_schema_version(action, definition, created_by, now_millis(), idempotency)
         .await?)
 }
 

@@ -54,6 +54,23 @@ struct Failures {
 #[derive(Default)]
 pub struct LoginThrottle {
     failures: Mutex<HashMap<String, Failures>>,
+    /// Usernames with a sign-in being checked right now: one at a time per username, so
+    /// attempts sent in parallel cannot all slip in before the first failure is counted.
+    in_flight: Mutex<std::collections::HashSet<String>>,
+}
+
+/// An admitted sign-in attempt; dropping it lets the next attempt for the username in.
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    username: String,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.throttle.in_flight.lock() {
+            in_flight.remove(&self.username);
+        }
+    }
 }
 
 impl LoginThrottle {
@@ -73,6 +90,25 @@ impl LoginThrottle {
         };
         failures.get(username).map_or(Duration::ZERO, |entry| {
             Self::lockout(entry.count).saturating_sub(entry.last.elapsed())
+        })
+    }
+
+    /// Admits an attempt for `username`, or says how long to wait: while it is locked out,
+    /// or (one second) while another attempt for it is being checked.
+    fn admit(&self, username: &str) -> Result<Attempt<'_>, Duration> {
+        let wait = self.wait(username);
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        let Ok(mut in_flight) = self.in_flight.lock() else {
+            return Err(Duration::from_secs(1));
+        };
+        if !in_flight.insert(username.to_owned()) {
+            return Err(Duration::from_secs(1));
+        }
+        Ok(Attempt {
+            throttle: self,
+            username: username.to_owned(),
         })
     }
 
@@ -134,18 +170,23 @@ pub async fn login(
     password: &str,
 ) -> Result<(String, Session), LoginError> {
     let throttle_key = username.to_lowercase();
-    let wait = state.login_throttle.wait(&throttle_key);
-    if !wait.is_zero() {
-        return Err(LoginError::Throttled {
-            retry_after_secs: wait.as_secs().max(1),
-        });
-    }
+    let attempt =
+        state
+            .login_throttle
+            .admit(&throttle_key)
+            .map_err(|wait| LoginError::Throttled {
+                retry_after_secs: wait.as_secs().max(1),
+            })?;
     let Some(user) = check_credentials(state.store.as_ref(), username, password).await? else {
         state.login_throttle.record_failure(&throttle_key);
+        // The attempt stays admitted through the delay, so a username gets at most one
+        // guess per second however many requests arrive at once.
         tokio::time::sleep(FAILURE_DELAY).await;
+        drop(attempt);
         return Err(LoginError::InvalidCredentials);
     };
     state.login_throttle.record_success(&throttle_key);
+    drop(attempt);
     let token = generate_token();
     let created_at = now_millis();
     let ttl_millis = i64::try_from(state.config.session_ttl_hours)
@@ -187,6 +228,19 @@ pub async fn logout(state: &AppState, token: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_one_attempt_per_username_is_checked_at_a_time() {
+        let throttle = LoginThrottle::default();
+        let first = throttle.admit("admin").expect("first attempt admitted");
+        assert!(throttle.admit("admin").is_err(), "a parallel attempt waits");
+        assert!(
+            throttle.admit("someone-else").is_ok(),
+            "other usernames are independent"
+        );
+        drop(first);
+        assert!(throttle.admit("admin").is_ok());
+    }
 
     #[test]
     fn lockout_starts_after_the_free_failures_and_is_capped() {

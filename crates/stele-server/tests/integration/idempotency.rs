@@ -259,3 +259,40 @@ async fn expired_records_are_purged_and_no_longer_replayed() {
     );
     assert_eq!(stored_events(&server.database, &organization).len(), 2);
 }
+
+#[tokio::test]
+async fn concurrent_schema_posts_with_one_key_create_one_version() {
+    let server = TestServer::start().await;
+    let attempts = (0..10).map(|index| {
+        let body = json!({"targets": [{"type": format!("type_{index}")}]});
+        let request = server
+            .post("/audit_logs/actions/raced/schemas", &body)
+            .header("Idempotency-Key", "schema-race");
+        async move { read(request.send().await.expect("request")).await }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let created = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    let reused = results
+        .iter()
+        .filter(|(status, body)| {
+            *status == StatusCode::BAD_REQUEST && body["code"] == "idempotency_key_reused"
+        })
+        .count();
+    assert_eq!((created, reused), (1, 9), "{results:?}");
+    let (_, versions) = read(
+        server
+            .get("/audit_logs/actions/raced/schemas")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        versions["data"].as_array().expect("data").len(),
+        1,
+        "the losers created nothing"
+    );
+}

@@ -259,20 +259,32 @@ async fn a_fully_purged_organization_continues_its_sequence_and_can_be_deleted()
 }
 
 #[tokio::test]
-async fn a_downloadable_export_holds_back_the_purge() {
+async fn a_purge_makes_older_exports_unavailable_rather_than_different() {
     let server = TestServer::start().await;
     server.create_schema("user.signed_in", &seed_v1()).await;
     let organization = organization_with_events(&server, "Exporting", 4).await;
-    let export = json!({"organization_id": organization, "range_start": "2000-01-01T00:00:00Z", "range_end": "2100-01-01T00:00:00Z"});
-    let (status, _) = read(
+    let body = json!({"organization_id": organization, "range_start": "2000-01-01T00:00:00Z", "range_end": "2100-01-01T00:00:00Z"});
+    let (status, export) = read(
         server
-            .post("/audit_logs/exports", &export)
+            .post("/audit_logs/exports", &body)
             .send()
             .await
             .expect("request"),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+    let url = export["url"].as_str().expect("url").to_owned();
+    assert_eq!(
+        server
+            .client
+            .get(&url)
+            .send()
+            .await
+            .expect("download")
+            .status(),
+        StatusCode::OK
+    );
+
     put_retention(
         &server,
         &organization,
@@ -281,12 +293,48 @@ async fn a_downloadable_export_holds_back_the_purge() {
     .await;
     execute_sql(
         &server.database,
-        "UPDATE events SET received_at = received_at - 2 * 86400000",
+        "UPDATE events SET received_at = received_at - 2 * 86400000 WHERE sequence <= 2",
     );
-    assert_eq!(purge_expired(&server.state).await.expect("purge"), 0);
-    execute_sql(
-        &server.database,
-        "UPDATE exports SET created_at = created_at - 25 * 3600000",
+    assert_eq!(
+        purge_expired(&server.state).await.expect("purge"),
+        2,
+        "retention is never held back"
     );
-    assert_eq!(purge_expired(&server.state).await.expect("purge"), 4);
+
+    let response = server.client.get(&url).send().await.expect("download");
+    assert_eq!(response.status(), StatusCode::GONE);
+    assert!(response
+        .text()
+        .await
+        .expect("body")
+        .contains("Retention has purged"));
+    let id = export["id"].as_str().expect("id");
+    let (_, fetched) = read(
+        server
+            .get(&format!("/audit_logs/exports/{id}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(fetched["state"], "error");
+    assert_eq!(fetched["url"], serde_json::Value::Null);
+
+    // An export created after the purge covers the retained events and is served.
+    let (_, fresh) = read(
+        server
+            .post("/audit_logs/exports", &body)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    let response = server
+        .client
+        .get(fresh["url"].as_str().expect("url"))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.expect("csv").lines().count(), 1 + 2);
 }

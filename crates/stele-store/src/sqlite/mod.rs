@@ -503,6 +503,15 @@ fn run_search(
     rows
 }
 
+/// What the `filters` column of `exports` holds: the query and where the organization's
+/// retained chain started when the export was created.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredExportFilters {
+    #[serde(flatten)]
+    query: EventQuery,
+    retained_from: i64,
+}
+
 fn load_export(connection: &Connection, id: &str) -> StoreResult<Option<Export>> {
     let row: Option<(String, String, String, i64, i64)> = connection
         .prepare_cached("SELECT organization_id, filters, format, up_to_sequence, created_at FROM exports WHERE id = ?1")
@@ -514,8 +523,11 @@ fn load_export(connection: &Connection, id: &str) -> StoreResult<Option<Export>>
         .map_err(database_error)?;
     row.map(
         |(organization_id, filters, format, up_to_sequence, created_at)| {
-            let mut query: EventQuery = serde_json::from_str(&filters)
+            let stored: StoredExportFilters = serde_json::from_str(&filters)
                 .map_err(|error| StoreError::Corrupt(format!("export {id} filters: {error}")))?;
+            let retained_now =
+                chain_anchor(connection, &organization_id)?.map_or(1, |(previous, _)| previous + 1);
+            let mut query = stored.query;
             query.organization_id = organization_id;
             query.up_to_sequence = Some(up_to_sequence);
             Ok(Export {
@@ -523,6 +535,7 @@ fn load_export(connection: &Connection, id: &str) -> StoreResult<Option<Export>>
                 query,
                 format,
                 created_at,
+                complete: retained_now <= stored.retained_from,
             })
         },
     )
@@ -535,19 +548,8 @@ fn purge_events_now(
     connection: &Connection,
     organization_id: &str,
     cutoff: UnixMillis,
-    exports_since: UnixMillis,
     batch: u32,
 ) -> StoreResult<PurgeOutcome> {
-    let held: bool = connection
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM exports WHERE organization_id = ?1 AND created_at > ?2)",
-            params![organization_id, exports_since],
-            |row| row.get(0),
-        )
-        .map_err(database_error)?;
-    if held {
-        return Ok(PurgeOutcome::default());
-    }
     // The oldest events in sequence order, up to the first one received at or after the
     // cutoff: a purge only ever removes a prefix of the chain.
     let mut statement = connection
@@ -604,6 +606,118 @@ fn purge_events_now(
         purged,
         more: expired.len() == batch as usize,
     })
+}
+
+/// Re-checks the chains inside the caller's read transaction (see `verify_log`).
+fn verify_chains(
+    connection: &Connection,
+    organization_id: Option<String>,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> StoreResult<VerifyReport> {
+    let anchors = all_chain_anchors(connection)?;
+    let mut statement = connection
+        .prepare(
+            "SELECT organization_id, sequence, canonical, hash FROM events
+             WHERE (?1 IS NULL OR organization_id = ?1)
+             ORDER BY organization_id, sequence",
+        )
+        .map_err(database_error)?;
+    let mut rows = statement.query([organization_id]).map_err(database_error)?;
+    let mut report = VerifyReport {
+        organizations: 0,
+        events: 0,
+        first_break: None,
+    };
+    let mut current: Option<(String, ChainVerifier)> = None;
+    while let Some(row) = rows.next().map_err(database_error)? {
+        let organization: String = row.get(0).map_err(database_error)?;
+        let sequence: i64 = row.get(1).map_err(database_error)?;
+        let canonical = row
+            .get_ref(2)
+            .and_then(|value| Ok(value.as_bytes()?))
+            .map_err(database_error)?;
+        let hash = row
+            .get_ref(3)
+            .and_then(|value| Ok(value.as_bytes()?))
+            .map_err(database_error)?;
+        if current.as_ref().is_none_or(|(id, _)| *id != organization) {
+            report.organizations += 1;
+            let verifier = match anchors.get(&organization) {
+                Some((first_sequence, previous_hash)) => {
+                    ChainVerifier::new(*first_sequence, *previous_hash)
+                }
+                None => ChainVerifier::from_genesis(),
+            };
+            current = Some((organization.clone(), verifier));
+        }
+        if let Some((_, verifier)) = current.as_mut() {
+            if let Err(chain_break) = verifier.push(&StoredLink {
+                sequence,
+                canonical_bytes: canonical,
+                hash,
+            }) {
+                report.first_break = Some((organization, chain_break));
+                return Ok(report);
+            }
+        }
+        report.events += 1;
+        if report.events.is_multiple_of(10_000) {
+            progress(report.events);
+        }
+    }
+    progress(report.events);
+    Ok(report)
+}
+
+/// Creates the next version of `action` unless `canonical` equals the latest one. Deciding
+/// "same as latest?" and inserting happen in one transaction, so two identical concurrent
+/// submissions create one version.
+fn create_schema_version_now(
+    connection: &Connection,
+    action: String,
+    definition: SchemaDefinition,
+    created_by: String,
+    at: UnixMillis,
+    canonical: &str,
+) -> StoreResult<(SchemaVersion, bool)> {
+    if let Some(latest) = load_schema_version(connection, &action, None)? {
+        if String::from_utf8(latest.definition.canonical_bytes())
+            .ok()
+            .as_deref()
+            == Some(canonical)
+        {
+            return Ok((latest, false));
+        }
+    }
+
+    connection
+        .execute(
+            "INSERT INTO actions (name, created_at, updated_at) VALUES (?1, ?2, ?2)
+             ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+            params![action, at],
+        )
+        .map_err(database_error)?;
+    let version: i64 = connection
+        .query_row(
+            "INSERT INTO schema_versions (action_id, version, definition, created_by, created_at)
+             SELECT a.id, COALESCE((SELECT MAX(version) FROM schema_versions WHERE action_id = a.id), 0) + 1,
+                    ?2, ?3, ?4
+             FROM actions a WHERE a.name = ?1
+             RETURNING version",
+            params![action, canonical, created_by, at],
+            |row| row.get(0),
+        )
+        .map_err(database_error)?;
+    Ok((
+        SchemaVersion {
+            action,
+            version,
+            definition,
+            created_by,
+            created_at: at,
+        },
+        true,
+    ))
 }
 
 #[async_trait]
@@ -998,39 +1112,30 @@ impl Store for SqliteStore {
         definition: SchemaDefinition,
         created_by: &str,
         at: UnixMillis,
-    ) -> StoreResult<(SchemaVersion, bool)> {
+        idempotency: Option<IdempotentWrite<(SchemaVersion, bool)>>,
+    ) -> StoreResult<Idempotent<(SchemaVersion, bool)>> {
         let action = action.to_owned();
         let created_by = created_by.to_owned();
         let canonical = String::from_utf8(definition.canonical_bytes())
             .map_err(|error| StoreError::Database(error.to_string()))?;
         self.writer
             .write(move |connection| {
-                // Deciding "same as latest?" and inserting happen in one transaction, so two
-                // identical concurrent submissions create one version.
-                if let Some(latest) = load_schema_version(connection, &action, None)? {
-                    if String::from_utf8(latest.definition.canonical_bytes()).ok().as_deref() == Some(canonical.as_str()) {
-                        return Ok((latest, false));
+                if let Some(write) = &idempotency {
+                    if let Some(existing) = claim_idempotency_key(connection, &write.claim)? {
+                        return Ok(Idempotent::AlreadyDone(existing));
                     }
                 }
-                connection
-                    .execute(
-                        "INSERT INTO actions (name, created_at, updated_at) VALUES (?1, ?2, ?2)
-                         ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
-                        params![action, at],
-                    )
-                    .map_err(database_error)?;
-                let version: i64 = connection
-                    .query_row(
-                        "INSERT INTO schema_versions (action_id, version, definition, created_by, created_at)
-                         SELECT a.id, COALESCE((SELECT MAX(version) FROM schema_versions WHERE action_id = a.id), 0) + 1,
-                                ?2, ?3, ?4
-                         FROM actions a WHERE a.name = ?1
-                         RETURNING version",
-                        params![action, canonical, created_by, at],
-                        |row| row.get(0),
-                    )
-                    .map_err(database_error)?;
-                Ok((SchemaVersion { action, version, definition, created_by, created_at: at }, true))
+                let outcome = create_schema_version_now(connection, action, definition, created_by, at, &canonical)?;
+                if let Some(write) = idempotency {
+                    let (status, body) = (write.respond)(&outcome);
+                    connection
+                        .execute(
+                            "UPDATE idempotency_keys SET status = ?3, body = ?4 WHERE scope = ?1 AND key = ?2",
+                            params![write.claim.scope, write.claim.key, status, body],
+                        )
+                        .map_err(database_error)?;
+                }
+                Ok(Idempotent::Done(outcome))
             })
             .await
     }
@@ -1237,7 +1342,6 @@ impl Store for SqliteStore {
         export: Export,
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Idempotent<Export>> {
-        let filters = json_text(&export.query)?;
         self.writer
             .write(move |connection| {
                 if let Some(record) = &idempotency {
@@ -1257,6 +1361,11 @@ impl Store for SqliteStore {
                         |row| row.get(0),
                     )
                     .map_err(database_error)?;
+                // Where the retained chain starts now: a later purge past it makes the
+                // export incomplete (see `load_export`).
+                let retained_from = chain_anchor(connection, &export.query.organization_id)?
+                    .map_or(1, |(previous, _)| previous + 1);
+                let filters = json_text(&StoredExportFilters { query: export.query.clone(), retained_from })?;
                 connection
                     .execute(
                         "INSERT INTO exports (id, organization_id, filters, format, up_to_sequence, created_at)
@@ -1318,14 +1427,11 @@ impl Store for SqliteStore {
         &self,
         organization_id: &str,
         cutoff: UnixMillis,
-        exports_since: UnixMillis,
         batch: u32,
     ) -> StoreResult<PurgeOutcome> {
         let organization_id = organization_id.to_owned();
         self.writer
-            .write(move |connection| {
-                purge_events_now(connection, &organization_id, cutoff, exports_since, batch)
-            })
+            .write(move |connection| purge_events_now(connection, &organization_id, cutoff, batch))
             .await
     }
 
@@ -1382,59 +1488,12 @@ impl Store for SqliteStore {
     ) -> StoreResult<VerifyReport> {
         self.readers
             .read(move |connection| {
-                let anchors = all_chain_anchors(connection)?;
-                let mut statement = connection
-                    .prepare(
-                        "SELECT organization_id, sequence, canonical, hash FROM events
-                         WHERE (?1 IS NULL OR organization_id = ?1)
-                         ORDER BY organization_id, sequence",
-                    )
-                    .map_err(database_error)?;
-                let mut rows = statement.query([organization_id]).map_err(database_error)?;
-                let mut report = VerifyReport {
-                    organizations: 0,
-                    events: 0,
-                    first_break: None,
-                };
-                let mut current: Option<(String, ChainVerifier)> = None;
-                while let Some(row) = rows.next().map_err(database_error)? {
-                    let organization: String = row.get(0).map_err(database_error)?;
-                    let sequence: i64 = row.get(1).map_err(database_error)?;
-                    let canonical = row
-                        .get_ref(2)
-                        .and_then(|value| Ok(value.as_bytes()?))
-                        .map_err(database_error)?;
-                    let hash = row
-                        .get_ref(3)
-                        .and_then(|value| Ok(value.as_bytes()?))
-                        .map_err(database_error)?;
-                    if current.as_ref().is_none_or(|(id, _)| *id != organization) {
-                        report.organizations += 1;
-                        let verifier = match anchors.get(&organization) {
-                            Some((first_sequence, previous_hash)) => {
-                                ChainVerifier::new(*first_sequence, *previous_hash)
-                            }
-                            None => ChainVerifier::from_genesis(),
-                        };
-                        current = Some((organization.clone(), verifier));
-                    }
-                    if let Some((_, verifier)) = current.as_mut() {
-                        if let Err(chain_break) = verifier.push(&StoredLink {
-                            sequence,
-                            canonical_bytes: canonical,
-                            hash,
-                        }) {
-                            report.first_break = Some((organization, chain_break));
-                            return Ok(report);
-                        }
-                    }
-                    report.events += 1;
-                    if report.events.is_multiple_of(10_000) {
-                        progress(report.events);
-                    }
-                }
-                progress(report.events);
-                Ok(report)
+                // One read transaction, so a purge committing meanwhile cannot pair an old
+                // anchor with a newer log.
+                connection.execute_batch("BEGIN").map_err(database_error)?;
+                let report = verify_chains(connection, organization_id, progress.as_mut());
+                let _ = connection.execute_batch("COMMIT");
+                report
             })
             .await
     }

@@ -223,7 +223,9 @@ fn commit_batch(
     };
     execute("BEGIN IMMEDIATE").map_err(database_error)?;
     for job in batch.iter_mut() {
-        if job.run(connection) == JobEffect::Poisoned {
+        // On some errors (disk full, I/O, out of memory) SQLite rolls the whole transaction
+        // back by itself; jobs after that would run, and commit, outside it.
+        if job.run(connection) == JobEffect::Poisoned || connection.is_autocommit() {
             let _ = execute("ROLLBACK");
             return Err(StoreError::Database(
                 "a write failed after changing rows; its whole group commit was rolled back".into(),
