@@ -188,8 +188,9 @@ pub async fn get_export(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct DownloadParams {
     /// Expiry of the link, Unix milliseconds.
-    pub expires: i64,
-    pub signature: String,
+    #[param(value_type = i64)]
+    pub expires: Option<String>,
+    pub signature: Option<String>,
 }
 
 #[utoipa::path(get, path = "/audit_logs/exports/{id}/download", tag = "audit logs", params(DownloadParams),
@@ -202,11 +203,22 @@ pub async fn download_export(
     Path(id): Path<String>,
     Query(params): Query<DownloadParams>,
 ) -> Result<Response, ApiError> {
-    if !state
-        .export_urls
-        .verify(&state, &id, params.expires, &params.signature)
-        .await?
-    {
+    // Missing or malformed parameters are just another invalid link (a JSON 403, not a
+    // plain-text query rejection).
+    let expires = params
+        .expires
+        .as_deref()
+        .and_then(|text| text.parse::<i64>().ok());
+    let genuine = match (expires, params.signature.as_deref()) {
+        (Some(expires), Some(signature)) => {
+            state
+                .export_urls
+                .verify(&state, &id, expires, signature)
+                .await?
+        }
+        _ => false,
+    };
+    if !genuine {
         return Err(ServiceError::Forbidden {
             code: "invalid_download_link",
             message:

@@ -207,6 +207,13 @@ async fn forged_altered_and_expired_links_are_refused() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("invalid_download_link"), "{body}");
 
+    for broken in ["", "?expires=soon&signature=00", "?signature=00"] {
+        let link = format!("{}/audit_logs/exports/{id}/download{broken}", server.base);
+        let (status, body) = read(server.client.get(&link).send().await.expect("download")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{broken}");
+        assert_eq!(body["code"], "invalid_download_link");
+    }
+
     let stretched = url.replacen("expires=", "expires=9", 1);
     assert_eq!(
         download(&server, &stretched).await.0,
