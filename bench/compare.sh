@@ -16,9 +16,9 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 key="sk_compare_$$"
 
-# start NAME BINARY: a fresh server with 100 organizations and the benchmark schemas.
+# start NAME BINARY: a fresh server with 100 organizations and the benchmark schemas; sets
+# `port` (not printed: a command substitution would lose the server's pid for cleanup).
 start() {
-  local port
   port=$(free_port)
   STELE_LISTEN="127.0.0.1:$port" STELE_DATABASE_URL="sqlite://$work/$1.db" STELE_API_KEY=$key \
     STELE_ADMIN_PASSWORD=compare STELE_LOG=warn "$2" serve >"$work/$1.log" 2>&1 &
@@ -32,11 +32,12 @@ start() {
     curl -sf -X POST "http://127.0.0.1:$port/organizations" -H "Authorization: Bearer $key" -d "{\"name\":\"Org $i\"}" |
       python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'
   done >"$work/$1.orgs"
-  echo "$port"
 }
 
-before_port=$(start before "$before")
-after_port=$(start after "$after")
+start before "$before"
+before_port=$port
+start after "$after"
+after_port=$port
 results="$work/results"
 for round in $(seq 1 "$rounds"); do
   for name in before after; do

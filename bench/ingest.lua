@@ -25,7 +25,8 @@ local actions = { "user.signed_in", "user.signed_out", "document.viewed", "docum
 function request()
   counter = counter + 1
   local n = counter * 16 + thread_id
-  local organization = organizations[(n % #organizations) + 1]
+  -- A stride coprime with any organization count, so every organization gets traffic.
+  local organization = organizations[((counter * 7919 + thread_id * 104729) % #organizations) + 1]
   -- Emitters report events as they happen: occurred_at is "now" (to the second, with
   -- varying milliseconds), as real traffic would send.
   local body = string.format(

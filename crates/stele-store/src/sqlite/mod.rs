@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use serde_json::Map;
 use stele_core::chain::{link, ChainHash, ChainVerifier, StoredLink, GENESIS};
@@ -412,52 +413,95 @@ fn stored_event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-/// Builds the search SQL for `query`: only the filters in use appear, so SQLite can pick
-/// the index that matches them. Parameters are bound by name in [`run_search`].
-fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> String {
-    let mut conditions = vec!["e.organization_id = :organization".to_owned()];
-    let list = |column: &str, parameter: &str| {
-        format!("{column} IN (SELECT value FROM json_each({parameter}))")
+/// The search SQL for `query` and its parameters, in order. Only the filters in use appear,
+/// and list values are spelled out (`= ?` for one, `IN (?, ?)` for several) rather than
+/// passed as one JSON array, so SQLite sees each value and picks the index that fits: a
+/// filter on one actor walks `(organization_id, actor_id, sequence)` in order instead of
+/// scanning the organization. The page's sequences are chosen first, from the indexes
+/// alone where they cover the filters, and only those rows' stored bytes are read.
+fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, Vec<SqlValue>) {
+    let mut values: Vec<SqlValue> = vec![SqlValue::Text(query.organization_id.clone())];
+    let mut conditions = vec!["e.organization_id = ?1".to_owned()];
+    let one_of = |column: &str, items: &[String], values: &mut Vec<SqlValue>| {
+        let start = values.len() + 1;
+        values.extend(items.iter().cloned().map(SqlValue::Text));
+        if items.len() == 1 {
+            format!("{column} = ?{start}")
+        } else {
+            let placeholders: Vec<String> = (start..start + items.len())
+                .map(|n| format!("?{n}"))
+                .collect();
+            format!("{column} IN ({})", placeholders.join(", "))
+        }
     };
-    if !query.actions.is_empty() {
-        conditions.push(list("e.action", ":actions"));
-    }
-    if !query.actor_ids.is_empty() {
-        conditions.push(list("e.actor_id", ":actor_ids"));
-    }
-    if !query.actor_names.is_empty() {
-        conditions.push(list("e.actor_name", ":actor_names"));
-    }
-    for (column, parameter, used) in [
-        ("target_id", ":target_ids", !query.target_ids.is_empty()),
-        (
-            "target_type",
-            ":target_types",
-            !query.target_types.is_empty(),
-        ),
+    for (column, items) in [
+        ("e.action", &query.actions),
+        ("e.actor_id", &query.actor_ids),
+        ("e.actor_name", &query.actor_names),
     ] {
-        if used {
-            conditions.push(format!(
-                "e.sequence IN (SELECT t.sequence FROM event_targets t WHERE t.organization_id = :organization
-                   AND t.{column} IN (SELECT value FROM json_each({parameter})))"
-            ));
+        if !items.is_empty() {
+            let condition = one_of(column, items, &mut values);
+            conditions.push(condition);
         }
     }
-    if query.occurred_from.is_some() {
-        conditions.push("e.occurred_at >= :occurred_from".to_owned());
+    if !query.target_ids.is_empty() {
+        // Target ids are selective: let their index drive.
+        let condition = one_of("t.target_id", &query.target_ids, &mut values);
+        conditions.push(format!(
+            "e.sequence IN (SELECT t.sequence FROM event_targets t WHERE t.organization_id = ?1 AND {condition})"
+        ));
     }
-    if query.occurred_to.is_some() {
-        conditions.push("e.occurred_at <= :occurred_to".to_owned());
+    if !query.target_types.is_empty() {
+        // Target types are not (most events of an action share them): check them per
+        // candidate row instead of collecting every matching sequence first.
+        let condition = one_of("t.target_type", &query.target_types, &mut values);
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM event_targets t
+                     WHERE t.organization_id = e.organization_id AND {condition} AND t.sequence = e.sequence)"
+        ));
     }
-    if query.up_to_sequence.is_some() {
-        conditions.push("e.sequence <= :up_to_sequence".to_owned());
+    // With an actor or target id, that selective index should drive and the time range be
+    // checked row by row; `+` keeps SQLite (which has no statistics about the range) from
+    // walking a wide range of the time index instead.
+    let time = if query.actor_ids.is_empty() && query.target_ids.is_empty() {
+        "e.occurred_at"
+    } else {
+        "+e.occurred_at"
+    };
+    let (from, to) = (format!("{time} >="), format!("{time} <="));
+    for (condition, bound) in [
+        (from.as_str(), query.occurred_from),
+        (to.as_str(), query.occurred_to),
+        ("e.sequence <=", query.up_to_sequence),
+        (
+            "e.sequence >",
+            scan.bound
+                .filter(|(_, greater)| *greater)
+                .map(|(key, _)| *key),
+        ),
+        (
+            "e.sequence <",
+            scan.bound
+                .filter(|(_, greater)| !*greater)
+                .map(|(key, _)| *key),
+        ),
+    ] {
+        if let Some(bound) = bound {
+            values.push(SqlValue::Integer(bound));
+            conditions.push(format!("{condition} ?{}", values.len()));
+        }
     }
-    let (keyset_condition, direction) = keyset("e.sequence", scan);
-    conditions.push(keyset_condition);
-    format!(
-        "SELECT {STORED_EVENT_COLUMNS} FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT :fetch",
-        conditions.join(" AND ")
-    )
+    values.push(SqlValue::Integer(i64::from(scan.fetch)));
+    let direction = if scan.descending { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT {STORED_EVENT_COLUMNS} FROM events e
+         WHERE e.organization_id = ?1 AND e.sequence IN (
+             SELECT e.sequence FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT ?{})
+         ORDER BY e.sequence {direction}",
+        conditions.join(" AND "),
+        values.len()
+    );
+    (sql, values)
 }
 
 fn run_search(
@@ -465,39 +509,10 @@ fn run_search(
     query: &EventQuery,
     page: &PageRequest<i64>,
 ) -> StoreResult<Vec<StoredEvent>> {
-    let scan = page.scan();
-    let sql = search_sql(query, &scan);
-    let json = |values: &Vec<String>| (!values.is_empty()).then(|| json_text(values)).transpose();
-    let lists = [
-        (":actions", json(&query.actions)?),
-        (":actor_ids", json(&query.actor_ids)?),
-        (":actor_names", json(&query.actor_names)?),
-        (":target_ids", json(&query.target_ids)?),
-        (":target_types", json(&query.target_types)?),
-    ];
-    let bound = scan.bound.map(|(key, _)| *key);
-    let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = vec![
-        (":organization", &query.organization_id),
-        (":fetch", &scan.fetch),
-    ];
-    for (name, value) in &lists {
-        if value.is_some() {
-            named.push((name, value));
-        }
-    }
-    for (name, value) in [
-        (":occurred_from", &query.occurred_from),
-        (":occurred_to", &query.occurred_to),
-        (":up_to_sequence", &query.up_to_sequence),
-        (":bound", &bound),
-    ] {
-        if value.is_some() {
-            named.push((name, value));
-        }
-    }
+    let (sql, values) = search_sql(query, &page.scan());
     let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
     let rows = statement
-        .query_map(named.as_slice(), stored_event_from_row)
+        .query_map(rusqlite::params_from_iter(values), stored_event_from_row)
         .and_then(Iterator::collect)
         .map_err(database_error);
     rows
