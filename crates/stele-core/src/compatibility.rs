@@ -286,6 +286,20 @@ impl Checker {
         );
     }
 
+    /// The worst compatibility of comparing `old` with `new` at `pointer`, without keeping
+    /// the individual changes (the caller reports one summarising change instead).
+    fn worst_of(&mut self, pointer: &str, old: &Value, new: &Value) -> Compatibility {
+        let start = self.changes.len();
+        self.schema(pointer, old, new, Level::Value);
+        let worst = self.changes[start..]
+            .iter()
+            .map(|change| change.compatibility)
+            .max()
+            .unwrap_or(Compatibility::Compatible);
+        self.changes.truncate(start);
+        worst
+    }
+
     fn schema(&mut self, pointer: &str, old: &Value, new: &Value, level: Level) {
         if old == new {
             return;
@@ -778,14 +792,7 @@ impl Checker {
                         None,
                     ),
                     Some(fallback) => {
-                        let start = self.changes.len();
-                        self.schema(&pointer, old, &fallback, Level::Value);
-                        let worst = self.changes[start..]
-                            .iter()
-                            .map(|c| c.compatibility)
-                            .max()
-                            .unwrap_or(Compatibility::Compatible);
-                        self.changes.truncate(start);
+                        let worst = self.worst_of(&pointer, old, &fallback);
                         self.push(
                             &pointer,
                             ChangeKind::Removed,
@@ -814,14 +821,7 @@ impl Checker {
                         Some(new.clone()),
                     ),
                     Some(fallback) => {
-                        let start = self.changes.len();
-                        self.schema(&pointer, &fallback, new, Level::Value);
-                        let worst = self.changes[start..]
-                            .iter()
-                            .map(|c| c.compatibility)
-                            .max()
-                            .unwrap_or(Compatibility::Compatible);
-                        self.changes.truncate(start);
+                        let worst = self.worst_of(&pointer, &fallback, new);
                         self.push(
                             &pointer,
                             ChangeKind::Added,
