@@ -1,5 +1,6 @@
 //! Stele's domain logic, free of I/O: what an audit event is, how it is checked against
-//! an immutable schema version, the canonical bytes that get hashed, and the hash chain.
+//! an immutable schema version, the canonical bytes that get hashed, the hash chain, the
+//! Merkle tree with its proofs, and signed checkpoints.
 //!
 //! Everything here is deterministic and synchronous so that the store, the HTTP layer and
 //! offline verifiers can all share it.
@@ -12,7 +13,9 @@ pub mod export;
 pub mod field_error;
 pub mod idempotency;
 pub mod ids;
+pub mod merkle;
 pub mod metadata;
+pub mod note;
 pub mod pagination;
 pub mod schema;
 pub mod timestamp;
