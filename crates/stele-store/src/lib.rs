@@ -5,6 +5,7 @@ pub mod model;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use stele_core::merkle::Hash;
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::schema::SchemaDefinition;
 use stele_core::timestamp::UnixMillis;
@@ -154,7 +155,8 @@ pub trait Store: Send + Sync + 'static {
     /// Organizations that have a retention period, with it.
     async fn organizations_with_retention(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Purges, oldest first, up to `batch` of the organization's events received before
-    /// `cutoff`, and records where the retained chain starts.
+    /// `cutoff`, and records where the retained chain starts. Leaf hashes of purged events
+    /// whose 256-leaf block has no stored level-8 node are kept, so proofs stay possible.
     async fn purge_events(
         &self,
         organization_id: &str,
@@ -163,6 +165,67 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<PurgeOutcome>;
     /// A deployment-wide secret, created with `generate` the first time it is asked for.
     async fn shared_secret(&self, name: &str, generate: Vec<u8>) -> StoreResult<Vec<u8>>;
+
+    // --- Merkle tree and checkpoints ----------------------------------------------------
+    /// How many events the organization has ever stored (purged ones included): the size
+    /// of its Merkle tree.
+    async fn tree_size(&self, organization_id: &str) -> StoreResult<u64>;
+    /// Leaf hashes of leaves `[start, end)` (leaf `i` is sequence `i + 1`): from the stored
+    /// bytes, or from the hashes kept for purged events. `Corrupt` when one is missing.
+    async fn leaf_hashes(
+        &self,
+        organization_id: &str,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<Hash>>;
+    /// Stored perfect-subtree hashes at `level` whose index is in `[start, end)`, by index.
+    async fn tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<(u64, Hash)>>;
+    /// How many nodes are stored at `level` (they are written from index 0 up, no gaps).
+    async fn tree_node_count(&self, organization_id: &str, level: u8) -> StoreResult<u64>;
+    /// Stores subtree hashes; a node already stored is left as it is.
+    async fn store_tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        nodes: Vec<(u64, Hash)>,
+    ) -> StoreResult<()>;
+    /// Stores a checkpoint unless one of that size exists; returns the one in force.
+    async fn save_checkpoint(&self, checkpoint: Checkpoint) -> StoreResult<Checkpoint>;
+    async fn latest_checkpoint(&self, organization_id: &str) -> StoreResult<Option<Checkpoint>>;
+    /// The smallest checkpoint of at least `min_size` leaves.
+    async fn checkpoint_covering(
+        &self,
+        organization_id: &str,
+        min_size: u64,
+    ) -> StoreResult<Option<Checkpoint>>;
+    /// Up to `limit` checkpoints larger than `after_size`, smallest first.
+    async fn list_checkpoints(
+        &self,
+        organization_id: &str,
+        after_size: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Checkpoint>>;
+    /// Organizations with events that no checkpoint covers yet.
+    async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>>;
+    /// Records a signing key (no-op when known).
+    async fn register_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()>;
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Up to `limit` of the organization's stored events after `after_sequence`, as
+    /// `(sequence, canonical bytes)` in sequence order.
+    async fn event_bytes(
+        &self,
+        organization_id: &str,
+        after_sequence: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Vec<u8>)>>;
+    /// Every organization id, sorted.
+    async fn organization_ids(&self) -> StoreResult<Vec<String>>;
 
     // --- idempotency -------------------------------------------------------------------
     /// The unexpired record for `(scope, key)`.

@@ -230,3 +230,36 @@ pub struct PurgeOutcome {
     /// Whether older-than-cutoff events remain (the pass stopped at its batch size).
     pub more: bool,
 }
+
+/// A signed checkpoint of one organization's Merkle tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub organization_id: String,
+    pub tree_size: u64,
+    pub root_hash: stele_core::merkle::Hash,
+    /// The complete C2SP signed note, exactly as signed.
+    pub note: String,
+    /// Hex id of the key that signed it.
+    pub key_id: String,
+    pub created_at: UnixMillis,
+}
+
+/// A public key that has signed checkpoints, kept for as long as the database lives so
+/// checkpoints signed before a key rotation stay verifiable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// Hex key id (the C2SP key hash).
+    pub key_id: String,
+    /// The C2SP verifier key, `<name>+<key id>+<base64 key>`.
+    pub verifier_key: String,
+    pub created_at: UnixMillis,
+}
+
+/// An organization whose newest events are not yet covered by a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UncheckpointedLog {
+    pub organization_id: String,
+    pub tree_size: u64,
+    /// Size of the newest checkpoint, 0 when there is none.
+    pub checkpointed_size: u64,
+}

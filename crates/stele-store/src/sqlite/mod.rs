@@ -2,6 +2,7 @@
 //! read connections ([`read_pool`]), WAL journaling and `synchronous=FULL`, so a write is
 //! on disk before its caller hears it succeeded.
 
+mod merkle;
 mod migrations;
 mod read_pool;
 mod writer;
@@ -15,6 +16,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use serde_json::Map;
 use stele_core::chain::{link, ChainHash, ChainVerifier, StoredLink, GENESIS};
 use stele_core::idempotency::REPLAY_WINDOW_MS;
+use stele_core::merkle::Hash;
 use stele_core::pagination::{Page, PageRequest, Scan};
 use stele_core::schema::SchemaDefinition;
 use stele_core::timestamp::{now_millis, UnixMillis};
@@ -586,6 +588,11 @@ fn purge_events_now(
     let Some((last_sequence, _, _, last_hash)) = expired.last().copied() else {
         return Ok(PurgeOutcome::default());
     };
+    let purged_leaves: Vec<(i64, &[u8])> = expired
+        .iter()
+        .map(|(sequence, _, canonical, _)| (*sequence, canonical.as_slice()))
+        .collect();
+    merkle::keep_purged_leaf_hashes(connection, organization_id, &purged_leaves)?;
     let mut delete_target = connection
         .prepare_cached("DELETE FROM event_targets WHERE organization_id = ?1 AND target_id = ?2 AND sequence = ?3")
         .map_err(database_error)?;
@@ -1509,6 +1516,167 @@ impl Store for SqliteStore {
                 let report = verify_chains(connection, organization_id, progress.as_mut());
                 let _ = connection.execute_batch("COMMIT");
                 report
+            })
+            .await
+    }
+
+    async fn tree_size(&self, organization_id: &str) -> StoreResult<u64> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| merkle::tree_size(connection, &organization_id))
+            .await
+    }
+
+    async fn leaf_hashes(
+        &self,
+        organization_id: &str,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<Hash>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                // One read transaction: a purge between the two queries inside must not
+                // hide a leaf from both.
+                connection.execute_batch("BEGIN").map_err(database_error)?;
+                let hashes = merkle::leaf_hashes(connection, &organization_id, start, end);
+                let _ = connection.execute_batch("COMMIT");
+                hashes
+            })
+            .await
+    }
+
+    async fn tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<(u64, Hash)>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                merkle::tree_nodes(connection, &organization_id, level, start, end)
+            })
+            .await
+    }
+
+    async fn tree_node_count(&self, organization_id: &str, level: u8) -> StoreResult<u64> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| merkle::tree_node_count(connection, &organization_id, level))
+            .await
+    }
+
+    async fn store_tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        nodes: Vec<(u64, Hash)>,
+    ) -> StoreResult<()> {
+        let organization_id = organization_id.to_owned();
+        self.writer
+            .write(move |connection| {
+                merkle::store_tree_nodes(connection, &organization_id, level, &nodes)
+            })
+            .await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: Checkpoint) -> StoreResult<Checkpoint> {
+        self.writer
+            .write(move |connection| merkle::save_checkpoint(connection, &checkpoint))
+            .await
+    }
+
+    async fn latest_checkpoint(&self, organization_id: &str) -> StoreResult<Option<Checkpoint>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                Ok(merkle::query_checkpoints(
+                    connection,
+                    "organization_id = ?1 ORDER BY tree_size DESC LIMIT 1",
+                    [organization_id],
+                )?
+                .pop())
+            })
+            .await
+    }
+
+    async fn checkpoint_covering(
+        &self,
+        organization_id: &str,
+        min_size: u64,
+    ) -> StoreResult<Option<Checkpoint>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                Ok(merkle::query_checkpoints(
+                    connection,
+                    "organization_id = ?1 AND tree_size >= ?2 ORDER BY tree_size LIMIT 1",
+                    params![organization_id, min_size as i64],
+                )?
+                .pop())
+            })
+            .await
+    }
+
+    async fn list_checkpoints(
+        &self,
+        organization_id: &str,
+        after_size: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Checkpoint>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                merkle::query_checkpoints(
+                    connection,
+                    "organization_id = ?1 AND tree_size > ?2 ORDER BY tree_size LIMIT ?3",
+                    params![organization_id, after_size as i64, limit],
+                )
+            })
+            .await
+    }
+
+    async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>> {
+        self.readers.read(merkle::uncheckpointed_logs).await
+    }
+
+    async fn register_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()> {
+        self.writer
+            .write(move |connection| merkle::register_signing_key(connection, &key))
+            .await
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        self.readers.read(merkle::list_signing_keys).await
+    }
+
+    async fn event_bytes(
+        &self,
+        organization_id: &str,
+        after_sequence: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                merkle::event_bytes(connection, &organization_id, after_sequence, limit)
+            })
+            .await
+    }
+
+    async fn organization_ids(&self) -> StoreResult<Vec<String>> {
+        self.readers
+            .read(|connection| {
+                let mut statement = connection
+                    .prepare_cached("SELECT id FROM organizations ORDER BY id")
+                    .map_err(database_error)?;
+                let ids = statement
+                    .query_map([], |row| row.get(0))
+                    .and_then(Iterator::collect)
+                    .map_err(database_error);
+                ids
             })
             .await
     }

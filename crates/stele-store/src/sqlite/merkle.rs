@@ -1,0 +1,331 @@
+//! SQLite side of the Merkle trees: leaf hashes from stored bytes (or kept hashes of
+//! purged events), stored subtree nodes, checkpoints and signing keys.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use stele_core::merkle::{leaf_hash, Hash, STORED_LEVEL_STRIDE};
+
+use super::database_error;
+use crate::model::{Checkpoint, SigningKeyRecord, UncheckpointedLog};
+use crate::{StoreError, StoreResult};
+
+fn hash_from(organization_id: &str, what: &str, bytes: Vec<u8>) -> StoreResult<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} of {organization_id} is not 32 bytes")))
+}
+
+pub(super) fn tree_size(connection: &Connection, organization_id: &str) -> StoreResult<u64> {
+    // The newest stored event, or, when retention purged them all, the anchor the next
+    // append continues from.
+    let size: i64 = connection
+        .prepare_cached(
+            "SELECT COALESCE(
+                 (SELECT MAX(sequence) FROM events WHERE organization_id = ?1),
+                 (SELECT first_sequence - 1 FROM chain_anchors WHERE organization_id = ?1),
+                 0)",
+        )
+        .and_then(|mut statement| statement.query_row([organization_id], |row| row.get(0)))
+        .map_err(database_error)?;
+    Ok(size as u64)
+}
+
+pub(super) fn leaf_hashes(
+    connection: &Connection,
+    organization_id: &str,
+    start: u64,
+    end: u64,
+) -> StoreResult<Vec<Hash>> {
+    let mut found: Vec<Option<Hash>> = vec![None; (end - start) as usize];
+    let mut events = connection
+        .prepare_cached(
+            "SELECT sequence, canonical FROM events
+             WHERE organization_id = ?1 AND sequence > ?2 AND sequence <= ?3",
+        )
+        .map_err(database_error)?;
+    let mut rows = events
+        .query(params![organization_id, start as i64, end as i64])
+        .map_err(database_error)?;
+    while let Some(row) = rows.next().map_err(database_error)? {
+        let sequence: i64 = row.get(0).map_err(database_error)?;
+        let bytes = row
+            .get_ref(1)
+            .and_then(|value| Ok(value.as_bytes()?))
+            .map_err(database_error)?;
+        found[(sequence as u64 - 1 - start) as usize] = Some(leaf_hash(bytes));
+    }
+    if found.iter().any(Option::is_none) {
+        for (index, hash) in tree_nodes(connection, organization_id, 0, start, end)? {
+            found[(index - start) as usize].get_or_insert(hash);
+        }
+    }
+    found
+        .into_iter()
+        .enumerate()
+        .map(|(offset, hash)| {
+            hash.ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "event {} of {organization_id} is neither stored nor kept as a hash",
+                    start + offset as u64 + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+pub(super) fn tree_nodes(
+    connection: &Connection,
+    organization_id: &str,
+    level: u8,
+    start: u64,
+    end: u64,
+) -> StoreResult<Vec<(u64, Hash)>> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT node_index, hash FROM merkle_nodes
+             WHERE organization_id = ?1 AND level = ?2 AND node_index >= ?3 AND node_index < ?4
+             ORDER BY node_index",
+        )
+        .map_err(database_error)?;
+    let rows: Vec<(i64, Vec<u8>)> = statement
+        .query_map(
+            params![organization_id, level, start as i64, end as i64],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .and_then(Iterator::collect)
+        .map_err(database_error)?;
+    rows.into_iter()
+        .map(|(index, hash)| {
+            Ok((
+                index as u64,
+                hash_from(organization_id, "a tree node", hash)?,
+            ))
+        })
+        .collect()
+}
+
+pub(super) fn tree_node_count(
+    connection: &Connection,
+    organization_id: &str,
+    level: u8,
+) -> StoreResult<u64> {
+    let next: i64 = connection
+        .prepare_cached(
+            "SELECT COALESCE(MAX(node_index) + 1, 0) FROM merkle_nodes
+             WHERE organization_id = ?1 AND level = ?2",
+        )
+        .and_then(|mut statement| {
+            statement.query_row(params![organization_id, level], |row| row.get(0))
+        })
+        .map_err(database_error)?;
+    Ok(next as u64)
+}
+
+pub(super) fn store_tree_nodes(
+    connection: &Connection,
+    organization_id: &str,
+    level: u8,
+    nodes: &[(u64, Hash)],
+) -> StoreResult<()> {
+    let mut insert = connection
+        .prepare_cached(
+            "INSERT OR IGNORE INTO merkle_nodes (organization_id, level, node_index, hash)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(database_error)?;
+    for (index, hash) in nodes {
+        insert
+            .execute(params![
+                organization_id,
+                level,
+                *index as i64,
+                hash.as_slice()
+            ])
+            .map_err(database_error)?;
+    }
+    Ok(())
+}
+
+/// Called by a purge before it deletes `purged` (sequence, bytes): keeps the leaf hash of
+/// every purged event whose 256-leaf block has no level-8 node yet, since nothing else
+/// could reproduce it once the bytes are gone.
+pub(super) fn keep_purged_leaf_hashes(
+    connection: &Connection,
+    organization_id: &str,
+    purged: &[(i64, &[u8])],
+) -> StoreResult<()> {
+    let block_size = 1u64 << STORED_LEVEL_STRIDE;
+    let mut has_block_node = connection
+        .prepare_cached(
+            "SELECT 1 FROM merkle_nodes WHERE organization_id = ?1 AND level = ?2 AND node_index = ?3",
+        )
+        .map_err(database_error)?;
+    let mut kept = Vec::new();
+    let mut current_block: Option<(u64, bool)> = None;
+    for (sequence, bytes) in purged {
+        let leaf = *sequence as u64 - 1;
+        let block = leaf / block_size;
+        let covered = match current_block {
+            Some((known, covered)) if known == block => covered,
+            _ => {
+                let covered = has_block_node
+                    .query_row(
+                        params![organization_id, STORED_LEVEL_STRIDE, block as i64],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                    .map_err(database_error)?
+                    .is_some();
+                current_block = Some((block, covered));
+                covered
+            }
+        };
+        if !covered {
+            kept.push((leaf, leaf_hash(bytes)));
+        }
+    }
+    store_tree_nodes(connection, organization_id, 0, &kept)
+}
+
+const CHECKPOINT_COLUMNS: &str = "organization_id, tree_size, root_hash, note, key_id, created_at";
+
+fn checkpoint_from_row(row: &Row<'_>) -> rusqlite::Result<(Checkpoint, Vec<u8>)> {
+    Ok((
+        Checkpoint {
+            organization_id: row.get(0)?,
+            tree_size: row.get::<_, i64>(1)? as u64,
+            root_hash: [0; 32],
+            note: row.get(3)?,
+            key_id: row.get(4)?,
+            created_at: row.get(5)?,
+        },
+        row.get(2)?,
+    ))
+}
+
+fn finish_checkpoint((mut checkpoint, root): (Checkpoint, Vec<u8>)) -> StoreResult<Checkpoint> {
+    checkpoint.root_hash = hash_from(&checkpoint.organization_id, "a checkpoint root", root)?;
+    Ok(checkpoint)
+}
+
+pub(super) fn query_checkpoints(
+    connection: &Connection,
+    condition: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<Checkpoint>> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE {condition}"
+        ))
+        .map_err(database_error)?;
+    let rows: Vec<(Checkpoint, Vec<u8>)> = statement
+        .query_map(params, checkpoint_from_row)
+        .and_then(Iterator::collect)
+        .map_err(database_error)?;
+    rows.into_iter().map(finish_checkpoint).collect()
+}
+
+pub(super) fn save_checkpoint(
+    connection: &Connection,
+    checkpoint: &Checkpoint,
+) -> StoreResult<Checkpoint> {
+    connection
+        .prepare_cached(
+            "INSERT OR IGNORE INTO checkpoints (organization_id, tree_size, root_hash, note, key_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                checkpoint.organization_id,
+                checkpoint.tree_size as i64,
+                checkpoint.root_hash.as_slice(),
+                checkpoint.note,
+                checkpoint.key_id,
+                checkpoint.created_at
+            ])
+        })
+        .map_err(database_error)?;
+    query_checkpoints(
+        connection,
+        "organization_id = ?1 AND tree_size = ?2",
+        params![checkpoint.organization_id, checkpoint.tree_size as i64],
+    )?
+    .pop()
+    .ok_or_else(|| StoreError::Database("a saved checkpoint could not be read back".into()))
+}
+
+pub(super) fn uncheckpointed_logs(connection: &Connection) -> StoreResult<Vec<UncheckpointedLog>> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT id, size, done FROM (
+                 SELECT o.id AS id,
+                        COALESCE((SELECT MAX(sequence) FROM events WHERE organization_id = o.id), 0) AS size,
+                        COALESCE((SELECT MAX(tree_size) FROM checkpoints WHERE organization_id = o.id), 0) AS done
+                 FROM organizations o)
+             WHERE size > done ORDER BY id",
+        )
+        .map_err(database_error)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok(UncheckpointedLog {
+                organization_id: row.get(0)?,
+                tree_size: row.get::<_, i64>(1)? as u64,
+                checkpointed_size: row.get::<_, i64>(2)? as u64,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(database_error);
+    rows
+}
+
+pub(super) fn register_signing_key(
+    connection: &Connection,
+    key: &SigningKeyRecord,
+) -> StoreResult<()> {
+    connection
+        .execute(
+            "INSERT OR IGNORE INTO signing_keys (key_id, verifier_key, created_at) VALUES (?1, ?2, ?3)",
+            params![key.key_id, key.verifier_key, key.created_at],
+        )
+        .map_err(database_error)?;
+    Ok(())
+}
+
+pub(super) fn list_signing_keys(connection: &Connection) -> StoreResult<Vec<SigningKeyRecord>> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT key_id, verifier_key, created_at FROM signing_keys ORDER BY created_at, key_id",
+        )
+        .map_err(database_error)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok(SigningKeyRecord {
+                key_id: row.get(0)?,
+                verifier_key: row.get(1)?,
+                created_at: row.get(2)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(database_error);
+    rows
+}
+
+pub(super) fn event_bytes(
+    connection: &Connection,
+    organization_id: &str,
+    after_sequence: i64,
+    limit: u32,
+) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT sequence, canonical FROM events
+             WHERE organization_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3",
+        )
+        .map_err(database_error)?;
+    let rows = statement
+        .query_map(params![organization_id, after_sequence, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .and_then(Iterator::collect)
+        .map_err(database_error);
+    rows
+}
