@@ -10,6 +10,9 @@ use serde_json::Value;
 pub enum ExportFormat {
     Csv,
     Jsonl,
+    /// JSONL with a signed checkpoint, each event's inclusion proof and a signed manifest
+    /// (see `proven_jsonl`); written by the server, which holds the tree and the key.
+    ProvenJsonl,
 }
 
 impl ExportFormat {
@@ -17,6 +20,7 @@ impl ExportFormat {
         match name {
             "csv" => Some(ExportFormat::Csv),
             "jsonl" => Some(ExportFormat::Jsonl),
+            "proven_jsonl" => Some(ExportFormat::ProvenJsonl),
             _ => None,
         }
     }
@@ -25,13 +29,21 @@ impl ExportFormat {
         match self {
             ExportFormat::Csv => "csv",
             ExportFormat::Jsonl => "jsonl",
+            ExportFormat::ProvenJsonl => "proven_jsonl",
+        }
+    }
+
+    pub fn file_extension(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Jsonl | ExportFormat::ProvenJsonl => "jsonl",
         }
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
             ExportFormat::Csv => "text/csv; charset=utf-8",
-            ExportFormat::Jsonl => "application/x-ndjson",
+            ExportFormat::Jsonl | ExportFormat::ProvenJsonl => "application/x-ndjson",
         }
     }
 }
@@ -61,6 +73,8 @@ pub enum ExportError {
     Corrupt(#[from] serde_json::Error),
     #[error("cannot write CSV: {0}")]
     Csv(#[from] csv::Error),
+    #[error("proven JSONL needs the Merkle tree and signing key; the server writes it")]
+    NeedsProofs,
 }
 
 /// Appends the header line of `format` (CSV only; JSONL has none).
@@ -80,6 +94,7 @@ pub fn write_event(
     out: &mut Vec<u8>,
 ) -> Result<(), ExportError> {
     match format {
+        ExportFormat::ProvenJsonl => return Err(ExportError::NeedsProofs),
         ExportFormat::Jsonl => {
             out.extend_from_slice(canonical);
             out.push(b'\n');

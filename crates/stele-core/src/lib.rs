@@ -17,6 +17,7 @@ pub mod merkle;
 pub mod metadata;
 pub mod note;
 pub mod pagination;
+pub mod proven_jsonl;
 pub mod schema;
 pub mod timestamp;
 

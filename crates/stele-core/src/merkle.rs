@@ -92,7 +92,7 @@ impl LeafRange {
 
 fn decompose(start: u64, end: u64, out: &mut Vec<Subtree>) {
     let size = end - start;
-    if size.is_power_of_two() && start % size == 0 {
+    if size.is_power_of_two() && start.is_multiple_of(size) {
         out.push(Subtree {
             level: size.trailing_zeros() as u8,
             index: start / size,

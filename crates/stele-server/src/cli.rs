@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use stele_core::note::NoteVerifier;
 use stele_core::timestamp::format_millis;
 use tokio::net::TcpListener;
 
@@ -11,6 +12,7 @@ use crate::config::{
 };
 use crate::services::api_keys::ApiKeys;
 use crate::services::bootstrap::{ensure_initialized, ADMIN_USERNAME};
+use crate::services::transparency::verify_tree;
 use crate::state::AppState;
 use crate::{open_store, serve};
 
@@ -35,7 +37,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         },
         Some(Command::Serve(config)) => run_server(&cli.global, config).await,
         Some(Command::Migrate) => migrate(&cli.global),
-        Some(Command::Verify { organization }) => return verify(&cli.global, organization).await,
+        Some(Command::Verify {
+            organization,
+            public_keys,
+        }) => return verify(&cli.global, organization, &public_keys).await,
+        Some(Command::VerifyExport { file, public_keys }) => {
+            return verify_export(&file, &public_keys)
+        }
         Some(Command::ApiKeys(command)) => api_keys(&cli.global, command).await,
         Some(Command::Users(command)) => users(&cli.global, command).await,
     };
@@ -51,7 +59,11 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<()> {
     let store = open_store(&global.database_url, config.migrate_on_start)?;
     let listener = TcpListener::bind(config.listen).await?;
-    let state = AppState::new(store, config.clone());
+    let mut config = config;
+    if config.signing_key_file.is_none() {
+        config.signing_key_file = Some(default_signing_key_file(global));
+    }
+    let state = AppState::new(store, config.clone())?;
     let secrets = ensure_initialized(
         &state,
         config.api_key.as_deref(),
@@ -80,6 +92,15 @@ async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<
     serve(state, listener, shutdown_signal()).await?;
     tracing::info!("stele stopped");
     Ok(())
+}
+
+/// The signing key beside the SQLite file, or under `./stele-data` for other databases.
+fn default_signing_key_file(global: &GlobalArgs) -> std::path::PathBuf {
+    let sqlite_path = match crate::config::DatabaseLocation::parse(&global.database_url) {
+        Ok(crate::config::DatabaseLocation::Sqlite { path, .. }) => Some(path),
+        _ => None,
+    };
+    crate::services::transparency::default_key_file(sqlite_path.as_deref())
 }
 
 async fn shutdown_signal() {
@@ -115,7 +136,27 @@ fn migrate(global: &GlobalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn verify(global: &GlobalArgs, organization: Option<String>) -> ExitCode {
+/// Reads `--public-key` values: verifier keys, or files holding one per line.
+fn parse_public_keys(values: &[String]) -> Result<Vec<NoteVerifier>, String> {
+    let mut keys = Vec::new();
+    for value in values {
+        let text = if std::path::Path::new(value).is_file() {
+            std::fs::read_to_string(value).map_err(|error| format!("reading {value}: {error}"))?
+        } else {
+            value.clone()
+        };
+        for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+            keys.push(NoteVerifier::parse(line).map_err(|error| format!("{value}: {error}"))?);
+        }
+    }
+    Ok(keys)
+}
+
+async fn verify(
+    global: &GlobalArgs,
+    organization: Option<String>,
+    public_keys: &[String],
+) -> ExitCode {
     let store = match open_store(&global.database_url, false) {
         Ok(store) => store,
         Err(error) => {
@@ -137,27 +178,118 @@ async fn verify(global: &GlobalArgs, organization: Option<String>) -> ExitCode {
             }
         }
     }
-    let progress = Box::new(|checked: u64| eprint!("\rverified {checked} events"));
-    match store.verify_log(organization, progress).await {
+    let trusted = match public_keys {
+        [] => store
+            .list_signing_keys()
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|keys| {
+                keys.iter()
+                    .map(|key| {
+                        NoteVerifier::parse(&key.verifier_key)
+                            .map_err(|error| format!("stored key {}: {error}", key.key_id))
+                    })
+                    .collect()
+            }),
+        given => parse_public_keys(given),
+    };
+    let trusted: Vec<NoteVerifier> = match trusted {
+        Ok(keys) => keys,
+        Err(error) => {
+            eprintln!("stele verify: {error}");
+            return ExitCode::from(2);
+        }
+    };
+
+    eprintln!("checking hash chains");
+    let progress = Box::new(|checked: u64| eprint!("\rchains: {checked} events"));
+    let report = match store.verify_log(organization.clone(), progress).await {
         Err(error) => {
             eprintln!("\nstele verify: {error}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
-        Ok(report) => match report.first_break {
-            None => {
-                eprintln!();
-                println!(
-                    "OK: {} events in {} organizations verified",
-                    report.events, report.organizations
-                );
-                ExitCode::SUCCESS
-            }
-            Some((organization, chain_break)) => {
-                eprintln!();
-                println!("TAMPERED: organization {organization}: {chain_break}");
-                ExitCode::FAILURE
+        Ok(report) => report,
+    };
+    eprintln!();
+    if let Some((organization, chain_break)) = report.first_break {
+        println!("TAMPERED: organization {organization}: {chain_break}");
+        return ExitCode::FAILURE;
+    }
+
+    eprintln!("checking Merkle trees and signed checkpoints");
+    let organizations = match organization {
+        Some(id) => vec![id],
+        None => match store.organization_ids().await {
+            Ok(ids) => ids,
+            Err(error) => {
+                eprintln!("stele verify: {error}");
+                return ExitCode::from(2);
             }
         },
+    };
+    let mut done = 0u64;
+    for id in &organizations {
+        let mut progress = |checked: u64| eprint!("\rtrees: {} events ({id})", done + checked);
+        match verify_tree(&store, id, &trusted, &mut progress).await {
+            Err(error) => {
+                eprintln!("\nstele verify: {id}: {error}");
+                return ExitCode::from(2);
+            }
+            Ok(Err(tree_break)) => {
+                eprintln!();
+                println!("TAMPERED: organization {id}: {tree_break}");
+                return ExitCode::FAILURE;
+            }
+            Ok(Ok(events)) => done += events,
+        }
+    }
+    eprintln!();
+    println!(
+        "OK: {} events in {} organizations verified (hash chains, Merkle trees, signed checkpoints)",
+        report.events, report.organizations
+    );
+    ExitCode::SUCCESS
+}
+
+fn verify_export(file: &std::path::Path, public_keys: &[String]) -> ExitCode {
+    let keys = match parse_public_keys(public_keys) {
+        Ok(keys) if !keys.is_empty() => keys,
+        Ok(_) => {
+            eprintln!("stele verify-export: no public key given");
+            return ExitCode::from(2);
+        }
+        Err(error) => {
+            eprintln!("stele verify-export: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match std::fs::read(file).map(String::from_utf8) {
+        Ok(Ok(text)) => text,
+        Ok(Err(_)) => {
+            println!("INVALID: {} is not UTF-8 text", file.display());
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            eprintln!("stele verify-export: reading {}: {error}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    match stele_core::proven_jsonl::verify(&text, &keys) {
+        Ok(verified) => {
+            println!(
+                "OK: {} events of {} ({}) are in its log of {} events, signed by key {}",
+                verified.events,
+                verified.origin,
+                verified.label,
+                verified.tree_size,
+                verified.key_id
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problem) => {
+            println!("INVALID: {}: {problem}", file.display());
+            ExitCode::FAILURE
+        }
     }
 }
 

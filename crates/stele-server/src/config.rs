@@ -49,11 +49,25 @@ pub enum Command {
     Serve(ServeConfig),
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Re-check every stored hash chain; exits non-zero naming the first bad record.
+    /// Re-check every stored hash chain, Merkle tree and signed checkpoint; exits non-zero
+    /// naming the organization and the first bad sequence.
     Verify {
         /// Only verify this organization.
         #[arg(long)]
         organization: Option<String>,
+        /// Trust only these checkpoint keys (verifier key `<name>+<id>+<key>`, or a file
+        /// holding one per line); by default every key recorded in the database.
+        #[arg(long = "public-key")]
+        public_keys: Vec<String>,
+    },
+    /// Check a proven JSONL export or proof bundle offline: no database, only public keys.
+    VerifyExport {
+        /// The downloaded file.
+        file: std::path::PathBuf,
+        /// Verifier key `<name>+<id>+<key>` (from GET /audit_logs/signing_keys), or a file
+        /// holding one per line. Repeat for several keys.
+        #[arg(long = "public-key", required = true)]
+        public_keys: Vec<String>,
     },
     /// Manage API keys.
     #[command(subcommand)]
@@ -121,6 +135,18 @@ pub struct ServeConfig {
     /// How long a dashboard sign-in lasts, in hours.
     #[arg(long, env = "STELE_SESSION_TTL_HOURS", default_value_t = 12)]
     pub session_ttl_hours: u64,
+    /// PKCS#8 PEM Ed25519 key that signs checkpoints; generated (mode 0600) when missing.
+    /// Defaults to `signing-key.pem` beside the SQLite file (`./stele-data/` otherwise).
+    /// Replicas should share one key file; each key that ever signed stays published.
+    #[arg(long, env = "STELE_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Names this deployment in checkpoints (origin `<this>/<organization id>`) and names
+    /// the signing key.
+    #[arg(long, env = "STELE_LOG_ORIGIN", default_value = "stele")]
+    pub log_origin: String,
+    /// Seconds between passes that sign checkpoints of logs with new events.
+    #[arg(long, env = "STELE_CHECKPOINT_INTERVAL_SECS", default_value_t = 5)]
+    pub checkpoint_interval_secs: u64,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

@@ -46,10 +46,27 @@ pub async fn serve(
         cleanup_interval,
         worker_shutdown,
     ));
+    let retention = tokio::spawn(workers::retention::run(
+        state.clone(),
+        Duration::from_secs(state.config.retention_interval_secs.max(1)),
+        stop_workers.subscribe(),
+    ));
+    if let Err(error) = state.transparency.register(state.store.as_ref()).await {
+        return Err(std::io::Error::other(format!(
+            "recording the checkpoint signing key: {error}"
+        )));
+    }
+    let checkpoints = tokio::spawn(workers::checkpoints::run(
+        state.clone(),
+        Duration::from_secs(state.config.checkpoint_interval_secs.max(1)),
+        stop_workers.subscribe(),
+    ));
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop_workers.send(true);
     let _ = cleanup.await;
+    let _ = retention.await;
+    let _ = checkpoints.await;
     served
 }

@@ -43,6 +43,10 @@ pub struct CreateExportBody {
     /// `csv` (default) or `jsonl` (one stored event per line, exactly as hashed).
     #[serde(default)]
     pub format: Option<String>,
+    /// With `jsonl`: add a signed checkpoint, each event's inclusion proof and a signed
+    /// manifest, so `stele verify-export` can check the file offline (proven JSONL).
+    #[serde(default)]
+    pub include_proofs: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -134,6 +138,18 @@ pub async fn create_export(
             ));
             None
         }),
+    };
+    let format = match (format, body.include_proofs.unwrap_or(false)) {
+        (Some(ExportFormat::Jsonl), true) => Some(ExportFormat::ProvenJsonl),
+        (Some(ExportFormat::Jsonl), false) | (Some(ExportFormat::Csv), false) => format,
+        (Some(_), true) => {
+            errors.push(FieldError::invalid(
+                "include_proofs",
+                "include_proofs needs format 'jsonl'.",
+            ));
+            None
+        }
+        (other, _) => other,
     };
     let (Some(from), Some(to), Some(format)) = (from, to, format) else {
         return Err(ApiError::validation(errors));
@@ -237,7 +253,11 @@ pub async fn download_export(
         return Err(ServiceError::Gone(why.into()).into());
     }
     let format = ExportFormat::parse(&export.format).unwrap_or(ExportFormat::Csv);
-    let disposition = format!("attachment; filename=\"{}.{}\"", export.id, format.name());
+    let disposition = format!(
+        "attachment; filename=\"{}.{}\"",
+        export.id,
+        format.file_extension()
+    );
     let mut response = Response::new(Body::from_stream(exports::stream(state.clone(), export)));
     let headers = response.headers_mut();
     headers.insert(

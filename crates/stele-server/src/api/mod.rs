@@ -10,6 +10,7 @@ pub mod health;
 pub mod idempotency;
 pub mod organizations;
 pub mod retention;
+pub mod transparency;
 pub mod wire;
 
 use std::any::Any;
@@ -73,6 +74,12 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(retention::get_configuration))
         .routes(routes!(actions::check_schema))
         .routes(routes!(events::validate_event))
+        .routes(routes!(transparency::list_signing_keys))
+        .routes(routes!(transparency::get_checkpoint))
+        .routes(routes!(transparency::create_checkpoint))
+        .routes(routes!(transparency::inclusion_proof))
+        .routes(routes!(transparency::consistency_proof))
+        .routes(routes!(transparency::proof_bundle))
         .routes(routes!(health::healthz))
         .split_for_parts()
 }

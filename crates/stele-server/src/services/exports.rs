@@ -13,11 +13,13 @@ use rand::RngCore;
 use sha2::Sha256;
 use stele_core::export::{write_event, write_header, ExportFormat};
 use stele_core::ids::IdKind;
+use stele_core::merkle::inclusion_proof_ranges;
 use stele_core::pagination::{Cursor, PageRequest, SortOrder};
 use stele_core::timestamp::{now_millis, UnixMillis};
 use stele_store::{EventQuery, Export, IdempotencyRecord, Idempotent, StoreError};
 use tokio::sync::OnceCell;
 
+use crate::services::transparency::{checkpoint_now, ProvenJsonlWriter, TreeReader};
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -152,17 +154,61 @@ pub async fn get(state: &AppState, id: &str) -> Result<Option<Export>, ServiceEr
     Ok(state.store.get_export(id).await?)
 }
 
+/// A proven JSONL download in progress: the writer (checkpoint, running digest) and the
+/// tree reader that keeps the hashes shared by consecutive proofs.
+struct ProvenState {
+    writer: ProvenJsonlWriter,
+    tree: TreeReader,
+}
+
+/// Picks the checkpoint a proven export is proven against: the smallest one covering its
+/// snapshot, so every download of one export is the same file.
+async fn start_proven(
+    state: &AppState,
+    export: &Export,
+    out: &mut Vec<u8>,
+) -> Result<ProvenState, std::io::Error> {
+    let organization_id = &export.query.organization_id;
+    let snapshot = export.query.up_to_sequence.unwrap_or(0).max(1) as u64;
+    let covering = state
+        .store
+        .checkpoint_covering(organization_id, snapshot)
+        .await
+        .map_err(std::io::Error::other)?;
+    let checkpoint = match covering {
+        Some(checkpoint) => checkpoint,
+        None => checkpoint_now(state, organization_id)
+            .await
+            .map_err(std::io::Error::other)?
+            .ok_or_else(|| std::io::Error::other("the organization has no events to prove"))?,
+    };
+    let tree = TreeReader::new(state.store.clone(), organization_id, checkpoint.tree_size);
+    let writer = ProvenJsonlWriter::start(checkpoint, export.id.clone(), out);
+    Ok(ProvenState { writer, tree })
+}
+
+/// Where a download stream is: the cursor of the next page (`None` once finished).
+struct DownloadProgress {
+    next: Option<Option<i64>>,
+    first: bool,
+    proven: Option<ProvenState>,
+}
+
 /// The export's file as a stream of chunks, read page by page in sequence order.
 pub fn stream(
     state: AppState,
     export: Export,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let format = ExportFormat::parse(&export.format).unwrap_or(ExportFormat::Csv);
-    let initial = (Some(None::<i64>), true);
-    futures_util::stream::unfold(initial, move |(cursor, first)| {
-        let (state, query) = (state.clone(), export.query.clone());
+    let initial = DownloadProgress {
+        next: Some(None),
+        first: true,
+        proven: None,
+    };
+    futures_util::stream::unfold(initial, move |mut progress| {
+        let (state, export) = (state.clone(), export.clone());
         async move {
-            let after = cursor?;
+            let after = progress.next?;
             let page = PageRequest {
                 limit: PAGE_SIZE,
                 order: SortOrder::Asc,
@@ -170,31 +216,59 @@ pub fn stream(
             };
             let mut chunk = Vec::with_capacity(256 * 1024);
             let result = async {
-                if first {
-                    write_header(format, &mut chunk).map_err(std::io::Error::other)?;
+                if progress.first {
+                    if format == ExportFormat::ProvenJsonl {
+                        progress.proven = Some(start_proven(&state, &export, &mut chunk).await?);
+                    } else {
+                        write_header(format, &mut chunk).map_err(std::io::Error::other)?;
+                    }
                 }
                 let page = state
                     .store
-                    .search_events(query, page)
+                    .search_events(export.query.clone(), page)
                     .await
                     .map_err(std::io::Error::other)?;
                 for event in &page.data {
-                    write_event(format, &event.canonical, &mut chunk)
-                        .map_err(std::io::Error::other)?;
+                    match progress.proven.as_mut() {
+                        Some(proven) => {
+                            let leaf = event.sequence as u64 - 1;
+                            let ranges = inclusion_proof_ranges(leaf, proven.writer.tree_size());
+                            let proof = proven
+                                .tree
+                                .ranges(&ranges)
+                                .await
+                                .map_err(std::io::Error::other)?;
+                            proven
+                                .writer
+                                .event(leaf, &event.canonical, &proof, &mut chunk);
+                        }
+                        None => write_event(format, &event.canonical, &mut chunk)
+                            .map_err(std::io::Error::other)?,
+                    }
                 }
                 let next = page
                     .after
                     .is_some()
                     .then(|| page.data.last().map(|event| event.sequence))
                     .flatten();
+                if next.is_none() {
+                    if let Some(proven) = progress.proven.take() {
+                        proven.writer.finish(&state.transparency, &mut chunk);
+                    }
+                }
                 Ok::<_, std::io::Error>(next)
             }
             .await;
+            progress.first = false;
             match result {
-                Ok(next) => Some((Ok(Bytes::from(chunk)), (next.map(Some), false))),
+                Ok(next) => {
+                    progress.next = next.map(Some);
+                    Some((Ok(Bytes::from(chunk)), progress))
+                }
                 Err(error) => {
                     tracing::error!(%error, "export download failed midway");
-                    Some((Err(error), (None, false)))
+                    progress.next = None;
+                    Some((Err(error), progress))
                 }
             }
         }

@@ -12,6 +12,7 @@ pub mod organizations;
 pub mod retention;
 pub mod schemas;
 pub mod sessions;
+pub mod transparency;
 pub mod users;
 
 pub use error::ServiceError;

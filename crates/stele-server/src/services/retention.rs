@@ -7,6 +7,7 @@ use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
 use stele_store::StoreError;
 
+use crate::services::transparency::ensure_tree_nodes;
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -90,6 +91,10 @@ pub async fn purge_expired(state: &AppState) -> Result<u64, StoreError> {
     for (organization_id, days) in state.store.organizations_with_retention().await? {
         let now = now_millis();
         let cutoff = now - days * DAY_MS;
+        // Keep the subtree hashes proofs will need before their leaves go: a purge then
+        // only has to keep leaf hashes of the one partial 256-leaf block at its edge.
+        let size = state.store.tree_size(&organization_id).await?;
+        ensure_tree_nodes(state.store.as_ref(), &organization_id, size).await?;
         let mut purged = 0;
         loop {
             let outcome = state

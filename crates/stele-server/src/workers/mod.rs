@@ -1,5 +1,6 @@
 //! Long-running background loops. Each stops when the shutdown signal fires.
 
+pub mod checkpoints;
 pub mod idempotency_cleanup;
 pub mod retention;
 

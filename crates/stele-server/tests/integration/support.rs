@@ -44,12 +44,20 @@ impl TestServer {
 
     async fn start_in(dir: TempDir, extra_args: &[&str]) -> Self {
         let database = dir.path().join("stele.db");
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        let key_file = dir.path().join("signing-key.pem");
+        let key_file = key_file.to_str().expect("utf-8 temp path");
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--signing-key-file",
+            key_file,
+        ];
         args.extend_from_slice(extra_args);
         let config = ServeConfig::try_parse_from(args).expect("valid serve flags");
         let store = stele_server::open_store(&format!("sqlite://{}", database.display()), true)
             .expect("store opens");
-        let state = AppState::new(store, config);
+        let state = AppState::new(store, config).expect("state");
         let handle = state.clone();
         ensure_initialized(&state, Some(API_KEY), Some("admin-password"))
             .await

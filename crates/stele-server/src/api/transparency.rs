@@ -1,0 +1,324 @@
+//! Tamper evidence over HTTP (Stele extensions; WorkOS has no equivalent): signing keys,
+//! signed checkpoints, inclusion and consistency proofs, and single-event proof bundles.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use stele_core::merkle::leaf_hash;
+use stele_core::timestamp::format_millis;
+use stele_core::FieldError;
+use stele_store::Checkpoint;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::error::ApiError;
+use crate::api::extract::ApiCaller;
+use crate::services::transparency::{self, encode_hashes};
+use crate::services::{organizations, ServiceError};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyResponse {
+    #[schema(example = "signing_key")]
+    pub object: &'static str,
+    /// Hex key id, as in each signature line of a checkpoint.
+    pub key_id: String,
+    /// C2SP verifier key `<name>+<key id>+<base64(0x01 || public key)>`: what
+    /// `stele verify-export --public-key` takes.
+    pub verifier_key: String,
+    /// The raw Ed25519 public key, base64.
+    pub public_key: String,
+    /// Whether this server signs new checkpoints with it (older keys stay listed).
+    pub current: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyList {
+    #[schema(example = "list")]
+    pub object: &'static str,
+    pub data: Vec<SigningKeyResponse>,
+}
+
+#[utoipa::path(get, path = "/audit_logs/signing_keys", tag = "transparency",
+    responses((status = 200, body = SigningKeyList)))]
+pub async fn list_signing_keys(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+) -> Result<Json<SigningKeyList>, ApiError> {
+    let current = state.transparency.verifier().key_id_hex();
+    let keys = state.store.list_signing_keys().await?;
+    let data = keys
+        .into_iter()
+        .map(|key| {
+            let public_key = stele_core::note::NoteVerifier::parse(&key.verifier_key)
+                .map(|verifier| BASE64.encode(verifier.public_key().as_bytes()))
+                .unwrap_or_default();
+            SigningKeyResponse {
+                object: "signing_key",
+                current: key.key_id == current,
+                key_id: key.key_id,
+                verifier_key: key.verifier_key,
+                public_key,
+                created_at: format_millis(key.created_at),
+            }
+        })
+        .collect();
+    Ok(Json(SigningKeyList {
+        object: "list",
+        data,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckpointResponse {
+    #[schema(example = "checkpoint")]
+    pub object: &'static str,
+    pub organization_id: String,
+    pub tree_size: u64,
+    /// Base64 Merkle root of the first `tree_size` events.
+    pub root_hash: String,
+    pub key_id: String,
+    /// The C2SP signed note, exactly as signed.
+    pub note: String,
+    pub created_at: String,
+}
+
+impl CheckpointResponse {
+    pub fn from_checkpoint(checkpoint: Checkpoint) -> Self {
+        Self {
+            object: "checkpoint",
+            organization_id: checkpoint.organization_id,
+            tree_size: checkpoint.tree_size,
+            root_hash: BASE64.encode(checkpoint.root_hash),
+            key_id: checkpoint.key_id,
+            note: checkpoint.note,
+            created_at: format_millis(checkpoint.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CheckpointQuery {
+    /// A specific checkpoint by size; the newest one when omitted.
+    pub tree_size: Option<String>,
+}
+
+/// Parses an optional positive integer query parameter into a 422 naming the field.
+fn positive(field: &str, value: Option<&str>) -> Result<Option<u64>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(text) => match text.parse::<u64>() {
+            Ok(number) if number > 0 => Ok(Some(number)),
+            _ => Err(ApiError::validation(vec![FieldError::invalid(
+                field,
+                format!("{field} must be a positive whole number."),
+            )])),
+        },
+    }
+}
+
+#[utoipa::path(get, path = "/organizations/{id}/audit_logs/checkpoint", tag = "transparency",
+    params(CheckpointQuery),
+    responses((status = 200, body = CheckpointResponse),
+              (status = 404, description = "Unknown organization, or no such checkpoint yet")))]
+pub async fn get_checkpoint(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+    Query(query): Query<CheckpointQuery>,
+) -> Result<Json<CheckpointResponse>, ApiError> {
+    organizations::get(&state, &id).await?;
+    let size = positive("tree_size", query.tree_size.as_deref())?;
+    let checkpoint = match size {
+        Some(size) => transparency::checkpoint_for(&state, &id, Some(size), None).await?,
+        None => {
+            state
+                .store
+                .latest_checkpoint(&id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    kind: "Checkpoint",
+                    id: id.clone(),
+                })?
+        }
+    };
+    Ok(Json(CheckpointResponse::from_checkpoint(checkpoint)))
+}
+
+/// Signs a checkpoint of the organization's log now (returns the newest one when it
+/// already covers every event).
+#[utoipa::path(post, path = "/organizations/{id}/audit_logs/checkpoints", tag = "transparency",
+    responses((status = 200, body = CheckpointResponse),
+              (status = 404, description = "Unknown organization, or it has no events yet")))]
+pub async fn create_checkpoint(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<CheckpointResponse>, ApiError> {
+    organizations::get(&state, &id).await?;
+    let checkpoint = transparency::checkpoint_now(&state, &id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound {
+            kind: "Checkpoint",
+            id: id.clone(),
+        })?;
+    Ok(Json(CheckpointResponse::from_checkpoint(checkpoint)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InclusionProofResponse {
+    #[schema(example = "inclusion_proof")]
+    pub object: &'static str,
+    pub organization_id: String,
+    pub event_id: String,
+    /// The event's position in the tree: its sequence minus one.
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// Base64 `SHA-256(0x00 || stored event bytes)`.
+    pub leaf_hash: String,
+    /// Base64 sibling hashes from the leaf up (RFC 9162 §2.1.3).
+    pub hashes: Vec<String>,
+    pub checkpoint: CheckpointResponse,
+}
+
+#[utoipa::path(get, path = "/organizations/{id}/audit_logs/events/{event_id}/inclusion_proof", tag = "transparency",
+    params(CheckpointQuery),
+    responses((status = 200, body = InclusionProofResponse),
+              (status = 404, description = "Unknown organization, event or checkpoint")))]
+pub async fn inclusion_proof(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path((id, event_id)): Path<(String, String)>,
+    Query(query): Query<CheckpointQuery>,
+) -> Result<Json<InclusionProofResponse>, ApiError> {
+    organizations::get(&state, &id).await?;
+    let size = positive("tree_size", query.tree_size.as_deref())?;
+    let event = state
+        .store
+        .get_event(&id, &event_id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound {
+            kind: "Audit log event",
+            id: event_id.clone(),
+        })?
+        .event;
+    let leaf = event.sequence as u64 - 1;
+    let checkpoint = transparency::checkpoint_for(&state, &id, size, Some(leaf)).await?;
+    if leaf >= checkpoint.tree_size {
+        return Err(ServiceError::Rejected {
+            code: "event_not_in_checkpoint",
+            message: format!(
+                "Event '{event_id}' has sequence {}, after the checkpoint of tree size {}.",
+                event.sequence, checkpoint.tree_size
+            ),
+        }
+        .into());
+    }
+    let hashes =
+        transparency::inclusion_proof(&state.store, &id, leaf, checkpoint.tree_size).await?;
+    Ok(Json(InclusionProofResponse {
+        object: "inclusion_proof",
+        organization_id: id,
+        event_id,
+        leaf_index: leaf,
+        tree_size: checkpoint.tree_size,
+        leaf_hash: BASE64.encode(leaf_hash(&event.canonical)),
+        hashes: encode_hashes(&hashes),
+        checkpoint: CheckpointResponse::from_checkpoint(checkpoint),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ConsistencyQuery {
+    /// The older tree size (at least 1).
+    pub first: Option<String>,
+    /// The newer tree size; the newest checkpoint's when omitted.
+    pub second: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsistencyProofResponse {
+    #[schema(example = "consistency_proof")]
+    pub object: &'static str,
+    pub organization_id: String,
+    pub first: u64,
+    pub second: u64,
+    /// Base64 hashes per RFC 9162 §2.1.4.
+    pub hashes: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/organizations/{id}/audit_logs/consistency_proof", tag = "transparency",
+    params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyProofResponse),
+              (status = 404, description = "Unknown organization"),
+              (status = 422, description = "Sizes missing, not 1 <= first <= second, or beyond the log")))]
+pub async fn consistency_proof(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+    Query(query): Query<ConsistencyQuery>,
+) -> Result<Json<ConsistencyProofResponse>, ApiError> {
+    organizations::get(&state, &id).await?;
+    let Some(first) = positive("first", query.first.as_deref())? else {
+        return Err(ApiError::validation(vec![FieldError::required("first")]));
+    };
+    let second = match positive("second", query.second.as_deref())? {
+        Some(second) => second,
+        None => {
+            transparency::checkpoint_for(&state, &id, None, None)
+                .await?
+                .tree_size
+        }
+    };
+    let size = state.store.tree_size(&id).await?;
+    if first > second || second > size {
+        return Err(ApiError::validation(vec![FieldError::invalid(
+            "second",
+            format!("Need 1 <= first <= second <= {size} (the log's size); got first={first}, second={second}."),
+        )]));
+    }
+    let hashes = transparency::consistency_proof(&state.store, &id, first, second).await?;
+    Ok(Json(ConsistencyProofResponse {
+        object: "consistency_proof",
+        organization_id: id,
+        first,
+        second,
+        hashes: encode_hashes(&hashes),
+    }))
+}
+
+/// One event's proof bundle: proven JSONL (checkpoint, the event with its inclusion proof,
+/// signed manifest) that `stele verify-export` checks offline.
+#[utoipa::path(get, path = "/organizations/{id}/audit_logs/events/{event_id}/proof_bundle", tag = "transparency",
+    responses((status = 200, content_type = "application/x-ndjson", description = "Proven JSONL"),
+              (status = 404, description = "Unknown organization or event")))]
+pub async fn proof_bundle(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path((id, event_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    organizations::get(&state, &id).await?;
+    let bundle = transparency::proof_bundle(&state, &id, &event_id).await?;
+    Ok(bundle_response(&event_id, bundle))
+}
+
+/// A proof bundle as a download (shared with the dashboard).
+pub fn bundle_response(event_id: &str, bundle: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(bundle));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{event_id}.proof.jsonl\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
