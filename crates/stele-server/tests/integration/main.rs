@@ -16,4 +16,5 @@ mod robustness;
 mod schema_check;
 mod schemas;
 mod search;
+mod transparency;
 mod verify;
