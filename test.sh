@@ -30,6 +30,7 @@ fi
 step "build the stele binary for the SDK and browser suites"
 cargo build --locked --bin stele
 stele="$root/target/debug/stele"
+export STELE_BIN="$stele"  # e2e checks downloaded proof bundles with `stele verify-export`
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -4,6 +4,7 @@
 // in order; screenshots land in screenshots/ (one of them is docs/dashboard-events.png).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -272,6 +273,22 @@ test('an event\'s detail shows its stored JSON, version, sequence and hash', asy
   const shown = JSON.parse(await page.locator('#event-json').innerText());
   assert.deepEqual(shown, newest, 'the stored JSON is what the search API returns');
   await screenshot('12-event-detail');
+});
+
+test('an event\'s proof bundle downloads and verifies offline with the shown public key', async () => {
+  assert.match(await page.locator('#proof-status').innerText(), /covered/i);
+  const key = (await page.locator('#verifier-key').innerText()).trim();
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.locator('#download-proof').click(),
+  ]);
+  assert.match(download.suggestedFilename(), /\.proof\.jsonl$/);
+  const stele = process.env.STELE_BIN ?? path.resolve(import.meta.dirname, '../target/debug/stele');
+  const output = execFileSync(stele, ['verify-export', await download.path(), '--public-key', key]).toString();
+  assert.match(output, /^OK: 1 events/);
+  await page.reload();
+  assert.match(await page.locator('#proof-status').innerText(), /^Covered/);
+  await screenshot('12b-event-proof');
 });
 
 test('the organization page sets and clears retention', async () => {

@@ -201,7 +201,10 @@ pub fn verify(text: &str, keys: &[NoteVerifier]) -> Result<VerifiedExport, Expor
     // the one form Stele writes.
     let exact = serde_json::json!({ "manifest": manifest.manifest }).to_string() + "\n";
     if *last != exact {
-        return Err(problem(manifest_line, "the manifest line is not in its canonical form"));
+        return Err(problem(
+            manifest_line,
+            "the manifest line is not in its canonical form",
+        ));
     }
     let (manifest_text_signed, _) = open_note(&manifest.manifest, keys, manifest_line, "manifest")?;
     let label = manifest_text_signed

@@ -17,7 +17,7 @@ use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, Layout, PageError,
 };
 use crate::services::filters::repeated;
-use crate::services::{events, exports, organizations};
+use crate::services::{events, exports, organizations, transparency, ServiceError};
 use crate::state::AppState;
 
 const PAGE_SIZE: u32 = 50;
@@ -389,6 +389,10 @@ struct EventPage {
     received_at: String,
     received_at_rfc3339: String,
     hash: String,
+    leaf_hash: String,
+    /// The smallest signed checkpoint that covers this event: (tree size, signed at).
+    covered_by: Option<(u64, String)>,
+    verifier_key: String,
     pretty: String,
     canonical: String,
 }
@@ -405,7 +409,16 @@ pub async fn show(
         .map_err(|error| PageError::Internal(format!("stored event is not JSON: {error}")))?;
     let pretty = serde_json::to_string_pretty(&record)
         .map_err(|error| PageError::Internal(error.to_string()))?;
+    let covered_by = state
+        .store
+        .checkpoint_covering(&organization.id, found.event.sequence as u64)
+        .await
+        .map_err(ServiceError::from)?
+        .map(|checkpoint| (checkpoint.tree_size, display_time(checkpoint.created_at)));
     let view = EventPage {
+        leaf_hash: hex::encode(stele_core::merkle::leaf_hash(&found.event.canonical)),
+        covered_by,
+        verifier_key: state.transparency.verifier().encoded(),
         layout: Layout::for_user(&user, "organizations"),
         organization_path: path_segment(&organization.id),
         organization,
@@ -421,6 +434,18 @@ pub async fn show(
         canonical,
     };
     render(&view)
+}
+
+/// Downloads one event's proof bundle (proven JSONL; signs a checkpoint first when none
+/// covers the event yet).
+pub async fn proof_bundle(
+    State(state): State<AppState>,
+    _user: DashboardUser,
+    Path((organization_id, event_id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let organization = organizations::get(&state, &organization_id).await?;
+    let bundle = transparency::proof_bundle(&state, &organization.id, &event_id).await?;
+    Ok(crate::api::transparency::bundle_response(&event_id, bundle))
 }
 
 #[cfg(test)]

@@ -69,6 +69,10 @@ pub fn router() -> Router<AppState> {
             get(events::show),
         )
         .route(
+            "/dashboard/organizations/{id}/events/{event_id}/proof",
+            get(events::proof_bundle),
+        )
+        .route(
             "/dashboard/organizations/{id}/exports",
             post(events::export),
         )

@@ -517,3 +517,53 @@ async fn export_button_downloads_a_csv_of_the_filtered_events() {
     assert!(response.text().await.expect("body").contains("later than"));
     assert_eq!(exports_count(), 1);
 }
+
+#[tokio::test]
+async fn event_detail_shows_checkpoint_coverage_and_serves_a_verifiable_proof_bundle() {
+    let (server, organization) = populated(3).await;
+    let mut browser = signed_in(&server).await;
+    let id: String = rusqlite::Connection::open(&server.database)
+        .expect("open database")
+        .query_row(
+            "SELECT id FROM events WHERE organization_id = ?1 AND sequence = 2",
+            [&organization],
+            |row| row.get(0),
+        )
+        .expect("stored event");
+    let detail = format!("/dashboard/organizations/{organization}/events/{id}");
+    let (status, html) = page(&mut browser, &detail).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Not yet covered"), "{html}");
+
+    // Downloading the bundle signs a checkpoint; the page then shows the coverage.
+    let response = browser.get(&format!("{detail}/proof")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let bundle = response.text().await.expect("bundle");
+    let key_text = html
+        .split("<code class=\"hash\" id=\"verifier-key\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the page shows the public key");
+    let key = stele_core::note::NoteVerifier::parse(key_text).expect("a verifier key");
+    let verified = stele_core::proven_jsonl::verify(&bundle, &[key]).expect("bundle verifies");
+    assert_eq!(verified.label, format!("event {id}"));
+    let (_, html) = page(&mut browser, &detail).await;
+    assert!(
+        html.contains("Covered</span> by the signed checkpoint of the first 3 events"),
+        "{html}"
+    );
+
+    // Without a session there is no bundle, only the sign-in page.
+    let anonymous = server
+        .client
+        .get(format!("{}{detail}/proof", server.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous.url().path(), "/dashboard/login");
+    assert!(!anonymous
+        .text()
+        .await
+        .expect("body")
+        .contains("\"checkpoint\""));
+}
