@@ -116,82 +116,58 @@ fn decode_hash(text: &str) -> Option<Hash> {
 
 /// Checks a proven JSONL file (its full text) against trusted public keys.
 pub fn verify(text: &str, keys: &[NoteVerifier]) -> Result<VerifiedExport, ExportProblem> {
-    if !text.ends_with('\n') {
-        return Err(problem(
-            text.lines().count().max(1),
-            "the file does not end with a newline (truncated?)",
-        ));
-    }
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let Some((first, rest)) = lines.split_first() else {
-        return Err(problem(1, "the file is empty"));
-    };
-    let Some((last, events)) = rest.split_last() else {
-        return Err(problem(2, "the file has no manifest line"));
-    };
-    let manifest_line = lines.len();
+    verify_reader(text.as_bytes(), keys)
+}
 
-    let checkpoint: CheckpointLine = serde_json::from_str(first)
+/// Checks a proven JSONL file read line by line, so memory stays flat however large it is.
+pub fn verify_reader(
+    mut input: impl std::io::BufRead,
+    keys: &[NoteVerifier],
+) -> Result<VerifiedExport, ExportProblem> {
+    let mut raw = String::new();
+    let mut line = 0usize;
+    let mut next_line = |raw: &mut String, line: &mut usize| -> Result<bool, ExportProblem> {
+        raw.clear();
+        *line += 1;
+        match input.read_line(raw) {
+            Ok(0) => Ok(false),
+            Ok(_) if !raw.ends_with('\n') => Err(problem(
+                *line,
+                "the file does not end with a newline (truncated?)",
+            )),
+            Ok(_) => Ok(true),
+            Err(error) => Err(problem(*line, format!("unreadable: {error}"))),
+        }
+    };
+
+    if !next_line(&mut raw, &mut line)? {
+        return Err(problem(1, "the file is empty"));
+    }
+    let checkpoint: CheckpointLine = serde_json::from_str(&raw)
         .map_err(|error| problem(1, format!("expected the checkpoint line: {error}")))?;
     let (checkpoint_text, key_id) = open_note(&checkpoint.checkpoint, keys, 1, "checkpoint")?;
     let body =
         CheckpointBody::parse(checkpoint_text).map_err(|error| problem(1, error.to_string()))?;
+    let key_id = key_id.to_string();
 
     let mut digest = Sha256::new();
-    digest.update(first.as_bytes());
+    digest.update(raw.as_bytes());
     let mut previous: Option<u64> = None;
-    for (offset, raw) in events.iter().enumerate() {
-        let line = offset + 2;
+    let mut events = 0u64;
+    loop {
+        if !next_line(&mut raw, &mut line)? {
+            return Err(problem(line, "the file has no manifest line"));
+        }
+        if raw.starts_with("{\"manifest\"") {
+            break;
+        }
         digest.update(raw.as_bytes());
-        let event: EventLine<'_> = serde_json::from_str(raw)
-            .map_err(|error| problem(line, format!("expected an event line: {error}")))?;
-        if previous.is_some_and(|previous| event.leaf_index <= previous) {
-            return Err(problem(
-                line,
-                "leaf indices must increase from line to line",
-            ));
-        }
-        previous = Some(event.leaf_index);
-        let proof: Vec<Hash> = event
-            .inclusion_proof
-            .iter()
-            .map(|hash| decode_hash(hash))
-            .collect::<Option<_>>()
-            .ok_or_else(|| problem(line, "an inclusion proof hash is not 32 bytes of base64"))?;
-        let bytes = event.event.get().as_bytes();
-        verify_inclusion(
-            event.leaf_index,
-            body.tree_size,
-            &leaf_hash(bytes),
-            &proof,
-            &body.root_hash,
-        )
-        .map_err(|error| {
-            problem(
-                line,
-                format!("the event is not in the signed tree: {error}"),
-            )
-        })?;
-        // The proof binds the bytes to the index; the event must also say it is that one.
-        let fields: serde_json::Value = serde_json::from_str(event.event.get())
-            .map_err(|error| problem(line, error.to_string()))?;
-        if fields["sequence"].as_u64() != Some(event.leaf_index + 1) {
-            return Err(problem(
-                line,
-                "the event's sequence is not its leaf index + 1",
-            ));
-        }
-        if let Some(organization) = fields["organization_id"].as_str() {
-            if !body.origin.ends_with(&format!("/{organization}")) {
-                return Err(problem(
-                    line,
-                    "the event belongs to another organization than the checkpoint",
-                ));
-            }
-        }
+        check_event_line(&raw, line, &body, &mut previous)?;
+        events += 1;
     }
 
-    let manifest: ManifestLine = serde_json::from_str(last).map_err(|error| {
+    let manifest_line = line;
+    let manifest: ManifestLine = serde_json::from_str(&raw).map_err(|error| {
         problem(
             manifest_line,
             format!("expected the manifest line: {error}"),
@@ -200,7 +176,7 @@ pub fn verify(text: &str, keys: &[NoteVerifier]) -> Result<VerifiedExport, Expor
     // Nothing commits to the manifest line's own bytes but its note, so accept it only in
     // the one form Stele writes.
     let exact = serde_json::json!({ "manifest": manifest.manifest }).to_string() + "\n";
-    if *last != exact {
+    if raw != exact {
         return Err(problem(
             manifest_line,
             "the manifest line is not in its canonical form",
@@ -216,7 +192,7 @@ pub fn verify(text: &str, keys: &[NoteVerifier]) -> Result<VerifiedExport, Expor
         &body.origin,
         &label,
         body.tree_size,
-        events.len() as u64,
+        events,
         &digest.finalize().into(),
     );
     if manifest_text_signed != expected {
@@ -225,11 +201,70 @@ pub fn verify(text: &str, keys: &[NoteVerifier]) -> Result<VerifiedExport, Expor
             "the manifest does not match the lines above it (a line was added, removed, edited or reordered)",
         ));
     }
+    let mut rest = String::new();
+    if next_line(&mut rest, &mut line).unwrap_or(true) {
+        return Err(problem(line, "nothing may follow the manifest line"));
+    }
     Ok(VerifiedExport {
         origin: body.origin,
         tree_size: body.tree_size,
-        events: events.len() as u64,
+        events,
         label,
         key_id,
     })
+}
+
+/// One event line: its proof leads to the signed root, and the event is the one at its
+/// leaf index of the checkpoint's organization.
+fn check_event_line(
+    raw: &str,
+    line: usize,
+    body: &CheckpointBody,
+    previous: &mut Option<u64>,
+) -> Result<(), ExportProblem> {
+    let event: EventLine<'_> = serde_json::from_str(raw)
+        .map_err(|error| problem(line, format!("expected an event line: {error}")))?;
+    if previous.is_some_and(|previous| event.leaf_index <= previous) {
+        return Err(problem(
+            line,
+            "leaf indices must increase from line to line",
+        ));
+    }
+    *previous = Some(event.leaf_index);
+    let proof: Vec<Hash> = event
+        .inclusion_proof
+        .iter()
+        .map(|hash| decode_hash(hash))
+        .collect::<Option<_>>()
+        .ok_or_else(|| problem(line, "an inclusion proof hash is not 32 bytes of base64"))?;
+    let bytes = event.event.get().as_bytes();
+    verify_inclusion(
+        event.leaf_index,
+        body.tree_size,
+        &leaf_hash(bytes),
+        &proof,
+        &body.root_hash,
+    )
+    .map_err(|error| {
+        problem(
+            line,
+            format!("the event is not in the signed tree: {error}"),
+        )
+    })?;
+    // The proof binds the bytes to the index; the event must also say it is that one.
+    let fields: serde_json::Value = serde_json::from_str(event.event.get())
+        .map_err(|error| problem(line, error.to_string()))?;
+    if fields["sequence"].as_u64() != Some(event.leaf_index + 1) {
+        return Err(problem(
+            line,
+            "the event's sequence is not its leaf index + 1",
+        ));
+    }
+    match fields["organization_id"].as_str() {
+        Some(organization) if body.origin.ends_with(&format!("/{organization}")) => Ok(()),
+        _ => Err(problem(
+            line,
+            "the event belongs to another organization than the checkpoint",
+        )),
+    }
 }

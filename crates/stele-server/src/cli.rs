@@ -263,18 +263,14 @@ fn verify_export(file: &std::path::Path, public_keys: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let text = match std::fs::read(file).map(String::from_utf8) {
-        Ok(Ok(text)) => text,
-        Ok(Err(_)) => {
-            println!("INVALID: {} is not UTF-8 text", file.display());
-            return ExitCode::FAILURE;
-        }
+    let reader = match std::fs::File::open(file) {
+        Ok(file) => std::io::BufReader::new(file),
         Err(error) => {
             eprintln!("stele verify-export: reading {}: {error}", file.display());
             return ExitCode::from(2);
         }
     };
-    match stele_core::proven_jsonl::verify(&text, &keys) {
+    match stele_core::proven_jsonl::verify_reader(reader, &keys) {
         Ok(verified) => {
             println!(
                 "OK: {} events of {} ({}) are in its log of {} events, signed by key {}",

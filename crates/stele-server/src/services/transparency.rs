@@ -132,8 +132,8 @@ pub struct TreeReader {
     organization_id: String,
     size: u64,
     known: HashMap<Subtree, Hash>,
-    /// The 256-leaf block whose leaf hashes were read last.
-    block: Option<(u64, Vec<Hash>)>,
+    /// Cached leaf hashes by 256-leaf block (at most two; see `block_leaves`).
+    blocks: Vec<(u64, Vec<Hash>)>,
 }
 
 const BLOCK: u64 = 1 << STORED_LEVEL_STRIDE;
@@ -145,7 +145,7 @@ impl TreeReader {
             organization_id: organization_id.to_owned(),
             size,
             known: HashMap::new(),
-            block: None,
+            blocks: Vec::with_capacity(2),
         }
     }
 
@@ -187,24 +187,37 @@ impl TreeReader {
         })
     }
 
+    /// Leaf hashes of one 256-leaf block. Two blocks stay cached: the one being walked and
+    /// the tree's last, partial block, which every proof near the right edge touches;
+    /// without it, consecutive proofs would reread both blocks for each leaf.
     async fn block_leaves(&mut self, block: u64) -> StoreResult<&[Hash]> {
-        if self.block.as_ref().is_none_or(|(known, _)| *known != block) {
-            // Lower subtrees are cheap to recompute; forget them with their block.
-            self.known
-                .retain(|subtree, _| subtree.level >= STORED_LEVEL_STRIDE);
-            let start = block * BLOCK;
-            let end = (start + BLOCK).min(self.size);
-            let leaves = self
-                .store
-                .leaf_hashes(&self.organization_id, start, end)
-                .await?;
-            self.block = Some((block, leaves));
-        }
-        Ok(self
-            .block
-            .as_ref()
-            .map(|(_, leaves)| leaves.as_slice())
-            .unwrap_or(&[]))
+        let position = match self.blocks.iter().position(|(known, _)| *known == block) {
+            Some(position) => position,
+            None => {
+                let start = block * BLOCK;
+                let end = (start + BLOCK).min(self.size);
+                let leaves = self
+                    .store
+                    .leaf_hashes(&self.organization_id, start, end)
+                    .await?;
+                if self.blocks.len() >= 2 {
+                    let last_block = self.size.saturating_sub(1) / BLOCK;
+                    let evict = self
+                        .blocks
+                        .iter()
+                        .position(|(known, _)| *known != last_block)
+                        .unwrap_or(0);
+                    let (evicted, _) = self.blocks.swap_remove(evict);
+                    // Lower subtrees are cheap to recompute; forget them with their block.
+                    self.known.retain(|subtree, _| {
+                        subtree.level >= STORED_LEVEL_STRIDE || subtree.start() / BLOCK != evicted
+                    });
+                }
+                self.blocks.push((block, leaves));
+                self.blocks.len() - 1
+            }
+        };
+        Ok(self.blocks[position].1.as_slice())
     }
 
     /// A subtree at level >= 8: its stored node, or the root of its children at the stored
