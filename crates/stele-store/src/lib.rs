@@ -211,6 +211,13 @@ pub trait Store: Send + Sync + 'static {
         after_size: u64,
         limit: u32,
     ) -> StoreResult<Vec<Checkpoint>>;
+    /// Thins checkpoints created before `older_than` down to the newest of each
+    /// `keep_one_per_ms` period (per organization); returns how many were deleted.
+    async fn thin_checkpoints(
+        &self,
+        older_than: UnixMillis,
+        keep_one_per_ms: i64,
+    ) -> StoreResult<u64>;
     /// Organizations with events that no checkpoint covers yet.
     async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>>;
     /// Records a signing key (no-op when known).

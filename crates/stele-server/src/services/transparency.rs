@@ -371,6 +371,24 @@ pub async fn checkpoint_now(
     Ok(Some(store.save_checkpoint(checkpoint).await?))
 }
 
+/// Checkpoints younger than this are all kept.
+pub const KEEP_ALL_CHECKPOINTS_MS: i64 = 24 * 60 * 60 * 1000;
+/// Older checkpoints are thinned to the newest one of each such period.
+pub const KEEP_ONE_CHECKPOINT_PER_MS: i64 = 60 * 60 * 1000;
+
+/// Bounds the checkpoints table: a busy log gets a checkpoint every few seconds, about
+/// 17,000 a day. After a day only the newest of each hour is kept. Nothing a proof needs
+/// is lost (proofs are computed from tree hashes, against any size); parties who rely on
+/// a particular checkpoint keep their own copy of it, as with any transparency log.
+pub async fn thin_old_checkpoints(store: &dyn Store) -> StoreResult<u64> {
+    store
+        .thin_checkpoints(
+            now_millis() - KEEP_ALL_CHECKPOINTS_MS,
+            KEEP_ONE_CHECKPOINT_PER_MS,
+        )
+        .await
+}
+
 /// The checkpoint a proof is made against: the one of exactly `tree_size` leaves when
 /// asked for, otherwise the newest one, signed now if it does not cover `leaf`.
 pub async fn checkpoint_for(

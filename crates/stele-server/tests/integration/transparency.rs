@@ -644,3 +644,58 @@ async fn proofs_survive_retention() {
         .expect("export after purge");
     assert_eq!(verified.events, 40);
 }
+
+#[tokio::test]
+async fn checkpoints_older_than_a_day_are_thinned_to_one_per_hour() {
+    let (server, organization) = setup(1).await;
+    let hour = 60 * 60 * 1000;
+    let now = stele_core::timestamp::now_millis();
+    // Five checkpoints: three in one hour two days ago, one the hour after, one today.
+    let mut made_at = Vec::new();
+    for (index, at) in [
+        now - 48 * hour - hour / 2,
+        now - 48 * hour - hour / 3,
+        now - 48 * hour - hour / 4,
+        now - 47 * hour - hour / 2,
+        now,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if index > 0 {
+            fill(&server, &organization, 1).await;
+        }
+        let checkpoint = checkpoint_now(&server, &organization).await;
+        made_at.push((checkpoint["tree_size"].as_u64().expect("size"), at));
+    }
+    for (size, at) in &made_at {
+        // Align to hour boundaries as the thinning does (created_at / 1 hour).
+        let at = at - at.rem_euclid(hour) + [0, 1, 2, 0, 0][(*size - 1) as usize] * 1000;
+        execute_sql(
+            &server.database,
+            &format!("UPDATE checkpoints SET created_at = {at} WHERE organization_id = '{organization}' AND tree_size = {size}"),
+        );
+    }
+    let thinned =
+        stele_server::services::transparency::thin_old_checkpoints(server.state.store.as_ref())
+            .await
+            .expect("thin");
+    assert_eq!(thinned, 2, "two of the three in one old hour go");
+    let connection = rusqlite::Connection::open(&server.database).expect("open");
+    let sizes: Vec<u64> = connection
+        .prepare("SELECT tree_size FROM checkpoints WHERE organization_id = ?1 ORDER BY tree_size")
+        .expect("prepare")
+        .query_map([&organization], |row| {
+            row.get::<_, i64>(0).map(|size| size as u64)
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        sizes,
+        vec![3, 4, 5],
+        "the newest of the old hour, the next hour, and today's"
+    );
+    let (ok, output) = verify_with(&server, &[]);
+    assert!(ok, "{output}");
+}

@@ -329,3 +329,21 @@ pub(super) fn event_bytes(
         .map_err(database_error);
     rows
 }
+
+pub(super) fn thin_checkpoints(
+    connection: &Connection,
+    older_than: i64,
+    keep_one_per_ms: i64,
+) -> StoreResult<u64> {
+    let deleted = connection
+        .execute(
+            "DELETE FROM checkpoints WHERE created_at < ?1
+               AND (organization_id, tree_size) NOT IN (
+                   SELECT organization_id, MAX(tree_size) FROM checkpoints
+                   WHERE created_at < ?1
+                   GROUP BY organization_id, created_at / ?2)",
+            params![older_than, keep_one_per_ms.max(1)],
+        )
+        .map_err(database_error)?;
+    Ok(deleted as u64)
+}

@@ -1638,6 +1638,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn thin_checkpoints(
+        &self,
+        older_than: UnixMillis,
+        keep_one_per_ms: i64,
+    ) -> StoreResult<u64> {
+        self.writer
+            .write(move |connection| {
+                merkle::thin_checkpoints(connection, older_than, keep_one_per_ms)
+            })
+            .await
+    }
+
     async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>> {
         self.readers.read(merkle::uncheckpointed_logs).await
     }
