@@ -36,7 +36,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             Err(error) => error.exit(),
         },
         Some(Command::Serve(config)) => run_server(&cli.global, config).await,
-        Some(Command::Migrate) => migrate(&cli.global),
+        Some(Command::Migrate) => migrate(&cli.global).await,
         Some(Command::Verify {
             organization,
             public_keys,
@@ -57,7 +57,12 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<()> {
-    let store = open_store(&global.database_url, config.migrate_on_start)?;
+    let store = open_store(
+        &global.database_url,
+        &global.database,
+        config.migrate_on_start,
+    )
+    .await?;
     let listener = TcpListener::bind(config.listen).await?;
     let mut config = config;
     if config.signing_key_file.is_none() {
@@ -124,15 +129,9 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-fn migrate(global: &GlobalArgs) -> anyhow::Result<()> {
-    match crate::config::DatabaseLocation::parse(&global.database_url)
-        .map_err(anyhow::Error::msg)?
-    {
-        crate::config::DatabaseLocation::Sqlite { path, .. } => {
-            let applied = stele_store::sqlite::SqliteStore::migrate(&path)?;
-            println!("applied {applied} migration(s) to {}", path.display());
-        }
-    }
+async fn migrate(global: &GlobalArgs) -> anyhow::Result<()> {
+    let applied = crate::migrate(&global.database_url, &global.database).await?;
+    println!("applied {applied} migration(s)");
     Ok(())
 }
 
@@ -157,7 +156,7 @@ async fn verify(
     organization: Option<String>,
     public_keys: &[String],
 ) -> ExitCode {
-    let store = match open_store(&global.database_url, false) {
+    let store = match open_store(&global.database_url, &global.database, false).await {
         Ok(store) => store,
         Err(error) => {
             eprintln!("stele verify: cannot open the database: {error}");
@@ -290,7 +289,7 @@ fn verify_export(file: &std::path::Path, public_keys: &[String]) -> ExitCode {
 }
 
 async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Result<()> {
-    let store = open_store(&global.database_url, true)?;
+    let store = open_store(&global.database_url, &global.database, true).await?;
     let keys = ApiKeys::new(store.clone());
     match command {
         ApiKeysCommand::Create { name } => {
@@ -326,7 +325,7 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
 }
 
 async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()> {
-    let store = open_store(&global.database_url, true)?;
+    let store = open_store(&global.database_url, &global.database, true).await?;
     match command {
         UsersCommand::Create { username, password } => {
             let (user, generated) =

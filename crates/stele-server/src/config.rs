@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use stele_store::postgres::PostgresOptions;
 use stele_store::sqlite::SyncMode;
 
 #[derive(Debug, Parser)]
@@ -23,8 +24,10 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Database to use: `sqlite://PATH` (or a plain file path) for the embedded database;
-    /// `?synchronous=normal` trades power-loss durability for write speed (see README).
+    /// Database to use: `sqlite://PATH` (or a plain file path) for the embedded database,
+    /// where `?synchronous=normal` trades power-loss durability for write speed (see
+    /// README); `postgres://USER@HOST:PORT/DATABASE` for PostgreSQL, which several
+    /// replicas can share.
     #[arg(
         long,
         env = "STELE_DATABASE_URL",
@@ -32,9 +35,45 @@ pub struct GlobalArgs {
         default_value = "sqlite://./stele-data/stele.db"
     )]
     pub database_url: String,
+    #[command(flatten)]
+    pub database: DatabaseOptions,
     /// Log output format.
     #[arg(long, env = "STELE_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+}
+
+/// How a PostgreSQL-backed process uses its database (ignored for SQLite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct DatabaseOptions {
+    /// Most PostgreSQL connections this process opens. Every replica opens its own pool,
+    /// so replicas × pool size must stay below the server's `max_connections`.
+    #[arg(long, env = "STELE_DATABASE_POOL_SIZE", global = true, default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub database_pool_size: u32,
+    /// Longest one PostgreSQL statement may run, in milliseconds, before the server
+    /// cancels it (0 disables the limit).
+    #[arg(
+        long,
+        env = "STELE_DATABASE_STATEMENT_TIMEOUT_MS",
+        global = true,
+        default_value_t = 30_000
+    )]
+    pub database_statement_timeout_ms: u64,
+    /// Longest to wait for a PostgreSQL connection, in seconds (also how long a request
+    /// waits for a free connection from the pool).
+    #[arg(long, env = "STELE_DATABASE_CONNECT_TIMEOUT_SECS", global = true, default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub database_connect_timeout_secs: u64,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            database_pool_size: 16,
+            database_statement_timeout_ms: 30_000,
+            database_connect_timeout_secs: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,14 +202,29 @@ impl ServeConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseLocation {
     Sqlite { path: PathBuf, sync: SyncMode },
+    Postgres(PostgresOptions),
 }
 
 impl DatabaseLocation {
+    /// Parses a database URL with the default PostgreSQL options.
     pub fn parse(url: &str) -> Result<Self, String> {
+        Self::parse_with(url, &DatabaseOptions::default())
+    }
+
+    pub fn parse_with(url: &str, options: &DatabaseOptions) -> Result<Self, String> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(
-                "PostgreSQL is not supported by this build yet; use a sqlite:// URL".into(),
-            );
+            // Checked here so a typo fails before any connection attempt, with the reason.
+            PostgresOptions::check_url(url)?;
+            return Ok(DatabaseLocation::Postgres(PostgresOptions {
+                url: url.to_owned(),
+                pool_size: options.database_pool_size as usize,
+                statement_timeout: std::time::Duration::from_millis(
+                    options.database_statement_timeout_ms,
+                ),
+                connect_timeout: std::time::Duration::from_secs(
+                    options.database_connect_timeout_secs,
+                ),
+            }));
         }
         let rest = url
             .strip_prefix("sqlite://")
@@ -228,6 +282,41 @@ mod tests {
             sqlite("x.db", SyncMode::Normal)
         );
         assert!(DatabaseLocation::parse("sqlite://x.db?synchronous=off").is_err());
-        assert!(DatabaseLocation::parse("postgres://localhost/x").is_err());
+    }
+
+    #[test]
+    fn postgres_urls_carry_the_pool_and_timeout_options() {
+        let options = DatabaseOptions {
+            database_pool_size: 4,
+            database_statement_timeout_ms: 1500,
+            database_connect_timeout_secs: 3,
+        };
+        let Ok(DatabaseLocation::Postgres(parsed)) =
+            DatabaseLocation::parse_with("postgresql://stele@db:5432/audit", &options)
+        else {
+            panic!("a postgresql:// URL selects PostgreSQL");
+        };
+        assert_eq!(parsed.url, "postgresql://stele@db:5432/audit");
+        assert_eq!(parsed.pool_size, 4);
+        assert_eq!(parsed.statement_timeout.as_millis(), 1500);
+        assert_eq!(parsed.connect_timeout.as_secs(), 3);
+        let error = DatabaseLocation::parse("postgres://db:notaport/x").expect_err("bad port");
+        assert!(error.contains("invalid PostgreSQL URL"), "{error}");
+    }
+
+    #[test]
+    fn database_flags_are_global_and_validated() {
+        let cli = Cli::try_parse_from([
+            "stele",
+            "migrate",
+            "--database-url",
+            "postgres://localhost/x",
+            "--database-pool-size",
+            "8",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.global.database.database_pool_size, 8);
+        assert!(Cli::try_parse_from(["stele", "--database-pool-size", "1"]).is_err());
+        assert!(Cli::try_parse_from(["stele", "--database-connect-timeout-secs", "0"]).is_err());
     }
 }

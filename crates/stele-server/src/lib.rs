@@ -14,20 +14,36 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use stele_store::postgres::PostgresStore;
 use stele_store::sqlite::SqliteStore;
 use stele_store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::DatabaseLocation;
+use crate::config::{DatabaseLocation, DatabaseOptions};
 use crate::state::AppState;
 
-/// Opens the store a database URL names.
-pub fn open_store(database_url: &str, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
-    match DatabaseLocation::parse(database_url).map_err(StoreError::Database)? {
+/// Opens the store a database URL names, applying pending migrations when `migrate`.
+pub async fn open_store(
+    database_url: &str,
+    options: &DatabaseOptions,
+    migrate: bool,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match DatabaseLocation::parse_with(database_url, options).map_err(StoreError::Database)? {
         DatabaseLocation::Sqlite { path, sync } => {
             Ok(Arc::new(SqliteStore::open_with(&path, migrate, sync)?))
         }
+        DatabaseLocation::Postgres(options) => {
+            Ok(Arc::new(PostgresStore::open(&options, migrate).await?))
+        }
+    }
+}
+
+/// Applies pending migrations to the database a URL names; returns how many ran.
+pub async fn migrate(database_url: &str, options: &DatabaseOptions) -> Result<usize, StoreError> {
+    match DatabaseLocation::parse_with(database_url, options).map_err(StoreError::Database)? {
+        DatabaseLocation::Sqlite { path, .. } => SqliteStore::migrate(&path),
+        DatabaseLocation::Postgres(options) => PostgresStore::migrate(&options).await,
     }
 }
 

@@ -1,7 +1,9 @@
-//! Persistence for Stele. [`Store`] names every use case the service needs; the SQLite
-//! implementation lives in [`sqlite`]. No other crate contains SQL.
+//! Persistence for Stele. [`Store`] names every use case the service needs; the embedded
+//! SQLite implementation lives in [`sqlite`], the PostgreSQL one (for several replicas on
+//! one database) in [`postgres`]. No other crate contains SQL.
 
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -250,4 +252,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<IdempotencyRecord>;
     /// Deletes records created before `cutoff`; returns how many.
     async fn purge_idempotency_records(&self, cutoff: UnixMillis) -> StoreResult<u64>;
+
+    // --- background jobs ---------------------------------------------------------------
+    /// Whether this process should run background job `job` now: true for the first
+    /// caller once `interval_ms` has passed since the job last started anywhere, so a job
+    /// runs once per interval however many processes share the database. The default
+    /// suits a store only one process opens (SQLite): always true.
+    async fn claim_job_run(
+        &self,
+        _job: &str,
+        _now: UnixMillis,
+        _interval_ms: i64,
+    ) -> StoreResult<bool> {
+        Ok(true)
+    }
 }

@@ -10,7 +10,7 @@ use crate::services::transparency::thin_old_checkpoints;
 use crate::state::AppState;
 
 pub async fn run(state: AppState, interval: Duration, shutdown: watch::Receiver<bool>) {
-    super::every(interval, shutdown, || async {
+    super::every_claimed(&state, "retention", interval, shutdown, || async {
         if let Err(error) = purge_expired(&state).await {
             tracing::warn!(%error, "retention pass failed; will retry next interval");
         }

@@ -341,12 +341,11 @@ async fn sessions_are_stored_hashed_survive_a_restart_and_end_at_logout() {
     let mut browser = Browser::new(&server);
     browser.login().await;
     let token = browser.cookie("stele_session").expect("session").to_owned();
-    let connection = rusqlite::Connection::open(&server.database).expect("open");
-    let stored: Vec<u8> = connection
-        .query_row("SELECT token_hash FROM sessions", [], |row| row.get(0))
-        .expect("one session");
+    let stored = server
+        .database
+        .query_one("SELECT token_hash FROM sessions")
+        .bytes();
     assert_eq!(stored, Sha256::digest(token.as_bytes()).to_vec());
-    drop(connection);
 
     let server = server.restart().await;
     browser.base = server.base.clone();
@@ -487,14 +486,12 @@ async fn edit_event_saves_the_next_version_recording_the_user() {
         versions["data"][0]["actor"]["metadata"]["required"],
         json!(["role"])
     );
-    let connection = rusqlite::Connection::open(&server.database).expect("open");
-    let authors: Vec<String> = connection
-        .prepare("SELECT created_by FROM schema_versions ORDER BY version")
-        .expect("prepare")
-        .query_map([], |row| row.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let authors: Vec<String> = server
+        .database
+        .query("SELECT created_by FROM schema_versions ORDER BY version")
+        .iter()
+        .map(|row| row[0].text())
+        .collect();
     assert_eq!(authors, ["api key default", "user admin"]);
 }
 
@@ -671,7 +668,7 @@ async fn api_keys_page_shows_a_new_secret_once_and_revokes() {
 #[tokio::test]
 async fn users_create_adds_a_dashboard_user_who_can_sign_in() {
     let server = TestServer::start().await;
-    let database_url = format!("sqlite://{}", server.database.display());
+    let database_url = server.database.url().to_owned();
     let created = Command::new(stele_binary())
         .args([
             "--database-url",

@@ -369,14 +369,17 @@ async fn load_more_links_carry_the_cursor_and_the_filters() {
 async fn event_detail_shows_the_stored_json_version_sequence_and_hash() {
     let (server, organization) = populated(3).await;
     let mut browser = signed_in(&server).await;
-    let connection = rusqlite::Connection::open(&server.database).expect("open database");
-    let (id, sequence, version, canonical, hash): (String, i64, i64, Vec<u8>, Vec<u8>) = connection
-        .query_row(
-            "SELECT id, sequence, version, canonical, hash FROM events WHERE organization_id = ?1 AND sequence = 2",
-            [&organization],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
-        )
-        .expect("stored event");
+    let rows = server.database.query(&format!(
+        "SELECT id, sequence, version, canonical, hash FROM events WHERE organization_id = '{organization}' AND sequence = 2"
+    ));
+    let row = rows.first().expect("stored event");
+    let (id, sequence, version, canonical, hash) = (
+        row[0].text(),
+        row[1].integer(),
+        row[2].integer(),
+        row[3].bytes(),
+        row[4].bytes(),
+    );
     let (status, html) = page(
         &mut browser,
         &format!("/dashboard/organizations/{organization}/events/{id}"),
@@ -443,12 +446,10 @@ async fn export_button_downloads_a_csv_of_the_filtered_events() {
         ]
     };
     let exports_count = || {
-        rusqlite::Connection::open(&server.database)
-            .expect("open")
-            .query_row("SELECT COUNT(*) FROM exports", [], |row| {
-                row.get::<_, i64>(0)
-            })
-            .expect("count")
+        server
+            .database
+            .query_one("SELECT COUNT(*) FROM exports")
+            .integer()
     };
 
     for token in ["", "forged"] {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{event, read, seed_v1, stele_binary, stored_events, API_KEY};
+use crate::support::{event, read, seed_v1, stele_binary, stored_events, TestDatabase, API_KEY};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -50,16 +50,20 @@ async fn acknowledged_events_survive_kill_dash_nine() {
     survives_kill_dash_nine("").await;
 }
 
-/// `synchronous=normal` gives up power-loss durability, never process-crash durability.
+/// SQLite's `synchronous=normal` gives up power-loss durability, never process-crash
+/// durability. (It is a SQLite option: on PostgreSQL this runs the same test as above.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_dash_nine_with_normal_sync() {
     survives_kill_dash_nine("?synchronous=normal").await;
 }
 
-async fn survives_kill_dash_nine(url_options: &str) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database = dir.path().join("stele.db");
-    let database_url = format!("sqlite://{}{url_options}", database.display());
+async fn survives_kill_dash_nine(sqlite_url_options: &str) {
+    let database = TestDatabase::create();
+    let database_url = if database.is_postgres() {
+        database.url().to_owned()
+    } else {
+        format!("{}{sqlite_url_options}", database.url())
+    };
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();

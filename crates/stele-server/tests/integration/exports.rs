@@ -222,14 +222,10 @@ async fn forged_altered_and_expired_links_are_refused() {
     );
 
     // A correctly signed link whose ten minutes are over.
-    let connection = rusqlite::Connection::open(&server.database).expect("open");
-    let key: Vec<u8> = connection
-        .query_row(
-            "SELECT value FROM settings WHERE name = 'export_url_signing_key'",
-            [],
-            |row| row.get(0),
-        )
-        .expect("signing key");
+    let key = server
+        .database
+        .query_one("SELECT value FROM settings WHERE name = 'export_url_signing_key'")
+        .bytes();
     let expired_at = stele_core::timestamp::now_millis() - 1;
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("key");
     mac.update(format!("{id}\n{expired_at}").as_bytes());

@@ -40,7 +40,7 @@ async fn missing_or_unknown_api_key_is_401_json() {
 #[tokio::test]
 async fn revoked_keys_stop_working() {
     let server = TestServer::start().await;
-    let database_url = format!("sqlite://{}", server.database.display());
+    let database_url = server.database.url().to_owned();
     let created = std::process::Command::new(crate::support::stele_binary())
         .args([
             "api-keys",

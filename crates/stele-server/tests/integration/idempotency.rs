@@ -178,7 +178,6 @@ async fn keys_are_honoured_on_organization_and_schema_posts() {
 #[tokio::test]
 async fn keys_are_scoped_to_the_api_key() {
     let (server, organization) = setup().await;
-    let state_db = server.database.clone();
     let body = event(
         &organization,
         "user.signed_in",
@@ -195,7 +194,7 @@ async fn keys_are_scoped_to_the_api_key() {
     // A second API key using the same idempotency key does its own work.
     let output = std::process::Command::new(crate::support::stele_binary())
         .args(["api-keys", "create", "--name", "second", "--database-url"])
-        .arg(format!("sqlite://{}", state_db.display()))
+        .arg(server.database.url())
         .output()
         .expect("run stele api-keys create");
     assert!(
@@ -241,11 +240,9 @@ async fn expired_records_are_purged_and_no_longer_replayed() {
         .await
         .expect("request");
     // Age the record past the 24-hour window.
-    let connection = rusqlite::Connection::open(&server.database).expect("open");
-    connection
-        .execute("UPDATE idempotency_keys SET created_at = created_at - 25 * 3600 * 1000 WHERE key = 'old'", [])
-        .expect("age record");
-    drop(connection);
+    server.database.execute(
+        "UPDATE idempotency_keys SET created_at = created_at - 25 * 3600 * 1000 WHERE key = 'old'",
+    );
     let response = server
         .post("/audit_logs/events", &body)
         .header("Idempotency-Key", "old")

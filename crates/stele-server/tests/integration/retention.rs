@@ -169,7 +169,7 @@ async fn purge_removes_the_oldest_prefix_and_the_chain_still_verifies() {
     execute_sql(
         &server.database,
         &format!(
-            "UPDATE events SET received_at = received_at - 40 * 86400000
+            "UPDATE events SET received_at = received_at - 40 * CAST(86400000 AS BIGINT)
              WHERE organization_id = '{organization}' AND sequence IN (1, 2, 3, 4, 6)"
         ),
     );

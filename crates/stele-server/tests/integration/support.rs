@@ -1,11 +1,13 @@
-//! Test harness: starts an in-process server on an ephemeral port with its own database.
+//! Test harness: starts an in-process server on an ephemeral port with its own database:
+//! a fresh SQLite file, or, when `STELE_TEST_POSTGRES_URL` names a PostgreSQL server, a
+//! fresh PostgreSQL database created for the test and dropped after it.
 
 use std::path::PathBuf;
 
 use clap::Parser;
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
-use stele_server::config::ServeConfig;
+use stele_server::config::{DatabaseOptions, ServeConfig};
 use stele_server::services::bootstrap::ensure_initialized;
 use stele_server::state::AppState;
 use tempfile::TempDir;
@@ -14,13 +16,282 @@ use tokio::sync::oneshot;
 
 pub const API_KEY: &str = "sk_test_integration_key";
 
+/// The environment variable that selects PostgreSQL: a URL of a database on the server
+/// (e.g. `postgres://postgres@127.0.0.1:5432/postgres`) that may create databases.
+pub const POSTGRES_URL_VARIABLE: &str = "STELE_TEST_POSTGRES_URL";
+
+/// One test's own database: a SQLite file in a temporary directory, or a PostgreSQL
+/// database with a unique name, dropped (connections and all) when this is dropped.
+pub struct TestDatabase {
+    url: String,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite { path: PathBuf, _dir: TempDir },
+    Postgres { admin_url: String, name: String },
+}
+
+/// A value read back from the database, whatever the backend's column type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Integer(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Cell {
+    pub fn integer(&self) -> i64 {
+        match self {
+            Cell::Integer(value) => *value,
+            other => panic!("expected an integer, found {other:?}"),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            Cell::Text(value) => value.clone(),
+            other => panic!("expected text, found {other:?}"),
+        }
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Cell::Bytes(value) => value.clone(),
+            other => panic!("expected bytes, found {other:?}"),
+        }
+    }
+}
+
+/// Runs `work` against PostgreSQL on a thread of its own, so the caller may be inside a
+/// single-threaded test runtime (which also drives the server under test).
+fn on_postgres<T: Send + 'static>(
+    url: &str,
+    work: impl FnOnce(tokio_postgres::Client) -> futures::future::BoxFuture<'static, T> + Send + 'static,
+) -> T {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|error| {
+                    panic!("cannot reach PostgreSQL at {url} ({POSTGRES_URL_VARIABLE}): {error}")
+                });
+            tokio::spawn(connection);
+            work(client).await
+        })
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+impl TestDatabase {
+    /// A fresh database on the backend the environment selects.
+    pub fn create() -> Self {
+        match std::env::var(POSTGRES_URL_VARIABLE) {
+            Ok(admin_url) if !admin_url.is_empty() => Self::create_postgres(&admin_url),
+            _ => Self::create_sqlite(),
+        }
+    }
+
+    pub fn create_sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("stele.db");
+        TestDatabase {
+            url: format!("sqlite://{}", path.display()),
+            backend: Backend::Sqlite { path, _dir: dir },
+        }
+    }
+
+    /// A new, empty database on the PostgreSQL server `admin_url` points at.
+    pub fn create_postgres(admin_url: &str) -> Self {
+        let name = format!(
+            "stele_test_{}_{}",
+            std::process::id(),
+            ulid::Ulid::new().to_string().to_lowercase()
+        );
+        let statement = format!("CREATE DATABASE {name}");
+        on_postgres(admin_url, move |client| {
+            Box::pin(async move {
+                client
+                    .batch_execute(&statement)
+                    .await
+                    .unwrap_or_else(|error| panic!("{statement}: {error}"));
+            })
+        });
+        TestDatabase {
+            url: with_database_name(admin_url, &name),
+            backend: Backend::Postgres {
+                admin_url: admin_url.to_owned(),
+                name,
+            },
+        }
+    }
+
+    /// The `--database-url` of this database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    /// `sqlite` or `postgres`, whichever this backend speaks (for tests that tamper with
+    /// stored bytes, where the two dialects differ).
+    pub fn dialect<'a>(&self, sqlite: &'a str, postgres: &'a str) -> &'a str {
+        if self.is_postgres() {
+            postgres
+        } else {
+            sqlite
+        }
+    }
+
+    /// Runs one statement; returns how many rows it changed.
+    pub fn execute(&self, sql: &str) -> u64 {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => rusqlite::Connection::open(path)
+                .expect("open database")
+                .execute(sql, [])
+                .unwrap_or_else(|error| panic!("{sql}: {error:?}"))
+                as u64,
+            Backend::Postgres { .. } => {
+                let sql = sql.to_owned();
+                on_postgres(&self.url, move |client| {
+                    Box::pin(async move {
+                        client
+                            .execute(sql.as_str(), &[])
+                            .await
+                            .unwrap_or_else(|error| panic!("{sql}: {error:?}"))
+                    })
+                })
+            }
+        }
+    }
+
+    /// Every row `sql` returns, each as its cells.
+    pub fn query(&self, sql: &str) -> Vec<Vec<Cell>> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => {
+                let connection = rusqlite::Connection::open(path).expect("open database");
+                let mut statement = connection
+                    .prepare(sql)
+                    .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
+                let columns = statement.column_count();
+                statement
+                    .query_map([], |row| {
+                        (0..columns)
+                            .map(|index| {
+                                Ok(match row.get_ref(index)? {
+                                    rusqlite::types::ValueRef::Null => Cell::Null,
+                                    rusqlite::types::ValueRef::Integer(value) => {
+                                        Cell::Integer(value)
+                                    }
+                                    rusqlite::types::ValueRef::Real(value) => {
+                                        Cell::Integer(value as i64)
+                                    }
+                                    rusqlite::types::ValueRef::Text(value) => {
+                                        Cell::Text(String::from_utf8_lossy(value).into_owned())
+                                    }
+                                    rusqlite::types::ValueRef::Blob(value) => {
+                                        Cell::Bytes(value.to_vec())
+                                    }
+                                })
+                            })
+                            .collect()
+                    })
+                    .and_then(Iterator::collect)
+                    .unwrap_or_else(|error| panic!("{sql}: {error:?}"))
+            }
+            Backend::Postgres { .. } => {
+                let sql = sql.to_owned();
+                on_postgres(&self.url, move |client| {
+                    Box::pin(async move {
+                        use tokio_postgres::types::Type;
+                        let rows = client
+                            .query(sql.as_str(), &[])
+                            .await
+                            .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
+                        rows.iter()
+                            .map(|row| {
+                                row.columns()
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(index, column)| {
+                                        let ty = column.type_();
+                                        let cell = if *ty == Type::INT8 {
+                                            row.get::<_, Option<i64>>(index).map(Cell::Integer)
+                                        } else if *ty == Type::INT4 {
+                                            row.get::<_, Option<i32>>(index)
+                                                .map(|value| Cell::Integer(value.into()))
+                                        } else if *ty == Type::BYTEA {
+                                            row.get::<_, Option<Vec<u8>>>(index).map(Cell::Bytes)
+                                        } else if *ty == Type::BOOL {
+                                            row.get::<_, Option<bool>>(index)
+                                                .map(|value| Cell::Integer(value.into()))
+                                        } else {
+                                            row.get::<_, Option<String>>(index).map(Cell::Text)
+                                        };
+                                        cell.unwrap_or(Cell::Null)
+                                    })
+                                    .collect()
+                            })
+                            .collect()
+                    })
+                })
+            }
+        }
+    }
+
+    /// The single value `sql` returns.
+    pub fn query_one(&self, sql: &str) -> Cell {
+        let rows = self.query(sql);
+        assert_eq!(rows.len(), 1, "{sql} returned {} rows", rows.len());
+        rows[0][0].clone()
+    }
+}
+
+/// `url` with its database name replaced by `name` (query parameters kept).
+fn with_database_name(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Backend::Postgres { admin_url, name } = &self.backend {
+            // FORCE ends the connections a server under test may still hold.
+            let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                on_postgres(admin_url, move |client| {
+                    Box::pin(async move { client.batch_execute(&statement).await })
+                })
+            }));
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop test database {name}");
+            }
+        }
+    }
+}
+
 pub struct TestServer {
     pub base: String,
     pub state: AppState,
     pub client: Client,
-    pub database: PathBuf,
+    pub database: TestDatabase,
     stop: Option<oneshot::Sender<()>>,
-    _dir: TempDir,
 }
 
 impl TestServer {
@@ -30,18 +301,19 @@ impl TestServer {
 
     /// Starts a server; `extra_args` are `stele serve` flags (e.g. `--body-limit-bytes`).
     pub async fn start_with(extra_args: &[&str]) -> Self {
-        Self::start_in(tempfile::tempdir().expect("temp dir"), extra_args).await
+        Self::start_on(TestDatabase::create(), extra_args).await
     }
 
     /// Stops this server and starts a new one on the same database (on a new port).
     pub async fn restart(mut self) -> Self {
-        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        Self::start_in(dir, &[]).await
+        let database = std::mem::replace(&mut self.database, TestDatabase::create_sqlite());
+        Self::start_on(database, &[]).await
     }
 
+<<<<<<< HEAD
     async fn start_in(dir: TempDir, extra_args: &[&str]) -> Self {
         let database = dir.path().join("stele.db");
         let key_file = dir.path().join("signing-key.pem");
@@ -53,9 +325,19 @@ impl TestServer {
             "--signing-key-file",
             key_file,
         ];
+=======
+    pub async fn start_on(database: TestDatabase, extra_args: &[&str]) -> Self {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+>>>>>>> a584ecd (PostgreSQL store: tokio-postgres with a deadpool pool, own migrations, group-committed appends that lock each organization's chain head)
         args.extend_from_slice(extra_args);
         let config = ServeConfig::try_parse_from(args).expect("valid serve flags");
-        let store = stele_server::open_store(&format!("sqlite://{}", database.display()), true)
+        let options = DatabaseOptions {
+            // Tests run many servers at once against one PostgreSQL server.
+            database_pool_size: 4,
+            ..DatabaseOptions::default()
+        };
+        let store = stele_server::open_store(database.url(), &options, true)
+            .await
             .expect("store opens");
         let state = AppState::new(store, config).expect("state");
         let handle = state.clone();
@@ -74,7 +356,6 @@ impl TestServer {
             client: Client::new(),
             database,
             stop: Some(stop),
-            _dir: dir,
         }
     }
 
@@ -187,22 +468,18 @@ pub fn event(organization_id: &str, action: &str, version: Option<i64>, targets:
     json!({"organization_id": organization_id, "event": event})
 }
 
-/// Rows of the events table for an organization, read straight from the SQLite file.
+/// Rows of the events table for an organization: sequence, id and stored bytes.
 pub fn stored_events(
-    database: &std::path::Path,
+    database: &TestDatabase,
     organization_id: &str,
 ) -> Vec<(i64, String, Vec<u8>)> {
-    let connection = rusqlite::Connection::open(database).expect("open database");
-    let mut statement = connection
-        .prepare("SELECT sequence, id, canonical FROM events WHERE organization_id = ?1 ORDER BY sequence")
-        .expect("prepare");
-    statement
-        .query_map([organization_id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
+    database
+        .query(&format!(
+            "SELECT sequence, id, canonical FROM events WHERE organization_id = '{organization_id}' ORDER BY sequence"
+        ))
+        .into_iter()
+        .map(|row| (row[0].integer(), row[1].text(), row[2].bytes()))
+        .collect()
 }
 
 /// Path of the built `stele` binary.
@@ -210,22 +487,15 @@ pub fn stele_binary() -> &'static str {
     env!("CARGO_BIN_EXE_stele")
 }
 
-/// Runs `sql` against the server's SQLite file (to age rows or simulate tampering).
-pub fn execute_sql(database: &std::path::Path, sql: &str) -> usize {
-    rusqlite::Connection::open(database)
-        .expect("open database")
-        .execute(sql, [])
-        .expect("sql runs")
+/// Runs `sql` against the server's database (to age rows or simulate tampering).
+pub fn execute_sql(database: &TestDatabase, sql: &str) -> u64 {
+    database.execute(sql)
 }
 
 /// Runs `stele verify` on the server's database; returns success and stdout.
-pub fn stele_verify(database: &std::path::Path) -> (bool, String) {
+pub fn stele_verify(database: &TestDatabase) -> (bool, String) {
     let output = std::process::Command::new(stele_binary())
-        .args([
-            "verify",
-            "--database-url",
-            &format!("sqlite://{}", database.display()),
-        ])
+        .args(["verify", "--database-url", database.url()])
         .output()
         .expect("run stele verify");
     (

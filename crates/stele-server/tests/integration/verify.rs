@@ -30,11 +30,7 @@ async fn log_with_events(count: usize) -> (TestServer, String, String) {
 
 fn verify(server: &TestServer, organization: Option<&str>) -> (bool, String) {
     let mut command = Command::new(stele_binary());
-    command.args([
-        "verify",
-        "--database-url",
-        &format!("sqlite://{}", server.database.display()),
-    ]);
+    command.args(["verify", "--database-url", server.database.url()]);
     if let Some(organization) = organization {
         command.args(["--organization", organization]);
     }
@@ -46,8 +42,7 @@ fn verify(server: &TestServer, organization: Option<&str>) -> (bool, String) {
 }
 
 fn tamper(server: &TestServer, sql: &str) {
-    let connection = rusqlite::Connection::open(&server.database).expect("open");
-    let changed = connection.execute(sql, []).expect("tamper");
+    let changed = server.database.execute(sql);
     assert!(changed > 0, "tampering changed nothing: {sql}");
 }
 
@@ -65,10 +60,15 @@ async fn intact_log_verifies() {
 #[tokio::test]
 async fn altered_event_is_named() {
     let (server, organization, other) = log_with_events(4).await;
+    // The stored bytes edited in place, in each backend's dialect.
+    let altered = server.database.dialect(
+        "CAST(replace(CAST(canonical AS TEXT), '\"t1\"', '\"t9\"') AS BLOB)",
+        "convert_to(replace(convert_from(canonical, 'UTF8'), '\"t1\"', '\"t9\"'), 'UTF8')",
+    );
     tamper(
         &server,
         &format!(
-            "UPDATE events SET canonical = CAST(replace(CAST(canonical AS TEXT), '\"t1\"', '\"t9\"') AS BLOB)
+            "UPDATE events SET canonical = {altered}
              WHERE organization_id = '{organization}' AND sequence = 2"
         ),
     );
