@@ -7,7 +7,10 @@ use tokio_postgres::Client;
 use super::database_error;
 use crate::{StoreError, StoreResult};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_merkle.sql"),
+];
 
 /// The advisory lock key held while migrating ("stele mg" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7374_656c_6520_6d67;

@@ -9,6 +9,7 @@
 //! on the server, `on` by default), so an acknowledged write is on the primary's disk.
 
 mod appender;
+mod merkle;
 mod migrations;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use stele_core::chain::{ChainHash, ChainVerifier, StoredLink, GENESIS};
 use stele_core::idempotency::REPLAY_WINDOW_MS;
+use stele_core::merkle::Hash;
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::schema::SchemaDefinition;
 use stele_core::timestamp::UnixMillis;
@@ -1336,6 +1338,11 @@ impl Store for PostgresStore {
         };
         let last_sequence: i64 = last.get(0);
         let last_hash: Vec<u8> = last.get(2);
+        let purged_leaves: Vec<(i64, &[u8])> = prefix[..expired]
+            .iter()
+            .map(|row| (row.get(0), row.get(3)))
+            .collect();
+        merkle::keep_purged_leaf_hashes(&transaction, organization_id, &purged_leaves).await?;
         // Target rows are keyed by target id; the ids come from the stored events.
         let (mut target_ids, mut target_sequences) = (Vec::new(), Vec::new());
         for row in &prefix[..expired] {
@@ -1389,6 +1396,132 @@ impl Store for PostgresStore {
             .await?
             .map(|row| row.get(0))
             .ok_or_else(|| StoreError::Database(format!("setting {name} vanished")))
+    }
+
+    async fn tree_size(&self, organization_id: &str) -> StoreResult<u64> {
+        merkle::tree_size(&self.client().await?, organization_id).await
+    }
+
+    async fn leaf_hashes(
+        &self,
+        organization_id: &str,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<Hash>> {
+        let mut client = self.client().await?;
+        // One snapshot: a purge committing between the two reads inside must not hide a
+        // leaf from both.
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(database_error)?;
+        let hashes = merkle::leaf_hashes(&transaction, organization_id, start, end).await?;
+        transaction.commit().await.map_err(database_error)?;
+        Ok(hashes)
+    }
+
+    async fn tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<(u64, Hash)>> {
+        merkle::tree_nodes(&self.client().await?, organization_id, level, start, end).await
+    }
+
+    async fn tree_node_count(&self, organization_id: &str, level: u8) -> StoreResult<u64> {
+        merkle::tree_node_count(&self.client().await?, organization_id, level).await
+    }
+
+    async fn store_tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        nodes: Vec<(u64, Hash)>,
+    ) -> StoreResult<()> {
+        merkle::store_tree_nodes(&self.client().await?, organization_id, level, &nodes).await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: Checkpoint) -> StoreResult<Checkpoint> {
+        merkle::save_checkpoint(&self.client().await?, &checkpoint).await
+    }
+
+    async fn latest_checkpoint(&self, organization_id: &str) -> StoreResult<Option<Checkpoint>> {
+        Ok(merkle::query_checkpoints(
+            &self.client().await?,
+            "organization_id = $1 ORDER BY tree_size DESC LIMIT 1",
+            &[&organization_id],
+        )
+        .await?
+        .pop())
+    }
+
+    async fn checkpoint_covering(
+        &self,
+        organization_id: &str,
+        min_size: u64,
+    ) -> StoreResult<Option<Checkpoint>> {
+        Ok(merkle::query_checkpoints(
+            &self.client().await?,
+            "organization_id = $1 AND tree_size >= $2 ORDER BY tree_size LIMIT 1",
+            &[&organization_id, &(min_size as i64)],
+        )
+        .await?
+        .pop())
+    }
+
+    async fn list_checkpoints(
+        &self,
+        organization_id: &str,
+        after_size: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Checkpoint>> {
+        merkle::query_checkpoints(
+            &self.client().await?,
+            "organization_id = $1 AND tree_size > $2 ORDER BY tree_size LIMIT $3",
+            &[&organization_id, &(after_size as i64), &i64::from(limit)],
+        )
+        .await
+    }
+
+    async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>> {
+        merkle::uncheckpointed_logs(&self.client().await?).await
+    }
+
+    async fn register_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()> {
+        merkle::register_signing_key(&self.client().await?, &key).await
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        merkle::list_signing_keys(&self.client().await?).await
+    }
+
+    async fn event_bytes(
+        &self,
+        organization_id: &str,
+        after_sequence: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        merkle::event_bytes(
+            &self.client().await?,
+            organization_id,
+            after_sequence,
+            limit,
+        )
+        .await
+    }
+
+    async fn organization_ids(&self) -> StoreResult<Vec<String>> {
+        Ok(self
+            .query("SELECT id FROM organizations ORDER BY id", &[])
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
     }
 
     async fn find_idempotency_record(

@@ -1,0 +1,300 @@
+//! PostgreSQL side of the Merkle trees: leaf hashes from stored bytes (or kept hashes of
+//! purged events), stored subtree nodes, checkpoints and signing keys. Mirrors
+//! `sqlite::merkle`; writes that two replicas may race on (nodes, checkpoints, keys) are
+//! insert-or-ignore, so the first one stored stays in force.
+
+use deadpool_postgres::GenericClient;
+use stele_core::merkle::{leaf_hash, Hash, STORED_LEVEL_STRIDE};
+use tokio_postgres::Row;
+
+use super::{execute_in, query_in};
+use crate::model::{Checkpoint, SigningKeyRecord, UncheckpointedLog};
+use crate::{StoreError, StoreResult};
+
+fn hash_from(organization_id: &str, what: &str, bytes: Vec<u8>) -> StoreResult<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} of {organization_id} is not 32 bytes")))
+}
+
+pub(super) async fn tree_size(
+    client: &impl GenericClient,
+    organization_id: &str,
+) -> StoreResult<u64> {
+    // The head holds the newest committed sequence, purged events included.
+    let rows = query_in(
+        client,
+        "SELECT sequence FROM chain_heads WHERE organization_id = $1",
+        &[&organization_id],
+    )
+    .await?;
+    Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0)) as u64)
+}
+
+pub(super) async fn leaf_hashes(
+    client: &impl GenericClient,
+    organization_id: &str,
+    start: u64,
+    end: u64,
+) -> StoreResult<Vec<Hash>> {
+    let mut found: Vec<Option<Hash>> = vec![None; (end - start) as usize];
+    for row in query_in(
+        client,
+        "SELECT sequence, canonical FROM events
+         WHERE organization_id = $1 AND sequence > $2 AND sequence <= $3",
+        &[&organization_id, &(start as i64), &(end as i64)],
+    )
+    .await?
+    {
+        let sequence: i64 = row.get(0);
+        found[(sequence as u64 - 1 - start) as usize] = Some(leaf_hash(row.get(1)));
+    }
+    if found.iter().any(Option::is_none) {
+        for (index, hash) in tree_nodes(client, organization_id, 0, start, end).await? {
+            found[(index - start) as usize].get_or_insert(hash);
+        }
+    }
+    found
+        .into_iter()
+        .enumerate()
+        .map(|(offset, hash)| {
+            hash.ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "event {} of {organization_id} is neither stored nor kept as a hash",
+                    start + offset as u64 + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn tree_nodes(
+    client: &impl GenericClient,
+    organization_id: &str,
+    level: u8,
+    start: u64,
+    end: u64,
+) -> StoreResult<Vec<(u64, Hash)>> {
+    query_in(
+        client,
+        "SELECT node_index, hash FROM merkle_nodes
+         WHERE organization_id = $1 AND level = $2 AND node_index >= $3 AND node_index < $4
+         ORDER BY node_index",
+        &[
+            &organization_id,
+            &i32::from(level),
+            &(start as i64),
+            &(end as i64),
+        ],
+    )
+    .await?
+    .into_iter()
+    .map(|row| {
+        Ok((
+            row.get::<_, i64>(0) as u64,
+            hash_from(organization_id, "a tree node", row.get(1))?,
+        ))
+    })
+    .collect()
+}
+
+pub(super) async fn tree_node_count(
+    client: &impl GenericClient,
+    organization_id: &str,
+    level: u8,
+) -> StoreResult<u64> {
+    let rows = query_in(
+        client,
+        "SELECT COALESCE(MAX(node_index) + 1, 0) FROM merkle_nodes
+         WHERE organization_id = $1 AND level = $2",
+        &[&organization_id, &i32::from(level)],
+    )
+    .await?;
+    Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0)) as u64)
+}
+
+pub(super) async fn store_tree_nodes(
+    client: &impl GenericClient,
+    organization_id: &str,
+    level: u8,
+    nodes: &[(u64, Hash)],
+) -> StoreResult<()> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let indexes: Vec<i64> = nodes.iter().map(|(index, _)| *index as i64).collect();
+    let hashes: Vec<&[u8]> = nodes.iter().map(|(_, hash)| hash.as_slice()).collect();
+    execute_in(
+        client,
+        "INSERT INTO merkle_nodes (organization_id, level, node_index, hash)
+         SELECT $1, $2, node_index, hash FROM UNNEST($3::int8[], $4::bytea[]) AS u(node_index, hash)
+         ON CONFLICT DO NOTHING",
+        &[&organization_id, &i32::from(level), &indexes, &hashes],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Called by a purge before it deletes `purged` (sequence, bytes): keeps the leaf hash of
+/// every purged event whose 256-leaf block has no level-8 node yet, since nothing else
+/// could reproduce it once the bytes are gone.
+pub(super) async fn keep_purged_leaf_hashes(
+    client: &impl GenericClient,
+    organization_id: &str,
+    purged: &[(i64, &[u8])],
+) -> StoreResult<()> {
+    let block_size = 1u64 << STORED_LEVEL_STRIDE;
+    let blocks: Vec<i64> = purged
+        .iter()
+        .map(|(sequence, _)| ((*sequence as u64 - 1) / block_size) as i64)
+        .collect();
+    let covered: std::collections::HashSet<i64> = query_in(
+        client,
+        "SELECT node_index FROM merkle_nodes
+         WHERE organization_id = $1 AND level = $2 AND node_index = ANY($3)",
+        &[&organization_id, &i32::from(STORED_LEVEL_STRIDE), &blocks],
+    )
+    .await?
+    .iter()
+    .map(|row| row.get(0))
+    .collect();
+    let kept: Vec<(u64, Hash)> = purged
+        .iter()
+        .zip(&blocks)
+        .filter(|(_, block)| !covered.contains(block))
+        .map(|((sequence, bytes), _)| (*sequence as u64 - 1, leaf_hash(bytes)))
+        .collect();
+    store_tree_nodes(client, organization_id, 0, &kept).await
+}
+
+const CHECKPOINT_COLUMNS: &str = "organization_id, tree_size, root_hash, note, key_id, created_at";
+
+fn checkpoint_from_row(row: &Row) -> StoreResult<Checkpoint> {
+    let organization_id: String = row.get(0);
+    Ok(Checkpoint {
+        root_hash: hash_from(&organization_id, "a checkpoint root", row.get(2))?,
+        tree_size: row.get::<_, i64>(1) as u64,
+        note: row.get(3),
+        key_id: row.get(4),
+        created_at: row.get(5),
+        organization_id,
+    })
+}
+
+pub(super) async fn query_checkpoints(
+    client: &impl GenericClient,
+    condition: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> StoreResult<Vec<Checkpoint>> {
+    query_in(
+        client,
+        &format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE {condition}"),
+        params,
+    )
+    .await?
+    .iter()
+    .map(checkpoint_from_row)
+    .collect()
+}
+
+pub(super) async fn save_checkpoint(
+    client: &impl GenericClient,
+    checkpoint: &Checkpoint,
+) -> StoreResult<Checkpoint> {
+    execute_in(
+        client,
+        "INSERT INTO checkpoints (organization_id, tree_size, root_hash, note, key_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        &[
+            &checkpoint.organization_id,
+            &(checkpoint.tree_size as i64),
+            &checkpoint.root_hash.as_slice(),
+            &checkpoint.note,
+            &checkpoint.key_id,
+            &checkpoint.created_at,
+        ],
+    )
+    .await?;
+    query_checkpoints(
+        client,
+        "organization_id = $1 AND tree_size = $2",
+        &[&checkpoint.organization_id, &(checkpoint.tree_size as i64)],
+    )
+    .await?
+    .pop()
+    .ok_or_else(|| StoreError::Database("a saved checkpoint could not be read back".into()))
+}
+
+pub(super) async fn uncheckpointed_logs(
+    client: &impl GenericClient,
+) -> StoreResult<Vec<UncheckpointedLog>> {
+    Ok(query_in(
+        client,
+        "SELECT organization_id, size, done FROM (
+             SELECT h.organization_id, h.sequence AS size,
+                    COALESCE((SELECT MAX(tree_size) FROM checkpoints c
+                              WHERE c.organization_id = h.organization_id), 0) AS done
+             FROM chain_heads h) AS logs
+         WHERE size > done ORDER BY organization_id",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|row| UncheckpointedLog {
+        organization_id: row.get(0),
+        tree_size: row.get::<_, i64>(1) as u64,
+        checkpointed_size: row.get::<_, i64>(2) as u64,
+    })
+    .collect())
+}
+
+pub(super) async fn register_signing_key(
+    client: &impl GenericClient,
+    key: &SigningKeyRecord,
+) -> StoreResult<()> {
+    execute_in(
+        client,
+        "INSERT INTO signing_keys (key_id, verifier_key, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+        &[&key.key_id, &key.verifier_key, &key.created_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn list_signing_keys(
+    client: &impl GenericClient,
+) -> StoreResult<Vec<SigningKeyRecord>> {
+    Ok(query_in(
+        client,
+        "SELECT key_id, verifier_key, created_at FROM signing_keys
+         ORDER BY created_at, key_id COLLATE \"C\"",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|row| SigningKeyRecord {
+        key_id: row.get(0),
+        verifier_key: row.get(1),
+        created_at: row.get(2),
+    })
+    .collect())
+}
+
+pub(super) async fn event_bytes(
+    client: &impl GenericClient,
+    organization_id: &str,
+    after_sequence: i64,
+    limit: u32,
+) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+    Ok(query_in(
+        client,
+        "SELECT sequence, canonical FROM events
+         WHERE organization_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+        &[&organization_id, &after_sequence, &i64::from(limit)],
+    )
+    .await?
+    .iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect())
+}
