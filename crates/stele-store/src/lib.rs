@@ -41,6 +41,10 @@ pub trait Store: Send + Sync + 'static {
     // --- credentials -------------------------------------------------------------------
     /// Whether the database has neither API keys nor users (first start).
     async fn is_uninitialized(&self) -> StoreResult<bool>;
+    /// Stores the first API key and the first user if the database has neither, as one
+    /// decision (several processes may start on an empty database at once); returns
+    /// whether they were stored.
+    async fn initialize(&self, key: NewApiKey, user: NewUser) -> StoreResult<bool>;
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
     /// The key whose secret hashes to `secret_hash`, revoked or not.
     async fn find_api_key(&self, secret_hash: [u8; 32]) -> StoreResult<Option<ApiKey>>;

@@ -31,6 +31,18 @@ pub fn generate_secret() -> String {
     format!("sk_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// A key ready to store, with the given secret (or a generated one), and that secret.
+pub fn new_key(name: &str, secret: Option<String>) -> (NewApiKey, String) {
+    let secret = secret.unwrap_or_else(generate_secret);
+    let key = NewApiKey {
+        id: IdKind::ApiKey.generate(),
+        name: name.to_owned(),
+        secret_hash: hash_secret(&secret),
+        created_at: now_millis(),
+    };
+    (key, secret)
+}
+
 pub struct ApiKeys {
     store: Arc<dyn Store>,
     cache: Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>,
@@ -50,16 +62,8 @@ impl ApiKeys {
         name: &str,
         secret: Option<String>,
     ) -> StoreResult<(ApiKey, String)> {
-        let secret = secret.unwrap_or_else(generate_secret);
-        let key = self
-            .store
-            .create_api_key(NewApiKey {
-                id: IdKind::ApiKey.generate(),
-                name: name.to_owned(),
-                secret_hash: hash_secret(&secret),
-                created_at: now_millis(),
-            })
-            .await?;
+        let (new, secret) = new_key(name, secret);
+        let key = self.store.create_api_key(new).await?;
         Ok((key, secret))
     }
 

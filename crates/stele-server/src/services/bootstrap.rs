@@ -5,7 +5,7 @@ use stele_core::ids::IdKind;
 use stele_core::timestamp::now_millis;
 use stele_store::{NewUser, StoreError};
 
-use crate::services::api_keys::{hash_secret, ApiKeys};
+use crate::services::api_keys::{hash_secret, new_key, ApiKeys};
 use crate::services::users::{generate_password, hash_password};
 use crate::state::AppState;
 
@@ -30,37 +30,40 @@ pub async fn ensure_initialized(
     };
     let api_keys: &ApiKeys = &state.api_keys;
     if state.store.is_uninitialized().await? {
-        let (_, secret) = api_keys
-            .create("default", configured_api_key.map(str::to_owned))
-            .await?;
-        if configured_api_key.is_none() {
-            secrets.api_key = Some(secret);
-        }
+        let (key, secret) = new_key("default", configured_api_key.map(str::to_owned));
         let password = configured_admin_password
             .map(str::to_owned)
             .unwrap_or_else(generate_password);
-        state
-            .store
-            .create_user(NewUser {
-                id: IdKind::User.generate(),
-                username: ADMIN_USERNAME.to_owned(),
-                password_hash: hash_password(&password)?,
-                created_at: now_millis(),
-            })
-            .await?;
-        if configured_admin_password.is_none() {
-            secrets.admin_password = Some(password);
+        let admin = NewUser {
+            id: IdKind::User.generate(),
+            username: ADMIN_USERNAME.to_owned(),
+            password_hash: hash_password(&password)?,
+            created_at: now_millis(),
+        };
+        // Another replica starting on the same empty database may win; then its secrets
+        // are the ones shown (by it), and this one only registers a configured key.
+        if state.store.initialize(key, admin).await? {
+            if configured_api_key.is_none() {
+                secrets.api_key = Some(secret);
+            }
+            if configured_admin_password.is_none() {
+                secrets.admin_password = Some(password);
+            }
+            return Ok(secrets);
         }
-    } else if let Some(secret) = configured_api_key {
-        if state
-            .store
-            .find_api_key(hash_secret(secret))
-            .await?
-            .is_none()
-        {
-            api_keys
+    }
+    if let Some(secret) = configured_api_key {
+        let hash = hash_secret(secret);
+        if state.store.find_api_key(hash).await?.is_none() {
+            let created = api_keys
                 .create("STELE_API_KEY", Some(secret.to_owned()))
-                .await?;
+                .await;
+            // A replica starting at the same moment may have registered it first.
+            if let Err(error) = created {
+                if state.store.find_api_key(hash).await?.is_none() {
+                    return Err(error);
+                }
+            }
         }
     }
     Ok(secrets)

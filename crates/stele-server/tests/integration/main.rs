@@ -1,5 +1,5 @@
-//! Integration tests: the real server, bound to port 0 on a fresh SQLite file, driven over
-//! HTTP. One test binary keeps link times down; each module covers one area of the contract.
+//! Integration tests: the real server, bound to port 0 on a fresh database (SQLite, or
+//! PostgreSQL when `STELE_TEST_POSTGRES_URL` is set), driven over HTTP. One test binary keeps link times down; each module covers one area of the contract.
 
 mod support;
 
@@ -11,6 +11,7 @@ mod exports;
 mod http_contract;
 mod idempotency;
 mod organizations;
+mod replicas;
 mod retention;
 mod robustness;
 mod schema_check;

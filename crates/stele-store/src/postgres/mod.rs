@@ -518,6 +518,9 @@ async fn external_id_taken(client: &impl GenericClient, external_id: Option<&str
 
 const VERIFY_FETCH: i32 = 1000;
 
+/// The advisory lock key held while initialising an empty database ("stele in").
+const INITIALIZE_LOCK: i64 = 0x7374_656c_6520_696e;
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn is_uninitialized(&self) -> StoreResult<bool> {
@@ -528,6 +531,54 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(rows.first().is_some_and(|row| row.get(0)))
+    }
+
+    async fn initialize(&self, key: NewApiKey, user: NewUser) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(database_error)?;
+        // Replicas starting together on an empty database queue here; the first stores
+        // its key and user, the others then see a database that is no longer empty.
+        execute_in(
+            &transaction,
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&INITIALIZE_LOCK],
+        )
+        .await?;
+        let empty: bool = query_in(
+            &transaction,
+            "SELECT NOT EXISTS (SELECT 1 FROM api_keys) AND NOT EXISTS (SELECT 1 FROM users)",
+            &[],
+        )
+        .await?
+        .first()
+        .is_some_and(|row| row.get(0));
+        if !empty {
+            return Ok(false);
+        }
+        execute_in(
+            &transaction,
+            "INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+            &[
+                &key.id,
+                &key.name,
+                &key.secret_hash.as_slice(),
+                &key.created_at,
+            ],
+        )
+        .await?;
+        execute_in(
+            &transaction,
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+            &[
+                &user.id,
+                &user.username,
+                &user.password_hash,
+                &user.created_at,
+            ],
+        )
+        .await?;
+        transaction.commit().await.map_err(database_error)?;
+        Ok(true)
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {

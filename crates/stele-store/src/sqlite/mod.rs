@@ -758,6 +758,36 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn initialize(&self, key: NewApiKey, user: NewUser) -> StoreResult<bool> {
+        self.writer
+            .write(move |connection| {
+                let empty: bool = connection
+                    .query_row(
+                        "SELECT NOT EXISTS (SELECT 1 FROM api_keys) AND NOT EXISTS (SELECT 1 FROM users)",
+                        [],
+                        |row| row.get(0),
+                    )
+                    .map_err(database_error)?;
+                if !empty {
+                    return Ok(false);
+                }
+                connection
+                    .execute(
+                        "INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![key.id, key.name, key.secret_hash.as_slice(), key.created_at],
+                    )
+                    .map_err(database_error)?;
+                connection
+                    .execute(
+                        "INSERT INTO users (id, username, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![user.id, user.username, user.password_hash, user.created_at],
+                    )
+                    .map_err(database_error)?;
+                Ok(true)
+            })
+            .await
+    }
+
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
         self.writer
             .write(move |connection| {
