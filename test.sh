@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Runs every Stele test suite: formatting, lints, Rust unit and integration tests, then the
 # official WorkOS SDKs (Python, Node, Rust) and the dashboard in a real Chromium (e2e/),
-# each against a fresh `stele serve`. Installs what the suites need on its own (Python
-# venv, npm packages, Debian's chromium package when run as root). Usage: ./test.sh
+# each against a fresh `stele serve`. Every suite runs twice: on SQLite, then on
+# PostgreSQL (a fresh database per test or server, dropped afterwards), plus the
+# two-replica tests, which need PostgreSQL. Installs what the suites need on its own
+# (Python venv, npm packages, Debian's chromium package when run as root). Usage: ./test.sh
+#
+# PostgreSQL: STELE_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
+# must name a server where that user may create databases. When it is the local default
+# and not answering, the local cluster is started with pg_ctlcluster; if it still cannot
+# be reached, the run fails here rather than skipping anything.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 root=$(pwd)
@@ -10,9 +17,30 @@ root=$(pwd)
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 
-for tool in cargo node npm python3 curl; do
+for tool in cargo node npm python3 curl psql pg_isready; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is required but not installed"
 done
+
+postgres_url="${STELE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+ensure_postgres() {
+  if psql "$postgres_url" -Atqc 'SELECT 1' >/dev/null 2>&1; then return 0; fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 && command -v pg_ctlcluster >/dev/null 2>&1; then
+    local version
+    for version in $(ls /etc/postgresql 2>/dev/null); do
+      echo "starting PostgreSQL $version (main cluster)"
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    done
+    for _ in $(seq 1 30); do
+      pg_isready -q -h 127.0.0.1 -p 5432 && break
+      sleep 1
+    done
+  fi
+  psql "$postgres_url" -Atqc 'SELECT 1' >/dev/null 2>&1 ||
+    die "PostgreSQL is not reachable at $postgres_url ($(psql "$postgres_url" -Atqc 'SELECT 1' 2>&1 | head -n 1)); the PostgreSQL half of the suite cannot run. Start it (pg_ctlcluster <version> main start) or set STELE_TEST_POSTGRES_URL."
+}
+step "PostgreSQL at $postgres_url"
+ensure_postgres
+psql "$postgres_url" -Atc 'SELECT version()'
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -20,11 +48,19 @@ cargo fmt --all -- --check
 step "cargo clippy (whole workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "Rust unit, integration and property tests"
+# The replica tests always use PostgreSQL, so the SQLite pass leaves them to the second.
+step "Rust unit, integration and property tests (SQLite)"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
+  STELE_TEST_POSTGRES_URL= cargo nextest run --locked --no-fail-fast -E 'not test(/^replicas::/)'
 else
-  cargo test --locked --no-fail-fast
+  STELE_TEST_POSTGRES_URL= cargo test --locked --no-fail-fast -- --skip replicas::
+fi
+
+step "Rust integration tests on PostgreSQL, and the two-replica tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  STELE_TEST_POSTGRES_URL="$postgres_url" cargo nextest run --locked --no-fail-fast -p stele-server --test integration
+else
+  STELE_TEST_POSTGRES_URL="$postgres_url" cargo test --locked --no-fail-fast -p stele-server --test integration
 fi
 
 step "build the stele binary for the SDK and browser suites"
@@ -38,6 +74,7 @@ free_port() {
 
 server_pid=""
 server_dir=""
+server_database=""
 stop_server() {
   if [[ -n "$server_pid" ]]; then
     kill "$server_pid" 2>/dev/null || true
@@ -46,18 +83,40 @@ stop_server() {
   fi
   [[ -n "$server_dir" ]] && rm -rf "$server_dir"
   server_dir=""
+  if [[ -n "$server_database" ]]; then
+    psql "$postgres_url" -q -c "DROP DATABASE IF EXISTS $server_database WITH (FORCE)" >/dev/null
+    server_database=""
+  fi
 }
 trap stop_server EXIT
 
-# Starts a fresh server on its own SQLite file and exports what the suites read.
+# `postgres_url` with its database name replaced by $1.
+postgres_url_for() {
+  local url="${postgres_url%%\?*}" query=""
+  [[ "$postgres_url" == *\?* ]] && query="?${postgres_url#*\?}"
+  local scheme="${url%%://*}" rest="${url#*://}"
+  echo "$scheme://${rest%%/*}/$1$query"
+}
+
+# Starts a fresh server on its own database (start_server sqlite|postgres) and exports
+# what the suites read.
 start_server() {
   server_dir=$(mktemp -d)
-  local port
+  local port database_url
+  case "$1" in
+    sqlite) database_url="sqlite://$server_dir/stele.db" ;;
+    postgres)
+      server_database="stele_suite_$$_$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
+      psql "$postgres_url" -q -c "CREATE DATABASE $server_database" >/dev/null
+      database_url=$(postgres_url_for "$server_database")
+      ;;
+    *) die "start_server: unknown backend '$1'" ;;
+  esac
   port=$(free_port)
   export STELE_API_KEY="sk_test_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
   export STELE_ADMIN_PASSWORD="admin-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
   export STELE_HOST=127.0.0.1 STELE_PORT="$port" STELE_BASE_URL="http://127.0.0.1:$port"
-  STELE_LISTEN="127.0.0.1:$port" STELE_DATABASE_URL="sqlite://$server_dir/stele.db" \
+  STELE_LISTEN="127.0.0.1:$port" STELE_DATABASE_URL="$database_url" \
     "$stele" serve >"$server_dir/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 150); do
@@ -70,22 +129,24 @@ start_server() {
 }
 
 failed=()
-# Runs one suite script against its own fresh server: run_suite NAME SCRIPT.
+# Runs one suite script against its own fresh server: run_suite NAME SCRIPT BACKEND.
 run_suite() {
-  start_server
+  start_server "$3"
   if ! "$2"; then
-    failed+=("$1")
-    echo "--- server log ($1) ---" >&2
+    failed+=("$1 ($3)")
+    echo "--- server log ($1, $3) ---" >&2
     tail -n 50 "$server_dir/server.log" >&2
   fi
   stop_server
 }
-for suite in python node rust; do
-  step "SDK compatibility: $suite"
-  run_suite "$suite" "sdk-tests/$suite/run.sh"
+for backend in sqlite postgres; do
+  for suite in python node rust; do
+    step "SDK compatibility: $suite ($backend)"
+    run_suite "$suite" "sdk-tests/$suite/run.sh" "$backend"
+  done
+  step "dashboard in Chromium (e2e, $backend)"
+  run_suite e2e e2e/run.sh "$backend"
 done
-step "dashboard in Chromium (e2e)"
-run_suite e2e e2e/run.sh
 
 if (( ${#failed[@]} )); then
   die "suites failed: ${failed[*]}"
