@@ -9,7 +9,7 @@ use crate::services::transparency::checkpoint_now;
 use crate::state::AppState;
 
 pub async fn run(state: AppState, interval: Duration, shutdown: watch::Receiver<bool>) {
-    super::every(interval, shutdown, || async {
+    super::every_claimed(&state, "checkpoints", interval, shutdown, || async {
         let logs = match state.store.uncheckpointed_logs().await {
             Ok(logs) => logs,
             Err(error) => {

@@ -25,10 +25,13 @@ pub const POSTGRES_URL_VARIABLE: &str = "STELE_TEST_POSTGRES_URL";
 pub struct TestDatabase {
     url: String,
     backend: Backend,
+    /// Holds the SQLite file, and for either backend the checkpoint signing key, which
+    /// belongs with the database (a restart must sign with the same key).
+    dir: TempDir,
 }
 
 enum Backend {
-    Sqlite { path: PathBuf, _dir: TempDir },
+    Sqlite { path: PathBuf },
     Postgres { admin_url: String, name: String },
 }
 
@@ -104,7 +107,8 @@ impl TestDatabase {
         let path = dir.path().join("stele.db");
         TestDatabase {
             url: format!("sqlite://{}", path.display()),
-            backend: Backend::Sqlite { path, _dir: dir },
+            backend: Backend::Sqlite { path },
+            dir,
         }
     }
 
@@ -130,12 +134,18 @@ impl TestDatabase {
                 admin_url: admin_url.to_owned(),
                 name,
             },
+            dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
     /// The `--database-url` of this database.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Where servers on this database keep their checkpoint signing key.
+    pub fn signing_key_file(&self) -> PathBuf {
+        self.dir.path().join("signing-key.pem")
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -149,6 +159,16 @@ impl TestDatabase {
             postgres
         } else {
             sqlite
+        }
+    }
+
+    /// `bytes` as a literal of this backend's SQL.
+    pub fn bytes_literal(&self, bytes: &[u8]) -> String {
+        let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        if self.is_postgres() {
+            format!("'\\x{hex}'::bytea")
+        } else {
+            format!("X'{hex}'")
         }
     }
 
@@ -313,10 +333,8 @@ impl TestServer {
         Self::start_on(database, &[]).await
     }
 
-<<<<<<< HEAD
-    async fn start_in(dir: TempDir, extra_args: &[&str]) -> Self {
-        let database = dir.path().join("stele.db");
-        let key_file = dir.path().join("signing-key.pem");
+    pub async fn start_on(database: TestDatabase, extra_args: &[&str]) -> Self {
+        let key_file = database.signing_key_file();
         let key_file = key_file.to_str().expect("utf-8 temp path");
         let mut args = vec![
             "serve",
@@ -325,10 +343,6 @@ impl TestServer {
             "--signing-key-file",
             key_file,
         ];
-=======
-    pub async fn start_on(database: TestDatabase, extra_args: &[&str]) -> Self {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
->>>>>>> a584ecd (PostgreSQL store: tokio-postgres with a deadpool pool, own migrations, group-committed appends that lock each organization's chain head)
         args.extend_from_slice(extra_args);
         let config = ServeConfig::try_parse_from(args).expect("valid serve flags");
         let options = DatabaseOptions {

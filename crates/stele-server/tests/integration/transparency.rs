@@ -427,11 +427,7 @@ async fn filtered_exports_and_proof_bundles_verify() {
 
 fn verify_with(server: &TestServer, extra: &[&str]) -> (bool, String) {
     let output = Command::new(stele_binary())
-        .args([
-            "verify",
-            "--database-url",
-            &format!("sqlite://{}", server.database.display()),
-        ])
+        .args(["verify", "--database-url", server.database.url()])
         .args(extra)
         .output()
         .expect("run stele verify");
@@ -444,25 +440,13 @@ fn verify_with(server: &TestServer, extra: &[&str]) -> (bool, String) {
 /// Rewrites the chain hashes of `organization` from `from_sequence` on, as an attacker with
 /// database access would after editing an event, so only the signed tree can tell.
 fn relink_chain(server: &TestServer, organization: &str) {
-    let connection = rusqlite::Connection::open(&server.database).expect("open");
-    let rows: Vec<(i64, Vec<u8>)> = connection
-        .prepare(
-            "SELECT sequence, canonical FROM events WHERE organization_id = ?1 ORDER BY sequence",
-        )
-        .expect("prepare")
-        .query_map([organization], |row| Ok((row.get(0)?, row.get(1)?)))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
     let mut previous = stele_core::chain::GENESIS;
-    for (sequence, bytes) in rows {
+    for (sequence, _, bytes) in stored_events(&server.database, organization) {
         previous = stele_core::chain::link(&previous, &bytes);
-        connection
-            .execute(
-                "UPDATE events SET hash = ?1 WHERE organization_id = ?2 AND sequence = ?3",
-                rusqlite::params![previous.as_slice(), organization, sequence],
-            )
-            .expect("relink");
+        server.database.execute(&format!(
+            "UPDATE events SET hash = {} WHERE organization_id = '{organization}' AND sequence = {sequence}",
+            server.database.bytes_literal(&previous)
+        ));
     }
 }
 
@@ -474,10 +458,14 @@ async fn verify_catches_what_a_relinked_chain_hides() {
     assert!(ok, "{output}");
 
     // Edited event, chain recomputed: the signed root no longer matches.
+    let edited = server.database.dialect(
+        "CAST(replace(CAST(canonical AS TEXT), 'team_', 'team-') AS BLOB)",
+        "convert_to(replace(convert_from(canonical, 'UTF8'), 'team_', 'team-'), 'UTF8')",
+    );
     execute_sql(
         &server.database,
         &format!(
-            "UPDATE events SET canonical = CAST(replace(CAST(canonical AS TEXT), 'team_', 'team-') AS BLOB)
+            "UPDATE events SET canonical = {edited}
              WHERE organization_id = '{organization}' AND sequence = 4"
         ),
     );
@@ -516,8 +504,9 @@ async fn verify_catches_a_cut_tail_and_forged_checkpoints() {
     execute_sql(
         &server.database,
         &format!(
-            "UPDATE checkpoints SET note = '{}', root_hash = zeroblob(32) WHERE organization_id = '{organization}'",
-            forger.sign(&body.text())
+            "UPDATE checkpoints SET note = '{}', root_hash = {} WHERE organization_id = '{organization}'",
+            forger.sign(&body.text()),
+            server.database.bytes_literal(&[0; 32])
         ),
     );
     let (ok, output) = verify_with(&server, &[]);
@@ -549,7 +538,7 @@ async fn verify_catches_a_cut_tail_and_forged_checkpoints() {
 async fn the_key_file_is_private_and_rotation_keeps_old_checkpoints_verifiable() {
     let (server, organization) = setup(3).await;
     let first = checkpoint_now(&server, &organization).await;
-    let key_file = server.database.with_file_name("signing-key.pem");
+    let key_file = server.database.signing_key_file();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
