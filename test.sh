@@ -48,12 +48,12 @@ cargo fmt --all -- --check
 step "cargo clippy (whole workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# The replica tests always use PostgreSQL, so the SQLite pass leaves them to the second.
+# The two-replica tests (replicas::) always use PostgreSQL, so they run in both passes.
 step "Rust unit, integration and property tests (SQLite)"
 if cargo nextest --version >/dev/null 2>&1; then
-  STELE_TEST_POSTGRES_URL= cargo nextest run --locked --no-fail-fast -E 'not test(/^replicas::/)'
+  STELE_TEST_POSTGRES_URL= cargo nextest run --locked --no-fail-fast
 else
-  STELE_TEST_POSTGRES_URL= cargo test --locked --no-fail-fast -- --skip replicas::
+  STELE_TEST_POSTGRES_URL= cargo test --locked --no-fail-fast
 fi
 
 step "Rust integration tests on PostgreSQL, and the two-replica tests"
