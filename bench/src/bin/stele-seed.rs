@@ -12,14 +12,15 @@ use stele_bench::{bench_schema, synthetic_event, ACTIONS};
 use stele_core::ids::IdKind;
 use stele_core::schema::parse_schema_definition;
 use stele_core::timestamp::now_millis;
+use stele_store::postgres::{PostgresOptions, PostgresStore};
 use stele_store::sqlite::SqliteStore;
 use stele_store::{NewEvent, Organization, Store};
 
 #[derive(Parser)]
 struct Args {
-    /// SQLite file to create or extend.
+    /// SQLite file to create or extend, or a postgres:// URL of a database to extend.
     #[arg(long)]
-    database: std::path::PathBuf,
+    database: String,
     #[arg(long, default_value_t = 1)]
     organizations: u64,
     /// Events appended to each organization.
@@ -33,7 +34,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&args.database, true)?);
+    let store: Arc<dyn Store> = if args.database.starts_with("postgres://") {
+        Arc::new(PostgresStore::open(&PostgresOptions::new(&args.database), true).await?)
+    } else {
+        Arc::new(SqliteStore::open(
+            std::path::Path::new(&args.database),
+            true,
+        )?)
+    };
     let definition =
         parse_schema_definition(&bench_schema()).map_err(|errors| anyhow::anyhow!("{errors:?}"))?;
     for action in ACTIONS {
