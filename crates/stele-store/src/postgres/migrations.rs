@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::database_error;
 use crate::{StoreError, StoreResult};
 
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_merkle.sql"),
 ];

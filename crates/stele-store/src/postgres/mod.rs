@@ -1626,3 +1626,6 @@ impl Store for PostgresStore {
         Ok(claimed == 1)
     }
 }
+
+#[cfg(test)]
+mod tests;

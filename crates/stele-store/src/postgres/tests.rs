@@ -1,0 +1,233 @@
+//! Store-level tests of what only PostgreSQL has: several processes (here, several
+//! stores with their own pools) appending to one database, and the appender's batches.
+//! They use `STELE_TEST_POSTGRES_URL` (default: the local server) and fail when it cannot
+//! be reached.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use stele_core::event::parse_create_event;
+
+use super::*;
+
+/// A database created for one test and dropped (with its connections) afterwards.
+struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("STELE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+async fn admin_execute(admin_url: &str, sql: &str) {
+    let options = PostgresOptions::new(admin_url);
+    let client = connect(&options)
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL at {admin_url}: {error}"));
+    client.batch_execute(sql).await.expect(sql);
+}
+
+impl ScratchDatabase {
+    async fn create() -> Self {
+        let admin_url = admin_url();
+        let name = format!(
+            "stele_store_test_{}_{}",
+            std::process::id(),
+            now_millis_nanos()
+        );
+        admin_execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
+        let (base, _) = admin_url.rsplit_once('/').expect("a URL with a database");
+        let url = format!("{base}/{name}");
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    async fn store(&self) -> Arc<PostgresStore> {
+        let mut options = PostgresOptions::new(&self.url);
+        options.pool_size = 4;
+        Arc::new(PostgresStore::open(&options, true).await.expect("open"))
+    }
+}
+
+fn now_millis_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default()
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(admin_execute(
+                    &admin_url,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ));
+            }
+        })
+        .join();
+    }
+}
+
+fn organization(id: &str) -> Organization {
+    Organization {
+        id: id.into(),
+        name: id.into(),
+        external_id: None,
+        metadata: Default::default(),
+        domains: Vec::new(),
+        retention_period_in_days: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+fn new_event(id: String, organization_id: &str) -> NewEvent {
+    let request = parse_create_event(&json!({
+        "organization_id": organization_id,
+        "event": {
+            "action": "user.signed_in", "occurred_at": "2022-09-08T19:46:03.435Z",
+            "actor": {"id": "u", "type": "user"},
+            "targets": [{"id": "t", "type": "team"}],
+            "context": {"location": "1.2.3.4"}
+        }
+    }))
+    .expect("valid");
+    NewEvent {
+        id,
+        organization_id: organization_id.into(),
+        event: request.event,
+    }
+}
+
+fn record(key: &str, body: &str) -> IdempotencyRecord {
+    IdempotencyRecord {
+        scope: "key_1".into(),
+        key: key.into(),
+        fingerprint: [7; 32],
+        status: 201,
+        body: body.as_bytes().to_vec(),
+        created_at: stele_core::timestamp::now_millis(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_from_two_processes_to_one_organization_form_one_contiguous_chain() {
+    let database = ScratchDatabase::create().await;
+    let (first, second) = (database.store().await, database.store().await);
+    first
+        .create_organization(organization("org_a"), None)
+        .await
+        .expect("organization");
+    let appends = (0..300).map(|index| {
+        let store = if index % 2 == 0 { &first } else { &second };
+        let store = Arc::clone(store);
+        tokio::spawn(async move {
+            store
+                .append_event(new_event(format!("evt_{index}"), "org_a"), None)
+                .await
+        })
+    });
+    let mut sequences = Vec::new();
+    for append in futures_util::future::join_all(appends).await {
+        match append.expect("task").expect("append") {
+            Idempotent::Done(appended) => sequences.push(appended.sequence),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    sequences.sort_unstable();
+    assert_eq!(sequences, (1..=300).collect::<Vec<i64>>());
+    let report = second
+        .verify_log(None, Box::new(|_| {}))
+        .await
+        .expect("verify");
+    assert_eq!(report.first_break, None);
+    assert_eq!(report.events, 300);
+    assert_eq!(first.tree_size("org_a").await.expect("size"), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_stores_a_repeated_key_once_and_rejects_only_the_unknown_organization() {
+    let database = ScratchDatabase::create().await;
+    let store = database.store().await;
+    store
+        .create_organization(organization("org_a"), None)
+        .await
+        .expect("organization");
+    // Submitted together, so they usually share one batch; the outcome must not depend
+    // on whether they do.
+    let (left, right, orphan, plain) = tokio::join!(
+        store.append_event(
+            new_event("evt_1".into(), "org_a"),
+            Some(record("k", "first"))
+        ),
+        store.append_event(
+            new_event("evt_2".into(), "org_a"),
+            Some(record("k", "second"))
+        ),
+        store.append_event(new_event("evt_3".into(), "org_missing"), None),
+        store.append_event(new_event("evt_4".into(), "org_a"), None),
+    );
+    let outcomes = [left.expect("left"), right.expect("right")];
+    let done = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Idempotent::Done(_)))
+        .count();
+    assert_eq!(done, 1, "{outcomes:?}");
+    let replayed: Vec<&IdempotencyRecord> = outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Idempotent::AlreadyDone(record) => Some(record),
+            Idempotent::Done(_) => None,
+        })
+        .collect();
+    assert_eq!(replayed.len(), 1);
+    assert!(matches!(orphan, Err(StoreError::OrganizationNotFound)));
+    assert!(matches!(plain, Ok(Idempotent::Done(_))));
+    let report = store
+        .verify_log(Some("org_a".into()), Box::new(|_| {}))
+        .await
+        .expect("verify");
+    assert_eq!((report.events, report.first_break), (2, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_than_the_binary_knows_is_refused_and_an_unmigrated_one_needs_migrate() {
+    let database = ScratchDatabase::create().await;
+    let options = PostgresOptions::new(&database.url);
+    let refused = PostgresStore::open(&options, false)
+        .await
+        .err()
+        .expect("an empty database is not opened without migrating");
+    assert!(refused.to_string().contains("stele migrate"), "{refused}");
+    assert_eq!(
+        PostgresStore::migrate(&options).await.expect("migrate"),
+        migrations::MIGRATIONS.len()
+    );
+    assert_eq!(PostgresStore::migrate(&options).await.expect("again"), 0);
+    PostgresStore::open(&options, false)
+        .await
+        .expect("a current schema opens without migrating");
+    admin_execute(
+        &database.url,
+        "INSERT INTO stele_migrations (version) VALUES (999)",
+    )
+    .await;
+    let newer = PostgresStore::migrate(&options)
+        .await
+        .expect_err("a newer schema is refused");
+    assert!(newer.to_string().contains("upgrade stele"), "{newer}");
+}
