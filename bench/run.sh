@@ -68,11 +68,12 @@ json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.a
 now_ms() { date +%s%3N; }
 
 # start_stele DB PORT: starts a server and waits for /healthz; sets stele_pid and
-# startup_ms (time from exec to ready).
+# startup_ms (time from exec to ready). DB is a SQLite path or a postgres:// URL.
 start_stele() {
-  local started
+  local started url="sqlite://$1"
+  [[ "$1" == postgres://* ]] && url="$1"
   started=$(now_ms)
-  STELE_LISTEN="127.0.0.1:$2" STELE_DATABASE_URL="sqlite://$1" STELE_API_KEY="$api_key" \
+  STELE_LISTEN="127.0.0.1:$2" STELE_DATABASE_URL="$url" STELE_API_KEY="$api_key" \
     STELE_ADMIN_PASSWORD=bench STELE_LOG=warn "$stele" serve >"$work/stele-$2.log" 2>&1 &
   stele_pid=$!
   pids+=("$stele_pid")
@@ -161,6 +162,58 @@ ceiling_http=$(wrk_ingest "$nginx_port" "$work/ingest-orgs.txt")
 stop_pid "$nginx_pid"
 nginx_rps=$(python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print(round(r["requests"] / r["seconds"]))' "$ceiling_http")
 
+# --- g: single-event ingest on PostgreSQL, one replica and two behind nginx ------------
+# The same load against a fresh database on the local PostgreSQL server (the one the test
+# suite uses), first through one replica, then through nginx balancing two replicas.
+pg_admin_url="${STELE_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+pg_database="stele_bench_$$"
+psql "$pg_admin_url" -qc "CREATE DATABASE $pg_database" >/dev/null ||
+  die "PostgreSQL is not reachable at $pg_admin_url (set STELE_BENCH_POSTGRES_URL)"
+pg_url="${pg_admin_url%/*}/$pg_database"
+say "scenario g: single-event ingest on PostgreSQL, one replica (${duration}, 64 connections)"
+"$seed" --database "$pg_url" --organizations "$ingest_orgs" --events-per-organization 0 >"$work/pg-orgs.txt"
+port=$(free_port)
+start_stele "$pg_url" "$port"
+pg_first_pid=$stele_pid
+ingest_pg=$(wrk_ingest "$port" "$work/pg-orgs.txt")
+say "scenario g: the same load through nginx to two replicas"
+second_port=$(free_port)
+start_stele "$pg_url" "$second_port"
+pg_second_pid=$stele_pid
+lb_port=$(free_port)
+mkdir -p "$work/lb/logs"
+cat >"$work/lb/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+error_log $work/lb/logs/error.log warn;
+pid $work/lb/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/lb;
+  proxy_temp_path $work/lb;
+  fastcgi_temp_path $work/lb;
+  uwsgi_temp_path $work/lb;
+  scgi_temp_path $work/lb;
+  upstream stele { server 127.0.0.1:$port; server 127.0.0.1:$second_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$lb_port;
+    location / { proxy_pass http://stele; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+"$nginx_bin" -p "$work/lb" -c "$work/lb/nginx.conf" &
+lb_pid=$!
+pids+=("$lb_pid")
+for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$lb_port/healthz" && break; sleep 0.05; done
+ingest_pg_two=$(wrk_ingest "$lb_port" "$work/pg-orgs.txt")
+stop_pid "$lb_pid"
+stop_pid "$pg_first_pid"
+stop_pid "$pg_second_pid"
+pg_verify_out=$("$stele" verify --database-url "$pg_url" 2>/dev/null || true)
+psql "$pg_admin_url" -qc "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)" >/dev/null
+case "$pg_verify_out" in OK:*) ;; *) die "stele verify after the PostgreSQL ingest: $pg_verify_out" ;; esac
+
 # --- c: storage ceiling -------------------------------------------------------------------
 say "scenario c: SQLite insert ceiling ($ceiling_events events, 1000-row durable transactions)"
 ceiling_rps=$("$ceiling" --database "$work/ceiling.db" --events "$ceiling_events" --transaction-size 1000 2>/dev/null)
@@ -187,6 +240,23 @@ print(f"| SQLite ceiling (same rows, direct inserts, 1000-row durable transactio
 print(f"| Stele as a share of the SQLite ceiling | {100 * stele_rps / ceiling:.1f}% |")
 normal_rps = normal["requests"] / normal["seconds"]
 print(f"| for reference, `?synchronous=normal` (survives kill -9, not power loss) | {normal_rps:,.0f} events/s, p99 {normal['p99_ms']:.2f} ms |")
+PY
+  echo
+  echo "## Single-event ingest on PostgreSQL"
+  echo
+  echo "The same load against PostgreSQL 15 on the same machine (default settings,"
+  echo "\`synchronous_commit = on\`), through one replica, then through nginx (one worker)"
+  echo "balancing two replicas on the one database. \`stele verify\` afterwards: $pg_verify_out"
+  echo
+  echo "| measure | value |"
+  echo "| --- | --- |"
+  python3 - "$ingest_pg" "$ingest_pg_two" <<'PY'
+import json, sys
+for label, result in (("one replica", json.loads(sys.argv[1])), ("two replicas behind nginx", json.loads(sys.argv[2]))):
+    rps = result["requests"] / result["seconds"]
+    print(f"| {label}: events acknowledged per second | **{rps:,.0f}** |")
+    print(f"| {label}: latency p50 / p99 / p99.9 | {result['p50_ms']:.2f} / {result['p99_ms']:.2f} / {result['p999_ms']:.2f} ms |")
+    print(f"| {label}: non-2xx responses, socket errors | {result['non_2xx']}, {result['socket_errors']} |")
 PY
   echo "| \`stele verify\` after the run (warm-up included) | ${verify_out:-failed} |"
   echo

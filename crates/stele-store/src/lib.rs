@@ -5,6 +5,7 @@
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
+mod stored;
 
 use async_trait::async_trait;
 use stele_core::merkle::Hash;

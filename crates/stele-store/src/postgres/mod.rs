@@ -29,6 +29,7 @@ use tokio_postgres::{NoTls, Row};
 
 use self::appender::Appender;
 use crate::model::*;
+use crate::stored::{json_text, parse_definition, StoredExportFilters};
 use crate::{Store, StoreError, StoreResult};
 
 /// How to reach the database and how much of it one process may use.
@@ -328,15 +329,6 @@ fn organization_from_row(row: &Row) -> StoreResult<Organization> {
     })
 }
 
-fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|error| StoreError::Database(error.to_string()))
-}
-
-fn parse_definition(action: &str, version: i64, text: &str) -> StoreResult<SchemaDefinition> {
-    serde_json::from_str(text)
-        .map_err(|error| StoreError::Corrupt(format!("schema {action} v{version}: {error}")))
-}
-
 const STORED_EVENT_COLUMNS: &str =
     "e.id, e.organization_id, e.sequence, e.version, e.received_at, e.canonical";
 
@@ -391,15 +383,6 @@ async fn retained_from(client: &impl GenericClient, organization_id: &str) -> St
     )
     .await?;
     Ok(rows.first().map_or(1, |row| row.get(0)))
-}
-
-/// What the `filters` column of `exports` holds: the query and where the organization's
-/// retained chain started when the export was created.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredExportFilters {
-    #[serde(flatten)]
-    query: EventQuery,
-    retained_from: i64,
 }
 
 /// A text or integer bound to one placeholder of a generated query.

@@ -24,6 +24,7 @@ use stele_core::timestamp::{now_millis, UnixMillis};
 use self::read_pool::ReadPool;
 use self::writer::Writer;
 use crate::model::*;
+use crate::stored::{json_text, parse_definition, StoredExportFilters};
 use crate::{Store, StoreError, StoreResult};
 
 fn database_error(error: rusqlite::Error) -> StoreError {
@@ -147,15 +148,6 @@ fn parse_organization(
         StoreError::Corrupt(format!("organization {} domains: {error}", organization.id))
     })?;
     Ok(organization)
-}
-
-fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|error| StoreError::Database(error.to_string()))
-}
-
-fn parse_definition(action: &str, version: i64, text: &str) -> StoreResult<SchemaDefinition> {
-    serde_json::from_str(text)
-        .map_err(|error| StoreError::Corrupt(format!("schema {action} v{version}: {error}")))
 }
 
 /// `WHERE`-clause fragment and `ORDER BY` direction for a keyset scan over `column`.
@@ -518,15 +510,6 @@ fn run_search(
         .and_then(Iterator::collect)
         .map_err(database_error);
     rows
-}
-
-/// What the `filters` column of `exports` holds: the query and where the organization's
-/// retained chain started when the export was created.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredExportFilters {
-    #[serde(flatten)]
-    query: EventQuery,
-    retained_from: i64,
 }
 
 fn load_export(connection: &Connection, id: &str) -> StoreResult<Option<Export>> {
