@@ -40,8 +40,13 @@ struct Replica {
 
 impl Replica {
     fn spawn(database_url: &str, port: u16) -> Self {
+        Self::spawn_with(database_url, port, &[])
+    }
+
+    fn spawn_with(database_url: &str, port: u16, extra_args: &[&str]) -> Self {
         let child = Command::new(stele_binary())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra_args)
             .env("STELE_DATABASE_URL", database_url)
             .env("STELE_DATABASE_POOL_SIZE", "8")
             .env("STELE_API_KEY", API_KEY)
@@ -428,4 +433,51 @@ async fn a_background_job_runs_once_per_interval_however_many_replicas_ask() {
         .claim_job_run("idempotency_cleanup", 1_060_000, 60_000)
         .await
         .expect("claim"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stele_migrate_prepares_a_database_that_replicas_then_serve_without_migrating() {
+    let database = postgres_database();
+    let client = reqwest::Client::new();
+    let port = free_port();
+    // Without migrations the replica refuses to start rather than guess at the schema.
+    let refused = Command::new(stele_binary())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--migrate-on-start", "false"])
+        .env("STELE_DATABASE_URL", database.url())
+        .output()
+        .expect("run stele serve");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("stele migrate"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let migrate = |expected: &str| {
+        let output = Command::new(stele_binary())
+            .args(["migrate", "--database-url", database.url()])
+            .output()
+            .expect("run stele migrate");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{output:?}");
+        assert!(stdout.contains(expected), "{stdout}");
+    };
+    migrate("applied 2 migration(s)");
+    migrate("applied 0 migration(s)");
+
+    let mut replica = Replica::spawn_with(
+        database.url(),
+        port,
+        &["--migrate-on-start", "false", "--database-pool-size", "2"],
+    );
+    replica.wait_until_healthy(&client).await;
+    let response = client
+        .post(format!("{}/organizations", replica.base))
+        .bearer_auth(API_KEY)
+        .json(&json!({"name": "Migrated"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::CREATED);
 }

@@ -231,3 +231,25 @@ async fn a_newer_schema_than_the_binary_knows_is_refused_and_an_unmigrated_one_n
         .expect_err("a newer schema is refused");
     assert!(newer.to_string().contains("upgrade stele"), "{newer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pooled_connection_carries_the_configured_statement_timeout() {
+    let database = ScratchDatabase::create().await;
+    let mut options = PostgresOptions::new(&database.url);
+    options.statement_timeout = std::time::Duration::from_millis(250);
+    let store = PostgresStore::open(&options, true).await.expect("open");
+    let shown: String = store
+        .query("SHOW statement_timeout", &[])
+        .await
+        .expect("show")[0]
+        .get(0);
+    assert_eq!(shown, "250ms");
+    let cancelled = store
+        .query("SELECT pg_sleep(2)", &[])
+        .await
+        .expect_err("the server cancels a statement past the timeout");
+    assert!(
+        cancelled.to_string().contains("statement timeout"),
+        "{cancelled}"
+    );
+}
