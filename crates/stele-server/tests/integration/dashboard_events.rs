@@ -523,14 +523,12 @@ async fn export_button_downloads_a_csv_of_the_filtered_events() {
 async fn event_detail_shows_checkpoint_coverage_and_serves_a_verifiable_proof_bundle() {
     let (server, organization) = populated(3).await;
     let mut browser = signed_in(&server).await;
-    let id: String = rusqlite::Connection::open(&server.database)
-        .expect("open database")
-        .query_row(
-            "SELECT id FROM events WHERE organization_id = ?1 AND sequence = 2",
-            [&organization],
-            |row| row.get(0),
-        )
-        .expect("stored event");
+    let id = server
+        .database
+        .query_one(&format!(
+            "SELECT id FROM events WHERE organization_id = '{organization}' AND sequence = 2"
+        ))
+        .text();
     let detail = format!("/dashboard/organizations/{organization}/events/{id}");
     let (status, html) = page(&mut browser, &detail).await;
     assert_eq!(status, StatusCode::OK);

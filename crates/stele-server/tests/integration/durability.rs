@@ -17,10 +17,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_server(database_url: &str, port: u16) -> Child {
+fn spawn_server(database_url: &str, key_file: &std::path::Path, port: u16) -> Child {
     Command::new(stele_binary())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("STELE_DATABASE_URL", database_url)
+        .env("STELE_SIGNING_KEY_FILE", key_file)
         .env("STELE_API_KEY", API_KEY)
         .env("STELE_ADMIN_PASSWORD", "pw")
         .stdout(Stdio::null())
@@ -67,7 +68,7 @@ async fn survives_kill_dash_nine(sqlite_url_options: &str) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut server = spawn_server(&database_url, port);
+    let mut server = spawn_server(&database_url, &database.signing_key_file(), port);
     wait_until_healthy(&client, &base).await;
 
     let (status, organization) = read(
@@ -150,7 +151,7 @@ async fn survives_kill_dash_nine(sqlite_url_options: &str) {
     );
 
     // Restart on the same file: everything acknowledged is there, in a gap-free chain.
-    let mut restarted = spawn_server(&database_url, port);
+    let mut restarted = spawn_server(&database_url, &database.signing_key_file(), port);
     wait_until_healthy(&client, &base).await;
     let rows = stored_events(&database, &organization);
     let stored: std::collections::HashSet<&str> =

@@ -39,15 +39,17 @@ struct Replica {
 }
 
 impl Replica {
-    fn spawn(database_url: &str, port: u16) -> Self {
-        Self::spawn_with(database_url, port, &[])
+    fn spawn(database: &TestDatabase, port: u16) -> Self {
+        Self::spawn_with(database, port, &[])
     }
 
-    fn spawn_with(database_url: &str, port: u16, extra_args: &[&str]) -> Self {
+    fn spawn_with(database: &TestDatabase, port: u16, extra_args: &[&str]) -> Self {
         let child = Command::new(stele_binary())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(extra_args)
-            .env("STELE_DATABASE_URL", database_url)
+            .env("STELE_DATABASE_URL", database.url())
+            // Replicas share one checkpoint signing key, as the README asks.
+            .env("STELE_SIGNING_KEY_FILE", database.signing_key_file())
             .env("STELE_DATABASE_POOL_SIZE", "8")
             .env("STELE_API_KEY", API_KEY)
             .env("STELE_ADMIN_PASSWORD", "replica-admin-password")
@@ -147,8 +149,8 @@ async fn two_replicas_keep_every_chain_contiguous_through_a_kill() {
     let client = reqwest::Client::new();
     // Both start at once on an empty database: migrations must run exactly once.
     let (port_a, port_b) = (free_port(), free_port());
-    let mut a = Replica::spawn(database.url(), port_a);
-    let mut b = Replica::spawn(database.url(), port_b);
+    let mut a = Replica::spawn(&database, port_a);
+    let mut b = Replica::spawn(&database, port_b);
     a.wait_until_healthy(&client).await;
     b.wait_until_healthy(&client).await;
     let bases = vec![a.base.clone(), b.base.clone()];
@@ -239,7 +241,7 @@ async fn two_replicas_keep_every_chain_contiguous_through_a_kill() {
     }
     b.kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut b = Replica::spawn(database.url(), port_b);
+    let mut b = Replica::spawn(&database, port_b);
     b.wait_until_healthy(&client).await;
     for writer in writers {
         writer.await.expect("writer finished");
@@ -345,9 +347,9 @@ fn api_keys(database_url: &str, args: &[&str]) -> String {
 async fn a_key_created_or_revoked_anywhere_takes_effect_on_every_replica_within_seconds() {
     let database = postgres_database();
     let client = reqwest::Client::new();
-    let mut a = Replica::spawn(database.url(), free_port());
+    let mut a = Replica::spawn(&database, free_port());
     a.wait_until_healthy(&client).await;
-    let mut b = Replica::spawn(database.url(), free_port());
+    let mut b = Replica::spawn(&database, free_port());
     b.wait_until_healthy(&client).await;
 
     let created = api_keys(database.url(), &["create", "--name", "shared"]);
@@ -445,6 +447,7 @@ async fn stele_migrate_prepares_a_database_that_replicas_then_serve_without_migr
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--migrate-on-start", "false"])
         .env("STELE_DATABASE_URL", database.url())
+        .env("STELE_SIGNING_KEY_FILE", database.signing_key_file())
         .output()
         .expect("run stele serve");
     assert!(!refused.status.success());
@@ -467,7 +470,7 @@ async fn stele_migrate_prepares_a_database_that_replicas_then_serve_without_migr
     migrate("applied 0 migration(s)");
 
     let mut replica = Replica::spawn_with(
-        database.url(),
+        &database,
         port,
         &["--migrate-on-start", "false", "--database-pool-size", "2"],
     );
