@@ -175,7 +175,11 @@ say "scenario g: single-event ingest on PostgreSQL, one replica (${duration}, 64
 port=$(free_port)
 start_stele "$pg_url" "$port"
 pg_first_pid=$stele_pid
+# WAL flushes against events stored: how many events each durable commit carried.
+pg_syncs_before=$(psql "$pg_admin_url" -Atc "SELECT wal_sync FROM pg_stat_wal")
 ingest_pg=$(wrk_ingest "$port" "$work/pg-orgs.txt")
+pg_syncs=$(( $(psql "$pg_admin_url" -Atc "SELECT wal_sync FROM pg_stat_wal") - pg_syncs_before ))
+pg_events=$(psql "$pg_url" -Atc "SELECT count(*) FROM events")
 say "scenario g: the same load through nginx to two replicas"
 second_port=$(free_port)
 start_stele "$pg_url" "$second_port"
@@ -250,8 +254,10 @@ PY
   echo
   echo "| measure | value |"
   echo "| --- | --- |"
-  python3 - "$ingest_pg" "$ingest_pg_two" <<'PY'
+  python3 - "$ingest_pg" "$ingest_pg_two" "$pg_events" "$pg_syncs" <<'PY'
 import json, sys
+events, syncs = int(sys.argv[3]), int(sys.argv[4])
+print(f"| one replica: events per WAL flush (group commit; warm-up included) | {events / max(syncs, 1):.1f} ({events:,} events, {syncs:,} flushes) |")
 for label, result in (("one replica", json.loads(sys.argv[1])), ("two replicas behind nginx", json.loads(sys.argv[2]))):
     rps = result["requests"] / result["seconds"]
     print(f"| {label}: events acknowledged per second | **{rps:,.0f}** |")
