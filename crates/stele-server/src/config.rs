@@ -302,6 +302,9 @@ mod tests {
         assert_eq!(parsed.connect_timeout.as_secs(), 3);
         let error = DatabaseLocation::parse("postgres://db:notaport/x").expect_err("bad port");
         assert!(error.contains("invalid PostgreSQL URL"), "{error}");
+        let error = DatabaseLocation::parse("postgres://db/x?sslmode=require").expect_err("TLS");
+        assert!(error.contains("without TLS"), "{error}");
+        assert!(DatabaseLocation::parse("postgres://db/x?sslmode=disable").is_ok());
     }
 
     #[test]

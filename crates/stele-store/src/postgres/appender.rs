@@ -86,6 +86,7 @@ async fn append_loop(pool: Pool, mut receiver: mpsc::Receiver<AppendJob>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let mut attempt = 1;
         let outcomes = loop {
             match run_batch(&pool, &batch).await {
@@ -100,6 +101,7 @@ async fn append_loop(pool: Pool, mut receiver: mpsc::Receiver<AppendJob>) {
                 Ok(outcomes) => break Ok(outcomes),
             }
         };
+        tracing::trace!(jobs = batch.len(), attempts = attempt, elapsed = ?started.elapsed(), "append batch");
         match outcomes {
             Ok(outcomes) => {
                 for (job, outcome) in batch.drain(..).zip(outcomes) {

@@ -48,9 +48,19 @@ pub struct PostgresOptions {
 impl PostgresOptions {
     /// Whether `url` is a connection URL PostgreSQL's client accepts, with the reason if not.
     pub fn check_url(url: &str) -> Result<(), String> {
-        url.parse::<tokio_postgres::Config>()
-            .map(|_| ())
-            .map_err(|error| format!("invalid PostgreSQL URL: {error}"))
+        let config = url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|error| format!("invalid PostgreSQL URL: {error}"))?;
+        // Refused up front rather than at the first connection attempt, and with the way out.
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(
+                "sslmode=require cannot be honoured: Stele connects to PostgreSQL \
+                        without TLS; reach the database over a private network or through a \
+                        TLS-terminating proxy, and drop sslmode or set sslmode=disable"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     pub fn new(url: impl Into<String>) -> Self {

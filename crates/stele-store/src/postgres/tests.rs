@@ -253,3 +253,43 @@ async fn every_pooled_connection_carries_the_configured_statement_timeout() {
         "{cancelled}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_schema_submissions_on_two_processes_create_one_version() {
+    let database = ScratchDatabase::create().await;
+    let (first, second) = (database.store().await, database.store().await);
+    let definition = stele_core::schema::parse_schema_definition(&json!({
+        "targets": [{"type": "team"}]
+    }))
+    .expect("definition");
+    let submissions = (0..8).map(|index| {
+        let store = Arc::clone(if index % 2 == 0 { &first } else { &second });
+        let definition = definition.clone();
+        tokio::spawn(async move {
+            store
+                .create_schema_version("user.signed_in", definition, "test", 1, None)
+                .await
+        })
+    });
+    let mut created = 0;
+    for submission in futures_util::future::join_all(submissions).await {
+        match submission.expect("task").expect("create") {
+            Idempotent::Done((version, new)) => {
+                assert_eq!(version.version, 1);
+                created += usize::from(new);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        created, 1,
+        "one submission created version 1, the rest saw it"
+    );
+    assert_eq!(
+        second
+            .schema_version_numbers("user.signed_in")
+            .await
+            .expect("versions"),
+        [1]
+    );
+}
