@@ -37,15 +37,54 @@ impl FromRequest<AppState> for JsonBody {
                     )])
                 }
             })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|error| {
-                ApiError::validation(vec![FieldError {
-                    code: "invalid_json",
-                    field: "body".into(),
-                    message: format!("The request body is not valid JSON: {error}."),
-                }])
-            })
+        let value: Value = serde_json::from_slice(&bytes).map_err(|error| {
+            ApiError::validation(vec![FieldError {
+                code: "invalid_json",
+                field: "body".into(),
+                message: format!("The request body is not valid JSON: {error}."),
+            }])
+        })?;
+        // PostgreSQL text cannot hold U+0000, so the same request would be stored on SQLite
+        // and fail on PostgreSQL (taking a whole append batch with it); no audit field
+        // needs it, so both backends refuse it here, naming where it is.
+        if let Some(field) = nul_character_at(&value, "") {
+            return Err(ApiError::validation(vec![FieldError::invalid(
+                field.clone(),
+                format!("{field} must not contain the NUL character (\\u0000)."),
+            )]));
+        }
+        Ok(JsonBody(value))
+    }
+}
+
+/// The dotted path of the first object key or string in `value` holding U+0000.
+pub fn nul_character_at(value: &Value, path: &str) -> Option<String> {
+    let here = |path: &str| {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
+    match value {
+        Value::String(text) => text.contains('\0').then(|| here(path)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_character_at(item, &format!("{path}[{index}]"))),
+        Value::Object(members) => members.iter().find_map(|(key, member)| {
+            let child = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                Some(here(path))
+            } else {
+                nul_character_at(member, &child)
+            }
+        }),
+        _ => None,
     }
 }
 

@@ -107,6 +107,24 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::from(stele_store::StoreError::Database("handler panicked".into())).into_response()
 }
 
+/// Refuses a URI that encodes U+0000 (`%00`) in its path or query: no id, filter or
+/// parameter can hold it, and PostgreSQL cannot even compare text with it.
+async fn reject_nul_in_uri(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let uri = request.uri();
+    let encoded = |text: &str| text.to_ascii_lowercase().contains("%00");
+    if encoded(uri.path()) || uri.query().is_some_and(encoded) {
+        return ApiError::validation(vec![stele_core::FieldError::invalid(
+            "uri",
+            "The request URI must not contain the NUL character (%00).",
+        )])
+        .into_response();
+    }
+    next.run(request).await
+}
+
 pub fn router(state: AppState) -> Router {
     let (api, document) = api_routes();
     let document = Json(document);
@@ -124,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(middleware::from_fn(reject_nul_in_uri))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

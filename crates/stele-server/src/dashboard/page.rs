@@ -147,12 +147,21 @@ impl<S: Send + Sync> FromRequest<S> for FormData {
     type Rejection = PageError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, PageError> {
-        Form::<Vec<(String, String)>>::from_request(request, state)
+        let Form(pairs) = Form::<Vec<(String, String)>>::from_request(request, state)
             .await
-            .map(|Form(pairs)| FormData(pairs))
             .map_err(|rejection| {
                 PageError::BadRequest(format!("The form could not be read: {rejection}"))
-            })
+            })?;
+        // As for JSON bodies: U+0000 cannot be stored on PostgreSQL and no field needs it.
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return Err(PageError::BadRequest(format!(
+                "The form field {name:?} contains the NUL character, which no field accepts."
+            )));
+        }
+        Ok(FormData(pairs))
     }
 }
 
