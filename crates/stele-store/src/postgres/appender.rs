@@ -18,8 +18,9 @@
 //! is retried from scratch, which is safe because nothing of it was committed.
 //!
 //! Every check that can reject one job (unknown organization, key already used) happens
-//! before any write, and writes nothing; a failure after writing fails the whole batch,
-//! and every job in it reports the error, never a partial write.
+//! before any write, and writes nothing. A database error after writing rolls the whole
+//! batch back (never a partial write); its jobs are then run one at a time, so only the
+//! job at fault reports the error.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -87,33 +88,50 @@ async fn append_loop(pool: Pool, mut receiver: mpsc::Receiver<AppendJob>) {
             }
         }
         let started = std::time::Instant::now();
-        let mut attempt = 1;
-        let outcomes = loop {
-            match run_batch(&pool, &batch).await {
-                Err(error) if attempt < MAX_ATTEMPTS && is_retryable(&error) => {
-                    tracing::debug!(%error, attempt, "append batch conflicted; retrying");
-                    attempt += 1;
+        let outcomes = match run_with_retries(&pool, &batch).await {
+            Ok(outcomes) => outcomes,
+            // An error PostgreSQL reports that is not a conflict may come from one job's
+            // data (which the checks before writing should have refused). Rather than fail
+            // every client in the batch, each job is run alone, so only that one fails.
+            Err(BatchError::Postgres(error))
+                if batch.len() > 1 && error.as_db_error().is_some() =>
+            {
+                tracing::warn!(error = %describe(&error), jobs = batch.len(), "append batch failed; running its jobs one by one");
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for job in batch.chunks(1) {
+                    outcomes.push(match run_with_retries(&pool, job).await {
+                        Ok(mut single) => single.pop().unwrap_or_else(|| {
+                            Err(StoreError::Database("append job did not run".into()))
+                        }),
+                        Err(error) => Err(error.into_store_error()),
+                    });
                 }
-                Err(error) => {
-                    tracing::warn!(%error, jobs = batch.len(), "append batch failed");
-                    break Err(StoreError::Database(error.to_string()));
-                }
-                Ok(outcomes) => break Ok(outcomes),
-            }
-        };
-        tracing::trace!(jobs = batch.len(), attempts = attempt, elapsed = ?started.elapsed(), "append batch");
-        match outcomes {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    // The requester may have gone away (client disconnected); the write stands.
-                    let _ = job.reply.send(outcome);
-                }
+                outcomes
             }
             Err(error) => {
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
+                tracing::warn!(%error, jobs = batch.len(), "append batch failed");
+                vec![Err(error.into_store_error()); batch.len()]
             }
+        };
+        tracing::trace!(jobs = batch.len(), elapsed = ?started.elapsed(), "append batch");
+        for (job, outcome) in batch.drain(..).zip(outcomes) {
+            // The requester may have gone away (client disconnected); the write stands.
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// Runs `jobs` as one transaction, again from scratch after a deadlock or serialization
+/// failure (nothing of a failed attempt was committed).
+async fn run_with_retries(pool: &Pool, jobs: &[AppendJob]) -> Result<Vec<Outcome>, BatchError> {
+    let mut attempt = 1;
+    loop {
+        match run_batch(pool, jobs).await {
+            Err(error) if attempt < MAX_ATTEMPTS && is_retryable(&error) => {
+                tracing::debug!(%error, attempt, "append batch conflicted; retrying");
+                attempt += 1;
+            }
+            other => return other,
         }
     }
 }
@@ -123,6 +141,15 @@ async fn append_loop(pool: Pool, mut receiver: mpsc::Receiver<AppendJob>) {
 enum BatchError {
     Postgres(tokio_postgres::Error),
     Store(StoreError),
+}
+
+impl BatchError {
+    fn into_store_error(self) -> StoreError {
+        match self {
+            BatchError::Postgres(error) => StoreError::Database(describe(&error)),
+            BatchError::Store(error) => error,
+        }
+    }
 }
 
 impl std::fmt::Display for BatchError {

@@ -293,3 +293,37 @@ async fn identical_schema_submissions_on_two_processes_create_one_version() {
         [1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_database_rejects_fails_alone_not_its_whole_batch() {
+    let database = ScratchDatabase::create().await;
+    let store = database.store().await;
+    store
+        .create_organization(organization("org_a"), None)
+        .await
+        .expect("organization");
+    // PostgreSQL text cannot hold U+0000; the API refuses it, the store must still not let
+    // it fail the events batched with it.
+    let mut bad = new_event("evt_bad".into(), "org_a");
+    bad.event.actor.id = "user\u{0}".into();
+    let (bad, first, second) = tokio::join!(
+        store.append_event(bad, None),
+        store.append_event(new_event("evt_1".into(), "org_a"), None),
+        store.append_event(new_event("evt_2".into(), "org_a"), None),
+    );
+    assert!(matches!(bad, Err(StoreError::Database(_))), "{bad:?}");
+    let mut sequences: Vec<i64> = [first, second]
+        .into_iter()
+        .map(|outcome| match outcome.expect("stored") {
+            Idempotent::Done(appended) => appended.sequence,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    sequences.sort_unstable();
+    assert_eq!(sequences, [1, 2]);
+    let report = store
+        .verify_log(None, Box::new(|_| {}))
+        .await
+        .expect("verify");
+    assert_eq!((report.events, report.first_break), (2, None));
+}
