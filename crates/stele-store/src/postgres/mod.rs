@@ -217,6 +217,54 @@ impl PostgresStore {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
 
+    /// Whether walking the sequence index from where the page starts (the cursor, or the
+    /// newest or oldest event) reaches the time range within [`SHORT_SEQUENCE_WALK`] rows.
+    /// Where the range's near edge lies in sequence order is read from one entry of the
+    /// time index; since events arrive roughly in time order, that is where the walk
+    /// starts finding matches.
+    async fn sequence_walk_is_short(
+        &self,
+        query: &EventQuery,
+        scan: &stele_core::pagination::Scan<'_, i64>,
+    ) -> StoreResult<bool> {
+        let (edge_sql, edge_time) = if scan.descending {
+            (
+                "SELECT sequence FROM events WHERE organization_id = $1 AND occurred_at <= $2
+                 ORDER BY occurred_at DESC, sequence DESC LIMIT 1",
+                query.occurred_to,
+            )
+        } else {
+            (
+                "SELECT sequence FROM events WHERE organization_id = $1 AND occurred_at >= $2
+                 ORDER BY occurred_at, sequence LIMIT 1",
+                query.occurred_from,
+            )
+        };
+        // A range open on the side the walk starts from is entered at once.
+        let Some(edge_time) = edge_time else {
+            return Ok(true);
+        };
+        let Some(edge) = self
+            .query_opt(edge_sql, &[&query.organization_id, &edge_time])
+            .await?
+            .map(|row| row.get::<_, i64>(0))
+        else {
+            return Ok(false);
+        };
+        let start = match (scan.bound, scan.descending) {
+            (Some((bound, _)), _) => *bound,
+            (None, false) => 0,
+            (None, true) => self
+                .query_opt(
+                    "SELECT sequence FROM chain_heads WHERE organization_id = $1",
+                    &[&query.organization_id],
+                )
+                .await?
+                .map_or(0, |row| row.get::<_, i64>(0)),
+        };
+        Ok((start - edge).abs() <= SHORT_SEQUENCE_WALK)
+    }
+
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await.map_err(database_error)?;
@@ -418,6 +466,7 @@ impl Param {
 fn search_sql(
     query: &EventQuery,
     scan: &stele_core::pagination::Scan<'_, i64>,
+    sort_time_range: bool,
 ) -> (String, Vec<Param>) {
     let mut values = vec![Param::Text(query.organization_id.clone())];
     let mut conditions = vec!["e.organization_id = $1".to_owned()];
@@ -472,13 +521,31 @@ fn search_sql(
     }
     values.push(Param::Integer(i64::from(scan.fetch)));
     let direction = if scan.descending { "DESC" } else { "ASC" };
-    let sql = format!(
-        "SELECT {STORED_EVENT_COLUMNS} FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT ${}",
-        conditions.join(" AND "),
-        values.len()
-    );
+    let sql = if sort_time_range {
+        // `+ 0` is an order no index provides: the planner reads the range's sequences
+        // through the time index (from the index alone when only time and sequence
+        // bounds apply), keeps the page's worth, and only those rows are then fetched.
+        format!(
+            "SELECT {STORED_EVENT_COLUMNS} FROM events e
+             WHERE e.organization_id = $1 AND e.sequence IN (
+                 SELECT e.sequence FROM events e WHERE {} ORDER BY e.sequence + 0 {direction} LIMIT ${})
+             ORDER BY e.sequence {direction}",
+            conditions.join(" AND "),
+            values.len()
+        )
+    } else {
+        format!(
+            "SELECT {STORED_EVENT_COLUMNS} FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT ${}",
+            conditions.join(" AND "),
+            values.len()
+        )
+    };
     (sql, values)
 }
+
+/// How far the sequence index may be walked before a time-filtered page is chosen from
+/// the time index instead (walking 10,000 rows takes a few milliseconds).
+const SHORT_SEQUENCE_WALK: i64 = 10_000;
 
 /// `WHERE`-clause fragment and `ORDER BY` direction for a keyset scan over `column`,
 /// whose bound (if any) is parameter `$n`.
@@ -1115,7 +1182,21 @@ impl Store for PostgresStore {
         query: EventQuery,
         page: PageRequest<i64>,
     ) -> StoreResult<Page<StoredEvent>> {
-        let (sql, values) = search_sql(&query, &page.scan());
+        let scan = page.scan();
+        // Events arrive roughly in time order, so `occurred_at` and `sequence` go together,
+        // which the planner cannot know: for "newest 10 in this time range" it walks the
+        // sequence index from the newest event expecting matches soon, and reads most of
+        // the organization when the range lies far back. For a page filtered by time and
+        // not by actor or target id (which have selective indexes of their own), one entry
+        // of the time index tells how far that walk would go; if far, the page's sequences
+        // are chosen from the range's entries in the time index instead. Exports keep the
+        // sequence walk, which reads each row once across all their pages.
+        let time_only = (query.occurred_from.is_some() || query.occurred_to.is_some())
+            && query.actor_ids.is_empty()
+            && query.target_ids.is_empty()
+            && query.up_to_sequence.is_none();
+        let sort_time_range = time_only && !self.sequence_walk_is_short(&query, &scan).await?;
+        let (sql, values) = search_sql(&query, &scan, sort_time_range);
         let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Param::as_sql).collect();
         let rows = self.query(&sql, &params).await?;
         let events = rows.iter().map(stored_event_from_row).collect();

@@ -327,3 +327,88 @@ async fn a_job_the_database_rejects_fails_alone_not_its_whole_batch() {
         .expect("verify");
     assert_eq!((report.events, report.first_break), (2, None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_range_far_from_the_newest_events_pages_exactly_like_a_full_scan() {
+    use stele_core::pagination::{Cursor, PageRequest, SortOrder};
+    let database = ScratchDatabase::create().await;
+    let store = database.store().await;
+    store
+        .create_organization(organization("org_a"), None)
+        .await
+        .expect("organization");
+    // More events than SHORT_SEQUENCE_WALK after the range, so the page is chosen from
+    // the time index; event i (sequence i + 1) occurred i seconds after the base time.
+    let total = SHORT_SEQUENCE_WALK as usize + 2_000;
+    let base: i64 = 1_767_225_600_000;
+    let appends = (0..total).map(|index| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut event = new_event(format!("evt_{index}"), "org_a");
+            event.event.occurred_at = base + index as i64 * 1000;
+            store.append_event(event, None).await
+        })
+    });
+    for append in futures_util::future::join_all(appends).await {
+        append.expect("task").expect("append");
+    }
+    let query = EventQuery {
+        organization_id: "org_a".into(),
+        occurred_from: Some(base + 100 * 1000),
+        occurred_to: Some(base + 124 * 1000),
+        ..EventQuery::default()
+    };
+    let sequences = |page: &Page<StoredEvent>| -> Vec<i64> {
+        page.data.iter().map(|event| event.sequence).collect()
+    };
+    let page = |order, cursor| PageRequest {
+        limit: 10,
+        order,
+        cursor,
+    };
+    // Newest first: the appends raced, so sequence order is arrival order; the expected
+    // pages come from the stored rows themselves.
+    let mut expected: Vec<(i64, i64)> = store
+        .query(
+            "SELECT sequence, occurred_at FROM events WHERE organization_id = 'org_a'",
+            &[],
+        )
+        .await
+        .expect("rows")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .filter(|(_, occurred_at)| (base + 100_000..=base + 124_000).contains(occurred_at))
+        .collect();
+    expected.sort_unstable();
+    let expected: Vec<i64> = expected.into_iter().map(|(sequence, _)| sequence).collect();
+    assert_eq!(expected.len(), 25);
+
+    let first = store
+        .search_events(query.clone(), page(SortOrder::Desc, None))
+        .await
+        .expect("first page");
+    let newest: Vec<i64> = expected.iter().rev().copied().collect();
+    assert_eq!(sequences(&first), newest[..10]);
+    let cursor: i64 = first.after.as_deref().expect("more").parse().expect("key");
+    let second = store
+        .search_events(
+            query.clone(),
+            page(SortOrder::Desc, Some(Cursor::After(cursor))),
+        )
+        .await
+        .expect("second page");
+    assert_eq!(sequences(&second), newest[10..20]);
+    let oldest = store
+        .search_events(query.clone(), page(SortOrder::Asc, None))
+        .await
+        .expect("oldest first");
+    assert_eq!(sequences(&oldest), expected[..10]);
+    let back = store
+        .search_events(
+            query,
+            page(SortOrder::Desc, Some(Cursor::Before(newest[10]))),
+        )
+        .await
+        .expect("previous page");
+    assert_eq!(sequences(&back), newest[..10]);
+}
