@@ -670,16 +670,14 @@ async fn checkpoints_older_than_a_day_are_thinned_to_one_per_hour() {
             .await
             .expect("thin");
     assert_eq!(thinned, 2, "two of the three in one old hour go");
-    let connection = rusqlite::Connection::open(&server.database).expect("open");
-    let sizes: Vec<u64> = connection
-        .prepare("SELECT tree_size FROM checkpoints WHERE organization_id = ?1 ORDER BY tree_size")
-        .expect("prepare")
-        .query_map([&organization], |row| {
-            row.get::<_, i64>(0).map(|size| size as u64)
-        })
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let sizes: Vec<u64> = server
+        .database
+        .query(&format!(
+            "SELECT tree_size FROM checkpoints WHERE organization_id = '{organization}' ORDER BY tree_size"
+        ))
+        .iter()
+        .map(|row| row[0].integer() as u64)
+        .collect();
     assert_eq!(
         sizes,
         vec![3, 4, 5],

@@ -298,3 +298,20 @@ pub(super) async fn event_bytes(
     .map(|row| (row.get(0), row.get(1)))
     .collect())
 }
+
+pub(super) async fn thin_checkpoints(
+    client: &impl GenericClient,
+    older_than: i64,
+    keep_one_per_ms: i64,
+) -> StoreResult<u64> {
+    execute_in(
+        client,
+        "DELETE FROM checkpoints WHERE created_at < $1
+           AND (organization_id, tree_size) NOT IN (
+               SELECT organization_id, MAX(tree_size) FROM checkpoints
+               WHERE created_at < $1
+               GROUP BY organization_id, created_at / $2)",
+        &[&older_than, &keep_one_per_ms.max(1)],
+    )
+    .await
+}

@@ -1613,6 +1613,14 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn thin_checkpoints(
+        &self,
+        older_than: UnixMillis,
+        keep_one_per_ms: i64,
+    ) -> StoreResult<u64> {
+        merkle::thin_checkpoints(&self.client().await?, older_than, keep_one_per_ms).await
+    }
+
     async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>> {
         merkle::uncheckpointed_logs(&self.client().await?).await
     }
