@@ -48,19 +48,22 @@ cargo fmt --all -- --check
 step "cargo clippy (whole workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# The two-replica tests (replicas::) always use PostgreSQL, so they run in both passes.
+# STELE_TEST_BACKEND picks the integration tests' database. The two-replica tests
+# (replicas::) and the PostgreSQL store's own tests always use PostgreSQL, so they run in
+# both passes.
+export STELE_TEST_POSTGRES_URL="$postgres_url"
 step "Rust unit, integration and property tests (SQLite)"
 if cargo nextest --version >/dev/null 2>&1; then
-  STELE_TEST_POSTGRES_URL= cargo nextest run --locked --no-fail-fast
+  STELE_TEST_BACKEND=sqlite cargo nextest run --locked --no-fail-fast
 else
-  STELE_TEST_POSTGRES_URL= cargo test --locked --no-fail-fast
+  STELE_TEST_BACKEND=sqlite cargo test --locked --no-fail-fast
 fi
 
 step "Rust integration tests on PostgreSQL, and the two-replica tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  STELE_TEST_POSTGRES_URL="$postgres_url" cargo nextest run --locked --no-fail-fast -p stele-server --test integration
+  STELE_TEST_BACKEND=postgres cargo nextest run --locked --no-fail-fast -p stele-server --test integration
 else
-  STELE_TEST_POSTGRES_URL="$postgres_url" cargo test --locked --no-fail-fast -p stele-server --test integration
+  STELE_TEST_BACKEND=postgres cargo test --locked --no-fail-fast -p stele-server --test integration
 fi
 
 step "build the stele binary for the SDK and browser suites"

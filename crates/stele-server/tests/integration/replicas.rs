@@ -19,7 +19,7 @@ fn postgres_database() -> TestDatabase {
     let admin_url = std::env::var(POSTGRES_URL_VARIABLE)
         .ok()
         .filter(|url| !url.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        .unwrap_or_else(crate::support::default_postgres_url);
     TestDatabase::create_postgres(&admin_url)
 }
 

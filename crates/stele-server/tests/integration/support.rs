@@ -94,11 +94,20 @@ fn on_postgres<T: Send + 'static>(
 }
 
 impl TestDatabase {
-    /// A fresh database on the backend the environment selects.
+    /// A fresh database on the backend the environment selects: `STELE_TEST_BACKEND`
+    /// (`sqlite` or `postgres`) when set, otherwise PostgreSQL exactly when
+    /// `STELE_TEST_POSTGRES_URL` is set. (The replica tests use PostgreSQL either way.)
     pub fn create() -> Self {
-        match std::env::var(POSTGRES_URL_VARIABLE) {
-            Ok(admin_url) if !admin_url.is_empty() => Self::create_postgres(&admin_url),
-            _ => Self::create_sqlite(),
+        let backend = std::env::var("STELE_TEST_BACKEND").unwrap_or_default();
+        let url = std::env::var(POSTGRES_URL_VARIABLE)
+            .ok()
+            .filter(|url| !url.is_empty());
+        match (backend.as_str(), url) {
+            ("sqlite", _) => Self::create_sqlite(),
+            ("postgres", url) => Self::create_postgres(&url.unwrap_or_else(default_postgres_url)),
+            ("", Some(url)) => Self::create_postgres(&url),
+            ("", None) => Self::create_sqlite(),
+            (other, _) => panic!("STELE_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
         }
     }
 
@@ -274,6 +283,11 @@ impl TestDatabase {
         assert_eq!(rows.len(), 1, "{sql} returned {} rows", rows.len());
         rows[0][0].clone()
     }
+}
+
+/// The local PostgreSQL server the test script starts when it is down.
+pub fn default_postgres_url() -> String {
+    "postgres://postgres@127.0.0.1:5432/postgres".to_owned()
 }
 
 /// `url` with its database name replaced by `name` (query parameters kept).
