@@ -120,7 +120,7 @@ start_server() {
   export STELE_ADMIN_PASSWORD="admin-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
   export STELE_HOST=127.0.0.1 STELE_PORT="$port" STELE_BASE_URL="http://127.0.0.1:$port"
   STELE_LISTEN="127.0.0.1:$port" STELE_DATABASE_URL="$database_url" \
-    "$stele" serve >"$server_dir/server.log" 2>&1 &
+    STELE_SIGNING_KEY_FILE="$server_dir/signing-key.pem" "$stele" serve >"$server_dir/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 150); do
     if curl -sf "$STELE_BASE_URL/healthz" >/dev/null; then return 0; fi
