@@ -479,6 +479,39 @@ async fn verify_catches_what_a_relinked_chain_hides() {
 }
 
 #[tokio::test]
+async fn verify_catches_an_event_inserted_in_the_middle_under_a_relinked_chain() {
+    let (server, organization) = setup(6).await;
+    checkpoint_now(&server, &organization).await;
+    // Make room after sequence 3 (in two steps, so no two rows share a sequence), insert a
+    // copy of event 3 as sequence 4 under a new id, and recompute the chain over it.
+    execute_sql(
+        &server.database,
+        &format!("UPDATE events SET sequence = sequence + 1000 WHERE organization_id = '{organization}' AND sequence > 3"),
+    );
+    execute_sql(
+        &server.database,
+        &format!("UPDATE events SET sequence = sequence - 999 WHERE organization_id = '{organization}' AND sequence > 1000"),
+    );
+    execute_sql(
+        &server.database,
+        &format!(
+            "INSERT INTO events (organization_id, sequence, id, action, version, actor_id, actor_name,
+                                 occurred_at, received_at, canonical, hash)
+             SELECT organization_id, 4, 'audit_log_event_forged', action, version, actor_id, actor_name,
+                    occurred_at, received_at, canonical, hash
+             FROM events WHERE organization_id = '{organization}' AND sequence = 3"
+        ),
+    );
+    relink_chain(&server, &organization);
+    let (ok, output) = verify_with(&server, &[]);
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains(&organization) && output.contains("signed checkpoint of tree size 6"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
 async fn verify_catches_a_cut_tail_and_forged_checkpoints() {
     let (server, organization) = setup(5).await;
     checkpoint_now(&server, &organization).await;
