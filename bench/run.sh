@@ -436,7 +436,7 @@ import sys
 events, ms, size, before, peak, verify = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
 print(f"| proven JSONL download | {ms / 1000:.2f} s, {size / 1e6:,.0f} MB, **{events / (ms / 1000):,.0f}** rows/s |")
 print(f"| server RSS before / peak during | {before:.0f} MB / {peak:.0f} MB |")
-print(f"| \`stele verify-export\` of the file, offline | {verify / 1000:.2f} s |")
+print(f"| `stele verify-export` of the file, offline | {verify / 1000:.2f} s |")
 PY
   echo
   echo "## Memory and start-up"
