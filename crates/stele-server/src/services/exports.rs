@@ -162,7 +162,8 @@ struct ProvenState {
 }
 
 /// Picks the checkpoint a proven export is proven against: the smallest one covering its
-/// snapshot, so every download of one export is the same file.
+/// snapshot, so repeated downloads of one export are the same file (unless checkpoint
+/// thinning has since removed that checkpoint; another covering one is then used).
 async fn start_proven(
     state: &AppState,
     export: &Export,

@@ -580,6 +580,8 @@ pub async fn verify_tree(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Result<u64, TreeBreak>, ServiceError> {
     const PAGE: u32 = 2000;
+    // The log is verified up to its size now; events and checkpoints that arrive while
+    // this runs are left for the next run (apart from the truncation check at the end).
     let size = store.tree_size(organization_id).await?;
     let first_stored = store
         .event_bytes(organization_id, 0, 1)
@@ -587,7 +589,7 @@ pub async fn verify_tree(
         .first()
         .map_or(size + 1, |(sequence, _)| *sequence as u64);
     // Retention purged [0, first_stored - 1): start from the hashes it kept.
-    let purged = first_stored - 1;
+    let purged = (first_stored - 1).min(size);
     let mut reader = TreeReader::new(Arc::clone(store), organization_id, size);
     let mut nodes = Vec::new();
     if purged > 0 {
@@ -601,29 +603,14 @@ pub async fn verify_tree(
         }
     }
     let mut frontier = stele_core::merkle::Frontier::from_subtrees(purged, nodes);
-
-    let mut checkpoints = std::collections::VecDeque::new();
-    let mut checkpoint_cursor = 0u64;
+    let mut pending = PendingCheckpoints::new(organization_id, size);
     let mut verified_up_to = 0u64;
     let mut events = 0u64;
     let mut after = purged as i64;
     loop {
-        if checkpoints.is_empty() {
-            checkpoints.extend(
-                store
-                    .list_checkpoints(organization_id, checkpoint_cursor, 500)
-                    .await?,
-            );
-            if let Some(last) = checkpoints.back() {
-                checkpoint_cursor = last.tree_size;
-            }
-        }
-        // Checkpoints the frontier has reached (or that predate the retained events).
-        while let Some(checkpoint) = checkpoints.front() {
-            if checkpoint.tree_size > frontier.size() {
-                break;
-            }
-            let checkpoint = checkpoints.pop_front().unwrap_or_else(|| unreachable!());
+        // Every checkpoint the verified prefix has reached (or that predates the retained
+        // events, whose roots come from the kept hashes).
+        while let Some(checkpoint) = pending.next_within(store.as_ref(), frontier.size()).await? {
             let root = if checkpoint.tree_size == frontier.size() {
                 frontier.root()
             } else {
@@ -637,6 +624,9 @@ pub async fn verify_tree(
                 return Ok(Err(tree_break));
             }
             verified_up_to = checkpoint.tree_size;
+        }
+        if frontier.size() >= size {
+            break;
         }
         let page = store.event_bytes(organization_id, after, PAGE).await?;
         if page.is_empty() {
@@ -657,15 +647,11 @@ pub async fn verify_tree(
                 }
             });
             events += 1;
-            // Stop at each checkpoint size so its root can be compared.
-            if checkpoints
-                .front()
-                .is_some_and(|c| c.tree_size == frontier.size())
-            {
-                after = *sequence;
+            after = *sequence;
+            // Stop at each checkpoint size (and at the verified size) to compare roots.
+            if frontier.size() >= size || pending.front_size() == Some(frontier.size()) {
                 break;
             }
-            after = *sequence;
         }
         for (subtree, hash) in completed {
             let stored = store
@@ -687,15 +673,80 @@ pub async fn verify_tree(
         }
         progress(events);
     }
-    // Whatever checkpoints remain are larger than the log: its tail was cut.
-    if let Some(checkpoint) = checkpoints.front() {
+    // A checkpoint the stored events never reached, or one larger than the log is now,
+    // means events were cut from the tail.
+    let now = store.tree_size(organization_id).await?.max(frontier.size());
+    let unreached = match pending.next_within(store.as_ref(), u64::MAX).await? {
+        Some(checkpoint) => Some(checkpoint),
+        None => store.list_checkpoints(organization_id, now, 1).await?.pop(),
+    };
+    if let Some(checkpoint) = unreached {
+        let size = frontier.size();
         return Ok(Err(TreeBreak::Truncated {
-            size: frontier.size(),
+            size,
             checkpoint: checkpoint.tree_size,
-            first_missing: frontier.size() + 1,
+            first_missing: size + 1,
         }));
     }
     Ok(Ok(events))
+}
+
+/// An organization's checkpoints up to a size, smallest first, fetched a page at a time.
+struct PendingCheckpoints {
+    organization_id: String,
+    up_to: u64,
+    queue: std::collections::VecDeque<Checkpoint>,
+    cursor: u64,
+    exhausted: bool,
+}
+
+impl PendingCheckpoints {
+    fn new(organization_id: &str, up_to: u64) -> Self {
+        Self {
+            organization_id: organization_id.to_owned(),
+            up_to,
+            queue: std::collections::VecDeque::new(),
+            cursor: 0,
+            exhausted: false,
+        }
+    }
+
+    async fn refill(&mut self, store: &dyn Store) -> StoreResult<()> {
+        if self.queue.is_empty() && !self.exhausted {
+            let page = store
+                .list_checkpoints(&self.organization_id, self.cursor, 500)
+                .await?;
+            match page.last() {
+                None => self.exhausted = true,
+                Some(last) => self.cursor = last.tree_size,
+            }
+            for checkpoint in page {
+                if checkpoint.tree_size > self.up_to {
+                    self.exhausted = true;
+                    break;
+                }
+                self.queue.push_back(checkpoint);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next checkpoint of at most `limit` leaves, if any.
+    async fn next_within(
+        &mut self,
+        store: &dyn Store,
+        limit: u64,
+    ) -> StoreResult<Option<Checkpoint>> {
+        self.refill(store).await?;
+        if self.queue.front().is_some_and(|c| c.tree_size <= limit) {
+            return Ok(self.queue.pop_front());
+        }
+        Ok(None)
+    }
+
+    fn front_size(&self) -> Option<u64> {
+        self.queue.front().map(|checkpoint| checkpoint.tree_size)
+    }
 }
 
 fn check_checkpoint(

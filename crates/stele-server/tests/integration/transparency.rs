@@ -672,27 +672,24 @@ async fn checkpoints_older_than_a_day_are_thinned_to_one_per_hour() {
     let (server, organization) = setup(1).await;
     let hour = 60 * 60 * 1000;
     let now = stele_core::timestamp::now_millis();
-    // Five checkpoints: three in one hour two days ago, one the hour after, one today.
-    let mut made_at = Vec::new();
-    for (index, at) in [
-        now - 48 * hour - hour / 2,
-        now - 48 * hour - hour / 3,
-        now - 48 * hour - hour / 4,
-        now - 47 * hour - hour / 2,
+    // Five checkpoints: three in one hour two days ago (at its first, second and third
+    // second, so they share the hour whatever the time now), one the hour after, one now.
+    let two_days_ago = now - 48 * hour;
+    let old_hour = two_days_ago - two_days_ago.rem_euclid(hour);
+    let created = [
+        old_hour,
+        old_hour + 1000,
+        old_hour + 2000,
+        old_hour + hour,
         now,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ];
+    for (index, at) in created.into_iter().enumerate() {
         if index > 0 {
             fill(&server, &organization, 1).await;
         }
         let checkpoint = checkpoint_now(&server, &organization).await;
-        made_at.push((checkpoint["tree_size"].as_u64().expect("size"), at));
-    }
-    for (size, at) in &made_at {
-        // Align to hour boundaries as the thinning does (created_at / 1 hour).
-        let at = at - at.rem_euclid(hour) + [0, 1, 2, 0, 0][(*size - 1) as usize] * 1000;
+        let size = checkpoint["tree_size"].as_u64().expect("size");
+        assert_eq!(size, index as u64 + 1);
         execute_sql(
             &server.database,
             &format!("UPDATE checkpoints SET created_at = {at} WHERE organization_id = '{organization}' AND tree_size = {size}"),
@@ -718,4 +715,20 @@ async fn checkpoints_older_than_a_day_are_thinned_to_one_per_hour() {
     );
     let (ok, output) = verify_with(&server, &[]);
     assert!(ok, "{output}");
+}
+
+#[tokio::test]
+async fn a_tail_cut_back_to_an_older_checkpoint_is_still_caught() {
+    let (server, organization) = setup(3).await;
+    checkpoint_now(&server, &organization).await;
+    fill(&server, &organization, 2).await;
+    checkpoint_now(&server, &organization).await;
+    // What remains matches the checkpoint of 3 exactly; only the one of 5 tells.
+    execute_sql(
+        &server.database,
+        &format!("DELETE FROM events WHERE organization_id = '{organization}' AND sequence > 3"),
+    );
+    let (ok, output) = verify_with(&server, &[]);
+    assert!(!ok, "{output}");
+    assert!(output.contains("events 4..=5 were removed"), "{output}");
 }
