@@ -119,10 +119,6 @@ impl NoteVerifier {
         Ok(verifier)
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn public_key(&self) -> &VerifyingKey {
         &self.key
     }

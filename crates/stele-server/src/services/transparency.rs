@@ -165,10 +165,6 @@ impl TreeReader {
         Ok(hashes)
     }
 
-    pub async fn leaf(&mut self, index: u64) -> StoreResult<Hash> {
-        self.subtree(Subtree::leaf(index)).await
-    }
-
     fn subtree(&mut self, subtree: Subtree) -> BoxFuture<'_, StoreResult<Hash>> {
         Box::pin(async move {
             if let Some(hash) = self.known.get(&subtree) {
