@@ -201,12 +201,7 @@ impl PostgresStore {
 
     /// Runs one query on a pooled connection with a cached prepared statement.
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(database_error)?;
-        client
-            .query(&statement, params)
-            .await
-            .map_err(database_error)
+        query_in(&self.client().await?, sql, params).await
     }
 
     async fn query_opt(
@@ -266,12 +261,7 @@ impl PostgresStore {
     }
 
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(database_error)?;
-        client
-            .execute(&statement, params)
-            .await
-            .map_err(database_error)
+        execute_in(&self.client().await?, sql, params).await
     }
 }
 
