@@ -9,12 +9,12 @@ use std::time::Instant;
 use clap::Parser;
 use futures_util::stream::{self, StreamExt};
 use stele_bench::{bench_schema, synthetic_event, ACTIONS};
-use stele_core::ids::IdKind;
+use stele_core::model::{EventId, NewEvent, Organization, OrganizationId};
 use stele_core::schema::parse_schema_definition;
 use stele_core::timestamp::now_millis;
 use stele_store::postgres::{PostgresOptions, PostgresStore};
 use stele_store::sqlite::SqliteStore;
-use stele_store::{NewEvent, Organization, Store};
+use stele_store::Store;
 
 #[derive(Parser)]
 struct Args {
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     for index in 0..args.organizations {
         let now = now_millis();
         let organization = Organization {
-            id: IdKind::Organization.generate(),
+            id: OrganizationId::generate(),
             name: format!("Bench organization {index}"),
             external_id: None,
             metadata: Default::default(),
@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
             store
                 .append_event(
                     NewEvent {
-                        id: IdKind::Event.generate(),
+                        id: EventId::generate(),
                         organization_id,
                         event,
                     },

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod merkle;
 pub mod metadata;
+pub mod model;
 pub mod note;
 pub mod pagination;
 pub mod proven_jsonl;

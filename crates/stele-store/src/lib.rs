@@ -2,7 +2,6 @@
 //! SQLite implementation lives in [`sqlite`], the PostgreSQL one (for several replicas on
 //! one database) in [`postgres`]. No other crate contains SQL.
 
-pub mod model;
 pub mod postgres;
 pub mod sqlite;
 mod stored;
@@ -13,7 +12,7 @@ use stele_core::pagination::{Page, PageRequest};
 use stele_core::schema::SchemaDefinition;
 use stele_core::timestamp::UnixMillis;
 
-pub use model::*;
+use stele_core::model::*;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

@@ -7,9 +7,9 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 use stele_core::compatibility::Compatibility;
+use stele_core::model::{ActionSummary, IdempotentWrite, SchemaVersion};
 use stele_core::schema::{ActorDefinition, SchemaViolation, TargetDefinition};
 use stele_core::timestamp::format_millis;
-use stele_store::{ActionSummary, IdempotentWrite, SchemaVersion};
 use utoipa::ToSchema;
 
 use crate::api::error::ApiError;

@@ -7,8 +7,8 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use stele_core::model::EventQuery;
 use stele_core::schema::SchemaViolation;
-use stele_store::EventQuery;
 use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
@@ -108,7 +108,7 @@ pub async fn create_event(
         |appended| {
             let body = json_bytes(&EventCreated {
                 success: true,
-                id: appended.id,
+                id: appended.id.into(),
             });
             (StatusCode::CREATED, body)
         },
@@ -184,7 +184,7 @@ pub async fn search_events(
         errors.push(FieldError::required("organization_id"));
     }
     let filter = EventQuery {
-        organization_id: organization_id.unwrap_or_default(),
+        organization_id: organization_id.unwrap_or_default().into(),
         actions: repeated(&query.rest, "actions"),
         actor_ids: repeated(&query.rest, "actor_ids"),
         actor_names: repeated(&query.rest, "actor_names"),

@@ -8,9 +8,9 @@ use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use stele_core::export::ExportFormat;
+use stele_core::model::{EventQuery, Export};
 use stele_core::timestamp::format_millis;
 use stele_core::FieldError;
-use stele_store::{EventQuery, Export};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::ApiError;
@@ -98,7 +98,7 @@ async fn render(
     };
     Ok(ExportResponse {
         object: "audit_log_export",
-        id: export.id.clone(),
+        id: export.id.clone().into(),
         state: if downloadable { "ready" } else { "error" },
         url,
         created_at: format_millis(export.created_at),
@@ -158,7 +158,7 @@ pub async fn create_export(
     let mut actor_names = non_empty(body.actor_names);
     actor_names.extend(non_empty(body.actors));
     let query = EventQuery {
-        organization_id: body.organization_id,
+        organization_id: body.organization_id.into(),
         actions: non_empty(body.actions),
         actor_ids: non_empty(body.actor_ids),
         actor_names,
@@ -252,7 +252,7 @@ pub async fn download_export(
         };
         return Err(ServiceError::Gone(why.into()).into());
     }
-    let format = ExportFormat::parse(&export.format).unwrap_or(ExportFormat::Csv);
+    let format = export.format;
     let disposition = format!(
         "attachment; filename=\"{}.{}\"",
         export.id,

@@ -7,9 +7,9 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use stele_core::model::ApiKey;
 use stele_core::pagination::{Cursor, PageRequest, SortOrder, DEFAULT_LIMIT, MAX_LIMIT};
 use stele_core::FieldError;
-use stele_store::ApiKey;
 
 use crate::api::error::ApiError;
 use crate::api::idempotency::PendingIdempotency;

@@ -14,9 +14,9 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use stele_core::idempotency::{request_fingerprint, MAX_KEY_LENGTH};
+use stele_core::model::{IdempotencyRecord, Idempotent};
 use stele_core::timestamp::{now_millis, UnixMillis};
 use stele_core::FieldError;
-use stele_store::{IdempotencyRecord, Idempotent};
 
 use crate::api::error::ApiError;
 use crate::api::extract::authenticate;
@@ -133,7 +133,7 @@ pub async fn idempotency_layer(
         .map(|pq| pq.as_str())
         .unwrap_or("/");
     let pending = PendingIdempotency {
-        scope: caller.0.id.clone(),
+        scope: caller.0.id.clone().into(),
         key,
         fingerprint: request_fingerprint(parts.method.as_str(), path, &bytes),
         created_at: now_millis(),

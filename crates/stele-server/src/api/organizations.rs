@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use stele_core::model::{Organization, OrganizationDomain, OrganizationFilter};
 use stele_core::timestamp::format_millis;
-use stele_store::{Organization, OrganizationDomain, OrganizationFilter};
 use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
@@ -53,7 +53,7 @@ impl OrganizationResponse {
         let domain = |domain: OrganizationDomain| OrganizationDomainResponse {
             object: "organization_domain",
             id: domain.id,
-            organization_id: organization_id.clone(),
+            organization_id: organization_id.clone().into(),
             domain: domain.domain,
             state: domain.state,
             verification_strategy: domain.verification_strategy,
@@ -63,7 +63,7 @@ impl OrganizationResponse {
         OrganizationResponse {
             object: "organization",
             domains: organization.domains.into_iter().map(domain).collect(),
-            id: organization.id,
+            id: organization.id.into(),
             name: organization.name,
             metadata: organization.metadata,
             external_id: organization.external_id,

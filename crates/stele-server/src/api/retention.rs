@@ -68,7 +68,7 @@ pub async fn get_configuration(
 ) -> Result<Json<AuditLogConfiguration>, ApiError> {
     let organization = organizations::get(&state, &id).await?;
     Ok(Json(AuditLogConfiguration {
-        organization_id: organization.id,
+        organization_id: organization.id.into(),
         retention_period_in_days: organization.retention_period_in_days,
         state: "active",
         log_stream: None,

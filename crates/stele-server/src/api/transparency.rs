@@ -10,9 +10,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use stele_core::merkle::leaf_hash;
+use stele_core::model::Checkpoint;
 use stele_core::timestamp::format_millis;
 use stele_core::FieldError;
-use stele_store::Checkpoint;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::ApiError;
@@ -92,7 +92,7 @@ impl CheckpointResponse {
     pub fn from_checkpoint(checkpoint: Checkpoint) -> Self {
         Self {
             object: "checkpoint",
-            organization_id: checkpoint.organization_id,
+            organization_id: checkpoint.organization_id.into(),
             tree_size: checkpoint.tree_size,
             root_hash: BASE64.encode(checkpoint.root_hash),
             key_id: checkpoint.key_id,

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use stele_store::ApiKey;
+use stele_core::model::ApiKey;
 
 use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{display_time, no_store, render, FormData, Layout, PageError};
@@ -21,7 +21,7 @@ pub struct KeyRow {
 impl KeyRow {
     fn from_key(key: ApiKey) -> Self {
         KeyRow {
-            id: key.id,
+            id: key.id.into(),
             name: key.name,
             created_at: display_time(key.created_at),
             revoked_at: key.revoked_at.map(display_time),
@@ -99,7 +99,7 @@ pub async fn create(
     let (key, secret) = state.api_keys.create(name, None).await?;
     let mut page = view(&state, &user).await?;
     page.created = Some(NewKey {
-        id: key.id,
+        id: key.id.into(),
         name: key.name,
         secret,
     });

@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 use stele_core::export::ExportFormat;
+use stele_core::model::{EventQuery, Organization, StoredEvent};
 use stele_core::pagination::{Cursor, PageRequest, SortOrder};
 use stele_core::timestamp::{format_millis, parse_rfc3339, to_unix_millis, UnixMillis};
-use stele_store::{EventQuery, Organization, StoredEvent};
 
 use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{
@@ -95,7 +95,7 @@ impl Filters {
             return Err(errors);
         }
         Ok(EventQuery {
-            organization_id: organization_id.to_owned(),
+            organization_id: organization_id.to_owned().into(),
             actions: split_values(&self.actions),
             actor_ids: split_values(&self.actor_ids),
             actor_names: split_values(&self.actor_names),
@@ -224,7 +224,7 @@ impl EventRow {
                 "/dashboard/organizations/{organization_path}/events/{}",
                 path_segment(&event.id)
             ),
-            id: event.id.clone(),
+            id: event.id.clone().into(),
             sequence: event.sequence,
             version: event.version,
             action: text_at(&record, "/action").to_owned(),
@@ -366,7 +366,7 @@ pub async fn export(
     };
     exports::check_range(query.occurred_from, query.occurred_to)?;
     let created = exports::create(&state, exports::prepare(query, ExportFormat::Csv), None).await?;
-    let stele_store::Idempotent::Done(export) = created else {
+    let stele_core::model::Idempotent::Done(export) = created else {
         return Err(PageError::Internal(
             "an export without an idempotency key was reported as a replay".into(),
         ));
@@ -424,7 +424,7 @@ pub async fn show(
         organization,
         action: text_at(&record, "/action").to_owned(),
         occurred_at: text_at(&record, "/occurred_at").to_owned(),
-        id: found.event.id,
+        id: found.event.id.into(),
         sequence: found.event.sequence,
         version: found.event.version,
         received_at: display_time(found.event.received_at),

@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use stele_core::model::{Organization, OrganizationFilter};
 use stele_core::pagination::{Cursor, PageRequest, SortOrder};
-use stele_store::{Organization, OrganizationFilter};
 
 use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{
@@ -41,7 +41,7 @@ impl OrganizationRow {
             external_id: organization.external_id.unwrap_or_default(),
             created_at: display_time(organization.created_at),
             path: path_segment(&organization.id),
-            id: organization.id,
+            id: organization.id.into(),
             name: organization.name,
         }
     }
@@ -132,14 +132,14 @@ pub async fn create(
         ..OrganizationInput::default()
     };
     let errors = match organizations::create(&state, input, None).await {
-        Ok(stele_store::Idempotent::Done(organization)) => {
+        Ok(stele_core::model::Idempotent::Done(organization)) => {
             return Ok(Redirect::to(&format!(
                 "/dashboard/organizations?created={}",
                 path_segment(&organization.id)
             ))
             .into_response())
         }
-        Ok(stele_store::Idempotent::AlreadyDone(_)) => Vec::new(),
+        Ok(stele_core::model::Idempotent::AlreadyDone(_)) => Vec::new(),
         Err(ServiceError::InvalidRequest(problems)) => problems
             .into_iter()
             .map(|problem| problem.message)

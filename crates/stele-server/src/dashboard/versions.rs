@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use serde::Deserialize;
 use stele_core::compatibility::compare;
-use stele_store::SchemaVersion;
+use stele_core::model::SchemaVersion;
 
 use crate::dashboard::actions::schema_labels;
 use crate::dashboard::auth::{is_https, DashboardUser};

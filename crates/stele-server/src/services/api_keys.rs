@@ -11,9 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use stele_core::ids::IdKind;
+use stele_core::model::ApiKeyId;
+use stele_core::model::{ApiKey, NewApiKey};
 use stele_core::timestamp::now_millis;
-use stele_store::{ApiKey, NewApiKey, Store, StoreResult};
+use stele_store::{Store, StoreResult};
 
 /// How long a successful lookup is trusted before the database is asked again. This bounds
 /// how long a revoked key keeps working on a process that did not revoke it.
@@ -35,7 +36,7 @@ pub fn generate_secret() -> String {
 pub fn new_key(name: &str, secret: Option<String>) -> (NewApiKey, String) {
     let secret = secret.unwrap_or_else(generate_secret);
     let key = NewApiKey {
-        id: IdKind::ApiKey.generate(),
+        id: ApiKeyId::generate(),
         name: name.to_owned(),
         secret_hash: hash_secret(&secret),
         created_at: now_millis(),

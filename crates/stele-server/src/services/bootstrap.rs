@@ -1,9 +1,10 @@
 //! First start: an empty database gets an API key and the dashboard user `admin`, whose
 //! secrets are printed once (or taken from STELE_API_KEY / STELE_ADMIN_PASSWORD).
 
-use stele_core::ids::IdKind;
+use stele_core::model::NewUser;
+use stele_core::model::UserId;
 use stele_core::timestamp::now_millis;
-use stele_store::{NewUser, StoreError};
+use stele_store::StoreError;
 
 use crate::services::api_keys::{hash_secret, new_key, ApiKeys};
 use crate::services::users::{generate_password, hash_password};
@@ -35,7 +36,7 @@ pub async fn ensure_initialized(
             .map(str::to_owned)
             .unwrap_or_else(generate_password);
         let admin = NewUser {
-            id: IdKind::User.generate(),
+            id: UserId::generate(),
             username: ADMIN_USERNAME.to_owned(),
             password_hash: hash_password(&password)?,
             created_at: now_millis(),

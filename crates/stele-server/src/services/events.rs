@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stele_core::event::{parse_create_event, EventInput};
 use stele_core::ids::IdKind;
+use stele_core::model::{
+    AppendedEvent, EventQuery, HashedEvent, Idempotent, NewEvent, StoredEvent,
+};
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::schema::SchemaViolation;
-use stele_store::{
-    AppendedEvent, EventQuery, HashedEvent, Idempotent, NewEvent, StoreError, StoredEvent,
-};
+use stele_store::StoreError;
 
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
@@ -126,8 +127,8 @@ pub async fn create(
     let id = IdKind::Event.generate();
     let record = idempotency.map(|make_record| make_record(&id));
     let new_event = NewEvent {
-        id,
-        organization_id: validated.organization_id,
+        id: id.into(),
+        organization_id: validated.organization_id.into(),
         event: validated.event,
     };
     let organization_id = new_event.organization_id.clone();
@@ -136,7 +137,9 @@ pub async fn create(
         .append_event(new_event, record)
         .await
         .map_err(|error| match error {
-            StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(organization_id),
+            StoreError::OrganizationNotFound => {
+                ServiceError::OrganizationNotFound(organization_id.into())
+            }
             other => ServiceError::Store(other),
         })
 }
@@ -154,7 +157,9 @@ pub async fn search(
         .await?
         .is_none()
     {
-        return Err(ServiceError::OrganizationNotFound(query.organization_id));
+        return Err(ServiceError::OrganizationNotFound(
+            query.organization_id.into(),
+        ));
     }
     Ok(state.store.search_events(query, page).await?)
 }

@@ -12,11 +12,12 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 use stele_core::export::{write_event, write_header, ExportFormat};
-use stele_core::ids::IdKind;
 use stele_core::merkle::inclusion_proof_ranges;
+use stele_core::model::ExportId;
+use stele_core::model::{EventQuery, Export, IdempotencyRecord, Idempotent};
 use stele_core::pagination::{Cursor, PageRequest, SortOrder};
 use stele_core::timestamp::{now_millis, UnixMillis};
-use stele_store::{EventQuery, Export, IdempotencyRecord, Idempotent, StoreError};
+use stele_store::StoreError;
 use tokio::sync::OnceCell;
 
 use crate::services::transparency::{checkpoint_now, ProvenJsonlWriter, TreeReader};
@@ -125,9 +126,9 @@ pub fn is_downloadable(export: &Export) -> bool {
 /// the idempotency record can be stored in the same transaction as the export.
 pub fn prepare(query: EventQuery, format: ExportFormat) -> Export {
     Export {
-        id: IdKind::Export.generate(),
+        id: ExportId::generate(),
         query,
-        format: format.name().to_owned(),
+        format,
         created_at: now_millis(),
         complete: true,
     }
@@ -145,7 +146,9 @@ pub async fn create(
         .create_export(export, idempotency)
         .await
         .map_err(|error| match error {
-            StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(organization_id),
+            StoreError::OrganizationNotFound => {
+                ServiceError::OrganizationNotFound(organization_id.into())
+            }
             other => ServiceError::Store(other),
         })
 }
@@ -184,7 +187,7 @@ async fn start_proven(
             .ok_or_else(|| std::io::Error::other("the organization has no events to prove"))?,
     };
     let tree = TreeReader::new(state.store.clone(), organization_id, checkpoint.tree_size);
-    let writer = ProvenJsonlWriter::start(checkpoint, export.id.clone(), out);
+    let writer = ProvenJsonlWriter::start(checkpoint, export.id.clone().into(), out);
     Ok(ProvenState { writer, tree })
 }
 
@@ -200,7 +203,7 @@ pub fn stream(
     state: AppState,
     export: Export,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let format = ExportFormat::parse(&export.format).unwrap_or(ExportFormat::Csv);
+    let format = export.format;
     let initial = DownloadProgress {
         next: Some(None),
         first: true,

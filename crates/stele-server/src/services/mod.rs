@@ -20,4 +20,5 @@ pub use error::ServiceError;
 /// Builds the idempotency record to store in the same transaction as a write, from what is
 /// being written (the new event's id, the new organization). The API layer supplies it
 /// because only it knows the response body.
-pub type IdempotencyRecordFor<T> = Box<dyn FnOnce(&T) -> stele_store::IdempotencyRecord + Send>;
+pub type IdempotencyRecordFor<T> =
+    Box<dyn FnOnce(&T) -> stele_core::model::IdempotencyRecord + Send>;

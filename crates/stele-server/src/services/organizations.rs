@@ -3,10 +3,13 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use stele_core::ids::IdKind;
+use stele_core::model::{
+    Idempotent, Organization, OrganizationDomain, OrganizationFilter, OrganizationId,
+};
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
-use stele_store::{Idempotent, Organization, OrganizationDomain, OrganizationFilter, StoreError};
+use stele_store::StoreError;
 
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
@@ -163,7 +166,7 @@ pub async fn create(
     input.check()?;
     let now = now_millis();
     let organization = Organization {
-        id: IdKind::Organization.generate(),
+        id: OrganizationId::generate(),
         name: input.name.trim().to_owned(),
         external_id: input.external_id.clone(),
         metadata: input.metadata.clone().unwrap_or_default(),

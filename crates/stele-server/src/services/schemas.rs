@@ -6,14 +6,13 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Map, Value};
 use stele_core::compatibility::{compare, CompatibilityReport};
 use stele_core::event::parse_create_event;
+use stele_core::model::{ActionSummary, Idempotent, IdempotentWrite, SchemaVersion, StoredEvent};
 use stele_core::pagination::{Page, PageRequest, SortOrder};
 use stele_core::schema::{
     parse_schema_definition, CompiledSchema, SchemaDefinition, SchemaViolation,
 };
 use stele_core::timestamp::now_millis;
-use stele_store::{
-    ActionSummary, Idempotent, IdempotentWrite, SchemaVersion, Store, StoreError, StoredEvent,
-};
+use stele_store::{Store, StoreError};
 
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -252,8 +251,8 @@ fn measure_impact(schema: &CompiledSchema, events: &[StoredEvent], latest_versio
         }
         if impact.examples.len() < IMPACT_EXAMPLES {
             impact.examples.push(FailingEvent {
-                id: stored.id.clone(),
-                organization_id: stored.organization_id.clone(),
+                id: stored.id.clone().into(),
+                organization_id: stored.organization_id.clone().into(),
                 version: stored.version,
                 received_at: stored.received_at,
                 errors,

@@ -13,8 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use stele_core::model::{NewSession, Session};
 use stele_core::timestamp::now_millis;
-use stele_store::{NewSession, Session, StoreError};
+use stele_store::StoreError;
 
 use crate::services::api_keys::hash_secret;
 use crate::services::users::check_credentials;

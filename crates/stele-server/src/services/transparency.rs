@@ -24,10 +24,11 @@ use stele_core::merkle::{
     consistency_proof_ranges, inclusion_proof_ranges, leaf_hash, perfect_root, Hash, LeafRange,
     Subtree, STORED_LEVEL_STRIDE,
 };
+use stele_core::model::{Checkpoint, SigningKeyRecord};
 use stele_core::note::{split_note, CheckpointBody, NoteSigner, NoteVerifier};
 use stele_core::proven_jsonl::manifest_text;
 use stele_core::timestamp::now_millis;
-use stele_store::{Checkpoint, SigningKeyRecord, Store, StoreResult};
+use stele_store::{Store, StoreResult};
 
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -357,7 +358,7 @@ pub async fn checkpoint_now(
         root_hash,
     };
     let checkpoint = Checkpoint {
-        organization_id: organization_id.to_owned(),
+        organization_id: organization_id.to_owned().into(),
         tree_size: size,
         root_hash,
         note: state.transparency.sign(&body.text()),

@@ -7,10 +7,11 @@ use argon2::password_hash::SaltString;
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use rand::RngCore;
-use stele_core::ids::IdKind;
+use stele_core::model::UserId;
+use stele_core::model::{NewUser, User};
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
-use stele_store::{NewUser, Store, StoreError, User};
+use stele_store::{Store, StoreError};
 
 use crate::services::ServiceError;
 
@@ -100,7 +101,7 @@ pub async fn create(
     let generated = password.is_none().then(generate_password);
     let password = password.or(generated.as_deref()).unwrap_or_default();
     let user = User {
-        id: IdKind::User.generate(),
+        id: UserId::generate(),
         username: username.to_owned(),
         password_hash: hash_password(password)?,
         created_at: now_millis(),

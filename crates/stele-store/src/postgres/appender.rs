@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 
 use super::{claim_idempotency_key, describe, hash_from, pool_error};
-use crate::model::{AppendedEvent, IdempotencyRecord, Idempotent, NewEvent};
 use crate::{StoreError, StoreResult};
+use stele_core::model::{AppendedEvent, IdempotencyRecord, Idempotent, NewEvent};
 
 const MAX_BATCH: usize = 512;
 const QUEUE_CAPACITY: usize = 8192;
@@ -216,7 +216,7 @@ async fn run_batch(pool: &Pool, batch: &[AppendJob]) -> Result<Vec<Outcome>, Bat
     let mut outcomes: Vec<Option<Outcome>> = batch
         .iter()
         .map(|job| {
-            (!heads.contains_key(&job.event.organization_id))
+            (!heads.contains_key(job.event.organization_id.as_str()))
                 .then_some(Err(StoreError::OrganizationNotFound))
         })
         .collect();
@@ -264,7 +264,7 @@ async fn run_batch(pool: &Pool, batch: &[AppendJob]) -> Result<Vec<Outcome>, Bat
             continue;
         }
         let event = &job.event;
-        let Some(head) = heads.get_mut(&event.organization_id) else {
+        let Some(head) = heads.get_mut(event.organization_id.as_str()) else {
             rows.push(None);
             continue;
         };

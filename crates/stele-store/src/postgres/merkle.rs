@@ -8,8 +8,8 @@ use stele_core::merkle::{leaf_hash, Hash, STORED_LEVEL_STRIDE};
 use tokio_postgres::Row;
 
 use super::{execute_in, query_in};
-use crate::model::{Checkpoint, SigningKeyRecord, UncheckpointedLog};
 use crate::{StoreError, StoreResult};
+use stele_core::model::{Checkpoint, SigningKeyRecord, UncheckpointedLog};
 
 fn hash_from(organization_id: &str, what: &str, bytes: Vec<u8>) -> StoreResult<Hash> {
     bytes
@@ -177,7 +177,7 @@ fn checkpoint_from_row(row: &Row) -> StoreResult<Checkpoint> {
         note: row.get(3),
         key_id: row.get(4),
         created_at: row.get(5),
-        organization_id,
+        organization_id: organization_id.into(),
     })
 }
 

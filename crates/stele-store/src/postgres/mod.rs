@@ -28,9 +28,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use self::appender::Appender;
-use crate::model::*;
-use crate::stored::{json_text, parse_definition, StoredExportFilters};
+use crate::stored::{json_text, parse_definition, parse_export_format, StoredExportFilters};
 use crate::{Store, StoreError, StoreResult};
+use stele_core::model::*;
 
 /// How to reach the database and how much of it one process may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,7 +373,7 @@ fn organization_from_row(row: &Row) -> StoreResult<Organization> {
         created_at: row.get(5),
         updated_at: row.get(6),
         retention_period_in_days: row.get(7),
-        id,
+        id: id.into(),
     })
 }
 
@@ -458,7 +458,7 @@ fn search_sql(
     scan: &stele_core::pagination::Scan<'_, i64>,
     sort_time_range: bool,
 ) -> (String, Vec<Param>) {
-    let mut values = vec![Param::Text(query.organization_id.clone())];
+    let mut values = vec![Param::Text(query.organization_id.to_string())];
     let mut conditions = vec!["e.organization_id = $1".to_owned()];
     let one_of = |column: &str, items: &[String], values: &mut Vec<Param>| {
         values.push(Param::TextList(items.to_vec()));
@@ -904,7 +904,7 @@ impl Store for PostgresStore {
             .iter()
             .map(organization_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page.assemble(organizations, |organization| organization.id.clone()))
+        Ok(page.assemble(organizations, |organization| organization.id.to_string()))
     }
 
     async fn update_organization(&self, organization: Organization) -> StoreResult<Organization> {
@@ -1304,7 +1304,7 @@ impl Store for PostgresStore {
                         canonical_bytes: canonical,
                         hash,
                     }) {
-                        report.first_break = Some((organization.to_owned(), chain_break));
+                        report.first_break = Some((organization.into(), chain_break));
                         return Ok(report);
                     }
                 }
@@ -1362,7 +1362,7 @@ impl Store for PostgresStore {
                 &export.id,
                 &organization_id,
                 &filters,
-                &export.format,
+                &export.format.name(),
                 &head,
                 &export.created_at,
             ],
@@ -1395,9 +1395,9 @@ impl Store for PostgresStore {
         query.organization_id = row.get(0);
         query.up_to_sequence = Some(row.get(3));
         Ok(Some(Export {
-            id: id.to_owned(),
+            id: id.into(),
             query,
-            format: row.get(2),
+            format: parse_export_format(id, row.get(2))?,
             created_at: row.get(4),
             complete: retained_now <= stored.retained_from,
         }))

@@ -107,7 +107,7 @@ fn new_event(id: String, organization_id: &str) -> NewEvent {
     }))
     .expect("valid");
     NewEvent {
-        id,
+        id: id.into(),
         organization_id: organization_id.into(),
         event: request.event,
     }

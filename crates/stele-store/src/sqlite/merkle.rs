@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use stele_core::merkle::{leaf_hash, Hash, STORED_LEVEL_STRIDE};
 
 use super::database_error;
-use crate::model::{Checkpoint, SigningKeyRecord, UncheckpointedLog};
 use crate::{StoreError, StoreResult};
+use stele_core::model::{Checkpoint, SigningKeyRecord, UncheckpointedLog};
 
 fn hash_from(organization_id: &str, what: &str, bytes: Vec<u8>) -> StoreResult<Hash> {
     bytes

@@ -23,9 +23,9 @@ use stele_core::timestamp::{now_millis, UnixMillis};
 
 use self::read_pool::ReadPool;
 use self::writer::Writer;
-use crate::model::*;
-use crate::stored::{json_text, parse_definition, StoredExportFilters};
+use crate::stored::{json_text, parse_definition, parse_export_format, StoredExportFilters};
 use crate::{Store, StoreError, StoreResult};
+use stele_core::model::*;
 
 fn database_error(error: rusqlite::Error) -> StoreError {
     StoreError::Database(error.to_string())
@@ -414,7 +414,7 @@ fn stored_event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
 /// scanning the organization. The page's sequences are chosen first, from the indexes
 /// alone where they cover the filters, and only those rows' stored bytes are read.
 fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, Vec<SqlValue>) {
-    let mut values: Vec<SqlValue> = vec![SqlValue::Text(query.organization_id.clone())];
+    let mut values: Vec<SqlValue> = vec![SqlValue::Text(query.organization_id.to_string())];
     let mut conditions = vec!["e.organization_id = ?1".to_owned()];
     let one_of = |column: &str, items: &[String], values: &mut Vec<SqlValue>| {
         let start = values.len() + 1;
@@ -528,12 +528,12 @@ fn load_export(connection: &Connection, id: &str) -> StoreResult<Option<Export>>
             let retained_now =
                 chain_anchor(connection, &organization_id)?.map_or(1, |(previous, _)| previous + 1);
             let mut query = stored.query;
-            query.organization_id = organization_id;
+            query.organization_id = organization_id.into();
             query.up_to_sequence = Some(up_to_sequence);
             Ok(Export {
-                id: id.to_owned(),
+                id: id.into(),
                 query,
-                format,
+                format: parse_export_format(id, &format)?,
                 created_at,
                 complete: retained_now <= stored.retained_from,
             })
@@ -661,7 +661,7 @@ fn verify_chains(
                 canonical_bytes: canonical,
                 hash,
             }) {
-                report.first_break = Some((organization, chain_break));
+                report.first_break = Some((organization.into(), chain_break));
                 return Ok(report);
             }
         }
@@ -1074,7 +1074,7 @@ impl Store for SqliteStore {
                     .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
                     .map_err(database_error)?;
                 let organizations = rows.into_iter().map(parse_organization).collect::<StoreResult<Vec<_>>>()?;
-                Ok(page.assemble(organizations, |organization| organization.id.clone()))
+                Ok(page.assemble(organizations, |organization| organization.id.to_string()))
             })
             .await
     }
@@ -1405,7 +1405,7 @@ impl Store for SqliteStore {
                     .execute(
                         "INSERT INTO exports (id, organization_id, filters, format, up_to_sequence, created_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![export.id, export.query.organization_id, filters, export.format, head, export.created_at],
+                        params![export.id, export.query.organization_id, filters, export.format.name(), head, export.created_at],
                     )
                     .map_err(database_error)?;
                 let mut query = export.query;
@@ -1841,7 +1841,7 @@ mod tests {
             store
                 .append_event(
                     NewEvent {
-                        id: format!("audit_log_event_{index}"),
+                        id: format!("audit_log_event_{index}").into(),
                         organization_id: "org_1".into(),
                         event: request.event,
                     },

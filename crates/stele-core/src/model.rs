@@ -1,15 +1,20 @@
-//! Values that cross the store boundary.
+//! The domain model: the records Stele keeps (organizations, schema versions, stored
+//! events, exports, API keys, users, checkpoints) and the values use cases exchange with
+//! the store. Plain data with typed ids; persistence lives in `stele-store`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use stele_core::chain::{ChainBreak, ChainHash};
-use stele_core::event::EventInput;
-use stele_core::schema::SchemaDefinition;
-use stele_core::timestamp::UnixMillis;
+
+use crate::chain::{ChainBreak, ChainHash};
+use crate::event::EventInput;
+pub use crate::export::ExportFormat;
+pub use crate::ids::{ApiKeyId, EventId, ExportId, OrganizationId, UserId};
+use crate::schema::SchemaDefinition;
+use crate::timestamp::UnixMillis;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKey {
-    pub id: String,
+    pub id: ApiKeyId,
     pub name: String,
     pub created_at: UnixMillis,
     pub revoked_at: Option<UnixMillis>,
@@ -17,7 +22,7 @@ pub struct ApiKey {
 
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
-    pub id: String,
+    pub id: ApiKeyId,
     pub name: String,
     pub secret_hash: [u8; 32],
     pub created_at: UnixMillis,
@@ -25,7 +30,7 @@ pub struct NewApiKey {
 
 #[derive(Debug, Clone)]
 pub struct NewUser {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub password_hash: String,
     pub created_at: UnixMillis,
@@ -34,7 +39,7 @@ pub struct NewUser {
 /// A dashboard user as stored, with the argon2id PHC string of their password.
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub password_hash: String,
     pub created_at: UnixMillis,
@@ -44,7 +49,7 @@ pub struct User {
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub token_hash: [u8; 32],
-    pub user_id: String,
+    pub user_id: UserId,
     pub created_at: UnixMillis,
     pub expires_at: UnixMillis,
 }
@@ -52,7 +57,7 @@ pub struct NewSession {
 /// A live session and whose it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub created_at: UnixMillis,
     pub expires_at: UnixMillis,
@@ -61,8 +66,8 @@ pub struct Session {
 /// A stored event as kept: its exact canonical bytes, with the columns that locate it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
-    pub id: String,
-    pub organization_id: String,
+    pub id: EventId,
+    pub organization_id: OrganizationId,
     pub sequence: i64,
     pub version: i64,
     pub received_at: UnixMillis,
@@ -90,7 +95,7 @@ pub struct OrganizationDomain {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Organization {
-    pub id: String,
+    pub id: OrganizationId,
     pub name: String,
     pub external_id: Option<String>,
     pub metadata: Map<String, Value>,
@@ -133,14 +138,14 @@ pub struct ActionSummary {
 /// An event that passed validation and is ready to be appended.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub id: String,
-    pub organization_id: String,
+    pub id: EventId,
+    pub organization_id: OrganizationId,
     pub event: EventInput,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppendedEvent {
-    pub id: String,
+    pub id: EventId,
     pub sequence: i64,
     pub received_at: UnixMillis,
 }
@@ -182,14 +187,14 @@ pub struct VerifyReport {
     pub organizations: u64,
     pub events: u64,
     /// The first broken link found, with its organization.
-    pub first_break: Option<(String, ChainBreak)>,
+    pub first_break: Option<(OrganizationId, ChainBreak)>,
 }
 
 /// Which of one organization's events a search or export covers. Fields combine with AND;
 /// the values within one list combine with OR; an empty list does not filter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventQuery {
-    pub organization_id: String,
+    pub organization_id: OrganizationId,
     #[serde(default)]
     pub actions: Vec<String>,
     #[serde(default)]
@@ -214,9 +219,9 @@ pub struct EventQuery {
 /// when the export is created).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Export {
-    pub id: String,
+    pub id: ExportId,
     pub query: EventQuery,
-    pub format: String,
+    pub format: ExportFormat,
     pub created_at: UnixMillis,
     /// False once retention has purged events the snapshot covered: its file can no
     /// longer be produced as it was, so it is not served at all.
@@ -234,9 +239,9 @@ pub struct PurgeOutcome {
 /// A signed checkpoint of one organization's Merkle tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
-    pub organization_id: String,
+    pub organization_id: OrganizationId,
     pub tree_size: u64,
-    pub root_hash: stele_core::merkle::Hash,
+    pub root_hash: crate::merkle::Hash,
     /// The complete C2SP signed note, exactly as signed.
     pub note: String,
     /// Hex id of the key that signed it.
@@ -258,7 +263,7 @@ pub struct SigningKeyRecord {
 /// An organization whose newest events are not yet covered by a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UncheckpointedLog {
-    pub organization_id: String,
+    pub organization_id: OrganizationId,
     pub tree_size: u64,
     /// Size of the newest checkpoint, 0 when there is none.
     pub checkpointed_size: u64,
