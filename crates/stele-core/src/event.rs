@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::canonical::{to_canonical_bytes, CanonicalError};
-use crate::timestamp::{format_millis, parse_rfc3339, to_unix_millis, UnixMillis};
+use crate::timestamp::{format_millis, parse_instant, UnixMillis};
 use crate::FieldError;
 
 /// An actor or a target: both are `{id, type, name?, metadata?}` on the wire.
@@ -225,12 +225,12 @@ impl ShapeReader {
 
     fn occurred_at(&mut self, event: &Map<String, Value>) -> Option<UnixMillis> {
         let text = self.required_string(event, "occurred_at", "event.occurred_at")?;
-        match parse_rfc3339(&text) {
-            Some(at) => Some(to_unix_millis(at)),
-            None => {
+        match parse_instant(&text) {
+            Ok(millis) => Some(millis),
+            Err(error) => {
                 self.errors.push(FieldError::invalid(
                     "event.occurred_at",
-                    "event.occurred_at must be an RFC 3339 date-time with a UTC offset, e.g. 2022-09-08T19:46:03.435Z.",
+                    error.message("event.occurred_at"),
                 ));
                 None
             }

@@ -12,6 +12,47 @@ pub fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text.trim(), &Rfc3339).ok()
 }
 
+/// The earliest instant Stele accepts, 0001-01-01T00:00:00.000Z, and the latest,
+/// 9999-12-31T23:59:59.999Z: the years RFC 3339 can write in UTC. An offset can carry a
+/// local time just inside the range outside it (`9999-12-31T23:59:59-23:59` is in year
+/// 10000 in UTC), so the range is checked on the UTC instant.
+pub const EARLIEST_MILLIS: UnixMillis = -62_135_596_800_000;
+pub const LATEST_MILLIS: UnixMillis = 253_402_300_799_999;
+
+/// Why a date-time was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstantError {
+    NotRfc3339,
+    OutOfRange,
+}
+
+impl InstantError {
+    /// The message for a client, naming `field`.
+    pub fn message(self, field: &str) -> String {
+        match self {
+            InstantError::NotRfc3339 => format!(
+                "{field} must be an RFC 3339 date-time with a UTC offset, e.g. 2022-09-08T19:46:03.435Z."
+            ),
+            InstantError::OutOfRange => format!(
+                "{field} must fall between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z once converted to UTC."
+            ),
+        }
+    }
+}
+
+/// Parses an RFC 3339 date-time (as [`parse_rfc3339`]) into milliseconds, refusing instants
+/// outside [`EARLIEST_MILLIS`]..=[`LATEST_MILLIS`], which could not be written back as
+/// RFC 3339 in UTC.
+pub fn parse_instant(text: &str) -> Result<UnixMillis, InstantError> {
+    let at = parse_rfc3339(text).ok_or(InstantError::NotRfc3339)?;
+    let millis = to_unix_millis(at);
+    if (EARLIEST_MILLIS..=LATEST_MILLIS).contains(&millis) {
+        Ok(millis)
+    } else {
+        Err(InstantError::OutOfRange)
+    }
+}
+
 /// Milliseconds since the epoch, truncating sub-millisecond precision.
 pub fn to_unix_millis(at: OffsetDateTime) -> UnixMillis {
     (at.unix_timestamp_nanos() / 1_000_000) as UnixMillis
@@ -56,6 +97,22 @@ mod tests {
         }
         assert!(parse_rfc3339("2022-09-08").is_none());
         assert!(parse_rfc3339("yesterday").is_none());
+    }
+
+    #[test]
+    fn instants_outside_years_1_to_9999_in_utc_are_refused() {
+        for text in ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"] {
+            assert_eq!(parse_instant(text), Err(InstantError::OutOfRange), "{text}");
+        }
+        assert_eq!(parse_instant("soon"), Err(InstantError::NotRfc3339));
+        let earliest = parse_instant("0001-01-01T00:00:00Z").expect("in range");
+        let latest = parse_instant("9999-12-31T23:59:59.999999Z").expect("in range");
+        assert_eq!((earliest, latest), (EARLIEST_MILLIS, LATEST_MILLIS));
+        assert_eq!(format_millis(earliest), "0001-01-01T00:00:00.000Z");
+        assert_eq!(format_millis(latest), "9999-12-31T23:59:59.999Z");
+        assert!(InstantError::OutOfRange
+            .message("event.occurred_at")
+            .starts_with("event.occurred_at must fall between"));
     }
 
     #[test]

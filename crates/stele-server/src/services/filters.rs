@@ -1,7 +1,7 @@
 //! Event filters shared by search (query string), exports (JSON body) and the dashboard
 //! events viewer (form fields).
 
-use stele_core::timestamp::{parse_rfc3339, to_unix_millis, UnixMillis};
+use stele_core::timestamp::{parse_instant, UnixMillis};
 use stele_core::FieldError;
 
 /// Parses an optional RFC 3339 bound, reporting a bad one under `field`.
@@ -11,13 +11,10 @@ pub fn parse_bound(
     errors: &mut Vec<FieldError>,
 ) -> Option<UnixMillis> {
     let text = value?;
-    match parse_rfc3339(text) {
-        Some(at) => Some(to_unix_millis(at)),
-        None => {
-            errors.push(FieldError::invalid(
-                field,
-                format!("{field} must be an RFC 3339 date-time with a UTC offset, e.g. 2022-09-08T19:46:03.435Z."),
-            ));
+    match parse_instant(text) {
+        Ok(millis) => Some(millis),
+        Err(error) => {
+            errors.push(FieldError::invalid(field, error.message(field)));
             None
         }
     }

@@ -182,3 +182,47 @@ async fn nul_characters_are_refused_everywhere_with_the_field_named() {
         .expect("page")
         .contains("NUL character"));
 }
+
+/// An offset can put a local time that looks in range outside years 1 to 9999 in UTC,
+/// where it could not be stored and written back as RFC 3339: refused with the field named,
+/// in events and in search bounds, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instants_outside_years_1_to_9999_in_utc_are_refused_with_the_field_named() {
+    let server = TestServer::start().await;
+    server.create_schema("user.signed_in", &seed_v1()).await;
+    let organization = server.create_organization("Far future").await;
+    for occurred_at in ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"] {
+        let mut body = crate::support::event(
+            &organization,
+            "user.signed_in",
+            None,
+            json!([{"id": "team_1", "type": "team"}]),
+        );
+        body["event"]["occurred_at"] = json!(occurred_at);
+        let (status, error) = server.create_event(&body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{occurred_at}: {error}"
+        );
+        assert_eq!(error["errors"][0]["field"], "event.occurred_at", "{error}");
+        assert!(
+            error["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("9999-12-31T23:59:59.999Z")),
+            "{error}"
+        );
+    }
+    assert!(crate::support::stored_events(&server.database, &organization).is_empty());
+
+    let response = server
+        .get(&format!(
+            "/audit_logs/events?organization_id={organization}&range_end=9999-12-31T23:59:59-23:59"
+        ))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, body) = crate::support::read(response).await;
+    assert_eq!(body["errors"][0]["field"], "range_end", "{body}");
+}
