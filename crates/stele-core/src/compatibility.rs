@@ -11,10 +11,11 @@
 //! so removing one target type does not renumber every pointer after it:
 //! `/targets/team/metadata/properties/owner`, `/actor/metadata/required`, `/metadata/type`.
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::schema::{escape_pointer_token, SchemaDefinition};
 
@@ -223,6 +224,28 @@ fn as_object(schema: &Value) -> Option<Map<String, Value>> {
         Value::Object(map) => Some(map.clone()),
         Value::Bool(true) | Value::Null => Some(Map::new()),
         _ => None,
+    }
+}
+
+/// Orders two JSON numbers as the validator does, exactly: integers (and floats without a
+/// fraction) compare as integers, so limits beyond 2^53 that differ by one are not equal
+/// as they would be once rounded to `f64`.
+fn compare_numbers(a: &Number, b: &Number) -> Option<Ordering> {
+    fn integer(number: &Number) -> Option<i128> {
+        if let Some(value) = number.as_i64() {
+            return Some(value.into());
+        }
+        if let Some(value) = number.as_u64() {
+            return Some(value.into());
+        }
+        let value = number.as_f64()?;
+        (value.fract() == 0.0 && value.abs() < 2f64.powi(120)).then_some(value as i128)
+    }
+    match (integer(a), integer(b)) {
+        (Some(a), Some(b)) => Some(a.cmp(&b)),
+        // One side has a fraction, so it lies strictly between -2^52 and 2^52, where rounding
+        // the other side to `f64` cannot carry it across.
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
     }
 }
 
@@ -598,8 +621,7 @@ impl Checker {
         new: Option<&Value>,
         bound: Bound,
     ) {
-        let number = |value: Option<&Value>| value.map(|v| v.as_f64());
-        match (number(old), number(new)) {
+        match (old.map(Value::as_number), new.map(Value::as_number)) {
             (Some(None), _) | (_, Some(None)) => self.keyword(
                 at,
                 old,
@@ -622,9 +644,19 @@ impl Checker {
                 format!("new {key} {limit}: values beyond it are rejected"),
             ),
             (Some(Some(before)), Some(Some(after))) => {
+                let Some(order) = compare_numbers(after, before) else {
+                    self.keyword(
+                        at,
+                        old,
+                        new,
+                        Compatibility::MayBreak,
+                        format!("{key} {before} and {after} cannot be compared"),
+                    );
+                    return;
+                };
                 let widened = match bound {
-                    Bound::Lower => after <= before,
-                    Bound::Upper => after >= before,
+                    Bound::Lower => order.is_le(),
+                    Bound::Upper => order.is_ge(),
                 };
                 if widened {
                     self.keyword(

@@ -360,10 +360,7 @@ fn bound_rows(
     use Compatibility::*;
     let with = |limit: &Value| place(single(key, limit.clone()));
     let without = place(json!({}));
-    let (loose_text, tight_text) = (
-        loose.as_f64().expect("number").to_string(),
-        tight.as_f64().expect("number").to_string(),
-    );
+    let (loose_text, tight_text) = (loose.to_string(), tight.to_string());
     vec![
         (
             format!("{key} tightened"),
@@ -437,10 +434,84 @@ fn numeric_bounds_in_each_direction() {
             property(key),
             ChangeKind::Changed,
             Compatibility::Compatible,
-            format!("{key} relaxed from 2 to 2"),
+            format!("{key} relaxed from 2 to 2.0"),
         ));
     }
     assert_single_changes(rows);
+}
+
+/// Limits are compared exactly, as the validator compares values: rounded to `f64`,
+/// 2^53 + 1 equals 2^53, and lowering a maximum from one to the other read as "relaxed"
+/// while events carrying 2^53 + 1 became invalid.
+#[test]
+fn bounds_beyond_f64_precision_compare_exactly() {
+    use ChangeKind::*;
+    use Compatibility::*;
+    let above = json!(9_007_199_254_740_993_u64);
+    let below = json!(9_007_199_254_740_992_u64);
+    let row = |key: &str, old: &Value, new: &Value, compatibility, reason: &str| {
+        (
+            format!("{key} {old} to {new}"),
+            on_a(single(key, old.clone())),
+            on_a(single(key, new.clone())),
+            format!("/metadata/properties/a/{key}"),
+            Changed,
+            compatibility,
+            reason.to_owned(),
+        )
+    };
+    let float_below = json!(9_007_199_254_740_992.0);
+    let negative_above = json!(-9_007_199_254_740_992_i64);
+    let negative_below = json!(-9_007_199_254_740_993_i64);
+    assert_single_changes(vec![
+        row(
+            "maximum",
+            &above,
+            &below,
+            Breaking,
+            "maximum tightened from 9007199254740993 to 9007199254740992",
+        ),
+        row("maximum", &below, &above, Compatible, "maximum relaxed"),
+        row(
+            "exclusiveMinimum",
+            &below,
+            &above,
+            Breaking,
+            "exclusiveMinimum tightened",
+        ),
+        row(
+            "maximum",
+            &above,
+            &float_below,
+            Breaking,
+            "maximum tightened",
+        ),
+        row(
+            "minimum",
+            &negative_below,
+            &negative_above,
+            Breaking,
+            "minimum tightened",
+        ),
+        row(
+            "minimum",
+            &json!(0.5),
+            &above,
+            Breaking,
+            "minimum tightened",
+        ),
+        row(
+            "maximum",
+            &json!(0.5),
+            &above,
+            Compatible,
+            "maximum relaxed",
+        ),
+    ]);
+
+    // The validator does tell the two apart.
+    let maximum = jsonschema::validator_for(&json!({"maximum": below})).expect("schema");
+    assert!(!maximum.is_valid(&above));
 }
 
 #[test]
