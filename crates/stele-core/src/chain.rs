@@ -70,11 +70,6 @@ impl ChainVerifier {
         self.expected_sequence += 1;
         Ok(())
     }
-
-    /// Number of links verified so far.
-    pub fn verified_through(&self) -> i64 {
-        self.expected_sequence - 1
-    }
 }
 
 #[cfg(test)]

@@ -11,10 +11,11 @@
 //! so removing one target type does not renumber every pointer after it:
 //! `/targets/team/metadata/properties/owner`, `/actor/metadata/required`, `/metadata/type`.
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::schema::{escape_pointer_token, SchemaDefinition};
 
@@ -223,6 +224,28 @@ fn as_object(schema: &Value) -> Option<Map<String, Value>> {
         Value::Object(map) => Some(map.clone()),
         Value::Bool(true) | Value::Null => Some(Map::new()),
         _ => None,
+    }
+}
+
+/// Orders two JSON numbers as the validator does, exactly: integers (and floats without a
+/// fraction) compare as integers, so limits beyond 2^53 that differ by one are not equal
+/// as they would be once rounded to `f64`.
+fn compare_numbers(a: &Number, b: &Number) -> Option<Ordering> {
+    fn integer(number: &Number) -> Option<i128> {
+        if let Some(value) = number.as_i64() {
+            return Some(value.into());
+        }
+        if let Some(value) = number.as_u64() {
+            return Some(value.into());
+        }
+        let value = number.as_f64()?;
+        (value.fract() == 0.0 && value.abs() < 2f64.powi(120)).then_some(value as i128)
+    }
+    match (integer(a), integer(b)) {
+        (Some(a), Some(b)) => Some(a.cmp(&b)),
+        // One side has a fraction, so it lies strictly between -2^52 and 2^52, where rounding
+        // the other side to `f64` cannot carry it across.
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
     }
 }
 
@@ -598,8 +621,7 @@ impl Checker {
         new: Option<&Value>,
         bound: Bound,
     ) {
-        let number = |value: Option<&Value>| value.map(|v| v.as_f64());
-        match (number(old), number(new)) {
+        match (old.map(Value::as_number), new.map(Value::as_number)) {
             (Some(None), _) | (_, Some(None)) => self.keyword(
                 at,
                 old,
@@ -622,9 +644,19 @@ impl Checker {
                 format!("new {key} {limit}: values beyond it are rejected"),
             ),
             (Some(Some(before)), Some(Some(after))) => {
+                let Some(order) = compare_numbers(after, before) else {
+                    self.keyword(
+                        at,
+                        old,
+                        new,
+                        Compatibility::MayBreak,
+                        format!("{key} {before} and {after} cannot be compared"),
+                    );
+                    return;
+                };
                 let widened = match bound {
-                    Bound::Lower => after <= before,
-                    Bound::Upper => after >= before,
+                    Bound::Lower => order.is_le(),
+                    Bound::Upper => order.is_ge(),
                 };
                 if widened {
                     self.keyword(
@@ -886,298 +918,4 @@ enum Bound {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schema::parse_schema_definition;
-    use serde_json::json;
-
-    fn definition(value: Value) -> SchemaDefinition {
-        parse_schema_definition(&value).expect("valid definition")
-    }
-
-    fn with_metadata(schema: Value) -> SchemaDefinition {
-        definition(json!({"targets": [{"type": "team"}], "metadata": schema}))
-    }
-
-    fn object(properties: Value) -> Value {
-        json!({"type": "object", "properties": properties})
-    }
-
-    fn verdict_of(old: Value, new: Value) -> CompatibilityReport {
-        compare(Some(&definition(old)), &definition(new))
-    }
-
-    #[test]
-    fn stored_events_failing_the_proposal_make_it_breaking() {
-        let mut report = verdict_of(
-            json!({"targets": []}),
-            json!({"targets": [], "metadata": object(json!({"n": {"type": "string"}}))}),
-        );
-        assert_eq!(report.verdict, Compatibility::Compatible);
-        report.contradicted_by_stored_events(0, 1);
-        assert_eq!(report.verdict, Compatibility::Compatible);
-        report.contradicted_by_stored_events(2, 1);
-        assert_eq!(report.verdict, Compatibility::Breaking);
-        assert!(report
-            .breaking_changes()
-            .any(|change| change.reason.contains("2 recently stored")));
-    }
-
-    /// Every row of the table: (what, old definition, new definition, expected verdict).
-    #[test]
-    fn classifies_the_table_of_schema_pairs() {
-        use Compatibility::*;
-        let team = |schema: Value| json!({"targets": [{"type": "team"}], "metadata": schema});
-        let rows: Vec<(&str, Value, Value, Compatibility)> = vec![
-            (
-                "adding an optional property to an open object",
-                team(object(json!({"a": {"type": "string"}}))),
-                team(object(
-                    json!({"a": {"type": "string"}, "b": {"type": "number"}}),
-                )),
-                Compatible,
-            ),
-            (
-                "adding a property schema where there was none",
-                json!({"targets": [{"type": "team"}]}),
-                team(object(json!({"env": {"type": "string"}}))),
-                Compatible,
-            ),
-            (
-                "adding a target type",
-                json!({"targets": [{"type": "team"}]}),
-                json!({"targets": [{"type": "team"}, {"type": "resource"}]}),
-                Compatible,
-            ),
-            (
-                "widening a type",
-                team(object(json!({"a": {"type": "string"}}))),
-                team(object(json!({"a": {"type": ["string", "number"]}}))),
-                Compatible,
-            ),
-            (
-                "integer to number",
-                team(object(json!({"a": {"type": "integer"}}))),
-                team(object(json!({"a": {"type": "number"}}))),
-                Compatible,
-            ),
-            (
-                "dropping a required property",
-                team(
-                    json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}),
-                ),
-                team(object(json!({"a": {"type": "string"}}))),
-                Compatible,
-            ),
-            (
-                "growing an enum",
-                team(object(json!({"a": {"enum": ["x", "y"]}}))),
-                team(object(json!({"a": {"enum": ["x", "y", "z"]}}))),
-                Compatible,
-            ),
-            (
-                "opening additionalProperties",
-                team(
-                    json!({"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": false}),
-                ),
-                team(object(json!({"a": {"type": "string"}}))),
-                Compatible,
-            ),
-            (
-                "relaxing maxLength",
-                team(object(json!({"a": {"type": "string", "maxLength": 5}}))),
-                team(object(json!({"a": {"type": "string", "maxLength": 10}}))),
-                Compatible,
-            ),
-            (
-                "changing only a description",
-                team(object(
-                    json!({"a": {"type": "string", "description": "old"}}),
-                )),
-                team(object(
-                    json!({"a": {"type": "string", "description": "new"}}),
-                )),
-                Compatible,
-            ),
-            (
-                "adding a required property",
-                team(object(json!({"a": {"type": "string"}}))),
-                team(
-                    json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}),
-                ),
-                Breaking,
-            ),
-            (
-                "removing a target type",
-                json!({"targets": [{"type": "team"}, {"type": "resource"}]}),
-                json!({"targets": [{"type": "team"}]}),
-                Breaking,
-            ),
-            (
-                "narrowing a type",
-                team(object(json!({"a": {"type": ["string", "number"]}}))),
-                team(object(json!({"a": {"type": "string"}}))),
-                Breaking,
-            ),
-            (
-                "number to integer",
-                team(object(json!({"a": {"type": "number"}}))),
-                team(object(json!({"a": {"type": "integer"}}))),
-                Breaking,
-            ),
-            (
-                "narrowing an enum",
-                team(object(json!({"a": {"enum": ["x", "y"]}}))),
-                team(object(json!({"a": {"enum": ["x"]}}))),
-                Breaking,
-            ),
-            (
-                "adding an enum",
-                team(object(json!({"a": {"type": "string"}}))),
-                team(object(json!({"a": {"type": "string", "enum": ["x"]}}))),
-                Breaking,
-            ),
-            (
-                "closing additionalProperties",
-                team(object(json!({"a": {"type": "string"}}))),
-                team(
-                    json!({"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": false}),
-                ),
-                Breaking,
-            ),
-            (
-                "tightening maxLength",
-                team(object(json!({"a": {"type": "string", "maxLength": 10}}))),
-                team(object(json!({"a": {"type": "string", "maxLength": 5}}))),
-                Breaking,
-            ),
-            (
-                "removing a property from a closed object",
-                team(
-                    json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "additionalProperties": false}),
-                ),
-                team(
-                    json!({"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": false}),
-                ),
-                Breaking,
-            ),
-            (
-                "target metadata gains a required property",
-                json!({"targets": [{"type": "team"}]}),
-                json!({"targets": [{"type": "team", "metadata": {"type": "object", "properties": {"o": {"type": "string"}}, "required": ["o"]}}]}),
-                Breaking,
-            ),
-            (
-                "unsupported keyword added",
-                team(object(json!({"a": {"type": "string"}}))),
-                team(
-                    json!({"type": "object", "properties": {"a": {"type": "string"}}, "anyOf": [{"required": ["a"]}, {"required": ["b"]}]}),
-                ),
-                MayBreak,
-            ),
-            (
-                "unsupported keyword beside a change",
-                team(
-                    json!({"type": "object", "allOf": [{"properties": {"x": {"type": "string"}}}], "properties": {"a": {"type": "string"}}}),
-                ),
-                team(
-                    json!({"type": "object", "allOf": [{"properties": {"x": {"type": "string"}}}], "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}),
-                ),
-                MayBreak,
-            ),
-            (
-                "pattern changed",
-                team(object(json!({"a": {"type": "string", "pattern": "^a"}}))),
-                team(object(json!({"a": {"type": "string", "pattern": "^[ab]"}}))),
-                MayBreak,
-            ),
-            (
-                "$ref into changed definitions",
-                team(
-                    json!({"type": "object", "properties": {"a": {"$ref": "#/definitions/x"}}, "definitions": {"x": {"type": "string"}}}),
-                ),
-                team(
-                    json!({"type": "object", "properties": {"a": {"$ref": "#/definitions/x"}}, "definitions": {"x": {"type": "number"}}}),
-                ),
-                MayBreak,
-            ),
-        ];
-        for (what, old, new, expected) in rows {
-            let report = verdict_of(old, new);
-            assert_eq!(report.verdict, expected, "{what}: {:#?}", report.changes);
-        }
-    }
-
-    #[test]
-    fn identical_definitions_have_no_changes() {
-        let schema = with_metadata(object(json!({"a": {"type": "string"}})));
-        let report = compare(Some(&schema), &schema);
-        assert_eq!(report.verdict, Compatibility::Compatible);
-        assert!(report.changes.is_empty());
-    }
-
-    #[test]
-    fn breaking_changes_name_their_pointer_and_reason() {
-        let report = verdict_of(
-            json!({"targets": [{"type": "team"}, {"type": "resource"}],
-                   "actor": {"metadata": object(json!({"role": {"type": "string"}}))}}),
-            json!({"targets": [{"type": "team"}],
-                   "actor": {"metadata": {"type": "object", "properties": {"role": {"type": "string"}}, "required": ["role"]}}}),
-        );
-        let breaking: Vec<(&str, &str)> = report
-            .breaking_changes()
-            .map(|change| (change.pointer.as_str(), change.reason.as_str()))
-            .collect();
-        assert_eq!(breaking.len(), 2, "{breaking:?}");
-        assert_eq!(breaking[0].0, "/targets/resource");
-        assert!(breaking[0].1.contains("removed"), "{}", breaking[0].1);
-        assert_eq!(breaking[1].0, "/actor/metadata/required");
-        assert!(breaking[1].1.contains("'role'"), "{}", breaking[1].1);
-    }
-
-    #[test]
-    fn change_list_is_per_json_pointer() {
-        let report = verdict_of(
-            json!({"targets": [{"type": "team"}], "metadata": object(json!({"env": {"type": "string"}}))}),
-            json!({"targets": [{"type": "team"}], "metadata": object(json!({"env": {"type": "string", "enum": ["prod", "dev"]}, "region": {"type": "string"}}))}),
-        );
-        let pointers: Vec<(&str, ChangeKind)> = report
-            .changes
-            .iter()
-            .map(|change| (change.pointer.as_str(), change.kind))
-            .collect();
-        assert_eq!(
-            pointers,
-            [
-                ("/metadata/properties/env/enum", ChangeKind::Added),
-                ("/metadata/properties/region", ChangeKind::Added)
-            ]
-        );
-        assert_eq!(report.verdict, Compatibility::Breaking);
-    }
-
-    #[test]
-    fn a_new_action_is_compared_with_nothing() {
-        let report = compare(
-            None,
-            &definition(
-                json!({"targets": [{"type": "team"}], "metadata": object(json!({"a": {"type": "string"}}))}),
-            ),
-        );
-        assert_eq!(report.verdict, Compatibility::Compatible);
-        assert!(report
-            .changes
-            .iter()
-            .any(|change| change.pointer == "/targets/team" && change.kind == ChangeKind::Added));
-    }
-
-    #[test]
-    fn pointer_tokens_are_escaped() {
-        let report = verdict_of(
-            json!({"targets": [{"type": "a/b"}]}),
-            json!({"targets": [{"type": "c~d"}]}),
-        );
-        let pointers: Vec<&str> = report.changes.iter().map(|c| c.pointer.as_str()).collect();
-        assert_eq!(pointers, ["/targets/a~1b", "/targets/c~0d"]);
-    }
-}
+mod tests;
