@@ -12,7 +12,7 @@ use stele_core::schema::{
     parse_schema_definition, CompiledSchema, SchemaDefinition, SchemaViolation,
 };
 use stele_core::timestamp::now_millis;
-use stele_store::{Store, StoreError};
+use stele_store::prelude::*;
 
 use crate::services::ServiceError;
 use crate::state::AppState;

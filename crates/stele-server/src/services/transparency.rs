@@ -28,7 +28,7 @@ use stele_core::model::{Checkpoint, SigningKeyRecord};
 use stele_core::note::{split_note, CheckpointBody, NoteSigner, NoteVerifier};
 use stele_core::proven_jsonl::manifest_text;
 use stele_core::timestamp::now_millis;
-use stele_store::{Store, StoreResult};
+use stele_store::prelude::*;
 
 use crate::services::ServiceError;
 use crate::state::AppState;

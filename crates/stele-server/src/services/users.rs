@@ -11,7 +11,7 @@ use stele_core::model::UserId;
 use stele_core::model::{NewUser, User};
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
-use stele_store::{Store, StoreError};
+use stele_store::prelude::*;
 
 use crate::services::ServiceError;
 

@@ -31,7 +31,8 @@ use stele_core::timestamp::now_millis;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 
-use super::{claim_idempotency_key, describe, hash_from, pool_error};
+use super::idempotency::claim_idempotency_key;
+use super::{describe, hash_from, pool_error};
 use crate::{StoreError, StoreResult};
 use stele_core::model::{AppendedEvent, IdempotencyRecord, Idempotent, NewEvent};
 

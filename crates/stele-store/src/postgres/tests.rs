@@ -8,7 +8,10 @@ use std::sync::Arc;
 use serde_json::json;
 use stele_core::event::parse_create_event;
 
+use super::events::SHORT_SEQUENCE_WALK;
 use super::*;
+use stele_core::model::*;
+use stele_core::pagination::Page;
 
 /// A database created for one test and dropped (with its connections) afterwards.
 struct ScratchDatabase {

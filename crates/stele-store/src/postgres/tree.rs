@@ -1,17 +1,24 @@
 //! PostgreSQL side of the Merkle trees: leaf hashes from stored bytes (or kept hashes of
-//! purged events), stored subtree nodes, checkpoints and signing keys. Mirrors
-//! `sqlite::merkle`; writes that two replicas may race on (nodes, checkpoints, keys) are
-//! insert-or-ignore, so the first one stored stays in force.
+//! purged events), stored subtree nodes, checkpoints and signing keys. Writes that two replicas may race on
+//! (nodes, checkpoints, keys) are insert-or-ignore, so the first one stored stays in force.
 
+use super::database_error;
+use super::execute_in;
+use super::query_in;
+use super::PostgresStore;
+use crate::prelude::*;
+use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use stele_core::merkle::{leaf_hash, Hash, STORED_LEVEL_STRIDE};
+use stele_core::merkle::leaf_hash;
+use stele_core::merkle::Hash;
+use stele_core::merkle::STORED_LEVEL_STRIDE;
+use stele_core::model::Checkpoint;
+use stele_core::model::SigningKeyRecord;
+use stele_core::model::UncheckpointedLog;
+use stele_core::timestamp::UnixMillis;
 use tokio_postgres::Row;
 
-use super::{execute_in, query_in};
-use crate::{StoreError, StoreResult};
-use stele_core::model::{Checkpoint, SigningKeyRecord, UncheckpointedLog};
-
-fn hash_from(organization_id: &str, what: &str, bytes: Vec<u8>) -> StoreResult<Hash> {
+pub(super) fn hash_from(organization_id: &str, what: &str, bytes: Vec<u8>) -> StoreResult<Hash> {
     bytes
         .try_into()
         .map_err(|_| StoreError::Corrupt(format!("{what} of {organization_id} is not 32 bytes")))
@@ -167,9 +174,10 @@ pub(super) async fn keep_purged_leaf_hashes(
     store_tree_nodes(client, organization_id, 0, &kept).await
 }
 
-const CHECKPOINT_COLUMNS: &str = "organization_id, tree_size, root_hash, note, key_id, created_at";
+pub(super) const CHECKPOINT_COLUMNS: &str =
+    "organization_id, tree_size, root_hash, note, key_id, created_at";
 
-fn checkpoint_from_row(row: &Row) -> StoreResult<Checkpoint> {
+pub(super) fn checkpoint_from_row(row: &Row) -> StoreResult<Checkpoint> {
     let organization_id: String = row.get(0);
     Ok(Checkpoint {
         root_hash: hash_from(&organization_id, "a checkpoint root", row.get(2))?,
@@ -314,4 +322,141 @@ pub(super) async fn thin_checkpoints(
         &[&older_than, &keep_one_per_ms.max(1)],
     )
     .await
+}
+
+#[async_trait]
+impl TreeStore for PostgresStore {
+    async fn tree_size(&self, organization_id: &str) -> StoreResult<u64> {
+        tree_size(&self.client().await?, organization_id).await
+    }
+
+    async fn leaf_hashes(
+        &self,
+        organization_id: &str,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<Hash>> {
+        let mut client = self.client().await?;
+        // One snapshot: a purge committing between the two reads inside must not hide a
+        // leaf from both.
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(database_error)?;
+        let hashes = leaf_hashes(&transaction, organization_id, start, end).await?;
+        transaction.commit().await.map_err(database_error)?;
+        Ok(hashes)
+    }
+
+    async fn tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<(u64, Hash)>> {
+        tree_nodes(&self.client().await?, organization_id, level, start, end).await
+    }
+
+    async fn tree_node_count(&self, organization_id: &str, level: u8) -> StoreResult<u64> {
+        tree_node_count(&self.client().await?, organization_id, level).await
+    }
+
+    async fn store_tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        nodes: Vec<(u64, Hash)>,
+    ) -> StoreResult<()> {
+        store_tree_nodes(&self.client().await?, organization_id, level, &nodes).await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: Checkpoint) -> StoreResult<Checkpoint> {
+        save_checkpoint(&self.client().await?, &checkpoint).await
+    }
+
+    async fn latest_checkpoint(&self, organization_id: &str) -> StoreResult<Option<Checkpoint>> {
+        Ok(query_checkpoints(
+            &self.client().await?,
+            "organization_id = $1 ORDER BY tree_size DESC LIMIT 1",
+            &[&organization_id],
+        )
+        .await?
+        .pop())
+    }
+
+    async fn checkpoint_covering(
+        &self,
+        organization_id: &str,
+        min_size: u64,
+    ) -> StoreResult<Option<Checkpoint>> {
+        Ok(query_checkpoints(
+            &self.client().await?,
+            "organization_id = $1 AND tree_size >= $2 ORDER BY tree_size LIMIT 1",
+            &[&organization_id, &(min_size as i64)],
+        )
+        .await?
+        .pop())
+    }
+
+    async fn list_checkpoints(
+        &self,
+        organization_id: &str,
+        after_size: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Checkpoint>> {
+        query_checkpoints(
+            &self.client().await?,
+            "organization_id = $1 AND tree_size > $2 ORDER BY tree_size LIMIT $3",
+            &[&organization_id, &(after_size as i64), &i64::from(limit)],
+        )
+        .await
+    }
+
+    async fn thin_checkpoints(
+        &self,
+        older_than: UnixMillis,
+        keep_one_per_ms: i64,
+    ) -> StoreResult<u64> {
+        thin_checkpoints(&self.client().await?, older_than, keep_one_per_ms).await
+    }
+
+    async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>> {
+        uncheckpointed_logs(&self.client().await?).await
+    }
+
+    async fn register_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()> {
+        register_signing_key(&self.client().await?, &key).await
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        list_signing_keys(&self.client().await?).await
+    }
+
+    async fn event_bytes(
+        &self,
+        organization_id: &str,
+        after_sequence: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        event_bytes(
+            &self.client().await?,
+            organization_id,
+            after_sequence,
+            limit,
+        )
+        .await
+    }
+
+    async fn organization_ids(&self) -> StoreResult<Vec<String>> {
+        Ok(self
+            .query("SELECT id FROM organizations ORDER BY id", &[])
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
 }
