@@ -3,32 +3,14 @@
 //! SQLite implementation lives in [`sqlite`], the PostgreSQL one (for several replicas on
 //! one database) in [`postgres`]. No other crate contains SQL.
 
+mod error;
 pub mod ports;
 pub mod postgres;
+mod shared;
 pub mod sqlite;
-mod stored;
 
+pub use error::{StoreError, StoreResult};
 pub use ports::*;
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("organization not found")]
-    OrganizationNotFound,
-    #[error("organization has {count} audit events")]
-    OrganizationHasEvents { count: i64 },
-    #[error("external_id is already used by organization {existing}")]
-    ExternalIdTaken { existing: String },
-    #[error("username already exists")]
-    UsernameTaken,
-    #[error("database error: {0}")]
-    Database(String),
-    #[error("stored data is damaged: {0}")]
-    Corrupt(String),
-    #[error("the store is shutting down")]
-    Unavailable,
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything Stele persists: the sum of the ports, so one `Arc<dyn Store>` reaches every
 /// capability. Implemented for any type that implements every port; bring the ports into

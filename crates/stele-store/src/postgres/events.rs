@@ -1,18 +1,17 @@
 //! The event log in PostgreSQL: appends, search, single reads and the end-to-end chain check.
 
 use super::database_error;
-use super::hash_from;
 use super::query_in;
 use super::PostgresStore;
 use crate::prelude::*;
+use crate::shared::chain::{chain_anchors, ChainWalk};
+use crate::shared::encoding::hash_from;
+use crate::shared::search::{is_time_bounded_only, plan_search, Binder, SearchPlan};
 use async_trait::async_trait;
-use std::collections::HashMap;
-use stele_core::chain::ChainHash;
-use stele_core::chain::ChainVerifier;
-use stele_core::chain::StoredLink;
 use stele_core::model::*;
 use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
+use stele_core::pagination::Scan;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -47,67 +46,40 @@ impl Param {
     }
 }
 
-/// The search SQL for `query` and its parameters, in order. Only the filters in use
-/// appear; lists are bound as arrays (`= ANY($n)`), which the planner matches against the
-/// `(organization_id, column, sequence)` indexes like an `IN` list.
+/// Binds search values PostgreSQL's way: lists as arrays (`= ANY($n)`), which the planner
+/// matches against the `(organization_id, column, sequence)` indexes like an `IN` list.
+struct PostgresBinder {
+    values: Vec<Param>,
+}
+
+impl Binder for PostgresBinder {
+    const ORGANIZATION: &'static str = "$1";
+
+    fn one_of(&mut self, column: &str, items: &[String]) -> String {
+        self.values.push(Param::TextList(items.to_vec()));
+        format!("{column} = ANY(${})", self.values.len())
+    }
+
+    fn integer(&mut self, value: i64) -> String {
+        self.values.push(Param::Integer(value));
+        format!("${}", self.values.len())
+    }
+}
+
+/// The search SQL for `query` and its parameters, in order.
 pub(super) fn search_sql(
     query: &EventQuery,
-    scan: &stele_core::pagination::Scan<'_, i64>,
+    scan: &Scan<'_, i64>,
     sort_time_range: bool,
 ) -> (String, Vec<Param>) {
-    let mut values = vec![Param::Text(query.organization_id.to_string())];
-    let mut conditions = vec!["e.organization_id = $1".to_owned()];
-    let one_of = |column: &str, items: &[String], values: &mut Vec<Param>| {
-        values.push(Param::TextList(items.to_vec()));
-        format!("{column} = ANY(${})", values.len())
+    let mut binder = PostgresBinder {
+        values: vec![Param::Text(query.organization_id.to_string())],
     };
-    for (column, items) in [
-        ("e.action", &query.actions),
-        ("e.actor_id", &query.actor_ids),
-        ("e.actor_name", &query.actor_names),
-    ] {
-        if !items.is_empty() {
-            let condition = one_of(column, items, &mut values);
-            conditions.push(condition);
-        }
-    }
-    if !query.target_ids.is_empty() {
-        let condition = one_of("t.target_id", &query.target_ids, &mut values);
-        conditions.push(format!(
-            "e.sequence IN (SELECT t.sequence FROM event_targets t WHERE t.organization_id = $1 AND {condition})"
-        ));
-    }
-    if !query.target_types.is_empty() {
-        let condition = one_of("t.target_type", &query.target_types, &mut values);
-        conditions.push(format!(
-            "EXISTS (SELECT 1 FROM event_targets t
-                     WHERE t.organization_id = e.organization_id AND {condition} AND t.sequence = e.sequence)"
-        ));
-    }
-    for (condition, bound) in [
-        ("e.occurred_at >=", query.occurred_from),
-        ("e.occurred_at <=", query.occurred_to),
-        ("e.sequence <=", query.up_to_sequence),
-        (
-            "e.sequence >",
-            scan.bound
-                .filter(|(_, greater)| *greater)
-                .map(|(key, _)| *key),
-        ),
-        (
-            "e.sequence <",
-            scan.bound
-                .filter(|(_, greater)| !*greater)
-                .map(|(key, _)| *key),
-        ),
-    ] {
-        if let Some(bound) = bound {
-            values.push(Param::Integer(bound));
-            conditions.push(format!("{condition} ${}", values.len()));
-        }
-    }
-    values.push(Param::Integer(i64::from(scan.fetch)));
-    let direction = if scan.descending { "DESC" } else { "ASC" };
+    let SearchPlan {
+        conditions,
+        fetch,
+        direction,
+    } = plan_search(query, scan, &mut binder, "e.occurred_at");
     let sql = if sort_time_range {
         // `+ 0` is an order no index provides: the planner reads the range's sequences
         // through the time index (from the index alone when only time and sequence
@@ -115,19 +87,17 @@ pub(super) fn search_sql(
         format!(
             "SELECT {STORED_EVENT_COLUMNS} FROM events e
              WHERE e.organization_id = $1 AND e.sequence IN (
-                 SELECT e.sequence FROM events e WHERE {} ORDER BY e.sequence + 0 {direction} LIMIT ${})
+                 SELECT e.sequence FROM events e WHERE {} ORDER BY e.sequence + 0 {direction} LIMIT {fetch})
              ORDER BY e.sequence {direction}",
             conditions.join(" AND "),
-            values.len()
         )
     } else {
         format!(
-            "SELECT {STORED_EVENT_COLUMNS} FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT ${}",
+            "SELECT {STORED_EVENT_COLUMNS} FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT {fetch}",
             conditions.join(" AND "),
-            values.len()
         )
     };
-    (sql, values)
+    (sql, binder.values)
 }
 
 /// How far the sequence index may be walked before a time-filtered page is chosen from
@@ -160,11 +130,8 @@ impl EventStore for PostgresStore {
         // of the time index tells how far that walk would go; if far, the page's sequences
         // are chosen from the range's entries in the time index instead. Exports keep the
         // sequence walk, which reads each row once across all their pages.
-        let time_only = (query.occurred_from.is_some() || query.occurred_to.is_some())
-            && query.actor_ids.is_empty()
-            && query.target_ids.is_empty()
-            && query.up_to_sequence.is_none();
-        let sort_time_range = time_only && !self.sequence_walk_is_short(&query, &scan).await?;
+        let sort_time_range =
+            is_time_bounded_only(&query) && !self.sequence_walk_is_short(&query, &scan).await?;
         let (sql, values) = search_sql(&query, &scan, sort_time_range);
         let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Param::as_sql).collect();
         let rows = self.query(&sql, &params).await?;
@@ -185,11 +152,14 @@ impl EventStore for PostgresStore {
             )
             .await?;
         row.map(|row| {
-            let hash = hash_from(row.get(6), || format!("event {id}"))?;
-            Ok(HashedEvent {
-                event: stored_event_from_row(&row),
-                hash,
-            })
+            let event = stored_event_from_row(&row);
+            let hash = hash_from(
+                row.get(6),
+                &event.organization_id,
+                Some(event.sequence),
+                "the event's hash",
+            )?;
+            Ok(HashedEvent { event, hash })
         })
         .transpose()
     }
@@ -227,18 +197,16 @@ impl EventStore for PostgresStore {
             .start()
             .await
             .map_err(database_error)?;
-        let mut anchors: HashMap<String, (i64, ChainHash)> = HashMap::new();
-        for row in query_in(
-            &transaction,
-            "SELECT organization_id, first_sequence, previous_hash FROM chain_anchors",
-            &[],
-        )
-        .await?
-        {
-            let organization: String = row.get(0);
-            let hash = hash_from(row.get(2), || format!("chain anchor of {organization}"))?;
-            anchors.insert(organization, (row.get(1), hash));
-        }
+        let anchors = chain_anchors(
+            query_in(
+                &transaction,
+                "SELECT organization_id, first_sequence, previous_hash FROM chain_anchors",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2))),
+        )?;
         let portal = transaction
             .bind(
                 "SELECT organization_id, sequence, canonical, hash FROM events
@@ -248,12 +216,7 @@ impl EventStore for PostgresStore {
             )
             .await
             .map_err(database_error)?;
-        let mut report = VerifyReport {
-            organizations: 0,
-            events: 0,
-            first_break: None,
-        };
-        let mut current: Option<(String, ChainVerifier)> = None;
+        let mut walk = ChainWalk::new(anchors, progress.as_mut());
         loop {
             let rows = transaction
                 .query_portal(&portal, VERIFY_FETCH)
@@ -263,38 +226,12 @@ impl EventStore for PostgresStore {
                 break;
             }
             for row in &rows {
-                let organization: &str = row.get(0);
-                let sequence: i64 = row.get(1);
-                let canonical: &[u8] = row.get(2);
-                let hash: &[u8] = row.get(3);
-                if current.as_ref().is_none_or(|(id, _)| id != organization) {
-                    report.organizations += 1;
-                    let verifier = match anchors.get(organization) {
-                        Some((first_sequence, previous_hash)) => {
-                            ChainVerifier::new(*first_sequence, *previous_hash)
-                        }
-                        None => ChainVerifier::from_genesis(),
-                    };
-                    current = Some((organization.to_owned(), verifier));
-                }
-                if let Some((_, verifier)) = current.as_mut() {
-                    if let Err(chain_break) = verifier.push(&StoredLink {
-                        sequence,
-                        canonical_bytes: canonical,
-                        hash,
-                    }) {
-                        report.first_break = Some((organization.into(), chain_break));
-                        return Ok(report);
-                    }
-                }
-                report.events += 1;
-                if report.events.is_multiple_of(10_000) {
-                    progress(report.events);
+                if !walk.push(row.get(0), row.get(1), row.get(2), row.get(3)) {
+                    return Ok(walk.finish());
                 }
             }
         }
-        progress(report.events);
-        Ok(report)
+        Ok(walk.finish())
     }
 }
 
@@ -307,7 +244,7 @@ impl PostgresStore {
     async fn sequence_walk_is_short(
         &self,
         query: &EventQuery,
-        scan: &stele_core::pagination::Scan<'_, i64>,
+        scan: &Scan<'_, i64>,
     ) -> StoreResult<bool> {
         let (edge_sql, edge_time) = if scan.descending {
             (

@@ -6,9 +6,7 @@ use super::idempotency::claim_idempotency_key;
 use super::query_in;
 use super::PostgresStore;
 use crate::prelude::*;
-use crate::stored::json_text;
-use crate::stored::parse_export_format;
-use crate::stored::StoredExportFilters;
+use crate::shared::exports::{export_filters, snapshot, stored_export, StoredExport};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use stele_core::model::*;
@@ -39,7 +37,7 @@ impl ExportStore for PostgresStore {
         if let Some(record) = &idempotency {
             if let Some(existing) = claim_idempotency_key(&transaction, record)
                 .await
-                .map_err(database_error)?
+                .map_err(database_error)??
             {
                 return Ok(Idempotent::AlreadyDone(existing));
             }
@@ -60,11 +58,10 @@ impl ExportStore for PostgresStore {
         let head: i64 = head.get(0);
         // Where the retained chain starts now: a later purge past it makes the export
         // incomplete (see `get_export`).
-        let retained_from = retained_from(&transaction, &organization_id).await?;
-        let filters = json_text(&StoredExportFilters {
-            query: export.query.clone(),
-            retained_from,
-        })?;
+        let filters = export_filters(
+            &export,
+            retained_from(&transaction, &organization_id).await?,
+        )?;
         execute_in(
             &transaction,
             "INSERT INTO exports (id, organization_id, filters, format, up_to_sequence, created_at)
@@ -80,9 +77,7 @@ impl ExportStore for PostgresStore {
         )
         .await?;
         transaction.commit().await.map_err(database_error)?;
-        let mut query = export.query;
-        query.up_to_sequence = Some(head);
-        Ok(Idempotent::Done(Export { query, ..export }))
+        Ok(Idempotent::Done(snapshot(export, head)))
     }
 
     async fn get_export(&self, id: &str) -> StoreResult<Option<Export>> {
@@ -98,19 +93,13 @@ impl ExportStore for PostgresStore {
         else {
             return Ok(None);
         };
-        let filters: String = row.get(1);
-        let stored: StoredExportFilters = serde_json::from_str(&filters)
-            .map_err(|error| StoreError::Corrupt(format!("export {id} filters: {error}")))?;
-        let retained_now: i64 = row.get(5);
-        let mut query = stored.query;
-        query.organization_id = row.get(0);
-        query.up_to_sequence = Some(row.get(3));
-        Ok(Some(Export {
-            id: id.into(),
-            query,
-            format: parse_export_format(id, row.get(2))?,
+        let stored = StoredExport {
+            organization_id: row.get(0),
+            filters: row.get(1),
+            format: row.get(2),
+            up_to_sequence: row.get(3),
             created_at: row.get(4),
-            complete: retained_now <= stored.retained_from,
-        }))
+        };
+        stored_export(id, stored, row.get(5)).map(Some)
     }
 }

@@ -3,6 +3,7 @@
 use super::database_error;
 use super::PostgresStore;
 use crate::prelude::*;
+use crate::shared::encoding::idempotency_record;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use stele_core::idempotency::REPLAY_WINDOW_MS;
@@ -11,11 +12,12 @@ use stele_core::timestamp::UnixMillis;
 
 /// Claims `(scope, key)` for `record` unless an unexpired record holds it; returns the
 /// holder in that case. A concurrent claim of the same key by another transaction (another
-/// replica) waits for that transaction and then sees its record.
+/// replica) waits for that transaction and then sees its record. The outer error is the
+/// database's (which the appender may retry); the inner one is a damaged stored record.
 pub(super) async fn claim_idempotency_key(
     client: &impl GenericClient,
     record: &IdempotencyRecord,
-) -> Result<Option<IdempotencyRecord>, tokio_postgres::Error> {
+) -> Result<StoreResult<Option<IdempotencyRecord>>, tokio_postgres::Error> {
     let claim = client
         .prepare_cached(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at)
@@ -41,7 +43,7 @@ pub(super) async fn claim_idempotency_key(
         )
         .await?;
     if claimed == 1 {
-        return Ok(None);
+        return Ok(Ok(None));
     }
     find_idempotency(client, &record.scope, &record.key, record.created_at).await
 }
@@ -51,7 +53,7 @@ pub(super) async fn find_idempotency(
     scope: &str,
     key: &str,
     now: UnixMillis,
-) -> Result<Option<IdempotencyRecord>, tokio_postgres::Error> {
+) -> Result<StoreResult<Option<IdempotencyRecord>>, tokio_postgres::Error> {
     let find = client
         .prepare_cached(
             "SELECT fingerprint, status, body, created_at FROM idempotency_keys
@@ -61,17 +63,18 @@ pub(super) async fn find_idempotency(
     let row = client
         .query_opt(&find, &[&scope, &key, &(now - REPLAY_WINDOW_MS)])
         .await?;
-    Ok(row.map(|row| {
-        let fingerprint: Vec<u8> = row.get(0);
-        IdempotencyRecord {
-            scope: scope.to_owned(),
-            key: key.to_owned(),
-            fingerprint: fingerprint.try_into().unwrap_or([0; 32]),
-            status: u16::try_from(row.get::<_, i32>(1)).unwrap_or(500),
-            body: row.get(2),
-            created_at: row.get(3),
-        }
-    }))
+    Ok(row
+        .map(|row| {
+            idempotency_record(
+                scope,
+                key,
+                row.get(0),
+                i64::from(row.get::<_, i32>(1)),
+                row.get(2),
+                row.get(3),
+            )
+        })
+        .transpose())
 }
 
 #[async_trait]
@@ -85,7 +88,7 @@ impl IdempotencyStore for PostgresStore {
         let client = self.client().await?;
         find_idempotency(&client, scope, key, now)
             .await
-            .map_err(database_error)
+            .map_err(database_error)?
     }
 
     async fn save_idempotency_record(
@@ -95,7 +98,7 @@ impl IdempotencyStore for PostgresStore {
         let client = self.client().await?;
         Ok(claim_idempotency_key(&client, &record)
             .await
-            .map_err(database_error)?
+            .map_err(database_error)??
             .unwrap_or(record))
     }
 

@@ -26,13 +26,12 @@ mod tree;
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use stele_core::chain::ChainHash;
-use stele_core::pagination::Scan;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use self::appender::Appender;
+use crate::error::describe_postgres;
 use crate::prelude::*;
 
 /// How to reach the database and how much of it one process may use.
@@ -76,30 +75,18 @@ impl PostgresOptions {
     }
 }
 
-pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!(
-            "{} ({}){}",
-            db.message(),
-            db.code().code(),
-            db.detail().map(|d| format!(": {d}")).unwrap_or_default()
-        ),
-        None => match std::error::Error::source(error) {
-            Some(source) => format!("{error}: {source}"),
-            None => error.to_string(),
-        },
-    }
-}
-
+/// A failed statement; the PostgreSQL error is kept as the source.
 pub(crate) fn database_error(error: tokio_postgres::Error) -> StoreError {
-    StoreError::Database(describe(&error))
+    StoreError::postgres("running a statement", error)
 }
 
 pub(crate) fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
     match error {
-        deadpool_postgres::PoolError::Backend(error) => database_error(error),
+        deadpool_postgres::PoolError::Backend(error) => StoreError::postgres("connecting", error),
         deadpool_postgres::PoolError::Closed => StoreError::Unavailable,
-        other => StoreError::Database(format!("cannot get a database connection: {other}")),
+        other => StoreError::Pool {
+            source: other.into(),
+        },
     }
 }
 
@@ -107,13 +94,6 @@ pub(super) fn is_unique_violation(error: &tokio_postgres::Error, constraint: &st
     error.as_db_error().is_some_and(|db| {
         *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some(constraint)
     })
-}
-
-/// A 32-byte hash column, or [`StoreError::Corrupt`] naming `what`.
-pub(crate) fn hash_from(bytes: Vec<u8>, what: impl FnOnce() -> String) -> StoreResult<ChainHash> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{} has a malformed hash", what())))
 }
 
 pub struct PostgresStore {
@@ -125,7 +105,7 @@ fn connection_config(options: &PostgresOptions) -> StoreResult<tokio_postgres::C
     let mut config: tokio_postgres::Config = options
         .url
         .parse()
-        .map_err(|error| StoreError::Database(format!("invalid PostgreSQL URL: {error}")))?;
+        .map_err(|error| StoreError::postgres("parsing the connection URL", error))?;
     config.connect_timeout(options.connect_timeout);
     config.application_name("stele");
     // Appended to whatever options the URL carries; later settings win.
@@ -138,19 +118,13 @@ fn connection_config(options: &PostgresOptions) -> StoreResult<tokio_postgres::C
 }
 
 async fn connect(options: &PostgresOptions) -> StoreResult<tokio_postgres::Client> {
-    let (client, connection) =
-        connection_config(options)?
-            .connect(NoTls)
-            .await
-            .map_err(|error| {
-                StoreError::Database(format!(
-                    "cannot connect to PostgreSQL: {}",
-                    describe(&error)
-                ))
-            })?;
+    let (client, connection) = connection_config(options)?
+        .connect(NoTls)
+        .await
+        .map_err(|error| StoreError::postgres("connecting", error))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
-            tracing::debug!(error = %describe(&error), "PostgreSQL connection closed");
+            tracing::debug!(error = %describe_postgres(&error), "PostgreSQL connection closed");
         }
     });
     Ok(client)
@@ -167,7 +141,7 @@ impl PostgresStore {
                 tracing::info!(applied, "applied PostgreSQL migrations");
             }
         } else if !migrations::is_current(&client).await? {
-            return Err(StoreError::Database(
+            return Err(StoreError::Incompatible(
                 "the PostgreSQL schema is not up to date; run `stele migrate` or start with --migrate-on-start true".into(),
             ));
         }
@@ -185,7 +159,7 @@ impl PostgresStore {
             .wait_timeout(Some(options.connect_timeout))
             .create_timeout(Some(options.connect_timeout))
             .build()
-            .map_err(|error| StoreError::Database(format!("cannot build the pool: {error}")))?;
+            .map_err(|error| StoreError::Internal(format!("cannot build the pool: {error}")))?;
         Ok(Self {
             appender: Appender::start(pool.clone()),
             pool,
@@ -250,17 +224,6 @@ pub(super) async fn execute_in(
         .execute(&statement, params)
         .await
         .map_err(database_error)
-}
-
-/// `WHERE`-clause fragment and `ORDER BY` direction for a keyset scan over `column`,
-/// whose bound (if any) is parameter `$n`.
-pub(super) fn keyset<K>(column: &str, scan: &Scan<'_, K>, n: usize) -> (String, &'static str) {
-    let condition = match scan.bound {
-        None => "TRUE".to_owned(),
-        Some((_, true)) => format!("{column} > ${n}"),
-        Some((_, false)) => format!("{column} < ${n}"),
-    };
-    (condition, if scan.descending { "DESC" } else { "ASC" })
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@ use super::database_error;
 use super::execute_in;
 use super::idempotency::claim_idempotency_key;
 use super::is_unique_violation;
-use super::keyset;
 use super::query_in;
 use super::PostgresStore;
 use crate::prelude::*;
-use crate::stored::json_text;
+use crate::shared::encoding::{contains_pattern, json_text, parse_organization_json};
+use crate::shared::search::keyset;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use stele_core::chain::GENESIS;
@@ -25,11 +25,10 @@ pub(super) fn organization_from_row(row: &Row) -> StoreResult<Organization> {
     let id: String = row.get(0);
     let metadata: String = row.get(3);
     let domains: String = row.get(4);
+    let (metadata, domains) = parse_organization_json(&id, &metadata, &domains)?;
     Ok(Organization {
-        metadata: serde_json::from_str(&metadata)
-            .map_err(|error| StoreError::Corrupt(format!("organization {id} metadata: {error}")))?,
-        domains: serde_json::from_str(&domains)
-            .map_err(|error| StoreError::Corrupt(format!("organization {id} domains: {error}")))?,
+        metadata,
+        domains,
         name: row.get(1),
         external_id: row.get(2),
         created_at: row.get(5),
@@ -39,21 +38,29 @@ pub(super) fn organization_from_row(row: &Row) -> StoreResult<Organization> {
     })
 }
 
-/// Maps a unique violation on `organizations.external_id` to the organization holding it.
+/// Maps a unique violation on `organizations.external_id` to the organization holding it;
+/// if the lookup fails, or the holder is gone by then, that error (or the violation) is
+/// reported instead of a guess.
 pub(super) async fn external_id_taken(
     client: &impl GenericClient,
     external_id: Option<&str>,
+    violation: tokio_postgres::Error,
 ) -> StoreError {
-    let existing = query_in(
+    match query_in(
         client,
         "SELECT id FROM organizations WHERE external_id = $1",
         &[&external_id],
     )
     .await
-    .ok()
-    .and_then(|rows| rows.first().map(|row| row.get(0)))
-    .unwrap_or_default();
-    StoreError::ExternalIdTaken { existing }
+    {
+        Ok(rows) => match rows.first() {
+            Some(row) => StoreError::ExternalIdTaken {
+                existing: row.get(0),
+            },
+            None => database_error(violation),
+        },
+        Err(error) => error,
+    }
 }
 
 #[async_trait]
@@ -70,7 +77,7 @@ impl OrganizationStore for PostgresStore {
         if let Some(record) = &idempotency {
             if let Some(existing) = claim_idempotency_key(&transaction, record)
                 .await
-                .map_err(database_error)?
+                .map_err(database_error)??
             {
                 return Ok(Idempotent::AlreadyDone(existing));
             }
@@ -100,7 +107,9 @@ impl OrganizationStore for PostgresStore {
             Ok(_) => {}
             Err(error) if is_unique_violation(&error, "organizations_external_id_key") => {
                 drop(transaction);
-                return Err(external_id_taken(&client, organization.external_id.as_deref()).await);
+                return Err(
+                    external_id_taken(&client, organization.external_id.as_deref(), error).await,
+                );
             }
             Err(error) => return Err(database_error(error)),
         }
@@ -145,7 +154,7 @@ impl OrganizationStore for PostgresStore {
         page: PageRequest<String>,
     ) -> StoreResult<Page<Organization>> {
         let scan = page.scan();
-        let (condition, direction) = keyset("id", &scan, 4);
+        let (condition, direction) = keyset("id", &scan, "$4");
         let sql = format!(
             "SELECT {ORGANIZATION_COLUMNS} FROM organizations
              WHERE ($1::text IS NULL OR name ILIKE $1 ESCAPE '\\')
@@ -155,13 +164,7 @@ impl OrganizationStore for PostgresStore {
                AND {condition}
              ORDER BY id {direction} LIMIT $3"
         );
-        let pattern = filter.name_contains.map(|text| {
-            let escaped = text
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        });
+        let pattern = filter.name_contains.as_deref().map(contains_pattern);
         let fetch = i64::from(scan.fetch);
         let bound = scan.bound.map(|(key, _)| key.clone()).unwrap_or_default();
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&pattern, &filter.domains, &fetch];
@@ -204,7 +207,7 @@ impl OrganizationStore for PostgresStore {
             Ok(0) => Err(StoreError::OrganizationNotFound),
             Ok(_) => Ok(organization),
             Err(error) if is_unique_violation(&error, "organizations_external_id_key") => {
-                Err(external_id_taken(&client, organization.external_id.as_deref()).await)
+                Err(external_id_taken(&client, organization.external_id.as_deref(), error).await)
             }
             Err(error) => Err(database_error(error)),
         }

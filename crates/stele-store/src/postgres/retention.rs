@@ -3,8 +3,10 @@
 use super::database_error;
 use super::execute_in;
 use super::query_in;
+use super::tree::keep_purged_leaf_hashes;
 use super::PostgresStore;
 use crate::prelude::*;
+use crate::shared::purge::{PrefixRow, PurgePlan};
 use async_trait::async_trait;
 use stele_core::model::*;
 use stele_core::timestamp::UnixMillis;
@@ -43,42 +45,27 @@ impl RetentionStore for PostgresStore {
     ) -> StoreResult<PurgeOutcome> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(database_error)?;
-        // The oldest events in sequence order, up to the first one received at or after
-        // the cutoff: a purge only ever removes a prefix of the chain.
         let prefix = query_in(
             &transaction,
-            "SELECT sequence, received_at, hash, canonical FROM events
+            "SELECT sequence, received_at, canonical, hash FROM events
              WHERE organization_id = $1 ORDER BY sequence LIMIT $2",
             &[&organization_id, &i64::from(batch)],
         )
-        .await?;
-        let expired = prefix
-            .iter()
-            .take_while(|row| row.get::<_, i64>(1) < cutoff)
-            .count();
-        let Some(last) = expired.checked_sub(1).map(|index| &prefix[index]) else {
+        .await?
+        .into_iter()
+        .map(|row| PrefixRow {
+            sequence: row.get(0),
+            received_at: row.get(1),
+            canonical: row.get(2),
+            hash: row.get(3),
+        })
+        .collect();
+        let Some(plan) = PurgePlan::new(prefix, cutoff, batch) else {
             return Ok(PurgeOutcome::default());
         };
-        let last_sequence: i64 = last.get(0);
-        let last_hash: Vec<u8> = last.get(2);
-        let purged_leaves: Vec<(i64, &[u8])> = prefix[..expired]
-            .iter()
-            .map(|row| (row.get(0), row.get(3)))
-            .collect();
-        super::tree::keep_purged_leaf_hashes(&transaction, organization_id, &purged_leaves).await?;
-        // Target rows are keyed by target id; the ids come from the stored events.
-        let (mut target_ids, mut target_sequences) = (Vec::new(), Vec::new());
-        for row in &prefix[..expired] {
-            let sequence: i64 = row.get(0);
-            let stored: serde_json::Value =
-                serde_json::from_slice(row.get(3)).map_err(|error| {
-                    StoreError::Corrupt(format!("event {sequence} of {organization_id}: {error}"))
-                })?;
-            for target in stored["targets"].as_array().into_iter().flatten() {
-                target_ids.push(target["id"].as_str().unwrap_or_default().to_owned());
-                target_sequences.push(sequence);
-            }
-        }
+        keep_purged_leaf_hashes(&transaction, organization_id, &plan.leaves()).await?;
+        let (target_ids, target_sequences): (Vec<String>, Vec<i64>) =
+            plan.targets(organization_id)?.into_iter().unzip();
         execute_in(
             &transaction,
             "DELETE FROM event_targets t
@@ -90,7 +77,7 @@ impl RetentionStore for PostgresStore {
         let purged = execute_in(
             &transaction,
             "DELETE FROM events WHERE organization_id = $1 AND sequence <= $2",
-            &[&organization_id, &last_sequence],
+            &[&organization_id, &plan.last_sequence()],
         )
         .await?;
         execute_in(
@@ -98,13 +85,14 @@ impl RetentionStore for PostgresStore {
             "INSERT INTO chain_anchors (organization_id, first_sequence, previous_hash) VALUES ($1, $2, $3)
              ON CONFLICT (organization_id) DO UPDATE SET
                  first_sequence = excluded.first_sequence, previous_hash = excluded.previous_hash",
-            &[&organization_id, &(last_sequence + 1), &last_hash],
+            &[
+                &organization_id,
+                &(plan.last_sequence() + 1),
+                &plan.anchor_hash(),
+            ],
         )
         .await?;
         transaction.commit().await.map_err(database_error)?;
-        Ok(PurgeOutcome {
-            purged,
-            more: expired == batch as usize,
-        })
+        Ok(plan.outcome(purged))
     }
 }

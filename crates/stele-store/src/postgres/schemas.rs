@@ -3,11 +3,13 @@
 use super::database_error;
 use super::execute_in;
 use super::idempotency::claim_idempotency_key;
-use super::keyset;
 use super::query_in;
 use super::PostgresStore;
 use crate::prelude::*;
-use crate::stored::parse_definition;
+use crate::shared::schemas::{
+    canonical_definition, decide_schema_write, schema_version, SchemaWrite,
+};
+use crate::shared::search::keyset;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use stele_core::model::*;
@@ -23,15 +25,13 @@ pub(super) fn schema_version_from_row(
     row: &Row,
     offset: usize,
 ) -> StoreResult<SchemaVersion> {
-    let version: i64 = row.get(offset);
-    let definition: String = row.get(offset + 1);
-    Ok(SchemaVersion {
-        action: action.to_owned(),
-        version,
-        definition: parse_definition(action, version, &definition)?,
-        created_by: row.get(offset + 2),
-        created_at: row.get(offset + 3),
-    })
+    schema_version(
+        action,
+        row.get(offset),
+        row.get(offset + 1),
+        row.get(offset + 2),
+        row.get(offset + 3),
+    )
 }
 
 pub(super) async fn load_schema_version(
@@ -63,14 +63,13 @@ impl SchemaStore for PostgresStore {
         at: UnixMillis,
         idempotency: Option<IdempotentWrite<(SchemaVersion, bool)>>,
     ) -> StoreResult<Idempotent<(SchemaVersion, bool)>> {
-        let canonical = String::from_utf8(definition.canonical_bytes())
-            .map_err(|error| StoreError::Database(error.to_string()))?;
+        let canonical = canonical_definition(&definition)?;
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(database_error)?;
         if let Some(write) = &idempotency {
             if let Some(existing) = claim_idempotency_key(&transaction, &write.claim)
                 .await
-                .map_err(database_error)?
+                .map_err(database_error)??
             {
                 return Ok(Idempotent::AlreadyDone(existing));
             }
@@ -93,14 +92,11 @@ impl SchemaStore for PostgresStore {
         .await?
         .first()
         .map(|row| row.get(0))
-        .ok_or_else(|| StoreError::Database(format!("action {action} vanished")))?;
+        .ok_or_else(|| StoreError::Internal(format!("action {action} vanished while locked")))?;
         let latest = load_schema_version(&transaction, action, None).await?;
-        let outcome = match latest {
-            Some(latest) if latest.definition.canonical_bytes() == canonical.as_bytes() => {
-                (latest, false)
-            }
-            latest => {
-                let version = latest.map_or(1, |latest| latest.version + 1);
+        let outcome = match decide_schema_write(latest, &canonical) {
+            SchemaWrite::Unchanged(latest) => (latest, false),
+            SchemaWrite::Create(version) => {
                 execute_in(
                     &transaction,
                     "INSERT INTO schema_versions (action_id, version, definition, created_by, created_at)
@@ -177,7 +173,7 @@ impl SchemaStore for PostgresStore {
         };
         let action_id: i64 = action_row.get(0);
         let scan = page.scan();
-        let (condition, direction) = keyset("version", &scan, 3);
+        let (condition, direction) = keyset("version", &scan, "$3");
         let sql = format!(
             "SELECT version, definition, created_by, created_at FROM schema_versions
              WHERE action_id = $1 AND {condition} ORDER BY version {direction} LIMIT $2"
@@ -201,7 +197,7 @@ impl SchemaStore for PostgresStore {
 
     async fn list_actions(&self, page: PageRequest<i64>) -> StoreResult<Page<ActionSummary>> {
         let scan = page.scan();
-        let (condition, direction) = keyset("a.id", &scan, 2);
+        let (condition, direction) = keyset("a.id", &scan, "$2");
         let sql = format!(
             "SELECT a.id, a.name, a.created_at, a.updated_at, v.version, v.definition, v.created_by, v.created_at
              FROM actions a JOIN schema_versions v ON v.action_id = a.id

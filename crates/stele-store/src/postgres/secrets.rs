@@ -16,6 +16,8 @@ impl SecretStore for PostgresStore {
         self.query_opt("SELECT value FROM settings WHERE name = $1", &[&name])
             .await?
             .map(|row| row.get(0))
-            .ok_or_else(|| StoreError::Database(format!("setting {name} vanished")))
+            .ok_or_else(|| {
+                StoreError::Internal(format!("setting {name} vanished after being stored"))
+            })
     }
 }

@@ -314,7 +314,7 @@ async fn a_job_the_database_rejects_fails_alone_not_its_whole_batch() {
         store.append_event(new_event("evt_1".into(), "org_a"), None),
         store.append_event(new_event("evt_2".into(), "org_a"), None),
     );
-    assert!(matches!(bad, Err(StoreError::Database(_))), "{bad:?}");
+    assert!(matches!(bad, Err(StoreError::Postgres { .. })), "{bad:?}");
     let mut sequences: Vec<i64> = [first, second]
         .into_iter()
         .map(|outcome| match outcome.expect("stored") {

@@ -7,9 +7,11 @@ use super::execute_in;
 use super::query_in;
 use super::PostgresStore;
 use crate::prelude::*;
+use crate::shared::encoding::hash_from;
+use crate::shared::tree::{kept_leaf_hashes, purged_blocks, LeafAssembly};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use stele_core::merkle::leaf_hash;
+use std::collections::HashSet;
 use stele_core::merkle::Hash;
 use stele_core::merkle::STORED_LEVEL_STRIDE;
 use stele_core::model::Checkpoint;
@@ -17,12 +19,6 @@ use stele_core::model::SigningKeyRecord;
 use stele_core::model::UncheckpointedLog;
 use stele_core::timestamp::UnixMillis;
 use tokio_postgres::Row;
-
-pub(super) fn hash_from(organization_id: &str, what: &str, bytes: Vec<u8>) -> StoreResult<Hash> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what} of {organization_id} is not 32 bytes")))
-}
 
 pub(super) async fn tree_size(
     client: &impl GenericClient,
@@ -44,7 +40,7 @@ pub(super) async fn leaf_hashes(
     start: u64,
     end: u64,
 ) -> StoreResult<Vec<Hash>> {
-    let mut found: Vec<Option<Hash>> = vec![None; (end - start) as usize];
+    let mut leaves = LeafAssembly::new(start, end);
     for row in query_in(
         client,
         "SELECT sequence, canonical FROM events
@@ -53,26 +49,14 @@ pub(super) async fn leaf_hashes(
     )
     .await?
     {
-        let sequence: i64 = row.get(0);
-        found[(sequence as u64 - 1 - start) as usize] = Some(leaf_hash(row.get(1)));
+        leaves.stored(row.get(0), row.get(1));
     }
-    if found.iter().any(Option::is_none) {
+    if leaves.has_gaps() {
         for (index, hash) in tree_nodes(client, organization_id, 0, start, end).await? {
-            found[(index - start) as usize].get_or_insert(hash);
+            leaves.kept(index, hash);
         }
     }
-    found
-        .into_iter()
-        .enumerate()
-        .map(|(offset, hash)| {
-            hash.ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "event {} of {organization_id} is neither stored nor kept as a hash",
-                    start + offset as u64 + 1
-                ))
-            })
-        })
-        .collect()
+    leaves.finish(organization_id)
 }
 
 pub(super) async fn tree_nodes(
@@ -99,7 +83,7 @@ pub(super) async fn tree_nodes(
     .map(|row| {
         Ok((
             row.get::<_, i64>(0) as u64,
-            hash_from(organization_id, "a tree node", row.get(1))?,
+            hash_from(row.get(1), organization_id, None, "a tree node")?,
         ))
     })
     .collect()
@@ -150,12 +134,8 @@ pub(super) async fn keep_purged_leaf_hashes(
     organization_id: &str,
     purged: &[(i64, &[u8])],
 ) -> StoreResult<()> {
-    let block_size = 1u64 << STORED_LEVEL_STRIDE;
-    let blocks: Vec<i64> = purged
-        .iter()
-        .map(|(sequence, _)| ((*sequence as u64 - 1) / block_size) as i64)
-        .collect();
-    let covered: std::collections::HashSet<i64> = query_in(
+    let blocks = purged_blocks(purged);
+    let covered: HashSet<i64> = query_in(
         client,
         "SELECT node_index FROM merkle_nodes
          WHERE organization_id = $1 AND level = $2 AND node_index = ANY($3)",
@@ -165,12 +145,7 @@ pub(super) async fn keep_purged_leaf_hashes(
     .iter()
     .map(|row| row.get(0))
     .collect();
-    let kept: Vec<(u64, Hash)> = purged
-        .iter()
-        .zip(&blocks)
-        .filter(|(_, block)| !covered.contains(block))
-        .map(|((sequence, bytes), _)| (*sequence as u64 - 1, leaf_hash(bytes)))
-        .collect();
+    let kept = kept_leaf_hashes(purged, &covered);
     store_tree_nodes(client, organization_id, 0, &kept).await
 }
 
@@ -180,7 +155,7 @@ pub(super) const CHECKPOINT_COLUMNS: &str =
 pub(super) fn checkpoint_from_row(row: &Row) -> StoreResult<Checkpoint> {
     let organization_id: String = row.get(0);
     Ok(Checkpoint {
-        root_hash: hash_from(&organization_id, "a checkpoint root", row.get(2))?,
+        root_hash: hash_from(row.get(2), &organization_id, None, "a checkpoint root")?,
         tree_size: row.get::<_, i64>(1) as u64,
         note: row.get(3),
         key_id: row.get(4),
@@ -230,7 +205,7 @@ pub(super) async fn save_checkpoint(
     )
     .await?
     .pop()
-    .ok_or_else(|| StoreError::Database("a saved checkpoint could not be read back".into()))
+    .ok_or_else(|| StoreError::Internal("a saved checkpoint could not be read back".into()))
 }
 
 pub(super) async fn uncheckpointed_logs(

@@ -5,6 +5,9 @@ use super::idempotency::claim_idempotency_key;
 use super::organizations::organization_exists;
 use super::SqliteStore;
 use crate::prelude::*;
+use crate::shared::chain::{chain_anchors, ChainWalk};
+use crate::shared::encoding::hash_from;
+use crate::shared::search::{has_selective_id, plan_search, Binder, SearchPlan};
 use async_trait::async_trait;
 use rusqlite::params;
 use rusqlite::types::Value as SqlValue;
@@ -13,8 +16,6 @@ use rusqlite::OptionalExtension;
 use rusqlite::Row;
 use stele_core::chain::link;
 use stele_core::chain::ChainHash;
-use stele_core::chain::ChainVerifier;
-use stele_core::chain::StoredLink;
 use stele_core::chain::GENESIS;
 use stele_core::model::*;
 use stele_core::pagination::Page;
@@ -44,12 +45,12 @@ pub(super) fn append_event_now(
         None => (0, GENESIS),
         Some((sequence, hash)) => (
             sequence,
-            hash.try_into().map_err(|_| {
-                StoreError::Corrupt(format!(
-                    "event {sequence} of {} has a malformed hash",
-                    new.organization_id
-                ))
-            })?,
+            hash_from(
+                &hash,
+                &new.organization_id,
+                Some(sequence),
+                "the event's hash",
+            )?,
         ),
     };
     let sequence = previous_sequence + 1;
@@ -57,7 +58,7 @@ pub(super) fn append_event_now(
     let canonical = new
         .event
         .canonical_record(&new.id, &new.organization_id, sequence, received_at)
-        .map_err(|error| StoreError::Database(error.to_string()))?;
+        .map_err(|error| StoreError::Internal(format!("cannot encode the event: {error}")))?;
     let hash = link(&previous_hash, &canonical);
     connection
         .prepare_cached(
@@ -122,12 +123,14 @@ pub(super) fn chain_anchor(
         })
         .map_err(database_error)?;
     row.map(|(first_sequence, hash)| {
-        let hash: ChainHash = hash.try_into().map_err(|_| {
-            StoreError::Corrupt(format!(
-                "chain anchor of {organization_id} has a malformed hash"
-            ))
-        })?;
-        Ok((first_sequence - 1, hash))
+        let previous = first_sequence - 1;
+        let hash = hash_from(
+            &hash,
+            organization_id,
+            Some(previous),
+            "the chain anchor's hash",
+        )?;
+        Ok((previous, hash))
     })
     .transpose()
 }
@@ -143,16 +146,7 @@ pub(super) fn all_chain_anchors(
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .and_then(Iterator::collect)
         .map_err(database_error)?;
-    rows.into_iter()
-        .map(|(organization, first_sequence, hash)| {
-            let hash: ChainHash = hash.try_into().map_err(|_| {
-                StoreError::Corrupt(format!(
-                    "chain anchor of {organization} has a malformed hash"
-                ))
-            })?;
-            Ok((organization, (first_sequence, hash)))
-        })
-        .collect()
+    chain_anchors(rows)
 }
 
 pub(super) const STORED_EVENT_COLUMNS: &str =
@@ -169,18 +163,21 @@ pub(super) fn stored_event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEve
     })
 }
 
-/// The search SQL for `query` and its parameters, in order. Only the filters in use appear,
-/// and list values are spelled out (`= ?` for one, `IN (?, ?)` for several) rather than
-/// passed as one JSON array, so SQLite sees each value and picks the index that fits: a
-/// filter on one actor walks `(organization_id, actor_id, sequence)` in order instead of
-/// scanning the organization. The page's sequences are chosen first, from the indexes
-/// alone where they cover the filters, and only those rows' stored bytes are read.
-pub(super) fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, Vec<SqlValue>) {
-    let mut values: Vec<SqlValue> = vec![SqlValue::Text(query.organization_id.to_string())];
-    let mut conditions = vec!["e.organization_id = ?1".to_owned()];
-    let one_of = |column: &str, items: &[String], values: &mut Vec<SqlValue>| {
-        let start = values.len() + 1;
-        values.extend(items.iter().cloned().map(SqlValue::Text));
+/// Binds search values SQLite's way: list values are spelled out (`= ?` for one,
+/// `IN (?, ?)` for several) rather than passed as one JSON array, so SQLite sees each value
+/// and picks the index that fits: a filter on one actor walks
+/// `(organization_id, actor_id, sequence)` in order instead of scanning the organization.
+struct SqliteBinder {
+    values: Vec<SqlValue>,
+}
+
+impl Binder for SqliteBinder {
+    const ORGANIZATION: &'static str = "?1";
+
+    fn one_of(&mut self, column: &str, items: &[String]) -> String {
+        let start = self.values.len() + 1;
+        self.values
+            .extend(items.iter().cloned().map(SqlValue::Text));
         if items.len() == 1 {
             format!("{column} = ?{start}")
         } else {
@@ -189,75 +186,43 @@ pub(super) fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, V
                 .collect();
             format!("{column} IN ({})", placeholders.join(", "))
         }
+    }
+
+    fn integer(&mut self, value: i64) -> String {
+        self.values.push(SqlValue::Integer(value));
+        format!("?{}", self.values.len())
+    }
+}
+
+/// The search SQL for `query` and its parameters, in order. The page's sequences are chosen
+/// first, from the indexes alone where they cover the filters, and only those rows' stored
+/// bytes are read.
+pub(super) fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, Vec<SqlValue>) {
+    let mut binder = SqliteBinder {
+        values: vec![SqlValue::Text(query.organization_id.to_string())],
     };
-    for (column, items) in [
-        ("e.action", &query.actions),
-        ("e.actor_id", &query.actor_ids),
-        ("e.actor_name", &query.actor_names),
-    ] {
-        if !items.is_empty() {
-            let condition = one_of(column, items, &mut values);
-            conditions.push(condition);
-        }
-    }
-    if !query.target_ids.is_empty() {
-        // Target ids are selective: let their index drive.
-        let condition = one_of("t.target_id", &query.target_ids, &mut values);
-        conditions.push(format!(
-            "e.sequence IN (SELECT t.sequence FROM event_targets t WHERE t.organization_id = ?1 AND {condition})"
-        ));
-    }
-    if !query.target_types.is_empty() {
-        // Target types are not (most events of an action share them): check them per
-        // candidate row instead of collecting every matching sequence first.
-        let condition = one_of("t.target_type", &query.target_types, &mut values);
-        conditions.push(format!(
-            "EXISTS (SELECT 1 FROM event_targets t
-                     WHERE t.organization_id = e.organization_id AND {condition} AND t.sequence = e.sequence)"
-        ));
-    }
     // With an actor or target id, that selective index should drive and the time range be
     // checked row by row; `+` keeps SQLite (which has no statistics about the range) from
     // walking a wide range of the time index instead.
-    let time = if query.actor_ids.is_empty() && query.target_ids.is_empty() {
-        "e.occurred_at"
-    } else {
+    let time = if has_selective_id(query) {
         "+e.occurred_at"
+    } else {
+        "e.occurred_at"
     };
-    let (from, to) = (format!("{time} >="), format!("{time} <="));
-    for (condition, bound) in [
-        (from.as_str(), query.occurred_from),
-        (to.as_str(), query.occurred_to),
-        ("e.sequence <=", query.up_to_sequence),
-        (
-            "e.sequence >",
-            scan.bound
-                .filter(|(_, greater)| *greater)
-                .map(|(key, _)| *key),
-        ),
-        (
-            "e.sequence <",
-            scan.bound
-                .filter(|(_, greater)| !*greater)
-                .map(|(key, _)| *key),
-        ),
-    ] {
-        if let Some(bound) = bound {
-            values.push(SqlValue::Integer(bound));
-            conditions.push(format!("{condition} ?{}", values.len()));
-        }
-    }
-    values.push(SqlValue::Integer(i64::from(scan.fetch)));
-    let direction = if scan.descending { "DESC" } else { "ASC" };
+    let plan = plan_search(query, scan, &mut binder, time);
+    let SearchPlan {
+        conditions,
+        fetch,
+        direction,
+    } = plan;
     let sql = format!(
         "SELECT {STORED_EVENT_COLUMNS} FROM events e
          WHERE e.organization_id = ?1 AND e.sequence IN (
-             SELECT e.sequence FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT ?{})
+             SELECT e.sequence FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT {fetch})
          ORDER BY e.sequence {direction}",
         conditions.join(" AND "),
-        values.len()
     );
-    (sql, values)
+    (sql, binder.values)
 }
 
 pub(super) fn run_search(
@@ -289,14 +254,12 @@ pub(super) fn verify_chains(
         )
         .map_err(database_error)?;
     let mut rows = statement.query([organization_id]).map_err(database_error)?;
-    let mut report = VerifyReport {
-        organizations: 0,
-        events: 0,
-        first_break: None,
-    };
-    let mut current: Option<(String, ChainVerifier)> = None;
+    let mut walk = ChainWalk::new(anchors, progress);
     while let Some(row) = rows.next().map_err(database_error)? {
-        let organization: String = row.get(0).map_err(database_error)?;
+        let organization = row
+            .get_ref(0)
+            .and_then(|value| Ok(value.as_str()?))
+            .map_err(database_error)?;
         let sequence: i64 = row.get(1).map_err(database_error)?;
         let canonical = row
             .get_ref(2)
@@ -306,33 +269,11 @@ pub(super) fn verify_chains(
             .get_ref(3)
             .and_then(|value| Ok(value.as_bytes()?))
             .map_err(database_error)?;
-        if current.as_ref().is_none_or(|(id, _)| *id != organization) {
-            report.organizations += 1;
-            let verifier = match anchors.get(&organization) {
-                Some((first_sequence, previous_hash)) => {
-                    ChainVerifier::new(*first_sequence, *previous_hash)
-                }
-                None => ChainVerifier::from_genesis(),
-            };
-            current = Some((organization.clone(), verifier));
-        }
-        if let Some((_, verifier)) = current.as_mut() {
-            if let Err(chain_break) = verifier.push(&StoredLink {
-                sequence,
-                canonical_bytes: canonical,
-                hash,
-            }) {
-                report.first_break = Some((organization.into(), chain_break));
-                return Ok(report);
-            }
-        }
-        report.events += 1;
-        if report.events.is_multiple_of(10_000) {
-            progress(report.events);
+        if !walk.push(organization, sequence, canonical, hash) {
+            break;
         }
     }
-    progress(report.events);
-    Ok(report)
+    Ok(walk.finish())
 }
 
 #[async_trait]
@@ -392,9 +333,12 @@ impl EventStore for SqliteStore {
                     })
                     .map_err(database_error)?;
                 row.map(|(event, hash)| {
-                    let hash: ChainHash = hash.try_into().map_err(|_| {
-                        StoreError::Corrupt(format!("event {id} has a malformed hash"))
-                    })?;
+                    let hash = hash_from(
+                        &hash,
+                        &event.organization_id,
+                        Some(event.sequence),
+                        "the event's hash",
+                    )?;
                     Ok(HashedEvent { event, hash })
                 })
                 .transpose()

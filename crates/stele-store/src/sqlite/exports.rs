@@ -6,42 +6,39 @@ use super::idempotency::claim_idempotency_key;
 use super::organizations::organization_exists;
 use super::SqliteStore;
 use crate::prelude::*;
-use crate::stored::json_text;
-use crate::stored::parse_export_format;
-use crate::stored::StoredExportFilters;
+use crate::shared::exports::{export_filters, snapshot, stored_export, StoredExport};
 use async_trait::async_trait;
 use rusqlite::params;
 use rusqlite::Connection;
 use rusqlite::OptionalExtension;
 use stele_core::model::*;
 
+/// Where the organization's retained chain starts now (1 until a purge).
+fn retained_from(connection: &Connection, organization_id: &str) -> StoreResult<i64> {
+    Ok(chain_anchor(connection, organization_id)?.map_or(1, |(previous, _)| previous + 1))
+}
+
 pub(super) fn load_export(connection: &Connection, id: &str) -> StoreResult<Option<Export>> {
-    let row: Option<(String, String, String, i64, i64)> = connection
+    let row: Option<StoredExport> = connection
         .prepare_cached("SELECT organization_id, filters, format, up_to_sequence, created_at FROM exports WHERE id = ?1")
         .and_then(|mut statement| {
             statement
-                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
+                .query_row([id], |row| {
+                    Ok(StoredExport {
+                        organization_id: row.get(0)?,
+                        filters: row.get(1)?,
+                        format: row.get(2)?,
+                        up_to_sequence: row.get(3)?,
+                        created_at: row.get(4)?,
+                    })
+                })
                 .optional()
         })
         .map_err(database_error)?;
-    row.map(
-        |(organization_id, filters, format, up_to_sequence, created_at)| {
-            let stored: StoredExportFilters = serde_json::from_str(&filters)
-                .map_err(|error| StoreError::Corrupt(format!("export {id} filters: {error}")))?;
-            let retained_now =
-                chain_anchor(connection, &organization_id)?.map_or(1, |(previous, _)| previous + 1);
-            let mut query = stored.query;
-            query.organization_id = organization_id.into();
-            query.up_to_sequence = Some(up_to_sequence);
-            Ok(Export {
-                id: id.into(),
-                query,
-                format: parse_export_format(id, &format)?,
-                created_at,
-                complete: retained_now <= stored.retained_from,
-            })
-        },
-    )
+    row.map(|row| {
+        let retained_now = retained_from(connection, &row.organization_id)?;
+        stored_export(id, row, retained_now)
+    })
     .transpose()
 }
 
@@ -73,9 +70,7 @@ impl ExportStore for SqliteStore {
                     .map_err(database_error)?;
                 // Where the retained chain starts now: a later purge past it makes the
                 // export incomplete (see `load_export`).
-                let retained_from = chain_anchor(connection, &export.query.organization_id)?
-                    .map_or(1, |(previous, _)| previous + 1);
-                let filters = json_text(&StoredExportFilters { query: export.query.clone(), retained_from })?;
+                let filters = export_filters(&export, retained_from(connection, &export.query.organization_id)?)?;
                 connection
                     .execute(
                         "INSERT INTO exports (id, organization_id, filters, format, up_to_sequence, created_at)
@@ -83,9 +78,7 @@ impl ExportStore for SqliteStore {
                         params![export.id, export.query.organization_id, filters, export.format.name(), head, export.created_at],
                     )
                     .map_err(database_error)?;
-                let mut query = export.query;
-                query.up_to_sequence = Some(head);
-                Ok(Idempotent::Done(Export { query, ..export }))
+                Ok(Idempotent::Done(snapshot(export, head)))
             })
             .await
     }

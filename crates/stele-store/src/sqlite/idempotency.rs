@@ -3,6 +3,7 @@
 use super::database_error;
 use super::SqliteStore;
 use crate::prelude::*;
+use crate::shared::encoding::idempotency_record;
 use async_trait::async_trait;
 use rusqlite::params;
 use rusqlite::Connection;
@@ -50,7 +51,8 @@ pub(super) fn find_idempotency(
     key: &str,
     now: UnixMillis,
 ) -> StoreResult<Option<IdempotencyRecord>> {
-    connection
+    type RecordRow = (Vec<u8>, i64, Vec<u8>, i64);
+    let row: Option<RecordRow> = connection
         .prepare_cached(
             "SELECT fingerprint, status, body, created_at FROM idempotency_keys
              WHERE scope = ?1 AND key = ?2 AND created_at > ?3",
@@ -58,19 +60,15 @@ pub(super) fn find_idempotency(
         .and_then(|mut statement| {
             statement
                 .query_row(params![scope, key, now - REPLAY_WINDOW_MS], |row| {
-                    let fingerprint: Vec<u8> = row.get(0)?;
-                    Ok(IdempotencyRecord {
-                        scope: scope.to_owned(),
-                        key: key.to_owned(),
-                        fingerprint: fingerprint.try_into().unwrap_or([0; 32]),
-                        status: row.get(1)?,
-                        body: row.get(2)?,
-                        created_at: row.get(3)?,
-                    })
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })
                 .optional()
         })
-        .map_err(database_error)
+        .map_err(database_error)?;
+    row.map(|(fingerprint, status, body, created_at)| {
+        idempotency_record(scope, key, &fingerprint, status, body, created_at)
+    })
+    .transpose()
 }
 
 #[async_trait]

@@ -23,14 +23,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rusqlite::{Connection, ErrorCode};
-use stele_core::pagination::Scan;
 
 use self::read_pool::ReadPool;
 use self::writer::Writer;
 use crate::prelude::*;
 
+/// A failed statement; the SQLite error is kept as the source.
 pub(super) fn database_error(error: rusqlite::Error) -> StoreError {
-    StoreError::Database(error.to_string())
+    StoreError::sqlite("running a statement", error)
 }
 
 pub(super) fn is_unique_violation(error: &rusqlite::Error, column: &str) -> bool {
@@ -70,11 +70,13 @@ impl SqliteStore {
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                StoreError::Database(format!("cannot create {}: {error}", parent.display()))
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                context: format!("cannot create {}", parent.display()),
+                source: source.into(),
             })?;
         }
-        let mut connection = Connection::open(path).map_err(database_error)?;
+        let mut connection = Connection::open(path)
+            .map_err(|error| StoreError::sqlite("opening the database", error))?;
         // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, which
         // is what makes an acknowledged event survive a crash or power loss. The writer's
         // page cache (128 MiB) keeps the index pages that random keys (idempotency keys,
@@ -89,7 +91,7 @@ impl SqliteStore {
                  PRAGMA cache_size = -131072;
                  PRAGMA journal_size_limit = 67108864;",
             )
-            .map_err(database_error)?;
+            .map_err(|error| StoreError::sqlite("configuring the connection", error))?;
         if sync == SyncMode::Normal {
             connection
                 .execute_batch("PRAGMA synchronous = NORMAL;")
@@ -109,17 +111,8 @@ impl SqliteStore {
 
     /// Applies pending migrations and returns how many ran (for `stele migrate`).
     pub fn migrate(path: &Path) -> StoreResult<usize> {
-        let mut connection = Connection::open(path).map_err(database_error)?;
+        let mut connection = Connection::open(path)
+            .map_err(|error| StoreError::sqlite("opening the database", error))?;
         migrations::migrate(&mut connection)
     }
-}
-
-/// `WHERE`-clause fragment and `ORDER BY` direction for a keyset scan over `column`.
-pub(super) fn keyset(column: &str, scan: &Scan<'_, impl Sized>) -> (String, &'static str) {
-    let condition = match scan.bound {
-        None => "1 = 1".to_owned(),
-        Some((_, true)) => format!("{column} > :bound"),
-        Some((_, false)) => format!("{column} < :bound"),
-    };
-    (condition, if scan.descending { "DESC" } else { "ASC" })
 }

@@ -3,10 +3,10 @@
 use super::database_error;
 use super::idempotency::claim_idempotency_key;
 use super::is_unique_violation;
-use super::keyset;
 use super::SqliteStore;
 use crate::prelude::*;
-use crate::stored::json_text;
+use crate::shared::encoding::{contains_pattern, json_text, parse_organization_json};
+use crate::shared::search::keyset;
 use async_trait::async_trait;
 use rusqlite::params;
 use rusqlite::Connection;
@@ -43,15 +43,8 @@ pub(super) fn organization_from_row(
 pub(super) fn parse_organization(
     (mut organization, metadata, domains): (Organization, String, String),
 ) -> StoreResult<Organization> {
-    organization.metadata = serde_json::from_str(&metadata).map_err(|error| {
-        StoreError::Corrupt(format!(
-            "organization {} metadata: {error}",
-            organization.id
-        ))
-    })?;
-    organization.domains = serde_json::from_str(&domains).map_err(|error| {
-        StoreError::Corrupt(format!("organization {} domains: {error}", organization.id))
-    })?;
+    (organization.metadata, organization.domains) =
+        parse_organization_json(&organization.id, &metadata, &domains)?;
     Ok(organization)
 }
 
@@ -62,15 +55,26 @@ pub(super) fn organization_exists(connection: &Connection, id: &str) -> StoreRes
         .map_err(database_error)
 }
 
-pub(super) fn external_id_taken(connection: &Connection, external_id: Option<&str>) -> StoreError {
-    let existing = connection
+/// Maps a unique violation on `organizations.external_id` to the organization holding it;
+/// if the lookup fails, or the holder is gone by then, that error (or the violation) is
+/// reported instead of a guess.
+pub(super) fn external_id_taken(
+    connection: &Connection,
+    external_id: Option<&str>,
+    violation: rusqlite::Error,
+) -> StoreError {
+    match connection
         .query_row(
             "SELECT id FROM organizations WHERE external_id = ?1",
             [external_id],
             |row| row.get(0),
         )
-        .unwrap_or_default();
-    StoreError::ExternalIdTaken { existing }
+        .optional()
+    {
+        Ok(Some(existing)) => StoreError::ExternalIdTaken { existing },
+        Ok(None) => database_error(violation),
+        Err(error) => database_error(error),
+    }
 }
 
 #[async_trait]
@@ -105,7 +109,7 @@ impl OrganizationStore for SqliteStore {
                 match inserted {
                     Ok(_) => Ok(Idempotent::Done(organization)),
                     Err(error) if is_unique_violation(&error, "organizations.external_id") => {
-                        Err(external_id_taken(connection, organization.external_id.as_deref()))
+                        Err(external_id_taken(connection, organization.external_id.as_deref(), error))
                     }
                     Err(error) => Err(database_error(error)),
                 }
@@ -165,7 +169,7 @@ impl OrganizationStore for SqliteStore {
         self.readers
             .read(move |connection| {
                 let scan = page.scan();
-                let (condition, direction) = keyset("id", &scan);
+                let (condition, direction) = keyset("id", &scan, ":bound");
                 let sql = format!(
                     "SELECT {ORGANIZATION_COLUMNS} FROM organizations
                      WHERE (:pattern IS NULL OR name LIKE :pattern ESCAPE '\\')
@@ -175,10 +179,7 @@ impl OrganizationStore for SqliteStore {
                        AND {condition}
                      ORDER BY id {direction} LIMIT :fetch"
                 );
-                let pattern = filter.name_contains.map(|text| {
-                    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-                    format!("%{escaped}%")
-                });
+                let pattern = filter.name_contains.as_deref().map(contains_pattern);
                 let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
                 let bound = scan.bound.map(|(key, _)| key.clone());
                 let mut named: Vec<(&str, &dyn rusqlite::ToSql)> =
@@ -217,7 +218,7 @@ impl OrganizationStore for SqliteStore {
                     Ok(0) => Err(StoreError::OrganizationNotFound),
                     Ok(_) => Ok(organization),
                     Err(error) if is_unique_violation(&error, "organizations.external_id") => {
-                        Err(external_id_taken(connection, organization.external_id.as_deref()))
+                        Err(external_id_taken(connection, organization.external_id.as_deref(), error))
                     }
                     Err(error) => Err(database_error(error)),
                 }

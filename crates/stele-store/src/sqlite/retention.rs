@@ -1,15 +1,15 @@
 //! Retention in SQLite: periods and the purge of a chain's oldest events.
 
 use super::database_error;
+use super::tree::keep_purged_leaf_hashes;
 use super::SqliteStore;
 use crate::prelude::*;
+use crate::shared::purge::{PrefixRow, PurgePlan};
 use async_trait::async_trait;
 use rusqlite::params;
 use rusqlite::Connection;
 use stele_core::model::*;
 use stele_core::timestamp::UnixMillis;
-
-pub(super) type PrefixRow = (i64, i64, Vec<u8>, Vec<u8>);
 
 pub(super) fn purge_events_now(
     connection: &Connection,
@@ -17,8 +17,6 @@ pub(super) fn purge_events_now(
     cutoff: UnixMillis,
     batch: u32,
 ) -> StoreResult<PurgeOutcome> {
-    // The oldest events in sequence order, up to the first one received at or after the
-    // cutoff: a purge only ever removes a prefix of the chain.
     let mut statement = connection
         .prepare_cached(
             "SELECT sequence, received_at, canonical, hash FROM events
@@ -27,43 +25,31 @@ pub(super) fn purge_events_now(
         .map_err(database_error)?;
     let prefix: Vec<PrefixRow> = statement
         .query_map(params![organization_id, i64::from(batch)], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            Ok(PrefixRow {
+                sequence: row.get(0)?,
+                received_at: row.get(1)?,
+                canonical: row.get(2)?,
+                hash: row.get(3)?,
+            })
         })
         .and_then(Iterator::collect)
         .map_err(database_error)?;
-    let expired: Vec<&PrefixRow> = prefix
-        .iter()
-        .take_while(|(_, received_at, _, _)| *received_at < cutoff)
-        .collect();
-    let Some((last_sequence, _, _, last_hash)) = expired.last().copied() else {
+    let Some(plan) = PurgePlan::new(prefix, cutoff, batch) else {
         return Ok(PurgeOutcome::default());
     };
-    let purged_leaves: Vec<(i64, &[u8])> = expired
-        .iter()
-        .map(|(sequence, _, canonical, _)| (*sequence, canonical.as_slice()))
-        .collect();
-    super::tree::keep_purged_leaf_hashes(connection, organization_id, &purged_leaves)?;
+    keep_purged_leaf_hashes(connection, organization_id, &plan.leaves())?;
     let mut delete_target = connection
         .prepare_cached("DELETE FROM event_targets WHERE organization_id = ?1 AND target_id = ?2 AND sequence = ?3")
         .map_err(database_error)?;
-    for (sequence, _, canonical, _) in &expired {
-        let stored: serde_json::Value = serde_json::from_slice(canonical).map_err(|error| {
-            StoreError::Corrupt(format!("event {sequence} of {organization_id}: {error}"))
-        })?;
-        for target in stored["targets"].as_array().into_iter().flatten() {
-            delete_target
-                .execute(params![
-                    organization_id,
-                    target["id"].as_str().unwrap_or_default(),
-                    sequence
-                ])
-                .map_err(database_error)?;
-        }
+    for (target_id, sequence) in plan.targets(organization_id)? {
+        delete_target
+            .execute(params![organization_id, target_id, sequence])
+            .map_err(database_error)?;
     }
     let purged = connection
         .execute(
             "DELETE FROM events WHERE organization_id = ?1 AND sequence <= ?2",
-            params![organization_id, last_sequence],
+            params![organization_id, plan.last_sequence()],
         )
         .map_err(database_error)? as u64;
     connection
@@ -71,13 +57,10 @@ pub(super) fn purge_events_now(
             "INSERT INTO chain_anchors (organization_id, first_sequence, previous_hash) VALUES (?1, ?2, ?3)
              ON CONFLICT (organization_id) DO UPDATE SET
                  first_sequence = excluded.first_sequence, previous_hash = excluded.previous_hash",
-            params![organization_id, last_sequence + 1, last_hash],
+            params![organization_id, plan.last_sequence() + 1, plan.anchor_hash()],
         )
         .map_err(database_error)?;
-    Ok(PurgeOutcome {
-        purged,
-        more: expired.len() == batch as usize,
-    })
+    Ok(plan.outcome(purged))
 }
 
 #[async_trait]

@@ -2,10 +2,12 @@
 
 use super::database_error;
 use super::idempotency::claim_idempotency_key;
-use super::keyset;
 use super::SqliteStore;
 use crate::prelude::*;
-use crate::stored::parse_definition;
+use crate::shared::schemas::{
+    canonical_definition, decide_schema_write, schema_version, SchemaWrite,
+};
+use crate::shared::search::keyset;
 use async_trait::async_trait;
 use rusqlite::params;
 use rusqlite::Connection;
@@ -37,13 +39,7 @@ pub(super) fn load_schema_version(
         })
         .map_err(database_error)?;
     row.map(|(version, definition, created_by, created_at)| {
-        Ok(SchemaVersion {
-            action: action.to_owned(),
-            version,
-            definition: parse_definition(action, version, &definition)?,
-            created_by,
-            created_at,
-        })
+        schema_version(action, version, &definition, created_by, created_at)
     })
     .transpose()
 }
@@ -59,15 +55,11 @@ pub(super) fn create_schema_version_now(
     at: UnixMillis,
     canonical: &str,
 ) -> StoreResult<(SchemaVersion, bool)> {
-    if let Some(latest) = load_schema_version(connection, &action, None)? {
-        if String::from_utf8(latest.definition.canonical_bytes())
-            .ok()
-            .as_deref()
-            == Some(canonical)
-        {
-            return Ok((latest, false));
-        }
-    }
+    let latest = load_schema_version(connection, &action, None)?;
+    let version = match decide_schema_write(latest, canonical) {
+        SchemaWrite::Unchanged(latest) => return Ok((latest, false)),
+        SchemaWrite::Create(version) => version,
+    };
 
     connection
         .execute(
@@ -76,15 +68,11 @@ pub(super) fn create_schema_version_now(
             params![action, at],
         )
         .map_err(database_error)?;
-    let version: i64 = connection
-        .query_row(
+    connection
+        .execute(
             "INSERT INTO schema_versions (action_id, version, definition, created_by, created_at)
-             SELECT a.id, COALESCE((SELECT MAX(version) FROM schema_versions WHERE action_id = a.id), 0) + 1,
-                    ?2, ?3, ?4
-             FROM actions a WHERE a.name = ?1
-             RETURNING version",
-            params![action, canonical, created_by, at],
-            |row| row.get(0),
+             SELECT a.id, ?2, ?3, ?4, ?5 FROM actions a WHERE a.name = ?1",
+            params![action, version, canonical, created_by, at],
         )
         .map_err(database_error)?;
     Ok((
@@ -111,8 +99,7 @@ impl SchemaStore for SqliteStore {
     ) -> StoreResult<Idempotent<(SchemaVersion, bool)>> {
         let action = action.to_owned();
         let created_by = created_by.to_owned();
-        let canonical = String::from_utf8(definition.canonical_bytes())
-            .map_err(|error| StoreError::Database(error.to_string()))?;
+        let canonical = canonical_definition(&definition)?;
         self.writer
             .write(move |connection| {
                 if let Some(write) = &idempotency {
@@ -179,7 +166,7 @@ impl SchemaStore for SqliteStore {
                     .map_err(database_error)?;
                 let Some(action_id) = action_id else { return Ok(None) };
                 let scan = page.scan();
-                let (condition, direction) = keyset("version", &scan);
+                let (condition, direction) = keyset("version", &scan, ":bound");
                 let sql = format!(
                     "SELECT version, definition, created_by, created_at FROM schema_versions
                      WHERE action_id = :action_id AND {condition} ORDER BY version {direction} LIMIT :fetch"
@@ -197,13 +184,7 @@ impl SchemaStore for SqliteStore {
                 let versions = rows
                     .into_iter()
                     .map(|(version, definition, created_by, created_at)| {
-                        Ok(SchemaVersion {
-                            definition: parse_definition(&action, version, &definition)?,
-                            action: action.clone(),
-                            version,
-                            created_by,
-                            created_at,
-                        })
+                        schema_version(&action, version, &definition, created_by, created_at)
                     })
                     .collect::<StoreResult<Vec<_>>>()?;
                 Ok(Some(page.assemble(versions, |version| version.version.to_string())))
@@ -215,7 +196,7 @@ impl SchemaStore for SqliteStore {
         self.readers
             .read(move |connection| {
                 let scan = page.scan();
-                let (condition, direction) = keyset("a.id", &scan);
+                let (condition, direction) = keyset("a.id", &scan, ":bound");
                 let sql = format!(
                     "SELECT a.id, a.name, a.created_at, a.updated_at, v.version, v.definition, v.created_by, v.created_at
                      FROM actions a JOIN schema_versions v ON v.action_id = a.id
@@ -248,13 +229,7 @@ impl SchemaStore for SqliteStore {
                     .into_iter()
                     .map(|(position, name, created_at, updated_at, version, definition, created_by, version_created_at)| {
                         Ok(ActionSummary {
-                            latest: SchemaVersion {
-                                definition: parse_definition(&name, version, &definition)?,
-                                action: name.clone(),
-                                version,
-                                created_by,
-                                created_at: version_created_at,
-                            },
+                            latest: schema_version(&name, version, &definition, created_by, version_created_at)?,
                             position,
                             name,
                             created_at,

@@ -4,24 +4,20 @@
 use super::database_error;
 use super::SqliteStore;
 use crate::prelude::*;
+use crate::shared::encoding::hash_from;
+use crate::shared::tree::{kept_leaf_hashes, purged_blocks, LeafAssembly};
 use async_trait::async_trait;
 use rusqlite::params;
 use rusqlite::Connection;
 use rusqlite::OptionalExtension;
 use rusqlite::Row;
-use stele_core::merkle::leaf_hash;
+use std::collections::HashSet;
 use stele_core::merkle::Hash;
 use stele_core::merkle::STORED_LEVEL_STRIDE;
 use stele_core::model::Checkpoint;
 use stele_core::model::SigningKeyRecord;
 use stele_core::model::UncheckpointedLog;
 use stele_core::timestamp::UnixMillis;
-
-pub(super) fn hash_from(organization_id: &str, what: &str, bytes: Vec<u8>) -> StoreResult<Hash> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what} of {organization_id} is not 32 bytes")))
-}
 
 pub(super) fn tree_size(connection: &Connection, organization_id: &str) -> StoreResult<u64> {
     // The newest stored event, or, when retention purged them all, the anchor the next
@@ -44,7 +40,7 @@ pub(super) fn leaf_hashes(
     start: u64,
     end: u64,
 ) -> StoreResult<Vec<Hash>> {
-    let mut found: Vec<Option<Hash>> = vec![None; (end - start) as usize];
+    let mut leaves = LeafAssembly::new(start, end);
     let mut events = connection
         .prepare_cached(
             "SELECT sequence, canonical FROM events
@@ -60,25 +56,14 @@ pub(super) fn leaf_hashes(
             .get_ref(1)
             .and_then(|value| Ok(value.as_bytes()?))
             .map_err(database_error)?;
-        found[(sequence as u64 - 1 - start) as usize] = Some(leaf_hash(bytes));
+        leaves.stored(sequence, bytes);
     }
-    if found.iter().any(Option::is_none) {
+    if leaves.has_gaps() {
         for (index, hash) in tree_nodes(connection, organization_id, 0, start, end)? {
-            found[(index - start) as usize].get_or_insert(hash);
+            leaves.kept(index, hash);
         }
     }
-    found
-        .into_iter()
-        .enumerate()
-        .map(|(offset, hash)| {
-            hash.ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "event {} of {organization_id} is neither stored nor kept as a hash",
-                    start + offset as u64 + 1
-                ))
-            })
-        })
-        .collect()
+    leaves.finish(organization_id)
 }
 
 pub(super) fn tree_nodes(
@@ -106,7 +91,7 @@ pub(super) fn tree_nodes(
         .map(|(index, hash)| {
             Ok((
                 index as u64,
-                hash_from(organization_id, "a tree node", hash)?,
+                hash_from(&hash, organization_id, None, "a tree node")?,
             ))
         })
         .collect()
@@ -162,36 +147,24 @@ pub(super) fn keep_purged_leaf_hashes(
     organization_id: &str,
     purged: &[(i64, &[u8])],
 ) -> StoreResult<()> {
-    let block_size = 1u64 << STORED_LEVEL_STRIDE;
     let mut has_block_node = connection
         .prepare_cached(
             "SELECT 1 FROM merkle_nodes WHERE organization_id = ?1 AND level = ?2 AND node_index = ?3",
         )
         .map_err(database_error)?;
-    let mut kept = Vec::new();
-    let mut current_block: Option<(u64, bool)> = None;
-    for (sequence, bytes) in purged {
-        let leaf = *sequence as u64 - 1;
-        let block = leaf / block_size;
-        let covered = match current_block {
-            Some((known, covered)) if known == block => covered,
-            _ => {
-                let covered = has_block_node
-                    .query_row(
-                        params![organization_id, STORED_LEVEL_STRIDE, block as i64],
-                        |_| Ok(()),
-                    )
-                    .optional()
-                    .map_err(database_error)?
-                    .is_some();
-                current_block = Some((block, covered));
-                covered
-            }
-        };
-        if !covered {
-            kept.push((leaf, leaf_hash(bytes)));
+    let mut covered = HashSet::new();
+    for block in purged_blocks(purged) {
+        let stored = has_block_node
+            .query_row(params![organization_id, STORED_LEVEL_STRIDE, block], |_| {
+                Ok(())
+            })
+            .optional()
+            .map_err(database_error)?;
+        if stored.is_some() {
+            covered.insert(block);
         }
     }
+    let kept = kept_leaf_hashes(purged, &covered);
     store_tree_nodes(connection, organization_id, 0, &kept)
 }
 
@@ -215,7 +188,12 @@ pub(super) fn checkpoint_from_row(row: &Row<'_>) -> rusqlite::Result<(Checkpoint
 pub(super) fn finish_checkpoint(
     (mut checkpoint, root): (Checkpoint, Vec<u8>),
 ) -> StoreResult<Checkpoint> {
-    checkpoint.root_hash = hash_from(&checkpoint.organization_id, "a checkpoint root", root)?;
+    checkpoint.root_hash = hash_from(
+        &root,
+        &checkpoint.organization_id,
+        None,
+        "a checkpoint root",
+    )?;
     Ok(checkpoint)
 }
 
@@ -262,7 +240,7 @@ pub(super) fn save_checkpoint(
         params![checkpoint.organization_id, checkpoint.tree_size as i64],
     )?
     .pop()
-    .ok_or_else(|| StoreError::Database("a saved checkpoint could not be read back".into()))
+    .ok_or_else(|| StoreError::Internal("a saved checkpoint could not be read back".into()))
 }
 
 pub(super) fn uncheckpointed_logs(connection: &Connection) -> StoreResult<Vec<UncheckpointedLog>> {
