@@ -13,8 +13,8 @@ use stele_core::model::{EventId, NewEvent, Organization, OrganizationId};
 use stele_core::schema::parse_schema_definition;
 use stele_core::timestamp::now_millis;
 use stele_store::postgres::{PostgresOptions, PostgresStore};
+use stele_store::prelude::*;
 use stele_store::sqlite::SqliteStore;
-use stele_store::Store;
 
 #[derive(Parser)]
 struct Args {

@@ -29,7 +29,7 @@ pub async fn open_store(
     options: &DatabaseOptions,
     migrate: bool,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    match DatabaseLocation::parse_with(database_url, options).map_err(StoreError::Database)? {
+    match DatabaseLocation::parse_with(database_url, options).map_err(StoreError::Incompatible)? {
         DatabaseLocation::Sqlite { path, sync } => {
             Ok(Arc::new(SqliteStore::open_with(&path, migrate, sync)?))
         }
@@ -41,7 +41,7 @@ pub async fn open_store(
 
 /// Applies pending migrations to the database a URL names; returns how many ran.
 pub async fn migrate(database_url: &str, options: &DatabaseOptions) -> Result<usize, StoreError> {
-    match DatabaseLocation::parse_with(database_url, options).map_err(StoreError::Database)? {
+    match DatabaseLocation::parse_with(database_url, options).map_err(StoreError::Incompatible)? {
         DatabaseLocation::Sqlite { path, .. } => SqliteStore::migrate(&path),
         DatabaseLocation::Postgres(options) => PostgresStore::migrate(&options).await,
     }

@@ -1,273 +1,58 @@
-//! Persistence for Stele. [`Store`] names every use case the service needs; the embedded
+//! Persistence for Stele. The [`ports`] name every use case the service needs, one trait
+//! per capability, and [`Store`] is their sum; the embedded
 //! SQLite implementation lives in [`sqlite`], the PostgreSQL one (for several replicas on
 //! one database) in [`postgres`]. No other crate contains SQL.
 
+mod error;
+pub mod ports;
 pub mod postgres;
+mod shared;
 pub mod sqlite;
-mod stored;
 
-use async_trait::async_trait;
-use stele_core::merkle::Hash;
-use stele_core::pagination::{Page, PageRequest};
-use stele_core::schema::SchemaDefinition;
-use stele_core::timestamp::UnixMillis;
+pub use error::{StoreError, StoreResult};
+pub use ports::*;
 
-use stele_core::model::*;
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("organization not found")]
-    OrganizationNotFound,
-    #[error("organization has {count} audit events")]
-    OrganizationHasEvents { count: i64 },
-    #[error("external_id is already used by organization {existing}")]
-    ExternalIdTaken { existing: String },
-    #[error("username already exists")]
-    UsernameTaken,
-    #[error("database error: {0}")]
-    Database(String),
-    #[error("stored data is damaged: {0}")]
-    Corrupt(String),
-    #[error("the store is shutting down")]
-    Unavailable,
+/// Everything Stele persists: the sum of the ports, so one `Arc<dyn Store>` reaches every
+/// capability. Implemented for any type that implements every port; bring the ports into
+/// scope (`use stele_store::prelude::*`) to call their methods.
+pub trait Store:
+    CredentialStore
+    + SessionStore
+    + OrganizationStore
+    + SchemaStore
+    + EventStore
+    + ExportStore
+    + RetentionStore
+    + TreeStore
+    + IdempotencyStore
+    + JobStore
+    + SecretStore
+    + Send
+    + Sync
+    + 'static
+{
 }
 
-pub type StoreResult<T> = Result<T, StoreError>;
+impl<T> Store for T where
+    T: CredentialStore
+        + SessionStore
+        + OrganizationStore
+        + SchemaStore
+        + EventStore
+        + ExportStore
+        + RetentionStore
+        + TreeStore
+        + IdempotencyStore
+        + JobStore
+        + SecretStore
+        + Send
+        + Sync
+        + 'static
+{
+}
 
-/// Everything Stele persists. Methods are named after the use case, not the SQL, so a
-/// second backend implements the same contract.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // --- credentials -------------------------------------------------------------------
-    /// Whether the database has neither API keys nor users (first start).
-    async fn is_uninitialized(&self) -> StoreResult<bool>;
-    /// Stores the first API key and the first user if the database has neither, as one
-    /// decision (several processes may start on an empty database at once); returns
-    /// whether they were stored.
-    async fn initialize(&self, key: NewApiKey, user: NewUser) -> StoreResult<bool>;
-    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
-    /// The key whose secret hashes to `secret_hash`, revoked or not.
-    async fn find_api_key(&self, secret_hash: [u8; 32]) -> StoreResult<Option<ApiKey>>;
-    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
-    /// Marks a key revoked; `false` when there is no such active key.
-    async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> StoreResult<bool>;
-    async fn create_user(&self, user: NewUser) -> StoreResult<()>;
-    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
-
-    // --- dashboard sessions ------------------------------------------------------------
-    /// Stores a new session; sessions that have expired by `session.created_at` are
-    /// deleted in the same write, so the table never grows without bound.
-    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
-    /// The unexpired session whose token hashes to `token_hash`.
-    async fn find_session(
-        &self,
-        token_hash: [u8; 32],
-        now: UnixMillis,
-    ) -> StoreResult<Option<Session>>;
-    async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
-
-    // --- organizations -----------------------------------------------------------------
-    async fn create_organization(
-        &self,
-        organization: Organization,
-        idempotency: Option<IdempotencyRecord>,
-    ) -> StoreResult<Idempotent<Organization>>;
-    async fn get_organization(&self, id: &str) -> StoreResult<Option<Organization>>;
-    async fn get_organization_by_external_id(
-        &self,
-        external_id: &str,
-    ) -> StoreResult<Option<Organization>>;
-    async fn list_organizations(
-        &self,
-        filter: OrganizationFilter,
-        page: PageRequest<String>,
-    ) -> StoreResult<Page<Organization>>;
-    /// Replaces the stored organization with the same id.
-    async fn update_organization(&self, organization: Organization) -> StoreResult<Organization>;
-    /// Deletes an organization that has no stored events.
-    async fn delete_organization(&self, id: &str) -> StoreResult<()>;
-
-    // --- actions and schema versions ---------------------------------------------------
-    /// Creates version latest+1 of `action` (version 1 of a new action) unless `definition`
-    /// equals the latest version, decided atomically; returns the version and whether it is new.
-    async fn create_schema_version(
-        &self,
-        action: &str,
-        definition: SchemaDefinition,
-        created_by: &str,
-        at: UnixMillis,
-        idempotency: Option<IdempotentWrite<(SchemaVersion, bool)>>,
-    ) -> StoreResult<Idempotent<(SchemaVersion, bool)>>;
-    async fn get_schema_version(
-        &self,
-        action: &str,
-        version: i64,
-    ) -> StoreResult<Option<SchemaVersion>>;
-    /// Version numbers of `action`, ascending; empty when the action is unknown.
-    async fn schema_version_numbers(&self, action: &str) -> StoreResult<Vec<i64>>;
-    /// `None` when the action does not exist.
-    async fn list_schema_versions(
-        &self,
-        action: &str,
-        page: PageRequest<i64>,
-    ) -> StoreResult<Option<Page<SchemaVersion>>>;
-    async fn list_actions(&self, page: PageRequest<i64>) -> StoreResult<Page<ActionSummary>>;
-
-    // --- events ------------------------------------------------------------------------
-    /// Appends an event at the organization's next sequence number, chained to its
-    /// predecessor, durably. With an idempotency record, the record is stored in the same
-    /// transaction; if the key is already taken the stored record is returned instead.
-    async fn append_event(
-        &self,
-        event: NewEvent,
-        idempotency: Option<IdempotencyRecord>,
-    ) -> StoreResult<Idempotent<AppendedEvent>>;
-
-    /// One page of an organization's events matching `query`, keyed by sequence.
-    async fn search_events(
-        &self,
-        query: EventQuery,
-        page: PageRequest<i64>,
-    ) -> StoreResult<Page<StoredEvent>>;
-    /// One of an organization's events by id, with its chain hash; `None` when the
-    /// organization has no such event (another organization's event included).
-    async fn get_event(&self, organization_id: &str, id: &str) -> StoreResult<Option<HashedEvent>>;
-    /// The `limit` most recently stored events of `action` across all organizations,
-    /// newest first (what a proposed schema version is tried against).
-    async fn recent_events_of_action(
-        &self,
-        action: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<StoredEvent>>;
-
-    /// Re-checks every stored chain (or one organization's), calling `progress` with the
-    /// running count. Runs in bounded memory.
-    async fn verify_log(
-        &self,
-        organization_id: Option<String>,
-        progress: Box<dyn FnMut(u64) + Send>,
-    ) -> StoreResult<VerifyReport>;
-
-    // --- exports and retention ---------------------------------------------------------
-    /// Stores an export, fixing its snapshot at the newest event committed so far.
-    async fn create_export(
-        &self,
-        export: Export,
-        idempotency: Option<IdempotencyRecord>,
-    ) -> StoreResult<Idempotent<Export>>;
-    async fn get_export(&self, id: &str) -> StoreResult<Option<Export>>;
-    /// Sets or clears an organization's retention period.
-    async fn set_retention(&self, organization_id: &str, days: Option<i64>) -> StoreResult<()>;
-    /// Organizations that have a retention period, with it.
-    async fn organizations_with_retention(&self) -> StoreResult<Vec<(String, i64)>>;
-    /// Purges, oldest first, up to `batch` of the organization's events received before
-    /// `cutoff`, and records where the retained chain starts. Leaf hashes of purged events
-    /// whose 256-leaf block has no stored level-8 node are kept, so proofs stay possible.
-    async fn purge_events(
-        &self,
-        organization_id: &str,
-        cutoff: UnixMillis,
-        batch: u32,
-    ) -> StoreResult<PurgeOutcome>;
-    /// A deployment-wide secret, created with `generate` the first time it is asked for.
-    async fn shared_secret(&self, name: &str, generate: Vec<u8>) -> StoreResult<Vec<u8>>;
-
-    // --- Merkle tree and checkpoints ----------------------------------------------------
-    /// How many events the organization has ever stored (purged ones included): the size
-    /// of its Merkle tree.
-    async fn tree_size(&self, organization_id: &str) -> StoreResult<u64>;
-    /// Leaf hashes of leaves `[start, end)` (leaf `i` is sequence `i + 1`): from the stored
-    /// bytes, or from the hashes kept for purged events. `Corrupt` when one is missing.
-    async fn leaf_hashes(
-        &self,
-        organization_id: &str,
-        start: u64,
-        end: u64,
-    ) -> StoreResult<Vec<Hash>>;
-    /// Stored perfect-subtree hashes at `level` whose index is in `[start, end)`, by index.
-    async fn tree_nodes(
-        &self,
-        organization_id: &str,
-        level: u8,
-        start: u64,
-        end: u64,
-    ) -> StoreResult<Vec<(u64, Hash)>>;
-    /// How many nodes are stored at `level` (they are written from index 0 up, no gaps).
-    async fn tree_node_count(&self, organization_id: &str, level: u8) -> StoreResult<u64>;
-    /// Stores subtree hashes; a node already stored is left as it is.
-    async fn store_tree_nodes(
-        &self,
-        organization_id: &str,
-        level: u8,
-        nodes: Vec<(u64, Hash)>,
-    ) -> StoreResult<()>;
-    /// Stores a checkpoint unless one of that size exists; returns the one in force.
-    async fn save_checkpoint(&self, checkpoint: Checkpoint) -> StoreResult<Checkpoint>;
-    async fn latest_checkpoint(&self, organization_id: &str) -> StoreResult<Option<Checkpoint>>;
-    /// The smallest checkpoint of at least `min_size` leaves.
-    async fn checkpoint_covering(
-        &self,
-        organization_id: &str,
-        min_size: u64,
-    ) -> StoreResult<Option<Checkpoint>>;
-    /// Up to `limit` checkpoints larger than `after_size`, smallest first.
-    async fn list_checkpoints(
-        &self,
-        organization_id: &str,
-        after_size: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<Checkpoint>>;
-    /// Thins checkpoints created before `older_than` down to the newest of each
-    /// `keep_one_per_ms` period (per organization); returns how many were deleted.
-    async fn thin_checkpoints(
-        &self,
-        older_than: UnixMillis,
-        keep_one_per_ms: i64,
-    ) -> StoreResult<u64>;
-    /// Organizations with events that no checkpoint covers yet.
-    async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>>;
-    /// Records a signing key (no-op when known).
-    async fn register_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()>;
-    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// Up to `limit` of the organization's stored events after `after_sequence`, as
-    /// `(sequence, canonical bytes)` in sequence order.
-    async fn event_bytes(
-        &self,
-        organization_id: &str,
-        after_sequence: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<(i64, Vec<u8>)>>;
-    /// Every organization id, sorted.
-    async fn organization_ids(&self) -> StoreResult<Vec<String>>;
-
-    // --- idempotency -------------------------------------------------------------------
-    /// The unexpired record for `(scope, key)`.
-    async fn find_idempotency_record(
-        &self,
-        scope: &str,
-        key: &str,
-        now: UnixMillis,
-    ) -> StoreResult<Option<IdempotencyRecord>>;
-    /// Stores a completed response unless the key already holds an unexpired one;
-    /// returns the record that is in force afterwards.
-    async fn save_idempotency_record(
-        &self,
-        record: IdempotencyRecord,
-    ) -> StoreResult<IdempotencyRecord>;
-    /// Deletes records created before `cutoff`; returns how many.
-    async fn purge_idempotency_records(&self, cutoff: UnixMillis) -> StoreResult<u64>;
-
-    // --- background jobs ---------------------------------------------------------------
-    /// Whether this process should run background job `job` now: true for the first
-    /// caller once `interval_ms` has passed since the job last started anywhere, so a job
-    /// runs once per interval however many processes share the database. The default
-    /// suits a store only one process opens (SQLite): always true.
-    async fn claim_job_run(
-        &self,
-        _job: &str,
-        _now: UnixMillis,
-        _interval_ms: i64,
-    ) -> StoreResult<bool> {
-        Ok(true)
-    }
+/// [`Store`] and every port, for callers that use the store through `dyn Store`.
+pub mod prelude {
+    pub use crate::ports::*;
+    pub use crate::{Store, StoreError, StoreResult};
 }

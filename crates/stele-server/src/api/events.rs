@@ -206,8 +206,10 @@ pub async fn search_events(
                 .ok()
                 .and_then(|text| RawValue::from_string(text).ok())
                 .ok_or_else(|| {
-                    ApiError::from(stele_store::StoreError::Corrupt(
-                        "stored event is not JSON".into(),
+                    ApiError::from(stele_store::StoreError::corrupt(
+                        None,
+                        None,
+                        "stored event is not JSON",
                     ))
                 })
         })

@@ -162,7 +162,7 @@ pub async fn idempotency_layer(
     }
     let (response_parts, response_body) = response.into_parts();
     let Ok(body) = to_bytes(response_body, usize::MAX).await else {
-        return ApiError::from(stele_store::StoreError::Database(
+        return ApiError::from(stele_store::StoreError::Internal(
             "response body could not be buffered".into(),
         ))
         .into_response();

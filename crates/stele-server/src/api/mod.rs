@@ -104,7 +104,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 }
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
-    ApiError::from(stele_store::StoreError::Database("handler panicked".into())).into_response()
+    ApiError::from(stele_store::StoreError::Internal("handler panicked".into())).into_response()
 }
 
 /// Refuses a URI that encodes U+0000 (`%00`) in its path or query: no id, filter or

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use stele_core::model::ApiKeyId;
 use stele_core::model::{ApiKey, NewApiKey};
 use stele_core::timestamp::now_millis;
-use stele_store::{Store, StoreResult};
+use stele_store::prelude::*;
 
 /// How long a successful lookup is trusted before the database is asked again. This bounds
 /// how long a revoked key keeps working on a process that did not revoke it.

@@ -4,7 +4,7 @@
 use stele_core::model::NewUser;
 use stele_core::model::UserId;
 use stele_core::timestamp::now_millis;
-use stele_store::StoreError;
+use stele_store::prelude::*;
 
 use crate::services::api_keys::{hash_secret, new_key, ApiKeys};
 use crate::services::users::{generate_password, hash_password};

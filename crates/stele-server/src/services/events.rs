@@ -14,7 +14,7 @@ use stele_core::model::{
 };
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::schema::SchemaViolation;
-use stele_store::StoreError;
+use stele_store::prelude::*;
 
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;

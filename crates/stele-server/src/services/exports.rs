@@ -17,7 +17,7 @@ use stele_core::model::ExportId;
 use stele_core::model::{EventQuery, Export, IdempotencyRecord, Idempotent};
 use stele_core::pagination::{Cursor, PageRequest, SortOrder};
 use stele_core::timestamp::{now_millis, UnixMillis};
-use stele_store::StoreError;
+use stele_store::prelude::*;
 use tokio::sync::OnceCell;
 
 use crate::services::transparency::{checkpoint_now, ProvenJsonlWriter, TreeReader};

@@ -9,7 +9,7 @@ use stele_core::model::{
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
-use stele_store::StoreError;
+use stele_store::prelude::*;
 
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;

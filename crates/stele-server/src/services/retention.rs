@@ -5,7 +5,7 @@
 use serde_json::Value;
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
-use stele_store::StoreError;
+use stele_store::prelude::*;
 
 use crate::services::transparency::ensure_tree_nodes;
 use crate::services::ServiceError;

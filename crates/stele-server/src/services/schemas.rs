@@ -12,7 +12,7 @@ use stele_core::schema::{
     parse_schema_definition, CompiledSchema, SchemaDefinition, SchemaViolation,
 };
 use stele_core::timestamp::now_millis;
-use stele_store::{Store, StoreError};
+use stele_store::prelude::*;
 
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -46,7 +46,7 @@ impl ValidatorCache {
         };
         let compiled =
             CompiledSchema::compile(action, version, &stored.definition).map_err(|problem| {
-                StoreError::Corrupt(format!("schema {action} v{version}: {problem}"))
+                StoreError::corrupt(None, None, format!("schema {action} v{version}: {problem}"))
             })?;
         let compiled = Arc::new(compiled);
         if let Ok(mut cache) = self.compiled.write() {
@@ -120,7 +120,7 @@ pub async fn create_version(
     match create_version_idempotently(state, action, body, created_by, None).await? {
         Idempotent::Done(outcome) => Ok(outcome),
         // Only a write that claimed a key can find it taken.
-        Idempotent::AlreadyDone(_) => Err(ServiceError::Store(StoreError::Database(
+        Idempotent::AlreadyDone(_) => Err(ServiceError::Store(StoreError::Internal(
             "idempotency record without a key".into(),
         ))),
     }

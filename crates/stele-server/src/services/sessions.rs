@@ -15,7 +15,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use stele_core::model::{NewSession, Session};
 use stele_core::timestamp::now_millis;
-use stele_store::StoreError;
+use stele_store::prelude::*;
 
 use crate::services::api_keys::hash_secret;
 use crate::services::users::check_credentials;

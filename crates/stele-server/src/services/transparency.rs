@@ -28,7 +28,7 @@ use stele_core::model::{Checkpoint, SigningKeyRecord};
 use stele_core::note::{split_note, CheckpointBody, NoteSigner, NoteVerifier};
 use stele_core::proven_jsonl::manifest_text;
 use stele_core::timestamp::now_millis;
-use stele_store::{Store, StoreResult};
+use stele_store::prelude::*;
 
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -310,10 +310,14 @@ pub async fn ensure_tree_nodes(
                     )
                     .await?;
                 if nodes.len() as u64 != children_end - children_start {
-                    return Err(stele_store::StoreError::Corrupt(format!(
-                        "tree nodes of {organization_id} at level {} are missing",
-                        level - STORED_LEVEL_STRIDE
-                    )));
+                    return Err(stele_store::StoreError::corrupt(
+                        Some(organization_id),
+                        None,
+                        format!(
+                            "tree nodes at level {} are missing",
+                            level - STORED_LEVEL_STRIDE
+                        ),
+                    ));
                 }
                 nodes.into_iter().map(|(_, hash)| hash).collect()
             };

@@ -11,7 +11,7 @@ use stele_core::model::UserId;
 use stele_core::model::{NewUser, User};
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
-use stele_store::{Store, StoreError};
+use stele_store::prelude::*;
 
 use crate::services::ServiceError;
 
@@ -29,11 +29,11 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
     let mut salt_bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut salt_bytes);
     let salt = SaltString::encode_b64(&salt_bytes)
-        .map_err(|error| StoreError::Database(format!("cannot encode salt: {error}")))?;
+        .map_err(|error| StoreError::Internal(format!("cannot encode salt: {error}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|error| StoreError::Database(format!("cannot hash password: {error}")))
+        .map_err(|error| StoreError::Internal(format!("cannot hash password: {error}")))
 }
 
 /// Whether `password` matches the PHC string `hash`. A malformed stored hash never matches.
@@ -67,7 +67,7 @@ pub async fn check_credentials(
     let password = password.to_owned();
     let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
-        .map_err(|error| StoreError::Database(format!("password check failed: {error}")))?;
+        .map_err(|error| StoreError::Internal(format!("password check failed: {error}")))?;
     Ok(user.filter(|_| matches))
 }
 

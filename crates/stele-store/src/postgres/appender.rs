@@ -31,7 +31,10 @@ use stele_core::timestamp::now_millis;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 
-use super::{claim_idempotency_key, describe, hash_from, pool_error};
+use super::idempotency::claim_idempotency_key;
+use super::pool_error;
+use crate::error::describe_postgres as describe;
+use crate::shared::encoding::hash_from;
 use crate::{StoreError, StoreResult};
 use stele_core::model::{AppendedEvent, IdempotencyRecord, Idempotent, NewEvent};
 
@@ -101,7 +104,7 @@ async fn append_loop(pool: Pool, mut receiver: mpsc::Receiver<AppendJob>) {
                 for job in batch.chunks(1) {
                     outcomes.push(match run_with_retries(&pool, job).await {
                         Ok(mut single) => single.pop().unwrap_or_else(|| {
-                            Err(StoreError::Database("append job did not run".into()))
+                            Err(StoreError::Internal("append job did not run".into()))
                         }),
                         Err(error) => Err(error.into_store_error()),
                     });
@@ -146,7 +149,7 @@ enum BatchError {
 impl BatchError {
     fn into_store_error(self) -> StoreError {
         match self {
-            BatchError::Postgres(error) => StoreError::Database(describe(&error)),
+            BatchError::Postgres(error) => StoreError::postgres("appending events", error),
             BatchError::Store(error) => error,
         }
     }
@@ -207,8 +210,14 @@ async fn run_batch(pool: &Pool, batch: &[AppendJob]) -> Result<Vec<Outcome>, Bat
     let mut heads: HashMap<String, (i64, ChainHash)> = HashMap::new();
     for row in transaction.query(&lock_heads, &[&organizations]).await? {
         let organization: String = row.get(0);
-        let hash = hash_from(row.get(2), || format!("chain head of {organization}"))?;
-        heads.insert(organization, (row.get(1), hash));
+        let sequence: i64 = row.get(1);
+        let hash = hash_from(
+            row.get(2),
+            &organization,
+            Some(sequence),
+            "the chain head's hash",
+        )?;
+        heads.insert(organization, (sequence, hash));
     }
 
     // 2. Claim idempotency keys, sorted by (scope, key). Statements sent together are
@@ -243,10 +252,12 @@ async fn run_batch(pool: &Pool, batch: &[AppendJob]) -> Result<Vec<Outcome>, Bat
                 .map(|(_, record)| claim_idempotency_key(&transaction, record)),
         )
         .await?
+        .into_iter()
+        .collect::<StoreResult<Vec<_>>>()?
     } else {
         let mut held = Vec::with_capacity(claims.len());
         for (_, record) in &claims {
-            held.push(claim_idempotency_key(&transaction, record).await?);
+            held.push(claim_idempotency_key(&transaction, record).await??);
         }
         held
     };
@@ -273,7 +284,7 @@ async fn run_batch(pool: &Pool, batch: &[AppendJob]) -> Result<Vec<Outcome>, Bat
         let canonical = event
             .event
             .canonical_record(&event.id, &event.organization_id, sequence, received_at)
-            .map_err(|error| StoreError::Database(error.to_string()))?;
+            .map_err(|error| StoreError::Internal(format!("cannot encode the event: {error}")))?;
         let hash = link(&head.1, &canonical);
         *head = (sequence, hash);
         rows.push(Some(EventRow {
@@ -318,7 +329,7 @@ async fn run_batch(pool: &Pool, batch: &[AppendJob]) -> Result<Vec<Outcome>, Bat
                 sequence: row.sequence,
                 received_at: row.received_at,
             })),
-            (None, None) => Err(StoreError::Database("append job did not run".into())),
+            (None, None) => Err(StoreError::Internal("append job did not run".into())),
         })
         .collect())
 }

@@ -4,8 +4,11 @@
 
 use tokio_postgres::Client;
 
-use super::database_error;
 use crate::{StoreError, StoreResult};
+
+fn database_error(error: tokio_postgres::Error) -> StoreError {
+    StoreError::postgres("migrating the schema", error)
+}
 
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
@@ -49,9 +52,11 @@ async fn apply_pending(client: &mut Client) -> StoreResult<usize> {
         .await
         .map_err(database_error)?
         .get(0);
-    let applied = usize::try_from(applied).unwrap_or(0);
+    let applied = usize::try_from(applied).map_err(|_| {
+        StoreError::corrupt(None, None, format!("schema version {applied} is negative"))
+    })?;
     if applied > MIGRATIONS.len() {
-        return Err(StoreError::Database(format!(
+        return Err(StoreError::Incompatible(format!(
             "the database is at schema version {applied}, newer than this binary knows ({}); upgrade stele",
             MIGRATIONS.len()
         )));

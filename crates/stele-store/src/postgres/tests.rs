@@ -8,7 +8,10 @@ use std::sync::Arc;
 use serde_json::json;
 use stele_core::event::parse_create_event;
 
+use super::events::SHORT_SEQUENCE_WALK;
 use super::*;
+use stele_core::model::*;
+use stele_core::pagination::Page;
 
 /// A database created for one test and dropped (with its connections) afterwards.
 struct ScratchDatabase {
@@ -311,7 +314,7 @@ async fn a_job_the_database_rejects_fails_alone_not_its_whole_batch() {
         store.append_event(new_event("evt_1".into(), "org_a"), None),
         store.append_event(new_event("evt_2".into(), "org_a"), None),
     );
-    assert!(matches!(bad, Err(StoreError::Database(_))), "{bad:?}");
+    assert!(matches!(bad, Err(StoreError::Postgres { .. })), "{bad:?}");
     let mut sequences: Vec<i64> = [first, second]
         .into_iter()
         .map(|outcome| match outcome.expect("stored") {

@@ -13,12 +13,15 @@ const MIGRATIONS: &[&str] = &[
 
 /// Applies every migration not yet applied; returns how many ran.
 pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<usize> {
-    let database_error = |error: rusqlite::Error| StoreError::Database(error.to_string());
-    let applied: usize = connection
-        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
-        .map_err(database_error)? as usize;
+    let database_error = |error| StoreError::sqlite("migrating the schema", error);
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(database_error)?;
+    let applied = usize::try_from(version).map_err(|_| {
+        StoreError::corrupt(None, None, format!("schema version {version} is negative"))
+    })?;
     if applied > MIGRATIONS.len() {
-        return Err(StoreError::Database(format!(
+        return Err(StoreError::Incompatible(format!(
             "the database is at schema version {applied}, newer than this binary knows ({}); upgrade stele",
             MIGRATIONS.len()
         )));

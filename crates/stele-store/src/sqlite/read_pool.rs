@@ -34,10 +34,10 @@ impl ReadPool {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )
-        .map_err(|error| StoreError::Database(error.to_string()))?;
+        .map_err(|error| StoreError::sqlite("opening a read connection", error))?;
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|error| StoreError::Database(error.to_string()))?;
+            .map_err(|error| StoreError::sqlite("configuring a read connection", error))?;
         Ok(connection)
     }
 
@@ -63,6 +63,6 @@ impl ReadPool {
             result
         })
         .await
-        .map_err(|error| StoreError::Database(format!("read task failed: {error}")))?
+        .map_err(|error| StoreError::Internal(format!("read task failed: {error}")))?
     }
 }

@@ -51,7 +51,7 @@ fn run_caught<T>(
     connection: &Connection,
 ) -> StoreResult<T> {
     catch_unwind(AssertUnwindSafe(|| work(connection)))
-        .unwrap_or_else(|_| Err(StoreError::Database("write job panicked".into())))
+        .unwrap_or_else(|_| Err(StoreError::Internal("write job panicked".into())))
 }
 
 impl<T, F> PendingWrite for TypedWrite<T, F>
@@ -63,7 +63,7 @@ where
         let Some(work) = self.work.take() else {
             return JobEffect::Clean;
         };
-        let database_error = |error: rusqlite::Error| StoreError::Database(error.to_string());
+        let database_error = |error| StoreError::sqlite("ending a write's savepoint", error);
         if !self.guarded {
             let changes_before = connection.total_changes();
             let result = run_caught(work, connection);
@@ -113,7 +113,7 @@ where
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
         let result = match (commit, self.result) {
-            (_, None) => Err(StoreError::Database("write job did not run".into())),
+            (_, None) => Err(StoreError::Internal("write job did not run".into())),
             (Ok(()), Some(result)) => result,
             // A job that failed on its own reports its own error; the others learn that
             // the commit they depended on did not happen.
@@ -215,27 +215,25 @@ fn commit_batch(
     batch: &mut [Box<dyn PendingWrite>],
 ) -> Result<(u128, u128), StoreError> {
     let started = std::time::Instant::now();
-    let database_error = |error: rusqlite::Error| StoreError::Database(error.to_string());
     let execute = |sql: &str| {
         connection
             .prepare_cached(sql)
             .and_then(|mut statement| statement.execute([]))
     };
-    execute("BEGIN IMMEDIATE").map_err(database_error)?;
+    execute("BEGIN IMMEDIATE")
+        .map_err(|error| StoreError::sqlite("starting a group commit", error))?;
     for job in batch.iter_mut() {
         // On some errors (disk full, I/O, out of memory) SQLite rolls the whole transaction
         // back by itself; jobs after that would run, and commit, outside it.
         if job.run(connection) == JobEffect::Poisoned || connection.is_autocommit() {
             let _ = execute("ROLLBACK");
-            return Err(StoreError::Database(
-                "a write failed after changing rows; its whole group commit was rolled back".into(),
-            ));
+            return Err(StoreError::BatchRolledBack);
         }
     }
     let ran = started.elapsed().as_micros();
     if let Err(error) = execute("COMMIT") {
         let _ = execute("ROLLBACK");
-        return Err(database_error(error));
+        return Err(StoreError::sqlite("committing a group commit", error));
     }
     Ok((ran, started.elapsed().as_micros() - ran))
 }
@@ -264,7 +262,7 @@ mod tests {
         connection
             .execute("INSERT INTO t VALUES (1)", [])
             .map(|_| ())
-            .map_err(|e| StoreError::Database(e.to_string()))
+            .map_err(|error| StoreError::sqlite("inserting", error))
     }
 
     type BoxedJob<T> = (bool, Box<dyn FnOnce(&Connection) -> StoreResult<T> + Send>);
@@ -334,7 +332,7 @@ mod tests {
             false,
             Box::new(|c| {
                 insert(c)?;
-                Err(StoreError::Database("disk on fire".into()))
+                Err(StoreError::Internal("disk on fire".into()))
             }),
         );
         let results = in_one_batch(

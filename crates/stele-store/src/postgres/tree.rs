@@ -1,21 +1,24 @@
 //! PostgreSQL side of the Merkle trees: leaf hashes from stored bytes (or kept hashes of
-//! purged events), stored subtree nodes, checkpoints and signing keys. Mirrors
-//! `sqlite::merkle`; writes that two replicas may race on (nodes, checkpoints, keys) are
-//! insert-or-ignore, so the first one stored stays in force.
+//! purged events), stored subtree nodes, checkpoints and signing keys. Writes that two replicas may race on
+//! (nodes, checkpoints, keys) are insert-or-ignore, so the first one stored stays in force.
 
+use super::database_error;
+use super::execute_in;
+use super::query_in;
+use super::PostgresStore;
+use crate::prelude::*;
+use crate::shared::encoding::hash_from;
+use crate::shared::tree::{kept_leaf_hashes, purged_blocks, LeafAssembly};
+use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use stele_core::merkle::{leaf_hash, Hash, STORED_LEVEL_STRIDE};
+use std::collections::HashSet;
+use stele_core::merkle::Hash;
+use stele_core::merkle::STORED_LEVEL_STRIDE;
+use stele_core::model::Checkpoint;
+use stele_core::model::SigningKeyRecord;
+use stele_core::model::UncheckpointedLog;
+use stele_core::timestamp::UnixMillis;
 use tokio_postgres::Row;
-
-use super::{execute_in, query_in};
-use crate::{StoreError, StoreResult};
-use stele_core::model::{Checkpoint, SigningKeyRecord, UncheckpointedLog};
-
-fn hash_from(organization_id: &str, what: &str, bytes: Vec<u8>) -> StoreResult<Hash> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what} of {organization_id} is not 32 bytes")))
-}
 
 pub(super) async fn tree_size(
     client: &impl GenericClient,
@@ -37,7 +40,7 @@ pub(super) async fn leaf_hashes(
     start: u64,
     end: u64,
 ) -> StoreResult<Vec<Hash>> {
-    let mut found: Vec<Option<Hash>> = vec![None; (end - start) as usize];
+    let mut leaves = LeafAssembly::new(start, end);
     for row in query_in(
         client,
         "SELECT sequence, canonical FROM events
@@ -46,26 +49,14 @@ pub(super) async fn leaf_hashes(
     )
     .await?
     {
-        let sequence: i64 = row.get(0);
-        found[(sequence as u64 - 1 - start) as usize] = Some(leaf_hash(row.get(1)));
+        leaves.stored(row.get(0), row.get(1));
     }
-    if found.iter().any(Option::is_none) {
+    if leaves.has_gaps() {
         for (index, hash) in tree_nodes(client, organization_id, 0, start, end).await? {
-            found[(index - start) as usize].get_or_insert(hash);
+            leaves.kept(index, hash);
         }
     }
-    found
-        .into_iter()
-        .enumerate()
-        .map(|(offset, hash)| {
-            hash.ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "event {} of {organization_id} is neither stored nor kept as a hash",
-                    start + offset as u64 + 1
-                ))
-            })
-        })
-        .collect()
+    leaves.finish(organization_id)
 }
 
 pub(super) async fn tree_nodes(
@@ -92,7 +83,7 @@ pub(super) async fn tree_nodes(
     .map(|row| {
         Ok((
             row.get::<_, i64>(0) as u64,
-            hash_from(organization_id, "a tree node", row.get(1))?,
+            hash_from(row.get(1), organization_id, None, "a tree node")?,
         ))
     })
     .collect()
@@ -143,12 +134,8 @@ pub(super) async fn keep_purged_leaf_hashes(
     organization_id: &str,
     purged: &[(i64, &[u8])],
 ) -> StoreResult<()> {
-    let block_size = 1u64 << STORED_LEVEL_STRIDE;
-    let blocks: Vec<i64> = purged
-        .iter()
-        .map(|(sequence, _)| ((*sequence as u64 - 1) / block_size) as i64)
-        .collect();
-    let covered: std::collections::HashSet<i64> = query_in(
+    let blocks = purged_blocks(purged);
+    let covered: HashSet<i64> = query_in(
         client,
         "SELECT node_index FROM merkle_nodes
          WHERE organization_id = $1 AND level = $2 AND node_index = ANY($3)",
@@ -158,21 +145,17 @@ pub(super) async fn keep_purged_leaf_hashes(
     .iter()
     .map(|row| row.get(0))
     .collect();
-    let kept: Vec<(u64, Hash)> = purged
-        .iter()
-        .zip(&blocks)
-        .filter(|(_, block)| !covered.contains(block))
-        .map(|((sequence, bytes), _)| (*sequence as u64 - 1, leaf_hash(bytes)))
-        .collect();
+    let kept = kept_leaf_hashes(purged, &covered);
     store_tree_nodes(client, organization_id, 0, &kept).await
 }
 
-const CHECKPOINT_COLUMNS: &str = "organization_id, tree_size, root_hash, note, key_id, created_at";
+pub(super) const CHECKPOINT_COLUMNS: &str =
+    "organization_id, tree_size, root_hash, note, key_id, created_at";
 
-fn checkpoint_from_row(row: &Row) -> StoreResult<Checkpoint> {
+pub(super) fn checkpoint_from_row(row: &Row) -> StoreResult<Checkpoint> {
     let organization_id: String = row.get(0);
     Ok(Checkpoint {
-        root_hash: hash_from(&organization_id, "a checkpoint root", row.get(2))?,
+        root_hash: hash_from(row.get(2), &organization_id, None, "a checkpoint root")?,
         tree_size: row.get::<_, i64>(1) as u64,
         note: row.get(3),
         key_id: row.get(4),
@@ -222,7 +205,7 @@ pub(super) async fn save_checkpoint(
     )
     .await?
     .pop()
-    .ok_or_else(|| StoreError::Database("a saved checkpoint could not be read back".into()))
+    .ok_or_else(|| StoreError::Internal("a saved checkpoint could not be read back".into()))
 }
 
 pub(super) async fn uncheckpointed_logs(
@@ -314,4 +297,141 @@ pub(super) async fn thin_checkpoints(
         &[&older_than, &keep_one_per_ms.max(1)],
     )
     .await
+}
+
+#[async_trait]
+impl TreeStore for PostgresStore {
+    async fn tree_size(&self, organization_id: &str) -> StoreResult<u64> {
+        tree_size(&self.client().await?, organization_id).await
+    }
+
+    async fn leaf_hashes(
+        &self,
+        organization_id: &str,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<Hash>> {
+        let mut client = self.client().await?;
+        // One snapshot: a purge committing between the two reads inside must not hide a
+        // leaf from both.
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(database_error)?;
+        let hashes = leaf_hashes(&transaction, organization_id, start, end).await?;
+        transaction.commit().await.map_err(database_error)?;
+        Ok(hashes)
+    }
+
+    async fn tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<(u64, Hash)>> {
+        tree_nodes(&self.client().await?, organization_id, level, start, end).await
+    }
+
+    async fn tree_node_count(&self, organization_id: &str, level: u8) -> StoreResult<u64> {
+        tree_node_count(&self.client().await?, organization_id, level).await
+    }
+
+    async fn store_tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        nodes: Vec<(u64, Hash)>,
+    ) -> StoreResult<()> {
+        store_tree_nodes(&self.client().await?, organization_id, level, &nodes).await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: Checkpoint) -> StoreResult<Checkpoint> {
+        save_checkpoint(&self.client().await?, &checkpoint).await
+    }
+
+    async fn latest_checkpoint(&self, organization_id: &str) -> StoreResult<Option<Checkpoint>> {
+        Ok(query_checkpoints(
+            &self.client().await?,
+            "organization_id = $1 ORDER BY tree_size DESC LIMIT 1",
+            &[&organization_id],
+        )
+        .await?
+        .pop())
+    }
+
+    async fn checkpoint_covering(
+        &self,
+        organization_id: &str,
+        min_size: u64,
+    ) -> StoreResult<Option<Checkpoint>> {
+        Ok(query_checkpoints(
+            &self.client().await?,
+            "organization_id = $1 AND tree_size >= $2 ORDER BY tree_size LIMIT 1",
+            &[&organization_id, &(min_size as i64)],
+        )
+        .await?
+        .pop())
+    }
+
+    async fn list_checkpoints(
+        &self,
+        organization_id: &str,
+        after_size: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Checkpoint>> {
+        query_checkpoints(
+            &self.client().await?,
+            "organization_id = $1 AND tree_size > $2 ORDER BY tree_size LIMIT $3",
+            &[&organization_id, &(after_size as i64), &i64::from(limit)],
+        )
+        .await
+    }
+
+    async fn thin_checkpoints(
+        &self,
+        older_than: UnixMillis,
+        keep_one_per_ms: i64,
+    ) -> StoreResult<u64> {
+        thin_checkpoints(&self.client().await?, older_than, keep_one_per_ms).await
+    }
+
+    async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>> {
+        uncheckpointed_logs(&self.client().await?).await
+    }
+
+    async fn register_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()> {
+        register_signing_key(&self.client().await?, &key).await
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        list_signing_keys(&self.client().await?).await
+    }
+
+    async fn event_bytes(
+        &self,
+        organization_id: &str,
+        after_sequence: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        event_bytes(
+            &self.client().await?,
+            organization_id,
+            after_sequence,
+            limit,
+        )
+        .await
+    }
+
+    async fn organization_ids(&self) -> StoreResult<Vec<String>> {
+        Ok(self
+            .query("SELECT id FROM organizations ORDER BY id", &[])
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
 }

@@ -1,18 +1,23 @@
 //! SQLite side of the Merkle trees: leaf hashes from stored bytes (or kept hashes of
 //! purged events), stored subtree nodes, checkpoints and signing keys.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
-use stele_core::merkle::{leaf_hash, Hash, STORED_LEVEL_STRIDE};
-
 use super::database_error;
-use crate::{StoreError, StoreResult};
-use stele_core::model::{Checkpoint, SigningKeyRecord, UncheckpointedLog};
-
-fn hash_from(organization_id: &str, what: &str, bytes: Vec<u8>) -> StoreResult<Hash> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what} of {organization_id} is not 32 bytes")))
-}
+use super::SqliteStore;
+use crate::prelude::*;
+use crate::shared::encoding::hash_from;
+use crate::shared::tree::{kept_leaf_hashes, purged_blocks, LeafAssembly};
+use async_trait::async_trait;
+use rusqlite::params;
+use rusqlite::Connection;
+use rusqlite::OptionalExtension;
+use rusqlite::Row;
+use std::collections::HashSet;
+use stele_core::merkle::Hash;
+use stele_core::merkle::STORED_LEVEL_STRIDE;
+use stele_core::model::Checkpoint;
+use stele_core::model::SigningKeyRecord;
+use stele_core::model::UncheckpointedLog;
+use stele_core::timestamp::UnixMillis;
 
 pub(super) fn tree_size(connection: &Connection, organization_id: &str) -> StoreResult<u64> {
     // The newest stored event, or, when retention purged them all, the anchor the next
@@ -35,7 +40,7 @@ pub(super) fn leaf_hashes(
     start: u64,
     end: u64,
 ) -> StoreResult<Vec<Hash>> {
-    let mut found: Vec<Option<Hash>> = vec![None; (end - start) as usize];
+    let mut leaves = LeafAssembly::new(start, end);
     let mut events = connection
         .prepare_cached(
             "SELECT sequence, canonical FROM events
@@ -51,25 +56,14 @@ pub(super) fn leaf_hashes(
             .get_ref(1)
             .and_then(|value| Ok(value.as_bytes()?))
             .map_err(database_error)?;
-        found[(sequence as u64 - 1 - start) as usize] = Some(leaf_hash(bytes));
+        leaves.stored(sequence, bytes);
     }
-    if found.iter().any(Option::is_none) {
+    if leaves.has_gaps() {
         for (index, hash) in tree_nodes(connection, organization_id, 0, start, end)? {
-            found[(index - start) as usize].get_or_insert(hash);
+            leaves.kept(index, hash);
         }
     }
-    found
-        .into_iter()
-        .enumerate()
-        .map(|(offset, hash)| {
-            hash.ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "event {} of {organization_id} is neither stored nor kept as a hash",
-                    start + offset as u64 + 1
-                ))
-            })
-        })
-        .collect()
+    leaves.finish(organization_id)
 }
 
 pub(super) fn tree_nodes(
@@ -97,7 +91,7 @@ pub(super) fn tree_nodes(
         .map(|(index, hash)| {
             Ok((
                 index as u64,
-                hash_from(organization_id, "a tree node", hash)?,
+                hash_from(&hash, organization_id, None, "a tree node")?,
             ))
         })
         .collect()
@@ -153,42 +147,31 @@ pub(super) fn keep_purged_leaf_hashes(
     organization_id: &str,
     purged: &[(i64, &[u8])],
 ) -> StoreResult<()> {
-    let block_size = 1u64 << STORED_LEVEL_STRIDE;
     let mut has_block_node = connection
         .prepare_cached(
             "SELECT 1 FROM merkle_nodes WHERE organization_id = ?1 AND level = ?2 AND node_index = ?3",
         )
         .map_err(database_error)?;
-    let mut kept = Vec::new();
-    let mut current_block: Option<(u64, bool)> = None;
-    for (sequence, bytes) in purged {
-        let leaf = *sequence as u64 - 1;
-        let block = leaf / block_size;
-        let covered = match current_block {
-            Some((known, covered)) if known == block => covered,
-            _ => {
-                let covered = has_block_node
-                    .query_row(
-                        params![organization_id, STORED_LEVEL_STRIDE, block as i64],
-                        |_| Ok(()),
-                    )
-                    .optional()
-                    .map_err(database_error)?
-                    .is_some();
-                current_block = Some((block, covered));
-                covered
-            }
-        };
-        if !covered {
-            kept.push((leaf, leaf_hash(bytes)));
+    let mut covered = HashSet::new();
+    for block in purged_blocks(purged) {
+        let stored = has_block_node
+            .query_row(params![organization_id, STORED_LEVEL_STRIDE, block], |_| {
+                Ok(())
+            })
+            .optional()
+            .map_err(database_error)?;
+        if stored.is_some() {
+            covered.insert(block);
         }
     }
+    let kept = kept_leaf_hashes(purged, &covered);
     store_tree_nodes(connection, organization_id, 0, &kept)
 }
 
-const CHECKPOINT_COLUMNS: &str = "organization_id, tree_size, root_hash, note, key_id, created_at";
+pub(super) const CHECKPOINT_COLUMNS: &str =
+    "organization_id, tree_size, root_hash, note, key_id, created_at";
 
-fn checkpoint_from_row(row: &Row<'_>) -> rusqlite::Result<(Checkpoint, Vec<u8>)> {
+pub(super) fn checkpoint_from_row(row: &Row<'_>) -> rusqlite::Result<(Checkpoint, Vec<u8>)> {
     Ok((
         Checkpoint {
             organization_id: row.get(0)?,
@@ -202,8 +185,15 @@ fn checkpoint_from_row(row: &Row<'_>) -> rusqlite::Result<(Checkpoint, Vec<u8>)>
     ))
 }
 
-fn finish_checkpoint((mut checkpoint, root): (Checkpoint, Vec<u8>)) -> StoreResult<Checkpoint> {
-    checkpoint.root_hash = hash_from(&checkpoint.organization_id, "a checkpoint root", root)?;
+pub(super) fn finish_checkpoint(
+    (mut checkpoint, root): (Checkpoint, Vec<u8>),
+) -> StoreResult<Checkpoint> {
+    checkpoint.root_hash = hash_from(
+        &root,
+        &checkpoint.organization_id,
+        None,
+        "a checkpoint root",
+    )?;
     Ok(checkpoint)
 }
 
@@ -250,7 +240,7 @@ pub(super) fn save_checkpoint(
         params![checkpoint.organization_id, checkpoint.tree_size as i64],
     )?
     .pop()
-    .ok_or_else(|| StoreError::Database("a saved checkpoint could not be read back".into()))
+    .ok_or_else(|| StoreError::Internal("a saved checkpoint could not be read back".into()))
 }
 
 pub(super) fn uncheckpointed_logs(connection: &Connection) -> StoreResult<Vec<UncheckpointedLog>> {
@@ -346,4 +336,174 @@ pub(super) fn thin_checkpoints(
         )
         .map_err(database_error)?;
     Ok(deleted as u64)
+}
+
+#[async_trait]
+impl TreeStore for SqliteStore {
+    async fn tree_size(&self, organization_id: &str) -> StoreResult<u64> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| tree_size(connection, &organization_id))
+            .await
+    }
+
+    async fn leaf_hashes(
+        &self,
+        organization_id: &str,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<Hash>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                // One read transaction: a purge between the two queries inside must not
+                // hide a leaf from both.
+                connection.execute_batch("BEGIN").map_err(database_error)?;
+                let hashes = leaf_hashes(connection, &organization_id, start, end);
+                let _ = connection.execute_batch("COMMIT");
+                hashes
+            })
+            .await
+    }
+
+    async fn tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<(u64, Hash)>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| tree_nodes(connection, &organization_id, level, start, end))
+            .await
+    }
+
+    async fn tree_node_count(&self, organization_id: &str, level: u8) -> StoreResult<u64> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| tree_node_count(connection, &organization_id, level))
+            .await
+    }
+
+    async fn store_tree_nodes(
+        &self,
+        organization_id: &str,
+        level: u8,
+        nodes: Vec<(u64, Hash)>,
+    ) -> StoreResult<()> {
+        let organization_id = organization_id.to_owned();
+        self.writer
+            .write(move |connection| store_tree_nodes(connection, &organization_id, level, &nodes))
+            .await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: Checkpoint) -> StoreResult<Checkpoint> {
+        self.writer
+            .write(move |connection| save_checkpoint(connection, &checkpoint))
+            .await
+    }
+
+    async fn latest_checkpoint(&self, organization_id: &str) -> StoreResult<Option<Checkpoint>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                Ok(query_checkpoints(
+                    connection,
+                    "organization_id = ?1 ORDER BY tree_size DESC LIMIT 1",
+                    [organization_id],
+                )?
+                .pop())
+            })
+            .await
+    }
+
+    async fn checkpoint_covering(
+        &self,
+        organization_id: &str,
+        min_size: u64,
+    ) -> StoreResult<Option<Checkpoint>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                Ok(query_checkpoints(
+                    connection,
+                    "organization_id = ?1 AND tree_size >= ?2 ORDER BY tree_size LIMIT 1",
+                    params![organization_id, min_size as i64],
+                )?
+                .pop())
+            })
+            .await
+    }
+
+    async fn list_checkpoints(
+        &self,
+        organization_id: &str,
+        after_size: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Checkpoint>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                query_checkpoints(
+                    connection,
+                    "organization_id = ?1 AND tree_size > ?2 ORDER BY tree_size LIMIT ?3",
+                    params![organization_id, after_size as i64, limit],
+                )
+            })
+            .await
+    }
+
+    async fn thin_checkpoints(
+        &self,
+        older_than: UnixMillis,
+        keep_one_per_ms: i64,
+    ) -> StoreResult<u64> {
+        self.writer
+            .write(move |connection| thin_checkpoints(connection, older_than, keep_one_per_ms))
+            .await
+    }
+
+    async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>> {
+        self.readers.read(uncheckpointed_logs).await
+    }
+
+    async fn register_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()> {
+        self.writer
+            .write(move |connection| register_signing_key(connection, &key))
+            .await
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        self.readers.read(list_signing_keys).await
+    }
+
+    async fn event_bytes(
+        &self,
+        organization_id: &str,
+        after_sequence: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        let organization_id = organization_id.to_owned();
+        self.readers
+            .read(move |connection| {
+                event_bytes(connection, &organization_id, after_sequence, limit)
+            })
+            .await
+    }
+
+    async fn organization_ids(&self) -> StoreResult<Vec<String>> {
+        self.readers
+            .read(|connection| {
+                let mut statement = connection
+                    .prepare_cached("SELECT id FROM organizations ORDER BY id")
+                    .map_err(database_error)?;
+                let ids = statement
+                    .query_map([], |row| row.get(0))
+                    .and_then(Iterator::collect)
+                    .map_err(database_error);
+                ids
+            })
+            .await
+    }
 }

@@ -1,0 +1,286 @@
+//! The event log in PostgreSQL: appends, search, single reads and the end-to-end chain check.
+
+use super::database_error;
+use super::query_in;
+use super::PostgresStore;
+use crate::prelude::*;
+use crate::shared::chain::{chain_anchors, ChainWalk};
+use crate::shared::encoding::hash_from;
+use crate::shared::search::{is_time_bounded_only, plan_search, Binder, SearchPlan};
+use async_trait::async_trait;
+use stele_core::model::*;
+use stele_core::pagination::Page;
+use stele_core::pagination::PageRequest;
+use stele_core::pagination::Scan;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+pub(super) const STORED_EVENT_COLUMNS: &str =
+    "e.id, e.organization_id, e.sequence, e.version, e.received_at, e.canonical";
+
+pub(super) fn stored_event_from_row(row: &Row) -> StoredEvent {
+    StoredEvent {
+        id: row.get(0),
+        organization_id: row.get(1),
+        sequence: row.get(2),
+        version: row.get(3),
+        received_at: row.get(4),
+        canonical: row.get(5),
+    }
+}
+
+/// A text or integer bound to one placeholder of a generated query.
+pub(super) enum Param {
+    Text(String),
+    TextList(Vec<String>),
+    Integer(i64),
+}
+
+impl Param {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Text(value) => value,
+            Param::TextList(values) => values,
+            Param::Integer(value) => value,
+        }
+    }
+}
+
+/// Binds search values PostgreSQL's way: lists as arrays (`= ANY($n)`), which the planner
+/// matches against the `(organization_id, column, sequence)` indexes like an `IN` list.
+struct PostgresBinder {
+    values: Vec<Param>,
+}
+
+impl Binder for PostgresBinder {
+    const ORGANIZATION: &'static str = "$1";
+
+    fn one_of(&mut self, column: &str, items: &[String]) -> String {
+        self.values.push(Param::TextList(items.to_vec()));
+        format!("{column} = ANY(${})", self.values.len())
+    }
+
+    fn integer(&mut self, value: i64) -> String {
+        self.values.push(Param::Integer(value));
+        format!("${}", self.values.len())
+    }
+}
+
+/// The search SQL for `query` and its parameters, in order.
+pub(super) fn search_sql(
+    query: &EventQuery,
+    scan: &Scan<'_, i64>,
+    sort_time_range: bool,
+) -> (String, Vec<Param>) {
+    let mut binder = PostgresBinder {
+        values: vec![Param::Text(query.organization_id.to_string())],
+    };
+    let SearchPlan {
+        conditions,
+        fetch,
+        direction,
+    } = plan_search(query, scan, &mut binder, "e.occurred_at");
+    let sql = if sort_time_range {
+        // `+ 0` is an order no index provides: the planner reads the range's sequences
+        // through the time index (from the index alone when only time and sequence
+        // bounds apply), keeps the page's worth, and only those rows are then fetched.
+        format!(
+            "SELECT {STORED_EVENT_COLUMNS} FROM events e
+             WHERE e.organization_id = $1 AND e.sequence IN (
+                 SELECT e.sequence FROM events e WHERE {} ORDER BY e.sequence + 0 {direction} LIMIT {fetch})
+             ORDER BY e.sequence {direction}",
+            conditions.join(" AND "),
+        )
+    } else {
+        format!(
+            "SELECT {STORED_EVENT_COLUMNS} FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT {fetch}",
+            conditions.join(" AND "),
+        )
+    };
+    (sql, binder.values)
+}
+
+/// How far the sequence index may be walked before a time-filtered page is chosen from
+/// the time index instead (walking 10,000 rows takes a few milliseconds).
+pub(super) const SHORT_SEQUENCE_WALK: i64 = 10_000;
+
+pub(super) const VERIFY_FETCH: i32 = 1000;
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append_event(
+        &self,
+        event: NewEvent,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> StoreResult<Idempotent<AppendedEvent>> {
+        self.appender.append(event, idempotency).await
+    }
+
+    async fn search_events(
+        &self,
+        query: EventQuery,
+        page: PageRequest<i64>,
+    ) -> StoreResult<Page<StoredEvent>> {
+        let scan = page.scan();
+        // Events arrive roughly in time order, so `occurred_at` and `sequence` go together,
+        // which the planner cannot know: for "newest 10 in this time range" it walks the
+        // sequence index from the newest event expecting matches soon, and reads most of
+        // the organization when the range lies far back. For a page filtered by time and
+        // not by actor or target id (which have selective indexes of their own), one entry
+        // of the time index tells how far that walk would go; if far, the page's sequences
+        // are chosen from the range's entries in the time index instead. Exports keep the
+        // sequence walk, which reads each row once across all their pages.
+        let sort_time_range =
+            is_time_bounded_only(&query) && !self.sequence_walk_is_short(&query, &scan).await?;
+        let (sql, values) = search_sql(&query, &scan, sort_time_range);
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Param::as_sql).collect();
+        let rows = self.query(&sql, &params).await?;
+        let events = rows.iter().map(stored_event_from_row).collect();
+        Ok(page.assemble(events, |event| event.sequence.to_string()))
+    }
+
+    async fn get_event(&self, organization_id: &str, id: &str) -> StoreResult<Option<HashedEvent>> {
+        // Matching the organization too keeps one organization's link from reaching
+        // another's event.
+        let row = self
+            .query_opt(
+                &format!(
+                    "SELECT {STORED_EVENT_COLUMNS}, e.hash FROM events e
+                     WHERE e.organization_id = $1 AND e.id = $2"
+                ),
+                &[&organization_id, &id],
+            )
+            .await?;
+        row.map(|row| {
+            let event = stored_event_from_row(&row);
+            let hash = hash_from(
+                row.get(6),
+                &event.organization_id,
+                Some(event.sequence),
+                "the event's hash",
+            )?;
+            Ok(HashedEvent { event, hash })
+        })
+        .transpose()
+    }
+
+    async fn recent_events_of_action(
+        &self,
+        action: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {STORED_EVENT_COLUMNS} FROM events e
+                     WHERE e.action = $1 ORDER BY e.received_at DESC, e.id DESC LIMIT $2"
+                ),
+                &[&action, &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows.iter().map(stored_event_from_row).collect())
+    }
+
+    async fn verify_log(
+        &self,
+        organization_id: Option<String>,
+        mut progress: Box<dyn FnMut(u64) + Send>,
+    ) -> StoreResult<VerifyReport> {
+        let mut client = self.client().await?;
+        // One snapshot for the anchors and the whole log, so a purge committing meanwhile
+        // cannot pair an old anchor with a newer log; the rows stream through a portal
+        // (a server-side cursor) VERIFY_FETCH at a time, in bounded memory.
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(database_error)?;
+        let anchors = chain_anchors(
+            query_in(
+                &transaction,
+                "SELECT organization_id, first_sequence, previous_hash FROM chain_anchors",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2))),
+        )?;
+        let portal = transaction
+            .bind(
+                "SELECT organization_id, sequence, canonical, hash FROM events
+                 WHERE ($1::text IS NULL OR organization_id = $1)
+                 ORDER BY organization_id, sequence",
+                &[&organization_id],
+            )
+            .await
+            .map_err(database_error)?;
+        let mut walk = ChainWalk::new(anchors, progress.as_mut());
+        loop {
+            let rows = transaction
+                .query_portal(&portal, VERIFY_FETCH)
+                .await
+                .map_err(database_error)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                if !walk.push(row.get(0), row.get(1), row.get(2), row.get(3)) {
+                    return Ok(walk.finish());
+                }
+            }
+        }
+        Ok(walk.finish())
+    }
+}
+
+impl PostgresStore {
+    /// Whether walking the sequence index from where the page starts (the cursor, or the
+    /// newest or oldest event) reaches the time range within [`SHORT_SEQUENCE_WALK`] rows.
+    /// Where the range's near edge lies in sequence order is read from one entry of the
+    /// time index; since events arrive roughly in time order, that is where the walk
+    /// starts finding matches.
+    async fn sequence_walk_is_short(
+        &self,
+        query: &EventQuery,
+        scan: &Scan<'_, i64>,
+    ) -> StoreResult<bool> {
+        let (edge_sql, edge_time) = if scan.descending {
+            (
+                "SELECT sequence FROM events WHERE organization_id = $1 AND occurred_at <= $2
+                 ORDER BY occurred_at DESC, sequence DESC LIMIT 1",
+                query.occurred_to,
+            )
+        } else {
+            (
+                "SELECT sequence FROM events WHERE organization_id = $1 AND occurred_at >= $2
+                 ORDER BY occurred_at, sequence LIMIT 1",
+                query.occurred_from,
+            )
+        };
+        // A range open on the side the walk starts from is entered at once.
+        let Some(edge_time) = edge_time else {
+            return Ok(true);
+        };
+        let Some(edge) = self
+            .query_opt(edge_sql, &[&query.organization_id, &edge_time])
+            .await?
+            .map(|row| row.get::<_, i64>(0))
+        else {
+            return Ok(false);
+        };
+        let start = match (scan.bound, scan.descending) {
+            (Some((bound, _)), _) => *bound,
+            (None, false) => 0,
+            (None, true) => self
+                .query_opt(
+                    "SELECT sequence FROM chain_heads WHERE organization_id = $1",
+                    &[&query.organization_id],
+                )
+                .await?
+                .map_or(0, |row| row.get::<_, i64>(0)),
+        };
+        Ok((start - edge).abs() <= SHORT_SEQUENCE_WALK)
+    }
+}

@@ -1,0 +1,100 @@
+//! Encodings of stored values that both backends share, so a row means the same thing
+//! whichever database holds it; a value that does not decode is [`StoreError::Corrupt`],
+//! never a default.
+
+use serde_json::Map;
+use stele_core::model::{IdempotencyRecord, OrganizationDomain};
+use stele_core::schema::SchemaDefinition;
+
+use crate::{StoreError, StoreResult};
+
+/// JSON text of a value kept in a text column (organization metadata, domains, filters).
+pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|source| StoreError::Encode {
+        what: "a JSON column",
+        source: source.into(),
+    })
+}
+
+/// A 32-byte hash column, or [`StoreError::Corrupt`] naming `what` and where it was read.
+pub(crate) fn hash_from(
+    bytes: &[u8],
+    organization: &str,
+    sequence: Option<i64>,
+    what: &str,
+) -> StoreResult<[u8; 32]> {
+    bytes.try_into().map_err(|_| {
+        StoreError::corrupt(
+            Some(organization),
+            sequence,
+            format!("{what} is {} bytes, not 32", bytes.len()),
+        )
+    })
+}
+
+/// A stored schema version's definition, or [`StoreError::Corrupt`] naming it.
+pub(crate) fn parse_definition(
+    action: &str,
+    version: i64,
+    text: &str,
+) -> StoreResult<SchemaDefinition> {
+    serde_json::from_str(text).map_err(|error| {
+        StoreError::corrupt(None, None, format!("schema {action} v{version}: {error}"))
+    })
+}
+
+/// An organization's `metadata` and `domains` columns.
+pub(crate) fn parse_organization_json(
+    id: &str,
+    metadata: &str,
+    domains: &str,
+) -> StoreResult<(Map<String, serde_json::Value>, Vec<OrganizationDomain>)> {
+    let metadata = serde_json::from_str(metadata)
+        .map_err(|error| StoreError::corrupt(Some(id), None, format!("metadata: {error}")))?;
+    let domains = serde_json::from_str(domains)
+        .map_err(|error| StoreError::corrupt(Some(id), None, format!("domains: {error}")))?;
+    Ok((metadata, domains))
+}
+
+/// A `LIKE` pattern matching names that contain `text` literally (`\` escapes).
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// An idempotency record from its columns. A fingerprint that is not 32 bytes or a status
+/// that is not an HTTP status means the row was damaged; replaying it would answer with a
+/// response the request never got.
+pub(crate) fn idempotency_record(
+    scope: &str,
+    key: &str,
+    fingerprint: &[u8],
+    status: i64,
+    body: Vec<u8>,
+    created_at: i64,
+) -> StoreResult<IdempotencyRecord> {
+    let damaged = |detail: String| {
+        StoreError::corrupt(
+            None,
+            None,
+            format!("idempotency key {key} of {scope}: {detail}"),
+        )
+    };
+    Ok(IdempotencyRecord {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        fingerprint: fingerprint.try_into().map_err(|_| {
+            damaged(format!(
+                "fingerprint is {} bytes, not 32",
+                fingerprint.len()
+            ))
+        })?,
+        status: u16::try_from(status)
+            .map_err(|_| damaged(format!("status {status} is not an HTTP status")))?,
+        body,
+        created_at,
+    })
+}

@@ -1,0 +1,129 @@
+//! The search plan, once for both backends: which filters become conditions, the keyset
+//! bounds of a page, and when a selective id filter should drive. Each backend supplies
+//! only its placeholder syntax and bound values ([`Binder`]) and wraps the conditions in
+//! its own SQL.
+
+use stele_core::model::EventQuery;
+use stele_core::pagination::Scan;
+
+/// How a backend spells and binds the values of a generated query.
+pub(crate) trait Binder {
+    /// The placeholder of the organization id, bound first.
+    const ORGANIZATION: &'static str;
+    /// Binds a list of texts; returns the condition on `column` that matches any of them.
+    fn one_of(&mut self, column: &str, items: &[String]) -> String;
+    /// Binds an integer; returns its placeholder.
+    fn integer(&mut self, value: i64) -> String;
+}
+
+/// The conditions and page size of one page of a search.
+pub(crate) struct SearchPlan {
+    pub(crate) conditions: Vec<String>,
+    /// Placeholder of the number of rows to fetch.
+    pub(crate) fetch: String,
+    pub(crate) direction: &'static str,
+}
+
+/// Whether `query` filters on an actor or target id: those have selective indexes of their
+/// own, which should drive the scan while the time range is checked row by row.
+pub(crate) fn has_selective_id(query: &EventQuery) -> bool {
+    !query.actor_ids.is_empty() || !query.target_ids.is_empty()
+}
+
+/// Whether a page of `query` is bounded by time only (no selective id, not an export's
+/// snapshot): the case where walking the sequence index can read far before matching.
+pub(crate) fn is_time_bounded_only(query: &EventQuery) -> bool {
+    (query.occurred_from.is_some() || query.occurred_to.is_some())
+        && !has_selective_id(query)
+        && query.up_to_sequence.is_none()
+}
+
+/// Plans one page of `query`. Only the filters in use appear. `time_column` is how the
+/// backend names `occurred_at` in the conditions (SQLite hides the index with `+` when a
+/// selective id drives).
+pub(crate) fn plan_search<B: Binder>(
+    query: &EventQuery,
+    scan: &Scan<'_, i64>,
+    binder: &mut B,
+    time_column: &str,
+) -> SearchPlan {
+    let organization = B::ORGANIZATION;
+    let mut conditions = vec![format!("e.organization_id = {organization}")];
+    for (column, items) in [
+        ("e.action", &query.actions),
+        ("e.actor_id", &query.actor_ids),
+        ("e.actor_name", &query.actor_names),
+    ] {
+        if !items.is_empty() {
+            conditions.push(binder.one_of(column, items));
+        }
+    }
+    if !query.target_ids.is_empty() {
+        // Target ids are selective: let their index drive.
+        let condition = binder.one_of("t.target_id", &query.target_ids);
+        conditions.push(format!(
+            "e.sequence IN (SELECT t.sequence FROM event_targets t WHERE t.organization_id = {organization} AND {condition})"
+        ));
+    }
+    if !query.target_types.is_empty() {
+        // Target types are not (most events of an action share them): check them per
+        // candidate row instead of collecting every matching sequence first.
+        let condition = binder.one_of("t.target_type", &query.target_types);
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM event_targets t
+                     WHERE t.organization_id = e.organization_id AND {condition} AND t.sequence = e.sequence)"
+        ));
+    }
+    let (from, to) = (format!("{time_column} >="), format!("{time_column} <="));
+    for (condition, bound) in [
+        (from.as_str(), query.occurred_from),
+        (to.as_str(), query.occurred_to),
+        ("e.sequence <=", query.up_to_sequence),
+        (
+            "e.sequence >",
+            scan.bound
+                .filter(|(_, greater)| *greater)
+                .map(|(key, _)| *key),
+        ),
+        (
+            "e.sequence <",
+            scan.bound
+                .filter(|(_, greater)| !*greater)
+                .map(|(key, _)| *key),
+        ),
+    ] {
+        if let Some(bound) = bound {
+            let placeholder = binder.integer(bound);
+            conditions.push(format!("{condition} {placeholder}"));
+        }
+    }
+    SearchPlan {
+        conditions,
+        fetch: binder.integer(i64::from(scan.fetch)),
+        direction: direction(scan),
+    }
+}
+
+/// `ORDER BY` direction of a keyset scan.
+pub(crate) fn direction<K>(scan: &Scan<'_, K>) -> &'static str {
+    if scan.descending {
+        "DESC"
+    } else {
+        "ASC"
+    }
+}
+
+/// `WHERE`-clause fragment and `ORDER BY` direction for a keyset scan over `column`, whose
+/// bound (if any) is bound to `placeholder`.
+pub(crate) fn keyset<K>(
+    column: &str,
+    scan: &Scan<'_, K>,
+    placeholder: &str,
+) -> (String, &'static str) {
+    let condition = match scan.bound {
+        None => "TRUE".to_owned(),
+        Some((_, true)) => format!("{column} > {placeholder}"),
+        Some((_, false)) => format!("{column} < {placeholder}"),
+    };
+    (condition, direction(scan))
+}

@@ -1,0 +1,390 @@
+//! The event log in SQLite: appends, search, single reads and the end-to-end chain check.
+
+use super::database_error;
+use super::idempotency::claim_idempotency_key;
+use super::organizations::organization_exists;
+use super::SqliteStore;
+use crate::prelude::*;
+use crate::shared::chain::{chain_anchors, ChainWalk};
+use crate::shared::encoding::hash_from;
+use crate::shared::search::{has_selective_id, plan_search, Binder, SearchPlan};
+use async_trait::async_trait;
+use rusqlite::params;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+use rusqlite::OptionalExtension;
+use rusqlite::Row;
+use stele_core::chain::link;
+use stele_core::chain::ChainHash;
+use stele_core::chain::GENESIS;
+use stele_core::model::*;
+use stele_core::pagination::Page;
+use stele_core::pagination::PageRequest;
+use stele_core::pagination::Scan;
+use stele_core::timestamp::now_millis;
+
+/// Appends `new` at its organization's next sequence; the organization must exist.
+pub(super) fn append_event_now(
+    connection: &Connection,
+    new: &NewEvent,
+) -> StoreResult<AppendedEvent> {
+    let head: Option<(i64, Vec<u8>)> = connection
+        .prepare_cached(
+            "SELECT sequence, hash FROM events WHERE organization_id = ?1 ORDER BY sequence DESC LIMIT 1",
+        )
+        .and_then(|mut statement| {
+            statement.query_row([&new.organization_id], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+        })
+        .map_err(database_error)?;
+    let head = match head {
+        Some(head) => Some(head),
+        None => chain_anchor(connection, &new.organization_id)?
+            .map(|(sequence, hash)| (sequence, hash.to_vec())),
+    };
+    let (previous_sequence, previous_hash): (i64, ChainHash) = match head {
+        None => (0, GENESIS),
+        Some((sequence, hash)) => (
+            sequence,
+            hash_from(
+                &hash,
+                &new.organization_id,
+                Some(sequence),
+                "the event's hash",
+            )?,
+        ),
+    };
+    let sequence = previous_sequence + 1;
+    let received_at = now_millis();
+    let canonical = new
+        .event
+        .canonical_record(&new.id, &new.organization_id, sequence, received_at)
+        .map_err(|error| StoreError::Internal(format!("cannot encode the event: {error}")))?;
+    let hash = link(&previous_hash, &canonical);
+    connection
+        .prepare_cached(
+            "INSERT INTO events (organization_id, sequence, id, action, version, actor_id, actor_name,
+                                 occurred_at, received_at, canonical, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                new.organization_id,
+                sequence,
+                new.id,
+                new.event.action,
+                new.event.version,
+                new.event.actor.id,
+                new.event.actor.name,
+                new.event.occurred_at,
+                received_at,
+                canonical,
+                hash.as_slice(),
+            ])
+        })
+        .map_err(database_error)?;
+    let mut insert_target = connection
+        .prepare_cached(
+            "INSERT OR IGNORE INTO event_targets (organization_id, target_id, sequence, position, target_type)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(database_error)?;
+    for (position, target) in new.event.targets.iter().enumerate() {
+        insert_target
+            .execute(params![
+                new.organization_id,
+                target.id,
+                sequence,
+                position as i64,
+                target.kind
+            ])
+            .map_err(database_error)?;
+    }
+    Ok(AppendedEvent {
+        id: new.id.clone(),
+        sequence,
+        received_at,
+    })
+}
+
+/// The predecessor of an organization's first retained event after a purge: its sequence
+/// and hash, from which the next append continues the chain.
+pub(super) fn chain_anchor(
+    connection: &Connection,
+    organization_id: &str,
+) -> StoreResult<Option<(i64, ChainHash)>> {
+    let row: Option<(i64, Vec<u8>)> = connection
+        .prepare_cached(
+            "SELECT first_sequence, previous_hash FROM chain_anchors WHERE organization_id = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row([organization_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(database_error)?;
+    row.map(|(first_sequence, hash)| {
+        let previous = first_sequence - 1;
+        let hash = hash_from(
+            &hash,
+            organization_id,
+            Some(previous),
+            "the chain anchor's hash",
+        )?;
+        Ok((previous, hash))
+    })
+    .transpose()
+}
+
+/// Every organization's retained-chain start: first retained sequence and its predecessor hash.
+pub(super) fn all_chain_anchors(
+    connection: &Connection,
+) -> StoreResult<std::collections::HashMap<String, (i64, ChainHash)>> {
+    let mut statement = connection
+        .prepare("SELECT organization_id, first_sequence, previous_hash FROM chain_anchors")
+        .map_err(database_error)?;
+    let rows: Vec<(String, i64, Vec<u8>)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .and_then(Iterator::collect)
+        .map_err(database_error)?;
+    chain_anchors(rows)
+}
+
+pub(super) const STORED_EVENT_COLUMNS: &str =
+    "e.id, e.organization_id, e.sequence, e.version, e.received_at, e.canonical";
+
+pub(super) fn stored_event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        id: row.get(0)?,
+        organization_id: row.get(1)?,
+        sequence: row.get(2)?,
+        version: row.get(3)?,
+        received_at: row.get(4)?,
+        canonical: row.get(5)?,
+    })
+}
+
+/// Binds search values SQLite's way: list values are spelled out (`= ?` for one,
+/// `IN (?, ?)` for several) rather than passed as one JSON array, so SQLite sees each value
+/// and picks the index that fits: a filter on one actor walks
+/// `(organization_id, actor_id, sequence)` in order instead of scanning the organization.
+struct SqliteBinder {
+    values: Vec<SqlValue>,
+}
+
+impl Binder for SqliteBinder {
+    const ORGANIZATION: &'static str = "?1";
+
+    fn one_of(&mut self, column: &str, items: &[String]) -> String {
+        let start = self.values.len() + 1;
+        self.values
+            .extend(items.iter().cloned().map(SqlValue::Text));
+        if items.len() == 1 {
+            format!("{column} = ?{start}")
+        } else {
+            let placeholders: Vec<String> = (start..start + items.len())
+                .map(|n| format!("?{n}"))
+                .collect();
+            format!("{column} IN ({})", placeholders.join(", "))
+        }
+    }
+
+    fn integer(&mut self, value: i64) -> String {
+        self.values.push(SqlValue::Integer(value));
+        format!("?{}", self.values.len())
+    }
+}
+
+/// The search SQL for `query` and its parameters, in order. The page's sequences are chosen
+/// first, from the indexes alone where they cover the filters, and only those rows' stored
+/// bytes are read.
+pub(super) fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, Vec<SqlValue>) {
+    let mut binder = SqliteBinder {
+        values: vec![SqlValue::Text(query.organization_id.to_string())],
+    };
+    // With an actor or target id, that selective index should drive and the time range be
+    // checked row by row; `+` keeps SQLite (which has no statistics about the range) from
+    // walking a wide range of the time index instead.
+    let time = if has_selective_id(query) {
+        "+e.occurred_at"
+    } else {
+        "e.occurred_at"
+    };
+    let plan = plan_search(query, scan, &mut binder, time);
+    let SearchPlan {
+        conditions,
+        fetch,
+        direction,
+    } = plan;
+    let sql = format!(
+        "SELECT {STORED_EVENT_COLUMNS} FROM events e
+         WHERE e.organization_id = ?1 AND e.sequence IN (
+             SELECT e.sequence FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT {fetch})
+         ORDER BY e.sequence {direction}",
+        conditions.join(" AND "),
+    );
+    (sql, binder.values)
+}
+
+pub(super) fn run_search(
+    connection: &Connection,
+    query: &EventQuery,
+    page: &PageRequest<i64>,
+) -> StoreResult<Vec<StoredEvent>> {
+    let (sql, values) = search_sql(query, &page.scan());
+    let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
+    let rows = statement
+        .query_map(rusqlite::params_from_iter(values), stored_event_from_row)
+        .and_then(Iterator::collect)
+        .map_err(database_error);
+    rows
+}
+
+/// Re-checks the chains inside the caller's read transaction (see `verify_log`).
+pub(super) fn verify_chains(
+    connection: &Connection,
+    organization_id: Option<String>,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> StoreResult<VerifyReport> {
+    let anchors = all_chain_anchors(connection)?;
+    let mut statement = connection
+        .prepare(
+            "SELECT organization_id, sequence, canonical, hash FROM events
+             WHERE (?1 IS NULL OR organization_id = ?1)
+             ORDER BY organization_id, sequence",
+        )
+        .map_err(database_error)?;
+    let mut rows = statement.query([organization_id]).map_err(database_error)?;
+    let mut walk = ChainWalk::new(anchors, progress);
+    while let Some(row) = rows.next().map_err(database_error)? {
+        let organization = row
+            .get_ref(0)
+            .and_then(|value| Ok(value.as_str()?))
+            .map_err(database_error)?;
+        let sequence: i64 = row.get(1).map_err(database_error)?;
+        let canonical = row
+            .get_ref(2)
+            .and_then(|value| Ok(value.as_bytes()?))
+            .map_err(database_error)?;
+        let hash = row
+            .get_ref(3)
+            .and_then(|value| Ok(value.as_bytes()?))
+            .map_err(database_error)?;
+        if !walk.push(organization, sequence, canonical, hash) {
+            break;
+        }
+    }
+    Ok(walk.finish())
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append_event(
+        &self,
+        event: NewEvent,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> StoreResult<Idempotent<AppendedEvent>> {
+        // The hot path runs without a savepoint (see `writer`): every check that can fail
+        // comes before the first write, and claiming the key writes nothing when it is taken.
+        self.writer
+            .write_unguarded(move |connection| {
+                if !organization_exists(connection, &event.organization_id)? {
+                    return Err(StoreError::OrganizationNotFound);
+                }
+                if let Some(record) = &idempotency {
+                    if let Some(existing) = claim_idempotency_key(connection, record)? {
+                        return Ok(Idempotent::AlreadyDone(existing));
+                    }
+                }
+                append_event_now(connection, &event).map(Idempotent::Done)
+            })
+            .await
+    }
+
+    async fn search_events(
+        &self,
+        query: EventQuery,
+        page: PageRequest<i64>,
+    ) -> StoreResult<Page<StoredEvent>> {
+        self.readers
+            .read(move |connection| {
+                let rows = run_search(connection, &query, &page)?;
+                Ok(page.assemble(rows, |event| event.sequence.to_string()))
+            })
+            .await
+    }
+
+    async fn get_event(&self, organization_id: &str, id: &str) -> StoreResult<Option<HashedEvent>> {
+        let (organization_id, id) = (organization_id.to_owned(), id.to_owned());
+        self.readers
+            .read(move |connection| {
+                // `id` is unique across organizations; matching the organization too keeps
+                // one organization's link from reaching another's event.
+                let row: Option<(StoredEvent, Vec<u8>)> = connection
+                    .prepare_cached(&format!(
+                        "SELECT {STORED_EVENT_COLUMNS}, e.hash FROM events e
+                         WHERE e.id = ?1 AND e.organization_id = ?2"
+                    ))
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(params![id, organization_id], |row| {
+                                Ok((stored_event_from_row(row)?, row.get(6)?))
+                            })
+                            .optional()
+                    })
+                    .map_err(database_error)?;
+                row.map(|(event, hash)| {
+                    let hash = hash_from(
+                        &hash,
+                        &event.organization_id,
+                        Some(event.sequence),
+                        "the event's hash",
+                    )?;
+                    Ok(HashedEvent { event, hash })
+                })
+                .transpose()
+            })
+            .await
+    }
+
+    async fn recent_events_of_action(
+        &self,
+        action: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let action = action.to_owned();
+        self.readers
+            .read(move |connection| {
+                // Walks `events_by_action_recency` backwards; ids break ties within one
+                // millisecond because they are monotonic.
+                let mut statement = connection
+                    .prepare_cached(&format!(
+                        "SELECT {STORED_EVENT_COLUMNS} FROM events e
+                             WHERE e.action = ?1 ORDER BY e.received_at DESC, e.id DESC LIMIT ?2"
+                    ))
+                    .map_err(database_error)?;
+                let events = statement
+                    .query_map(params![action, limit], stored_event_from_row)
+                    .and_then(Iterator::collect)
+                    .map_err(database_error);
+                events
+            })
+            .await
+    }
+
+    async fn verify_log(
+        &self,
+        organization_id: Option<String>,
+        mut progress: Box<dyn FnMut(u64) + Send>,
+    ) -> StoreResult<VerifyReport> {
+        self.readers
+            .read(move |connection| {
+                // One read transaction, so a purge committing meanwhile cannot pair an old
+                // anchor with a newer log.
+                connection.execute_batch("BEGIN").map_err(database_error)?;
+                let report = verify_chains(connection, organization_id, progress.as_mut());
+                let _ = connection.execute_batch("COMMIT");
+                report
+            })
+            .await
+    }
+}

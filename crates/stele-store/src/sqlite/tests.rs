@@ -1,0 +1,224 @@
+//! Store-level tests of the SQLite backend.
+
+use serde_json::Map;
+
+use super::*;
+use serde_json::json;
+use stele_core::event::parse_create_event;
+use stele_core::model::*;
+
+/// A write connection of its own, to damage rows the way something outside Stele would.
+fn tamper(dir: &tempfile::TempDir, sql: &str) {
+    let connection = rusqlite::Connection::open(dir.path().join("stele.db")).expect("open");
+    connection.execute_batch(sql).expect(sql);
+}
+
+/// A store with organization `org_1` holding one event (sequence 1) with a target.
+async fn store_with_one_event() -> (tempfile::TempDir, SqliteStore) {
+    let (dir, store) = open();
+    store
+        .create_organization(
+            Organization {
+                id: "org_1".into(),
+                name: "Acme".into(),
+                external_id: None,
+                metadata: Map::new(),
+                domains: Vec::new(),
+                retention_period_in_days: None,
+                created_at: 0,
+                updated_at: 0,
+            },
+            None,
+        )
+        .await
+        .expect("organization");
+    let request = parse_create_event(&json!({
+        "organization_id": "org_1",
+        "event": {
+            "action": "user.signed_in", "occurred_at": "2022-09-08T19:46:03.435Z",
+            "actor": {"id": "u", "type": "user"}, "targets": [{"id": "t", "type": "team"}],
+            "context": {"location": "1.2.3.4"}
+        }
+    }))
+    .expect("valid");
+    store
+        .append_event(
+            NewEvent {
+                id: "audit_log_event_1".into(),
+                organization_id: "org_1".into(),
+                event: request.event,
+            },
+            None,
+        )
+        .await
+        .expect("append");
+    (dir, store)
+}
+
+fn assert_corrupt_at(error: StoreError, organization: &str, sequence: i64) {
+    match &error {
+        StoreError::Corrupt {
+            organization: Some(found),
+            sequence: Some(at),
+            ..
+        } => assert_eq!((found.as_str(), *at), (organization, sequence), "{error}"),
+        other => panic!("expected damage at {organization} #{sequence}, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.contains(organization) && message.contains(&format!("sequence {sequence}")),
+        "{message}"
+    );
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("stele.db"), true).expect("open");
+    (dir, store)
+}
+
+#[tokio::test]
+async fn sessions_expire_and_expired_ones_are_swept_on_the_next_sign_in() {
+    let (_dir, store) = open();
+    store
+        .create_user(NewUser {
+            id: "user_1".into(),
+            username: "admin".into(),
+            password_hash: "x".into(),
+            created_at: 0,
+        })
+        .await
+        .expect("user");
+    let session = |token: u8, created_at, expires_at| NewSession {
+        token_hash: [token; 32],
+        user_id: "user_1".into(),
+        created_at,
+        expires_at,
+    };
+    store
+        .create_session(session(1, 0, 100))
+        .await
+        .expect("first");
+    let found = store.find_session([1; 32], 50).await.expect("read");
+    assert_eq!(found.map(|s| s.username), Some("admin".to_owned()));
+    assert_eq!(store.find_session([1; 32], 100).await.expect("read"), None);
+    assert_eq!(store.find_session([2; 32], 50).await.expect("read"), None);
+
+    store
+        .create_session(session(2, 200, 300))
+        .await
+        .expect("second");
+    let remaining: i64 = store
+        .readers
+        .read(|c| {
+            c.query_row("SELECT COUNT(*) FROM sessions", [], |row| row.get(0))
+                .map_err(database_error)
+        })
+        .await
+        .expect("count");
+    assert_eq!(remaining, 1, "the expired session was deleted");
+    store.delete_session([2; 32]).await.expect("delete");
+    assert_eq!(store.find_session([2; 32], 250).await.expect("read"), None);
+}
+
+#[tokio::test]
+async fn recent_events_of_an_action_are_newest_first_and_limited() {
+    let (_dir, store) = open();
+    let organization = Organization {
+        id: "org_1".into(),
+        name: "Acme".into(),
+        external_id: None,
+        metadata: Map::new(),
+        domains: Vec::new(),
+        retention_period_in_days: None,
+        created_at: 0,
+        updated_at: 0,
+    };
+    store
+        .create_organization(organization, None)
+        .await
+        .expect("organization");
+    for (index, action) in ["a", "b", "a", "a"].iter().enumerate() {
+        let request = parse_create_event(&json!({
+            "organization_id": "org_1",
+            "event": {
+                "action": action, "occurred_at": "2022-09-08T19:46:03.435Z",
+                "actor": {"id": "u", "type": "user"}, "targets": [],
+                "context": {"location": "1.2.3.4"}
+            }
+        }))
+        .expect("valid");
+        store
+            .append_event(
+                NewEvent {
+                    id: format!("audit_log_event_{index}").into(),
+                    organization_id: "org_1".into(),
+                    event: request.event,
+                },
+                None,
+            )
+            .await
+            .expect("append");
+    }
+    let recent = store.recent_events_of_action("a", 2).await.expect("read");
+    let ids: Vec<&str> = recent.iter().map(|event| event.id.as_str()).collect();
+    assert_eq!(ids, ["audit_log_event_3", "audit_log_event_2"]);
+    let record: serde_json::Value =
+        serde_json::from_slice(&recent[0].canonical).expect("canonical JSON");
+    assert_eq!(record["action"], "a");
+    assert_eq!(recent[0].sequence, 4);
+}
+
+#[tokio::test]
+async fn a_damaged_event_hash_is_reported_with_its_organization_and_sequence() {
+    let (dir, store) = store_with_one_event().await;
+    tamper(&dir, "UPDATE events SET hash = x'0102' WHERE sequence = 1");
+    let error = store
+        .get_event("org_1", "audit_log_event_1")
+        .await
+        .expect_err("a 2-byte hash is damage");
+    assert_corrupt_at(error, "org_1", 1);
+}
+
+#[tokio::test]
+async fn a_purge_refuses_an_event_whose_stored_targets_are_unreadable() {
+    let (dir, store) = store_with_one_event().await;
+    tamper(
+        &dir,
+        r#"UPDATE events SET canonical = CAST('{"targets":[{"type":"team"}]}' AS BLOB) WHERE sequence = 1"#,
+    );
+    let error = store
+        .purge_events("org_1", i64::MAX, 10)
+        .await
+        .expect_err("a target without an id is damage");
+    assert_corrupt_at(error, "org_1", 1);
+    let still_there = store
+        .get_event("org_1", "audit_log_event_1")
+        .await
+        .expect("read");
+    assert!(still_there.is_some(), "nothing was purged");
+}
+
+#[tokio::test]
+async fn a_damaged_idempotency_fingerprint_is_an_error_not_zeros() {
+    let (dir, store) = open();
+    let record = IdempotencyRecord {
+        scope: "key_1".into(),
+        key: "k".into(),
+        fingerprint: [7; 32],
+        status: 201,
+        body: b"{}".to_vec(),
+        created_at: stele_core::timestamp::now_millis(),
+    };
+    store
+        .save_idempotency_record(record.clone())
+        .await
+        .expect("save");
+    tamper(&dir, "UPDATE idempotency_keys SET fingerprint = x'07'");
+    let error = store
+        .find_idempotency_record("key_1", "k", record.created_at)
+        .await
+        .expect_err("a 1-byte fingerprint is damage");
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+    assert!(error.to_string().contains("fingerprint"), "{error}");
+}
