@@ -10,6 +10,7 @@ contract_tests!(
     an_export_of_an_unknown_organization_is_refused,
     an_export_is_incomplete_once_retention_purges_events_it_covered,
     an_export_after_everything_was_purged_snapshots_the_newest_sequence,
+    a_purge_of_events_after_the_snapshot_leaves_an_export_complete,
 );
 
 fn export(id: &str, query: EventQuery, created_at: UnixMillis) -> Export {
@@ -159,4 +160,26 @@ async fn an_export_after_everything_was_purged_snapshots_the_newest_sequence(bac
         .expect("stored");
     assert_eq!(read.query.up_to_sequence, Some(3));
     assert!(read.complete);
+}
+
+async fn a_purge_of_events_after_the_snapshot_leaves_an_export_complete(backend: Backend) {
+    create_organization(&*backend, "org_a").await;
+    // Created before any event: its snapshot is empty, so no purge can cut into it.
+    let empty = create(&backend, export("audit_log_export_1", query("org_a"), 10)).await;
+    assert_eq!(empty.query.up_to_sequence, Some(0));
+    let appended = append_spaced(&*backend, "org_a", 3).await;
+    let outcome = backend
+        .purge_events("org_a", appended[1].received_at, 100)
+        .await
+        .expect("purge");
+    assert_eq!(outcome.purged, 1);
+    let read = backend
+        .get_export("audit_log_export_1")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert!(
+        read.complete,
+        "event 1 came after the snapshot, so the export can still be produced as it was"
+    );
 }

@@ -15,6 +15,7 @@ contract_tests!(
     a_batch_exactly_as_large_as_the_expired_events_purges_them_all,
     purging_everything_keeps_the_tree_and_the_chain_continues,
     the_chain_verifies_and_leaf_hashes_survive_after_a_purge,
+    purged_leaves_are_kept_only_where_no_block_node_covers_them,
 );
 
 async fn retention_periods_are_set_cleared_and_listed(backend: Backend) {
@@ -336,5 +337,58 @@ async fn the_chain_verifies_and_leaf_hashes_survive_after_a_purge(backend: Backe
             .await
         ),
         [5]
+    );
+}
+
+async fn purged_leaves_are_kept_only_where_no_block_node_covers_them(backend: Backend) {
+    create_organization(&*backend, "org_kept").await;
+    create_organization(&*backend, "org_covered").await;
+    // A level-8 node for the first 256-leaf block: proofs read it instead of the leaves.
+    backend
+        .store_tree_nodes("org_covered", 8, vec![(0, [8; 32])])
+        .await
+        .expect("store block node");
+    let kept = append_spaced(&*backend, "org_kept", 3).await;
+    let covered = append_spaced(&*backend, "org_covered", 3).await;
+    for (organization, appended) in [("org_kept", &kept), ("org_covered", &covered)] {
+        let outcome = backend
+            .purge_events(organization, appended[2].received_at, 100)
+            .await
+            .expect("purge");
+        assert_eq!(outcome.purged, 2, "{organization}");
+    }
+    assert_eq!(
+        backend.tree_node_count("org_kept", 0).await.expect("count"),
+        2
+    );
+    assert_eq!(
+        backend
+            .tree_node_count("org_covered", 0)
+            .await
+            .expect("count"),
+        0,
+        "no leaf hash is kept where the block node stands for them"
+    );
+    assert_eq!(
+        backend
+            .leaf_hashes("org_kept", 0, 3)
+            .await
+            .expect("leaves")
+            .len(),
+        3
+    );
+    let missing = backend.leaf_hashes("org_covered", 0, 3).await;
+    assert!(
+        matches!(missing, Err(StoreError::Corrupt(_))),
+        "{missing:?}"
+    );
+    assert_eq!(
+        backend
+            .leaf_hashes("org_covered", 2, 3)
+            .await
+            .expect("leaves")
+            .len(),
+        1,
+        "the retained leaf is still read from its bytes"
     );
 }

@@ -262,6 +262,8 @@ pub fn event_json(action: &str, fields: Value) -> Value {
 }
 
 /// A new event of `organization_id` with a fresh id, from an `event` object.
+// `.into()` keeps this compiling whether event ids are plain strings or their own type.
+#[allow(clippy::useless_conversion)]
 pub fn new_event(organization_id: &str, event: Value) -> NewEvent {
     let request = parse_create_event(&json!({
         "organization_id": organization_id,
