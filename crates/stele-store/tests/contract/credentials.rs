@@ -1,0 +1,246 @@
+//! First start, API keys, dashboard users and sessions.
+
+use stele_store::*;
+
+use crate::support::*;
+
+contract_tests!(
+    initialize_stores_the_first_key_and_user_only_once,
+    concurrent_initializers_store_exactly_one_key_and_user,
+    api_keys_are_created_found_listed_and_revoked,
+    users_are_found_by_username_and_usernames_are_unique,
+    sessions_expire_and_expired_ones_are_swept_by_the_next_sign_in,
+);
+
+async fn initialize_stores_the_first_key_and_user_only_once(backend: Backend) {
+    assert!(backend.is_uninitialized().await.expect("read"));
+    let first = backend
+        .initialize(
+            api_key("key_1", "bootstrap", 1, 10),
+            user("user_1", "admin"),
+        )
+        .await
+        .expect("initialize");
+    assert!(first, "an empty database is initialized");
+    assert!(!backend.is_uninitialized().await.expect("read"));
+
+    let second = backend
+        .initialize(api_key("key_2", "again", 2, 20), user("user_2", "other"))
+        .await
+        .expect("initialize again");
+    assert!(!second, "an initialized database is left as it is");
+    let keys = backend.list_api_keys().await.expect("list");
+    let ids: Vec<&str> = keys.iter().map(|key| key.id.as_str()).collect();
+    assert_eq!(ids, ["key_1"]);
+    assert_eq!(backend.find_api_key([2; 32]).await.expect("find"), None);
+    let admin = backend
+        .find_user_by_username("admin")
+        .await
+        .expect("find")
+        .expect("the first user is stored");
+    assert_eq!(admin.id.as_str(), "user_1");
+    assert_eq!(
+        backend.find_user_by_username("other").await.expect("find"),
+        None
+    );
+}
+
+async fn concurrent_initializers_store_exactly_one_key_and_user(backend: Backend) {
+    let peers = backend.peers(8).await;
+    let outcomes = race(
+        peers
+            .into_iter()
+            .enumerate()
+            .map(|(index, store)| async move {
+                let key = api_key(&format!("key_{index}"), "bootstrap", index as u8, 10);
+                let user = user(&format!("user_{index}"), &format!("admin{index}"));
+                store.initialize(key, user).await.expect("initialize")
+            }),
+    )
+    .await;
+    let winners: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(index, stored)| stored.then_some(index))
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one initializer stored: {outcomes:?}"
+    );
+    let winner = winners[0];
+
+    let keys = backend.list_api_keys().await.expect("list");
+    let ids: Vec<String> = keys.iter().map(|key| key.id.to_string()).collect();
+    assert_eq!(ids, [format!("key_{winner}")]);
+    for index in 0..8 {
+        let found = backend
+            .find_user_by_username(&format!("admin{index}"))
+            .await
+            .expect("find");
+        assert_eq!(found.is_some(), index == winner, "user admin{index}");
+    }
+}
+
+async fn api_keys_are_created_found_listed_and_revoked(backend: Backend) {
+    for (id, name, secret) in [
+        ("key_b", "ci", 2),
+        ("key_a", "deploy", 1),
+        ("key_c", "ops", 3),
+    ] {
+        let created = backend
+            .create_api_key(api_key(id, name, secret, 100 + i64::from(secret)))
+            .await
+            .expect("create");
+        assert_eq!(
+            created,
+            ApiKey {
+                id: id.into(),
+                name: name.into(),
+                created_at: 100 + i64::from(secret),
+                revoked_at: None,
+            }
+        );
+    }
+    let listed = backend.list_api_keys().await.expect("list");
+    let ids: Vec<&str> = listed.iter().map(|key| key.id.as_str()).collect();
+    assert_eq!(ids, ["key_a", "key_b", "key_c"], "listed by id");
+
+    let found = backend
+        .find_api_key([2; 32])
+        .await
+        .expect("find")
+        .expect("the key with that secret hash");
+    assert_eq!((found.id.as_str(), found.name.as_str()), ("key_b", "ci"));
+    assert_eq!(found.revoked_at, None);
+    assert_eq!(backend.find_api_key([9; 32]).await.expect("find"), None);
+
+    assert!(backend.revoke_api_key("key_b", 500).await.expect("revoke"));
+    assert!(
+        !backend.revoke_api_key("key_b", 600).await.expect("revoke"),
+        "a revoked key is not revoked again"
+    );
+    assert!(!backend.revoke_api_key("key_z", 600).await.expect("revoke"));
+    let revoked = backend
+        .find_api_key([2; 32])
+        .await
+        .expect("find")
+        .expect("a revoked key is still found");
+    assert_eq!(revoked.revoked_at, Some(500), "the first revocation stands");
+    let listed = backend.list_api_keys().await.expect("list");
+    let revocations: Vec<Option<i64>> = listed.iter().map(|key| key.revoked_at).collect();
+    assert_eq!(revocations, [None, Some(500), None]);
+}
+
+async fn users_are_found_by_username_and_usernames_are_unique(backend: Backend) {
+    assert!(backend.is_uninitialized().await.expect("read"));
+    backend
+        .create_user(user("user_1", "alice"))
+        .await
+        .expect("create");
+    assert!(
+        !backend.is_uninitialized().await.expect("read"),
+        "a database with a user (and no key) is not uninitialized"
+    );
+    let found = backend
+        .find_user_by_username("alice")
+        .await
+        .expect("find")
+        .expect("stored");
+    assert_eq!(
+        found,
+        User {
+            id: "user_1".into(),
+            username: "alice".into(),
+            password_hash: "$argon2id$v=19$alice".into(),
+            created_at: 1_000,
+        }
+    );
+    assert_eq!(
+        backend.find_user_by_username("bob").await.expect("find"),
+        None
+    );
+    let taken = backend.create_user(user("user_2", "alice")).await;
+    assert!(matches!(taken, Err(StoreError::UsernameTaken)), "{taken:?}");
+    let still = backend
+        .find_user_by_username("alice")
+        .await
+        .expect("find")
+        .expect("stored");
+    assert_eq!(still.id.as_str(), "user_1", "the first user keeps the name");
+}
+
+async fn sessions_expire_and_expired_ones_are_swept_by_the_next_sign_in(backend: Backend) {
+    backend
+        .create_user(user("user_1", "admin"))
+        .await
+        .expect("user");
+    let session = |token: u8, created_at, expires_at| NewSession {
+        token_hash: [token; 32],
+        user_id: "user_1".into(),
+        created_at,
+        expires_at,
+    };
+    backend
+        .create_session(session(1, 0, 100))
+        .await
+        .expect("first");
+    backend
+        .create_session(session(2, 10, 200))
+        .await
+        .expect("second");
+    backend
+        .create_session(session(3, 20, 1_000))
+        .await
+        .expect("third");
+
+    let found = backend
+        .find_session([1; 32], 50)
+        .await
+        .expect("find")
+        .expect("a live session");
+    assert_eq!(
+        found,
+        Session {
+            user_id: "user_1".into(),
+            username: "admin".into(),
+            created_at: 0,
+            expires_at: 100,
+        }
+    );
+    assert_eq!(
+        backend.find_session([1; 32], 100).await.expect("find"),
+        None,
+        "a session is over at its expiry"
+    );
+    assert_eq!(backend.find_session([7; 32], 50).await.expect("find"), None);
+
+    // Signing in at 200 sweeps every session expired by then (1, and 2 exactly at its
+    // expiry): asked about an earlier time, they are gone.
+    backend
+        .create_session(session(4, 200, 900))
+        .await
+        .expect("fourth");
+    assert_eq!(backend.find_session([1; 32], 50).await.expect("find"), None);
+    assert_eq!(backend.find_session([2; 32], 50).await.expect("find"), None);
+    assert!(
+        backend
+            .find_session([3; 32], 50)
+            .await
+            .expect("find")
+            .is_some(),
+        "an unexpired session survives the sweep"
+    );
+    assert!(backend
+        .find_session([4; 32], 300)
+        .await
+        .expect("find")
+        .is_some());
+
+    backend.delete_session([3; 32]).await.expect("delete");
+    assert_eq!(backend.find_session([3; 32], 50).await.expect("find"), None);
+    backend
+        .delete_session([8; 32])
+        .await
+        .expect("deleting an unknown session is not an error");
+}

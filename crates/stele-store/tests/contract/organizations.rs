@@ -1,0 +1,362 @@
+//! Organizations: create, read, list, update, delete.
+
+use serde_json::json;
+use stele_core::pagination::{Cursor, SortOrder};
+use stele_store::*;
+
+use crate::support::*;
+
+contract_tests!(
+    an_organization_is_read_back_by_id_and_by_external_id,
+    external_ids_are_unique,
+    lists_filter_by_name_case_insensitively_and_by_domain,
+    lists_page_by_id_in_both_directions,
+    update_replaces_the_organization_and_refuses_unknown_ids_and_taken_external_ids,
+    delete_is_refused_while_events_exist,
+    organization_ids_are_sorted_bytewise,
+);
+
+fn ids(organizations: &[Organization]) -> Vec<String> {
+    organizations.iter().map(|o| o.id.to_string()).collect()
+}
+
+async fn an_organization_is_read_back_by_id_and_by_external_id(backend: Backend) {
+    let mut acme = organization("org_acme", "Acme");
+    acme.external_id = Some("ext-acme".into());
+    acme.metadata = json!({"tier": "gold", "region": "eu"})
+        .as_object()
+        .cloned()
+        .expect("object");
+    acme.domains = vec![
+        domain("org_domain_1", "acme.com"),
+        domain("org_domain_2", "acme.io"),
+    ];
+    acme.created_at = 111;
+    acme.updated_at = 222;
+    let created = done(
+        backend
+            .create_organization(acme.clone(), None)
+            .await
+            .expect("create"),
+    );
+    assert_eq!(created, acme);
+    assert_eq!(
+        backend.get_organization("org_acme").await.expect("get"),
+        Some(acme.clone())
+    );
+    assert_eq!(
+        backend
+            .get_organization_by_external_id("ext-acme")
+            .await
+            .expect("get"),
+        Some(acme)
+    );
+    assert_eq!(
+        backend.get_organization("org_none").await.expect("get"),
+        None
+    );
+    assert_eq!(
+        backend
+            .get_organization_by_external_id("ext-none")
+            .await
+            .expect("get"),
+        None
+    );
+}
+
+async fn external_ids_are_unique(backend: Backend) {
+    let mut first = organization("org_1", "First");
+    first.external_id = Some("shared".into());
+    backend
+        .create_organization(first, None)
+        .await
+        .expect("create");
+    let mut second = organization("org_2", "Second");
+    second.external_id = Some("shared".into());
+    let taken = backend.create_organization(second, None).await;
+    match taken {
+        Err(StoreError::ExternalIdTaken { existing }) => assert_eq!(existing.as_str(), "org_1"),
+        other => panic!("expected ExternalIdTaken, got {other:?}"),
+    }
+    assert_eq!(backend.get_organization("org_2").await.expect("get"), None);
+
+    // Organizations without an external id do not collide.
+    create_organization(&*backend, "org_3").await;
+    create_organization(&*backend, "org_4").await;
+    assert_eq!(
+        backend.organization_ids().await.expect("ids").len(),
+        3,
+        "org_1, org_3 and org_4"
+    );
+}
+
+async fn lists_filter_by_name_case_insensitively_and_by_domain(backend: Backend) {
+    for (id, name, domains) in [
+        ("org_1", "Acme Corp", vec!["acme.com"]),
+        ("org_2", "ACME labs", vec!["acme.io", "labs.dev"]),
+        ("org_3", "Globex", vec!["globex.com"]),
+        ("org_4", "100% Real_Name", vec![]),
+        ("org_5", "Initech", vec![]),
+    ] {
+        let mut organization = organization(id, name);
+        organization.domains = domains
+            .iter()
+            .enumerate()
+            .map(|(index, name)| domain(&format!("org_domain_{id}_{index}"), name))
+            .collect();
+        backend
+            .create_organization(organization, None)
+            .await
+            .expect("create");
+    }
+    let list = |name_contains: Option<&str>, domains: &[&str]| {
+        let filter = OrganizationFilter {
+            name_contains: name_contains.map(Into::into),
+            domains: domains.iter().map(|d| (*d).into()).collect(),
+        };
+        let store = std::sync::Arc::clone(&backend.store);
+        async move {
+            let page = store
+                .list_organizations(filter, page(100, SortOrder::Asc, None))
+                .await
+                .expect("list");
+            ids(&page.data)
+        }
+    };
+    assert_eq!(list(None, &[]).await.len(), 5);
+    assert_eq!(list(Some("acme"), &[]).await, ["org_1", "org_2"]);
+    assert_eq!(list(Some("CORP"), &[]).await, ["org_1"]);
+    // LIKE wildcards in the filter are plain characters.
+    assert_eq!(list(Some("%"), &[]).await, ["org_4"]);
+    assert_eq!(list(Some("_"), &[]).await, ["org_4"]);
+    assert_eq!(list(Some("cm_"), &[]).await, Vec::<String>::new());
+    assert_eq!(list(Some("a%b"), &[]).await, Vec::<String>::new());
+    assert_eq!(list(None, &["labs.dev"]).await, ["org_2"]);
+    assert_eq!(
+        list(None, &["acme.com", "globex.com"]).await,
+        ["org_1", "org_3"]
+    );
+    assert_eq!(list(None, &["nobody.org"]).await, Vec::<String>::new());
+    assert_eq!(
+        list(Some("acme"), &["acme.io", "globex.com"]).await,
+        ["org_2"],
+        "name and domain filters combine"
+    );
+}
+
+async fn lists_page_by_id_in_both_directions(backend: Backend) {
+    for index in 1..=5 {
+        create_organization(&*backend, &format!("org_{index}")).await;
+    }
+    let list = |request| async {
+        backend
+            .list_organizations(OrganizationFilter::default(), request)
+            .await
+            .expect("list")
+    };
+    let first = list(page(2, SortOrder::Desc, None)).await;
+    assert_eq!(ids(&first.data), ["org_5", "org_4"]);
+    assert_eq!(
+        (first.before, first.after.as_deref()),
+        (None, Some("org_4"))
+    );
+    let second = list(page(
+        2,
+        SortOrder::Desc,
+        Some(Cursor::After("org_4".into())),
+    ))
+    .await;
+    assert_eq!(ids(&second.data), ["org_3", "org_2"]);
+    assert_eq!(
+        (second.before.as_deref(), second.after.as_deref()),
+        (Some("org_3"), Some("org_2"))
+    );
+    let last = list(page(
+        2,
+        SortOrder::Desc,
+        Some(Cursor::After("org_2".into())),
+    ))
+    .await;
+    assert_eq!(
+        (ids(&last.data), last.after),
+        (vec!["org_1".to_owned()], None)
+    );
+    let back = list(page(
+        2,
+        SortOrder::Desc,
+        Some(Cursor::Before("org_3".into())),
+    ))
+    .await;
+    assert_eq!(
+        (ids(&back.data), back.before),
+        (vec!["org_5".to_owned(), "org_4".to_owned()], None)
+    );
+
+    let ascending = list(page(3, SortOrder::Asc, None)).await;
+    assert_eq!(ids(&ascending.data), ["org_1", "org_2", "org_3"]);
+    let rest = list(page(3, SortOrder::Asc, Some(Cursor::After("org_3".into())))).await;
+    assert_eq!(
+        (ids(&rest.data), rest.after),
+        (vec!["org_4".to_owned(), "org_5".to_owned()], None)
+    );
+    let before = list(page(
+        3,
+        SortOrder::Asc,
+        Some(Cursor::Before("org_4".into())),
+    ))
+    .await;
+    assert_eq!(ids(&before.data), ["org_1", "org_2", "org_3"]);
+    assert_eq!(before.before, None, "nothing precedes org_1");
+}
+
+async fn update_replaces_the_organization_and_refuses_unknown_ids_and_taken_external_ids(
+    backend: Backend,
+) {
+    let mut other = organization("org_other", "Other");
+    other.external_id = Some("ext-other".into());
+    backend
+        .create_organization(other, None)
+        .await
+        .expect("create");
+    let mut acme = organization("org_acme", "Acme");
+    acme.external_id = Some("ext-acme".into());
+    backend
+        .create_organization(acme.clone(), None)
+        .await
+        .expect("create");
+
+    let mut renamed = acme.clone();
+    renamed.name = "Acme Renamed".into();
+    renamed.external_id = Some("ext-new".into());
+    renamed.metadata = json!({"k": "v"}).as_object().cloned().expect("object");
+    renamed.domains = vec![domain("org_domain_9", "renamed.example")];
+    renamed.updated_at = 9_999;
+    let updated = backend
+        .update_organization(renamed.clone())
+        .await
+        .expect("update");
+    assert_eq!(updated, renamed);
+    assert_eq!(
+        backend.get_organization("org_acme").await.expect("get"),
+        Some(renamed.clone())
+    );
+    assert_eq!(
+        backend
+            .get_organization_by_external_id("ext-acme")
+            .await
+            .expect("get"),
+        None,
+        "the old external id is released"
+    );
+    assert_eq!(
+        backend
+            .get_organization_by_external_id("ext-new")
+            .await
+            .expect("get")
+            .map(|o| o.id.to_string()),
+        Some("org_acme".to_owned())
+    );
+
+    let missing = backend
+        .update_organization(organization("org_missing", "Missing"))
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::OrganizationNotFound)),
+        "{missing:?}"
+    );
+    assert_eq!(
+        backend.get_organization("org_missing").await.expect("get"),
+        None
+    );
+
+    let mut stealing = renamed.clone();
+    stealing.external_id = Some("ext-other".into());
+    match backend.update_organization(stealing).await {
+        Err(StoreError::ExternalIdTaken { existing }) => {
+            assert_eq!(existing.as_str(), "org_other")
+        }
+        other => panic!("expected ExternalIdTaken, got {other:?}"),
+    }
+    assert_eq!(
+        backend.get_organization("org_acme").await.expect("get"),
+        Some(renamed),
+        "a refused update changes nothing"
+    );
+}
+
+async fn delete_is_refused_while_events_exist(backend: Backend) {
+    create_organization(&*backend, "org_empty").await;
+    create_organization(&*backend, "org_busy").await;
+    append(&*backend, "org_busy", "user.signed_in").await;
+    append(&*backend, "org_busy", "user.signed_in").await;
+
+    match backend.delete_organization("org_busy").await {
+        Err(StoreError::OrganizationHasEvents { count }) => assert_eq!(count, 2),
+        other => panic!("expected OrganizationHasEvents, got {other:?}"),
+    }
+    assert!(backend
+        .get_organization("org_busy")
+        .await
+        .expect("get")
+        .is_some());
+    assert_eq!(search_all(&*backend, query("org_busy")).await.len(), 2);
+
+    backend
+        .delete_organization("org_empty")
+        .await
+        .expect("delete");
+    assert_eq!(
+        backend.get_organization("org_empty").await.expect("get"),
+        None
+    );
+    let remaining: Vec<String> = backend
+        .organization_ids()
+        .await
+        .expect("ids")
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    assert_eq!(remaining, ["org_busy"]);
+
+    let again = backend.delete_organization("org_empty").await;
+    assert!(
+        matches!(again, Err(StoreError::OrganizationNotFound)),
+        "{again:?}"
+    );
+
+    // Once retention has purged every event, the organization can go.
+    backend
+        .purge_events("org_busy", now() + 60_000, 100)
+        .await
+        .expect("purge");
+    backend
+        .delete_organization("org_busy")
+        .await
+        .expect("delete a purged organization");
+    assert_eq!(
+        backend.get_organization("org_busy").await.expect("get"),
+        None
+    );
+}
+
+async fn organization_ids_are_sorted_bytewise(backend: Backend) {
+    for id in ["org_b", "org_a", "org_C", "org_10", "org_9"] {
+        create_organization(&*backend, id).await;
+    }
+    let listed: Vec<String> = backend
+        .organization_ids()
+        .await
+        .expect("ids")
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    assert_eq!(listed, ["org_10", "org_9", "org_C", "org_a", "org_b"]);
+    let page = backend
+        .list_organizations(
+            OrganizationFilter::default(),
+            page(10, SortOrder::Asc, None),
+        )
+        .await
+        .expect("list");
+    assert_eq!(ids(&page.data), listed, "lists use the same order");
+}
