@@ -1,6 +1,7 @@
 //! First start, API keys, dashboard users and sessions.
 
-use stele_store::*;
+use stele_core::model::*;
+use stele_store::prelude::*;
 
 use crate::support::*;
 

@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use stele_core::chain::{link, GENESIS};
-use stele_store::*;
+use stele_core::model::*;
+use stele_store::prelude::*;
 
 use crate::support::*;
 

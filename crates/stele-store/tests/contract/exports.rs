@@ -1,7 +1,8 @@
 //! Exports: a snapshot fixed when created, and whether retention has since cut into it.
 
 use stele_core::timestamp::UnixMillis;
-use stele_store::*;
+use stele_core::model::*;
+use stele_store::prelude::*;
 
 use crate::support::*;
 
@@ -17,7 +18,7 @@ fn export(id: &str, query: EventQuery, created_at: UnixMillis) -> Export {
     Export {
         id: id.into(),
         query,
-        format: "jsonl".into(),
+        format: ExportFormat::Jsonl,
         created_at,
         complete: true,
     }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use stele_core::idempotency::REPLAY_WINDOW_MS;
-use stele_store::*;
+use stele_core::model::*;
 
 use crate::support::*;
 
@@ -174,7 +174,7 @@ async fn an_idempotent_export_is_created_once(backend: Backend) {
     let export = |id: &str| Export {
         id: id.into(),
         query: query("org_a"),
-        format: "csv".into(),
+        format: ExportFormat::Csv,
         created_at: at,
         complete: true,
     };

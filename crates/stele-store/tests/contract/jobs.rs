@@ -1,6 +1,6 @@
 //! Background jobs shared by processes, and deployment-wide secrets.
 
-use stele_store::*;
+use stele_store::prelude::*;
 
 use crate::support::*;
 

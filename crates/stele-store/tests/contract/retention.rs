@@ -4,7 +4,8 @@
 use serde_json::json;
 use stele_core::chain::link;
 use stele_core::merkle::leaf_hash;
-use stele_store::*;
+use stele_core::model::*;
+use stele_store::prelude::*;
 
 use crate::support::*;
 
@@ -379,7 +380,7 @@ async fn purged_leaves_are_kept_only_where_no_block_node_covers_them(backend: Ba
     );
     let missing = backend.leaf_hashes("org_covered", 0, 3).await;
     assert!(
-        matches!(missing, Err(StoreError::Corrupt(_))),
+        matches!(missing, Err(StoreError::Corrupt { .. })),
         "{missing:?}"
     );
     assert_eq!(

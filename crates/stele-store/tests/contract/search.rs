@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use stele_core::pagination::{Cursor, SortOrder};
-use stele_store::*;
+use stele_core::model::*;
 
 use crate::support::*;
 

@@ -13,7 +13,8 @@ use stele_core::schema::{parse_schema_definition, SchemaDefinition};
 use stele_core::timestamp::UnixMillis;
 use stele_store::postgres::{PostgresOptions, PostgresStore};
 use stele_store::sqlite::SqliteStore;
-use stele_store::*;
+use stele_core::model::*;
+use stele_store::prelude::*;
 
 /// Expands each named test body (`async fn name(backend: Backend)`) into
 /// `name_on_sqlite` and `name_on_postgres`.

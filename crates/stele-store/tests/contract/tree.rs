@@ -1,7 +1,8 @@
 //! The Merkle tree's storage and signed checkpoints.
 
 use stele_core::merkle::{leaf_hash, Hash};
-use stele_store::*;
+use stele_core::model::*;
+use stele_store::prelude::*;
 
 use crate::support::*;
 
@@ -46,7 +47,7 @@ async fn tree_size_and_leaf_hashes_follow_the_appended_events(backend: Backend) 
         .is_empty());
     let beyond = backend.leaf_hashes("org_a", 2, 4).await;
     assert!(
-        matches!(beyond, Err(StoreError::Corrupt(_))),
+        matches!(beyond, Err(StoreError::Corrupt { .. })),
         "a leaf neither stored nor kept is reported: {beyond:?}"
     );
 }
