@@ -65,9 +65,8 @@ impl SchemaDefinition {
 
     /// RFC 8785 bytes: two definitions are the same version exactly when these are equal,
     /// whatever the key order they were submitted in.
-    pub fn canonical_bytes(&self) -> Vec<u8> {
-        // A definition holds only JSON values, which always canonicalize.
-        crate::canonical::to_canonical_bytes(self).unwrap_or_default()
+    pub fn to_canonical_bytes(&self) -> Result<Vec<u8>, crate::canonical::CanonicalError> {
+        crate::canonical::to_canonical_bytes(self)
     }
 }
 
@@ -378,7 +377,10 @@ mod tests {
             &json!({"targets": [{"type": "team"}], "actor": {"metadata": null}}),
         )
         .expect("valid");
-        assert_eq!(definition.canonical_bytes(), python_style.canonical_bytes());
+        assert_eq!(
+            definition.to_canonical_bytes().expect("canonical"),
+            python_style.to_canonical_bytes().expect("canonical")
+        );
     }
 
     #[test]

@@ -10,11 +10,11 @@ use tokio::net::TcpListener;
 use crate::config::{
     ApiKeysCommand, Cli, Command, GlobalArgs, LogFormat, ServeConfig, UsersCommand,
 };
-use crate::services::api_keys::ApiKeys;
-use crate::services::bootstrap::{ensure_initialized, ADMIN_USERNAME};
-use crate::services::transparency::verify_tree;
-use crate::state::AppState;
-use crate::{open_store, serve};
+use crate::services::api_keys::ApiKeyService;
+use crate::services::bootstrap::ADMIN_USERNAME;
+use crate::services::transparency::TreeVerifier;
+use crate::services::users::UserService;
+use crate::{build_state, open_store, serve};
 
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STELE_LOG")
@@ -68,13 +68,11 @@ async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<
     if config.signing_key_file.is_none() {
         config.signing_key_file = Some(default_signing_key_file(global));
     }
-    let state = AppState::new(store, config.clone())?;
-    let secrets = ensure_initialized(
-        &state,
-        config.api_key.as_deref(),
-        config.admin_password.as_deref(),
-    )
-    .await?;
+    let state = build_state(store, config.clone())?;
+    let secrets = state
+        .bootstrap
+        .ensure_initialized(config.api_key.as_deref(), config.admin_password.as_deref())
+        .await?;
     if secrets.api_key.is_some() || secrets.admin_password.is_some() {
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -226,10 +224,11 @@ async fn verify(
             }
         },
     };
+    let verifier = TreeVerifier::new(store);
     let mut done = 0u64;
     for id in &organizations {
         let mut progress = |checked: u64| eprint!("\rtrees: {} events ({id})", done + checked);
-        match verify_tree(&store, id, &trusted, &mut progress).await {
+        match verifier.verify_tree(id, &trusted, &mut progress).await {
             Err(error) => {
                 eprintln!("\nstele verify: {id}: {error}");
                 return ExitCode::from(2);
@@ -290,7 +289,7 @@ fn verify_export(file: &std::path::Path, public_keys: &[String]) -> ExitCode {
 
 async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Result<()> {
     let store = open_store(&global.database_url, &global.database, true).await?;
-    let keys = ApiKeys::new(store.clone());
+    let keys = ApiKeyService::new(store);
     match command {
         ApiKeysCommand::Create { name } => {
             let (key, secret) = keys.create(&name, None).await?;
@@ -300,7 +299,7 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
             );
         }
         ApiKeysCommand::List => {
-            for key in store.list_api_keys().await? {
+            for key in keys.list().await? {
                 let status = match key.revoked_at {
                     Some(at) => format!("revoked {}", format_millis(at)),
                     None => "active".to_owned(),
@@ -325,23 +324,22 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
 }
 
 async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()> {
-    let store = open_store(&global.database_url, &global.database, true).await?;
+    let users = UserService::new(open_store(&global.database_url, &global.database, true).await?);
     match command {
         UsersCommand::Create { username, password } => {
-            let (user, generated) =
-                crate::services::users::create(store.as_ref(), &username, password.as_deref())
-                    .await
-                    .map_err(|error| match error {
-                        crate::services::ServiceError::InvalidRequest(errors) => anyhow::anyhow!(
-                            "{}",
-                            errors
-                                .into_iter()
-                                .map(|error| error.message)
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        ),
-                        other => anyhow::anyhow!("{other}"),
-                    })?;
+            let (user, generated) = users.create(&username, password.as_deref()).await.map_err(
+                |error| match error {
+                    crate::services::ServiceError::InvalidRequest(errors) => anyhow::anyhow!(
+                        "{}",
+                        errors
+                            .into_iter()
+                            .map(|error| error.message)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                    other => anyhow::anyhow!("{other}"),
+                },
+            )?;
             match generated {
                 Some(password) => println!(
                     "created dashboard user {} ({}). Its password is shown only once:\n{password}",

@@ -1,35 +1,44 @@
 //! The `stele` server: HTTP API ([`api`]), web dashboard ([`dashboard`]), use cases
-//! ([`services`]), background loops ([`workers`]) and the configuration that wires them
-//! to a store.
+//! ([`services`]), background loops ([`workers`]), the composition root that wires them
+//! ([`app`]) and the configuration that opens the store.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod error_code;
+pub mod responses;
 pub mod services;
 pub mod state;
 pub mod workers;
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use stele_store::postgres::PostgresStore;
 use stele_store::sqlite::SqliteStore;
 use stele_store::{Store, StoreError};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
+pub use crate::app::{build_state, serve};
 use crate::config::{DatabaseLocation, DatabaseOptions};
-use crate::state::AppState;
+
+/// Why a database could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStoreError {
+    /// The database URL or its options do not name a usable database.
+    #[error("database error: {0}")]
+    Location(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Opens the store a database URL names, applying pending migrations when `migrate`.
 pub async fn open_store(
     database_url: &str,
     options: &DatabaseOptions,
     migrate: bool,
-) -> Result<Arc<dyn Store>, StoreError> {
-    match DatabaseLocation::parse_with(database_url, options).map_err(StoreError::Incompatible)? {
+) -> Result<Arc<dyn Store>, OpenStoreError> {
+    match DatabaseLocation::parse_with(database_url, options).map_err(OpenStoreError::Location)? {
         DatabaseLocation::Sqlite { path, sync } => {
             Ok(Arc::new(SqliteStore::open_with(&path, migrate, sync)?))
         }
@@ -40,49 +49,12 @@ pub async fn open_store(
 }
 
 /// Applies pending migrations to the database a URL names; returns how many ran.
-pub async fn migrate(database_url: &str, options: &DatabaseOptions) -> Result<usize, StoreError> {
-    match DatabaseLocation::parse_with(database_url, options).map_err(StoreError::Incompatible)? {
-        DatabaseLocation::Sqlite { path, .. } => SqliteStore::migrate(&path),
-        DatabaseLocation::Postgres(options) => PostgresStore::migrate(&options).await,
+pub async fn migrate(
+    database_url: &str,
+    options: &DatabaseOptions,
+) -> Result<usize, OpenStoreError> {
+    match DatabaseLocation::parse_with(database_url, options).map_err(OpenStoreError::Location)? {
+        DatabaseLocation::Sqlite { path, .. } => Ok(SqliteStore::migrate(&path)?),
+        DatabaseLocation::Postgres(options) => Ok(PostgresStore::migrate(&options).await?),
     }
-}
-
-/// Serves the API on `listener` until `shutdown` completes, running the background
-/// workers alongside; in-flight requests finish before it returns.
-pub async fn serve(
-    state: AppState,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (stop_workers, worker_shutdown) = watch::channel(false);
-    let cleanup_interval =
-        Duration::from_secs(state.config.idempotency_cleanup_interval_secs.max(1));
-    let cleanup = tokio::spawn(workers::idempotency_cleanup::run(
-        state.clone(),
-        cleanup_interval,
-        worker_shutdown,
-    ));
-    let retention = tokio::spawn(workers::retention::run(
-        state.clone(),
-        Duration::from_secs(state.config.retention_interval_secs.max(1)),
-        stop_workers.subscribe(),
-    ));
-    if let Err(error) = state.transparency.register(state.store.as_ref()).await {
-        return Err(std::io::Error::other(format!(
-            "recording the checkpoint signing key: {error}"
-        )));
-    }
-    let checkpoints = tokio::spawn(workers::checkpoints::run(
-        state.clone(),
-        Duration::from_secs(state.config.checkpoint_interval_secs.max(1)),
-        stop_workers.subscribe(),
-    ));
-    let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
-    let _ = stop_workers.send(true);
-    let _ = cleanup.await;
-    let _ = retention.await;
-    let _ = checkpoints.await;
-    served
 }

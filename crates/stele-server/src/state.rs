@@ -1,55 +1,52 @@
-//! Shared application state handed to every handler and worker.
+//! Shared application state handed to every handler: the services (built by the
+//! composition root, `crate::app`) and the serve configuration.
 
 use std::sync::Arc;
 
-use stele_store::Store;
-
 use crate::config::ServeConfig;
-use crate::services::api_keys::ApiKeys;
-use crate::services::events::KnownOrganizations;
-use crate::services::exports::UrlSigner;
-use crate::services::schemas::ValidatorCache;
-use crate::services::sessions::LoginThrottle;
-use crate::services::transparency::{default_key_file, Transparency};
+use crate::services::api_keys::ApiKeyService;
+use crate::services::bootstrap::BootstrapService;
+use crate::services::events::EventService;
+use crate::services::exports::ExportService;
+use crate::services::idempotency::IdempotencyService;
+use crate::services::jobs::JobService;
+use crate::services::organizations::OrganizationService;
+use crate::services::retention::RetentionService;
+use crate::services::schemas::SchemaService;
+use crate::services::sessions::SessionService;
+use crate::services::transparency::TransparencyService;
+use crate::services::users::UserService;
 
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState(Arc<Services>);
 
-pub struct Inner {
-    pub store: Arc<dyn Store>,
-    pub api_keys: ApiKeys,
-    pub validators: ValidatorCache,
-    pub known_organizations: KnownOrganizations,
-    pub export_urls: UrlSigner,
-    pub login_throttle: LoginThrottle,
-    pub transparency: Transparency,
+/// Every service, and the configuration the HTTP layer reads (body limit, public URL,
+/// session lifetime).
+pub struct Services {
     pub config: ServeConfig,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
+    pub api_keys: ApiKeyService,
+    pub bootstrap: BootstrapService,
+    pub events: EventService,
+    pub exports: ExportService,
+    pub idempotency: IdempotencyService,
+    pub jobs: JobService,
+    pub organizations: OrganizationService,
+    pub retention: RetentionService,
+    pub schemas: SchemaService,
+    pub sessions: SessionService,
+    pub transparency: TransparencyService,
+    pub users: UserService,
 }
 
 impl AppState {
-    /// Fails when the checkpoint signing key cannot be read or created.
-    pub fn new(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result<Self> {
-        let key_file = config
-            .signing_key_file
-            .clone()
-            .unwrap_or_else(|| default_key_file(None));
-        let transparency = Transparency::load_or_generate(&key_file, &config.log_origin)?;
-        Ok(Self(Arc::new(Inner {
-            api_keys: ApiKeys::new(Arc::clone(&store)),
-            validators: ValidatorCache::default(),
-            known_organizations: KnownOrganizations::default(),
-            export_urls: UrlSigner::default(),
-            login_throttle: LoginThrottle::default(),
-            transparency,
-            store,
-            config,
-        })))
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
     }
 }

@@ -11,6 +11,8 @@ use stele_core::model::{ActionSummary, IdempotentWrite, SchemaVersion};
 use stele_core::schema::{ActorDefinition, SchemaViolation, TargetDefinition};
 use stele_core::timestamp::format_millis;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody, ListQuery};
@@ -18,6 +20,14 @@ use crate::api::idempotency::written_or_replayed;
 use crate::api::wire::{json_bytes, List};
 use crate::services::schemas::{self, SchemaCheck};
 use crate::state::AppState;
+
+/// The `actions` routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_actions))
+        .routes(routes!(create_schema, list_schemas))
+        .routes(routes!(check_schema))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SchemaTargetResponse {
@@ -120,31 +130,37 @@ pub async fn create_schema(
     // the write, so the record is rendered there.
     let write = idempotency.as_ref().map(|pending| IdempotentWrite {
         claim: pending.record(StatusCode::CREATED, Vec::new()),
-        respond: Box::new(|outcome: &(SchemaVersion, bool)| {
-            let (status, body) = render_created_schema(outcome);
-            (status.as_u16(), body)
-        }),
+        // The store needs an answer inside its transaction: a body that cannot be
+        // encoded is recorded as the 500 the request itself gets.
+        respond: Box::new(
+            |outcome: &(SchemaVersion, bool)| match render_created_schema(outcome) {
+                Ok((status, body)) => (status.as_u16(), body),
+                Err(_) => (StatusCode::INTERNAL_SERVER_ERROR.as_u16(), Vec::new()),
+            },
+        ),
     });
-    let outcome =
-        schemas::create_version_idempotently(&state, &action, &body, &created_by, write).await?;
-    Ok(written_or_replayed(
-        outcome,
-        idempotency.as_ref(),
-        |outcome| render_created_schema(&outcome),
-    ))
+    let outcome = state
+        .schemas
+        .create_version_idempotently(&action, &body, &created_by, write)
+        .await?;
+    written_or_replayed(outcome, idempotency.as_ref(), |outcome| {
+        render_created_schema(&outcome)
+    })
 }
 
 /// 201 and the new version, or 200 and the unchanged latest one.
-fn render_created_schema((version, created): &(SchemaVersion, bool)) -> (StatusCode, Vec<u8>) {
+fn render_created_schema(
+    (version, created): &(SchemaVersion, bool),
+) -> Result<(StatusCode, Vec<u8>), ApiError> {
     let status = if *created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    (
+    Ok((
         status,
-        json_bytes(&SchemaResponse::from_version(version.clone())),
-    )
+        json_bytes(&SchemaResponse::from_version(version.clone()))?,
+    ))
 }
 
 #[utoipa::path(get, path = "/audit_logs/actions/{action}/schemas", tag = "audit logs",
@@ -158,7 +174,10 @@ pub async fn list_schemas(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<List<SchemaResponse>>, ApiError> {
     let query = ListQuery::parse(pairs)?;
-    let page = schemas::list_versions(&state, &action, query.numeric_page()?).await?;
+    let page = state
+        .schemas
+        .list_versions(&action, query.numeric_page()?)
+        .await?;
     Ok(Json(List::from_page(page, SchemaResponse::from_version)))
 }
 
@@ -172,7 +191,7 @@ pub async fn list_actions(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<List<ActionResponse>>, ApiError> {
     let query = ListQuery::parse(pairs)?;
-    let page = schemas::list_actions(&state, query.numeric_page()?).await?;
+    let page = state.schemas.list_actions(query.numeric_page()?).await?;
     Ok(Json(List::from_page(page, |action: ActionSummary| {
         ActionResponse {
             object: "audit_log_action",
@@ -304,6 +323,6 @@ pub async fn check_schema(
     Path(action): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<SchemaCheckResponse>, ApiError> {
-    let check = schemas::check_version(&state, &action, &body).await?;
+    let check = state.schemas.check_version(&action, &body).await?;
     Ok(Json(SchemaCheckResponse::from_check(check)))
 }

@@ -10,15 +10,24 @@ use serde_json::Value;
 use stele_core::model::EventQuery;
 use stele_core::schema::SchemaViolation;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::wire::{json_bytes, ListMetadata};
 use crate::services::filters::{parse_bound, repeated};
-use crate::services::{events, IdempotencyRecordFor, ServiceError};
+use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 use stele_core::FieldError;
+
+/// The `events` routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_event, search_events))
+        .routes(routes!(validate_event))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventCreated {
@@ -92,27 +101,21 @@ pub async fn create_event(
 ) -> Result<Response, ApiError> {
     let make_record = idempotency.clone().map(|pending| {
         Box::new(move |id: &str| {
-            pending.record(
-                StatusCode::CREATED,
-                json_bytes(&EventCreated {
-                    success: true,
-                    id: id.to_owned(),
-                }),
-            )
-        }) as IdempotencyRecordFor<str>
-    });
-    let outcome = events::create(&state, &body, make_record).await?;
-    Ok(written_or_replayed(
-        outcome,
-        idempotency.as_ref(),
-        |appended| {
             let body = json_bytes(&EventCreated {
                 success: true,
-                id: appended.id.into(),
-            });
-            (StatusCode::CREATED, body)
-        },
-    ))
+                id: id.to_owned(),
+            })?;
+            Ok(pending.record(StatusCode::CREATED, body))
+        }) as IdempotencyRecordFor<str>
+    });
+    let outcome = state.events.create(&body, make_record).await?;
+    written_or_replayed(outcome, idempotency.as_ref(), |appended| {
+        let body = json_bytes(&EventCreated {
+            success: true,
+            id: appended.id.into(),
+        })?;
+        Ok((StatusCode::CREATED, body))
+    })
 }
 
 #[utoipa::path(post, path = "/audit_logs/events/validate", tag = "audit logs", request_body = CreateEventBody,
@@ -128,7 +131,7 @@ pub async fn validate_event(
             .filter_map(|item| serde_json::to_value(item).ok())
             .collect()
     };
-    let errors: Vec<Value> = match events::validate(&state, &body).await {
+    let errors: Vec<Value> = match state.events.validate(&body).await {
         Ok(_) => Vec::new(),
         Err(ServiceError::InvalidEvent(violations)) => to_values(violations),
         Err(ServiceError::InvalidRequest(errors)) => errors
@@ -197,7 +200,7 @@ pub async fn search_events(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let page = events::search(&state, filter, query.numeric_page()?).await?;
+    let page = state.events.search(filter, query.numeric_page()?).await?;
     let data = page
         .data
         .into_iter()
@@ -206,11 +209,10 @@ pub async fn search_events(
                 .ok()
                 .and_then(|text| RawValue::from_string(text).ok())
                 .ok_or_else(|| {
-                    ApiError::from(stele_store::StoreError::corrupt(
-                        None,
-                        None,
-                        "stored event is not JSON",
-                    ))
+                    ApiError::from(ServiceError::Corrupt {
+                        record: format!("event {} of {}", event.sequence, event.organization_id),
+                        detail: "the stored bytes are not JSON".into(),
+                    })
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;

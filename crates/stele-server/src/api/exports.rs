@@ -12,15 +12,26 @@ use stele_core::model::{EventQuery, Export};
 use stele_core::timestamp::format_millis;
 use stele_core::FieldError;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::wire::json_bytes;
+use crate::error_code::ErrorCode;
 use crate::services::exports::{self, is_downloadable};
 use crate::services::filters::parse_bound;
 use crate::services::ServiceError;
 use crate::state::AppState;
+
+/// The `exports` routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_export))
+        .routes(routes!(get_export))
+        .routes(routes!(download_export))
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateExportBody {
@@ -91,7 +102,7 @@ async fn render(
         Some(format!(
             "{}{}",
             public_base(state, headers),
-            exports::download_path(state, &export.id).await?
+            state.exports.download_path(&export.id).await?
         ))
     } else {
         None
@@ -169,18 +180,18 @@ pub async fn create_export(
         up_to_sequence: None,
     };
     let export = exports::prepare(query, format);
-    let response_body = json_bytes(&render(&state, &headers, &export).await?);
+    let response_body = json_bytes(&render(&state, &headers, &export).await?)?;
     let record = idempotency
         .as_ref()
         .map(|pending| pending.record(StatusCode::CREATED, response_body.clone()));
-    let outcome = exports::create(&state, export, record).await?;
-    Ok(written_or_replayed(outcome, idempotency.as_ref(), |_| {
-        (StatusCode::CREATED, response_body)
-    }))
+    let outcome = state.exports.create(export, record).await?;
+    written_or_replayed(outcome, idempotency.as_ref(), |_| {
+        Ok((StatusCode::CREATED, response_body))
+    })
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Export, ApiError> {
-    exports::get(state, id).await?.ok_or_else(|| {
+    state.exports.get(id).await?.ok_or_else(|| {
         ServiceError::NotFound {
             kind: "Audit log export",
             id: id.to_owned(),
@@ -228,15 +239,15 @@ pub async fn download_export(
     let genuine = match (expires, params.signature.as_deref()) {
         (Some(expires), Some(signature)) => {
             state
-                .export_urls
-                .verify(&state, &id, expires, signature)
+                .exports
+                .link_is_genuine(&id, expires, signature)
                 .await?
         }
         _ => false,
     };
     if !genuine {
         return Err(ServiceError::Forbidden {
-            code: "invalid_download_link",
+            code: ErrorCode::InvalidDownloadLink,
             message:
                 "This download link is invalid or has expired; GET the export for a fresh one."
                     .into(),
@@ -258,7 +269,7 @@ pub async fn download_export(
         export.id,
         format.file_extension()
     );
-    let mut response = Response::new(Body::from_stream(exports::stream(state.clone(), export)));
+    let mut response = Response::new(Body::from_stream(state.exports.stream(export)));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

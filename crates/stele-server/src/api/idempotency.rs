@@ -71,11 +71,11 @@ impl PendingIdempotency {
 pub fn written_or_replayed<T>(
     outcome: Idempotent<T>,
     idempotency: Option<&PendingIdempotency>,
-    render: impl FnOnce(T) -> (StatusCode, Vec<u8>),
-) -> Response {
-    match outcome {
+    render: impl FnOnce(T) -> Result<(StatusCode, Vec<u8>), ApiError>,
+) -> Result<Response, ApiError> {
+    Ok(match outcome {
         Idempotent::Done(done) => {
-            let (status, body) = render(done);
+            let (status, body) = render(done)?;
             let mut response = json_response(status, body);
             if idempotency.is_some() {
                 response.extensions_mut().insert(RecordedWithWrite);
@@ -87,7 +87,7 @@ pub fn written_or_replayed<T>(
             // Only a write that carried a record can find the key taken.
             None => ApiError::IdempotencyKeyReused.into_response(),
         },
-    }
+    })
 }
 
 /// Marks a response whose idempotency record is already stored (or which is a replay).
@@ -139,8 +139,8 @@ pub async fn idempotency_layer(
         created_at: now_millis(),
     };
     match state
-        .store
-        .find_idempotency_record(&pending.scope, &pending.key, pending.created_at)
+        .idempotency
+        .find(&pending.scope, &pending.key, pending.created_at)
         .await
     {
         Ok(Some(existing)) => return pending.replay_or_reject(&existing),
@@ -162,13 +162,10 @@ pub async fn idempotency_layer(
     }
     let (response_parts, response_body) = response.into_parts();
     let Ok(body) = to_bytes(response_body, usize::MAX).await else {
-        return ApiError::from(stele_store::StoreError::Internal(
-            "response body could not be buffered".into(),
-        ))
-        .into_response();
+        return ApiError::internal("response body could not be buffered").into_response();
     };
     let ours = pending.record(status, body.to_vec());
-    match state.store.save_idempotency_record(ours.clone()).await {
+    match state.idempotency.save(ours.clone()).await {
         // A concurrent request with the same key recorded its response first: answer as it did.
         Ok(in_force) if in_force != ours => pending.replay_or_reject(&in_force),
         Ok(_) => Response::from_parts(response_parts, Body::from(body)),

@@ -9,14 +9,28 @@ use serde_json::{Map, Value};
 use stele_core::model::{Organization, OrganizationDomain, OrganizationFilter};
 use stele_core::timestamp::format_millis;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::wire::{json_bytes, List};
-use crate::services::organizations::{self, OrganizationInput};
+use crate::services::organizations::OrganizationInput;
 use crate::services::IdempotencyRecordFor;
 use crate::state::AppState;
+
+/// The `organizations` routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_organization, list_organizations))
+        .routes(routes!(
+            get_organization,
+            update_organization,
+            delete_organization
+        ))
+        .routes(routes!(get_organization_by_external_id))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrganizationDomainResponse {
@@ -87,19 +101,15 @@ pub async fn create_organization(
         Box::new(move |organization: &Organization| {
             let body = json_bytes(&OrganizationResponse::from_organization(
                 organization.clone(),
-            ));
-            pending.record(StatusCode::CREATED, body)
+            ))?;
+            Ok(pending.record(StatusCode::CREATED, body))
         }) as IdempotencyRecordFor<Organization>
     });
-    let outcome = organizations::create(&state, input, make_record).await?;
-    Ok(written_or_replayed(
-        outcome,
-        idempotency.as_ref(),
-        |organization| {
-            let body = json_bytes(&OrganizationResponse::from_organization(organization));
-            (StatusCode::CREATED, body)
-        },
-    ))
+    let outcome = state.organizations.create(input, make_record).await?;
+    written_or_replayed(outcome, idempotency.as_ref(), |organization| {
+        let body = json_bytes(&OrganizationResponse::from_organization(organization))?;
+        Ok((StatusCode::CREATED, body))
+    })
 }
 
 #[utoipa::path(get, path = "/organizations", tag = "organizations",
@@ -129,7 +139,7 @@ pub async fn list_organizations(
             .filter(|domain| !domain.is_empty())
             .collect(),
     };
-    let page = organizations::list(&state, filter, query.page()).await?;
+    let page = state.organizations.list(filter, query.page()).await?;
     Ok(Json(List::from_page(
         page,
         OrganizationResponse::from_organization,
@@ -144,7 +154,7 @@ pub async fn get_organization(
     Path(id): Path<String>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
     Ok(Json(OrganizationResponse::from_organization(
-        organizations::get(&state, &id).await?,
+        state.organizations.get(&id).await?,
     )))
 }
 
@@ -156,7 +166,7 @@ pub async fn get_organization_by_external_id(
     Path(external_id): Path<String>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
     Ok(Json(OrganizationResponse::from_organization(
-        organizations::get_by_external_id(&state, &external_id).await?,
+        state.organizations.get_by_external_id(&external_id).await?,
     )))
 }
 
@@ -170,7 +180,7 @@ pub async fn update_organization(
 ) -> Result<Json<OrganizationResponse>, ApiError> {
     let input: OrganizationInput = typed_body(body)?;
     Ok(Json(OrganizationResponse::from_organization(
-        organizations::update(&state, &id, input).await?,
+        state.organizations.update(&id, input).await?,
     )))
 }
 
@@ -182,6 +192,6 @@ pub async fn delete_organization(
     _caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    organizations::delete(&state, &id).await?;
+    state.organizations.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

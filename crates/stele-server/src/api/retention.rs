@@ -4,11 +4,20 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiCaller, JsonBody};
-use crate::services::{organizations, retention};
+use crate::services::retention;
 use crate::state::AppState;
+
+/// The `retention` routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_retention, set_retention))
+        .routes(routes!(get_configuration))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RetentionResponse {
@@ -34,7 +43,7 @@ pub async fn get_retention(
     _caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<RetentionResponse>, ApiError> {
-    let organization = organizations::get(&state, &id).await?;
+    let organization = state.organizations.get(&id).await?;
     Ok(Json(RetentionResponse {
         retention_period_in_days: organization.retention_period_in_days,
     }))
@@ -53,7 +62,7 @@ pub async fn set_retention(
     JsonBody(body): JsonBody,
 ) -> Result<Json<RetentionResponse>, ApiError> {
     let days = retention::parse_retention_body(&body)?;
-    retention::set(&state, &id, days).await?;
+    state.retention.set(&id, days).await?;
     Ok(Json(RetentionResponse {
         retention_period_in_days: days,
     }))
@@ -66,7 +75,7 @@ pub async fn get_configuration(
     _caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<AuditLogConfiguration>, ApiError> {
-    let organization = organizations::get(&state, &id).await?;
+    let organization = state.organizations.get(&id).await?;
     Ok(Json(AuditLogConfiguration {
         organization_id: organization.id.into(),
         retention_period_in_days: organization.retention_period_in_days,

@@ -1,9 +1,7 @@
 //! Tamper evidence over HTTP (Stele extensions; WorkOS has no equivalent): signing keys,
 //! signed checkpoints, inclusion and consistency proofs, and single-event proof bundles.
 
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -14,12 +12,27 @@ use stele_core::model::Checkpoint;
 use stele_core::timestamp::format_millis;
 use stele_core::FieldError;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
 use crate::api::extract::ApiCaller;
-use crate::services::transparency::{self, encode_hashes};
-use crate::services::{organizations, ServiceError};
+use crate::error_code::ErrorCode;
+use crate::responses::proof_bundle_download;
+use crate::services::transparency::encode_hashes;
+use crate::services::ServiceError;
 use crate::state::AppState;
+
+/// The `transparency` routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_signing_keys))
+        .routes(routes!(get_checkpoint))
+        .routes(routes!(create_checkpoint))
+        .routes(routes!(inclusion_proof))
+        .routes(routes!(consistency_proof))
+        .routes(routes!(proof_bundle))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKeyResponse {
@@ -50,24 +63,28 @@ pub async fn list_signing_keys(
     State(state): State<AppState>,
     _caller: ApiCaller,
 ) -> Result<Json<SigningKeyList>, ApiError> {
-    let current = state.transparency.verifier().key_id_hex();
-    let keys = state.store.list_signing_keys().await?;
+    let current = state.transparency.signer().verifier().key_id_hex();
+    let keys = state.transparency.signing_keys().await?;
     let data = keys
         .into_iter()
         .map(|key| {
-            let public_key = stele_core::note::NoteVerifier::parse(&key.verifier_key)
-                .map(|verifier| BASE64.encode(verifier.public_key().as_bytes()))
-                .unwrap_or_default();
-            SigningKeyResponse {
+            let verifier =
+                stele_core::note::NoteVerifier::parse(&key.verifier_key).map_err(|error| {
+                    ServiceError::Corrupt {
+                        record: format!("signing key {}", key.key_id),
+                        detail: error.to_string(),
+                    }
+                })?;
+            Ok(SigningKeyResponse {
                 object: "signing_key",
                 current: key.key_id == current,
+                public_key: BASE64.encode(verifier.public_key().as_bytes()),
                 key_id: key.key_id,
                 verifier_key: key.verifier_key,
-                public_key,
                 created_at: format_millis(key.created_at),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, ServiceError>>()?;
     Ok(Json(SigningKeyList {
         object: "list",
         data,
@@ -132,20 +149,23 @@ pub async fn get_checkpoint(
     Path(id): Path<String>,
     Query(query): Query<CheckpointQuery>,
 ) -> Result<Json<CheckpointResponse>, ApiError> {
-    organizations::get(&state, &id).await?;
+    state.organizations.get(&id).await?;
     let size = positive("tree_size", query.tree_size.as_deref())?;
     let checkpoint = match size {
-        Some(size) => transparency::checkpoint_for(&state, &id, Some(size), None).await?,
-        None => {
+        Some(size) => {
             state
-                .store
-                .latest_checkpoint(&id)
+                .transparency
+                .checkpoint_for(&id, Some(size), None)
                 .await?
-                .ok_or_else(|| ServiceError::NotFound {
-                    kind: "Checkpoint",
-                    id: id.clone(),
-                })?
         }
+        None => state
+            .transparency
+            .latest_checkpoint(&id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                kind: "Checkpoint",
+                id: id.clone(),
+            })?,
     };
     Ok(Json(CheckpointResponse::from_checkpoint(checkpoint)))
 }
@@ -160,8 +180,10 @@ pub async fn create_checkpoint(
     _caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<CheckpointResponse>, ApiError> {
-    organizations::get(&state, &id).await?;
-    let checkpoint = transparency::checkpoint_now(&state, &id)
+    state.organizations.get(&id).await?;
+    let checkpoint = state
+        .transparency
+        .checkpoint_now(&id)
         .await?
         .ok_or_else(|| ServiceError::NotFound {
             kind: "Checkpoint",
@@ -196,22 +218,17 @@ pub async fn inclusion_proof(
     Path((id, event_id)): Path<(String, String)>,
     Query(query): Query<CheckpointQuery>,
 ) -> Result<Json<InclusionProofResponse>, ApiError> {
-    organizations::get(&state, &id).await?;
+    state.organizations.get(&id).await?;
     let size = positive("tree_size", query.tree_size.as_deref())?;
-    let event = state
-        .store
-        .get_event(&id, &event_id)
-        .await?
-        .ok_or_else(|| ServiceError::NotFound {
-            kind: "Audit log event",
-            id: event_id.clone(),
-        })?
-        .event;
+    let event = state.events.get(&id, &event_id).await?.event;
     let leaf = event.sequence as u64 - 1;
-    let checkpoint = transparency::checkpoint_for(&state, &id, size, Some(leaf)).await?;
+    let checkpoint = state
+        .transparency
+        .checkpoint_for(&id, size, Some(leaf))
+        .await?;
     if leaf >= checkpoint.tree_size {
         return Err(ServiceError::Rejected {
-            code: "event_not_in_checkpoint",
+            code: ErrorCode::EventNotInCheckpoint,
             message: format!(
                 "Event '{event_id}' has sequence {}, after the checkpoint of tree size {}.",
                 event.sequence, checkpoint.tree_size
@@ -219,8 +236,10 @@ pub async fn inclusion_proof(
         }
         .into());
     }
-    let hashes =
-        transparency::inclusion_proof(&state.store, &id, leaf, checkpoint.tree_size).await?;
+    let hashes = state
+        .transparency
+        .inclusion_proof(&id, leaf, checkpoint.tree_size)
+        .await?;
     Ok(Json(InclusionProofResponse {
         object: "inclusion_proof",
         organization_id: id,
@@ -263,26 +282,31 @@ pub async fn consistency_proof(
     Path(id): Path<String>,
     Query(query): Query<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyProofResponse>, ApiError> {
-    organizations::get(&state, &id).await?;
+    state.organizations.get(&id).await?;
     let Some(first) = positive("first", query.first.as_deref())? else {
         return Err(ApiError::validation(vec![FieldError::required("first")]));
     };
     let second = match positive("second", query.second.as_deref())? {
         Some(second) => second,
         None => {
-            transparency::checkpoint_for(&state, &id, None, None)
+            state
+                .transparency
+                .checkpoint_for(&id, None, None)
                 .await?
                 .tree_size
         }
     };
-    let size = state.store.tree_size(&id).await?;
+    let size = state.transparency.tree_size(&id).await?;
     if first > second || second > size {
         return Err(ApiError::validation(vec![FieldError::invalid(
             "second",
             format!("Need 1 <= first <= second <= {size} (the log's size); got first={first}, second={second}."),
         )]));
     }
-    let hashes = transparency::consistency_proof(&state.store, &id, first, second).await?;
+    let hashes = state
+        .transparency
+        .consistency_proof(&id, first, second)
+        .await?;
     Ok(Json(ConsistencyProofResponse {
         object: "consistency_proof",
         organization_id: id,
@@ -302,23 +326,7 @@ pub async fn proof_bundle(
     _caller: ApiCaller,
     Path((id, event_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    organizations::get(&state, &id).await?;
-    let bundle = transparency::proof_bundle(&state, &id, &event_id).await?;
-    Ok(bundle_response(&event_id, bundle))
-}
-
-/// A proof bundle as a download (shared with the dashboard).
-pub fn bundle_response(event_id: &str, bundle: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(bundle));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    if let Ok(value) =
-        HeaderValue::from_str(&format!("attachment; filename=\"{event_id}.proof.jsonl\""))
-    {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
+    state.organizations.get(&id).await?;
+    let bundle = state.transparency.proof_bundle(&id, &event_id).await?;
+    Ok(proof_bundle_download(&event_id, bundle))
 }

@@ -6,6 +6,8 @@ use serde::Serialize;
 use stele_core::pagination::Page;
 use utoipa::ToSchema;
 
+use crate::services::ServiceError;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListMetadata {
     pub before: Option<String>,
@@ -36,9 +38,9 @@ impl<T> List<T> {
 }
 
 /// Serialises a response body once, so the same bytes can be sent and recorded for replay.
-pub fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    // Response types hold only strings, numbers and JSON values, which always serialise.
-    serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+pub fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, ServiceError> {
+    serde_json::to_vec(value)
+        .map_err(|error| ServiceError::Internal(format!("encoding a response body: {error}")))
 }
 
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {

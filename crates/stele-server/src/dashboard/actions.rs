@@ -11,7 +11,7 @@ use stele_core::schema::SchemaDefinition;
 use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::editor::{parse_json_field, JsonField};
 use crate::dashboard::page::{display_time, path_segment, render, FormData, Layout, PageError};
-use crate::services::{schemas, ServiceError};
+use crate::services::ServiceError;
 use crate::state::AppState;
 
 pub struct ActionRow {
@@ -52,7 +52,9 @@ pub async fn index(
     State(state): State<AppState>,
     user: DashboardUser,
 ) -> Result<Response, PageError> {
-    let mut actions: Vec<ActionRow> = schemas::all_actions(&state)
+    let mut actions: Vec<ActionRow> = state
+        .schemas
+        .all_actions()
         .await?
         .into_iter()
         .map(|action| ActionRow {
@@ -121,7 +123,7 @@ pub async fn create(
     let mut errors = Vec::new();
     if name.is_empty() {
         errors.push("Give the event a name, such as user.signed_in.".to_owned());
-    } else if schemas::latest_version(&state, &name).await?.is_some() {
+    } else if state.schemas.latest_version(&name).await?.is_some() {
         errors.push(format!(
             "An event named '{name}' already exists; use Edit Event on the configuration page to change it."
         ));
@@ -141,7 +143,11 @@ pub async fn create(
         body.insert("actor".into(), json!({"metadata": schema}));
     }
     if errors.is_empty() && event_metadata.error.is_none() && actor_metadata.error.is_none() {
-        match schemas::create_version(&state, &name, &Value::Object(body), &user.author()).await {
+        match state
+            .schemas
+            .create_version(&name, &Value::Object(body), &user.author())
+            .await
+        {
             Ok((version, _)) => {
                 return Ok(Redirect::to(&format!(
                     "/dashboard/actions/{}/versions/{}?created=1",

@@ -54,8 +54,8 @@ pub struct KeysQuery {
 
 async fn view(state: &AppState, user: &DashboardUser) -> Result<ApiKeysPage, PageError> {
     let mut keys: Vec<KeyRow> = state
-        .store
-        .list_api_keys()
+        .api_keys
+        .list()
         .await?
         .into_iter()
         .map(KeyRow::from_key)

@@ -113,7 +113,7 @@ impl FromRequestParts<AppState> for DashboardUser {
         else {
             return Err(login_redirect(parts));
         };
-        match sessions::find(state, &token).await {
+        match state.sessions.find(&token).await {
             Ok(Some(session)) => Ok(DashboardUser {
                 username: session.username,
                 csrf_token: sessions::csrf_token(&token),

@@ -489,12 +489,15 @@ impl EditPage {
 
 /// Ties a review to exactly what was reviewed: the proposed definition and the version it
 /// was compared with. Saving something else asks for a new review.
-fn review_digest(definition: &SchemaDefinition, latest_version: i64) -> String {
+fn review_digest(definition: &SchemaDefinition, latest_version: i64) -> Result<String, PageError> {
+    let canonical = definition
+        .to_canonical_bytes()
+        .map_err(|error| PageError::Internal(format!("encoding a schema definition: {error}")))?;
     let digest = Sha256::new()
         .chain_update(latest_version.to_be_bytes())
-        .chain_update(definition.canonical_bytes())
+        .chain_update(canonical)
         .finalize();
-    hex::encode(digest)
+    Ok(hex::encode(digest))
 }
 
 pub async fn show(
@@ -502,7 +505,9 @@ pub async fn show(
     user: DashboardUser,
     Path(action): Path<String>,
 ) -> Result<Response, PageError> {
-    let latest = schemas::latest_version(&state, &action)
+    let latest = state
+        .schemas
+        .latest_version(&action)
         .await?
         .ok_or_else(|| ServiceError::ActionNotFound(action.clone()))?;
     let mut page = EditPage::blank(&user, &action, latest.version);
@@ -518,7 +523,9 @@ pub async fn submit(
     form: FormData,
 ) -> Result<Response, PageError> {
     user.check_csrf(&form)?;
-    let latest = schemas::latest_version(&state, &action)
+    let latest = state
+        .schemas
+        .latest_version(&action)
         .await?
         .ok_or_else(|| ServiceError::ActionNotFound(action.clone()))?;
     let mut page = EditPage::blank(&user, &action, latest.version);
@@ -550,11 +557,13 @@ pub async fn submit(
             return render(&page);
         }
     };
-    let digest = review_digest(&definition, latest.version);
+    let digest = review_digest(&definition, latest.version)?;
     if intent == "save" {
         if form.get("reviewed") == digest {
-            let (version, created) =
-                schemas::create_version(&state, &action, &body, &user.author()).await?;
+            let (version, created) = state
+                .schemas
+                .create_version(&action, &body, &user.author())
+                .await?;
             let outcome = if created { "created" } else { "unchanged" };
             return Ok(Redirect::to(&format!(
                 "/dashboard/actions/{}/versions/{}?{outcome}=1",
@@ -568,7 +577,7 @@ pub async fn submit(
                 .into(),
         );
     }
-    let check = schemas::check_definition(&state, &action, definition).await?;
+    let check = state.schemas.check_definition(&action, definition).await?;
     page.review = Some(ReviewView::from_check(&check));
     page.reviewed_digest = digest;
     render(&page)

@@ -16,8 +16,9 @@ use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, Layout, PageError,
 };
+use crate::responses::proof_bundle_download;
+use crate::services::exports;
 use crate::services::filters::repeated;
-use crate::services::{events, exports, organizations, transparency, ServiceError};
 use crate::state::AppState;
 
 const PAGE_SIZE: u32 = 50;
@@ -298,7 +299,7 @@ pub async fn index(
     Path(organization_id): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let organization = organizations::get(&state, &organization_id).await?;
+    let organization = state.organizations.get(&organization_id).await?;
     let filters = Filters::from_pairs(&pairs);
     let mut view = EventsPage::new(&user, organization, filters.clone());
     let query = match filters.to_query(&view.organization.id) {
@@ -321,16 +322,17 @@ pub async fn index(
     };
     view.continued = cursor.is_some();
     let normalized = filters.normalized(&query);
-    let page = events::search(
-        &state,
-        query,
-        PageRequest {
-            limit: PAGE_SIZE,
-            order: SortOrder::Desc,
-            cursor,
-        },
-    )
-    .await?;
+    let page = state
+        .events
+        .search(
+            query,
+            PageRequest {
+                limit: PAGE_SIZE,
+                order: SortOrder::Desc,
+                cursor,
+            },
+        )
+        .await?;
     view.rows = page
         .data
         .iter()
@@ -358,20 +360,23 @@ pub async fn export(
     form: FormData,
 ) -> Result<Response, PageError> {
     user.check_csrf(&form)?;
-    let organization = organizations::get(&state, &organization_id).await?;
+    let organization = state.organizations.get(&organization_id).await?;
     let filters = Filters::from_pairs(&form.0);
     let query = match filters.to_query(&organization.id) {
         Ok(query) => query,
         Err(errors) => return EventsPage::new(&user, organization, filters).rejected(errors),
     };
     exports::check_range(query.occurred_from, query.occurred_to)?;
-    let created = exports::create(&state, exports::prepare(query, ExportFormat::Csv), None).await?;
+    let created = state
+        .exports
+        .create(exports::prepare(query, ExportFormat::Csv), None)
+        .await?;
     let stele_core::model::Idempotent::Done(export) = created else {
         return Err(PageError::Internal(
             "an export without an idempotency key was reported as a replay".into(),
         ));
     };
-    let download = exports::download_path(&state, &export.id).await?;
+    let download = state.exports.download_path(&export.id).await?;
     Ok(Redirect::to(&download).into_response())
 }
 
@@ -402,23 +407,22 @@ pub async fn show(
     user: DashboardUser,
     Path((organization_id, event_id)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let organization = organizations::get(&state, &organization_id).await?;
-    let found = events::get(&state, &organization.id, &event_id).await?;
+    let organization = state.organizations.get(&organization_id).await?;
+    let found = state.events.get(&organization.id, &event_id).await?;
     let canonical = String::from_utf8_lossy(&found.event.canonical).into_owned();
     let record: Value = serde_json::from_str(&canonical)
         .map_err(|error| PageError::Internal(format!("stored event is not JSON: {error}")))?;
     let pretty = serde_json::to_string_pretty(&record)
         .map_err(|error| PageError::Internal(error.to_string()))?;
     let covered_by = state
-        .store
+        .transparency
         .checkpoint_covering(&organization.id, found.event.sequence as u64)
-        .await
-        .map_err(ServiceError::from)?
+        .await?
         .map(|checkpoint| (checkpoint.tree_size, display_time(checkpoint.created_at)));
     let view = EventPage {
         leaf_hash: hex::encode(stele_core::merkle::leaf_hash(&found.event.canonical)),
         covered_by,
-        verifier_key: state.transparency.verifier().encoded(),
+        verifier_key: state.transparency.signer().verifier().encoded(),
         layout: Layout::for_user(&user, "organizations"),
         organization_path: path_segment(&organization.id),
         organization,
@@ -443,9 +447,12 @@ pub async fn proof_bundle(
     _user: DashboardUser,
     Path((organization_id, event_id)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let organization = organizations::get(&state, &organization_id).await?;
-    let bundle = transparency::proof_bundle(&state, &organization.id, &event_id).await?;
-    Ok(crate::api::transparency::bundle_response(&event_id, bundle))
+    let organization = state.organizations.get(&organization_id).await?;
+    let bundle = state
+        .transparency
+        .proof_bundle(&organization.id, &event_id)
+        .await?;
+    Ok(proof_bundle_download(&event_id, bundle))
 }
 
 #[cfg(test)]

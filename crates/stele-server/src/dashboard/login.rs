@@ -81,7 +81,7 @@ pub async fn show(
     let next = query.next.unwrap_or_default();
     // Someone already signed in goes straight on.
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        if sessions::find(&state, &token).await?.is_some() {
+        if state.sessions.find(&token).await?.is_some() {
             return Ok(Redirect::to(safe_next(&next)).into_response());
         }
     }
@@ -104,7 +104,7 @@ pub async fn submit(
         form.get("password"),
         form.get("next"),
     );
-    match sessions::login(&state, username, password).await {
+    match state.sessions.login(username, password).await {
         Ok((token, _session)) => {
             let secure = is_https(&headers);
             let max_age = state.config.session_ttl_hours.saturating_mul(3600);
@@ -142,7 +142,7 @@ pub async fn submit(
             }
             Ok(response)
         }
-        Err(LoginError::Store(error)) => Err(error.into()),
+        Err(LoginError::Service(error)) => Err(error.into()),
     }
 }
 
@@ -153,7 +153,7 @@ pub async fn logout(
     form: FormData,
 ) -> Result<Response, PageError> {
     user.check_csrf(&form)?;
-    sessions::logout(&state, &user.session_token).await?;
+    state.sessions.logout(&user.session_token).await?;
     let mut response = Redirect::to("/dashboard/login").into_response();
     response.headers_mut().append(
         header::SET_COOKIE,

@@ -13,7 +13,7 @@ use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, thousands, FormData, Layout, PageError,
 };
-use crate::services::organizations::{self, OrganizationInput};
+use crate::services::organizations::OrganizationInput;
 use crate::services::retention;
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -73,16 +73,17 @@ async fn page(
     user: &DashboardUser,
     after: Option<String>,
 ) -> Result<OrganizationsPage, PageError> {
-    let found = organizations::list(
-        state,
-        OrganizationFilter::default(),
-        PageRequest {
-            limit: PAGE_SIZE,
-            order: SortOrder::Desc,
-            cursor: after.filter(|key| !key.is_empty()).map(Cursor::After),
-        },
-    )
-    .await?;
+    let found = state
+        .organizations
+        .list(
+            OrganizationFilter::default(),
+            PageRequest {
+                limit: PAGE_SIZE,
+                order: SortOrder::Desc,
+                cursor: after.filter(|key| !key.is_empty()).map(Cursor::After),
+            },
+        )
+        .await?;
     Ok(OrganizationsPage {
         layout: Layout::for_user(user, "organizations"),
         next_page: found.after.map(|key| path_segment(&key)),
@@ -131,7 +132,7 @@ pub async fn create(
         ),
         ..OrganizationInput::default()
     };
-    let errors = match organizations::create(&state, input, None).await {
+    let errors = match state.organizations.create(input, None).await {
         Ok(stele_core::model::Idempotent::Done(organization)) => {
             return Ok(Redirect::to(&format!(
                 "/dashboard/organizations?created={}",
@@ -199,7 +200,7 @@ pub async fn show(
     Path(id): Path<String>,
     Query(query): Query<ShowQuery>,
 ) -> Result<Response, PageError> {
-    let organization = organizations::get(&state, &id).await?;
+    let organization = state.organizations.get(&id).await?;
     let mut view = OrganizationPage::new(&user, organization);
     view.saved = query.saved.is_some();
     render(&view)
@@ -214,7 +215,7 @@ pub async fn set_retention(
     form: FormData,
 ) -> Result<Response, PageError> {
     user.check_csrf(&form)?;
-    let organization = organizations::get(&state, &id).await?;
+    let organization = state.organizations.get(&id).await?;
     let typed = form.get("retention_period_in_days").trim().to_owned();
     let days = if form.get("intent") == "clear" {
         Ok(None)
@@ -230,7 +231,7 @@ pub async fn set_retention(
     };
     match days {
         Ok(days) => {
-            retention::set(&state, &organization.id, days).await?;
+            state.retention.set(&organization.id, days).await?;
             Ok(Redirect::to(&format!(
                 "/dashboard/organizations/{}?saved=1",
                 path_segment(&organization.id)

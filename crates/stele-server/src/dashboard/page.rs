@@ -6,7 +6,6 @@ use axum::extract::{Form, FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use stele_core::timestamp::format_millis;
-use stele_store::StoreError;
 
 use crate::dashboard::auth::DashboardUser;
 use crate::services::ServiceError;
@@ -95,14 +94,10 @@ impl From<ServiceError> for PageError {
             | ServiceError::Gone(_)) => PageError::NotFound(error.to_string()),
             ServiceError::Rejected { message, .. } => PageError::BadRequest(message),
             ServiceError::Forbidden { message, .. } => PageError::Forbidden(message),
-            ServiceError::Store(error) => PageError::from(error),
+            error @ (ServiceError::Store(_)
+            | ServiceError::Internal(_)
+            | ServiceError::Corrupt { .. }) => PageError::Internal(error.to_string()),
         }
-    }
-}
-
-impl From<StoreError> for PageError {
-    fn from(error: StoreError) -> Self {
-        PageError::Internal(error.to_string())
     }
 }
 

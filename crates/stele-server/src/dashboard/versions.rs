@@ -15,7 +15,7 @@ use crate::dashboard::diff::{side_by_side, Row};
 use crate::dashboard::editor::{compatibility_label, ChangeRow};
 use crate::dashboard::page::{display_time, path_segment, render, Layout, PageError};
 use crate::dashboard::snippets::{self, Snippets};
-use crate::services::{schemas, ServiceError};
+use crate::services::ServiceError;
 use crate::state::AppState;
 
 pub struct VersionRow {
@@ -64,7 +64,7 @@ pub async fn history(
     Path(action): Path<String>,
     Query(query): Query<CompareQuery>,
 ) -> Result<Response, PageError> {
-    let versions = schemas::all_versions(&state, &action).await?;
+    let versions = state.schemas.all_versions(&action).await?;
     let latest = versions.last().map_or(1, |version| version.version);
     let to = query.to.unwrap_or(latest);
     let from = query.from.unwrap_or((to - 1).max(1));
@@ -160,11 +160,13 @@ pub async fn show(
     Query(query): Query<VersionQuery>,
 ) -> Result<Response, PageError> {
     let version = state
-        .store
-        .get_schema_version(&action, number)
+        .schemas
+        .version(&action, number)
         .await?
         .ok_or_else(|| PageError::NotFound(format!("'{action}' has no version {number}.")))?;
-    let latest = schemas::latest_version(&state, &action)
+    let latest = state
+        .schemas
+        .latest_version(&action)
         .await?
         .ok_or_else(|| ServiceError::ActionNotFound(action.clone()))?;
     render(&VersionPage {

@@ -14,7 +14,9 @@ use sha2::{Digest, Sha256};
 use stele_core::model::ApiKeyId;
 use stele_core::model::{ApiKey, NewApiKey};
 use stele_core::timestamp::now_millis;
-use stele_store::prelude::*;
+use stele_store::Store;
+
+use crate::services::ServiceError;
 
 /// How long a successful lookup is trusted before the database is asked again. This bounds
 /// how long a revoked key keeps working on a process that did not revoke it.
@@ -44,17 +46,36 @@ pub fn new_key(name: &str, secret: Option<String>) -> (NewApiKey, String) {
     (key, secret)
 }
 
-pub struct ApiKeys {
+/// Recently authenticated keys by secret hash, with when each was looked up.
+type KeyCache = Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>;
+
+/// Keys in force for one process: one cache shared by every clone.
+#[derive(Clone)]
+pub struct ApiKeyService {
     store: Arc<dyn Store>,
-    cache: Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>,
+    cache: Arc<KeyCache>,
 }
 
-impl ApiKeys {
+impl ApiKeyService {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
-            cache: Mutex::new(HashMap::new()),
+            cache: Arc::default(),
         }
+    }
+
+    /// Every key, revoked ones included, oldest first.
+    pub async fn list(&self) -> Result<Vec<ApiKey>, ServiceError> {
+        Ok(self.store.list_api_keys().await?)
+    }
+
+    /// Whether a key with this secret exists, revoked or not.
+    pub async fn secret_is_known(&self, secret: &str) -> Result<bool, ServiceError> {
+        Ok(self
+            .store
+            .find_api_key(hash_secret(secret))
+            .await?
+            .is_some())
     }
 
     /// Creates a key with the given secret (or a generated one); returns the key and secret.
@@ -62,14 +83,14 @@ impl ApiKeys {
         &self,
         name: &str,
         secret: Option<String>,
-    ) -> StoreResult<(ApiKey, String)> {
+    ) -> Result<(ApiKey, String), ServiceError> {
         let (new, secret) = new_key(name, secret);
         let key = self.store.create_api_key(new).await?;
         Ok((key, secret))
     }
 
     /// The active key for `secret`, if any.
-    pub async fn authenticate(&self, secret: &str) -> StoreResult<Option<ApiKey>> {
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>, ServiceError> {
         let hash = hash_secret(secret);
         if let Some((key, at)) = self
             .cache
@@ -102,7 +123,7 @@ impl ApiKeys {
         Ok(found)
     }
 
-    pub async fn revoke(&self, id: &str) -> StoreResult<bool> {
+    pub async fn revoke(&self, id: &str) -> Result<bool, ServiceError> {
         let revoked = self.store.revoke_api_key(id, now_millis()).await?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.retain(|_, (key, _)| key.id != id);

@@ -4,6 +4,8 @@ use stele_core::schema::SchemaViolation;
 use stele_core::FieldError;
 use stele_store::StoreError;
 
+use crate::error_code::ErrorCode;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The request body has the wrong shape (422 `validation_failed`).
@@ -20,15 +22,22 @@ pub enum ServiceError {
     NotFound { kind: &'static str, id: String },
     /// The request is understood but not permitted (403 with `code`).
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Forbidden { code: ErrorCode, message: String },
     /// The resource existed but is no longer available (410).
     #[error("{0}")]
     Gone(String),
     /// A well-formed request the current state forbids (400 with `code`).
     #[error("{message}")]
-    Rejected { code: &'static str, message: String },
+    Rejected { code: ErrorCode, message: String },
     #[error(transparent)]
     Store(StoreError),
+    /// The server itself failed (500): a task that could not finish, a value it could not
+    /// encode.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Stored data the server read back is damaged (500): `record` names it.
+    #[error("stored data is damaged: {record}: {detail}")]
+    Corrupt { record: String, detail: String },
 }
 
 impl From<StoreError> for ServiceError {
@@ -38,6 +47,17 @@ impl From<StoreError> for ServiceError {
 }
 
 impl ServiceError {
+    /// A store error of a write on one organization, where the store's
+    /// `OrganizationNotFound` names the organization the request gave.
+    pub fn on_organization(error: StoreError, organization_id: &str) -> Self {
+        match error {
+            StoreError::OrganizationNotFound => {
+                ServiceError::OrganizationNotFound(organization_id.to_owned())
+            }
+            other => ServiceError::Store(other),
+        }
+    }
+
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         ServiceError::InvalidRequest(vec![FieldError::invalid(field, message)])
     }

@@ -3,6 +3,7 @@
 //! and reading stored events back (search and one event by id).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,10 +15,11 @@ use stele_core::model::{
 };
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::schema::SchemaViolation;
-use stele_store::prelude::*;
+use stele_store::{Store, StoreError};
+
+use crate::services::schemas::ValidatorCache;
 
 use crate::services::{IdempotencyRecordFor, ServiceError};
-use crate::state::AppState;
 
 /// Organizations recently seen to exist. Only positive answers are cached, and the append
 /// transaction checks existence again, so a stale entry can never store an orphan event.
@@ -29,7 +31,7 @@ pub struct KnownOrganizations {
 const KNOWN_ORGANIZATION_TTL: Duration = Duration::from_secs(30);
 
 impl KnownOrganizations {
-    async fn exists(&self, state: &AppState, id: &str) -> Result<bool, StoreError> {
+    async fn exists(&self, store: &dyn Store, id: &str) -> Result<bool, StoreError> {
         if self
             .seen
             .lock()
@@ -39,7 +41,7 @@ impl KnownOrganizations {
         {
             return Ok(true);
         }
-        let exists = state.store.get_organization(id).await?.is_some();
+        let exists = store.get_organization(id).await?.is_some();
         if exists {
             if let Ok(mut seen) = self.seen.lock() {
                 if seen.len() > 100_000 {
@@ -58,124 +60,130 @@ pub struct ValidatedEvent {
     pub event: EventInput,
 }
 
-/// Runs every check of create-event without writing anything.
-pub async fn validate(state: &AppState, body: &Value) -> Result<ValidatedEvent, ServiceError> {
-    let request = parse_create_event(body).map_err(ServiceError::InvalidRequest)?;
-    if !state
-        .known_organizations
-        .exists(state, &request.organization_id)
-        .await?
-    {
-        return Err(ServiceError::OrganizationNotFound(request.organization_id));
-    }
-    let event = request.event;
-    let Some(schema) = state
-        .validators
-        .get(state.store.as_ref(), &event.action, event.version)
-        .await?
-    else {
-        return Err(ServiceError::InvalidEvent(vec![
-            missing_version(state, &event).await?,
-        ]));
-    };
-    let violations = schema.violations(&event);
-    if !violations.is_empty() {
-        return Err(ServiceError::InvalidEvent(violations));
-    }
-    Ok(ValidatedEvent {
-        organization_id: request.organization_id,
-        event,
-    })
+/// Validating, appending and reading audit events.
+#[derive(Clone)]
+pub struct EventService {
+    store: Arc<dyn Store>,
+    validators: Arc<ValidatorCache>,
+    known_organizations: Arc<KnownOrganizations>,
 }
 
-/// Explains a missing (action, version): either the action is unknown, or which versions exist.
-async fn missing_version(
-    state: &AppState,
-    event: &EventInput,
-) -> Result<SchemaViolation, StoreError> {
-    let versions = state.store.schema_version_numbers(&event.action).await?;
-    Ok(if versions.is_empty() {
-        SchemaViolation::new(
+impl EventService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            validators: Arc::default(),
+            known_organizations: Arc::default(),
+        }
+    }
+
+    /// Runs every check of create-event without writing anything.
+    pub async fn validate(&self, body: &Value) -> Result<ValidatedEvent, ServiceError> {
+        let request = parse_create_event(body).map_err(ServiceError::InvalidRequest)?;
+        if !self
+            .known_organizations
+            .exists(self.store.as_ref(), &request.organization_id)
+            .await?
+        {
+            return Err(ServiceError::OrganizationNotFound(request.organization_id));
+        }
+        let event = request.event;
+        let Some(schema) = self
+            .validators
+            .get(self.store.as_ref(), &event.action, event.version)
+            .await?
+        else {
+            return Err(ServiceError::InvalidEvent(vec![
+                self.missing_version(&event).await?,
+            ]));
+        };
+        let violations = schema.violations(&event);
+        if !violations.is_empty() {
+            return Err(ServiceError::InvalidEvent(violations));
+        }
+        Ok(ValidatedEvent {
+            organization_id: request.organization_id,
+            event,
+        })
+    }
+
+    /// Explains a missing (action, version): either the action is unknown, or which versions exist.
+    async fn missing_version(&self, event: &EventInput) -> Result<SchemaViolation, StoreError> {
+        let versions = self.store.schema_version_numbers(&event.action).await?;
+        Ok(if versions.is_empty() {
+            SchemaViolation::new(
             "/action",
             format!(
                 "action '{}' is not configured; create its schema with POST /audit_logs/actions/{}/schemas",
                 event.action, event.action
             ),
         )
-    } else {
-        let list: Vec<String> = versions.iter().map(i64::to_string).collect();
-        SchemaViolation::new(
-            "/version",
-            format!(
-                "version {} of action '{}' does not exist; existing versions: {}",
-                event.version,
-                event.action,
-                list.join(", ")
-            ),
-        )
-    })
-}
-
-/// Validates and appends an event. `idempotency` builds the record to store atomically with
-/// the event, given the new event's id.
-pub async fn create(
-    state: &AppState,
-    body: &Value,
-    idempotency: Option<IdempotencyRecordFor<str>>,
-) -> Result<Idempotent<AppendedEvent>, ServiceError> {
-    let validated = validate(state, body).await?;
-    let id = IdKind::Event.generate();
-    let record = idempotency.map(|make_record| make_record(&id));
-    let new_event = NewEvent {
-        id: id.into(),
-        organization_id: validated.organization_id.into(),
-        event: validated.event,
-    };
-    let organization_id = new_event.organization_id.clone();
-    state
-        .store
-        .append_event(new_event, record)
-        .await
-        .map_err(|error| match error {
-            StoreError::OrganizationNotFound => {
-                ServiceError::OrganizationNotFound(organization_id.into())
-            }
-            other => ServiceError::Store(other),
+        } else {
+            let list: Vec<String> = versions.iter().map(i64::to_string).collect();
+            SchemaViolation::new(
+                "/version",
+                format!(
+                    "version {} of action '{}' does not exist; existing versions: {}",
+                    event.version,
+                    event.action,
+                    list.join(", ")
+                ),
+            )
         })
-}
-
-/// One page of the organization's events matching `query`; an unknown organization is an
-/// error rather than an empty page.
-pub async fn search(
-    state: &AppState,
-    query: EventQuery,
-    page: PageRequest<i64>,
-) -> Result<Page<StoredEvent>, ServiceError> {
-    if state
-        .store
-        .get_organization(&query.organization_id)
-        .await?
-        .is_none()
-    {
-        return Err(ServiceError::OrganizationNotFound(
-            query.organization_id.into(),
-        ));
     }
-    Ok(state.store.search_events(query, page).await?)
-}
 
-/// One of the organization's events with its chain hash.
-pub async fn get(
-    state: &AppState,
-    organization_id: &str,
-    id: &str,
-) -> Result<HashedEvent, ServiceError> {
-    state
-        .store
-        .get_event(organization_id, id)
-        .await?
-        .ok_or_else(|| ServiceError::NotFound {
-            kind: "Audit log event",
-            id: id.to_owned(),
-        })
+    /// Validates and appends an event. `idempotency` builds the record to store atomically with
+    /// the event, given the new event's id.
+    pub async fn create(
+        &self,
+        body: &Value,
+        idempotency: Option<IdempotencyRecordFor<str>>,
+    ) -> Result<Idempotent<AppendedEvent>, ServiceError> {
+        let validated = self.validate(body).await?;
+        let id = IdKind::Event.generate();
+        let record = idempotency
+            .map(|make_record| make_record(&id))
+            .transpose()?;
+        let new_event = NewEvent {
+            id: id.into(),
+            organization_id: validated.organization_id.into(),
+            event: validated.event,
+        };
+        let organization_id = new_event.organization_id.clone();
+        self.store
+            .append_event(new_event, record)
+            .await
+            .map_err(|error| ServiceError::on_organization(error, &organization_id))
+    }
+
+    /// One page of the organization's events matching `query`; an unknown organization is an
+    /// error rather than an empty page.
+    pub async fn search(
+        &self,
+        query: EventQuery,
+        page: PageRequest<i64>,
+    ) -> Result<Page<StoredEvent>, ServiceError> {
+        if self
+            .store
+            .get_organization(&query.organization_id)
+            .await?
+            .is_none()
+        {
+            return Err(ServiceError::OrganizationNotFound(
+                query.organization_id.into(),
+            ));
+        }
+        Ok(self.store.search_events(query, page).await?)
+    }
+
+    /// One of the organization's events with its chain hash.
+    pub async fn get(&self, organization_id: &str, id: &str) -> Result<HashedEvent, ServiceError> {
+        self.store
+            .get_event(organization_id, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                kind: "Audit log event",
+                id: id.to_owned(),
+            })
+    }
 }

@@ -7,6 +7,8 @@
 //! wins over an export: once a purge removes events an export covered, the export is no
 //! longer served (410), rather than served with different content.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -17,12 +19,12 @@ use stele_core::model::ExportId;
 use stele_core::model::{EventQuery, Export, IdempotencyRecord, Idempotent};
 use stele_core::pagination::{Cursor, PageRequest, SortOrder};
 use stele_core::timestamp::{now_millis, UnixMillis};
-use stele_store::prelude::*;
+use stele_store::{Store, StoreError};
 use tokio::sync::OnceCell;
 
-use crate::services::transparency::{checkpoint_now, ProvenJsonlWriter, TreeReader};
+use crate::error_code::ErrorCode;
+use crate::services::transparency::{ProvenJsonlWriter, TransparencyService, TreeReader};
 use crate::services::ServiceError;
-use crate::state::AppState;
 
 /// How long a download link works after it is issued.
 pub const URL_LIFETIME_MS: i64 = 10 * 60 * 1000;
@@ -32,19 +34,25 @@ pub const DOWNLOAD_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 const PAGE_SIZE: u32 = 2000;
 
 /// The deployment-wide key that signs download links, loaded once per process.
-#[derive(Default)]
 pub struct UrlSigner {
+    store: Arc<dyn Store>,
     key: OnceCell<Vec<u8>>,
 }
 
 impl UrlSigner {
-    async fn key(&self, state: &AppState) -> Result<&[u8], StoreError> {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            key: OnceCell::new(),
+        }
+    }
+
+    async fn key(&self) -> Result<&[u8], StoreError> {
         self.key
             .get_or_try_init(|| async {
                 let mut fresh = vec![0u8; 32];
                 rand::rng().fill_bytes(&mut fresh);
-                state
-                    .store
+                self.store
                     .shared_secret("export_url_signing_key", fresh)
                     .await
             })
@@ -62,13 +70,9 @@ impl UrlSigner {
     }
 
     /// `(expires, signature)` for a link to `export_id` valid for [`URL_LIFETIME_MS`].
-    pub async fn sign(
-        &self,
-        state: &AppState,
-        export_id: &str,
-    ) -> Result<(i64, String), StoreError> {
+    pub async fn sign(&self, export_id: &str) -> Result<(i64, String), StoreError> {
         let expires = now_millis() + URL_LIFETIME_MS;
-        let key = self.key(state).await?;
+        let key = self.key().await?;
         Ok((
             expires,
             hex::encode(Self::mac(key, export_id, expires).finalize().into_bytes()),
@@ -78,7 +82,6 @@ impl UrlSigner {
     /// Whether a link's signature is genuine and it has not expired.
     pub async fn verify(
         &self,
-        state: &AppState,
         export_id: &str,
         expires: i64,
         signature: &str,
@@ -89,7 +92,7 @@ impl UrlSigner {
         let Ok(signature) = hex::decode(signature) else {
             return Ok(false);
         };
-        let key = self.key(state).await?;
+        let key = self.key().await?;
         Ok(Self::mac(key, export_id, expires)
             .verify_slice(&signature)
             .is_ok())
@@ -101,20 +104,189 @@ impl UrlSigner {
 pub fn check_range(from: Option<UnixMillis>, to: Option<UnixMillis>) -> Result<(), ServiceError> {
     match (from, to) {
         (Some(from), Some(to)) if from > to => Err(ServiceError::Rejected {
-            code: "invalid_audit_log_export_range_date",
+            code: ErrorCode::InvalidAuditLogExportRangeDate,
             message: "range_start must not be after range_end.".into(),
         }),
         _ => Ok(()),
     }
 }
 
-/// A freshly signed download link to `export_id`, relative to this server's root (valid
-/// for [`URL_LIFETIME_MS`]).
-pub async fn download_path(state: &AppState, export_id: &str) -> Result<String, StoreError> {
-    let (expires, signature) = state.export_urls.sign(state, export_id).await?;
-    Ok(format!(
-        "/audit_logs/exports/{export_id}/download?expires={expires}&signature={signature}"
-    ))
+/// Creating exports, signing their download links and producing their files.
+#[derive(Clone)]
+pub struct ExportService {
+    store: Arc<dyn Store>,
+    url_signer: Arc<UrlSigner>,
+    transparency: TransparencyService,
+}
+
+impl ExportService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        url_signer: Arc<UrlSigner>,
+        transparency: TransparencyService,
+    ) -> Self {
+        Self {
+            store,
+            url_signer,
+            transparency,
+        }
+    }
+
+    /// Whether a download link's signature is genuine and it has not expired.
+    pub async fn link_is_genuine(
+        &self,
+        export_id: &str,
+        expires: i64,
+        signature: &str,
+    ) -> Result<bool, ServiceError> {
+        Ok(self
+            .url_signer
+            .verify(export_id, expires, signature)
+            .await?)
+    }
+
+    /// A freshly signed download link to `export_id`, relative to this server's root (valid
+    /// for [`URL_LIFETIME_MS`]).
+    pub async fn download_path(&self, export_id: &str) -> Result<String, ServiceError> {
+        let (expires, signature) = self.url_signer.sign(export_id).await?;
+        Ok(format!(
+            "/audit_logs/exports/{export_id}/download?expires={expires}&signature={signature}"
+        ))
+    }
+
+    /// Stores a prepared export, fixing its snapshot.
+    pub async fn create(
+        &self,
+        export: Export,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<Idempotent<Export>, ServiceError> {
+        let organization_id = export.query.organization_id.clone();
+        self.store
+            .create_export(export, idempotency)
+            .await
+            .map_err(|error| ServiceError::on_organization(error, &organization_id))
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Export>, ServiceError> {
+        Ok(self.store.get_export(id).await?)
+    }
+
+    /// Picks the checkpoint a proven export is proven against: the smallest one covering its
+    /// snapshot, so repeated downloads of one export are the same file (unless checkpoint
+    /// thinning has since removed that checkpoint; another covering one is then used).
+    async fn start_proven(
+        &self,
+        export: &Export,
+        out: &mut Vec<u8>,
+    ) -> Result<ProvenState, std::io::Error> {
+        let organization_id = &export.query.organization_id;
+        let snapshot = export.query.up_to_sequence.unwrap_or(0).max(1) as u64;
+        let covering = self
+            .transparency
+            .checkpoint_covering(organization_id, snapshot)
+            .await
+            .map_err(std::io::Error::other)?;
+        let checkpoint = match covering {
+            Some(checkpoint) => checkpoint,
+            None => self
+                .transparency
+                .checkpoint_now(organization_id)
+                .await
+                .map_err(std::io::Error::other)?
+                .ok_or_else(|| std::io::Error::other("the organization has no events to prove"))?,
+        };
+        let tree = self
+            .transparency
+            .tree_reader(organization_id, checkpoint.tree_size);
+        let writer = ProvenJsonlWriter::start(checkpoint, export.id.clone().into(), out);
+        Ok(ProvenState { writer, tree })
+    }
+
+    /// The export's file as a stream of chunks, read page by page in sequence order.
+    pub fn stream(
+        &self,
+        export: Export,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let format = export.format;
+        let initial = DownloadProgress {
+            next: Some(None),
+            first: true,
+            proven: None,
+        };
+        let this = self.clone();
+        futures_util::stream::unfold(initial, move |mut progress| {
+            let (service, export) = (this.clone(), export.clone());
+            async move {
+                let after = progress.next?;
+                let page = PageRequest {
+                    limit: PAGE_SIZE,
+                    order: SortOrder::Asc,
+                    cursor: after.map(Cursor::After),
+                };
+                let mut chunk = Vec::with_capacity(256 * 1024);
+                let result = async {
+                    if progress.first {
+                        if format == ExportFormat::ProvenJsonl {
+                            progress.proven =
+                                Some(service.start_proven(&export, &mut chunk).await?);
+                        } else {
+                            write_header(format, &mut chunk).map_err(std::io::Error::other)?;
+                        }
+                    }
+                    let page = service
+                        .store
+                        .search_events(export.query.clone(), page)
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    for event in &page.data {
+                        match progress.proven.as_mut() {
+                            Some(proven) => {
+                                let leaf = event.sequence as u64 - 1;
+                                let ranges =
+                                    inclusion_proof_ranges(leaf, proven.writer.tree_size());
+                                let proof = proven
+                                    .tree
+                                    .ranges(&ranges)
+                                    .await
+                                    .map_err(std::io::Error::other)?;
+                                proven
+                                    .writer
+                                    .event(leaf, &event.canonical, &proof, &mut chunk);
+                            }
+                            None => write_event(format, &event.canonical, &mut chunk)
+                                .map_err(std::io::Error::other)?,
+                        }
+                    }
+                    let next = page
+                        .after
+                        .is_some()
+                        .then(|| page.data.last().map(|event| event.sequence))
+                        .flatten();
+                    if next.is_none() {
+                        if let Some(proven) = progress.proven.take() {
+                            proven
+                                .writer
+                                .finish(service.transparency.signer(), &mut chunk);
+                        }
+                    }
+                    Ok::<_, std::io::Error>(next)
+                }
+                .await;
+                progress.first = false;
+                match result {
+                    Ok(next) => {
+                        progress.next = next.map(Some);
+                        Some((Ok(Bytes::from(chunk)), progress))
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "export download failed midway");
+                        progress.next = None;
+                        Some((Err(error), progress))
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// Whether an export can still be downloaded.
@@ -134,29 +306,6 @@ pub fn prepare(query: EventQuery, format: ExportFormat) -> Export {
     }
 }
 
-/// Stores a prepared export, fixing its snapshot.
-pub async fn create(
-    state: &AppState,
-    export: Export,
-    idempotency: Option<IdempotencyRecord>,
-) -> Result<Idempotent<Export>, ServiceError> {
-    let organization_id = export.query.organization_id.clone();
-    state
-        .store
-        .create_export(export, idempotency)
-        .await
-        .map_err(|error| match error {
-            StoreError::OrganizationNotFound => {
-                ServiceError::OrganizationNotFound(organization_id.into())
-            }
-            other => ServiceError::Store(other),
-        })
-}
-
-pub async fn get(state: &AppState, id: &str) -> Result<Option<Export>, ServiceError> {
-    Ok(state.store.get_export(id).await?)
-}
-
 /// A proven JSONL download in progress: the writer (checkpoint, running digest) and the
 /// tree reader that keeps the hashes shared by consecutive proofs.
 struct ProvenState {
@@ -164,117 +313,9 @@ struct ProvenState {
     tree: TreeReader,
 }
 
-/// Picks the checkpoint a proven export is proven against: the smallest one covering its
-/// snapshot, so repeated downloads of one export are the same file (unless checkpoint
-/// thinning has since removed that checkpoint; another covering one is then used).
-async fn start_proven(
-    state: &AppState,
-    export: &Export,
-    out: &mut Vec<u8>,
-) -> Result<ProvenState, std::io::Error> {
-    let organization_id = &export.query.organization_id;
-    let snapshot = export.query.up_to_sequence.unwrap_or(0).max(1) as u64;
-    let covering = state
-        .store
-        .checkpoint_covering(organization_id, snapshot)
-        .await
-        .map_err(std::io::Error::other)?;
-    let checkpoint = match covering {
-        Some(checkpoint) => checkpoint,
-        None => checkpoint_now(state, organization_id)
-            .await
-            .map_err(std::io::Error::other)?
-            .ok_or_else(|| std::io::Error::other("the organization has no events to prove"))?,
-    };
-    let tree = TreeReader::new(state.store.clone(), organization_id, checkpoint.tree_size);
-    let writer = ProvenJsonlWriter::start(checkpoint, export.id.clone().into(), out);
-    Ok(ProvenState { writer, tree })
-}
-
 /// Where a download stream is: the cursor of the next page (`None` once finished).
 struct DownloadProgress {
     next: Option<Option<i64>>,
     first: bool,
     proven: Option<ProvenState>,
-}
-
-/// The export's file as a stream of chunks, read page by page in sequence order.
-pub fn stream(
-    state: AppState,
-    export: Export,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let format = export.format;
-    let initial = DownloadProgress {
-        next: Some(None),
-        first: true,
-        proven: None,
-    };
-    futures_util::stream::unfold(initial, move |mut progress| {
-        let (state, export) = (state.clone(), export.clone());
-        async move {
-            let after = progress.next?;
-            let page = PageRequest {
-                limit: PAGE_SIZE,
-                order: SortOrder::Asc,
-                cursor: after.map(Cursor::After),
-            };
-            let mut chunk = Vec::with_capacity(256 * 1024);
-            let result = async {
-                if progress.first {
-                    if format == ExportFormat::ProvenJsonl {
-                        progress.proven = Some(start_proven(&state, &export, &mut chunk).await?);
-                    } else {
-                        write_header(format, &mut chunk).map_err(std::io::Error::other)?;
-                    }
-                }
-                let page = state
-                    .store
-                    .search_events(export.query.clone(), page)
-                    .await
-                    .map_err(std::io::Error::other)?;
-                for event in &page.data {
-                    match progress.proven.as_mut() {
-                        Some(proven) => {
-                            let leaf = event.sequence as u64 - 1;
-                            let ranges = inclusion_proof_ranges(leaf, proven.writer.tree_size());
-                            let proof = proven
-                                .tree
-                                .ranges(&ranges)
-                                .await
-                                .map_err(std::io::Error::other)?;
-                            proven
-                                .writer
-                                .event(leaf, &event.canonical, &proof, &mut chunk);
-                        }
-                        None => write_event(format, &event.canonical, &mut chunk)
-                            .map_err(std::io::Error::other)?,
-                    }
-                }
-                let next = page
-                    .after
-                    .is_some()
-                    .then(|| page.data.last().map(|event| event.sequence))
-                    .flatten();
-                if next.is_none() {
-                    if let Some(proven) = progress.proven.take() {
-                        proven.writer.finish(&state.transparency, &mut chunk);
-                    }
-                }
-                Ok::<_, std::io::Error>(next)
-            }
-            .await;
-            progress.first = false;
-            match result {
-                Ok(next) => {
-                    progress.next = next.map(Some);
-                    Some((Ok(Bytes::from(chunk)), progress))
-                }
-                Err(error) => {
-                    tracing::error!(%error, "export download failed midway");
-                    progress.next = None;
-                    Some((Err(error), progress))
-                }
-            }
-        }
-    })
 }

@@ -1,6 +1,8 @@
-//! Use cases shared by the HTTP API, the CLI and background workers. Services hold the
-//! rules; they call `stele-core` for pure logic and the `Store` for persistence, and know
-//! nothing about HTTP.
+//! Use cases shared by the HTTP API, the dashboard, the CLI and background workers.
+//! Services hold the rules; they call `stele-core` for pure logic and the `Store` for
+//! persistence, and know nothing about HTTP. Each is a struct built from what it needs
+//! (the store, caches, other services) by the composition root (`crate::app`); clones
+//! share their caches.
 
 pub mod api_keys;
 pub mod bootstrap;
@@ -8,6 +10,8 @@ pub mod error;
 pub mod events;
 pub mod exports;
 pub mod filters;
+pub mod idempotency;
+pub mod jobs;
 pub mod organizations;
 pub mod retention;
 pub mod schemas;
@@ -19,6 +23,6 @@ pub use error::ServiceError;
 
 /// Builds the idempotency record to store in the same transaction as a write, from what is
 /// being written (the new event's id, the new organization). The API layer supplies it
-/// because only it knows the response body.
+/// because only it knows the response body; encoding that body may fail.
 pub type IdempotencyRecordFor<T> =
-    Box<dyn FnOnce(&T) -> stele_core::model::IdempotencyRecord + Send>;
+    Box<dyn FnOnce(&T) -> Result<stele_core::model::IdempotencyRecord, ServiceError> + Send>;

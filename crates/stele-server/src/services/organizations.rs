@@ -1,5 +1,7 @@
 //! Organizations: the tenants whose audit logs Stele keeps.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use stele_core::ids::IdKind;
@@ -9,10 +11,10 @@ use stele_core::model::{
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
-use stele_store::prelude::*;
+use stele_store::{Store, StoreError};
 
+use crate::error_code::ErrorCode;
 use crate::services::{IdempotencyRecordFor, ServiceError};
-use crate::state::AppState;
 
 /// `domain_data` items: a domain and its verification state.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -144,11 +146,11 @@ fn map_store_error(error: StoreError, id: &str) -> ServiceError {
     match error {
         StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(id.to_owned()),
         StoreError::ExternalIdTaken { existing } => ServiceError::Rejected {
-            code: "external_id_taken",
+            code: ErrorCode::ExternalIdTaken,
             message: format!("external_id is already used by organization '{existing}'."),
         },
         StoreError::OrganizationHasEvents { count } => ServiceError::Rejected {
-            code: "organization_has_audit_events",
+            code: ErrorCode::OrganizationHasAuditEvents,
             message: format!(
                 "Organization '{id}' has {count} audit log events. Audit history is never deleted as a side effect: \
                  the organization can be deleted once retention has purged its events."
@@ -158,85 +160,94 @@ fn map_store_error(error: StoreError, id: &str) -> ServiceError {
     }
 }
 
-pub async fn create(
-    state: &AppState,
-    input: OrganizationInput,
-    idempotency: Option<IdempotencyRecordFor<Organization>>,
-) -> Result<Idempotent<Organization>, ServiceError> {
-    input.check()?;
-    let now = now_millis();
-    let organization = Organization {
-        id: OrganizationId::generate(),
-        name: input.name.trim().to_owned(),
-        external_id: input.external_id.clone(),
-        metadata: input.metadata.clone().unwrap_or_default(),
-        domains: input.domains(&[], now),
-        retention_period_in_days: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let record = idempotency.map(|make_record| make_record(&organization));
-    state
-        .store
-        .create_organization(organization, record)
-        .await
-        .map_err(|error| map_store_error(error, ""))
+/// Creating, reading, updating and deleting organizations.
+#[derive(Clone)]
+pub struct OrganizationService {
+    store: Arc<dyn Store>,
 }
 
-pub async fn get(state: &AppState, id: &str) -> Result<Organization, ServiceError> {
-    state
-        .store
-        .get_organization(id)
-        .await?
-        .ok_or_else(|| ServiceError::OrganizationNotFound(id.to_owned()))
-}
+impl OrganizationService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
 
-pub async fn get_by_external_id(
-    state: &AppState,
-    external_id: &str,
-) -> Result<Organization, ServiceError> {
-    state
-        .store
-        .get_organization_by_external_id(external_id)
-        .await?
-        .ok_or_else(|| ServiceError::OrganizationNotFound(external_id.to_owned()))
-}
+    pub async fn create(
+        &self,
+        input: OrganizationInput,
+        idempotency: Option<IdempotencyRecordFor<Organization>>,
+    ) -> Result<Idempotent<Organization>, ServiceError> {
+        input.check()?;
+        let now = now_millis();
+        let organization = Organization {
+            id: OrganizationId::generate(),
+            name: input.name.trim().to_owned(),
+            external_id: input.external_id.clone(),
+            metadata: input.metadata.clone().unwrap_or_default(),
+            domains: input.domains(&[], now),
+            retention_period_in_days: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let record = idempotency
+            .map(|make_record| make_record(&organization))
+            .transpose()?;
+        self.store
+            .create_organization(organization, record)
+            .await
+            .map_err(|error| map_store_error(error, ""))
+    }
 
-pub async fn list(
-    state: &AppState,
-    filter: OrganizationFilter,
-    page: PageRequest<String>,
-) -> Result<Page<Organization>, ServiceError> {
-    Ok(state.store.list_organizations(filter, page).await?)
-}
+    pub async fn get(&self, id: &str) -> Result<Organization, ServiceError> {
+        self.store
+            .get_organization(id)
+            .await?
+            .ok_or_else(|| ServiceError::OrganizationNotFound(id.to_owned()))
+    }
 
-pub async fn update(
-    state: &AppState,
-    id: &str,
-    input: OrganizationInput,
-) -> Result<Organization, ServiceError> {
-    input.check()?;
-    let current = get(state, id).await?;
-    let now = now_millis();
-    let updated = Organization {
-        name: input.name.trim().to_owned(),
-        external_id: input.external_id.clone(),
-        metadata: input.metadata.clone().unwrap_or(current.metadata.clone()),
-        domains: input.domains(&current.domains, now),
-        updated_at: now,
-        ..current
-    };
-    state
-        .store
-        .update_organization(updated)
-        .await
-        .map_err(|error| map_store_error(error, id))
-}
+    pub async fn get_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Organization, ServiceError> {
+        self.store
+            .get_organization_by_external_id(external_id)
+            .await?
+            .ok_or_else(|| ServiceError::OrganizationNotFound(external_id.to_owned()))
+    }
 
-pub async fn delete(state: &AppState, id: &str) -> Result<(), ServiceError> {
-    state
-        .store
-        .delete_organization(id)
-        .await
-        .map_err(|error| map_store_error(error, id))
+    pub async fn list(
+        &self,
+        filter: OrganizationFilter,
+        page: PageRequest<String>,
+    ) -> Result<Page<Organization>, ServiceError> {
+        Ok(self.store.list_organizations(filter, page).await?)
+    }
+
+    pub async fn update(
+        &self,
+        id: &str,
+        input: OrganizationInput,
+    ) -> Result<Organization, ServiceError> {
+        input.check()?;
+        let current = self.get(id).await?;
+        let now = now_millis();
+        let updated = Organization {
+            name: input.name.trim().to_owned(),
+            external_id: input.external_id.clone(),
+            metadata: input.metadata.clone().unwrap_or(current.metadata.clone()),
+            domains: input.domains(&current.domains, now),
+            updated_at: now,
+            ..current
+        };
+        self.store
+            .update_organization(updated)
+            .await
+            .map_err(|error| map_store_error(error, id))
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), ServiceError> {
+        self.store
+            .delete_organization(id)
+            .await
+            .map_err(|error| map_store_error(error, id))
+    }
 }

@@ -2,14 +2,15 @@
 //! received them); older events are purged oldest first, so what remains is always a
 //! contiguous tail of the chain, anchored to the hash it continues from.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
-use stele_store::prelude::*;
+use stele_store::Store;
 
-use crate::services::transparency::ensure_tree_nodes;
+use crate::services::transparency::TransparencyService;
 use crate::services::ServiceError;
-use crate::state::AppState;
 
 pub const MIN_DAYS: i64 = 1;
 pub const MAX_DAYS: i64 = 3650;
@@ -67,56 +68,64 @@ fn period_in_days(period: &str) -> Option<i64> {
     }
 }
 
-pub async fn set(
-    state: &AppState,
-    organization_id: &str,
-    days: Option<i64>,
-) -> Result<(), ServiceError> {
-    state
-        .store
-        .set_retention(organization_id, days)
-        .await
-        .map_err(|error| match error {
-            StoreError::OrganizationNotFound => {
-                ServiceError::OrganizationNotFound(organization_id.to_owned())
-            }
-            other => ServiceError::Store(other),
-        })
+/// Retention periods and the purges that apply them.
+#[derive(Clone)]
+pub struct RetentionService {
+    store: Arc<dyn Store>,
+    transparency: TransparencyService,
 }
 
-/// One retention pass over every organization with a retention period; returns how many
-/// events were purged in all.
-pub async fn purge_expired(state: &AppState) -> Result<u64, StoreError> {
-    let mut total = 0;
-    for (organization_id, days) in state.store.organizations_with_retention().await? {
-        let now = now_millis();
-        let cutoff = now - days * DAY_MS;
-        // Keep the subtree hashes proofs will need before their leaves go: a purge then
-        // only has to keep leaf hashes of the one partial 256-leaf block at its edge.
-        let size = state.store.tree_size(&organization_id).await?;
-        ensure_tree_nodes(state.store.as_ref(), &organization_id, size).await?;
-        let mut purged = 0;
-        loop {
-            let outcome = state
-                .store
-                .purge_events(&organization_id, cutoff, PURGE_BATCH)
-                .await?;
-            purged += outcome.purged;
-            if !outcome.more {
-                break;
-            }
+impl RetentionService {
+    pub fn new(store: Arc<dyn Store>, transparency: TransparencyService) -> Self {
+        Self {
+            store,
+            transparency,
         }
-        if purged > 0 {
-            tracing::info!(
-                organization_id,
-                purged,
-                retention_period_in_days = days,
-                "retention purged events"
-            );
-        }
-        total += purged;
     }
-    Ok(total)
+
+    pub async fn set(&self, organization_id: &str, days: Option<i64>) -> Result<(), ServiceError> {
+        self.store
+            .set_retention(organization_id, days)
+            .await
+            .map_err(|error| ServiceError::on_organization(error, organization_id))
+    }
+
+    /// One retention pass over every organization with a retention period; returns how many
+    /// events were purged in all.
+    pub async fn purge_expired(&self) -> Result<u64, ServiceError> {
+        let mut total = 0;
+        for (organization_id, days) in self.store.organizations_with_retention().await? {
+            let now = now_millis();
+            let cutoff = now - days * DAY_MS;
+            // Keep the subtree hashes proofs will need before their leaves go: a purge then
+            // only has to keep leaf hashes of the one partial 256-leaf block at its edge.
+            let size = self.transparency.tree_size(&organization_id).await?;
+            self.transparency
+                .ensure_tree_nodes(&organization_id, size)
+                .await?;
+            let mut purged = 0;
+            loop {
+                let outcome = self
+                    .store
+                    .purge_events(&organization_id, cutoff, PURGE_BATCH)
+                    .await?;
+                purged += outcome.purged;
+                if !outcome.more {
+                    break;
+                }
+            }
+            if purged > 0 {
+                tracing::info!(
+                    organization_id,
+                    purged,
+                    retention_period_in_days = days,
+                    "retention purged events"
+                );
+            }
+            total += purged;
+        }
+        Ok(total)
+    }
 }
 
 #[cfg(test)]

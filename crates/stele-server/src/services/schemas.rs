@@ -12,10 +12,9 @@ use stele_core::schema::{
     parse_schema_definition, CompiledSchema, SchemaDefinition, SchemaViolation,
 };
 use stele_core::timestamp::now_millis;
-use stele_store::prelude::*;
+use stele_store::Store;
 
 use crate::services::ServiceError;
-use crate::state::AppState;
 
 /// Compiled validators per (action, version). Versions never change once created, so an
 /// entry never goes stale and the cache needs no invalidation, even across replicas.
@@ -31,7 +30,7 @@ impl ValidatorCache {
         store: &dyn Store,
         action: &str,
         version: i64,
-    ) -> Result<Option<Arc<CompiledSchema>>, StoreError> {
+    ) -> Result<Option<Arc<CompiledSchema>>, ServiceError> {
         let key = (action.to_owned(), version);
         if let Some(found) = self
             .compiled
@@ -46,7 +45,10 @@ impl ValidatorCache {
         };
         let compiled =
             CompiledSchema::compile(action, version, &stored.definition).map_err(|problem| {
-                StoreError::corrupt(None, None, format!("schema {action} v{version}: {problem}"))
+                ServiceError::Corrupt {
+                    record: format!("schema {action} v{version}"),
+                    detail: problem.to_string(),
+                }
             })?;
         let compiled = Arc::new(compiled);
         if let Ok(mut cache) = self.compiled.write() {
@@ -109,105 +111,195 @@ fn check_action_name(action: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Creates the next version of `action` from a request body, or returns the latest
-/// version unchanged when the definition is identical. The flag says whether it is new.
-pub async fn create_version(
-    state: &AppState,
-    action: &str,
-    body: &Value,
-    created_by: &str,
-) -> Result<(SchemaVersion, bool), ServiceError> {
-    match create_version_idempotently(state, action, body, created_by, None).await? {
-        Idempotent::Done(outcome) => Ok(outcome),
-        // Only a write that claimed a key can find it taken.
-        Idempotent::AlreadyDone(_) => Err(ServiceError::Store(StoreError::Internal(
-            "idempotency record without a key".into(),
-        ))),
+/// Actions and their schema versions: creating, checking and reading them.
+#[derive(Clone)]
+pub struct SchemaService {
+    store: Arc<dyn Store>,
+}
+
+/// The bytes two definitions are compared by; a definition that cannot be encoded is an
+/// error rather than equal to every other such definition.
+fn canonical(definition: &SchemaDefinition) -> Result<Vec<u8>, ServiceError> {
+    definition
+        .to_canonical_bytes()
+        .map_err(|error| ServiceError::Internal(format!("encoding a schema definition: {error}")))
+}
+
+impl SchemaService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
     }
-}
 
-/// [`create_version`] that stores its idempotency record in the same transaction.
-pub async fn create_version_idempotently(
-    state: &AppState,
-    action: &str,
-    body: &Value,
-    created_by: &str,
-    idempotency: Option<IdempotentWrite<(SchemaVersion, bool)>>,
-) -> Result<Idempotent<(SchemaVersion, bool)>, ServiceError> {
-    check_action_name(action)?;
-    let definition = parse_schema_definition(body).map_err(ServiceError::InvalidRequest)?;
-    Ok(state
-        .store
-        .create_schema_version(action, definition, created_by, now_millis(), idempotency)
-        .await?)
-}
+    /// One version of `action`, if it exists.
+    pub async fn version(
+        &self,
+        action: &str,
+        version: i64,
+    ) -> Result<Option<SchemaVersion>, ServiceError> {
+        Ok(self.store.get_schema_version(action, version).await?)
+    }
 
-/// Dry run of `create_version` from a request body.
-pub async fn check_version(
-    state: &AppState,
-    action: &str,
-    body: &Value,
-) -> Result<SchemaCheck, ServiceError> {
-    check_action_name(action)?;
-    let definition = parse_schema_definition(body).map_err(ServiceError::InvalidRequest)?;
-    check_definition(state, action, definition).await
-}
+    /// Creates the next version of `action` from a request body, or returns the latest
+    /// version unchanged when the definition is identical. The flag says whether it is new.
+    pub async fn create_version(
+        &self,
+        action: &str,
+        body: &Value,
+        created_by: &str,
+    ) -> Result<(SchemaVersion, bool), ServiceError> {
+        match self
+            .create_version_idempotently(action, body, created_by, None)
+            .await?
+        {
+            Idempotent::Done(outcome) => Ok(outcome),
+            // Only a write that claimed a key can find it taken.
+            Idempotent::AlreadyDone(_) => Err(ServiceError::Internal(
+                "a schema version written without an idempotency key was reported as a replay"
+                    .into(),
+            )),
+        }
+    }
 
-/// The latest version of `action`, if it exists.
-pub async fn latest_version(
-    state: &AppState,
-    action: &str,
-) -> Result<Option<SchemaVersion>, ServiceError> {
-    let Some(latest) = state
-        .store
-        .schema_version_numbers(action)
-        .await?
-        .last()
-        .copied()
-    else {
-        return Ok(None);
-    };
-    Ok(state.store.get_schema_version(action, latest).await?)
-}
-
-/// Dry run of saving an already parsed definition as the next version of `action`.
-pub async fn check_definition(
-    state: &AppState,
-    action: &str,
-    proposed: SchemaDefinition,
-) -> Result<SchemaCheck, ServiceError> {
-    let latest = latest_version(state, action).await?;
-    let would_create = latest
-        .as_ref()
-        .is_none_or(|latest| latest.definition.canonical_bytes() != proposed.canonical_bytes());
-    let resulting_version = match &latest {
-        None => 1,
-        Some(latest) if would_create => latest.version + 1,
-        Some(latest) => latest.version,
-    };
-    let mut report = compare(latest.as_ref().map(|latest| &latest.definition), &proposed);
-    let impact = if let Some(latest) = &latest {
-        let compiled = CompiledSchema::compile(action, resulting_version, &proposed)
-            .map_err(|problem| ServiceError::invalid_field("body", problem))?;
-        let events = state
+    /// [`create_version`] that stores its idempotency record in the same transaction.
+    pub async fn create_version_idempotently(
+        &self,
+        action: &str,
+        body: &Value,
+        created_by: &str,
+        idempotency: Option<IdempotentWrite<(SchemaVersion, bool)>>,
+    ) -> Result<Idempotent<(SchemaVersion, bool)>, ServiceError> {
+        check_action_name(action)?;
+        let definition = parse_schema_definition(body).map_err(ServiceError::InvalidRequest)?;
+        Ok(self
             .store
-            .recent_events_of_action(action, IMPACT_SAMPLE)
-            .await?;
-        let impact = measure_impact(&compiled, &events, latest.version);
-        report.contradicted_by_stored_events(impact.failing_under_latest, latest.version);
-        impact
-    } else {
-        Impact::default()
-    };
-    Ok(SchemaCheck {
-        action: action.to_owned(),
-        latest,
-        proposed,
-        would_create,
-        resulting_version,
-        report,
-        impact,
-    })
+            .create_schema_version(action, definition, created_by, now_millis(), idempotency)
+            .await?)
+    }
+
+    /// Dry run of `create_version` from a request body.
+    pub async fn check_version(
+        &self,
+        action: &str,
+        body: &Value,
+    ) -> Result<SchemaCheck, ServiceError> {
+        check_action_name(action)?;
+        let definition = parse_schema_definition(body).map_err(ServiceError::InvalidRequest)?;
+        self.check_definition(action, definition).await
+    }
+
+    /// The latest version of `action`, if it exists.
+    pub async fn latest_version(
+        &self,
+        action: &str,
+    ) -> Result<Option<SchemaVersion>, ServiceError> {
+        let Some(latest) = self
+            .store
+            .schema_version_numbers(action)
+            .await?
+            .last()
+            .copied()
+        else {
+            return Ok(None);
+        };
+        Ok(self.store.get_schema_version(action, latest).await?)
+    }
+
+    /// Dry run of saving an already parsed definition as the next version of `action`.
+    pub async fn check_definition(
+        &self,
+        action: &str,
+        proposed: SchemaDefinition,
+    ) -> Result<SchemaCheck, ServiceError> {
+        let latest = self.latest_version(action).await?;
+        let would_create = match &latest {
+            None => true,
+            Some(latest) => canonical(&latest.definition)? != canonical(&proposed)?,
+        };
+        let resulting_version = match &latest {
+            None => 1,
+            Some(latest) if would_create => latest.version + 1,
+            Some(latest) => latest.version,
+        };
+        let mut report = compare(latest.as_ref().map(|latest| &latest.definition), &proposed);
+        let impact = if let Some(latest) = &latest {
+            let compiled = CompiledSchema::compile(action, resulting_version, &proposed)
+                .map_err(|problem| ServiceError::invalid_field("body", problem))?;
+            let events = self
+                .store
+                .recent_events_of_action(action, IMPACT_SAMPLE)
+                .await?;
+            let impact = measure_impact(&compiled, &events, latest.version);
+            report.contradicted_by_stored_events(impact.failing_under_latest, latest.version);
+            impact
+        } else {
+            Impact::default()
+        };
+        Ok(SchemaCheck {
+            action: action.to_owned(),
+            latest,
+            proposed,
+            would_create,
+            resulting_version,
+            report,
+            impact,
+        })
+    }
+
+    /// Every version of `action`, oldest first; `ActionNotFound` when it does not exist.
+    pub async fn all_versions(&self, action: &str) -> Result<Vec<SchemaVersion>, ServiceError> {
+        let mut versions = Vec::new();
+        let mut page = PageRequest {
+            limit: stele_core::pagination::MAX_LIMIT,
+            order: SortOrder::Asc,
+            cursor: None,
+        };
+        loop {
+            let found = self.list_versions(action, page.clone()).await?;
+            let after = found.after.clone();
+            versions.extend(found.data);
+            match after.and_then(|key| key.parse::<i64>().ok()) {
+                Some(key) => page.cursor = Some(stele_core::pagination::Cursor::After(key)),
+                None => return Ok(versions),
+            }
+        }
+    }
+
+    /// Every action with its latest version, in the order they were first defined.
+    pub async fn all_actions(&self) -> Result<Vec<ActionSummary>, ServiceError> {
+        let mut actions = Vec::new();
+        let mut page = PageRequest {
+            limit: stele_core::pagination::MAX_LIMIT,
+            order: SortOrder::Asc,
+            cursor: None,
+        };
+        loop {
+            let found = self.list_actions(page.clone()).await?;
+            let after = found.after.clone();
+            actions.extend(found.data);
+            match after.and_then(|key| key.parse::<i64>().ok()) {
+                Some(key) => page.cursor = Some(stele_core::pagination::Cursor::After(key)),
+                None => return Ok(actions),
+            }
+        }
+    }
+
+    pub async fn list_versions(
+        &self,
+        action: &str,
+        page: PageRequest<i64>,
+    ) -> Result<Page<SchemaVersion>, ServiceError> {
+        self.store
+            .list_schema_versions(action, page)
+            .await?
+            .ok_or_else(|| ServiceError::ActionNotFound(action.to_owned()))
+    }
+
+    pub async fn list_actions(
+        &self,
+        page: PageRequest<i64>,
+    ) -> Result<Page<ActionSummary>, ServiceError> {
+        Ok(self.store.list_actions(page).await?)
+    }
 }
 
 /// Rebuilds the create-event body a stored record came from: the record is the event's
@@ -260,64 +352,4 @@ fn measure_impact(schema: &CompiledSchema, events: &[StoredEvent], latest_versio
         }
     }
     impact
-}
-
-/// Every version of `action`, oldest first; `ActionNotFound` when it does not exist.
-pub async fn all_versions(
-    state: &AppState,
-    action: &str,
-) -> Result<Vec<SchemaVersion>, ServiceError> {
-    let mut versions = Vec::new();
-    let mut page = PageRequest {
-        limit: stele_core::pagination::MAX_LIMIT,
-        order: SortOrder::Asc,
-        cursor: None,
-    };
-    loop {
-        let found = list_versions(state, action, page.clone()).await?;
-        let after = found.after.clone();
-        versions.extend(found.data);
-        match after.and_then(|key| key.parse::<i64>().ok()) {
-            Some(key) => page.cursor = Some(stele_core::pagination::Cursor::After(key)),
-            None => return Ok(versions),
-        }
-    }
-}
-
-/// Every action with its latest version, in the order they were first defined.
-pub async fn all_actions(state: &AppState) -> Result<Vec<ActionSummary>, ServiceError> {
-    let mut actions = Vec::new();
-    let mut page = PageRequest {
-        limit: stele_core::pagination::MAX_LIMIT,
-        order: SortOrder::Asc,
-        cursor: None,
-    };
-    loop {
-        let found = list_actions(state, page.clone()).await?;
-        let after = found.after.clone();
-        actions.extend(found.data);
-        match after.and_then(|key| key.parse::<i64>().ok()) {
-            Some(key) => page.cursor = Some(stele_core::pagination::Cursor::After(key)),
-            None => return Ok(actions),
-        }
-    }
-}
-
-pub async fn list_versions(
-    state: &AppState,
-    action: &str,
-    page: PageRequest<i64>,
-) -> Result<Page<SchemaVersion>, ServiceError> {
-    state
-        .store
-        .list_schema_versions(action, page)
-        .await?
-        .ok_or_else(|| ServiceError::ActionNotFound(action.to_owned()))
-}
-
-pub async fn list_actions(
-    state: &AppState,
-    page: PageRequest<i64>,
-) -> Result<Page<ActionSummary>, ServiceError> {
-    Ok(state.store.list_actions(page).await?)
 }

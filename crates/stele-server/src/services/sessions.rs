@@ -6,7 +6,7 @@
 //! changes with every sign-in.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,11 +15,11 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use stele_core::model::{NewSession, Session};
 use stele_core::timestamp::now_millis;
-use stele_store::prelude::*;
+use stele_store::Store;
 
 use crate::services::api_keys::hash_secret;
-use crate::services::users::check_credentials;
-use crate::state::AppState;
+use crate::services::users::UserService;
+use crate::services::ServiceError;
 
 /// Failed attempts for one username that are answered without a lockout.
 const FREE_FAILURES: u32 = 3;
@@ -36,12 +36,18 @@ pub enum LoginError {
     Throttled {
         retry_after_secs: u64,
     },
-    Store(StoreError),
+    Service(ServiceError),
 }
 
-impl From<StoreError> for LoginError {
-    fn from(error: StoreError) -> Self {
-        LoginError::Store(error)
+impl From<ServiceError> for LoginError {
+    fn from(error: ServiceError) -> Self {
+        LoginError::Service(error)
+    }
+}
+
+impl From<stele_store::StoreError> for LoginError {
+    fn from(error: stele_store::StoreError) -> Self {
+        LoginError::Service(error.into())
     }
 }
 
@@ -164,66 +170,84 @@ pub fn secrets_match(expected: &str, given: &str) -> bool {
             == 0
 }
 
-/// Signs a user in; returns the new session token for the cookie.
-pub async fn login(
-    state: &AppState,
-    username: &str,
-    password: &str,
-) -> Result<(String, Session), LoginError> {
-    let throttle_key = username.to_lowercase();
-    let attempt =
-        state
-            .login_throttle
-            .admit(&throttle_key)
-            .map_err(|wait| LoginError::Throttled {
-                retry_after_secs: wait.as_secs().max(1),
-            })?;
-    let Some(user) = check_credentials(state.store.as_ref(), username, password).await? else {
-        state.login_throttle.record_failure(&throttle_key);
-        // The attempt stays admitted through the delay, so a username gets at most one
-        // guess per second however many requests arrive at once.
-        tokio::time::sleep(FAILURE_DELAY).await;
+/// Dashboard sessions: signing in (throttled per username), finding and ending them.
+#[derive(Clone)]
+pub struct SessionService {
+    store: Arc<dyn Store>,
+    users: UserService,
+    login_throttle: Arc<LoginThrottle>,
+    session_ttl_hours: u64,
+}
+
+impl SessionService {
+    pub fn new(store: Arc<dyn Store>, users: UserService, session_ttl_hours: u64) -> Self {
+        Self {
+            store,
+            users,
+            login_throttle: Arc::default(),
+            session_ttl_hours,
+        }
+    }
+
+    /// Signs a user in; returns the new session token for the cookie.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<(String, Session), LoginError> {
+        let throttle_key = username.to_lowercase();
+        let attempt =
+            self.login_throttle
+                .admit(&throttle_key)
+                .map_err(|wait| LoginError::Throttled {
+                    retry_after_secs: wait.as_secs().max(1),
+                })?;
+        let Some(user) = self.users.check_credentials(username, password).await? else {
+            self.login_throttle.record_failure(&throttle_key);
+            // The attempt stays admitted through the delay, so a username gets at most one
+            // guess per second however many requests arrive at once.
+            tokio::time::sleep(FAILURE_DELAY).await;
+            drop(attempt);
+            return Err(LoginError::InvalidCredentials);
+        };
+        self.login_throttle.record_success(&throttle_key);
         drop(attempt);
-        return Err(LoginError::InvalidCredentials);
-    };
-    state.login_throttle.record_success(&throttle_key);
-    drop(attempt);
-    let token = generate_token();
-    let created_at = now_millis();
-    let ttl_millis = i64::try_from(state.config.session_ttl_hours)
-        .unwrap_or(i64::MAX / 3_600_000)
-        .saturating_mul(3_600_000);
-    let expires_at = created_at.saturating_add(ttl_millis);
-    state
-        .store
-        .create_session(NewSession {
-            token_hash: hash_secret(&token),
-            user_id: user.id.clone(),
-            created_at,
-            expires_at,
-        })
-        .await?;
-    Ok((
-        token,
-        Session {
-            user_id: user.id,
-            username: user.username,
-            created_at,
-            expires_at,
-        },
-    ))
-}
+        let token = generate_token();
+        let created_at = now_millis();
+        let ttl_millis = i64::try_from(self.session_ttl_hours)
+            .unwrap_or(i64::MAX / 3_600_000)
+            .saturating_mul(3_600_000);
+        let expires_at = created_at.saturating_add(ttl_millis);
+        self.store
+            .create_session(NewSession {
+                token_hash: hash_secret(&token),
+                user_id: user.id.clone(),
+                created_at,
+                expires_at,
+            })
+            .await?;
+        Ok((
+            token,
+            Session {
+                user_id: user.id,
+                username: user.username,
+                created_at,
+                expires_at,
+            },
+        ))
+    }
 
-/// The live session a cookie token names, if any.
-pub async fn find(state: &AppState, token: &str) -> Result<Option<Session>, StoreError> {
-    state
-        .store
-        .find_session(hash_secret(token), now_millis())
-        .await
-}
+    /// The live session a cookie token names, if any.
+    pub async fn find(&self, token: &str) -> Result<Option<Session>, ServiceError> {
+        Ok(self
+            .store
+            .find_session(hash_secret(token), now_millis())
+            .await?)
+    }
 
-pub async fn logout(state: &AppState, token: &str) -> Result<(), StoreError> {
-    state.store.delete_session(hash_secret(token)).await
+    pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
+        Ok(self.store.delete_session(hash_secret(token)).await?)
+    }
 }
 
 #[cfg(test)]

@@ -24,23 +24,22 @@ use stele_core::merkle::{
     consistency_proof_ranges, inclusion_proof_ranges, leaf_hash, perfect_root, Hash, LeafRange,
     Subtree, STORED_LEVEL_STRIDE,
 };
-use stele_core::model::{Checkpoint, SigningKeyRecord};
+use stele_core::model::{Checkpoint, SigningKeyRecord, UncheckpointedLog};
 use stele_core::note::{split_note, CheckpointBody, NoteSigner, NoteVerifier};
 use stele_core::proven_jsonl::manifest_text;
 use stele_core::timestamp::now_millis;
-use stele_store::prelude::*;
+use stele_store::{Store, StoreResult};
 
 use crate::services::ServiceError;
-use crate::state::AppState;
 
 /// The deployment's checkpoint signer: its key (from a PEM file) and the origin prefix
 /// that names this deployment in every checkpoint.
-pub struct Transparency {
+pub struct CheckpointSigner {
     signer: NoteSigner,
     origin_prefix: String,
 }
 
-impl Transparency {
+impl CheckpointSigner {
     /// Loads the PKCS#8 PEM Ed25519 key at `key_file`, generating it (mode 0600) when the
     /// file does not exist. `origin_prefix` names the deployment; it is also the key name.
     pub fn load_or_generate(key_file: &Path, origin_prefix: &str) -> anyhow::Result<Self> {
@@ -77,19 +76,6 @@ impl Transparency {
 
     pub fn sign(&self, text: &str) -> String {
         self.signer.sign(text)
-    }
-
-    /// Records this process's public key, so checkpoints it signs stay verifiable after
-    /// the key is rotated.
-    pub async fn register(&self, store: &dyn Store) -> StoreResult<()> {
-        let verifier = self.verifier();
-        store
-            .register_signing_key(SigningKeyRecord {
-                key_id: verifier.key_id_hex(),
-                verifier_key: verifier.encoded(),
-                created_at: now_millis(),
-            })
-            .await
     }
 }
 
@@ -281,11 +267,11 @@ impl TreeReader {
 /// leaves (level 8 from leaves, each higher stored level from the one below), so roots and
 /// proofs read at most a few hundred hashes. Idempotent and safe to run concurrently: every
 /// process computes the same hashes.
-pub async fn ensure_tree_nodes(
+async fn ensure_tree_nodes(
     store: &dyn Store,
     organization_id: &str,
     size: u64,
-) -> StoreResult<()> {
+) -> Result<(), ServiceError> {
     /// Nodes computed per store round trip.
     const CHUNK: u64 = 64;
     let mut level = STORED_LEVEL_STRIDE;
@@ -310,14 +296,13 @@ pub async fn ensure_tree_nodes(
                     )
                     .await?;
                 if nodes.len() as u64 != children_end - children_start {
-                    return Err(stele_store::StoreError::corrupt(
-                        Some(organization_id),
-                        None,
-                        format!(
-                            "tree nodes at level {} are missing",
+                    return Err(ServiceError::Corrupt {
+                        record: format!(
+                            "tree nodes of {organization_id} at level {}",
                             level - STORED_LEVEL_STRIDE
                         ),
-                    ));
+                        detail: "some are missing".into(),
+                    });
                 }
                 nodes.into_iter().map(|(_, hash)| hash).collect()
             };
@@ -336,40 +321,226 @@ pub async fn ensure_tree_nodes(
     Ok(())
 }
 
-/// Signs and stores a checkpoint of the organization's current tree, unless the newest
-/// checkpoint already covers it. `None` when the organization has no events yet.
-pub async fn checkpoint_now(
-    state: &AppState,
-    organization_id: &str,
-) -> Result<Option<Checkpoint>, ServiceError> {
-    let store = state.store.as_ref();
-    let size = store.tree_size(organization_id).await?;
-    if size == 0 {
-        return Ok(None);
+/// Checkpoints and proofs of every organization's tree, signed by this deployment's key.
+#[derive(Clone)]
+pub struct TransparencyService {
+    store: Arc<dyn Store>,
+    signer: Arc<CheckpointSigner>,
+}
+
+impl TransparencyService {
+    pub fn new(store: Arc<dyn Store>, signer: Arc<CheckpointSigner>) -> Self {
+        Self { store, signer }
     }
-    if let Some(latest) = store.latest_checkpoint(organization_id).await? {
-        if latest.tree_size >= size {
-            return Ok(Some(latest));
+
+    pub fn signer(&self) -> &CheckpointSigner {
+        &self.signer
+    }
+
+    /// Records this process's public key, so checkpoints it signs stay verifiable after
+    /// the key is rotated.
+    pub async fn register_signing_key(&self) -> Result<(), ServiceError> {
+        let verifier = self.signer.verifier();
+        Ok(self
+            .store
+            .register_signing_key(SigningKeyRecord {
+                key_id: verifier.key_id_hex(),
+                verifier_key: verifier.encoded(),
+                created_at: now_millis(),
+            })
+            .await?)
+    }
+
+    /// Every key that has signed checkpoints here, the current one included.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, ServiceError> {
+        Ok(self.store.list_signing_keys().await?)
+    }
+
+    pub async fn tree_size(&self, organization_id: &str) -> Result<u64, ServiceError> {
+        Ok(self.store.tree_size(organization_id).await?)
+    }
+
+    pub async fn latest_checkpoint(
+        &self,
+        organization_id: &str,
+    ) -> Result<Option<Checkpoint>, ServiceError> {
+        Ok(self.store.latest_checkpoint(organization_id).await?)
+    }
+
+    /// The smallest checkpoint of at least `size` leaves, if one is signed.
+    pub async fn checkpoint_covering(
+        &self,
+        organization_id: &str,
+        size: u64,
+    ) -> Result<Option<Checkpoint>, ServiceError> {
+        Ok(self
+            .store
+            .checkpoint_covering(organization_id, size)
+            .await?)
+    }
+
+    /// Stores the subtree hashes of the first `size` leaves (see [`ensure_tree_nodes`]).
+    pub async fn ensure_tree_nodes(
+        &self,
+        organization_id: &str,
+        size: u64,
+    ) -> Result<(), ServiceError> {
+        ensure_tree_nodes(self.store.as_ref(), organization_id, size).await
+    }
+
+    /// Logs that have grown past their newest checkpoint.
+    pub async fn uncheckpointed_logs(&self) -> Result<Vec<UncheckpointedLog>, ServiceError> {
+        Ok(self.store.uncheckpointed_logs().await?)
+    }
+
+    /// A reader of the organization's tree of `size` leaves.
+    pub fn tree_reader(&self, organization_id: &str, size: u64) -> TreeReader {
+        TreeReader::new(Arc::clone(&self.store), organization_id, size)
+    }
+
+    /// Signs and stores a checkpoint of the organization's current tree, unless the newest
+    /// checkpoint already covers it. `None` when the organization has no events yet.
+    pub async fn checkpoint_now(
+        &self,
+        organization_id: &str,
+    ) -> Result<Option<Checkpoint>, ServiceError> {
+        let store = self.store.as_ref();
+        let size = store.tree_size(organization_id).await?;
+        if size == 0 {
+            return Ok(None);
+        }
+        if let Some(latest) = store.latest_checkpoint(organization_id).await? {
+            if latest.tree_size >= size {
+                return Ok(Some(latest));
+            }
+        }
+        ensure_tree_nodes(store, organization_id, size).await?;
+        let root_hash = TreeReader::new(Arc::clone(&self.store), organization_id, size)
+            .range(LeafRange::new(0, size))
+            .await?;
+        let body = CheckpointBody {
+            origin: self.signer.origin(organization_id),
+            tree_size: size,
+            root_hash,
+        };
+        let checkpoint = Checkpoint {
+            organization_id: organization_id.to_owned().into(),
+            tree_size: size,
+            root_hash,
+            note: self.signer.sign(&body.text()),
+            key_id: self.signer.verifier().key_id_hex(),
+            created_at: now_millis(),
+        };
+        Ok(Some(store.save_checkpoint(checkpoint).await?))
+    }
+
+    /// Bounds the checkpoints table: a busy log gets a checkpoint every few seconds, about
+    /// 17,000 a day. After a day only the newest of each hour is kept. Nothing a proof needs
+    /// is lost (proofs are computed from tree hashes, against any size); parties who rely on
+    /// a particular checkpoint keep their own copy of it, as with any transparency log.
+    pub async fn thin_old_checkpoints(&self) -> Result<u64, ServiceError> {
+        Ok(self
+            .store
+            .thin_checkpoints(
+                now_millis() - KEEP_ALL_CHECKPOINTS_MS,
+                KEEP_ONE_CHECKPOINT_PER_MS,
+            )
+            .await?)
+    }
+
+    /// The checkpoint a proof is made against: the one of exactly `tree_size` leaves when
+    /// asked for, otherwise the newest one, signed now if it does not cover `leaf`.
+    pub async fn checkpoint_for(
+        &self,
+        organization_id: &str,
+        tree_size: Option<u64>,
+        leaf: Option<u64>,
+    ) -> Result<Checkpoint, ServiceError> {
+        let store = self.store.as_ref();
+        if let Some(size) = tree_size {
+            return store
+                .checkpoint_covering(organization_id, size)
+                .await?
+                .filter(|checkpoint| checkpoint.tree_size == size)
+                .ok_or_else(|| ServiceError::NotFound {
+                    kind: "Checkpoint",
+                    id: format!("{organization_id} at tree size {size}"),
+                });
+        }
+        let latest = store.latest_checkpoint(organization_id).await?;
+        match latest {
+            Some(checkpoint) if leaf.is_none_or(|leaf| leaf < checkpoint.tree_size) => {
+                Ok(checkpoint)
+            }
+            _ => {
+                self.checkpoint_now(organization_id)
+                    .await?
+                    .ok_or_else(|| ServiceError::NotFound {
+                        kind: "Checkpoint",
+                        id: organization_id.to_owned(),
+                    })
+            }
         }
     }
-    ensure_tree_nodes(store, organization_id, size).await?;
-    let root_hash = TreeReader::new(Arc::clone(&state.store), organization_id, size)
-        .range(LeafRange::new(0, size))
-        .await?;
-    let body = CheckpointBody {
-        origin: state.transparency.origin(organization_id),
-        tree_size: size,
-        root_hash,
-    };
-    let checkpoint = Checkpoint {
-        organization_id: organization_id.to_owned().into(),
-        tree_size: size,
-        root_hash,
-        note: state.transparency.sign(&body.text()),
-        key_id: state.transparency.verifier().key_id_hex(),
-        created_at: now_millis(),
-    };
-    Ok(Some(store.save_checkpoint(checkpoint).await?))
+
+    /// An inclusion proof: the hashes that lead from `leaf_index` to the root of `tree_size`.
+    pub async fn inclusion_proof(
+        &self,
+        organization_id: &str,
+        leaf_index: u64,
+        tree_size: u64,
+    ) -> Result<Vec<Hash>, ServiceError> {
+        Ok(
+            TreeReader::new(Arc::clone(&self.store), organization_id, tree_size)
+                .ranges(&inclusion_proof_ranges(leaf_index, tree_size))
+                .await?,
+        )
+    }
+
+    /// A consistency proof from the tree of `old_size` leaves to that of `new_size`.
+    pub async fn consistency_proof(
+        &self,
+        organization_id: &str,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<Hash>, ServiceError> {
+        ensure_tree_nodes(self.store.as_ref(), organization_id, new_size).await?;
+        Ok(
+            TreeReader::new(Arc::clone(&self.store), organization_id, new_size)
+                .ranges(&consistency_proof_ranges(old_size, new_size))
+                .await?,
+        )
+    }
+
+    /// A single event's proof bundle: the proven JSONL of just that event.
+    pub async fn proof_bundle(
+        &self,
+        organization_id: &str,
+        event_id: &str,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let event = self
+            .store
+            .get_event(organization_id, event_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                kind: "Audit log event",
+                id: event_id.to_owned(),
+            })?
+            .event;
+        let leaf = event.sequence as u64 - 1;
+        let checkpoint = self
+            .checkpoint_for(organization_id, None, Some(leaf))
+            .await?;
+        let proof = self
+            .inclusion_proof(organization_id, leaf, checkpoint.tree_size)
+            .await?;
+        let mut out = Vec::new();
+        let mut writer =
+            ProvenJsonlWriter::start(checkpoint, format!("event {event_id}"), &mut out);
+        writer.event(leaf, &event.canonical, &proof, &mut out);
+        writer.finish(&self.signer, &mut out);
+        Ok(out)
+    }
 }
 
 /// Checkpoints younger than this are all kept.
@@ -377,77 +548,15 @@ pub const KEEP_ALL_CHECKPOINTS_MS: i64 = 24 * 60 * 60 * 1000;
 /// Older checkpoints are thinned to the newest one of each such period.
 pub const KEEP_ONE_CHECKPOINT_PER_MS: i64 = 60 * 60 * 1000;
 
-/// Bounds the checkpoints table: a busy log gets a checkpoint every few seconds, about
-/// 17,000 a day. After a day only the newest of each hour is kept. Nothing a proof needs
-/// is lost (proofs are computed from tree hashes, against any size); parties who rely on
-/// a particular checkpoint keep their own copy of it, as with any transparency log.
-pub async fn thin_old_checkpoints(store: &dyn Store) -> StoreResult<u64> {
-    store
-        .thin_checkpoints(
-            now_millis() - KEEP_ALL_CHECKPOINTS_MS,
-            KEEP_ONE_CHECKPOINT_PER_MS,
-        )
-        .await
-}
-
-/// The checkpoint a proof is made against: the one of exactly `tree_size` leaves when
-/// asked for, otherwise the newest one, signed now if it does not cover `leaf`.
-pub async fn checkpoint_for(
-    state: &AppState,
-    organization_id: &str,
-    tree_size: Option<u64>,
-    leaf: Option<u64>,
-) -> Result<Checkpoint, ServiceError> {
-    let store = state.store.as_ref();
-    if let Some(size) = tree_size {
-        return store
-            .checkpoint_covering(organization_id, size)
-            .await?
-            .filter(|checkpoint| checkpoint.tree_size == size)
-            .ok_or_else(|| ServiceError::NotFound {
-                kind: "Checkpoint",
-                id: format!("{organization_id} at tree size {size}"),
-            });
-    }
-    let latest = store.latest_checkpoint(organization_id).await?;
-    match latest {
-        Some(checkpoint) if leaf.is_none_or(|leaf| leaf < checkpoint.tree_size) => Ok(checkpoint),
-        _ => checkpoint_now(state, organization_id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                kind: "Checkpoint",
-                id: organization_id.to_owned(),
-            }),
-    }
-}
-
-/// An inclusion proof: the hashes that lead from `leaf_index` to the root of `tree_size`.
-pub async fn inclusion_proof(
-    store: &Arc<dyn Store>,
-    organization_id: &str,
-    leaf_index: u64,
-    tree_size: u64,
-) -> StoreResult<Vec<Hash>> {
-    TreeReader::new(Arc::clone(store), organization_id, tree_size)
-        .ranges(&inclusion_proof_ranges(leaf_index, tree_size))
-        .await
-}
-
-/// A consistency proof from the tree of `old_size` leaves to that of `new_size`.
-pub async fn consistency_proof(
-    store: &Arc<dyn Store>,
-    organization_id: &str,
-    old_size: u64,
-    new_size: u64,
-) -> StoreResult<Vec<Hash>> {
-    ensure_tree_nodes(store.as_ref(), organization_id, new_size).await?;
-    TreeReader::new(Arc::clone(store), organization_id, new_size)
-        .ranges(&consistency_proof_ranges(old_size, new_size))
-        .await
-}
-
 pub fn encode_hashes(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(|hash| BASE64.encode(hash)).collect()
+}
+
+/// `["…","…"]` for base64 strings, whose alphabet needs no JSON escaping: the same bytes
+/// `serde_json` writes, without a fallible call in the middle of hashed output.
+fn json_string_array(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|item| format!("\"{item}\"")).collect();
+    format!("[{}]", quoted.join(","))
 }
 
 /// Writes proven JSONL, the format `stele verify-export` checks (see the README): a
@@ -489,7 +598,7 @@ impl ProvenJsonlWriter {
 
     /// One event: its exact stored bytes, leaf index and inclusion proof.
     pub fn event(&mut self, leaf_index: u64, canonical: &[u8], proof: &[Hash], out: &mut Vec<u8>) {
-        let proof = serde_json::to_string(&encode_hashes(proof)).unwrap_or_default();
+        let proof = json_string_array(&encode_hashes(proof));
         let mut line = Vec::with_capacity(canonical.len() + proof.len() + 64);
         line.extend_from_slice(format!("{{\"leaf_index\":{leaf_index},\"event\":").as_bytes());
         line.extend_from_slice(canonical);
@@ -501,13 +610,13 @@ impl ProvenJsonlWriter {
     }
 
     /// The signed manifest line that ends the file.
-    pub fn finish(self, transparency: &Transparency, out: &mut Vec<u8>) {
+    pub fn finish(self, signer: &CheckpointSigner, out: &mut Vec<u8>) {
         // The manifest names the checkpoint's own origin, whatever the origin is today.
         let origin = split_note(&self.checkpoint.note)
             .ok()
             .and_then(|(text, _)| CheckpointBody::parse(text).ok())
             .map(|body| body.origin)
-            .unwrap_or_else(|| transparency.origin(&self.checkpoint.organization_id));
+            .unwrap_or_else(|| signer.origin(&self.checkpoint.organization_id));
         let text = manifest_text(
             &origin,
             &self.label,
@@ -515,35 +624,10 @@ impl ProvenJsonlWriter {
             self.events,
             &self.digest.finalize().into(),
         );
-        let line = serde_json::json!({ "manifest": transparency.sign(&text) });
+        let line = serde_json::json!({ "manifest": signer.sign(&text) });
         out.extend_from_slice(line.to_string().as_bytes());
         out.push(b'\n');
     }
-}
-
-/// A single event's proof bundle: the proven JSONL of just that event.
-pub async fn proof_bundle(
-    state: &AppState,
-    organization_id: &str,
-    event_id: &str,
-) -> Result<Vec<u8>, ServiceError> {
-    let event = state
-        .store
-        .get_event(organization_id, event_id)
-        .await?
-        .ok_or_else(|| ServiceError::NotFound {
-            kind: "Audit log event",
-            id: event_id.to_owned(),
-        })?
-        .event;
-    let leaf = event.sequence as u64 - 1;
-    let checkpoint = checkpoint_for(state, organization_id, None, Some(leaf)).await?;
-    let proof = inclusion_proof(&state.store, organization_id, leaf, checkpoint.tree_size).await?;
-    let mut out = Vec::new();
-    let mut writer = ProvenJsonlWriter::start(checkpoint, format!("event {event_id}"), &mut out);
-    writer.event(leaf, &event.canonical, &proof, &mut out);
-    writer.finish(&state.transparency, &mut out);
-    Ok(out)
 }
 
 /// Why an organization's tree failed verification.
@@ -570,126 +654,140 @@ pub enum TreeBreak {
     },
 }
 
-/// Recomputes one organization's tree from storage: every leaf from the stored bytes,
-/// contiguity of sequences, every stored subtree hash over retained events, and every
-/// checkpoint's signature (against `trusted`) and root. Bounded memory: events are read in
-/// pages and the tree is kept as its right edge. Returns how many events were read.
-pub async fn verify_tree(
-    store: &Arc<dyn Store>,
-    organization_id: &str,
-    trusted: &[NoteVerifier],
-    progress: &mut (dyn FnMut(u64) + Send),
-) -> Result<Result<u64, TreeBreak>, ServiceError> {
-    const PAGE: u32 = 2000;
-    // The log is verified up to its size now; events and checkpoints that arrive while
-    // this runs are left for the next run (apart from the truncation check at the end).
-    let size = store.tree_size(organization_id).await?;
-    let first_stored = store
-        .event_bytes(organization_id, 0, 1)
-        .await?
-        .first()
-        .map_or(size + 1, |(sequence, _)| *sequence as u64);
-    // Retention purged [0, first_stored - 1): start from the hashes it kept.
-    let purged = (first_stored - 1).min(size);
-    let mut reader = TreeReader::new(Arc::clone(store), organization_id, size);
-    let mut nodes = Vec::new();
-    if purged > 0 {
-        for subtree in LeafRange::new(0, purged).subtrees() {
-            nodes.push((
-                subtree,
-                reader
-                    .range(LeafRange::new(subtree.start(), subtree.end()))
-                    .await?,
-            ));
-        }
+/// Verifies stored trees end to end (`stele verify`), against keys the caller trusts.
+pub struct TreeVerifier {
+    store: Arc<dyn Store>,
+}
+
+impl TreeVerifier {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
     }
-    let mut frontier = stele_core::merkle::Frontier::from_subtrees(purged, nodes);
-    let mut pending = PendingCheckpoints::new(organization_id, size);
-    let mut verified_up_to = 0u64;
-    let mut events = 0u64;
-    let mut after = purged as i64;
-    loop {
-        // Every checkpoint the verified prefix has reached (or that predates the retained
-        // events, whose roots come from the kept hashes).
-        while let Some(checkpoint) = pending.next_within(store.as_ref(), frontier.size()).await? {
-            let root = if checkpoint.tree_size == frontier.size() {
-                frontier.root()
-            } else {
-                reader
-                    .range(LeafRange::new(0, checkpoint.tree_size))
-                    .await?
-            };
-            if let Err(tree_break) =
-                check_checkpoint(&checkpoint, organization_id, trusted, &root, verified_up_to)
+
+    /// Recomputes one organization's tree from storage: every leaf from the stored bytes,
+    /// contiguity of sequences, every stored subtree hash over retained events, and every
+    /// checkpoint's signature (against `trusted`) and root. Bounded memory: events are read in
+    /// pages and the tree is kept as its right edge. Returns how many events were read.
+    pub async fn verify_tree(
+        &self,
+        organization_id: &str,
+        trusted: &[NoteVerifier],
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Result<u64, TreeBreak>, ServiceError> {
+        const PAGE: u32 = 2000;
+        let store = &self.store;
+        // The log is verified up to its size now; events and checkpoints that arrive while
+        // this runs are left for the next run (apart from the truncation check at the end).
+        let size = store.tree_size(organization_id).await?;
+        let first_stored = store
+            .event_bytes(organization_id, 0, 1)
+            .await?
+            .first()
+            .map_or(size + 1, |(sequence, _)| *sequence as u64);
+        // Retention purged [0, first_stored - 1): start from the hashes it kept.
+        let purged = (first_stored - 1).min(size);
+        let mut reader = TreeReader::new(Arc::clone(store), organization_id, size);
+        let mut nodes = Vec::new();
+        if purged > 0 {
+            for subtree in LeafRange::new(0, purged).subtrees() {
+                nodes.push((
+                    subtree,
+                    reader
+                        .range(LeafRange::new(subtree.start(), subtree.end()))
+                        .await?,
+                ));
+            }
+        }
+        let mut frontier = stele_core::merkle::Frontier::from_subtrees(purged, nodes);
+        let mut pending = PendingCheckpoints::new(organization_id, size);
+        let mut verified_up_to = 0u64;
+        let mut events = 0u64;
+        let mut after = purged as i64;
+        loop {
+            // Every checkpoint the verified prefix has reached (or that predates the retained
+            // events, whose roots come from the kept hashes).
+            while let Some(checkpoint) =
+                pending.next_within(store.as_ref(), frontier.size()).await?
             {
-                return Ok(Err(tree_break));
-            }
-            verified_up_to = checkpoint.tree_size;
-        }
-        if frontier.size() >= size {
-            break;
-        }
-        let page = store.event_bytes(organization_id, after, PAGE).await?;
-        if page.is_empty() {
-            break;
-        }
-        let mut completed = Vec::new();
-        for (sequence, bytes) in &page {
-            let expected = frontier.size() + 1;
-            if *sequence as u64 != expected {
-                return Ok(Err(TreeBreak::Gap {
-                    expected,
-                    found: *sequence as u64,
-                }));
-            }
-            frontier.push(leaf_hash(bytes), |subtree, hash| {
-                if subtree.level % STORED_LEVEL_STRIDE == 0 {
-                    completed.push((subtree, *hash));
+                let root = if checkpoint.tree_size == frontier.size() {
+                    frontier.root()
+                } else {
+                    reader
+                        .range(LeafRange::new(0, checkpoint.tree_size))
+                        .await?
+                };
+                if let Err(tree_break) =
+                    check_checkpoint(&checkpoint, organization_id, trusted, &root, verified_up_to)
+                {
+                    return Ok(Err(tree_break));
                 }
-            });
-            events += 1;
-            after = *sequence;
-            // Stop at each checkpoint size (and at the verified size) to compare roots.
-            if frontier.size() >= size || pending.front_size() == Some(frontier.size()) {
+                verified_up_to = checkpoint.tree_size;
+            }
+            if frontier.size() >= size {
                 break;
             }
-        }
-        for (subtree, hash) in completed {
-            let stored = store
-                .tree_nodes(
-                    organization_id,
-                    subtree.level,
-                    subtree.index,
-                    subtree.index + 1,
-                )
-                .await?;
-            if stored.first().is_some_and(|(_, stored)| *stored != hash) {
-                return Ok(Err(TreeBreak::NodeMismatch {
-                    level: subtree.level,
-                    index: subtree.index,
-                    first: subtree.start() + 1,
-                    last: subtree.end(),
-                }));
+            let page = store.event_bytes(organization_id, after, PAGE).await?;
+            if page.is_empty() {
+                break;
             }
+            let mut completed = Vec::new();
+            for (sequence, bytes) in &page {
+                let expected = frontier.size() + 1;
+                if *sequence as u64 != expected {
+                    return Ok(Err(TreeBreak::Gap {
+                        expected,
+                        found: *sequence as u64,
+                    }));
+                }
+                frontier.push(leaf_hash(bytes), |subtree, hash| {
+                    if subtree.level % STORED_LEVEL_STRIDE == 0 {
+                        completed.push((subtree, *hash));
+                    }
+                });
+                events += 1;
+                after = *sequence;
+                // Stop at each checkpoint size (and at the verified size) to compare roots.
+                if frontier.size() >= size || pending.front_size() == Some(frontier.size()) {
+                    break;
+                }
+            }
+            for (subtree, hash) in completed {
+                let stored = store
+                    .tree_nodes(
+                        organization_id,
+                        subtree.level,
+                        subtree.index,
+                        subtree.index + 1,
+                    )
+                    .await?;
+                if stored.first().is_some_and(|(_, stored)| *stored != hash) {
+                    return Ok(Err(TreeBreak::NodeMismatch {
+                        level: subtree.level,
+                        index: subtree.index,
+                        first: subtree.start() + 1,
+                        last: subtree.end(),
+                    }));
+                }
+            }
+            progress(events);
         }
-        progress(events);
+        // A checkpoint the stored events never reached, or one larger than the log is now,
+        // means events were cut from the tail.
+        let now = store.tree_size(organization_id).await?.max(frontier.size());
+        let unreached = match pending.next_within(store.as_ref(), u64::MAX).await? {
+            Some(checkpoint) => Some(checkpoint),
+            None => store.list_checkpoints(organization_id, now, 1).await?.pop(),
+        };
+        if let Some(checkpoint) = unreached {
+            let size = frontier.size();
+            return Ok(Err(TreeBreak::Truncated {
+                size,
+                checkpoint: checkpoint.tree_size,
+                first_missing: size + 1,
+            }));
+        }
+        Ok(Ok(events))
     }
-    // A checkpoint the stored events never reached, or one larger than the log is now,
-    // means events were cut from the tail.
-    let now = store.tree_size(organization_id).await?.max(frontier.size());
-    let unreached = match pending.next_within(store.as_ref(), u64::MAX).await? {
-        Some(checkpoint) => Some(checkpoint),
-        None => store.list_checkpoints(organization_id, now, 1).await?.pop(),
-    };
-    if let Some(checkpoint) = unreached {
-        let size = frontier.size();
-        return Ok(Err(TreeBreak::Truncated {
-            size,
-            checkpoint: checkpoint.tree_size,
-            first_missing: size + 1,
-        }));
-    }
-    Ok(Ok(events))
 }
 
 /// An organization's checkpoints up to a size, smallest first, fetched a page at a time.

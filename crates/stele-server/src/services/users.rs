@@ -1,7 +1,7 @@
 //! Dashboard users: creating them (first start and `stele users create`) and checking
 //! their passwords. Passwords are stored only as argon2id PHC strings.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::SaltString;
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
@@ -11,8 +11,9 @@ use stele_core::model::UserId;
 use stele_core::model::{NewUser, User};
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
-use stele_store::prelude::*;
+use stele_store::{Store, StoreError};
 
+use crate::error_code::ErrorCode;
 use crate::services::ServiceError;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -25,15 +26,15 @@ pub fn generate_password() -> String {
 }
 
 /// argon2id with the crate's default (OWASP-recommended) cost and a random salt.
-pub fn hash_password(password: &str) -> Result<String, StoreError> {
+pub fn hash_password(password: &str) -> Result<String, ServiceError> {
     let mut salt_bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut salt_bytes);
     let salt = SaltString::encode_b64(&salt_bytes)
-        .map_err(|error| StoreError::Internal(format!("cannot encode salt: {error}")))?;
+        .map_err(|error| ServiceError::Internal(format!("cannot encode salt: {error}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|error| StoreError::Internal(format!("cannot hash password: {error}")))
+        .map_err(|error| ServiceError::Internal(format!("cannot hash password: {error}")))
 }
 
 /// Whether `password` matches the PHC string `hash`. A malformed stored hash never matches.
@@ -52,23 +53,82 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password(&generate_password()).unwrap_or_default())
 }
 
-/// The user if `username` exists and `password` is theirs. Runs the (deliberately slow)
-/// hash on the blocking pool.
-pub async fn check_credentials(
-    store: &dyn Store,
-    username: &str,
-    password: &str,
-) -> Result<Option<User>, StoreError> {
-    let user = store.find_user_by_username(username).await?;
-    let hash = user.as_ref().map_or_else(
-        || decoy_hash().to_owned(),
-        |user| user.password_hash.clone(),
-    );
-    let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(|error| StoreError::Internal(format!("password check failed: {error}")))?;
-    Ok(user.filter(|_| matches))
+/// Dashboard users and their passwords.
+#[derive(Clone)]
+pub struct UserService {
+    store: Arc<dyn Store>,
+}
+
+impl UserService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The user if `username` exists and `password` is theirs. Runs the (deliberately slow)
+    /// hash on the blocking pool.
+    pub async fn check_credentials(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>, ServiceError> {
+        let user = self.store.find_user_by_username(username).await?;
+        let hash = user.as_ref().map_or_else(
+            || decoy_hash().to_owned(),
+            |user| user.password_hash.clone(),
+        );
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|error| ServiceError::Internal(format!("password check failed: {error}")))?;
+        Ok(user.filter(|_| matches))
+    }
+
+    /// Creates a dashboard user. Without a password one is generated; it is returned so the
+    /// caller can show it once.
+    pub async fn create(
+        &self,
+        username: &str,
+        password: Option<&str>,
+    ) -> Result<(User, Option<String>), ServiceError> {
+        check_username(username)?;
+        if let Some(password) = password {
+            if password.chars().count() < MIN_PASSWORD_CHARS {
+                return Err(ServiceError::invalid_field(
+                    "password",
+                    format!("password must be at least {MIN_PASSWORD_CHARS} characters."),
+                ));
+            }
+        }
+        let (password, generated) = match password {
+            Some(given) => (given.to_owned(), None),
+            None => {
+                let generated = generate_password();
+                (generated.clone(), Some(generated))
+            }
+        };
+        let user = User {
+            id: UserId::generate(),
+            username: username.to_owned(),
+            password_hash: hash_password(&password)?,
+            created_at: now_millis(),
+        };
+        self.store
+            .create_user(NewUser {
+                id: user.id.clone(),
+                username: user.username.clone(),
+                password_hash: user.password_hash.clone(),
+                created_at: user.created_at,
+            })
+            .await
+            .map_err(|error| match error {
+                StoreError::UsernameTaken => ServiceError::Rejected {
+                    code: ErrorCode::UsernameTaken,
+                    message: format!("A user named '{username}' already exists."),
+                },
+                other => ServiceError::Store(other),
+            })?;
+        Ok((user, generated))
+    }
 }
 
 fn check_username(username: &str) -> Result<(), ServiceError> {
@@ -80,46 +140,4 @@ fn check_username(username: &str) -> Result<(), ServiceError> {
         )]));
     }
     Ok(())
-}
-
-/// Creates a dashboard user. Without a password one is generated; it is returned so the
-/// caller can show it once.
-pub async fn create(
-    store: &dyn Store,
-    username: &str,
-    password: Option<&str>,
-) -> Result<(User, Option<String>), ServiceError> {
-    check_username(username)?;
-    if let Some(password) = password {
-        if password.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(ServiceError::invalid_field(
-                "password",
-                format!("password must be at least {MIN_PASSWORD_CHARS} characters."),
-            ));
-        }
-    }
-    let generated = password.is_none().then(generate_password);
-    let password = password.or(generated.as_deref()).unwrap_or_default();
-    let user = User {
-        id: UserId::generate(),
-        username: username.to_owned(),
-        password_hash: hash_password(password)?,
-        created_at: now_millis(),
-    };
-    store
-        .create_user(NewUser {
-            id: user.id.clone(),
-            username: user.username.clone(),
-            password_hash: user.password_hash.clone(),
-            created_at: user.created_at,
-        })
-        .await
-        .map_err(|error| match error {
-            StoreError::UsernameTaken => ServiceError::Rejected {
-                code: "username_taken",
-                message: format!("A user named '{username}' already exists."),
-            },
-            other => ServiceError::Store(other),
-        })?;
-    Ok((user, generated))
 }

@@ -5,12 +5,17 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::services::transparency::checkpoint_now;
-use crate::state::AppState;
+use crate::services::jobs::JobService;
+use crate::services::transparency::TransparencyService;
 
-pub async fn run(state: AppState, interval: Duration, shutdown: watch::Receiver<bool>) {
-    super::every_claimed(&state, "checkpoints", interval, shutdown, || async {
-        let logs = match state.store.uncheckpointed_logs().await {
+pub async fn run(
+    transparency: TransparencyService,
+    jobs: JobService,
+    interval: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
+    super::every_claimed(&jobs, "checkpoints", interval, shutdown, || async {
+        let logs = match transparency.uncheckpointed_logs().await {
             Ok(logs) => logs,
             Err(error) => {
                 tracing::warn!(%error, "listing logs to checkpoint failed; will retry");
@@ -18,7 +23,7 @@ pub async fn run(state: AppState, interval: Duration, shutdown: watch::Receiver<
             }
         };
         for log in logs {
-            if let Err(error) = checkpoint_now(&state, &log.organization_id).await {
+            if let Err(error) = transparency.checkpoint_now(&log.organization_id).await {
                 tracing::warn!(organization_id = %log.organization_id, %error, "signing a checkpoint failed; will retry");
             }
         }

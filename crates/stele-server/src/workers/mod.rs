@@ -1,4 +1,5 @@
-//! Long-running background loops. Each stops when the shutdown signal fires.
+//! Long-running background loops. Each takes the services it needs and stops when the
+//! shutdown signal fires; the composition root (`crate::app`) starts them.
 
 pub mod checkpoints;
 pub mod idempotency_cleanup;
@@ -7,10 +8,9 @@ pub mod retention;
 use std::future::Future;
 use std::time::Duration;
 
-use stele_core::timestamp::now_millis;
 use tokio::sync::watch;
 
-use crate::state::AppState;
+use crate::services::jobs::JobService;
 
 /// Runs `pass` once per `interval` (the first right away) until `shutdown` fires.
 pub async fn every<F, Pass>(interval: Duration, mut shutdown: watch::Receiver<bool>, mut pass: F)
@@ -29,11 +29,11 @@ where
 
 /// Runs `pass` as job `job` about once per `interval` across every process sharing the
 /// database: each process ticks on its own, and a tick runs the pass only if it claims the
-/// job's run in the store (see `Store::claim_job_run`). The claim accepts a run a tenth of
+/// job's run (see [`JobService::claim_run`]). The claim accepts a run a tenth of
 /// an interval early, so a process's own next tick, which may land a few milliseconds
 /// earlier relative to its previous claim, is not mistaken for a second run.
 pub async fn every_claimed<F, Pass>(
-    state: &AppState,
+    jobs: &JobService,
     job: &str,
     interval: Duration,
     shutdown: watch::Receiver<bool>,
@@ -44,9 +44,7 @@ pub async fn every_claimed<F, Pass>(
 {
     let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
     every(interval, shutdown, || {
-        let claim = state
-            .store
-            .claim_job_run(job, now_millis(), interval_ms - interval_ms / 10);
+        let claim = jobs.claim_run(job, interval_ms - interval_ms / 10);
         let run = pass();
         async move {
             match claim.await {

@@ -2,7 +2,6 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use stele_server::services::retention::purge_expired;
 
 use crate::support::{event, execute_sql, read, seed_v1, stele_verify, stored_events, TestServer};
 
@@ -173,7 +172,7 @@ async fn purge_removes_the_oldest_prefix_and_the_chain_still_verifies() {
              WHERE organization_id = '{organization}' AND sequence IN (1, 2, 3, 4, 6)"
         ),
     );
-    let purged = purge_expired(&server.state).await.expect("purge");
+    let purged = server.state.retention.purge_expired().await.expect("purge");
     assert_eq!(purged, 4);
     let remaining: Vec<i64> = stored_events(&server.database, &organization)
         .iter()
@@ -223,7 +222,10 @@ async fn a_fully_purged_organization_continues_its_sequence_and_can_be_deleted()
         &server.database,
         "UPDATE events SET received_at = received_at - 2 * 86400000",
     );
-    assert_eq!(purge_expired(&server.state).await.expect("purge"), 3);
+    assert_eq!(
+        server.state.retention.purge_expired().await.expect("purge"),
+        3
+    );
     assert!(stored_events(&server.database, &organization).is_empty());
 
     let (status, _) = server
@@ -245,7 +247,7 @@ async fn a_fully_purged_organization_continues_its_sequence_and_can_be_deleted()
         &server.database,
         "UPDATE events SET received_at = received_at - 2 * 86400000",
     );
-    purge_expired(&server.state).await.expect("purge");
+    server.state.retention.purge_expired().await.expect("purge");
     let response = server
         .request(Method::DELETE, &format!("/organizations/{organization}"))
         .send()
@@ -296,7 +298,7 @@ async fn a_purge_makes_older_exports_unavailable_rather_than_different() {
         "UPDATE events SET received_at = received_at - 2 * 86400000 WHERE sequence <= 2",
     );
     assert_eq!(
-        purge_expired(&server.state).await.expect("purge"),
+        server.state.retention.purge_expired().await.expect("purge"),
         2,
         "retention is never held back"
     );

@@ -8,7 +8,6 @@ use clap::Parser;
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use stele_server::config::{DatabaseOptions, ServeConfig};
-use stele_server::services::bootstrap::ensure_initialized;
 use stele_server::state::AppState;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -367,9 +366,11 @@ impl TestServer {
         let store = stele_server::open_store(database.url(), &options, true)
             .await
             .expect("store opens");
-        let state = AppState::new(store, config).expect("state");
+        let state = stele_server::build_state(store, config).expect("state");
         let handle = state.clone();
-        ensure_initialized(&state, Some(API_KEY), Some("admin-password"))
+        state
+            .bootstrap
+            .ensure_initialized(Some(API_KEY), Some("admin-password"))
             .await
             .expect("bootstrap");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

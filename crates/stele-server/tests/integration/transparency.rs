@@ -625,9 +625,7 @@ async fn proofs_survive_retention() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let purged = stele_server::services::retention::purge_expired(&server.state)
-        .await
-        .expect("purge");
+    let purged = server.state.retention.purge_expired().await.expect("purge");
     assert_eq!(purged, 270);
     assert_eq!(stored_events(&server.database, &organization).len(), 30);
 
@@ -700,10 +698,12 @@ async fn checkpoints_older_than_a_day_are_thinned_to_one_per_hour() {
             &format!("UPDATE checkpoints SET created_at = {at} WHERE organization_id = '{organization}' AND tree_size = {size}"),
         );
     }
-    let thinned =
-        stele_server::services::transparency::thin_old_checkpoints(server.state.store.as_ref())
-            .await
-            .expect("thin");
+    let thinned = server
+        .state
+        .transparency
+        .thin_old_checkpoints()
+        .await
+        .expect("thin");
     assert_eq!(thinned, 2, "two of the three in one old hour go");
     let sizes: Vec<u64> = server
         .database

@@ -94,7 +94,7 @@ impl SchemaStore for PostgresStore {
         .map(|row| row.get(0))
         .ok_or_else(|| StoreError::Internal(format!("action {action} vanished while locked")))?;
         let latest = load_schema_version(&transaction, action, None).await?;
-        let outcome = match decide_schema_write(latest, &canonical) {
+        let outcome = match decide_schema_write(latest, &canonical)? {
             SchemaWrite::Unchanged(latest) => (latest, false),
             SchemaWrite::Create(version) => {
                 execute_in(

@@ -38,8 +38,9 @@ pub(crate) struct StoredExport {
     pub(crate) created_at: i64,
 }
 
-/// A stored export. It is complete while retention has not purged past where the retained
-/// chain started when it was created (`retained_now` is where it starts now).
+/// A stored export. It is complete while retention has purged none of the events its
+/// snapshot covers, the sequences from where the retained chain started at creation up to
+/// `up_to_sequence` (`retained_now` is where the retained chain starts now).
 pub(crate) fn stored_export(id: &str, row: StoredExport, retained_now: i64) -> StoreResult<Export> {
     let organization = Some(row.organization_id.as_str());
     let stored: StoredExportFilters = serde_json::from_str(&row.filters).map_err(|error| {
@@ -62,6 +63,6 @@ pub(crate) fn stored_export(id: &str, row: StoredExport, retained_now: i64) -> S
         query,
         format,
         created_at: row.created_at,
-        complete: retained_now <= stored.retained_from,
+        complete: retained_now <= stored.retained_from || row.up_to_sequence < stored.retained_from,
     })
 }

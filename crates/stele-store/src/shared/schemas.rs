@@ -9,7 +9,10 @@ use crate::{StoreError, StoreResult};
 
 /// The definition's canonical bytes as the text stored in `schema_versions.definition`.
 pub(crate) fn canonical_definition(definition: &SchemaDefinition) -> StoreResult<String> {
-    String::from_utf8(definition.canonical_bytes())
+    let bytes = definition
+        .to_canonical_bytes()
+        .map_err(|error| StoreError::Internal(format!("canonicalizing a schema: {error}")))?;
+    String::from_utf8(bytes)
         .map_err(|error| StoreError::Internal(format!("canonical schema is not UTF-8: {error}")))
 }
 
@@ -22,13 +25,16 @@ pub(crate) enum SchemaWrite {
 
 /// Decides, given the action's latest version (read under the lock or on the writer that
 /// makes this one decision), what a submission of `canonical` does.
-pub(crate) fn decide_schema_write(latest: Option<SchemaVersion>, canonical: &str) -> SchemaWrite {
-    match latest {
-        Some(latest) if latest.definition.canonical_bytes() == canonical.as_bytes() => {
+pub(crate) fn decide_schema_write(
+    latest: Option<SchemaVersion>,
+    canonical: &str,
+) -> StoreResult<SchemaWrite> {
+    Ok(match latest {
+        Some(latest) if canonical_definition(&latest.definition)? == canonical => {
             SchemaWrite::Unchanged(latest)
         }
         latest => SchemaWrite::Create(latest.map_or(1, |latest| latest.version + 1)),
-    }
+    })
 }
 
 /// A schema version from its columns.

@@ -4,6 +4,7 @@ use super::database_error;
 use super::events::chain_anchor;
 use super::idempotency::claim_idempotency_key;
 use super::organizations::organization_exists;
+use super::tree::tree_size;
 use super::SqliteStore;
 use crate::prelude::*;
 use crate::shared::exports::{export_filters, snapshot, stored_export, StoredExport};
@@ -60,14 +61,10 @@ impl ExportStore for SqliteStore {
                     return Err(StoreError::OrganizationNotFound);
                 }
                 // Runs on the writer, after every acknowledged event has committed: the
-                // snapshot holds exactly the events stored when the export was created.
-                let head: i64 = connection
-                    .query_row(
-                        "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE organization_id = ?1",
-                        [&export.query.organization_id],
-                        |row| row.get(0),
-                    )
-                    .map_err(database_error)?;
+                // snapshot holds exactly the events stored when the export was created. The
+                // tree size, not the newest remaining event, so a log that retention purged
+                // entirely still snapshots at its newest sequence.
+                let head = tree_size(connection, &export.query.organization_id)? as i64;
                 // Where the retained chain starts now: a later purge past it makes the
                 // export incomplete (see `load_export`).
                 let filters = export_filters(&export, retained_from(connection, &export.query.organization_id)?)?;

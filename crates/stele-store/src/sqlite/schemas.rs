@@ -56,7 +56,7 @@ pub(super) fn create_schema_version_now(
     canonical: &str,
 ) -> StoreResult<(SchemaVersion, bool)> {
     let latest = load_schema_version(connection, &action, None)?;
-    let version = match decide_schema_write(latest, canonical) {
+    let version = match decide_schema_write(latest, canonical)? {
         SchemaWrite::Unchanged(latest) => return Ok((latest, false)),
         SchemaWrite::Create(version) => version,
     };

@@ -248,7 +248,9 @@ pub(super) fn uncheckpointed_logs(connection: &Connection) -> StoreResult<Vec<Un
         .prepare_cached(
             "SELECT id, size, done FROM (
                  SELECT o.id AS id,
-                        COALESCE((SELECT MAX(sequence) FROM events WHERE organization_id = o.id), 0) AS size,
+                        COALESCE((SELECT MAX(sequence) FROM events WHERE organization_id = o.id),
+                                 (SELECT first_sequence - 1 FROM chain_anchors WHERE organization_id = o.id),
+                                 0) AS size,
                         COALESCE((SELECT MAX(tree_size) FROM checkpoints WHERE organization_id = o.id), 0) AS done
                  FROM organizations o)
              WHERE size > done ORDER BY id",

@@ -1,7 +1,7 @@
 //! Exports: a snapshot fixed when created, and whether retention has since cut into it.
 
-use stele_core::timestamp::UnixMillis;
 use stele_core::model::*;
+use stele_core::timestamp::UnixMillis;
 use stele_store::prelude::*;
 
 use crate::support::*;

@@ -1,8 +1,8 @@
 //! Organizations: create, read, list, update, delete.
 
 use serde_json::json;
-use stele_core::pagination::{Cursor, SortOrder};
 use stele_core::model::*;
+use stele_core::pagination::{Cursor, SortOrder};
 use stele_store::prelude::*;
 
 use crate::support::*;

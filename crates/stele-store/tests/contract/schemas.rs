@@ -1,9 +1,9 @@
 //! Actions and their schema versions.
 
 use serde_json::json;
+use stele_core::model::*;
 use stele_core::pagination::{Cursor, SortOrder};
 use stele_core::schema::SchemaDefinition;
-use stele_core::model::*;
 
 use crate::support::*;
 

@@ -1,8 +1,8 @@
 //! Searching one organization's events: every filter, and paging in both directions.
 
 use serde_json::json;
-use stele_core::pagination::{Cursor, SortOrder};
 use stele_core::model::*;
+use stele_core::pagination::{Cursor, SortOrder};
 
 use crate::support::*;
 

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use stele_core::event::parse_create_event;
 use stele_core::ids::IdKind;
+use stele_core::model::*;
 use stele_core::pagination::{Cursor, Page, PageRequest, SortOrder};
 use stele_core::schema::{parse_schema_definition, SchemaDefinition};
 use stele_core::timestamp::UnixMillis;
 use stele_store::postgres::{PostgresOptions, PostgresStore};
-use stele_store::sqlite::SqliteStore;
-use stele_core::model::*;
 use stele_store::prelude::*;
+use stele_store::sqlite::SqliteStore;
 
 /// Expands each named test body (`async fn name(backend: Backend)`) into
 /// `name_on_sqlite` and `name_on_postgres`.

@@ -1,0 +1,171 @@
+//! The composition root: builds the services from a store and the configuration, mounts
+//! the API and the dashboard behind the middleware they share, and runs the background
+//! workers beside the server. Nothing else wires these parts together.
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Request, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{middleware, Router};
+use stele_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::api::error::ApiError;
+use crate::config::ServeConfig;
+use crate::services::api_keys::ApiKeyService;
+use crate::services::bootstrap::BootstrapService;
+use crate::services::events::EventService;
+use crate::services::exports::{ExportService, UrlSigner};
+use crate::services::idempotency::IdempotencyService;
+use crate::services::jobs::JobService;
+use crate::services::organizations::OrganizationService;
+use crate::services::retention::RetentionService;
+use crate::services::schemas::SchemaService;
+use crate::services::sessions::SessionService;
+use crate::services::transparency::{default_key_file, CheckpointSigner, TransparencyService};
+use crate::services::users::UserService;
+use crate::state::{AppState, Services};
+use crate::{api, dashboard, workers};
+
+/// Builds every service on `store`. Fails when the checkpoint signing key cannot be read
+/// or created.
+pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result<AppState> {
+    let key_file = config
+        .signing_key_file
+        .clone()
+        .unwrap_or_else(|| default_key_file(None));
+    let signer = Arc::new(CheckpointSigner::load_or_generate(
+        &key_file,
+        &config.log_origin,
+    )?);
+    let transparency = TransparencyService::new(Arc::clone(&store), signer);
+    let api_keys = ApiKeyService::new(Arc::clone(&store));
+    let users = UserService::new(Arc::clone(&store));
+    Ok(AppState::new(Services {
+        bootstrap: BootstrapService::new(Arc::clone(&store), api_keys.clone()),
+        events: EventService::new(Arc::clone(&store)),
+        exports: ExportService::new(
+            Arc::clone(&store),
+            Arc::new(UrlSigner::new(Arc::clone(&store))),
+            transparency.clone(),
+        ),
+        idempotency: IdempotencyService::new(Arc::clone(&store)),
+        jobs: JobService::new(Arc::clone(&store)),
+        organizations: OrganizationService::new(Arc::clone(&store)),
+        retention: RetentionService::new(Arc::clone(&store), transparency.clone()),
+        schemas: SchemaService::new(Arc::clone(&store)),
+        sessions: SessionService::new(Arc::clone(&store), users.clone(), config.session_ttl_hours),
+        transparency,
+        api_keys,
+        users,
+        config,
+    }))
+}
+
+async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::RouteNotFound {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    ApiError::internal("handler panicked").into_response()
+}
+
+/// Refuses a URI that encodes U+0000 (`%00`) in its path or query: no id, filter or
+/// parameter can hold it, and PostgreSQL cannot even compare text with it.
+async fn reject_nul_in_uri(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let uri = request.uri();
+    let encoded = |text: &str| text.to_ascii_lowercase().contains("%00");
+    if encoded(uri.path()) || uri.query().is_some_and(encoded) {
+        return ApiError::validation(vec![stele_core::FieldError::invalid(
+            "uri",
+            "The request URI must not contain the NUL character (%00).",
+        )])
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// The whole HTTP surface: the API, the dashboard, and the middleware both go through.
+pub fn router(state: AppState) -> Router {
+    api::router(&state)
+        // A browser pointed at the server lands on the dashboard.
+        .route("/", get(|| async { Redirect::to("/dashboard") }))
+        .merge(dashboard::router())
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(middleware::from_fn(reject_nul_in_uri))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let request_id = request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Serves the API on `listener` until `shutdown` completes, running the background
+/// workers alongside; in-flight requests finish before it returns.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let config = &state.config;
+    let (stop_workers, worker_shutdown) = watch::channel(false);
+    let cleanup = tokio::spawn(workers::idempotency_cleanup::run(
+        state.idempotency.clone(),
+        state.jobs.clone(),
+        Duration::from_secs(config.idempotency_cleanup_interval_secs.max(1)),
+        worker_shutdown,
+    ));
+    let retention = tokio::spawn(workers::retention::run(
+        state.retention.clone(),
+        state.transparency.clone(),
+        state.jobs.clone(),
+        Duration::from_secs(config.retention_interval_secs.max(1)),
+        stop_workers.subscribe(),
+    ));
+    if let Err(error) = state.transparency.register_signing_key().await {
+        return Err(std::io::Error::other(format!(
+            "recording the checkpoint signing key: {error}"
+        )));
+    }
+    let checkpoints = tokio::spawn(workers::checkpoints::run(
+        state.transparency.clone(),
+        state.jobs.clone(),
+        Duration::from_secs(config.checkpoint_interval_secs.max(1)),
+        stop_workers.subscribe(),
+    ));
+    let served = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_workers.send(true);
+    let _ = cleanup.await;
+    let _ = retention.await;
+    let _ = checkpoints.await;
+    served
+}

@@ -1,0 +1,94 @@
+//! The error codes the API answers with: the one table from each code to its wire string,
+//! its HTTP status and, where it has one, its fixed message. Services name a code when a
+//! rule refuses a request; the API turns it into a response (see `api::error`).
+
+use axum::http::StatusCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    ValidationFailed,
+    InvalidAuditLogEvent,
+    NotFound,
+    Gone,
+    Unauthorized,
+    PayloadTooLarge,
+    MethodNotAllowed,
+    IdempotencyKeyReused,
+    ExternalIdTaken,
+    OrganizationHasAuditEvents,
+    UsernameTaken,
+    InvalidAuditLogExportRangeDate,
+    InvalidDownloadLink,
+    EventNotInCheckpoint,
+    /// A failure inside the server or its database (500).
+    Internal,
+    /// The store is shutting down; the same code as [`ErrorCode::Internal`], answered
+    /// with 503 so clients retry elsewhere.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// `(wire code, HTTP status)`.
+    fn entry(self) -> (&'static str, StatusCode) {
+        match self {
+            ErrorCode::ValidationFailed => ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY),
+            ErrorCode::InvalidAuditLogEvent => ("invalid_audit_log_event", StatusCode::BAD_REQUEST),
+            ErrorCode::NotFound => ("not_found", StatusCode::NOT_FOUND),
+            ErrorCode::Gone => ("gone", StatusCode::GONE),
+            ErrorCode::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
+            ErrorCode::PayloadTooLarge => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            ErrorCode::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
+            ErrorCode::IdempotencyKeyReused => ("idempotency_key_reused", StatusCode::BAD_REQUEST),
+            ErrorCode::ExternalIdTaken => ("external_id_taken", StatusCode::BAD_REQUEST),
+            ErrorCode::OrganizationHasAuditEvents => {
+                ("organization_has_audit_events", StatusCode::BAD_REQUEST)
+            }
+            ErrorCode::UsernameTaken => ("username_taken", StatusCode::BAD_REQUEST),
+            ErrorCode::InvalidAuditLogExportRangeDate => (
+                "invalid_audit_log_export_range_date",
+                StatusCode::BAD_REQUEST,
+            ),
+            ErrorCode::InvalidDownloadLink => ("invalid_download_link", StatusCode::FORBIDDEN),
+            ErrorCode::EventNotInCheckpoint => ("event_not_in_checkpoint", StatusCode::BAD_REQUEST),
+            ErrorCode::Internal => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR),
+            ErrorCode::Unavailable => ("internal_error", StatusCode::SERVICE_UNAVAILABLE),
+        }
+    }
+
+    /// The `code` of the response body.
+    pub fn as_str(self) -> &'static str {
+        self.entry().0
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.entry().1
+    }
+
+    /// The message of codes whose message never varies.
+    pub fn fixed_message(self) -> Option<&'static str> {
+        match self {
+            ErrorCode::ValidationFailed => Some("Validation failed."),
+            ErrorCode::InvalidAuditLogEvent => Some("Invalid Audit Log event."),
+            ErrorCode::Unauthorized => {
+                Some("Unauthorized: send a valid API key as 'Authorization: Bearer sk_...'.")
+            }
+            ErrorCode::IdempotencyKeyReused => Some(
+                "This Idempotency-Key was already used with a different request; use a new key for a new request.",
+            ),
+            ErrorCode::Internal | ErrorCode::Unavailable => {
+                Some("Internal server error; quote the X-Request-ID header when reporting it.")
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the body carries `errors`: validation failures list them, and every 400 has
+    /// the (possibly empty) list so the Node SDK raises its typed BadRequestException
+    /// rather than a generic one.
+    pub fn lists_errors(self) -> bool {
+        matches!(
+            self.status(),
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+        )
+    }
+}
