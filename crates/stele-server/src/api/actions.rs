@@ -15,8 +15,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiCaller, IdempotencyContext, JsonBody, ListQuery};
+use crate::api::extract::{ApiCaller, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
+use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::{json_bytes, List};
 use crate::services::schemas::{self, SchemaCheck};
 use crate::state::AppState;

@@ -16,8 +16,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody};
+use crate::api::extract::{typed_body, ApiCaller, JsonBody};
 use crate::api::idempotency::written_or_replayed;
+use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::json_bytes;
 use crate::error_code::ErrorCode;
 use crate::services::exports::{self, is_downloadable};

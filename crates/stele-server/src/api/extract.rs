@@ -12,7 +12,6 @@ use stele_core::pagination::{Cursor, PageRequest, SortOrder, DEFAULT_LIMIT, MAX_
 use stele_core::FieldError;
 
 use crate::api::error::ApiError;
-use crate::api::idempotency::PendingIdempotency;
 use crate::state::AppState;
 
 /// A request body parsed as JSON. Malformed JSON is a 422 and an oversized body a 413,
@@ -147,19 +146,6 @@ impl FromRequestParts<AppState> for ApiCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         authenticate(parts, state).await
-    }
-}
-
-/// The idempotency key of this request, if it carried one (set by the idempotency layer).
-pub struct IdempotencyContext(pub Option<PendingIdempotency>);
-
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyContext {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(IdempotencyContext(
-            parts.extensions.get::<PendingIdempotency>().cloned(),
-        ))
     }
 }
 

@@ -9,7 +9,8 @@
 //! afterwards. 5xx and 429 responses are never recorded, so a retry does the work again.
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -173,5 +174,18 @@ pub async fn idempotency_layer(
             tracing::warn!(%error, "could not record an idempotent response; a retry will run again");
             Response::from_parts(response_parts, Body::from(body))
         }
+    }
+}
+
+/// The idempotency key of this request, if it carried one (set by the idempotency layer).
+pub struct IdempotencyContext(pub Option<PendingIdempotency>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(IdempotencyContext(
+            parts.extensions.get::<PendingIdempotency>().cloned(),
+        ))
     }
 }

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::dashboard::page::{FormData, PageError};
+use crate::dashboard::page::{FormData, Layout, PageError};
 use crate::services::sessions;
 use crate::state::AppState;
 
@@ -23,6 +23,18 @@ pub struct DashboardUser {
     pub csrf_token: String,
     /// The session token from the cookie (needed to sign out).
     pub session_token: String,
+}
+
+// The layout constructor for a signed-in page lives beside the user it reads, so the page
+// module (which the extractor below uses for its errors) does not depend back on this one.
+impl Layout {
+    pub fn for_user(user: &DashboardUser, section: &'static str) -> Self {
+        Layout {
+            username: Some(user.username.clone()),
+            csrf_token: user.csrf_token.clone(),
+            section,
+        }
+    }
 }
 
 impl DashboardUser {

@@ -7,7 +7,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use stele_core::timestamp::format_millis;
 
-use crate::dashboard::auth::DashboardUser;
 use crate::services::ServiceError;
 
 /// Data the layout needs: who is signed in (for the header and the logout form) and which
@@ -20,14 +19,6 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn for_user(user: &DashboardUser, section: &'static str) -> Self {
-        Layout {
-            username: Some(user.username.clone()),
-            csrf_token: user.csrf_token.clone(),
-            section,
-        }
-    }
-
     pub fn anonymous() -> Self {
         Layout::default()
     }
