@@ -4,6 +4,7 @@
 
 use tokio_postgres::Client;
 
+use crate::shared::migrations::applied_migrations;
 use crate::{StoreError, StoreResult};
 
 fn database_error(error: tokio_postgres::Error) -> StoreError {
@@ -52,15 +53,7 @@ async fn apply_pending(client: &mut Client) -> StoreResult<usize> {
         .await
         .map_err(database_error)?
         .get(0);
-    let applied = usize::try_from(applied).map_err(|_| {
-        StoreError::corrupt(None, None, format!("schema version {applied} is negative"))
-    })?;
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::Incompatible(format!(
-            "the database is at schema version {applied}, newer than this binary knows ({}); upgrade stele",
-            MIGRATIONS.len()
-        )));
-    }
+    let applied = applied_migrations(applied, MIGRATIONS.len())?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let transaction = client.transaction().await.map_err(database_error)?;
         transaction

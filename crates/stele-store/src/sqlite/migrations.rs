@@ -3,6 +3,7 @@
 
 use rusqlite::Connection;
 
+use crate::shared::migrations::applied_migrations;
 use crate::{StoreError, StoreResult};
 
 const MIGRATIONS: &[&str] = &[
@@ -17,15 +18,7 @@ pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<usize> {
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(database_error)?;
-    let applied = usize::try_from(version).map_err(|_| {
-        StoreError::corrupt(None, None, format!("schema version {version} is negative"))
-    })?;
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::Incompatible(format!(
-            "the database is at schema version {applied}, newer than this binary knows ({}); upgrade stele",
-            MIGRATIONS.len()
-        )));
-    }
+    let applied = applied_migrations(version, MIGRATIONS.len())?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let transaction = connection.transaction().map_err(database_error)?;
         transaction.execute_batch(sql).map_err(database_error)?;
