@@ -90,6 +90,12 @@ impl EventInput {
     }
 }
 
+/// The longest `id`, `type` or `name` of an actor or target, in characters. These are
+/// indexed for search, and one limit for both backends keeps an index entry within
+/// PostgreSQL's (about 2.7 KB) at four bytes per character, so a value SQLite would take
+/// is never a 500 on PostgreSQL.
+pub const MAX_ENTITY_FIELD_CHARS: usize = 500;
+
 /// Reads a request body field by field, collecting every problem instead of stopping at
 /// the first, so a client fixes its payload in one round trip.
 struct ShapeReader {
@@ -176,6 +182,19 @@ impl ShapeReader {
         }
     }
 
+    /// `text` if it is within [`MAX_ENTITY_FIELD_CHARS`]; otherwise records the error.
+    fn bounded(&mut self, text: Option<String>, path: &str) -> Option<String> {
+        let text = text?;
+        if text.chars().count() > MAX_ENTITY_FIELD_CHARS {
+            self.errors.push(FieldError::invalid(
+                path,
+                format!("{path} may be at most {MAX_ENTITY_FIELD_CHARS} characters."),
+            ));
+            return None;
+        }
+        Some(text)
+    }
+
     fn entity(&mut self, value: Option<&Value>, path: &str) -> Option<Entity> {
         let map = match value {
             None | Some(Value::Null) => {
@@ -192,6 +211,9 @@ impl ShapeReader {
         let id = self.required_string(map, "id", &format!("{path}.id"));
         let kind = self.required_string(map, "type", &format!("{path}.type"));
         let name = self.optional_string(map, "name", &format!("{path}.name"));
+        let id = self.bounded(id, &format!("{path}.id"));
+        let kind = self.bounded(kind, &format!("{path}.type"));
+        let name = self.bounded(name, &format!("{path}.name"));
         let metadata = self.optional_object(map, "metadata", &format!("{path}.metadata"));
         Some(Entity {
             id: id?,

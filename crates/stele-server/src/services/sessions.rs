@@ -202,7 +202,19 @@ impl SessionService {
                 .map_err(|wait| LoginError::Throttled {
                     retry_after_secs: wait.as_secs().max(1),
                 })?;
-        let Some(user) = self.users.check_credentials(username, password).await? else {
+        // Cheap refusals come first: the per-username throttle above, then the bound on
+        // password checks running at once, before any lookup or hash.
+        let permit = self
+            .users
+            .reserve_password_check()
+            .ok_or(LoginError::Throttled {
+                retry_after_secs: 1,
+            })?;
+        let Some(user) = self
+            .users
+            .check_credentials(permit, username, password)
+            .await?
+        else {
             self.login_throttle.record_failure(&throttle_key);
             // The attempt stays admitted through the delay, so a username gets at most one
             // guess per second however many requests arrive at once.

@@ -12,11 +12,24 @@ use stele_core::model::{NewUser, User};
 use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
 use stele_store::{Store, StoreError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error_code::ErrorCode;
 use crate::services::ServiceError;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// How many password checks may run at once. Each argon2id check holds 19 MiB and a core
+/// for a moment; without a bound, a flood of sign-in attempts with new usernames (each
+/// passes the per-username throttle) would take memory and CPU from the API. Attempts
+/// beyond it are refused at once (429) instead of queueing.
+pub const MAX_CONCURRENT_PASSWORD_CHECKS: usize = 2;
+
+/// The right to run one password check, held until the hash has finished (even when the
+/// request that asked for it has gone away).
+pub struct PasswordCheckPermit {
+    _held: OwnedSemaphorePermit,
+}
 
 /// A random 24-character password for a user created without one.
 pub fn generate_password() -> String {
@@ -57,17 +70,31 @@ fn decoy_hash() -> &'static str {
 #[derive(Clone)]
 pub struct UserService {
     store: Arc<dyn Store>,
+    password_checks: Arc<Semaphore>,
 }
 
 impl UserService {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            password_checks: Arc::new(Semaphore::new(MAX_CONCURRENT_PASSWORD_CHECKS)),
+        }
+    }
+
+    /// A permit for one password check, or `None` while
+    /// [`MAX_CONCURRENT_PASSWORD_CHECKS`] are running.
+    pub fn reserve_password_check(&self) -> Option<PasswordCheckPermit> {
+        Arc::clone(&self.password_checks)
+            .try_acquire_owned()
+            .ok()
+            .map(|held| PasswordCheckPermit { _held: held })
     }
 
     /// The user if `username` exists and `password` is theirs. Runs the (deliberately slow)
-    /// hash on the blocking pool.
+    /// hash on the blocking pool, holding `permit` until it finishes.
     pub async fn check_credentials(
         &self,
+        permit: PasswordCheckPermit,
         username: &str,
         password: &str,
     ) -> Result<Option<User>, ServiceError> {
@@ -77,9 +104,12 @@ impl UserService {
             |user| user.password_hash.clone(),
         );
         let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|error| ServiceError::Internal(format!("password check failed: {error}")))?;
+        let matches = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verify_password(&password, &hash)
+        })
+        .await
+        .map_err(|error| ServiceError::Internal(format!("password check failed: {error}")))?;
         Ok(user.filter(|_| matches))
     }
 

@@ -116,7 +116,7 @@ impl Browser {
     }
 
     /// Signs in; returns the POST's response.
-    async fn try_login(&mut self, username: &str, password: &str) -> Response {
+    pub(crate) async fn try_login(&mut self, username: &str, password: &str) -> Response {
         let page = self
             .get("/dashboard/login")
             .await

@@ -226,3 +226,90 @@ async fn instants_outside_years_1_to_9999_in_utc_are_refused_with_the_field_name
     let (_, body) = crate::support::read(response).await;
     assert_eq!(body["errors"][0]["field"], "range_end", "{body}");
 }
+
+/// Actor and target ids, types and names are indexed; one documented limit on both
+/// backends keeps the longest accepted value (four-byte characters included) within
+/// PostgreSQL's index entry size, and anything longer is a 422 naming the field, never a
+/// 500 on one backend and a 201 on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actor_and_target_fields_have_one_length_limit_on_both_backends() {
+    let server = TestServer::start().await;
+    server.create_schema("user.signed_in", &seed_v1()).await;
+    let organization = server.create_organization("Long ids").await;
+    let longest = "\u{1D11E}".repeat(stele_core::event::MAX_ENTITY_FIELD_CHARS);
+    let mut body = crate::support::event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": longest.clone(), "type": "team", "name": longest.clone()}]),
+    );
+    body["event"]["actor"]["id"] = json!(longest.clone());
+    body["event"]["actor"]["name"] = json!(longest.clone());
+    let (status, response) = server.create_event(&body).await;
+    assert!(status.is_success(), "{status}: {response}");
+
+    let too_long = format!("{longest}x");
+    body["event"]["actor"]["id"] = json!(too_long.clone());
+    body["event"]["targets"][0]["name"] = json!(too_long);
+    let (status, error) = server.create_event(&body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    let fields: Vec<&str> = error["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|error| error["field"].as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        ["event.actor.id", "event.targets[0].name"],
+        "{error}"
+    );
+    assert_eq!(
+        crate::support::stored_events(&server.database, &organization).len(),
+        1
+    );
+}
+
+/// Sign-in attempts with new usernames each pass the per-username throttle, and each
+/// password check holds 19 MiB: only a few run at once, the rest are refused at once with
+/// 429 and `Retry-After`, and the API keeps answering during the flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_sign_ins_is_refused_cheaply_and_leaves_the_api_answering() {
+    let server = TestServer::start().await;
+    let attempts = (0..24).map(|index| {
+        let server = &server;
+        async move {
+            let mut browser = crate::dashboard::Browser::new(server);
+            let response = browser
+                .try_login(&format!("stranger-{index}"), "not-the-password")
+                .await;
+            let retry_after = response.headers().get("retry-after").is_some();
+            (response.status(), retry_after)
+        }
+    });
+    let api_call = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        server
+            .get("/organizations")
+            .send()
+            .await
+            .expect("request")
+            .status()
+    };
+    let (results, api_status) = tokio::join!(futures_util::future::join_all(attempts), api_call);
+    let refused = results
+        .iter()
+        .filter(|(status, retry_after)| *status == StatusCode::TOO_MANY_REQUESTS && *retry_after)
+        .count();
+    let checked = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(refused + checked, results.len(), "{results:?}");
+    assert!(checked >= 1, "some attempts are checked: {results:?}");
+    assert!(
+        refused >= 1,
+        "attempts beyond the bound are refused: {results:?}"
+    );
+    assert_eq!(api_status, StatusCode::OK);
+}

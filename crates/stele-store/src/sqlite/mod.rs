@@ -5,6 +5,7 @@
 mod credentials;
 mod events;
 mod exports;
+mod files;
 mod idempotency;
 mod jobs;
 mod migrations;
@@ -66,15 +67,7 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`] with a chosen [`SyncMode`].
     pub fn open_with(path: &Path, migrate: bool, sync: SyncMode) -> StoreResult<Self> {
-        if let Some(parent) = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
-                context: format!("cannot create {}", parent.display()),
-                source: source.into(),
-            })?;
-        }
+        files::prepare_private_files(path)?;
         let mut connection = Connection::open(path)
             .map_err(|error| StoreError::sqlite("opening the database", error))?;
         // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, which

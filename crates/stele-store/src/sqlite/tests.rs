@@ -222,3 +222,31 @@ async fn a_damaged_idempotency_fingerprint_is_an_error_not_zeros() {
     assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
     assert!(error.to_string().contains("fingerprint"), "{error}");
 }
+
+#[tokio::test]
+async fn a_new_data_directory_and_database_are_private_to_the_server_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("stele-data");
+    let database = data.join("stele.db");
+    let store = SqliteStore::open(&database, true).expect("open");
+    store
+        .create_organization(
+            Organization {
+                id: "org_1".into(),
+                name: "Acme".into(),
+                external_id: None,
+                metadata: Map::new(),
+                domains: Vec::new(),
+                retention_period_in_days: None,
+                created_at: 0,
+                updated_at: 0,
+            },
+            None,
+        )
+        .await
+        .expect("organization");
+    assert_eq!(super::files::mode_of(&data), 0o700);
+    assert_eq!(super::files::mode_of(&database), 0o600);
+    // SQLite gives the write-ahead log the database file's mode.
+    assert_eq!(super::files::mode_of(&data.join("stele.db-wal")), 0o600);
+}
