@@ -38,6 +38,9 @@ pub struct EventInput {
     pub targets: Vec<Entity>,
     pub context: EventContext,
     pub metadata: Option<Map<String, Value>>,
+    /// Loaded from another system's export (`stele import-events`) rather than received
+    /// live; recorded in the stored form so the mark is covered by the chain.
+    pub imported: bool,
 }
 
 /// A whole create-event request body.
@@ -63,6 +66,9 @@ pub struct EventRecord<'a> {
     pub context: &'a EventContext,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<&'a Map<String, Value>>,
+    /// Present (`true`) only on imported events, so live events keep their stored form.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
 }
 
 impl EventInput {
@@ -86,6 +92,7 @@ impl EventInput {
             targets: &self.targets,
             context: &self.context,
             metadata: self.metadata.as_ref(),
+            imported: self.imported,
         })
     }
 }
@@ -315,6 +322,7 @@ pub fn parse_create_event(body: &Value) -> Result<CreateEventRequest, Vec<FieldE
             targets: targets?,
             context: context?,
             metadata,
+            imported: false,
         })
     });
     match (organization_id, event) {

@@ -52,7 +52,8 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
     let users = UserService::new(Arc::clone(&store));
     Ok(AppState::new(Services {
         bootstrap: BootstrapService::new(Arc::clone(&store), api_keys.clone()),
-        events: EventService::new(Arc::clone(&store)),
+        events: EventService::new(Arc::clone(&store))
+            .auto_creating_organizations(config.auto_create_organizations),
         exports: ExportService::new(
             Arc::clone(&store),
             Arc::new(UrlSigner::new(Arc::clone(&store))),

@@ -12,8 +12,11 @@ use crate::config::{
 };
 use crate::services::api_keys::ApiKeyService;
 use crate::services::bootstrap::ADMIN_USERNAME;
+use crate::services::events::EventService;
+use crate::services::import::ImportService;
 use crate::services::transparency::TreeVerifier;
 use crate::services::users::UserService;
+use crate::workos_source::WorkosSource;
 use crate::{build_state, open_store, serve};
 
 pub fn init_logging(format: LogFormat) {
@@ -43,6 +46,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         }) => return verify(&cli.global, organization, &public_keys).await,
         Some(Command::VerifyExport { file, public_keys }) => {
             return verify_export(&file, &public_keys)
+        }
+        Some(Command::Import { from, api_key }) => import(&cli.global, &from, &api_key).await,
+        Some(Command::ImportEvents { organization, file }) => {
+            import_events(&cli.global, &organization, &file).await
         }
         Some(Command::ApiKeys(command)) => api_keys(&cli.global, command).await,
         Some(Command::Users(command)) => users(&cli.global, command).await,
@@ -283,6 +290,74 @@ fn verify_export(file: &std::path::Path, public_keys: &[String]) -> ExitCode {
         Err(problem) => {
             println!("INVALID: {}: {problem}", file.display());
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn import_service(store: std::sync::Arc<dyn stele_store::Store>) -> ImportService {
+    ImportService::new(std::sync::Arc::clone(&store), EventService::new(store))
+}
+
+async fn import(global: &GlobalArgs, from: &str, api_key: &str) -> anyhow::Result<()> {
+    let store = open_store(&global.database_url, &global.database, true).await?;
+    let source = WorkosSource::new(from, api_key)?;
+    eprintln!("reading {from}");
+    let snapshot = source.snapshot(&mut |step| eprintln!("  {step}")).await?;
+    let importer = import_service(store);
+    let plan = importer.plan(&snapshot).await?;
+    if plan.is_empty() {
+        eprintln!("nothing to import: this database already holds everything from {from}");
+        return Ok(());
+    }
+    eprintln!(
+        "importing {} organizations, {} retention periods, {} actions with new versions",
+        plan.create_organizations.len(),
+        plan.set_retention.len(),
+        plan.add_versions.len()
+    );
+    importer
+        .apply(plan, &format!("import from {from}"), &mut |step| {
+            eprintln!("  {step}")
+        })
+        .await?;
+    eprintln!("import done");
+    Ok(())
+}
+
+async fn import_events(
+    global: &GlobalArgs,
+    organization: &str,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let store = open_store(&global.database_url, &global.database, true).await?;
+    let reader = std::fs::File::open(file)
+        .map_err(|error| anyhow::anyhow!("reading {}: {error}", file.display()))?;
+    eprintln!("validating {}", file.display());
+    let outcome = import_service(store)
+        .import_events(
+            organization,
+            std::io::BufReader::new(reader),
+            &mut |count| {
+                if count % 100 == 0 {
+                    eprint!("\rimported {count} events");
+                }
+            },
+        )
+        .await?;
+    match outcome {
+        Ok(count) => {
+            eprintln!("\rimported {count} events into {organization}");
+            Ok(())
+        }
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{}:{}: {}", file.display(), problem.line, problem.message);
+            }
+            anyhow::bail!(
+                "{} bad rows in {}; nothing was imported",
+                problems.len(),
+                file.display()
+            )
         }
     }
 }

@@ -108,6 +108,26 @@ pub enum Command {
         #[arg(long = "public-key", required = true)]
         public_keys: Vec<String>,
     },
+    /// Copy organizations (with their ids), every schema version of every action and
+    /// each organization's retention from a server speaking the WorkOS API into this
+    /// database. Refuses, before writing anything, a database whose history conflicts.
+    Import {
+        /// Base URL of the source (`https://api.workos.com`, or another Stele).
+        #[arg(long = "from")]
+        from: String,
+        /// API key of the source.
+        #[arg(long, env = "STELE_IMPORT_API_KEY", hide_env_values = true)]
+        api_key: String,
+    },
+    /// Load a WorkOS CSV export as events of one organization, keeping `occurred_at`;
+    /// every row is validated before any is stored, and each event is marked imported.
+    ImportEvents {
+        /// The organization the events belong to (`org_...`).
+        #[arg(long)]
+        organization: String,
+        /// The CSV file.
+        file: PathBuf,
+    },
     /// Manage API keys.
     #[command(subcommand)]
     ApiKeys(ApiKeysCommand),
@@ -186,6 +206,12 @@ pub struct ServeConfig {
     /// Seconds between passes that sign checkpoints of logs with new events.
     #[arg(long, env = "STELE_CHECKPOINT_INTERVAL_SECS", default_value_t = 5)]
     pub checkpoint_interval_secs: u64,
+    /// Create an unknown organization when an event names a well-formed `org_` id (named
+    /// after its id) instead of answering 404; for migrations where organizations live in
+    /// WorkOS and events arrive before anyone creates them here.
+    #[arg(long, env = "STELE_AUTO_CREATE_ORGANIZATIONS", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub auto_create_organizations: bool,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

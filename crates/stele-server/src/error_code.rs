@@ -15,6 +15,7 @@ pub enum ErrorCode {
     MethodNotAllowed,
     IdempotencyKeyReused,
     ExternalIdTaken,
+    OrganizationIdTaken,
     OrganizationHasAuditEvents,
     UsernameTaken,
     InvalidAuditLogExportRangeDate,
@@ -40,6 +41,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ErrorCode::IdempotencyKeyReused => ("idempotency_key_reused", StatusCode::BAD_REQUEST),
             ErrorCode::ExternalIdTaken => ("external_id_taken", StatusCode::BAD_REQUEST),
+            ErrorCode::OrganizationIdTaken => ("organization_id_taken", StatusCode::BAD_REQUEST),
             ErrorCode::OrganizationHasAuditEvents => {
                 ("organization_has_audit_events", StatusCode::BAD_REQUEST)
             }

@@ -12,6 +12,7 @@ pub mod responses;
 pub mod services;
 pub mod state;
 pub mod workers;
+pub mod workos_source;
 
 use std::sync::Arc;
 

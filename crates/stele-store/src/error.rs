@@ -12,6 +12,9 @@ pub enum StoreError {
     OrganizationNotFound,
     #[error("organization has {count} audit events")]
     OrganizationHasEvents { count: i64 },
+    /// An organization with the requested id already exists.
+    #[error("an organization with this id already exists")]
+    OrganizationIdTaken,
     #[error("external_id is already used by organization {existing}")]
     ExternalIdTaken { existing: String },
     #[error("username already exists")]

@@ -17,7 +17,7 @@ use crate::api::extract::{typed_body, ApiCaller, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::{json_bytes, List};
-use crate::services::organizations::OrganizationInput;
+use crate::services::organizations::{NewOrganizationInput, OrganizationInput};
 use crate::services::IdempotencyRecordFor;
 use crate::state::AppState;
 
@@ -89,15 +89,17 @@ impl OrganizationResponse {
     }
 }
 
-#[utoipa::path(post, path = "/organizations", tag = "organizations", request_body = OrganizationInput,
-    responses((status = 201, body = OrganizationResponse), (status = 422, description = "Invalid body")))]
+#[utoipa::path(post, path = "/organizations", tag = "organizations", request_body = NewOrganizationInput,
+    responses((status = 201, body = OrganizationResponse),
+              (status = 400, description = "`organization_id_taken`: an organization has the given `id`; `external_id_taken`: another organization has the `external_id`"),
+              (status = 422, description = "Invalid body, or an `id` that is not `org_` followed by a 26-character ULID")))]
 pub async fn create_organization(
     State(state): State<AppState>,
     _caller: ApiCaller,
     IdempotencyContext(idempotency): IdempotencyContext,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let input: OrganizationInput = typed_body(body)?;
+    let input: NewOrganizationInput = typed_body(body)?;
     let make_record = idempotency.clone().map(|pending| {
         Box::new(move |organization: &Organization| {
             let body = json_bytes(&OrganizationResponse::from_organization(
@@ -106,7 +108,10 @@ pub async fn create_organization(
             Ok(pending.record(StatusCode::CREATED, body))
         }) as IdempotencyRecordFor<Organization>
     });
-    let outcome = state.organizations.create(input, make_record).await?;
+    let outcome = state
+        .organizations
+        .create_with_id(input, make_record)
+        .await?;
     written_or_replayed(outcome, idempotency.as_ref(), |organization| {
         let body = json_bytes(&OrganizationResponse::from_organization(organization))?;
         Ok((StatusCode::CREATED, body))

@@ -11,10 +11,11 @@ use serde_json::Value;
 use stele_core::event::{parse_create_event, EventInput};
 use stele_core::ids::IdKind;
 use stele_core::model::{
-    AppendedEvent, EventQuery, HashedEvent, Idempotent, NewEvent, StoredEvent,
+    AppendedEvent, EventQuery, HashedEvent, Idempotent, NewEvent, Organization, StoredEvent,
 };
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::schema::SchemaViolation;
+use stele_core::timestamp::now_millis;
 use stele_store::{Store, StoreError};
 
 use crate::services::schemas::ValidatorCache;
@@ -58,6 +59,9 @@ impl KnownOrganizations {
 pub struct ValidatedEvent {
     pub organization_id: String,
     pub event: EventInput,
+    /// The organization does not exist yet and is created with the event
+    /// (`--auto-create-organizations`).
+    pub creates_organization: bool,
 }
 
 /// Validating, appending and reading audit events.
@@ -66,6 +70,7 @@ pub struct EventService {
     store: Arc<dyn Store>,
     validators: Arc<ValidatorCache>,
     known_organizations: Arc<KnownOrganizations>,
+    auto_create_organizations: bool,
 }
 
 impl EventService {
@@ -74,19 +79,33 @@ impl EventService {
             store,
             validators: Arc::default(),
             known_organizations: Arc::default(),
+            auto_create_organizations: false,
         }
+    }
+
+    /// With `enabled`, an event for an unknown but well-formed organization id creates
+    /// that organization instead of being refused.
+    pub fn auto_creating_organizations(mut self, enabled: bool) -> Self {
+        self.auto_create_organizations = enabled;
+        self
     }
 
     /// Runs every check of create-event without writing anything.
     pub async fn validate(&self, body: &Value) -> Result<ValidatedEvent, ServiceError> {
         let request = parse_create_event(body).map_err(ServiceError::InvalidRequest)?;
-        if !self
+        let creates_organization = if self
             .known_organizations
             .exists(self.store.as_ref(), &request.organization_id)
             .await?
         {
+            false
+        } else if self.auto_create_organizations
+            && IdKind::Organization.matches(&request.organization_id)
+        {
+            true
+        } else {
             return Err(ServiceError::OrganizationNotFound(request.organization_id));
-        }
+        };
         let event = request.event;
         let Some(schema) = self
             .validators
@@ -104,6 +123,7 @@ impl EventService {
         Ok(ValidatedEvent {
             organization_id: request.organization_id,
             event,
+            creates_organization,
         })
     }
 
@@ -140,6 +160,10 @@ impl EventService {
         idempotency: Option<IdempotencyRecordFor<str>>,
     ) -> Result<Idempotent<AppendedEvent>, ServiceError> {
         let validated = self.validate(body).await?;
+        if validated.creates_organization {
+            self.create_organization_named_after_its_id(&validated.organization_id)
+                .await?;
+        }
         let id = IdKind::Event.generate();
         let record = idempotency
             .map(|make_record| make_record(&id))
@@ -154,6 +178,25 @@ impl EventService {
             .append_event(new_event, record)
             .await
             .map_err(|error| ServiceError::on_organization(error, &organization_id))
+    }
+
+    /// Creates an organization that an event named, unless a concurrent request did first.
+    async fn create_organization_named_after_its_id(&self, id: &str) -> Result<(), ServiceError> {
+        let now = now_millis();
+        let organization = Organization {
+            id: id.into(),
+            name: id.to_owned(),
+            external_id: None,
+            metadata: Default::default(),
+            domains: Vec::new(),
+            retention_period_in_days: None,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.create_organization(organization, None).await {
+            Ok(_) | Err(StoreError::OrganizationIdTaken) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// One page of the organization's events matching `query`; an unknown organization is an

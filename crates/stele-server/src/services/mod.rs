@@ -11,6 +11,7 @@ pub mod events;
 pub mod exports;
 pub mod filters;
 pub mod idempotency;
+pub mod import;
 pub mod jobs;
 pub mod organizations;
 pub mod retention;

@@ -40,6 +40,30 @@ pub struct OrganizationInput {
     pub domains: Option<Vec<String>>,
 }
 
+/// `POST /organizations`: the writable fields plus `id`, a Stele extension that brings an
+/// existing WorkOS organization id (`org_` followed by a 26-character ULID) instead of a
+/// generated one.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct NewOrganizationInput {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(flatten)]
+    pub fields: OrganizationInput,
+}
+
+/// Checks an id given on create: the form WorkOS hands out, so an imported id can never
+/// collide with another kind of resource or be a typo of one.
+pub fn check_organization_id(id: &str) -> Result<OrganizationId, FieldError> {
+    if IdKind::Organization.matches(id) {
+        Ok(OrganizationId::from(id))
+    } else {
+        Err(FieldError::invalid(
+            "id",
+            format!("id '{id}' is not an organization id: expected 'org_' followed by a 26-character ULID (as WorkOS issues them)."),
+        ))
+    }
+}
+
 const DOMAIN_STATES: &[&str] = &[
     "failed",
     "legacy_verified",
@@ -145,6 +169,10 @@ impl OrganizationInput {
 fn map_store_error(error: StoreError, id: &str) -> ServiceError {
     match error {
         StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(id.to_owned()),
+        StoreError::OrganizationIdTaken => ServiceError::Rejected {
+            code: ErrorCode::OrganizationIdTaken,
+            message: format!("An organization with id '{id}' already exists."),
+        },
         StoreError::ExternalIdTaken { existing } => ServiceError::Rejected {
             code: ErrorCode::ExternalIdTaken,
             message: format!("external_id is already used by organization '{existing}'."),
@@ -176,10 +204,34 @@ impl OrganizationService {
         input: OrganizationInput,
         idempotency: Option<IdempotencyRecordFor<Organization>>,
     ) -> Result<Idempotent<Organization>, ServiceError> {
+        self.create_with_id(
+            NewOrganizationInput {
+                id: None,
+                fields: input,
+            },
+            idempotency,
+        )
+        .await
+    }
+
+    /// Creates an organization under the id the input gives, or a generated one.
+    pub async fn create_with_id(
+        &self,
+        input: NewOrganizationInput,
+        idempotency: Option<IdempotencyRecordFor<Organization>>,
+    ) -> Result<Idempotent<Organization>, ServiceError> {
+        let id = match input.id.as_deref() {
+            None => None,
+            Some(id) => Some(
+                check_organization_id(id)
+                    .map_err(|error| ServiceError::InvalidRequest(vec![error]))?,
+            ),
+        };
+        let input = input.fields;
         input.check()?;
         let now = now_millis();
         let organization = Organization {
-            id: OrganizationId::generate(),
+            id: id.unwrap_or_else(OrganizationId::generate),
             name: input.name.trim().to_owned(),
             external_id: input.external_id.clone(),
             metadata: input.metadata.clone().unwrap_or_default(),
@@ -191,10 +243,11 @@ impl OrganizationService {
         let record = idempotency
             .map(|make_record| make_record(&organization))
             .transpose()?;
+        let id = organization.id.clone();
         self.store
             .create_organization(organization, record)
             .await
-            .map_err(|error| map_store_error(error, ""))
+            .map_err(|error| map_store_error(error, &id))
     }
 
     pub async fn get(&self, id: &str) -> Result<Organization, ServiceError> {

@@ -10,6 +10,7 @@ mod events;
 mod exports;
 mod http_contract;
 mod idempotency;
+mod import;
 mod organizations;
 mod replicas;
 mod retention;

@@ -105,6 +105,9 @@ impl OrganizationStore for PostgresStore {
             .await;
         match inserted {
             Ok(_) => {}
+            Err(error) if is_unique_violation(&error, "organizations_pkey") => {
+                return Err(StoreError::OrganizationIdTaken);
+            }
             Err(error) if is_unique_violation(&error, "organizations_external_id_key") => {
                 drop(transaction);
                 return Err(

@@ -93,6 +93,9 @@ impl OrganizationStore for SqliteStore {
                         return Ok(Idempotent::AlreadyDone(existing));
                     }
                 }
+                if organization_exists(connection, &organization.id)? {
+                    return Err(StoreError::OrganizationIdTaken);
+                }
                 let inserted = connection.execute(
                     "INSERT INTO organizations (id, name, external_id, metadata, domains, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

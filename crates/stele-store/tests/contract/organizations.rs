@@ -10,6 +10,7 @@ use crate::support::*;
 contract_tests!(
     an_organization_is_read_back_by_id_and_by_external_id,
     external_ids_are_unique,
+    creating_an_existing_id_is_refused_and_changes_nothing,
     lists_filter_by_name_case_insensitively_and_by_domain,
     lists_page_by_id_in_both_directions,
     update_replaces_the_organization_and_refuses_unknown_ids_and_taken_external_ids,
@@ -360,4 +361,34 @@ async fn organization_ids_are_sorted_bytewise(backend: Backend) {
         .await
         .expect("list");
     assert_eq!(ids(&page.data), listed, "lists use the same order");
+}
+
+async fn creating_an_existing_id_is_refused_and_changes_nothing(backend: Backend) {
+    let acme = create_organization(&*backend, "org_acme").await;
+    let mut again = organization("org_acme", "Another name");
+    again.external_id = Some("ext-other".into());
+    let key = idempotency_record("organizations", "key-1", "{}", now());
+    match backend.create_organization(again, Some(key)).await {
+        Err(StoreError::OrganizationIdTaken) => {}
+        other => panic!("expected OrganizationIdTaken, got {other:?}"),
+    }
+    assert_eq!(
+        backend.get_organization("org_acme").await.expect("get"),
+        Some(acme)
+    );
+    assert_eq!(
+        backend
+            .get_organization_by_external_id("ext-other")
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        backend
+            .find_idempotency_record("organizations", "key-1", now())
+            .await
+            .expect("find"),
+        None,
+        "a refused create keeps no idempotency record"
+    );
 }
