@@ -288,7 +288,7 @@ fn verify_export(file: &std::path::Path, public_keys: &[String]) -> ExitCode {
 }
 
 async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Result<()> {
-    let store = open_store(&global.database_url, &global.database, true).await?;
+    let store = open_store(&global.database_url, &global.database, false).await?;
     let keys = ApiKeyService::new(store);
     match command {
         ApiKeysCommand::Create { name } => {
@@ -324,7 +324,7 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
 }
 
 async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()> {
-    let users = UserService::new(open_store(&global.database_url, &global.database, true).await?);
+    let users = UserService::new(open_store(&global.database_url, &global.database, false).await?);
     match command {
         UsersCommand::Create { username, password } => {
             let (user, generated) = users.create(&username, password.as_deref()).await.map_err(
