@@ -31,10 +31,7 @@ pub fn init_logging(format: LogFormat) {
 pub async fn run(cli: Cli) -> ExitCode {
     init_logging(cli.global.log_format);
     let outcome = match cli.command {
-        None => match ServeConfig::from_env() {
-            Ok(config) => run_server(&cli.global, config).await,
-            Err(error) => error.exit(),
-        },
+        None => run_server(&cli.global, cli.serve).await,
         Some(Command::Serve(config)) => run_server(&cli.global, config).await,
         Some(Command::Migrate) => migrate(&cli.global).await,
         Some(Command::Verify {
@@ -57,13 +54,18 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen).await.map_err(|error| {
+        anyhow::anyhow!(
+            "cannot listen on {}: {error}; choose another address with --listen or STELE_LISTEN",
+            config.listen
+        )
+    })?;
     let store = open_store(
         &global.database_url,
         &global.database,
         config.migrate_on_start,
     )
     .await?;
-    let listener = TcpListener::bind(config.listen).await?;
     let mut config = config;
     if config.signing_key_file.is_none() {
         config.signing_key_file = Some(default_signing_key_file(global));
