@@ -766,3 +766,28 @@ async fn users_create_adds_a_dashboard_user_who_can_sign_in() {
         .expect("body");
     assert!(page.contains("alice"));
 }
+
+#[tokio::test]
+async fn pages_link_a_favicon_that_is_served() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new(&server);
+    let login = browser
+        .get("/dashboard/login")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        login.contains(r#"<link rel="icon" href="/dashboard/static/favicon.svg""#),
+        "{login}"
+    );
+    let icon = browser.get("/dashboard/static/favicon.svg").await;
+    assert_eq!(icon.status(), StatusCode::OK);
+    assert_eq!(
+        icon.headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok()),
+        Some("image/svg+xml")
+    );
+    assert!(icon.text().await.expect("body").starts_with("<svg"));
+}
