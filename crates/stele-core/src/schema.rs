@@ -148,12 +148,15 @@ const JSON_TYPES: [&str; 7] = [
 /// Keywords whose values are data, not schemas, so a `type` inside them is no keyword.
 const DATA_KEYWORDS: [&str; 5] = ["enum", "const", "default", "examples", "example"];
 
+/// Looks at one schema object (with its JSON pointer) for a problem to report.
+type SchemaVisitor<'a> = dyn FnMut(&Map<String, Value>, &str) -> Option<String> + 'a;
+
 /// Calls `visit` on every object of a schema that is not inside data keywords, with its
 /// JSON pointer, stopping at the first `Some`.
 fn find_in_schema(
     value: &Value,
     pointer: &mut String,
-    visit: &mut dyn FnMut(&Map<String, Value>, &str) -> Option<String>,
+    visit: &mut SchemaVisitor<'_>,
 ) -> Option<String> {
     let children: Vec<(String, &Value)> = match value {
         Value::Object(map) => {
