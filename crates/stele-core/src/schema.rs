@@ -118,6 +118,9 @@ fn compile(schema: &Value) -> Result<Validator, String> {
         _ => jsonschema::draft7::meta::validate(schema),
     };
     if let Err(error) = meta_check {
+        if let Some(problem) = unknown_type(schema, &mut String::new()) {
+            return Err(format!("is not a valid JSON Schema{problem}"));
+        }
         let at = error.instance_path().to_string();
         let at = if at.is_empty() {
             String::new()
@@ -131,7 +134,110 @@ fn compile(schema: &Value) -> Result<Validator, String> {
     jsonschema::options()
         .with_draft(draft)
         .build(schema)
-        .map_err(|error| format!("cannot be compiled: {error}"))
+        .map_err(|error| match remote_ref(schema, &mut String::new()) {
+            Some(problem) => problem,
+            None => format!("cannot be compiled: {error}"),
+        })
+}
+
+/// The types the `type` keyword may name.
+const JSON_TYPES: [&str; 7] = [
+    "string", "number", "integer", "object", "array", "boolean", "null",
+];
+
+/// Keywords whose values are data, not schemas, so a `type` inside them is no keyword.
+const DATA_KEYWORDS: [&str; 5] = ["enum", "const", "default", "examples", "example"];
+
+/// Looks at one schema object (with its JSON pointer) for a problem to report.
+type SchemaVisitor<'a> = dyn FnMut(&Map<String, Value>, &str) -> Option<String> + 'a;
+
+/// Calls `visit` on every object of a schema that is not inside data keywords, with its
+/// JSON pointer, stopping at the first `Some`.
+fn find_in_schema(
+    value: &Value,
+    pointer: &mut String,
+    visit: &mut SchemaVisitor<'_>,
+) -> Option<String> {
+    let children: Vec<(String, &Value)> = match value {
+        Value::Object(map) => {
+            if let Some(found) = visit(map, pointer) {
+                return Some(found);
+            }
+            map.iter()
+                .filter(|(key, _)| !DATA_KEYWORDS.contains(&key.as_str()))
+                .map(|(key, child)| (escape_pointer_token(key), child))
+                .collect()
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, child)| (index.to_string(), child))
+            .collect(),
+        _ => return None,
+    };
+    for (token, child) in children {
+        let length = pointer.len();
+        pointer.push('/');
+        pointer.push_str(&token);
+        let found = find_in_schema(child, pointer, visit);
+        pointer.truncate(length);
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// ` at /p/type: "strin" is not a JSON Schema type ...` for the first misspelt `type`,
+/// which the meta-schema would only report as a failed `anyOf`.
+fn unknown_type(schema: &Value, pointer: &mut String) -> Option<String> {
+    find_in_schema(schema, pointer, &mut |map, at| {
+        let names: Vec<&str> = match map.get("type")? {
+            Value::String(name) => vec![name.as_str()],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => return None,
+        };
+        let unknown = names.into_iter().find(|name| !JSON_TYPES.contains(name))?;
+        let suggestion = JSON_TYPES
+            .iter()
+            .map(|known| (edit_distance(unknown, known), known))
+            .filter(|(distance, _)| *distance <= 2)
+            .min()
+            .map(|(_, known)| format!("; did you mean \"{known}\"?"))
+            .unwrap_or_else(|| format!("; the types are {}", JSON_TYPES.join(", ")));
+        Some(format!(
+            " at {at}/type: \"{unknown}\" is not a JSON Schema type{suggestion}"
+        ))
+    })
+}
+
+/// A `$ref` to another document, which Stele never fetches.
+fn remote_ref(schema: &Value, pointer: &mut String) -> Option<String> {
+    find_in_schema(schema, pointer, &mut |map, at| {
+        let reference = map.get("$ref")?.as_str()?;
+        (!reference.starts_with('#')).then(|| {
+            format!(
+                "has a remote reference at {at}/$ref (\"{reference}\"): remote references are \
+                 not fetched; copy the referenced schema in, under \"definitions\" or \"$defs\" \
+                 with a local \"#/...\" reference"
+            )
+        })
+    })
+}
+
+/// Levenshtein distance, for suggesting the type a misspelt one meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, a_char) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, b_char) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(a_char != *b_char);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// Reads an optional metadata schema; unconstrained schemas normalise to `None`.
@@ -392,6 +498,54 @@ mod tests {
         .expect_err("invalid");
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["targets[1].type", "targets[2].type", "metadata"]);
+    }
+
+    #[test]
+    fn a_remote_ref_says_remote_references_are_not_fetched() {
+        let errors = parse_schema_definition(&json!({"targets": [], "metadata": {
+            "type": "object",
+            "properties": {"owner": {"$ref": "https://example.com/owner.json"}}
+        }}))
+        .expect_err("remote $ref");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors[0].message,
+            "metadata has a remote reference at /properties/owner/$ref \
+             (\"https://example.com/owner.json\"): remote references are not fetched; copy the \
+             referenced schema in, under \"definitions\" or \"$defs\" with a local \"#/...\" reference"
+        );
+        assert!(!errors[0].message.contains("resolve-http"));
+        let local = json!({"targets": [], "metadata": {
+            "type": "object",
+            "definitions": {"owner": {"type": "string"}},
+            "properties": {"owner": {"$ref": "#/definitions/owner"}}
+        }});
+        assert!(
+            parse_schema_definition(&local).is_ok(),
+            "local references work"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_type_is_named_with_a_suggestion() {
+        let errors = parse_schema_definition(&json!({"targets": [], "metadata": {
+            "type": "object",
+            "properties": {"owner": {"type": "strin"}, "note": {"enum": [{"type": "x"}]}}
+        }}))
+        .expect_err("unknown type");
+        assert_eq!(
+            errors[0].message,
+            "metadata is not a valid JSON Schema at /properties/owner/type: \"strin\" is not a \
+             JSON Schema type; did you mean \"string\"?"
+        );
+        let errors = parse_schema_definition(&json!({"targets": [],
+            "metadata": {"type": ["object", "dictionary"]}}))
+        .expect_err("unknown type");
+        assert_eq!(
+            errors[0].message,
+            "metadata is not a valid JSON Schema at /type: \"dictionary\" is not a JSON Schema \
+             type; the types are string, number, integer, object, array, boolean, null"
+        );
     }
 
     #[test]

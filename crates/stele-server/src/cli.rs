@@ -1,6 +1,6 @@
 //! What each `stele` subcommand does. `main.rs` only parses arguments and calls in here.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use stele_core::note::NoteVerifier;
@@ -34,10 +34,7 @@ pub fn init_logging(format: LogFormat) {
 pub async fn run(cli: Cli) -> ExitCode {
     init_logging(cli.global.log_format);
     let outcome = match cli.command {
-        None => match ServeConfig::from_env() {
-            Ok(config) => run_server(&cli.global, config).await,
-            Err(error) => error.exit(),
-        },
+        None => run_server(&cli.global, cli.serve).await,
         Some(Command::Serve(config)) => run_server(&cli.global, config).await,
         Some(Command::Migrate) => migrate(&cli.global).await,
         Some(Command::Verify {
@@ -64,13 +61,18 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen).await.map_err(|error| {
+        anyhow::anyhow!(
+            "cannot listen on {}: {error}; choose another address with --listen or STELE_LISTEN",
+            config.listen
+        )
+    })?;
     let store = open_store(
         &global.database_url,
         &global.database,
         config.migrate_on_start,
     )
     .await?;
-    let listener = TcpListener::bind(config.listen).await?;
     let mut config = config;
     if config.signing_key_file.is_none() {
         config.signing_key_file = Some(default_signing_key_file(global));
@@ -82,26 +84,37 @@ async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<
         .await?;
     if secrets.api_key.is_some() || secrets.admin_password.is_some() {
         let mut out = std::io::stdout().lock();
-        writeln!(
+        write!(
             out,
-            "\nStele first start: these secrets are shown only once. Store them now."
+            "{}",
+            first_start_notice(
+                secrets.api_key.as_deref(),
+                secrets.admin_password.as_deref()
+            )
         )?;
-        if let Some(key) = &secrets.api_key {
-            writeln!(out, "  API key:                          {key}")?;
-        }
-        if let Some(password) = &secrets.admin_password {
-            writeln!(
-                out,
-                "  Dashboard user '{ADMIN_USERNAME}' password:   {password}"
-            )?;
-        }
-        writeln!(out)?;
         out.flush()?;
     }
     tracing::info!(address = %listener.local_addr()?, database = %global.database_url, "stele is listening");
     serve(state, listener, shutdown_signal()).await?;
     tracing::info!("stele stopped");
     Ok(())
+}
+
+/// The first-start message, with the secrets starting in one column.
+fn first_start_notice(api_key: Option<&str>, admin_password: Option<&str>) -> String {
+    let password_label = format!("Dashboard user '{ADMIN_USERNAME}' password:");
+    let lines: Vec<(&str, &str)> = [("API key:", api_key), (&password_label, admin_password)]
+        .into_iter()
+        .filter_map(|(label, secret)| Some((label, secret?)))
+        .collect();
+    let width = password_label.len() + 2;
+    let mut notice =
+        String::from("\nStele first start: these secrets are shown only once. Store them now.\n");
+    for (label, secret) in lines {
+        notice.push_str(&format!("  {label:<width$}{secret}\n"));
+    }
+    notice.push('\n');
+    notice
 }
 
 /// The signing key beside the SQLite file, or under `./stele-data` for other databases.
@@ -206,15 +219,17 @@ async fn verify(
     };
 
     eprintln!("checking hash chains");
-    let progress = Box::new(|checked: u64| eprint!("\rchains: {checked} events"));
+    let progress =
+        Box::new(|checked: u64| show_progress(&format!("chains: {}", count(checked, "event"))));
     let report = match store.verify_log(organization.clone(), progress).await {
         Err(error) => {
-            eprintln!("\nstele verify: {error}");
+            end_progress();
+            eprintln!("stele verify: {error}");
             return ExitCode::from(2);
         }
         Ok(report) => report,
     };
-    eprintln!();
+    end_progress();
     if let Some((organization, chain_break)) = report.first_break {
         println!("TAMPERED: organization {organization}: {chain_break}");
         return ExitCode::FAILURE;
@@ -234,26 +249,56 @@ async fn verify(
     let verifier = TreeVerifier::new(store);
     let mut done = 0u64;
     for id in &organizations {
-        let mut progress = |checked: u64| eprint!("\rtrees: {} events ({id})", done + checked);
+        let mut progress = |checked: u64| {
+            show_progress(&format!("trees: {} ({id})", count(done + checked, "event")));
+        };
         match verifier.verify_tree(id, &trusted, &mut progress).await {
             Err(error) => {
-                eprintln!("\nstele verify: {id}: {error}");
+                end_progress();
+                eprintln!("stele verify: {id}: {error}");
                 return ExitCode::from(2);
             }
             Ok(Err(tree_break)) => {
-                eprintln!();
+                end_progress();
                 println!("TAMPERED: organization {id}: {tree_break}");
                 return ExitCode::FAILURE;
             }
             Ok(Ok(events)) => done += events,
         }
     }
-    eprintln!();
+    end_progress();
     println!(
-        "OK: {} events in {} organizations verified (hash chains, Merkle trees, signed checkpoints)",
-        report.events, report.organizations
+        "OK: {} in {} verified (hash chains, Merkle trees, signed checkpoints)",
+        count(report.events, "event"),
+        count(report.organizations, "organization")
     );
     ExitCode::SUCCESS
+}
+
+/// `1 event`, `2 events`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Progress on stderr: redrawn in place on a terminal, one line per report otherwise, so
+/// logs get whole lines.
+fn show_progress(line: &str) {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+/// Ends an in-place progress line (on a terminal; elsewhere every line already ended).
+fn end_progress() {
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
 }
 
 fn verify_export(file: &std::path::Path, public_keys: &[String]) -> ExitCode {
@@ -363,7 +408,7 @@ async fn import_events(
 }
 
 async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Result<()> {
-    let store = open_store(&global.database_url, &global.database, true).await?;
+    let store = open_store(&global.database_url, &global.database, false).await?;
     let keys = ApiKeyService::new(store);
     match command {
         ApiKeysCommand::Create { name } => {
@@ -399,7 +444,7 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
 }
 
 async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()> {
-    let users = UserService::new(open_store(&global.database_url, &global.database, true).await?);
+    let users = UserService::new(open_store(&global.database_url, &global.database, false).await?);
     match command {
         UsersCommand::Create { username, password } => {
             let (user, generated) = users.create(&username, password.as_deref()).await.map_err(
@@ -425,4 +470,35 @@ async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_start_secrets_start_in_one_column() {
+        let notice = first_start_notice(Some("sk_key"), Some("pass_word"));
+        let key_line = notice
+            .lines()
+            .find(|line| line.contains("API key"))
+            .expect("key");
+        let password_line = notice
+            .lines()
+            .find(|line| line.contains("password"))
+            .expect("pw");
+        assert_eq!(
+            key_line.find("sk_key"),
+            password_line.find("pass_word"),
+            "{notice}"
+        );
+        assert!(!first_start_notice(None, Some("p")).contains("API key"));
+    }
+
+    #[test]
+    fn counts_are_pluralized() {
+        assert_eq!(count(1, "event"), "1 event");
+        assert_eq!(count(0, "organization"), "0 organizations");
+        assert_eq!(count(2, "event"), "2 events");
+    }
 }

@@ -17,9 +17,44 @@ use stele_store::sqlite::SyncMode;
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// The `serve` flags, accepted without the subcommand since serving is the default
+    /// (`stele --listen 127.0.0.1:9000`).
+    #[command(flatten)]
+    pub serve: ServeConfig,
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parses the command line, refusing `serve` flags given before another subcommand
+    /// (`stele --listen ADDR verify`), which would otherwise be silently ignored.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Self::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        if let Some((name, _)) = matches.subcommand().filter(|(name, _)| *name != "serve") {
+            let serve = ServeConfig::command();
+            let serve_flag = serve.get_arguments().find(|arg| {
+                matches.value_source(arg.get_id().as_str())
+                    == Some(clap::parser::ValueSource::CommandLine)
+            });
+            if let Some(arg) = serve_flag {
+                return Err(command.error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--{} is a `serve` flag; `{name}` does not take it",
+                        arg.get_long().unwrap_or_else(|| arg.get_id().as_str())
+                    ),
+                ));
+            }
+        }
+        Self::from_arg_matches(&matches).map_err(|error| error.format(&mut command))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -163,6 +198,7 @@ pub enum ApiKeysCommand {
 }
 
 #[derive(Debug, Clone, Parser)]
+#[command(next_help_heading = "Server options (`serve`, the default command)")]
 pub struct ServeConfig {
     /// Address to listen on.
     #[arg(long, env = "STELE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -215,13 +251,6 @@ pub struct ServeConfig {
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
-}
-
-impl ServeConfig {
-    /// The configuration a bare `stele` uses: defaults plus environment variables.
-    pub fn from_env() -> Result<Self, clap::Error> {
-        Self::try_parse_from(["serve"])
-    }
 }
 
 /// Where the data lives, parsed from `--database-url`.
@@ -334,6 +363,30 @@ mod tests {
     }
 
     #[test]
+    fn serve_flags_work_without_the_serve_subcommand() {
+        let cli = Cli::try_parse_from(["stele", "--listen", "127.0.0.1:9000"])
+            .expect("serve flags at the top level");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen, "127.0.0.1:9000".parse().expect("address"));
+        let Some(Command::Serve(config)) =
+            Cli::try_parse_from(["stele", "serve", "--listen", "127.0.0.1:9001"])
+                .expect("serve flags after the subcommand")
+                .command
+        else {
+            panic!("`serve` parses as the serve command");
+        };
+        assert_eq!(config.listen, "127.0.0.1:9001".parse().expect("address"));
+        // A serve flag given to another command is an error, not silently ignored.
+        let error = Cli::try_parse_args(["stele", "--listen", "127.0.0.1:9000", "verify"])
+            .expect_err("a serve flag before verify");
+        assert!(
+            error.to_string().contains("--listen is a `serve` flag"),
+            "{error}"
+        );
+        assert!(Cli::try_parse_args(["stele", "--listen", "127.0.0.1:9000"]).is_ok());
+    }
+
+    #[test]
     fn database_flags_are_global_and_validated() {
         let cli = Cli::try_parse_from([
             "stele",
@@ -346,6 +399,10 @@ mod tests {
         .expect("valid flags");
         assert_eq!(cli.global.database.database_pool_size, 8);
         assert!(Cli::try_parse_from(["stele", "--database-pool-size", "1"]).is_err());
+        let global_first =
+            Cli::try_parse_from(["stele", "--database-url", "x.db", "api-keys", "list"])
+                .expect("global flags before a subcommand");
+        assert_eq!(global_first.global.database_url, "x.db");
         assert!(Cli::try_parse_from(["stele", "--database-connect-timeout-secs", "0"]).is_err());
     }
 }

@@ -29,11 +29,24 @@ pub enum OpenStoreError {
     /// The database URL or its options do not name a usable database.
     #[error("database error: {0}")]
     Location(String),
+    /// Only `serve` and `migrate` create a database; other commands name what they looked
+    /// for instead of leaving an empty one behind.
+    #[error(
+        "no Stele database at {path} (from --database-url {url}{relative}); run this command \
+         where `stele serve` keeps its data, or point --database-url or STELE_DATABASE_URL at \
+         that database"
+    )]
+    Missing {
+        path: String,
+        url: String,
+        relative: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Opens the store a database URL names, applying pending migrations when `migrate`.
+/// Opens the store a database URL names. With `migrate`, a missing SQLite file is created and
+/// pending migrations are applied; without it, the database must exist and be current.
 pub async fn open_store(
     database_url: &str,
     options: &DatabaseOptions,
@@ -41,6 +54,19 @@ pub async fn open_store(
 ) -> Result<Arc<dyn Store>, OpenStoreError> {
     match DatabaseLocation::parse_with(database_url, options).map_err(OpenStoreError::Location)? {
         DatabaseLocation::Sqlite { path, sync } => {
+            if !migrate && !path.exists() {
+                let relative = match std::env::current_dir() {
+                    Ok(dir) if path.is_relative() => {
+                        format!(", relative to the current directory {}", dir.display())
+                    }
+                    _ => String::new(),
+                };
+                return Err(OpenStoreError::Missing {
+                    path: path.display().to_string(),
+                    url: database_url.to_owned(),
+                    relative,
+                });
+            }
             Ok(Arc::new(SqliteStore::open_with(&path, migrate, sync)?))
         }
         DatabaseLocation::Postgres(options) => {

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    stele_server::cli::run(stele_server::config::Cli::parse()).await
+    match stele_server::config::Cli::try_parse_args(std::env::args_os()) {
+        Ok(cli) => stele_server::cli::run(cli).await,
+        Err(error) => error.exit(),
+    }
 }

@@ -116,9 +116,10 @@ pub struct SchemaTargetInput {
 }
 
 #[utoipa::path(post, path = "/audit_logs/actions/{action}/schemas", tag = "audit logs", request_body = CreateSchemaBody,
+    params(("action" = String, Path, description = "The action to define. Action names are two or more dot-separated segments of lowercase letters, digits, `_` and `-` (like `user.signed_in`), at most 128 characters; other names are refused with 422.")),
     responses((status = 201, description = "A new version was created", body = SchemaResponse),
               (status = 200, description = "Identical to the latest version, which is returned", body = SchemaResponse),
-              (status = 422, description = "Invalid definition or JSON Schema")))]
+              (status = 422, description = "Invalid action name, definition or JSON Schema")))]
 pub async fn create_schema(
     State(state): State<AppState>,
     caller: ApiCaller,

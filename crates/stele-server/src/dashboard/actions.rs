@@ -3,14 +3,18 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use stele_core::action_name::{is_valid_action_name, ACTION_NAME_RULE};
 use stele_core::schema::SchemaDefinition;
 
 use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::editor::{parse_json_field, JsonField};
-use crate::dashboard::page::{display_time, path_segment, render, FormData, Layout, PageError};
+use crate::dashboard::page::{
+    display_time, path_segment, render, render_with_status, FormData, Layout, PageError,
+};
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -123,6 +127,8 @@ pub async fn create(
     let mut errors = Vec::new();
     if name.is_empty() {
         errors.push("Give the event a name, such as user.signed_in.".to_owned());
+    } else if !is_valid_action_name(&name) {
+        errors.push(format!("'{name}' is not a valid name: {ACTION_NAME_RULE}."));
     } else if state.schemas.latest_version(&name).await?.is_some() {
         errors.push(format!(
             "An event named '{name}' already exists; use Edit Event on the configuration page to change it."
@@ -168,12 +174,15 @@ pub async fn create(
             Err(other) => return Err(other.into()),
         }
     }
-    render(&NewActionPage {
-        layout: Layout::for_user(&user, "actions"),
-        name,
-        target_types,
-        event_metadata,
-        actor_metadata,
-        errors,
-    })
+    render_with_status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &NewActionPage {
+            layout: Layout::for_user(&user, "actions"),
+            name,
+            target_types,
+            event_metadata,
+            actor_metadata,
+            errors,
+        },
+    )
 }

@@ -30,6 +30,7 @@ use crate::state::AppState;
 
 const STYLE: &str = include_str!("../../static/style.css");
 const SCRIPT: &str = include_str!("../../static/dashboard.js");
+const FAVICON: &str = include_str!("../../static/favicon.svg");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -83,6 +84,7 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/api-keys/{id}/revoke", post(api_keys::revoke))
         .route("/dashboard/static/style.css", get(style))
         .route("/dashboard/static/dashboard.js", get(script))
+        .route("/dashboard/static/favicon.svg", get(favicon))
         .route("/dashboard/{*rest}", get(not_found))
         .layer(middleware::from_fn(security_headers))
 }
@@ -112,6 +114,10 @@ async fn style() -> Response {
 
 async fn script() -> Response {
     asset(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+async fn favicon() -> Response {
+    asset(FAVICON, "image/svg+xml")
 }
 
 /// Pages may load only this server's own stylesheet and script, may not be framed (so no

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use serde_json::{Map, Value};
+use stele_core::action_name::{is_valid_action_name, ACTION_NAME_RULE};
 use stele_core::compatibility::{compare, CompatibilityReport};
 use stele_core::event::parse_create_event;
 use stele_core::model::{ActionSummary, Idempotent, IdempotentWrite, SchemaVersion, StoredEvent};
@@ -100,12 +101,12 @@ pub struct SchemaCheck {
     pub impact: Impact,
 }
 
-/// Checks an action name from the URL: non-empty, printable, reasonably short.
+/// Checks the name of an action being defined (see [`ACTION_NAME_RULE`]).
 fn check_action_name(action: &str) -> Result<(), ServiceError> {
-    if action.is_empty() || action.len() > 128 || action.chars().any(char::is_control) {
+    if !is_valid_action_name(action) {
         return Err(ServiceError::invalid_field(
             "action",
-            "action must be 1 to 128 printable characters.",
+            format!("{action:?} is not a valid action name: {ACTION_NAME_RULE}."),
         ));
     }
     Ok(())

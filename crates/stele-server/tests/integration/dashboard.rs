@@ -539,6 +539,42 @@ async fn saving_an_identical_definition_keeps_the_version() {
 }
 
 #[tokio::test]
+async fn new_event_refuses_an_action_name_outside_the_group_verb_form() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new(&server);
+    browser.login().await;
+    let csrf = browser.csrf_token().await;
+    let response = browser
+        .post_form(
+            "/dashboard/actions/new",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "<script>"),
+                ("target_types", "team"),
+                ("event_metadata", ""),
+                ("actor_metadata", ""),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = response.text().await.expect("body");
+    assert!(
+        page.contains("is not a valid name: action names are two or more dot-separated segments"),
+        "the rule is stated"
+    );
+    assert!(!page.contains("'<script>'"), "the name is escaped");
+    let (_, listed) = read(
+        server
+            .get("/audit_logs/actions")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(listed["data"], json!([]), "nothing was created");
+}
+
+#[tokio::test]
 async fn edit_event_reports_json_and_meta_schema_errors_inline() {
     let server = TestServer::start().await;
     server.create_schema("doc.viewed", &seed_v1()).await;
@@ -729,4 +765,29 @@ async fn users_create_adds_a_dashboard_user_who_can_sign_in() {
         .await
         .expect("body");
     assert!(page.contains("alice"));
+}
+
+#[tokio::test]
+async fn pages_link_a_favicon_that_is_served() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new(&server);
+    let login = browser
+        .get("/dashboard/login")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        login.contains(r#"<link rel="icon" href="/dashboard/static/favicon.svg""#),
+        "{login}"
+    );
+    let icon = browser.get("/dashboard/static/favicon.svg").await;
+    assert_eq!(icon.status(), StatusCode::OK);
+    assert_eq!(
+        icon.headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok()),
+        Some("image/svg+xml")
+    );
+    assert!(icon.text().await.expect("body").starts_with("<svg"));
 }

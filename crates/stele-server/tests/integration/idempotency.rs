@@ -263,7 +263,7 @@ async fn concurrent_schema_posts_with_one_key_create_one_version() {
     let attempts = (0..10).map(|index| {
         let body = json!({"targets": [{"type": format!("type_{index}")}]});
         let request = server
-            .post("/audit_logs/actions/raced/schemas", &body)
+            .post("/audit_logs/actions/doc.raced/schemas", &body)
             .header("Idempotency-Key", "schema-race");
         async move { read(request.send().await.expect("request")).await }
     });
@@ -281,7 +281,7 @@ async fn concurrent_schema_posts_with_one_key_create_one_version() {
     assert_eq!((created, reused), (1, 9), "{results:?}");
     let (_, versions) = read(
         server
-            .get("/audit_logs/actions/raced/schemas")
+            .get("/audit_logs/actions/doc.raced/schemas")
             .send()
             .await
             .expect("request"),

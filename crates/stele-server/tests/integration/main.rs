@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cli;
 mod dashboard;
 mod dashboard_events;
 mod durability;

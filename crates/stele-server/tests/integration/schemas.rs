@@ -197,10 +197,51 @@ async fn newer_drafts_are_accepted_when_declared() {
         "metadata": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
                      "properties": {"n": {"type": "integer"}}, "unevaluatedProperties": false}
     });
-    let (status, body) = server.create_schema("drafts", &definition).await;
+    let (status, body) = server.create_schema("doc.drafts", &definition).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
         body["metadata"]["$schema"],
         "https://json-schema.org/draft/2020-12/schema"
     );
+}
+
+#[tokio::test]
+async fn schema_creation_refuses_action_names_outside_the_group_verb_form() {
+    let server = TestServer::start().await;
+    for encoded in [
+        "bad%20action",
+        "a%2Fb",
+        "%3Cscript%3E",
+        "signed_in",
+        "User.SignedIn",
+    ] {
+        let (status, body) = server.create_schema(encoded, &seed_v1()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{encoded}: {body}"
+        );
+        assert_eq!(body["errors"][0]["field"], "action", "{encoded}: {body}");
+        let message = body["errors"][0]["message"].as_str().expect("message");
+        assert!(
+            message.contains("two or more dot-separated segments of lowercase letters, digits")
+                && message.contains("at most 128 characters"),
+            "the error states the rule: {message}"
+        );
+    }
+    let (status, listed) = read(
+        server
+            .get("/audit_logs/actions")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["data"], json!([]), "nothing was created");
+
+    let (status, body) = server
+        .create_schema("sso-connection.updated_2", &seed_v1())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }

@@ -58,6 +58,31 @@ async fn intact_log_verifies() {
 }
 
 #[tokio::test]
+async fn verify_progress_is_whole_lines_in_logs_and_counts_read_naturally() {
+    let (server, organization, _) = log_with_events(1).await;
+    let output = Command::new(stele_binary())
+        .args(["verify", "--database-url", server.database.url()])
+        .args(["--organization", &organization])
+        .output()
+        .expect("run stele verify");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("OK: 1 event in 1 organization verified"),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains('\r'),
+        "no carriage returns when not a terminal: {stderr:?}"
+    );
+    assert!(
+        stderr.lines().any(|line| line == "chains: 1 event"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn altered_event_is_named() {
     let (server, organization, other) = log_with_events(4).await;
     // The stored bytes edited in place, in each backend's dialect.

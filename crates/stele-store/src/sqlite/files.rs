@@ -27,7 +27,6 @@ pub(super) fn prepare_private_files(database: &Path) -> StoreResult<()> {
                     source: source.into(),
                 })?;
         }
-        warn_if_shared(directory);
     }
     if !database.exists() {
         OpenOptions::new()
@@ -40,8 +39,19 @@ pub(super) fn prepare_private_files(database: &Path) -> StoreResult<()> {
                 source: source.into(),
             })?;
     }
-    warn_if_shared(database);
+    warn_if_shared_files(database);
     Ok(())
+}
+
+/// Warns when the database or its directory is readable by other users.
+pub(super) fn warn_if_shared_files(database: &Path) {
+    if let Some(directory) = database
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        warn_if_shared(directory);
+    }
+    warn_if_shared(database);
 }
 
 fn warn_if_shared(path: &Path) {

@@ -12,6 +12,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_merkle.sql"),
 ];
 
+/// Whether every migration this binary knows has been applied.
+pub(crate) fn is_current(connection: &Connection) -> StoreResult<bool> {
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|error| StoreError::sqlite("reading the schema version", error))?;
+    Ok(version == MIGRATIONS.len() as i64)
+}
+
 /// Applies every migration not yet applied; returns how many ran.
 pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<usize> {
     let database_error = |error| StoreError::sqlite("migrating the schema", error);

@@ -23,7 +23,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use self::read_pool::ReadPool;
 use self::writer::Writer;
@@ -59,16 +59,29 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path`, applying migrations first
-    /// when `migrate` is set, with every commit synced ([`SyncMode::Full`]).
+    /// Opens the database file at `path` with every commit synced ([`SyncMode::Full`]).
+    /// With `migrate` set, the file (and its directory) is created if needed and pending
+    /// migrations are applied; without it, the file must already exist with a current
+    /// schema, and nothing is created.
     pub fn open(path: &Path, migrate: bool) -> StoreResult<Self> {
         Self::open_with(path, migrate, SyncMode::Full)
     }
 
     /// [`SqliteStore::open`] with a chosen [`SyncMode`].
     pub fn open_with(path: &Path, migrate: bool, sync: SyncMode) -> StoreResult<Self> {
-        files::prepare_private_files(path)?;
-        let mut connection = Connection::open(path)
+        // Serving (which migrates) creates the data directory and database, privately;
+        // other commands only open an existing one.
+        if migrate {
+            files::prepare_private_files(path)?;
+        } else {
+            files::warn_if_shared_files(path);
+        }
+        let flags = if migrate {
+            OpenFlags::default()
+        } else {
+            OpenFlags::default().difference(OpenFlags::SQLITE_OPEN_CREATE)
+        };
+        let mut connection = Connection::open_with_flags(path, flags)
             .map_err(|error| StoreError::sqlite("opening the database", error))?;
         // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, which
         // is what makes an acknowledged event survive a crash or power loss. The writer's
@@ -95,6 +108,11 @@ impl SqliteStore {
             if applied > 0 {
                 tracing::info!(applied, path = %path.display(), "applied SQLite migrations");
             }
+        } else if !migrations::is_current(&connection)? {
+            return Err(StoreError::Incompatible(format!(
+                "the SQLite schema of {} is not up to date; run `stele migrate` or start with --migrate-on-start true",
+                path.display()
+            )));
         }
         Ok(Self {
             writer: Writer::start(connection),
