@@ -4,6 +4,7 @@
 mod support;
 
 mod dashboard;
+mod dashboard_editor;
 mod dashboard_events;
 mod durability;
 mod events;
