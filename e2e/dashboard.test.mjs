@@ -185,11 +185,34 @@ test('opens "Edit Event" from the row\'s context menu with the keyboard', async 
   assert.deepEqual(prefilled.properties, { channel: { type: 'string' } });
 });
 
-test('reports a JSON parse error inline', async () => {
+test('one review shows every field\'s errors at once', async () => {
+  const eventMetadata = await page.locator('#event_metadata').inputValue();
+  // A JSON syntax error in one field, JSON Schema errors in two others.
   await page.locator('#actor_metadata').fill('{"type": "object",');
+  await page.locator('#event_metadata').fill('{"type": "objekt"}');
+  await page
+    .locator('#target_metadata_0')
+    .fill('{"type": "object", "properties": {"owner": {"type": "strin"}}}');
   await page.getByRole('button', { name: 'Review changes' }).last().click();
-  await page.locator('#actor_metadata-status').getByText('Not valid JSON').waitFor();
+  // Only the server says this (the page's own check of the JSON runs while typing).
+  await page.getByText('Fix the highlighted fields, then review again.').waitFor();
+
+  assert.match(await page.locator('#actor_metadata-status').innerText(), /^Not valid JSON at line 1/);
+  assert.match(
+    await page.locator('#event_metadata-status').innerText(),
+    /^metadata is not a valid JSON Schema/,
+  );
+  assert.match(
+    await page.locator('#target_metadata_0-status').innerText(),
+    /^targets\[0\]\.metadata is not a valid JSON Schema/,
+  );
+  assert.equal(await page.locator('.json-editor.invalid').count(), 3, 'each broken field is marked');
+  assert.equal(await page.locator('section.review').count(), 0, 'no review while a field is broken');
+  await screenshot('05-edit-event-field-errors');
+
   await page.locator('#actor_metadata').fill('');
+  await page.locator('#target_metadata_0').fill('');
+  await page.locator('#event_metadata').fill(eventMetadata);
 });
 
 test('changes a metadata schema and reviews the diff, verdict and impact', async () => {
@@ -228,7 +251,7 @@ test('changes a metadata schema and reviews the diff, verdict and impact', async
   assert.match(text, /new required property 'priority'/);
   assert.match(text, /\/metadata\/properties\/channel\/enum/);
   assert.match(text, /\/targets\/folder/);
-  assert.match(text, /1\s+would fail version 2/);
+  assert.match(text, /1\s+that version 1 accepts would fail version 2/);
   assert.ok(text.includes(rejectedEventId), 'the failing event is shown as an example');
   assert.match(text, /"priority" is a required property/);
   await screenshot('05-edit-event-review');

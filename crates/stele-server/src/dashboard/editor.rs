@@ -143,7 +143,11 @@ pub struct ReviewView {
     pub changes: Vec<ChangeRow>,
     pub reasons: Vec<ChangeRow>,
     pub checked: usize,
-    pub failing: usize,
+    /// Checked events the latest version accepts and the proposal rejects (see
+    /// [`schemas::Impact::newly_failing`]): what saving would break.
+    pub newly_failing: usize,
+    /// Checked events that already fail the latest version (sent under an older one).
+    pub already_failing: usize,
     pub sample_limit: String,
     pub examples: Vec<ExampleRow>,
 }
@@ -186,11 +190,15 @@ impl ReviewView {
                 .map(ChangeRow::from_change)
                 .collect(),
             checked: check.impact.checked,
-            failing: check.impact.failing,
+            newly_failing: check.impact.newly_failing,
+            already_failing: check
+                .impact
+                .failing
+                .saturating_sub(check.impact.newly_failing),
             sample_limit: thousands(u64::from(schemas::IMPACT_SAMPLE)),
             examples: check
                 .impact
-                .examples
+                .newly_failing_examples
                 .iter()
                 .map(|example| ExampleRow {
                     id: example.id.clone(),
@@ -437,9 +445,11 @@ impl EditPage {
         self.builder_required = false;
     }
 
-    /// The request body the form describes, as the API would receive it; `None` when a
-    /// field does not parse (its inline error says why).
-    fn body(&mut self) -> Option<Value> {
+    /// The request body the form describes, as the API would receive it, leaving out every
+    /// field that does not parse (its inline error says why); the flag is false when one
+    /// did not. The other fields are still checked as JSON Schemas, so a single review
+    /// shows every field's errors.
+    fn body(&mut self) -> (Value, bool) {
         let mut ok = true;
         let mut targets = Vec::new();
         for row in &mut self.targets {
@@ -460,7 +470,7 @@ impl EditPage {
             body.insert("metadata".into(), schema);
         }
         ok &= self.actor_metadata.error.is_none() && self.event_metadata.error.is_none();
-        ok.then_some(Value::Object(body))
+        (Value::Object(body), ok)
     }
 
     /// Puts definition errors (meta-schema failures...) beside the field they belong to.
@@ -545,15 +555,15 @@ pub async fn submit(
     if !reviewing {
         return render(&page);
     }
-    let Some(body) = page.body() else {
-        page.errors
-            .push("Fix the highlighted fields, then review again.".into());
-        return render(&page);
-    };
+    let (body, every_field_parsed) = page.body();
     let definition = match parse_schema_definition(&body) {
-        Ok(definition) => definition,
-        Err(errors) => {
-            page.place_errors(errors);
+        Ok(definition) if every_field_parsed => definition,
+        parsed => {
+            if let Err(errors) = parsed {
+                page.place_errors(errors);
+            }
+            page.errors
+                .push("Fix the highlighted fields, then review again.".into());
             return render(&page);
         }
     };

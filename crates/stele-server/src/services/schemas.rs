@@ -79,12 +79,19 @@ pub struct FailingEvent {
 #[derive(Debug, Clone, Default)]
 pub struct Impact {
     pub checked: usize,
+    /// Checked events the proposal rejects, whatever version they were stored under.
     pub failing: usize,
-    /// Of the failing events, those stored under the latest version: proof that the
-    /// proposal rejects events the latest version accepts.
-    pub failing_under_latest: usize,
+    /// Of the failing events, those the latest version accepts: what saving the proposal
+    /// breaks, and proof that it rejects events the latest version accepts (the claim the
+    /// compatibility verdict is about). Events that already fail the latest version were
+    /// sent under an older one; their emitters keep validating against it and the latest
+    /// already rejects them, so saving changes nothing for them. This is zero when the
+    /// proposal equals the latest version.
+    pub newly_failing: usize,
     /// Up to [`IMPACT_EXAMPLES`] of the failing events, newest first.
     pub examples: Vec<FailingEvent>,
+    /// Up to [`IMPACT_EXAMPLES`] of the newly failing events, newest first.
+    pub newly_failing_examples: Vec<FailingEvent>,
 }
 
 /// The dry run of a new schema version: what saving it would do.
@@ -225,12 +232,19 @@ impl SchemaService {
         let impact = if let Some(latest) = &latest {
             let compiled = CompiledSchema::compile(action, resulting_version, &proposed)
                 .map_err(|problem| ServiceError::invalid_field("body", problem))?;
+            let latest_compiled =
+                CompiledSchema::compile(action, latest.version, &latest.definition).map_err(
+                    |problem| ServiceError::Corrupt {
+                        record: format!("schema {action} v{}", latest.version),
+                        detail: problem.to_string(),
+                    },
+                )?;
             let events = self
                 .store
                 .recent_events_of_action(action, IMPACT_SAMPLE)
                 .await?;
-            let impact = measure_impact(&compiled, &events, latest.version);
-            report.contradicted_by_stored_events(impact.failing_under_latest, latest.version);
+            let impact = measure_impact(&compiled, &latest_compiled, &events);
+            report.contradicted_by_stored_events(impact.newly_failing, latest.version);
             impact
         } else {
             Impact::default()
@@ -328,28 +342,38 @@ fn stored_event_errors(stored: &StoredEvent, schema: &CompiledSchema) -> Vec<Sch
     }
 }
 
-fn measure_impact(schema: &CompiledSchema, events: &[StoredEvent], latest_version: i64) -> Impact {
+/// Tries `proposed` on stored events, telling apart those the `latest` version accepts
+/// (see [`Impact::newly_failing`]).
+fn measure_impact(
+    proposed: &CompiledSchema,
+    latest: &CompiledSchema,
+    events: &[StoredEvent],
+) -> Impact {
     let mut impact = Impact {
         checked: events.len(),
         ..Impact::default()
     };
     for stored in events {
-        let errors = stored_event_errors(stored, schema);
+        let errors = stored_event_errors(stored, proposed);
         if errors.is_empty() {
             continue;
         }
+        let failing = FailingEvent {
+            id: stored.id.clone().into(),
+            organization_id: stored.organization_id.clone().into(),
+            version: stored.version,
+            received_at: stored.received_at,
+            errors,
+        };
         impact.failing += 1;
-        if stored.version == latest_version {
-            impact.failing_under_latest += 1;
+        if stored_event_errors(stored, latest).is_empty() {
+            impact.newly_failing += 1;
+            if impact.newly_failing_examples.len() < IMPACT_EXAMPLES {
+                impact.newly_failing_examples.push(failing.clone());
+            }
         }
         if impact.examples.len() < IMPACT_EXAMPLES {
-            impact.examples.push(FailingEvent {
-                id: stored.id.clone().into(),
-                organization_id: stored.organization_id.clone().into(),
-                version: stored.version,
-                received_at: stored.received_at,
-                errors,
-            });
+            impact.examples.push(failing);
         }
     }
     impact

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod dashboard;
+mod dashboard_editor;
 mod dashboard_events;
 mod durability;
 mod events;
