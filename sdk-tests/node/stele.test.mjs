@@ -445,6 +445,33 @@ if (unreachable) {
       );
     });
 
+    test('updateOrganization is partial: one field at a time, the others unchanged', async () => {
+      const name = unique('Partial');
+      const externalId = unique('ext-partial');
+      const fresh = await workos.organizations.createOrganization({ name, externalId, metadata: { tier: 'gold' } });
+
+      let updated = await wired.organizations.updateOrganization({ organization: fresh.id, metadata: { tier: 'platinum' } });
+      assert.deepEqual(lastExchange().body, { metadata: { tier: 'platinum' } }, 'the SDK sends only the field given');
+      assert.deepEqual([updated.name, updated.externalId, updated.metadata], [name, externalId, { tier: 'platinum' }]);
+
+      updated = await wired.organizations.updateOrganization({ organization: fresh.id, name: `${name} renamed` });
+      assert.deepEqual(
+        [updated.name, updated.externalId, updated.metadata],
+        [`${name} renamed`, externalId, { tier: 'platinum' }],
+      );
+
+      updated = await wired.organizations.updateOrganization({ organization: fresh.id, externalId: `${externalId}-new` });
+      assert.deepEqual(
+        [updated.name, updated.externalId, updated.metadata],
+        [`${name} renamed`, `${externalId}-new`, { tier: 'platinum' }],
+      );
+
+      updated = await wired.organizations.updateOrganization({ organization: fresh.id, externalId: null });
+      assert.deepEqual(lastExchange().body, { external_id: null }, 'null is sent as null');
+      assert.equal(updated.externalId, null, 'null clears external_id');
+      assert.equal(updated.name, `${name} renamed`);
+    });
+
     test('updateOrganization of an unknown id throws NotFoundException', async () => {
       await expectSdkError(
         workos.organizations.updateOrganization({ organization: MISSING_ORG_ID, name: 'x' }),

@@ -1407,3 +1407,73 @@ async fn exports_are_created_and_become_ready_with_a_url() {
     );
     assert_eq!(err.status(), Some(404), "{}", describe(&err));
 }
+
+#[tokio::test]
+#[allow(deprecated)] // `domains` is deprecated in the SDK model; it is left unset.
+async fn update_organization_changes_only_the_fields_sent() {
+    let h = Harness::new();
+    let orgs = h.client.organizations();
+    let name = format!("rust-sdk partial {}", unique_suffix());
+    let external_id = format!("ext-partial-{}", unique_suffix());
+    let created = ok(
+        orgs.create_organization(CreateOrganizationParams::new(org_input(
+            &name,
+            Some(&external_id),
+            &[("tier", "gold")],
+        )))
+        .await,
+        "create_organization",
+    );
+    let only = |field: &str| -> UpdateOrganization {
+        UpdateOrganization {
+            name: (field == "name").then(|| format!("{name} renamed")),
+            allow_profiles_outside_organization: None,
+            domains: None,
+            domain_data: None,
+            stripe_customer_id: None,
+            metadata: (field == "metadata")
+                .then(|| HashMap::from([("tier".to_owned(), "platinum".to_owned())])),
+            external_id: (field == "external_id").then(|| format!("{external_id}-new")),
+        }
+    };
+
+    let mark = h.mark();
+    let updated = ok(
+        orgs.update_organization(&created.id, UpdateOrganizationParams::new(only("metadata")))
+            .await,
+        "update_organization (metadata only)",
+    );
+    let ex = h.only(mark);
+    assert_eq!(
+        ex.request_body,
+        Some(json!({"metadata": {"tier": "platinum"}})),
+        "the SDK omits unset fields"
+    );
+    assert_eq!(updated.name, name);
+    assert_eq!(updated.external_id.as_deref(), Some(external_id.as_str()));
+    assert_eq!(updated.metadata["tier"], "platinum");
+
+    let updated = ok(
+        orgs.update_organization(&created.id, UpdateOrganizationParams::new(only("name")))
+            .await,
+        "update_organization (name only)",
+    );
+    assert_eq!(updated.name, format!("{name} renamed"));
+    assert_eq!(updated.external_id.as_deref(), Some(external_id.as_str()));
+    assert_eq!(updated.metadata["tier"], "platinum");
+
+    let updated = ok(
+        orgs.update_organization(
+            &created.id,
+            UpdateOrganizationParams::new(only("external_id")),
+        )
+        .await,
+        "update_organization (external_id only)",
+    );
+    assert_eq!(updated.name, format!("{name} renamed"));
+    assert_eq!(
+        updated.external_id.as_deref(),
+        Some(format!("{external_id}-new").as_str())
+    );
+    assert_eq!(updated.metadata["tier"], "platinum");
+}

@@ -158,8 +158,7 @@ pub async fn idempotency_layer(
     // Every refusal (4xx) changes nothing, so it is not recorded; a write that took effect
     // answers 2xx.
     let status = response.status();
-    if !status.is_success() || response.extensions().get::<RecordedWithWrite>().is_some()
-    {
+    if !status.is_success() || response.extensions().get::<RecordedWithWrite>().is_some() {
         return response;
     }
     let (response_parts, response_body) = response.into_parts();

@@ -16,7 +16,7 @@ use crate::api::error::ApiError;
 use crate::api::extract::{typed_body, ApiCaller, IdempotencyContext, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::wire::{json_bytes, List};
-use crate::services::organizations::OrganizationInput;
+use crate::services::organizations::{OrganizationInput, OrganizationUpdate};
 use crate::services::IdempotencyRecordFor;
 use crate::state::AppState;
 
@@ -170,15 +170,18 @@ pub async fn get_organization_by_external_id(
     )))
 }
 
-#[utoipa::path(put, path = "/organizations/{id}", tag = "organizations", request_body = OrganizationInput,
-    responses((status = 200, body = OrganizationResponse), (status = 404, description = "No such organization")))]
+#[utoipa::path(put, path = "/organizations/{id}", tag = "organizations", request_body = OrganizationUpdate,
+    responses((status = 200, body = OrganizationResponse),
+              (status = 400, description = "external_id is used by another organization (external_id_already_used)"),
+              (status = 404, description = "No such organization"),
+              (status = 422, description = "Invalid field")))]
 pub async fn update_organization(
     State(state): State<AppState>,
     _caller: ApiCaller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
-    let input: OrganizationInput = typed_body(body)?;
+    let input: OrganizationUpdate = typed_body(body)?;
     Ok(Json(OrganizationResponse::from_organization(
         state.organizations.update(&id, input).await?,
     )))

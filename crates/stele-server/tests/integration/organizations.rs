@@ -372,3 +372,95 @@ async fn list_filters_by_owned_domains() {
     .await;
     assert_eq!(none["data"], json!([]));
 }
+
+async fn put_organization(
+    server: &TestServer,
+    id: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    read(
+        server
+            .request(Method::PUT, &format!("/organizations/{id}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn update_is_partial_omitted_fields_stay_and_null_clears() {
+    let server = TestServer::start().await;
+    let (status, created) = read(
+        server
+            .post(
+                "/organizations",
+                &json!({"name": "Partial", "external_id": "ext-p", "metadata": {"tier": "gold"},
+                        "domain_data": [{"domain": "partial.example", "state": "verified"}]}),
+            )
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id");
+
+    // Only metadata: the name, external_id and domains stay.
+    let (status, updated) =
+        put_organization(&server, id, json!({"metadata": {"tier": "platinum"}})).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "Partial");
+    assert_eq!(updated["external_id"], "ext-p");
+    assert_eq!(updated["metadata"], json!({"tier": "platinum"}));
+    assert_eq!(updated["domains"][0]["domain"], "partial.example");
+
+    // Only the name.
+    let (status, updated) = put_organization(&server, id, json!({"name": "Renamed"})).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "Renamed");
+    assert_eq!(updated["external_id"], "ext-p");
+    assert_eq!(updated["metadata"], json!({"tier": "platinum"}));
+
+    // An empty body changes nothing.
+    let (status, updated) = put_organization(&server, id, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "Renamed");
+    assert_eq!(updated["external_id"], "ext-p");
+
+    // null clears external_id and metadata.
+    let (status, updated) =
+        put_organization(&server, id, json!({"external_id": null, "metadata": null})).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["external_id"], serde_json::Value::Null);
+    assert_eq!(updated["metadata"], json!({}));
+    assert_eq!(updated["name"], "Renamed");
+    let (status, _) = read(
+        server
+            .get("/organizations/external_id/ext-p")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the cleared external_id is free"
+    );
+
+    // A name cannot be cleared.
+    let (status, error) = put_organization(&server, id, json!({"name": null})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["errors"][0]["field"], "name");
+    let (_, stored) = read(
+        server
+            .get(&format!("/organizations/{id}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(stored["name"], "Renamed");
+}
