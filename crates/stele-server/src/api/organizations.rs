@@ -89,7 +89,9 @@ impl OrganizationResponse {
 }
 
 #[utoipa::path(post, path = "/organizations", tag = "organizations", request_body = OrganizationInput,
-    responses((status = 201, body = OrganizationResponse), (status = 422, description = "Invalid body")))]
+    responses((status = 201, body = OrganizationResponse),
+              (status = 400, description = "external_id is used by another organization (external_id_already_used)"),
+              (status = 422, description = "Invalid body, or metadata or external_id over WorkOS's limits")))]
 pub async fn create_organization(
     State(state): State<AppState>,
     _caller: ApiCaller,

@@ -259,7 +259,7 @@ fn map_store_error(error: StoreError, id: &str) -> ServiceError {
     match error {
         StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(id.to_owned()),
         StoreError::ExternalIdTaken { existing } => ServiceError::Rejected {
-            code: ErrorCode::ExternalIdTaken,
+            code: ErrorCode::ExternalIdAlreadyUsed,
             message: format!("external_id is already used by organization '{existing}'."),
         },
         StoreError::OrganizationHasEvents { count } => ServiceError::Rejected {

@@ -147,7 +147,7 @@ async fn duplicate_external_id_is_rejected_without_creating() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error["code"], "external_id_taken");
+    assert_eq!(error["code"], "external_id_already_used");
     let (_, list) = read(server.get("/organizations").send().await.expect("request")).await;
     assert_eq!(list["data"].as_array().expect("data").len(), 1);
 }
@@ -463,4 +463,93 @@ async fn update_is_partial_omitted_fields_stay_and_null_clears() {
     )
     .await;
     assert_eq!(stored["name"], "Renamed");
+}
+
+#[tokio::test]
+async fn metadata_and_external_id_limits_are_workos_limits_and_refusals_change_nothing() {
+    let server = TestServer::start().await;
+    let fifty: serde_json::Map<String, serde_json::Value> =
+        (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let mut fifty_one = fifty.clone();
+    fifty_one.insert("k50".into(), json!("v"));
+    let at_limits = json!({
+        "name": "Limits",
+        "external_id": "e".repeat(128),
+        "metadata": {"k".repeat(40): "v".repeat(600)},
+    });
+    let (status, created) = read(
+        server
+            .post("/organizations", &at_limits)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, _) = read(
+        server
+            .post(
+                "/organizations",
+                &json!({"name": "Fifty", "metadata": fifty}),
+            )
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    for (over, field) in [
+        (json!({"name": "X", "metadata": fifty_one}), "metadata"),
+        (
+            json!({"name": "X", "metadata": {"k".repeat(41): "v"}}),
+            "metadata.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+        ),
+        (
+            json!({"name": "X", "metadata": {"key": "v".repeat(601)}}),
+            "metadata.key",
+        ),
+        (
+            json!({"name": "X", "external_id": "e".repeat(129)}),
+            "external_id",
+        ),
+    ] {
+        let (status, error) = read(
+            server
+                .post("/organizations", &over)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["code"], "validation_failed");
+        assert_eq!(error["errors"][0]["field"], field, "{error}");
+    }
+    let id = created["id"].as_str().expect("id");
+    let (status, error) =
+        put_organization(&server, id, json!({"metadata": {"key": "v".repeat(601)}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    let (_, list) = read(server.get("/organizations").send().await.expect("request")).await;
+    assert_eq!(list["data"].as_array().expect("data").len(), 2);
+}
+
+#[tokio::test]
+async fn duplicate_external_id_on_update_is_external_id_already_used() {
+    let server = TestServer::start().await;
+    let (_, _first) = read(
+        server
+            .post(
+                "/organizations",
+                &json!({"name": "A", "external_id": "dup"}),
+            )
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    let second = server.create_organization("B").await;
+    let (status, error) = put_organization(&server, &second, json!({"external_id": "dup"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["code"], "external_id_already_used");
 }
