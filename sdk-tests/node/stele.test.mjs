@@ -147,6 +147,24 @@ const CSV_COLUMNS = [
   'context_user_agent',
   'metadata',
 ];
+// WorkOS's per-target column groups follow Stele's own columns (a fixed number of groups).
+const CSV_TARGET_GROUPS = 10;
+for (let n = 1; n <= CSV_TARGET_GROUPS; n += 1) {
+  for (const field of ['id', 'type', 'name', 'metadata']) CSV_COLUMNS.push(`target_${field}_${n}`);
+}
+/** The per-target cells of a row: id, type, name and canonical JSON metadata, '' when absent. */
+function targetColumns(targets) {
+  const cells = {};
+  const canonical = (m) => JSON.stringify(Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : 1))));
+  for (let n = 1; n <= CSV_TARGET_GROUPS; n += 1) {
+    const t = targets[n - 1] ?? {};
+    cells[`target_id_${n}`] = t.id ?? '';
+    cells[`target_type_${n}`] = t.type ?? '';
+    cells[`target_name_${n}`] = t.name ?? '';
+    cells[`target_metadata_${n}`] = t.metadata != null ? canonical(t.metadata) : '';
+  }
+  return cells;
+}
 const JSON_COLUMNS = new Set(['actor_metadata', 'targets', 'metadata']);
 
 // A second SDK client, identical but for a fetchFn that records what the SDK sends, so tests
@@ -833,6 +851,7 @@ if (unreachable) {
         context_location: e.context.location,
         context_user_agent: e.context.userAgent ?? '',
         metadata: e.metadata ?? null,
+        ...targetColumns(e.targets),
       };
     }
 
