@@ -142,10 +142,9 @@ pub async fn list_organizations(
             .collect(),
     };
     let page = state.organizations.list(filter, query.page()).await?;
-    Ok(Json(List::from_page(
-        page,
-        OrganizationResponse::from_organization,
-    )))
+    Ok(Json(
+        query.list(page, OrganizationResponse::from_organization),
+    ))
 }
 
 #[utoipa::path(get, path = "/organizations/{id}", tag = "organizations",

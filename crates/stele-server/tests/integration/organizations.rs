@@ -553,3 +553,43 @@ async fn duplicate_external_id_on_update_is_external_id_already_used() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["code"], "external_id_already_used");
 }
+
+#[tokio::test]
+async fn order_normal_is_descending_with_before_fetching_older_and_after_newer() {
+    let server = TestServer::start().await;
+    for index in 0..5 {
+        server.create_organization(&format!("Team {index}")).await;
+    }
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|o| o["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let get = |query: String| {
+        let request = server.get(&format!("/organizations?order=normal&limit=2{query}"));
+        async move { read(request.send().await.expect("request")).await }
+    };
+    let (status, first) = get(String::new()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(names(&first), ["Team 4", "Team 3"], "newest first");
+    assert_eq!(
+        first["list_metadata"]["after"],
+        serde_json::Value::Null,
+        "nothing newer"
+    );
+    let older = first["list_metadata"]["before"]
+        .as_str()
+        .expect("before: the cursor to older items");
+
+    let (_, second) = get(format!("&before={older}")).await;
+    assert_eq!(names(&second), ["Team 2", "Team 1"], "before fetches older");
+    let newer = second["list_metadata"]["after"]
+        .as_str()
+        .expect("after: the cursor to newer items");
+
+    let (_, back) = get(format!("&after={newer}")).await;
+    assert_eq!(names(&back), ["Team 4", "Team 3"], "after fetches newer");
+}
