@@ -147,6 +147,24 @@ const CSV_COLUMNS = [
   'context_user_agent',
   'metadata',
 ];
+// WorkOS's per-target column groups follow Stele's own columns (a fixed number of groups).
+const CSV_TARGET_GROUPS = 10;
+for (let n = 1; n <= CSV_TARGET_GROUPS; n += 1) {
+  for (const field of ['id', 'type', 'name', 'metadata']) CSV_COLUMNS.push(`target_${field}_${n}`);
+}
+/** The per-target cells of a row: id, type, name and canonical JSON metadata, '' when absent. */
+function targetColumns(targets) {
+  const cells = {};
+  const canonical = (m) => JSON.stringify(Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : 1))));
+  for (let n = 1; n <= CSV_TARGET_GROUPS; n += 1) {
+    const t = targets[n - 1] ?? {};
+    cells[`target_id_${n}`] = t.id ?? '';
+    cells[`target_type_${n}`] = t.type ?? '';
+    cells[`target_name_${n}`] = t.name ?? '';
+    cells[`target_metadata_${n}`] = t.metadata != null ? canonical(t.metadata) : '';
+  }
+  return cells;
+}
 const JSON_COLUMNS = new Set(['actor_metadata', 'targets', 'metadata']);
 
 // A second SDK client, identical but for a fetchFn that records what the SDK sends, so tests
@@ -443,6 +461,33 @@ if (unreachable) {
         NotFoundException,
         404,
       );
+    });
+
+    test('updateOrganization is partial: one field at a time, the others unchanged', async () => {
+      const name = unique('Partial');
+      const externalId = unique('ext-partial');
+      const fresh = await workos.organizations.createOrganization({ name, externalId, metadata: { tier: 'gold' } });
+
+      let updated = await wired.organizations.updateOrganization({ organization: fresh.id, metadata: { tier: 'platinum' } });
+      assert.deepEqual(lastExchange().body, { metadata: { tier: 'platinum' } }, 'the SDK sends only the field given');
+      assert.deepEqual([updated.name, updated.externalId, updated.metadata], [name, externalId, { tier: 'platinum' }]);
+
+      updated = await wired.organizations.updateOrganization({ organization: fresh.id, name: `${name} renamed` });
+      assert.deepEqual(
+        [updated.name, updated.externalId, updated.metadata],
+        [`${name} renamed`, externalId, { tier: 'platinum' }],
+      );
+
+      updated = await wired.organizations.updateOrganization({ organization: fresh.id, externalId: `${externalId}-new` });
+      assert.deepEqual(
+        [updated.name, updated.externalId, updated.metadata],
+        [`${name} renamed`, `${externalId}-new`, { tier: 'platinum' }],
+      );
+
+      updated = await wired.organizations.updateOrganization({ organization: fresh.id, externalId: null });
+      assert.deepEqual(lastExchange().body, { external_id: null }, 'null is sent as null');
+      assert.equal(updated.externalId, null, 'null clears external_id');
+      assert.equal(updated.name, `${name} renamed`);
     });
 
     test('updateOrganization of an unknown id throws NotFoundException', async () => {
@@ -806,6 +851,7 @@ if (unreachable) {
         context_location: e.context.location,
         context_user_agent: e.context.userAgent ?? '',
         metadata: e.metadata ?? null,
+        ...targetColumns(e.targets),
       };
     }
 
@@ -1074,9 +1120,9 @@ if (unreachable) {
       const { data } = await workos.get(path(fresh.id));
       assert.deepEqual(data, {
         organization_id: fresh.id,
-        retention_period_in_days: null,
+        // 0: no retention set, events kept forever; WorkOS types the field as an integer.
+        retention_period_in_days: 0,
         state: 'active',
-        log_stream: null,
       });
       await workos.auditLogs.updateOrganizationAuditLogsRetention({ id: fresh.id, retentionPeriod: '3_MONTHS' });
       const after = (await workos.get(path(fresh.id))).data;

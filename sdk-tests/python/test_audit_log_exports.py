@@ -58,6 +58,13 @@ CSV_COLUMNS = [
     "context_user_agent",
     "metadata",
 ]
+# WorkOS's per-target column groups follow Stele's own columns (a fixed number of groups).
+CSV_TARGET_GROUPS = 10
+CSV_COLUMNS += [
+    f"target_{field}_{n}"
+    for n in range(1, CSV_TARGET_GROUPS + 1)
+    for field in ("id", "type", "name", "metadata")
+]
 JSON_COLUMNS = {"actor_metadata", "targets", "metadata"}
 
 BASE = datetime.datetime(2024, 3, 1, 10, 0, 0, tzinfo=UTC)
@@ -219,7 +226,25 @@ def expected_row(w: World, name: str) -> dict[str, Any]:
         "context_location": e.context.location,
         "context_user_agent": e.context.user_agent or "",
         "metadata": e.metadata,
+        **target_columns([t.to_dict() for t in e.targets]),
     }
+
+
+def target_columns(targets: list[dict[str, Any]]) -> dict[str, str]:
+    """WorkOS's per-target cells: id, type, name and canonical JSON metadata, empty when absent."""
+    cells: dict[str, str] = {}
+    for n in range(1, CSV_TARGET_GROUPS + 1):
+        t = targets[n - 1] if n <= len(targets) else {}
+        metadata = t.get("metadata")
+        cells[f"target_id_{n}"] = t.get("id") or ""
+        cells[f"target_type_{n}"] = t.get("type") or ""
+        cells[f"target_name_{n}"] = t.get("name") or ""
+        cells[f"target_metadata_{n}"] = (
+            json.dumps(metadata, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+            if metadata is not None
+            else ""
+        )
+    return cells
 
 
 @dataclass

@@ -130,15 +130,15 @@ def test_audit_log_configuration(wire: Recorder, org) -> None:
     assert ex.status == 200
     assert ex.response_json() == {
         "organization_id": org.id,
-        "retention_period_in_days": None,
+        "retention_period_in_days": 0,
         "state": "active",
-        "log_stream": None,
     }
     assert isinstance(config, AuditLogConfiguration)
     assert config.organization_id == org.id
     assert config.state == AuditLogConfigurationState.ACTIVE
     assert config.log_stream is None
-    assert config.retention_period_in_days is None
+    # 0: no retention is set, events are kept forever (WorkOS types the field as int).
+    assert config.retention_period_in_days == 0
 
     sdk.audit_logs.update_organization_audit_logs_retention(
         org.id, retention=RetentionPeriod(retention_period=Period.VALUE_3_MONTHS)

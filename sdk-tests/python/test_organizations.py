@@ -127,6 +127,42 @@ def test_update_organization(client: WorkOSClient) -> None:
     assert again.external_id == new_ext
 
 
+def test_update_organization_is_partial_one_field_at_a_time(wire) -> None:
+    sdk = wire.sdk
+    ext = unique("ext-partial")
+    name = unique("Partial")
+    created = sdk.organizations.create_organization(
+        name=name, external_id=ext, metadata={"tier": "gold"}
+    )
+
+    updated = sdk.organizations.update_organization(created.id, metadata={"tier": "platinum"})
+    assert wire.last().request_body == {"metadata": {"tier": "platinum"}}, "only the field given is sent"
+    assert (updated.name, updated.external_id, updated.metadata) == (name, ext, {"tier": "platinum"})
+
+    updated = sdk.organizations.update_organization(created.id, name=name + " renamed")
+    assert (updated.name, updated.external_id, updated.metadata) == (
+        name + " renamed",
+        ext,
+        {"tier": "platinum"},
+    )
+
+    updated = sdk.organizations.update_organization(created.id, external_id=ext + "-new")
+    assert (updated.name, updated.external_id, updated.metadata) == (
+        name + " renamed",
+        ext + "-new",
+        {"tier": "platinum"},
+    )
+
+    # An explicit None is sent as null and clears the field.
+    updated = sdk.organizations.update_organization(created.id, external_id=None)
+    assert wire.last().request_body == {"external_id": None}
+    assert updated.external_id is None
+    assert updated.metadata == {"tier": "platinum"}
+    updated = sdk.organizations.update_organization(created.id, metadata=None)
+    assert updated.metadata == {}
+    assert updated.name == name + " renamed"
+
+
 def test_get_organization_by_external_id(client: WorkOSClient) -> None:
     ext = unique("ext-lookup")
     created = client.organizations.create_organization(name=unique("Ext"), external_id=ext)

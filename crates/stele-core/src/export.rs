@@ -3,6 +3,9 @@
 //! JSONL lines are the stored canonical bytes themselves, so an exported file can be
 //! checked against the hash chain without any re-encoding. CSV flattens the same event
 //! into one row per event; nested values (metadata, targets) are JSON in their column.
+//! After Stele's own columns come WorkOS's per-target columns (`target_id_N`,
+//! `target_type_N`, `target_name_N`, `target_metadata_N`), so parsers written for WorkOS
+//! files keep every target.
 
 use serde_json::Value;
 
@@ -67,6 +70,27 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "metadata",
 ];
 
+/// How many WorkOS per-target column groups a CSV export has. The header is written before
+/// any event is read (exports stream), so the count is fixed rather than the export's
+/// largest target list. An event with more targets fills every group, and its full list is
+/// always in the `targets` column; an event with fewer leaves the rest empty.
+pub const CSV_TARGET_GROUPS: usize = 10;
+
+/// The fields of one per-target column group, in order (`target_id_1`, `target_type_1`...).
+const TARGET_GROUP_FIELDS: [&str; 4] = ["id", "type", "name", "metadata"];
+
+/// The full CSV header: [`CSV_COLUMNS`] then the per-target groups 1 to
+/// [`CSV_TARGET_GROUPS`].
+pub fn csv_header() -> Vec<String> {
+    let mut header: Vec<String> = CSV_COLUMNS.iter().map(|&name| name.to_owned()).collect();
+    for group in 1..=CSV_TARGET_GROUPS {
+        for field in TARGET_GROUP_FIELDS {
+            header.push(format!("target_{field}_{group}"));
+        }
+    }
+    header
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("stored event is not valid JSON: {0}")]
@@ -81,7 +105,7 @@ pub enum ExportError {
 pub fn write_header(format: ExportFormat, out: &mut Vec<u8>) -> Result<(), ExportError> {
     if format == ExportFormat::Csv {
         let mut writer = csv::Writer::from_writer(out);
-        writer.write_record(CSV_COLUMNS)?;
+        writer.write_record(csv_header())?;
         writer.flush().map_err(csv::Error::from)?;
     }
     Ok(())
@@ -106,7 +130,7 @@ pub fn write_event(
                 Value::String(text) => text.clone(),
                 other => other.to_string(),
             };
-            let row: [String; 15] = [
+            let mut row: Vec<String> = vec![
                 text(&event["id"]),
                 text(&event["organization_id"]),
                 text(&event["sequence"]),
@@ -123,6 +147,16 @@ pub fn write_event(
                 text(&event["context"]["user_agent"]),
                 text(&event["metadata"]),
             ];
+            let targets = event["targets"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            for group in 0..CSV_TARGET_GROUPS {
+                let target = targets.get(group).unwrap_or(&Value::Null);
+                for field in TARGET_GROUP_FIELDS {
+                    row.push(text(&target[field]));
+                }
+            }
             let mut writer = csv::Writer::from_writer(out);
             writer.write_record(&row)?;
             writer.flush().map_err(csv::Error::from)?;
@@ -143,7 +177,18 @@ mod tests {
         write_header(ExportFormat::Csv, &mut out).expect("header");
         write_event(ExportFormat::Csv, EVENT, &mut out).expect("row");
         let mut reader = csv::Reader::from_reader(out.as_slice());
-        assert_eq!(reader.headers().expect("headers").len(), CSV_COLUMNS.len());
+        let headers = reader.headers().expect("headers").clone();
+        assert_eq!(
+            headers.len(),
+            CSV_COLUMNS.len() + 4 * CSV_TARGET_GROUPS,
+            "Stele's columns then the per-target groups"
+        );
+        assert_eq!(&headers[CSV_COLUMNS.len()], "target_id_1");
+        assert_eq!(&headers[CSV_COLUMNS.len() + 3], "target_metadata_1");
+        assert_eq!(
+            &headers[headers.len() - 1],
+            format!("target_metadata_{CSV_TARGET_GROUPS}")
+        );
         let row = reader.records().next().expect("row").expect("valid");
         assert_eq!(&row[0], "audit_log_event_1");
         assert_eq!(&row[2], "3");
@@ -151,6 +196,36 @@ mod tests {
         assert_eq!(&row[10], r#"{"role":"admin"}"#);
         assert_eq!(&row[11], r#"[{"id":"t,1","type":"team"}]"#);
         assert_eq!(&row[13], "");
+        let first = CSV_COLUMNS.len();
+        assert_eq!(&row[first], "t,1");
+        assert_eq!(&row[first + 1], "team");
+        assert_eq!(&row[first + 2], "", "absent target name is empty");
+        assert_eq!(&row[first + 3], "");
+        assert_eq!(&row[first + 4], "", "no second target");
+    }
+
+    #[test]
+    fn csv_target_groups_stop_at_the_fixed_maximum_and_keep_the_full_list() {
+        let targets: Vec<Value> = (1..=CSV_TARGET_GROUPS + 2)
+            .map(|i| serde_json::json!({"id": format!("t{i}"), "type": "team", "name": format!("n{i}"), "metadata": {"i": i}}))
+            .collect();
+        let event = serde_json::json!({"id": "audit_log_event_2", "targets": targets});
+        let mut out = Vec::new();
+        write_header(ExportFormat::Csv, &mut out).expect("header");
+        write_event(ExportFormat::Csv, event.to_string().as_bytes(), &mut out).expect("row");
+        let mut reader = csv::Reader::from_reader(out.as_slice());
+        let row = reader.records().next().expect("row").expect("valid");
+        assert_eq!(row.len(), CSV_COLUMNS.len() + 4 * CSV_TARGET_GROUPS);
+        let last = CSV_COLUMNS.len() + 4 * (CSV_TARGET_GROUPS - 1);
+        assert_eq!(&row[last], format!("t{CSV_TARGET_GROUPS}"));
+        assert_eq!(&row[last + 2], format!("n{CSV_TARGET_GROUPS}"));
+        assert_eq!(&row[last + 3], format!(r#"{{"i":{CSV_TARGET_GROUPS}}}"#));
+        let all: Vec<Value> = serde_json::from_str(&row[11]).expect("targets column");
+        assert_eq!(
+            all.len(),
+            CSV_TARGET_GROUPS + 2,
+            "the targets column keeps them all"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub enum ErrorCode {
     PayloadTooLarge,
     MethodNotAllowed,
     IdempotencyKeyReused,
-    ExternalIdTaken,
+    ExternalIdAlreadyUsed,
     OrganizationIdTaken,
     OrganizationHasAuditEvents,
     UsernameTaken,
@@ -40,7 +40,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
             ErrorCode::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ErrorCode::IdempotencyKeyReused => ("idempotency_key_reused", StatusCode::BAD_REQUEST),
-            ErrorCode::ExternalIdTaken => ("external_id_taken", StatusCode::BAD_REQUEST),
+            ErrorCode::ExternalIdAlreadyUsed => {
+                ("external_id_already_used", StatusCode::BAD_REQUEST)
+            }
             ErrorCode::OrganizationIdTaken => ("organization_id_taken", StatusCode::BAD_REQUEST),
             ErrorCode::OrganizationHasAuditEvents => {
                 ("organization_has_audit_events", StatusCode::BAD_REQUEST)

@@ -1209,3 +1209,271 @@ async fn create_event_idempotency_key_replays_and_rejects_reuse() {
     );
     assert!(resp.success);
 }
+
+// ---------------------------------------------------------------------------------------
+// Retention, audit log configuration and exports
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn audit_log_configuration_decodes_into_the_sdk_model() {
+    let h = Harness::new();
+    let org = create_org(&h, "configuration").await;
+    let mark = h.mark();
+    let config = ok(
+        h.client
+            .organizations()
+            .get_audit_log_configuration(&org)
+            .await,
+        "get_audit_log_configuration",
+    );
+    let ex = h.only(mark);
+    assert_eq!(ex.method, "GET");
+    assert_eq!(
+        ex.path(),
+        format!("/organizations/{org}/audit_log_configuration")
+    );
+    assert_eq!(ex.status, 200);
+    // The SDK types `retention_period_in_days` as i64: no retention set is reported as 0.
+    assert_eq!(
+        ex.response_json(),
+        json!({"organization_id": org, "retention_period_in_days": 0, "state": "active"})
+    );
+    assert_eq!(config.organization_id, org);
+    assert_eq!(config.retention_period_in_days, 0);
+    assert_eq!(config.state, workos::AuditLogConfigurationState::Active);
+    assert!(config.log_stream.is_none());
+
+    ok(
+        h.client
+            .audit_logs()
+            .update_organization_audit_logs_retention(
+                &org,
+                workos::audit_logs::UpdateOrganizationAuditLogsRetentionParams::new(
+                    workos::audit_logs::UpdateOrganizationAuditLogsRetentionParamsBody::new(
+                        workos::audit_logs::Retention::Period {
+                            retention_period:
+                                workos::UpdateAuditLogsRetentionRetentionPeriod::V3Months,
+                        },
+                    ),
+                ),
+            )
+            .await,
+        "update_organization_audit_logs_retention",
+    );
+    let config = ok(
+        h.client
+            .organizations()
+            .get_audit_log_configuration(&org)
+            .await,
+        "get_audit_log_configuration after setting retention",
+    );
+    assert_eq!(config.retention_period_in_days, 90);
+
+    let err = api_err(
+        h.client
+            .organizations()
+            .get_audit_log_configuration("org_01H00000000000000000000000")
+            .await,
+        "get_audit_log_configuration of an unknown organization",
+    );
+    assert_eq!(err.status(), Some(404), "{}", describe(&err));
+}
+
+#[tokio::test]
+async fn retention_reads_and_updates_in_both_body_forms() {
+    use workos::audit_logs::{
+        Retention, UpdateOrganizationAuditLogsRetentionParams as Params,
+        UpdateOrganizationAuditLogsRetentionParamsBody as Body,
+    };
+    let h = Harness::new();
+    let org = create_org(&h, "retention").await;
+    let initial = ok(
+        h.client
+            .audit_logs()
+            .get_organization_audit_logs_retention(&org)
+            .await,
+        "get_organization_audit_logs_retention",
+    );
+    assert_eq!(initial.retention_period_in_days, None, "kept forever");
+
+    let mark = h.mark();
+    let by_days = ok(
+        h.client
+            .audit_logs()
+            .update_organization_audit_logs_retention(
+                &org,
+                Params::new(Body::new(Retention::PeriodInDays {
+                    retention_period_in_days: 365,
+                })),
+            )
+            .await,
+        "update retention by days",
+    );
+    let ex = h.only(mark);
+    assert_eq!(ex.method, "PUT");
+    assert_eq!(
+        ex.path(),
+        format!("/organizations/{org}/audit_logs_retention")
+    );
+    assert_eq!(
+        ex.request_body,
+        Some(json!({"retention_period_in_days": 365}))
+    );
+    assert_eq!(by_days.retention_period_in_days, Some(365));
+
+    let by_period = ok(
+        h.client
+            .audit_logs()
+            .update_organization_audit_logs_retention(
+                &org,
+                Params::new(Body::new(Retention::Period {
+                    retention_period: workos::UpdateAuditLogsRetentionRetentionPeriod::V2Years,
+                })),
+            )
+            .await,
+        "update retention by period",
+    );
+    assert_eq!(by_period.retention_period_in_days, Some(730));
+    let read_back = ok(
+        h.client
+            .audit_logs()
+            .get_organization_audit_logs_retention(&org)
+            .await,
+        "get_organization_audit_logs_retention after update",
+    );
+    assert_eq!(read_back.retention_period_in_days, Some(730));
+}
+
+#[tokio::test]
+#[allow(deprecated)] // `actors` is deprecated in the SDK model; it is left unset.
+async fn exports_are_created_and_become_ready_with_a_url() {
+    use workos::audit_logs::CreateExportParams;
+    let h = Harness::new();
+    let org = create_org(&h, "export").await;
+    let action = seeded_action(&h).await;
+    ok(
+        h.client
+            .audit_logs()
+            .create_event(ingestion(&org, seed_v2_event(&action)))
+            .await,
+        "create_event",
+    );
+    let mark = h.mark();
+    let created = ok(
+        h.client
+            .audit_logs()
+            .create_export(CreateExportParams::new(workos::AuditLogExportCreation {
+                organization_id: org.clone(),
+                range_start: "2022-09-08T00:00:00.000Z".to_owned(),
+                range_end: "2022-09-09T00:00:00.000Z".to_owned(),
+                actions: Some(vec![action.clone()]),
+                actors: None,
+                actor_names: None,
+                actor_ids: None,
+                targets: Some(vec!["team".to_owned()]),
+            }))
+            .await,
+        "create_export",
+    );
+    let ex = h.only(mark);
+    assert_eq!(ex.method, "POST");
+    assert_eq!(ex.path(), "/audit_logs/exports");
+    assert_eq!(ex.status, 201);
+    assert_prefixed_id(&created.id, "audit_log_export_");
+    assert_eq!(created.object, "audit_log_export");
+    assert_timestamp(&created.created_at, "created_at");
+
+    let mut export = created;
+    for _ in 0..150 {
+        if export.state != workos::AuditLogExportState::Pending {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        export = ok(
+            h.client.audit_logs().get_export(&export.id).await,
+            "get_export",
+        );
+    }
+    assert_eq!(export.state, workos::AuditLogExportState::Ready);
+    let url = export.url.expect("a ready export has a url");
+    assert!(url.starts_with("http"), "url {url:?}");
+
+    let err = api_err(
+        h.client
+            .audit_logs()
+            .get_export("audit_log_export_01H00000000000000000000000")
+            .await,
+        "get_export of an unknown export",
+    );
+    assert_eq!(err.status(), Some(404), "{}", describe(&err));
+}
+
+#[tokio::test]
+#[allow(deprecated)] // `domains` is deprecated in the SDK model; it is left unset.
+async fn update_organization_changes_only_the_fields_sent() {
+    let h = Harness::new();
+    let orgs = h.client.organizations();
+    let name = format!("rust-sdk partial {}", unique_suffix());
+    let external_id = format!("ext-partial-{}", unique_suffix());
+    let created = ok(
+        orgs.create_organization(CreateOrganizationParams::new(org_input(
+            &name,
+            Some(&external_id),
+            &[("tier", "gold")],
+        )))
+        .await,
+        "create_organization",
+    );
+    let only = |field: &str| -> UpdateOrganization {
+        UpdateOrganization {
+            name: (field == "name").then(|| format!("{name} renamed")),
+            allow_profiles_outside_organization: None,
+            domains: None,
+            domain_data: None,
+            stripe_customer_id: None,
+            metadata: (field == "metadata")
+                .then(|| HashMap::from([("tier".to_owned(), "platinum".to_owned())])),
+            external_id: (field == "external_id").then(|| format!("{external_id}-new")),
+        }
+    };
+
+    let mark = h.mark();
+    let updated = ok(
+        orgs.update_organization(&created.id, UpdateOrganizationParams::new(only("metadata")))
+            .await,
+        "update_organization (metadata only)",
+    );
+    let ex = h.only(mark);
+    assert_eq!(
+        ex.request_body,
+        Some(json!({"metadata": {"tier": "platinum"}})),
+        "the SDK omits unset fields"
+    );
+    assert_eq!(updated.name, name);
+    assert_eq!(updated.external_id.as_deref(), Some(external_id.as_str()));
+    assert_eq!(updated.metadata["tier"], "platinum");
+
+    let updated = ok(
+        orgs.update_organization(&created.id, UpdateOrganizationParams::new(only("name")))
+            .await,
+        "update_organization (name only)",
+    );
+    assert_eq!(updated.name, format!("{name} renamed"));
+    assert_eq!(updated.external_id.as_deref(), Some(external_id.as_str()));
+    assert_eq!(updated.metadata["tier"], "platinum");
+
+    let updated = ok(
+        orgs.update_organization(
+            &created.id,
+            UpdateOrganizationParams::new(only("external_id")),
+        )
+        .await,
+        "update_organization (external_id only)",
+    );
+    assert_eq!(updated.name, format!("{name} renamed"));
+    assert_eq!(
+        updated.external_id.as_deref(),
+        Some(format!("{external_id}-new").as_str())
+    );
+    assert_eq!(updated.metadata["tier"], "platinum");
+}

@@ -180,7 +180,7 @@ pub async fn list_schemas(
         .schemas
         .list_versions(&action, query.numeric_page()?)
         .await?;
-    Ok(Json(List::from_page(page, SchemaResponse::from_version)))
+    Ok(Json(query.list(page, SchemaResponse::from_version)))
 }
 
 #[utoipa::path(get, path = "/audit_logs/actions", tag = "audit logs",
@@ -194,7 +194,7 @@ pub async fn list_actions(
 ) -> Result<Json<List<ActionResponse>>, ApiError> {
     let query = ListQuery::parse(pairs)?;
     let page = state.schemas.list_actions(query.numeric_page()?).await?;
-    Ok(Json(List::from_page(page, |action: ActionSummary| {
+    Ok(Json(query.list(page, |action: ActionSummary| {
         ActionResponse {
             object: "audit_log_action",
             name: action.name,

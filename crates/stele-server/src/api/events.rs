@@ -220,9 +220,6 @@ pub async fn search_events(
     Ok(axum::Json(EventList {
         object: "list",
         data,
-        list_metadata: ListMetadata {
-            before: page.before,
-            after: page.after,
-        },
+        list_metadata: query.list_metadata(page.before, page.after),
     }))
 }

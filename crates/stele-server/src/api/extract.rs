@@ -8,10 +8,11 @@ use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use stele_core::model::ApiKey;
-use stele_core::pagination::{Cursor, PageRequest, SortOrder, DEFAULT_LIMIT, MAX_LIMIT};
+use stele_core::pagination::{Cursor, Page, PageRequest, SortOrder, DEFAULT_LIMIT, MAX_LIMIT};
 use stele_core::FieldError;
 
 use crate::api::error::ApiError;
+use crate::api::wire::{List, ListMetadata};
 use crate::state::AppState;
 
 /// A request body parsed as JSON. Malformed JSON is a 422 and an oversized body a 413,
@@ -154,6 +155,10 @@ pub struct ListQuery {
     pub limit: u32,
     pub order: SortOrder,
     pub cursor: Option<Cursor<String>>,
+    /// `order=normal`: descending, with WorkOS's reversed cursor meaning (`before` fetches
+    /// older items and `after` newer ones), so both the request's cursor and the response's
+    /// `list_metadata` swap `before` and `after`.
+    pub cursors_reversed: bool,
     pub rest: Vec<(String, String)>,
 }
 
@@ -164,6 +169,7 @@ impl ListQuery {
             limit: DEFAULT_LIMIT,
             order: SortOrder::Desc,
             cursor: None,
+            cursors_reversed: false,
             rest: Vec::new(),
         };
         let (mut before, mut after) = (None, None);
@@ -178,7 +184,11 @@ impl ListQuery {
                 },
                 "order" => match value.as_str() {
                     "asc" => query.order = SortOrder::Asc,
-                    "desc" | "normal" => query.order = SortOrder::Desc,
+                    "desc" => query.order = SortOrder::Desc,
+                    "normal" => {
+                        query.order = SortOrder::Desc;
+                        query.cursors_reversed = true;
+                    }
                     _ => errors.push(FieldError::invalid(
                         "order",
                         "order must be 'asc', 'desc' or 'normal'.",
@@ -189,6 +199,9 @@ impl ListQuery {
                 "before" | "after" => {}
                 _ => query.rest.push((name, value)),
             }
+        }
+        if query.cursors_reversed {
+            std::mem::swap(&mut before, &mut after);
         }
         query.cursor = match (before, after) {
             (Some(_), Some(_)) => {
@@ -207,6 +220,26 @@ impl ListQuery {
         } else {
             Err(ApiError::validation(errors))
         }
+    }
+
+    /// The `list_metadata` of a page, in the cursor meaning this request asked for.
+    pub fn list_metadata(&self, before: Option<String>, after: Option<String>) -> ListMetadata {
+        if self.cursors_reversed {
+            ListMetadata {
+                before: after,
+                after: before,
+            }
+        } else {
+            ListMetadata { before, after }
+        }
+    }
+
+    /// A page as a list response, in the cursor meaning this request asked for.
+    pub fn list<S, T>(&self, page: Page<S>, render: impl FnMut(S) -> T) -> List<T> {
+        let mut list = List::from_page(page, render);
+        list.list_metadata =
+            self.list_metadata(list.list_metadata.before, list.list_metadata.after);
+        list
     }
 
     /// The page request with cursors as strings (for string-keyed lists).

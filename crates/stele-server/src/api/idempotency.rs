@@ -6,7 +6,9 @@
 //! request extensions: writes that can (events, organizations) store the response in the
 //! same transaction as their effect, so a crash can never leave one without the other and
 //! two concurrent requests with one key commit once. Other responses are recorded here
-//! afterwards. 5xx and 429 responses are never recorded, so a retry does the work again.
+//! afterwards. Only responses of requests that took effect are recorded (Stripe's rule):
+//! a 5xx, a 429 or a 4xx refusal changed nothing, so a retry with the same key does the
+//! work again ("register the missing version, then retry" succeeds).
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRequestParts, Request, State};
@@ -154,11 +156,10 @@ pub async fn idempotency_layer(
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
 
+    // Every refusal (4xx) changes nothing, so it is not recorded; a write that took effect
+    // answers 2xx.
     let status = response.status();
-    if status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || response.extensions().get::<RecordedWithWrite>().is_some()
-    {
+    if !status.is_success() || response.extensions().get::<RecordedWithWrite>().is_some() {
         return response;
     }
     let (response_parts, response_body) = response.into_parts();

@@ -17,7 +17,7 @@ use crate::api::extract::{typed_body, ApiCaller, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::{json_bytes, List};
-use crate::services::organizations::{NewOrganizationInput, OrganizationInput};
+use crate::services::organizations::{NewOrganizationInput, OrganizationUpdate};
 use crate::services::IdempotencyRecordFor;
 use crate::state::AppState;
 
@@ -91,8 +91,8 @@ impl OrganizationResponse {
 
 #[utoipa::path(post, path = "/organizations", tag = "organizations", request_body = NewOrganizationInput,
     responses((status = 201, body = OrganizationResponse),
-              (status = 400, description = "`organization_id_taken`: an organization has the given `id`; `external_id_taken`: another organization has the `external_id`"),
-              (status = 422, description = "Invalid body, or an `id` that is not `org_` followed by a 26-character ULID")))]
+              (status = 400, description = "`organization_id_taken`: an organization has the given `id`; `external_id_already_used`: another organization has the `external_id`"),
+              (status = 422, description = "Invalid body: an `id` that is not `org_` followed by a 26-character ULID, or metadata or external_id over WorkOS's limits")))]
 pub async fn create_organization(
     State(state): State<AppState>,
     _caller: ApiCaller,
@@ -146,10 +146,9 @@ pub async fn list_organizations(
             .collect(),
     };
     let page = state.organizations.list(filter, query.page()).await?;
-    Ok(Json(List::from_page(
-        page,
-        OrganizationResponse::from_organization,
-    )))
+    Ok(Json(
+        query.list(page, OrganizationResponse::from_organization),
+    ))
 }
 
 #[utoipa::path(get, path = "/organizations/{id}", tag = "organizations",
@@ -176,15 +175,18 @@ pub async fn get_organization_by_external_id(
     )))
 }
 
-#[utoipa::path(put, path = "/organizations/{id}", tag = "organizations", request_body = OrganizationInput,
-    responses((status = 200, body = OrganizationResponse), (status = 404, description = "No such organization")))]
+#[utoipa::path(put, path = "/organizations/{id}", tag = "organizations", request_body = OrganizationUpdate,
+    responses((status = 200, body = OrganizationResponse),
+              (status = 400, description = "external_id is used by another organization (external_id_already_used)"),
+              (status = 404, description = "No such organization"),
+              (status = 422, description = "Invalid field")))]
 pub async fn update_organization(
     State(state): State<AppState>,
     _caller: ApiCaller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
-    let input: OrganizationInput = typed_body(body)?;
+    let input: OrganizationUpdate = typed_body(body)?;
     Ok(Json(OrganizationResponse::from_organization(
         state.organizations.update(&id, input).await?,
     )))

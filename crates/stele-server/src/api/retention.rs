@@ -25,13 +25,23 @@ pub struct RetentionResponse {
     pub retention_period_in_days: Option<i64>,
 }
 
+/// What the configuration reports as `retention_period_in_days` when no retention is set
+/// (events are kept forever). WorkOS's spec makes the field a required integer, and typed
+/// SDK models (PHP `int`, Rust `i64`) fail on `null` while Go, .NET and Kotlin read it as
+/// 0 already; 0 is never a valid period (PUT takes 1 to 3650), so it cannot be mistaken
+/// for one.
+pub const KEEP_FOREVER_DAYS: i64 = 0;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditLogConfiguration {
     pub organization_id: String,
-    pub retention_period_in_days: Option<i64>,
+    /// Days events are kept; `0` when they are kept forever (no retention set).
+    pub retention_period_in_days: i64,
     #[schema(example = "active")]
     pub state: &'static str,
-    /// Log streams are not configured in this version.
+    /// Present only when the organization has a log stream; none can be configured in this
+    /// version, so it is always absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub log_stream: Option<serde_json::Value>,
 }
@@ -78,7 +88,9 @@ pub async fn get_configuration(
     let organization = state.organizations.get(&id).await?;
     Ok(Json(AuditLogConfiguration {
         organization_id: organization.id.into(),
-        retention_period_in_days: organization.retention_period_in_days,
+        retention_period_in_days: organization
+            .retention_period_in_days
+            .unwrap_or(KEEP_FOREVER_DAYS),
         state: "active",
         log_stream: None,
     }))

@@ -24,7 +24,7 @@ pub struct DomainData {
     pub state: Option<String>,
 }
 
-/// The writable fields of an organization (create and update share them).
+/// The fields of a new organization (`POST /organizations`).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct OrganizationInput {
     pub name: String,
@@ -64,6 +64,40 @@ pub fn check_organization_id(id: &str) -> Result<OrganizationId, FieldError> {
     }
 }
 
+/// A partial update (`PUT /organizations/{id}`), as every SDK sends it: an omitted field
+/// is left unchanged, an explicit `null` clears it. No field is required.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct OrganizationUpdate {
+    /// Omitted: unchanged. `null` is refused (an organization always has a name).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// Omitted: unchanged; `null`: cleared.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
+    /// Omitted: unchanged; `null`: cleared (`{}`); an object replaces the metadata.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Option<Map<String, Value>>>,
+    /// Omitted or `null`: unchanged; a list replaces the domains.
+    #[serde(default)]
+    pub domain_data: Option<Vec<DomainData>>,
+    /// Deprecated WorkOS form: plain domain names, recorded as `pending`.
+    #[serde(default)]
+    pub domains: Option<Vec<String>>,
+}
+
+/// Tells a present field (`Some(value)`, `Some(None)` for `null`) from an omitted one,
+/// which `#[serde(default)]` leaves `None`.
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 const DOMAIN_STATES: &[&str] = &[
     "failed",
     "legacy_verified",
@@ -72,98 +106,177 @@ const DOMAIN_STATES: &[&str] = &[
     "verified",
 ];
 
+/// WorkOS's limits on organization metadata and `external_id`.
+pub const MAX_METADATA_KEYS: usize = 50;
+pub const MAX_METADATA_KEY_CHARS: usize = 40;
+pub const MAX_METADATA_VALUE_CHARS: usize = 600;
+pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
+
+fn check_name(name: &str, errors: &mut Vec<FieldError>) {
+    if name.trim().is_empty() {
+        errors.push(FieldError::invalid("name", "name must not be empty."));
+    }
+}
+
+fn check_external_id(external_id: Option<&str>, errors: &mut Vec<FieldError>) {
+    let Some(external_id) = external_id else {
+        return;
+    };
+    if external_id.trim().is_empty() {
+        errors.push(FieldError::invalid(
+            "external_id",
+            "external_id must not be empty; use null to unset it.",
+        ));
+    } else if external_id.chars().count() > MAX_EXTERNAL_ID_CHARS {
+        errors.push(FieldError::invalid(
+            "external_id",
+            format!("external_id may be at most {MAX_EXTERNAL_ID_CHARS} characters."),
+        ));
+    }
+}
+
+fn check_metadata(metadata: Option<&Map<String, Value>>, errors: &mut Vec<FieldError>) {
+    let Some(metadata) = metadata else {
+        return;
+    };
+    if metadata.len() > MAX_METADATA_KEYS {
+        errors.push(FieldError::invalid(
+            "metadata",
+            format!(
+                "metadata has {} keys; at most {MAX_METADATA_KEYS} are allowed.",
+                metadata.len()
+            ),
+        ));
+    }
+    for (key, value) in metadata {
+        let field = format!("metadata.{key}");
+        if key.is_empty() || key.chars().count() > MAX_METADATA_KEY_CHARS {
+            errors.push(FieldError::invalid(
+                field.clone(),
+                format!("metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters."),
+            ));
+        }
+        match value.as_str() {
+            None => errors.push(FieldError::invalid_type(field, "a string")),
+            Some(text) if text.chars().count() > MAX_METADATA_VALUE_CHARS => {
+                errors.push(FieldError::invalid(
+                    field,
+                    format!(
+                        "metadata values may be at most {MAX_METADATA_VALUE_CHARS} characters."
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn check_domain_data(domain_data: Option<&[DomainData]>, errors: &mut Vec<FieldError>) {
+    for (index, data) in domain_data.into_iter().flatten().enumerate() {
+        if data.domain.trim().is_empty() {
+            errors.push(FieldError::invalid(
+                format!("domain_data[{index}].domain"),
+                "domain must not be empty.",
+            ));
+        }
+        if let Some(state) = data
+            .state
+            .as_deref()
+            .filter(|state| !DOMAIN_STATES.contains(state))
+        {
+            errors.push(FieldError::invalid(
+                format!("domain_data[{index}].state"),
+                format!(
+                    "unknown domain state '{state}'; expected one of {}",
+                    DOMAIN_STATES.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+fn refuse_if_any(errors: Vec<FieldError>) -> Result<(), ServiceError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidRequest(errors))
+    }
+}
+
 impl OrganizationInput {
     fn check(&self) -> Result<(), ServiceError> {
         let mut errors = Vec::new();
-        if self.name.trim().is_empty() {
-            errors.push(FieldError::invalid("name", "name must not be empty."));
-        }
-        if self
-            .external_id
-            .as_deref()
-            .is_some_and(|id| id.trim().is_empty())
-        {
-            errors.push(FieldError::invalid(
-                "external_id",
-                "external_id must not be empty; use null to unset it.",
-            ));
-        }
-        for (key, value) in self.metadata.iter().flatten() {
-            if !value.is_string() {
-                errors.push(FieldError::invalid_type(
-                    format!("metadata.{key}"),
-                    "a string",
-                ));
-            }
-        }
-        for (index, data) in self.domain_data.iter().flatten().enumerate() {
-            if data.domain.trim().is_empty() {
-                errors.push(FieldError::invalid(
-                    format!("domain_data[{index}].domain"),
-                    "domain must not be empty.",
-                ));
-            }
-            if let Some(state) = data
-                .state
-                .as_deref()
-                .filter(|state| !DOMAIN_STATES.contains(state))
-            {
-                errors.push(FieldError::invalid(
-                    format!("domain_data[{index}].state"),
-                    format!(
-                        "unknown domain state '{state}'; expected one of {}",
-                        DOMAIN_STATES.join(", ")
-                    ),
-                ));
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ServiceError::InvalidRequest(errors))
-        }
+        check_name(&self.name, &mut errors);
+        check_external_id(self.external_id.as_deref(), &mut errors);
+        check_metadata(self.metadata.as_ref(), &mut errors);
+        check_domain_data(self.domain_data.as_deref(), &mut errors);
+        refuse_if_any(errors)
     }
+}
 
-    /// The domain list this input describes, keeping the ids of domains that already exist.
-    fn domains(&self, existing: &[OrganizationDomain], now: i64) -> Vec<OrganizationDomain> {
-        let requested: Vec<(String, String)> = match (&self.domain_data, &self.domains) {
-            (Some(data), _) => data
-                .iter()
-                .map(|d| {
-                    (
-                        d.domain.trim().to_lowercase(),
-                        d.state.clone().unwrap_or_else(|| "pending".into()),
-                    )
-                })
-                .collect(),
-            (None, Some(names)) => names
-                .iter()
-                .map(|name| (name.trim().to_lowercase(), "pending".into()))
-                .collect(),
-            (None, None) => return existing.to_vec(),
-        };
-        requested
-            .into_iter()
-            .map(
-                |(domain, state)| match existing.iter().find(|d| d.domain == domain) {
-                    Some(known) if known.state == state => known.clone(),
-                    Some(known) => OrganizationDomain {
-                        state,
-                        updated_at: now,
-                        ..known.clone()
-                    },
-                    None => OrganizationDomain {
-                        id: IdKind::OrganizationDomain.generate(),
-                        domain,
-                        state,
-                        verification_strategy: "manual".into(),
-                        created_at: now,
-                        updated_at: now,
-                    },
-                },
-            )
-            .collect()
+impl OrganizationUpdate {
+    fn check(&self) -> Result<(), ServiceError> {
+        let mut errors = Vec::new();
+        match &self.name {
+            Some(Some(name)) => check_name(name, &mut errors),
+            Some(None) => errors.push(FieldError::invalid(
+                "name",
+                "name cannot be null; omit it to keep the current name.",
+            )),
+            None => {}
+        }
+        check_external_id(self.external_id.clone().flatten().as_deref(), &mut errors);
+        check_metadata(self.metadata.clone().flatten().as_ref(), &mut errors);
+        check_domain_data(self.domain_data.as_deref(), &mut errors);
+        refuse_if_any(errors)
     }
+}
+
+/// The domain list described by `domain_data` (or the deprecated `domains`), keeping the
+/// ids of domains that already exist; `existing` when neither is given.
+fn requested_domains(
+    domain_data: Option<&[DomainData]>,
+    domains: Option<&[String]>,
+    existing: &[OrganizationDomain],
+    now: i64,
+) -> Vec<OrganizationDomain> {
+    let requested: Vec<(String, String)> = match (domain_data, domains) {
+        (Some(data), _) => data
+            .iter()
+            .map(|d| {
+                (
+                    d.domain.trim().to_lowercase(),
+                    d.state.clone().unwrap_or_else(|| "pending".into()),
+                )
+            })
+            .collect(),
+        (None, Some(names)) => names
+            .iter()
+            .map(|name| (name.trim().to_lowercase(), "pending".into()))
+            .collect(),
+        (None, None) => return existing.to_vec(),
+    };
+    requested
+        .into_iter()
+        .map(
+            |(domain, state)| match existing.iter().find(|d| d.domain == domain) {
+                Some(known) if known.state == state => known.clone(),
+                Some(known) => OrganizationDomain {
+                    state,
+                    updated_at: now,
+                    ..known.clone()
+                },
+                None => OrganizationDomain {
+                    id: IdKind::OrganizationDomain.generate(),
+                    domain,
+                    state,
+                    verification_strategy: "manual".into(),
+                    created_at: now,
+                    updated_at: now,
+                },
+            },
+        )
+        .collect()
 }
 
 fn map_store_error(error: StoreError, id: &str) -> ServiceError {
@@ -174,7 +287,7 @@ fn map_store_error(error: StoreError, id: &str) -> ServiceError {
             message: format!("An organization with id '{id}' already exists."),
         },
         StoreError::ExternalIdTaken { existing } => ServiceError::Rejected {
-            code: ErrorCode::ExternalIdTaken,
+            code: ErrorCode::ExternalIdAlreadyUsed,
             message: format!("external_id is already used by organization '{existing}'."),
         },
         StoreError::OrganizationHasEvents { count } => ServiceError::Rejected {
@@ -235,7 +348,12 @@ impl OrganizationService {
             name: input.name.trim().to_owned(),
             external_id: input.external_id.clone(),
             metadata: input.metadata.clone().unwrap_or_default(),
-            domains: input.domains(&[], now),
+            domains: requested_domains(
+                input.domain_data.as_deref(),
+                input.domains.as_deref(),
+                &[],
+                now,
+            ),
             retention_period_in_days: None,
             created_at: now,
             updated_at: now,
@@ -278,16 +396,27 @@ impl OrganizationService {
     pub async fn update(
         &self,
         id: &str,
-        input: OrganizationInput,
+        input: OrganizationUpdate,
     ) -> Result<Organization, ServiceError> {
         input.check()?;
         let current = self.get(id).await?;
         let now = now_millis();
         let updated = Organization {
-            name: input.name.trim().to_owned(),
-            external_id: input.external_id.clone(),
-            metadata: input.metadata.clone().unwrap_or(current.metadata.clone()),
-            domains: input.domains(&current.domains, now),
+            name: match input.name {
+                Some(Some(name)) => name.trim().to_owned(),
+                _ => current.name.clone(),
+            },
+            external_id: input.external_id.unwrap_or(current.external_id.clone()),
+            metadata: match input.metadata {
+                Some(metadata) => metadata.unwrap_or_default(),
+                None => current.metadata.clone(),
+            },
+            domains: requested_domains(
+                input.domain_data.as_deref(),
+                input.domains.as_deref(),
+                &current.domains,
+                now,
+            ),
             updated_at: now,
             ..current
         };

@@ -64,7 +64,7 @@ fn csv_rows(text: &str) -> Vec<csv::StringRecord> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     assert_eq!(
         reader.headers().expect("header").iter().collect::<Vec<_>>(),
-        stele_core::export::CSV_COLUMNS
+        stele_core::export::csv_header()
     );
     reader
         .records()
@@ -95,6 +95,15 @@ async fn export_has_the_workos_shape_and_a_working_link() {
     );
     assert_eq!(&rows[0][10], r#"{"role":"admin"}"#);
     assert_eq!(&rows[0][13], "curl/8");
+    let columns = stele_core::export::CSV_COLUMNS.len();
+    assert_eq!(&rows[0][columns], "team_0", "target_id_1");
+    assert_eq!(&rows[0][columns + 1], "document", "target_type_1");
+    assert_eq!(&rows[1][columns + 1], "team", "target_type_1");
+    assert_eq!(
+        &rows[0][columns + 4],
+        "",
+        "target_id_2 of a one-target event"
+    );
 
     let (status, fetched) = read(
         server

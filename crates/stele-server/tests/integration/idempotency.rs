@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{event, read, seed_v1, stored_events, TestServer};
+use crate::support::{event, read, seed_v1, seed_v2, stored_events, TestServer};
 
 async fn setup() -> (TestServer, String) {
     let server = TestServer::start().await;
@@ -112,31 +112,66 @@ async fn concurrent_requests_with_one_key_store_one_event() {
 }
 
 #[tokio::test]
-async fn client_errors_are_replayed_too() {
+async fn a_refusal_is_not_recorded_so_a_retry_after_registering_the_version_succeeds() {
     let (server, organization) = setup().await;
-    let invalid = event(
+    let needs_v2 = event(
         &organization,
         "user.signed_in",
-        None,
+        Some(2),
         json!([{"id": "r", "type": "resource"}]),
     );
     let send = || {
         server
-            .post("/audit_logs/events", &invalid)
-            .header("Idempotency-Key", "bad-event")
+            .post("/audit_logs/events", &needs_v2)
+            .header("Idempotency-Key", "needs-v2")
             .send()
     };
-    let (status, first) = read(send().await.expect("request")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let refused = send().await.expect("request");
+    assert!(refused.headers().get("idempotent-replayed").is_none());
+    let (status, error) = read(refused).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(stored_events(&server.database, &organization).is_empty());
+
+    let (status, _) = server.create_schema("user.signed_in", &seed_v2()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let retried = send().await.expect("request");
+    assert!(
+        retried.headers().get("idempotent-replayed").is_none(),
+        "the refusal was not replayed"
+    );
+    let (status, accepted) = read(retried).await;
+    assert!(status.is_success(), "{status}: {accepted}");
+    assert_eq!(stored_events(&server.database, &organization).len(), 1);
+
     let replay = send().await.expect("request");
     assert_eq!(
         replay
             .headers()
             .get("idempotent-replayed")
             .and_then(|v| v.to_str().ok()),
-        Some("true")
+        Some("true"),
+        "the accepted response is recorded"
     );
-    assert_eq!(read(replay).await, (StatusCode::BAD_REQUEST, first));
+    assert_eq!(read(replay).await, (status, accepted));
+    assert_eq!(stored_events(&server.database, &organization).len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_organization_create_is_not_recorded() {
+    let server = TestServer::start().await;
+    let send = |body: serde_json::Value| {
+        server
+            .post("/organizations", &body)
+            .header("Idempotency-Key", "org-create")
+            .send()
+    };
+    let (status, _) = read(send(json!({})).await.expect("request")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, created) = read(send(json!({"name": "Fixed"})).await.expect("request")).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, mismatch) = read(send(json!({"name": "Other"})).await.expect("request")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(mismatch["code"], "idempotency_key_reused");
 }
 
 #[tokio::test]

@@ -147,7 +147,7 @@ async fn duplicate_external_id_is_rejected_without_creating() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error["code"], "external_id_taken");
+    assert_eq!(error["code"], "external_id_already_used");
     let (_, list) = read(server.get("/organizations").send().await.expect("request")).await;
     assert_eq!(list["data"].as_array().expect("data").len(), 1);
 }
@@ -371,4 +371,225 @@ async fn list_filters_by_owned_domains() {
     )
     .await;
     assert_eq!(none["data"], json!([]));
+}
+
+async fn put_organization(
+    server: &TestServer,
+    id: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    read(
+        server
+            .request(Method::PUT, &format!("/organizations/{id}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn update_is_partial_omitted_fields_stay_and_null_clears() {
+    let server = TestServer::start().await;
+    let (status, created) = read(
+        server
+            .post(
+                "/organizations",
+                &json!({"name": "Partial", "external_id": "ext-p", "metadata": {"tier": "gold"},
+                        "domain_data": [{"domain": "partial.example", "state": "verified"}]}),
+            )
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id");
+
+    // Only metadata: the name, external_id and domains stay.
+    let (status, updated) =
+        put_organization(&server, id, json!({"metadata": {"tier": "platinum"}})).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "Partial");
+    assert_eq!(updated["external_id"], "ext-p");
+    assert_eq!(updated["metadata"], json!({"tier": "platinum"}));
+    assert_eq!(updated["domains"][0]["domain"], "partial.example");
+
+    // Only the name.
+    let (status, updated) = put_organization(&server, id, json!({"name": "Renamed"})).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "Renamed");
+    assert_eq!(updated["external_id"], "ext-p");
+    assert_eq!(updated["metadata"], json!({"tier": "platinum"}));
+
+    // An empty body changes nothing.
+    let (status, updated) = put_organization(&server, id, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "Renamed");
+    assert_eq!(updated["external_id"], "ext-p");
+
+    // null clears external_id and metadata.
+    let (status, updated) =
+        put_organization(&server, id, json!({"external_id": null, "metadata": null})).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["external_id"], serde_json::Value::Null);
+    assert_eq!(updated["metadata"], json!({}));
+    assert_eq!(updated["name"], "Renamed");
+    let (status, _) = read(
+        server
+            .get("/organizations/external_id/ext-p")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the cleared external_id is free"
+    );
+
+    // A name cannot be cleared.
+    let (status, error) = put_organization(&server, id, json!({"name": null})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["errors"][0]["field"], "name");
+    let (_, stored) = read(
+        server
+            .get(&format!("/organizations/{id}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(stored["name"], "Renamed");
+}
+
+#[tokio::test]
+async fn metadata_and_external_id_limits_are_workos_limits_and_refusals_change_nothing() {
+    let server = TestServer::start().await;
+    let fifty: serde_json::Map<String, serde_json::Value> =
+        (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let mut fifty_one = fifty.clone();
+    fifty_one.insert("k50".into(), json!("v"));
+    let at_limits = json!({
+        "name": "Limits",
+        "external_id": "e".repeat(128),
+        "metadata": {"k".repeat(40): "v".repeat(600)},
+    });
+    let (status, created) = read(
+        server
+            .post("/organizations", &at_limits)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, _) = read(
+        server
+            .post(
+                "/organizations",
+                &json!({"name": "Fifty", "metadata": fifty}),
+            )
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    for (over, field) in [
+        (json!({"name": "X", "metadata": fifty_one}), "metadata"),
+        (
+            json!({"name": "X", "metadata": {"k".repeat(41): "v"}}),
+            "metadata.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+        ),
+        (
+            json!({"name": "X", "metadata": {"key": "v".repeat(601)}}),
+            "metadata.key",
+        ),
+        (
+            json!({"name": "X", "external_id": "e".repeat(129)}),
+            "external_id",
+        ),
+    ] {
+        let (status, error) = read(
+            server
+                .post("/organizations", &over)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["code"], "validation_failed");
+        assert_eq!(error["errors"][0]["field"], field, "{error}");
+    }
+    let id = created["id"].as_str().expect("id");
+    let (status, error) =
+        put_organization(&server, id, json!({"metadata": {"key": "v".repeat(601)}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    let (_, list) = read(server.get("/organizations").send().await.expect("request")).await;
+    assert_eq!(list["data"].as_array().expect("data").len(), 2);
+}
+
+#[tokio::test]
+async fn duplicate_external_id_on_update_is_external_id_already_used() {
+    let server = TestServer::start().await;
+    let (_, _first) = read(
+        server
+            .post(
+                "/organizations",
+                &json!({"name": "A", "external_id": "dup"}),
+            )
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    let second = server.create_organization("B").await;
+    let (status, error) = put_organization(&server, &second, json!({"external_id": "dup"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["code"], "external_id_already_used");
+}
+
+#[tokio::test]
+async fn order_normal_is_descending_with_before_fetching_older_and_after_newer() {
+    let server = TestServer::start().await;
+    for index in 0..5 {
+        server.create_organization(&format!("Team {index}")).await;
+    }
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|o| o["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let get = |query: String| {
+        let request = server.get(&format!("/organizations?order=normal&limit=2{query}"));
+        async move { read(request.send().await.expect("request")).await }
+    };
+    let (status, first) = get(String::new()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(names(&first), ["Team 4", "Team 3"], "newest first");
+    assert_eq!(
+        first["list_metadata"]["after"],
+        serde_json::Value::Null,
+        "nothing newer"
+    );
+    let older = first["list_metadata"]["before"]
+        .as_str()
+        .expect("before: the cursor to older items");
+
+    let (_, second) = get(format!("&before={older}")).await;
+    assert_eq!(names(&second), ["Team 2", "Team 1"], "before fetches older");
+    let newer = second["list_metadata"]["after"]
+        .as_str()
+        .expect("after: the cursor to newer items");
+
+    let (_, back) = get(format!("&after={newer}")).await;
+    assert_eq!(names(&back), ["Team 4", "Team 3"], "after fetches newer");
 }

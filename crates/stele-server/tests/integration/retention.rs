@@ -83,7 +83,8 @@ async fn retention_accepts_both_body_forms_and_shows_in_configuration() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         configuration,
-        json!({"organization_id": organization, "retention_period_in_days": 730, "state": "active", "log_stream": null})
+        json!({"organization_id": organization, "retention_period_in_days": 730, "state": "active"}),
+        "log_stream is absent when no stream is configured"
     );
     assert_eq!(
         put_retention(
@@ -339,4 +340,37 @@ async fn a_purge_makes_older_exports_unavailable_rather_than_different() {
         .expect("download");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.expect("csv").lines().count(), 1 + 2);
+}
+
+#[tokio::test]
+async fn configuration_reports_keep_forever_as_zero_days_and_omits_an_absent_log_stream() {
+    let server = TestServer::start().await;
+    let organization = server.create_organization("Forever").await;
+    let (status, configuration) = read(
+        server
+            .get(&format!(
+                "/organizations/{organization}/audit_log_configuration"
+            ))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        configuration,
+        json!({"organization_id": organization, "retention_period_in_days": 0, "state": "active"})
+    );
+    let (status, retention) = read(
+        server
+            .get(&format!(
+                "/organizations/{organization}/audit_logs_retention"
+            ))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(retention, json!({"retention_period_in_days": null}));
 }
