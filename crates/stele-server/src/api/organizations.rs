@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use stele_core::model::{Organization, OrganizationDomain, OrganizationFilter};
 use stele_core::timestamp::format_millis;
+use stele_core::FieldError;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -99,7 +100,21 @@ pub async fn create_organization(
     IdempotencyContext(idempotency): IdempotencyContext,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let input: NewOrganizationInput = typed_body(body)?;
+    // `id` is read apart from the writable fields: deserializing them through a
+    // `#[serde(flatten)]` wrapper would report a mistyped field as `body`, not by name.
+    let id = match body.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(_) => {
+            return Err(ApiError::validation(vec![FieldError::invalid_type(
+                "id", "a string",
+            )]))
+        }
+    };
+    let input = NewOrganizationInput {
+        id,
+        fields: typed_body(body)?,
+    };
     let make_record = idempotency.clone().map(|pending| {
         Box::new(move |organization: &Organization| {
             let body = json_bytes(&OrganizationResponse::from_organization(
