@@ -342,6 +342,28 @@ test('API keys: the secret is shown once, works, and stops working when revoked'
   assert.equal(refused.status, 401);
 });
 
+test('at phone width (390 px) the top bar wraps and Sign out stays on-screen', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    await page.goto(`${BASE}/dashboard/actions`);
+    const viewport = page.viewportSize();
+    for (const control of [
+      page.getByRole('button', { name: 'Sign out' }),
+      page.getByRole('link', { name: 'API keys' }),
+    ]) {
+      const box = await control.boundingBox();
+      assert.ok(box, 'the control is rendered');
+      assert.ok(box.x >= 0 && box.x + box.width <= viewport.width, `within the width: ${JSON.stringify(box)}`);
+      assert.ok(box.y >= 0 && box.y + box.height <= viewport.height, `within the height: ${JSON.stringify(box)}`);
+    }
+    const overflow = await page.evaluate(() => document.querySelector('.topbar').scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the top bar does not overflow the page (${overflow} px)`);
+    await page.screenshot({ path: path.join(SCREENSHOTS, '10-phone-width.png') });
+  } finally {
+    await page.setViewportSize({ width: 1366, height: 900 });
+  }
+});
+
 test('signing out ends the session', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(/\/dashboard\/login/);

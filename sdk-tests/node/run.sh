@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Node SDK compatibility suite: runs the official @workos-inc/node SDK against an
 # already running Stele server. The caller (the repo's top-level test script)
-# starts a fresh server and sets STELE_HOST, STELE_PORT and STELE_API_KEY.
+# starts a fresh server and sets STELE_HOST, STELE_PORT and STELE_API_KEY, and
+# STELE_ADMIN_PASSWORD, with which snippets.test.mjs signs in to the dashboard.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 

@@ -1,7 +1,8 @@
 """Shared fixtures for the WorkOS Python SDK (workos 10.x) compatibility suite.
 
-The server is started by the caller; this suite only reads STELE_BASE_URL and
-STELE_API_KEY. Every suite run is expected to get a fresh server.
+The server is started by the caller; this suite reads STELE_BASE_URL and STELE_API_KEY
+(and STELE_ADMIN_PASSWORD to sign in to the dashboard in test_dashboard_snippets.py).
+Every suite run is expected to get a fresh server.
 """
 
 from __future__ import annotations

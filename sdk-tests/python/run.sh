@@ -3,6 +3,8 @@
 # The caller starts the server and sets:
 #   STELE_BASE_URL  e.g. http://127.0.0.1:8080
 #   STELE_API_KEY   an API key the server accepts
+#   STELE_ADMIN_PASSWORD  the dashboard password of `admin` (test_dashboard_snippets.py
+#                   signs in with it)
 # Optional: STELE_SDK_MAX_RETRIES (SDK retries on 429/5xx/network errors; default: SDK's 3).
 # Extra arguments are passed to pytest (e.g. ./run.sh -k idempotency).
 set -euo pipefail

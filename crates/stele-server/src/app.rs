@@ -108,12 +108,39 @@ async fn reject_nul_in_uri(
     next.run(request).await
 }
 
+/// Logs one line per request at info level once the response is ready: method, path,
+/// status, latency and the request id (set by the outer layer, so it matches the
+/// `x-request-id` response header).
+async fn log_request(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "stele::request",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        latency_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+        request_id,
+        "request"
+    );
+    response
+}
+
 /// The whole HTTP surface: the API, the dashboard, and the middleware both go through.
 pub fn router(state: AppState) -> Router {
-    api::router(&state)
+    let request_log = state.config.request_log;
+    let router = api::router(&state)
         // A browser pointed at the server lands on the dashboard.
         .route("/", get(|| async { Redirect::to("/dashboard") }))
-        .merge(dashboard::router())
+        .merge(dashboard::router(&state))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -124,8 +151,13 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let request_id = request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-        }))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        }));
+    let router = if request_log {
+        router.layer(middleware::from_fn(log_request))
+    } else {
+        router
+    };
+    router.layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// Serves the API on `listener` until `shutdown` completes, running the background

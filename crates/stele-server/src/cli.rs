@@ -447,19 +447,10 @@ async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()>
     let users = UserService::new(open_store(&global.database_url, &global.database, false).await?);
     match command {
         UsersCommand::Create { username, password } => {
-            let (user, generated) = users.create(&username, password.as_deref()).await.map_err(
-                |error| match error {
-                    crate::services::ServiceError::InvalidRequest(errors) => anyhow::anyhow!(
-                        "{}",
-                        errors
-                            .into_iter()
-                            .map(|error| error.message)
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ),
-                    other => anyhow::anyhow!("{other}"),
-                },
-            )?;
+            let (user, generated) = users
+                .create(&username, password.as_deref())
+                .await
+                .map_err(user_error)?;
             match generated {
                 Some(password) => println!(
                     "created dashboard user {} ({}). Its password is shown only once:\n{password}",
@@ -468,8 +459,49 @@ async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()>
                 None => println!("created dashboard user {} ({})", user.username, user.id),
             }
         }
+        UsersCommand::SetPassword { username } => {
+            let password = new_password()?;
+            users
+                .set_password(&username, &password)
+                .await
+                .map_err(user_error)?;
+            println!("set a new password for {username}; its sessions have ended");
+        }
     }
     Ok(())
+}
+
+/// The new password from STELE_NEW_PASSWORD, or typed twice (unechoed) on a terminal.
+fn new_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("STELE_NEW_PASSWORD") {
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "no new password: set STELE_NEW_PASSWORD, or run this on a terminal to type it"
+        );
+    }
+    let first = rpassword::prompt_password("New password: ")?;
+    let second = rpassword::prompt_password("Repeat it: ")?;
+    if first != second {
+        anyhow::bail!("the two passwords differ; nothing was changed");
+    }
+    Ok(first)
+}
+
+/// A service error as the CLI states it: the field messages of a validation error, joined.
+fn user_error(error: crate::services::ServiceError) -> anyhow::Error {
+    match error {
+        crate::services::ServiceError::InvalidRequest(errors) => anyhow::anyhow!(
+            "{}",
+            errors
+                .into_iter()
+                .map(|error| error.message)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        other => anyhow::anyhow!("{other}"),
+    }
 }
 
 #[cfg(test)]

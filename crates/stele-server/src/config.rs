@@ -182,6 +182,12 @@ pub enum UsersCommand {
         #[arg(long, env = "STELE_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Set a new password for a dashboard user (for a lost one) and sign that user out
+    /// everywhere. Reads STELE_NEW_PASSWORD, or asks twice on a terminal.
+    SetPassword {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,6 +254,9 @@ pub struct ServeConfig {
     #[arg(long, env = "STELE_AUTO_CREATE_ORGANIZATIONS", default_value_t = false, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub auto_create_organizations: bool,
+    /// Log one line per request at info level (method, path, status, latency, request id).
+    #[arg(long, env = "STELE_REQUEST_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub request_log: bool,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

@@ -35,6 +35,11 @@ pub trait CredentialStore: Send + Sync {
     async fn create_user(&self, user: NewUser) -> StoreResult<()>;
 
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+
+    /// Replaces the password hash of `username` and ends every session of that user, in
+    /// one write; `false` when there is no such user.
+    async fn reset_user_password(&self, username: &str, password_hash: String)
+        -> StoreResult<bool>;
 }
 
 /// Dashboard sessions.

@@ -17,22 +17,23 @@ pub mod page;
 pub mod snippets;
 pub mod versions;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::dashboard::auth::DashboardUser;
-use crate::dashboard::page::PageError;
+use crate::dashboard::auth::{cookie, DashboardUser, SESSION_COOKIE};
+use crate::dashboard::page::{ErrorPageContent, Layout, PageError};
+use crate::services::sessions;
 use crate::state::AppState;
 
 const STYLE: &str = include_str!("../../static/style.css");
 const SCRIPT: &str = include_str!("../../static/dashboard.js");
 const FAVICON: &str = include_str!("../../static/favicon.svg");
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(home))
         .route("/dashboard/", get(home))
@@ -86,7 +87,34 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/static/dashboard.js", get(script))
         .route("/dashboard/static/favicon.svg", get(favicon))
         .route("/dashboard/{*rest}", get(not_found))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            error_pages_keep_navigation,
+        ))
         .layer(middleware::from_fn(security_headers))
+}
+
+/// Renders an error page again with the navigation and Sign out when the request carries
+/// a valid session, so a 404 or a refused form does not strand a signed-in user.
+async fn error_pages_keep_navigation(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let token = cookie(request.headers(), SESSION_COOKIE).filter(|token| !token.is_empty());
+    let response = next.run(request).await;
+    let (Some(content), Some(token)) = (response.extensions().get::<ErrorPageContent>(), token)
+    else {
+        return response;
+    };
+    match state.sessions.find(&token).await {
+        Ok(Some(session)) => content.render(Layout {
+            username: Some(session.username),
+            csrf_token: sessions::csrf_token(&token),
+            section: "",
+        }),
+        _ => response,
+    }
 }
 
 async fn home(_user: DashboardUser) -> Redirect {

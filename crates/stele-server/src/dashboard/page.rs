@@ -94,33 +94,54 @@ impl From<ServiceError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, title, message) = match &self {
-            PageError::NotFound(message) => (StatusCode::NOT_FOUND, "Not found", message.as_str()),
-            PageError::BadRequest(message) => (
-                StatusCode::BAD_REQUEST,
-                "Request not accepted",
-                message.as_str(),
-            ),
-            PageError::Forbidden(message) => {
-                (StatusCode::FORBIDDEN, "Request refused", message.as_str())
+        let (status, title, message) = match self {
+            PageError::NotFound(message) => (StatusCode::NOT_FOUND, "Not found", message),
+            PageError::BadRequest(message) => {
+                (StatusCode::BAD_REQUEST, "Request not accepted", message)
             }
+            PageError::Forbidden(message) => (StatusCode::FORBIDDEN, "Request refused", message),
             PageError::Internal(internal) => {
                 tracing::error!(error = %internal, "dashboard request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong",
-                    "The server could not complete this request; the server log has the details.",
+                    "The server could not complete this request; the server log has the details."
+                        .to_owned(),
                 )
             }
         };
-        let page = ErrorPage {
-            layout: Layout::anonymous(),
+        let content = ErrorPageContent {
+            status,
             title,
             message,
         };
+        let mut response = content.render(Layout::anonymous());
+        // Handlers that fail may not know who is signed in; the dashboard router renders
+        // the page again with the navigation when the request has a session.
+        response.extensions_mut().insert(content);
+        response
+    }
+}
+
+/// What an error page says, kept on its response so it can be rendered again with the
+/// signed-in layout.
+#[derive(Debug, Clone)]
+pub struct ErrorPageContent {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+}
+
+impl ErrorPageContent {
+    pub fn render(&self, layout: Layout) -> Response {
+        let page = ErrorPage {
+            layout,
+            title: self.title,
+            message: &self.message,
+        };
         match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, message.to_owned()).into_response(),
+            Ok(html) => (self.status, Html(html)).into_response(),
+            Err(_) => (self.status, self.message.clone()).into_response(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! "Emit events for this version": curl, Node and Python snippets built from a version's
-//! definition, with `version` set and example metadata that the version accepts.
+//! definition, with `version` set, example metadata that the version accepts, and an
+//! organization of this deployment (or a placeholder that says to replace it).
 
 use serde_json::{json, Map, Value};
 use stele_core::schema::SchemaDefinition;
@@ -127,17 +128,32 @@ fn python_literal(value: &Value, depth: usize) -> String {
     }
 }
 
-/// `base_url` is how the browser reached this server (the emitter may use another).
+/// Stands in for the organization id when this deployment has no organization yet.
+pub const ORGANIZATION_PLACEHOLDER: &str = "org_REPLACE_WITH_YOUR_ORGANIZATION_ID";
+
+/// `base_url` is how the browser reached this server (the emitter may use another);
+/// `organization` is an organization of this deployment, when there is one.
 pub fn for_version(
     base_url: &str,
     action: &str,
     version: i64,
     definition: &SchemaDefinition,
+    organization: Option<&str>,
 ) -> Snippets {
+    let organization_id = organization.unwrap_or(ORGANIZATION_PLACEHOLDER);
+    let replace_note = |comment: &str| {
+        match organization {
+        Some(_) => String::new(),
+        None => format!(
+            "{comment} Replace {ORGANIZATION_PLACEHOLDER} with the id of one of your organizations\n{comment} (create one on the Organizations page).\n"
+        ),
+    }
+    };
     let event = example_event(action, version, definition);
-    let body = json!({"organization_id": "org_01EHWNCE74X7JSDV0X3SZ3KJNY", "event": event});
+    let body = json!({"organization_id": organization_id, "event": event});
     let curl = format!(
-        "curl -X POST {base_url}/audit_logs/events \\\n  -H \"Authorization: Bearer $STELE_API_KEY\" \\\n  -H 'Content-Type: application/json' \\\n  -d '{}'",
+        "{}curl -X POST {base_url}/audit_logs/events \\\n  -H \"Authorization: Bearer $STELE_API_KEY\" \\\n  -H 'Content-Type: application/json' \\\n  -d '{}'",
+        replace_note("#"),
         serde_json::to_string_pretty(&body).unwrap_or_default().replace('\'', "'\\''")
     );
 
@@ -157,7 +173,8 @@ pub fn for_version(
         .replace("\"__NOW__\"", "new Date()");
     let (host, port) = host_and_port(base_url);
     let node = format!(
-        "import {{ WorkOS }} from '@workos-inc/node';\n\nconst workos = new WorkOS(process.env.STELE_API_KEY, {{\n  apiHostname: '{host}',\n  port: {port},\n  https: {https},\n}});\n\nawait workos.auditLogs.createEvent('org_01EHWNCE74X7JSDV0X3SZ3KJNY', {});",
+        "import {{ WorkOS }} from '@workos-inc/node';\n\nconst workos = new WorkOS(process.env.STELE_API_KEY, {{\n  apiHostname: '{host}',\n  port: {port},\n  https: {https},\n}});\n\n{}await workos.auditLogs.createEvent('{organization_id}', {});",
+        replace_note("//"),
         indent(&node_object, 0),
         https = base_url.starts_with("https://"),
     );
@@ -168,10 +185,11 @@ pub fn for_version(
     }
     let python_object = python_literal(&python_event, 0).replace(
         "\"__NOW__\"",
-        "datetime.datetime.now(tz=datetime.UTC).isoformat()",
+        "datetime.datetime.now(tz=datetime.timezone.utc).isoformat()",
     );
     let python = format!(
-        "import datetime, os\nfrom workos import WorkOSClient\nfrom workos.audit_logs.models import AuditLogEvent\n\nclient = WorkOSClient(\n    api_key=os.environ[\"STELE_API_KEY\"],\n    client_id=\"client_unused\",\n    base_url=\"{base_url}\",\n)\nclient.audit_logs.create_event(\n    organization_id=\"org_01EHWNCE74X7JSDV0X3SZ3KJNY\",\n    event=AuditLogEvent.from_dict({}),\n)",
+        "import datetime, os\nfrom workos import WorkOSClient\nfrom workos.audit_logs.models import AuditLogEvent\n\nclient = WorkOSClient(\n    api_key=os.environ[\"STELE_API_KEY\"],\n    client_id=\"client_unused\",\n    base_url=\"{base_url}\",\n)\n{}client.audit_logs.create_event(\n    organization_id=\"{organization_id}\",\n    event=AuditLogEvent.from_dict({}),\n)",
+        replace_note("#"),
         indent(&python_object, 4)
     );
     Snippets { curl, node, python }
@@ -203,7 +221,25 @@ mod tests {
             "actor": {"metadata": {"type": "object", "properties": {"role": {"enum": ["admin", "member"]}}}}
         }))
         .expect("valid");
-        let snippets = for_version("http://127.0.0.1:8080", "user.signed_in", 2, &definition);
+        let snippets = for_version(
+            "http://127.0.0.1:8080",
+            "user.signed_in",
+            2,
+            &definition,
+            Some("org_01EHWNCE74X7JSDV0X3SZ3KJNY"),
+        );
+        for snippet in [&snippets.curl, &snippets.node, &snippets.python] {
+            assert!(
+                snippet.contains("org_01EHWNCE74X7JSDV0X3SZ3KJNY"),
+                "{snippet}"
+            );
+            assert!(!snippet.contains(ORGANIZATION_PLACEHOLDER), "{snippet}");
+        }
+        assert!(
+            snippets.python.contains("datetime.timezone.utc"),
+            "Python 3.10 has no datetime.UTC: {}",
+            snippets.python
+        );
         assert!(
             snippets.curl.contains("\"version\": 2"),
             "{}",
@@ -243,5 +279,26 @@ mod tests {
             "{}",
             snippets.python
         );
+    }
+
+    #[test]
+    fn without_an_organization_every_snippet_marks_the_placeholder() {
+        let definition =
+            parse_schema_definition(&json!({"targets": [{"type": "team"}]})).expect("valid");
+        let snippets = for_version(
+            "http://127.0.0.1:8080",
+            "user.signed_in",
+            1,
+            &definition,
+            None,
+        );
+        for (snippet, comment) in [
+            (&snippets.curl, "# Replace"),
+            (&snippets.node, "// Replace"),
+            (&snippets.python, "# Replace"),
+        ] {
+            assert!(snippet.contains(ORGANIZATION_PLACEHOLDER), "{snippet}");
+            assert!(snippet.contains(comment), "{snippet}");
+        }
     }
 }

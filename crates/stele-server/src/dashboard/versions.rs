@@ -7,7 +7,8 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use serde::Deserialize;
 use stele_core::compatibility::compare;
-use stele_core::model::SchemaVersion;
+use stele_core::model::{OrganizationFilter, SchemaVersion};
+use stele_core::pagination::PageRequest;
 
 use crate::dashboard::actions::schema_labels;
 use crate::dashboard::auth::{is_https, DashboardUser};
@@ -169,6 +170,21 @@ pub async fn show(
         .latest_version(&action)
         .await?
         .ok_or_else(|| ServiceError::ActionNotFound(action.clone()))?;
+    // The newest organization, so the snippets run as shown; none yet means a placeholder.
+    let organization = state
+        .organizations
+        .list(
+            OrganizationFilter::default(),
+            PageRequest {
+                limit: 1,
+                ..PageRequest::default()
+            },
+        )
+        .await?
+        .data
+        .into_iter()
+        .next()
+        .map(|organization| organization.id.to_string());
     render(&VersionPage {
         layout: Layout::for_user(&user, "actions"),
         path: path_segment(&action),
@@ -184,6 +200,7 @@ pub async fn show(
             &action,
             version.version,
             &version.definition,
+            organization.as_deref(),
         ),
         action,
     })

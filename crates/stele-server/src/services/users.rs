@@ -1,5 +1,6 @@
-//! Dashboard users: creating them (first start and `stele users create`) and checking
-//! their passwords. Passwords are stored only as argon2id PHC strings.
+//! Dashboard users: creating them (first start and `stele users create`), checking
+//! their passwords and resetting a lost one (`stele users set-password`). Passwords are
+//! stored only as argon2id PHC strings.
 
 use std::sync::{Arc, OnceLock};
 
@@ -122,12 +123,7 @@ impl UserService {
     ) -> Result<(User, Option<String>), ServiceError> {
         check_username(username)?;
         if let Some(password) = password {
-            if password.chars().count() < MIN_PASSWORD_CHARS {
-                return Err(ServiceError::invalid_field(
-                    "password",
-                    format!("password must be at least {MIN_PASSWORD_CHARS} characters."),
-                ));
-            }
+            check_password_length(password)?;
         }
         let (password, generated) = match password {
             Some(given) => (given.to_owned(), None),
@@ -159,6 +155,31 @@ impl UserService {
             })?;
         Ok((user, generated))
     }
+
+    /// Sets a new password for `username` (a lost one cannot be recovered) and ends every
+    /// session that user has, so whoever held the old password is signed out.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), ServiceError> {
+        check_password_length(password)?;
+        let hash = hash_password(password)?;
+        if self.store.reset_user_password(username, hash).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound {
+                kind: "Dashboard user",
+                id: username.to_owned(),
+            })
+        }
+    }
+}
+
+fn check_password_length(password: &str) -> Result<(), ServiceError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ServiceError::invalid_field(
+            "password",
+            format!("password must be at least {MIN_PASSWORD_CHARS} characters."),
+        ));
+    }
+    Ok(())
 }
 
 fn check_username(username: &str) -> Result<(), ServiceError> {

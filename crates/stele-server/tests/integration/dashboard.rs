@@ -791,3 +791,85 @@ async fn pages_link_a_favicon_that_is_served() {
     );
     assert!(icon.text().await.expect("body").starts_with("<svg"));
 }
+
+#[tokio::test]
+async fn users_set_password_replaces_a_lost_password_and_ends_its_sessions() {
+    let server = TestServer::start().await;
+    let database_url = server.database.url().to_owned();
+    let mut old_session = Browser::new(&server);
+    old_session.login().await;
+    let set_password = |username: &str, password: Option<&str>| {
+        let mut command = Command::new(stele_binary());
+        command
+            .args(["--database-url", &database_url, "users", "set-password"])
+            .args(["--username", username])
+            .stdin(std::process::Stdio::null())
+            .env_remove("STELE_NEW_PASSWORD");
+        if let Some(password) = password {
+            command.env("STELE_NEW_PASSWORD", password);
+        }
+        command.output().expect("run stele users set-password")
+    };
+
+    let short = set_password("admin", Some("short"));
+    assert!(!short.status.success(), "{short:?}");
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("at least 8 characters"),
+        "{short:?}"
+    );
+    let unknown = set_password("nobody", Some("long-enough-1"));
+    assert!(!unknown.status.success(), "{unknown:?}");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
+    let no_terminal = set_password("admin", None);
+    assert!(!no_terminal.status.success(), "{no_terminal:?}");
+    assert!(String::from_utf8_lossy(&no_terminal.stderr).contains("STELE_NEW_PASSWORD"));
+    let page = old_session.get("/dashboard/actions").await;
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "refused resets change nothing"
+    );
+
+    let reset = set_password("admin", Some("a-new-password"));
+    assert!(reset.status.success(), "{reset:?}");
+    let ended = old_session.get("/dashboard/actions").await;
+    assert_eq!(
+        ended.status(),
+        StatusCode::SEE_OTHER,
+        "the old session ended"
+    );
+    assert!(location(&ended).starts_with("/dashboard/login"));
+    let mut browser = Browser::new(&server);
+    let old = browser.try_login("admin", "admin-password").await;
+    assert_ne!(
+        old.status(),
+        StatusCode::SEE_OTHER,
+        "the old password fails"
+    );
+    let new = browser.try_login("admin", "a-new-password").await;
+    assert_eq!(
+        new.status(),
+        StatusCode::SEE_OTHER,
+        "the new password signs in"
+    );
+}
+
+#[tokio::test]
+async fn not_found_pages_keep_the_navigation_when_signed_in() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new(&server);
+    browser.login().await;
+    for path in [
+        "/dashboard/no-such-page",
+        "/dashboard/organizations/org_01MISSINGMISSINGMISSING00",
+    ] {
+        let response = browser.get(path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let html = response.text().await.expect("body");
+        assert!(
+            html.contains(r#"<nav aria-label="Sections">"#),
+            "{path}: {html}"
+        );
+        assert!(html.contains("Sign out"), "{path}: {html}");
+    }
+}

@@ -568,3 +568,19 @@ async fn event_detail_shows_checkpoint_coverage_and_serves_a_verifiable_proof_bu
         .expect("body")
         .contains("\"checkpoint\""));
 }
+
+#[tokio::test]
+async fn the_events_page_says_it_sorts_by_received_time() {
+    let (server, organization) = populated(2).await;
+    let mut browser = signed_in(&server).await;
+    let (status, html) = page(
+        &mut browser,
+        &format!("/dashboard/organizations/{organization}/events"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Newest received first") && html.contains("order of the Occurred times"),
+        "{html}"
+    );
+}

@@ -177,4 +177,27 @@ impl CredentialStore for PostgresStore {
             created_at: row.get(3),
         }))
     }
+
+    async fn reset_user_password(
+        &self,
+        username: &str,
+        password_hash: String,
+    ) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(database_error)?;
+        let updated = execute_in(
+            &transaction,
+            "UPDATE users SET password_hash = $1 WHERE username = $2",
+            &[&password_hash, &username],
+        )
+        .await?;
+        execute_in(
+            &transaction,
+            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
+            &[&username],
+        )
+        .await?;
+        transaction.commit().await.map_err(database_error)?;
+        Ok(updated > 0)
+    }
 }

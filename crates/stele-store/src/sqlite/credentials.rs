@@ -173,4 +173,29 @@ impl CredentialStore for SqliteStore {
             })
             .await
     }
+
+    async fn reset_user_password(
+        &self,
+        username: &str,
+        password_hash: String,
+    ) -> StoreResult<bool> {
+        let username = username.to_owned();
+        self.writer
+            .write(move |connection| {
+                let updated = connection
+                    .execute(
+                        "UPDATE users SET password_hash = ?1 WHERE username = ?2",
+                        params![password_hash, username],
+                    )
+                    .map_err(database_error)?;
+                connection
+                    .execute(
+                        "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = ?1)",
+                        [&username],
+                    )
+                    .map_err(database_error)?;
+                Ok(updated > 0)
+            })
+            .await
+    }
 }

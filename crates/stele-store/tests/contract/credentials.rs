@@ -11,6 +11,7 @@ contract_tests!(
     api_keys_are_created_found_listed_and_revoked,
     users_are_found_by_username_and_usernames_are_unique,
     sessions_expire_and_expired_ones_are_swept_by_the_next_sign_in,
+    resetting_a_password_replaces_the_hash_and_ends_that_users_sessions,
 );
 
 async fn initialize_stores_the_first_key_and_user_only_once(backend: Backend) {
@@ -244,4 +245,48 @@ async fn sessions_expire_and_expired_ones_are_swept_by_the_next_sign_in(backend:
         .delete_session([8; 32])
         .await
         .expect("deleting an unknown session is not an error");
+}
+
+async fn resetting_a_password_replaces_the_hash_and_ends_that_users_sessions(backend: Backend) {
+    for (id, name) in [("user_1", "alice"), ("user_2", "bob")] {
+        backend.create_user(user(id, name)).await.expect("user");
+    }
+    for (token, user_id) in [(1, "user_1"), (2, "user_2")] {
+        backend
+            .create_session(NewSession {
+                token_hash: [token; 32],
+                user_id: user_id.into(),
+                created_at: 0,
+                expires_at: 1_000,
+            })
+            .await
+            .expect("session");
+    }
+    assert!(backend
+        .reset_user_password("alice", "$argon2id$v=19$new".into())
+        .await
+        .expect("reset"));
+    let alice = backend
+        .find_user_by_username("alice")
+        .await
+        .expect("find")
+        .expect("stored");
+    assert_eq!(alice.password_hash, "$argon2id$v=19$new");
+    assert_eq!(
+        backend.find_session([1; 32], 10).await.expect("find"),
+        None,
+        "alice's sessions end"
+    );
+    assert!(
+        backend
+            .find_session([2; 32], 10)
+            .await
+            .expect("find")
+            .is_some(),
+        "bob stays signed in"
+    );
+    assert!(!backend
+        .reset_user_password("carol", "$argon2id$v=19$x".into())
+        .await
+        .expect("reset"));
 }
