@@ -344,6 +344,7 @@ fn import_service(store: std::sync::Arc<dyn stele_store::Store>) -> ImportServic
 }
 
 async fn import(global: &GlobalArgs, from: &str, api_key: &str) -> anyhow::Result<()> {
+    // Like `migrate`, an import may set up a new database: it is how one starts.
     let store = open_store(&global.database_url, &global.database, true).await?;
     let source = WorkosSource::new(from, api_key)?;
     eprintln!("reading {from}");
@@ -374,7 +375,9 @@ async fn import_events(
     organization: &str,
     file: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let store = open_store(&global.database_url, &global.database, true).await?;
+    // The organization must already be in the database: opening without migrating never
+    // creates one in the wrong directory.
+    let store = open_store(&global.database_url, &global.database, false).await?;
     let reader = std::fs::File::open(file)
         .map_err(|error| anyhow::anyhow!("reading {}: {error}", file.display()))?;
     eprintln!("validating {}", file.display());

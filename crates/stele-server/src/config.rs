@@ -27,8 +27,9 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Parses the command line, refusing `serve` flags given before another subcommand
-    /// (`stele --listen ADDR verify`), which would otherwise be silently ignored.
+    /// Parses the command line, refusing `serve` flags given before a subcommand
+    /// (`stele --listen ADDR verify`, or `stele --listen ADDR serve`, where `serve`'s own
+    /// defaults would win), which would otherwise be silently ignored.
     pub fn try_parse_args<I, T>(args: I) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,
@@ -37,20 +38,20 @@ impl Cli {
         use clap::{CommandFactory, FromArgMatches};
         let mut command = Self::command();
         let matches = command.try_get_matches_from_mut(args)?;
-        if let Some((name, _)) = matches.subcommand().filter(|(name, _)| *name != "serve") {
+        if let Some((name, _)) = matches.subcommand() {
             let serve = ServeConfig::command();
             let serve_flag = serve.get_arguments().find(|arg| {
                 matches.value_source(arg.get_id().as_str())
                     == Some(clap::parser::ValueSource::CommandLine)
             });
             if let Some(arg) = serve_flag {
-                return Err(command.error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    format!(
-                        "--{} is a `serve` flag; `{name}` does not take it",
-                        arg.get_long().unwrap_or_else(|| arg.get_id().as_str())
-                    ),
-                ));
+                let flag = arg.get_long().unwrap_or_else(|| arg.get_id().as_str());
+                let message = if name == "serve" {
+                    format!("--{flag} is given before `serve`; put it after `serve`, or leave `serve` out")
+                } else {
+                    format!("--{flag} is a `serve` flag; `{name}` does not take it")
+                };
+                return Err(command.error(clap::error::ErrorKind::ArgumentConflict, message));
             }
         }
         Self::from_arg_matches(&matches).map_err(|error| error.format(&mut command))
@@ -393,6 +394,14 @@ mod tests {
             "{error}"
         );
         assert!(Cli::try_parse_args(["stele", "--listen", "127.0.0.1:9000"]).is_ok());
+        // Before `serve` too: serve's own default would otherwise win.
+        let error = Cli::try_parse_args(["stele", "--listen", "127.0.0.1:9000", "serve"])
+            .expect_err("a serve flag before serve");
+        assert!(
+            error.to_string().contains("put it after `serve`"),
+            "{error}"
+        );
+        assert!(Cli::try_parse_args(["stele", "serve", "--listen", "127.0.0.1:9000"]).is_ok());
     }
 
     #[test]

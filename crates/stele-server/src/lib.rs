@@ -29,7 +29,7 @@ pub enum OpenStoreError {
     /// The database URL or its options do not name a usable database.
     #[error("database error: {0}")]
     Location(String),
-    /// Only `serve` and `migrate` create a database; other commands name what they looked
+    /// Only `serve`, `migrate` and `import` create a database; other commands name what they looked
     /// for instead of leaving an empty one behind.
     #[error(
         "no Stele database at {path} (from --database-url {url}{relative}); run this command \

@@ -168,7 +168,8 @@ fn render_created_schema(
 #[utoipa::path(get, path = "/audit_logs/actions/{action}/schemas", tag = "audit logs",
     params(("limit" = Option<u32>, Query), ("before" = Option<String>, Query), ("after" = Option<String>, Query),
            ("order" = Option<String>, Query)),
-    responses((status = 200, body = List<SchemaResponse>), (status = 404, description = "Unknown action")))]
+    responses((status = 200, body = List<SchemaResponse>), (status = 404, description = "Unknown action"),
+              (status = 422, description = "Invalid list parameters (limit, order, cursors)")))]
 pub async fn list_schemas(
     State(state): State<AppState>,
     _caller: ApiCaller,
@@ -186,7 +187,8 @@ pub async fn list_schemas(
 #[utoipa::path(get, path = "/audit_logs/actions", tag = "audit logs",
     params(("limit" = Option<u32>, Query), ("before" = Option<String>, Query), ("after" = Option<String>, Query),
            ("order" = Option<String>, Query)),
-    responses((status = 200, body = List<ActionResponse>)))]
+    responses((status = 200, body = List<ActionResponse>),
+              (status = 422, description = "Invalid list parameters (limit, order, cursors)")))]
 pub async fn list_actions(
     State(state): State<AppState>,
     _caller: ApiCaller,

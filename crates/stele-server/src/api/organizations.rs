@@ -138,7 +138,8 @@ pub async fn create_organization(
            ("domains" = Option<String>, Query, description = "Comma-separated domains; only organizations owning one of them"),
            ("limit" = Option<u32>, Query), ("before" = Option<String>, Query), ("after" = Option<String>, Query),
            ("order" = Option<String>, Query, description = "asc, desc (default) or normal")),
-    responses((status = 200, body = List<OrganizationResponse>)))]
+    responses((status = 200, body = List<OrganizationResponse>),
+              (status = 422, description = "Invalid list parameters (limit, order, cursors)")))]
 pub async fn list_organizations(
     State(state): State<AppState>,
     _caller: ApiCaller,

@@ -82,6 +82,21 @@ impl OrganizationStore for PostgresStore {
                 return Ok(Idempotent::AlreadyDone(existing));
             }
         }
+        // An organization deleted earlier may have left signed checkpoints or tree hashes
+        // under this id: it is never given to a new organization, whose log would otherwise
+        // start under another tenant's signed history.
+        let history: bool = transaction
+            .query_one(
+                "SELECT EXISTS(SELECT 1 FROM checkpoints WHERE organization_id = $1)
+                     OR EXISTS(SELECT 1 FROM merkle_nodes WHERE organization_id = $1)",
+                &[&organization.id],
+            )
+            .await
+            .map_err(database_error)?
+            .get(0);
+        if history {
+            return Err(StoreError::OrganizationIdTaken);
+        }
         let statement = transaction
             .prepare_cached(
                 "INSERT INTO organizations (id, name, external_id, metadata, domains, created_at, updated_at)

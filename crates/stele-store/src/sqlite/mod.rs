@@ -122,6 +122,7 @@ impl SqliteStore {
 
     /// Applies pending migrations and returns how many ran (for `stele migrate`).
     pub fn migrate(path: &Path) -> StoreResult<usize> {
+        files::prepare_private_files(path)?;
         let mut connection = Connection::open(path)
             .map_err(|error| StoreError::sqlite("opening the database", error))?;
         migrations::migrate(&mut connection)

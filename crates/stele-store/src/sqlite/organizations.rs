@@ -55,6 +55,19 @@ pub(super) fn organization_exists(connection: &Connection, id: &str) -> StoreRes
         .map_err(database_error)
 }
 
+/// Whether an organization deleted earlier left signed checkpoints or tree hashes under
+/// `id`: such an id is never given to a new organization, whose log would otherwise
+/// start under another tenant's signed history.
+fn id_has_signed_history(connection: &Connection, id: &str) -> StoreResult<bool> {
+    connection
+        .prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM checkpoints WHERE organization_id = ?1)
+                 OR EXISTS(SELECT 1 FROM merkle_nodes WHERE organization_id = ?1)",
+        )
+        .and_then(|mut statement| statement.query_row([id], |row| row.get(0)))
+        .map_err(database_error)
+}
+
 /// Maps a unique violation on `organizations.external_id` to the organization holding it;
 /// if the lookup fails, or the holder is gone by then, that error (or the violation) is
 /// reported instead of a guess.
@@ -93,7 +106,9 @@ impl OrganizationStore for SqliteStore {
                         return Ok(Idempotent::AlreadyDone(existing));
                     }
                 }
-                if organization_exists(connection, &organization.id)? {
+                if organization_exists(connection, &organization.id)?
+                    || id_has_signed_history(connection, &organization.id)?
+                {
                     return Err(StoreError::OrganizationIdTaken);
                 }
                 let inserted = connection.execute(

@@ -11,6 +11,7 @@ contract_tests!(
     an_organization_is_read_back_by_id_and_by_external_id,
     external_ids_are_unique,
     creating_an_existing_id_is_refused_and_changes_nothing,
+    a_deleted_organizations_id_with_signed_history_is_never_reused,
     lists_filter_by_name_case_insensitively_and_by_domain,
     lists_page_by_id_in_both_directions,
     update_replaces_the_organization_and_refuses_unknown_ids_and_taken_external_ids,
@@ -391,4 +392,38 @@ async fn creating_an_existing_id_is_refused_and_changes_nothing(backend: Backend
         None,
         "a refused create keeps no idempotency record"
     );
+}
+
+/// Once retention purged an organization's events it can be deleted, but its signed
+/// checkpoints and tree hashes stay: a new organization under that id would start its
+/// log under another tenant's signed history, so the id is refused.
+async fn a_deleted_organizations_id_with_signed_history_is_never_reused(backend: Backend) {
+    create_organization(&*backend, "org_gone").await;
+    append(&*backend, "org_gone", "user.signed_in").await;
+    backend
+        .save_checkpoint(checkpoint("org_gone", 1, now()))
+        .await
+        .expect("checkpoint");
+    let outcome = backend
+        .purge_events("org_gone", now() + 60_000, 10)
+        .await
+        .expect("purge");
+    assert_eq!(outcome.purged, 1);
+    backend
+        .delete_organization("org_gone")
+        .await
+        .expect("an organization without events can be deleted");
+    match backend
+        .create_organization(organization("org_gone", "Newcomer"), None)
+        .await
+    {
+        Err(StoreError::OrganizationIdTaken) => {}
+        other => panic!("expected OrganizationIdTaken, got {other:?}"),
+    }
+    assert_eq!(
+        backend.get_organization("org_gone").await.expect("get"),
+        None
+    );
+    // An id that never had a log is free as before.
+    create_organization(&*backend, "org_fresh").await;
 }
