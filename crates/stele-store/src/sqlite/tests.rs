@@ -13,9 +13,8 @@ fn tamper(dir: &tempfile::TempDir, sql: &str) {
     connection.execute_batch(sql).expect(sql);
 }
 
-/// A store with organization `org_1` holding one event (sequence 1) with a target.
-async fn store_with_one_event() -> (tempfile::TempDir, SqliteStore) {
-    let (dir, store) = open();
+/// Stores organization `org_1` ("Acme").
+async fn create_acme(store: &SqliteStore) {
     store
         .create_organization(
             Organization {
@@ -32,6 +31,12 @@ async fn store_with_one_event() -> (tempfile::TempDir, SqliteStore) {
         )
         .await
         .expect("organization");
+}
+
+/// A store with organization `org_1` holding one event (sequence 1) with a target.
+async fn store_with_one_event() -> (tempfile::TempDir, SqliteStore) {
+    let (dir, store) = open();
+    create_acme(&store).await;
     let request = parse_create_event(&json!({
         "organization_id": "org_1",
         "event": {
@@ -124,20 +129,7 @@ async fn sessions_expire_and_expired_ones_are_swept_on_the_next_sign_in() {
 #[tokio::test]
 async fn recent_events_of_an_action_are_newest_first_and_limited() {
     let (_dir, store) = open();
-    let organization = Organization {
-        id: "org_1".into(),
-        name: "Acme".into(),
-        external_id: None,
-        metadata: Map::new(),
-        domains: Vec::new(),
-        retention_period_in_days: None,
-        created_at: 0,
-        updated_at: 0,
-    };
-    store
-        .create_organization(organization, None)
-        .await
-        .expect("organization");
+    create_acme(&store).await;
     for (index, action) in ["a", "b", "a", "a"].iter().enumerate() {
         let request = parse_create_event(&json!({
             "organization_id": "org_1",
@@ -229,22 +221,7 @@ async fn a_new_data_directory_and_database_are_private_to_the_server_user() {
     let data = dir.path().join("stele-data");
     let database = data.join("stele.db");
     let store = SqliteStore::open(&database, true).expect("open");
-    store
-        .create_organization(
-            Organization {
-                id: "org_1".into(),
-                name: "Acme".into(),
-                external_id: None,
-                metadata: Map::new(),
-                domains: Vec::new(),
-                retention_period_in_days: None,
-                created_at: 0,
-                updated_at: 0,
-            },
-            None,
-        )
-        .await
-        .expect("organization");
+    create_acme(&store).await;
     assert_eq!(super::files::mode_of(&data), 0o700);
     assert_eq!(super::files::mode_of(&database), 0o600);
     // SQLite gives the write-ahead log the database file's mode.
