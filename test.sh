@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Runs every Stele test suite: formatting, lints, Rust unit and integration tests, then the
 # official WorkOS SDKs (Python, Node, Rust) and the dashboard in a real Chromium (e2e/),
-# each against a fresh `stele serve`. Every suite runs twice: on SQLite, then on
-# PostgreSQL (a fresh database per test or server, dropped afterwards), plus the
-# two-replica tests, which need PostgreSQL. Installs what the suites need on its own
-# (Python venv, npm packages, Debian's chromium package when run as root). Usage: ./test.sh
+# each against a fresh `stele serve`, every command shown in README.md and docs/
+# (doc-tests/), and the benchmark harness's smoke run. The Rust integration tests and the
+# SDK and browser suites run twice: on SQLite, then on PostgreSQL (a fresh database per
+# test or server, dropped afterwards), plus the two-replica tests, which need PostgreSQL.
+# After the Rust tests, the SQLite suites, the PostgreSQL suites, the documentation
+# examples and the benchmark smoke run go side by side. Installs what the suites need on
+# its own (Python venv, npm packages, Debian's chromium and jq packages when run as root).
+# Usage: ./test.sh
 #
 # PostgreSQL: STELE_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 # must name a server where that user may create databases. When it is the local default
@@ -131,30 +135,79 @@ start_server() {
   die "stele did not become healthy on $STELE_BASE_URL"
 }
 
-failed=()
+# Installs what the suites below need before they run side by side, so that no two of
+# them install into one directory at once.
+step "install the SDK, browser and documentation suites' dependencies"
+sdk-tests/python/run.sh --install-only
+sdk-tests/node/run.sh --install-only
+e2e/run.sh --install-only
+if ! command -v jq >/dev/null 2>&1; then
+  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
+  else
+    die "'jq' is required by the documentation examples (sudo apt-get install jq)"
+  fi
+fi
+cargo test --locked -p stele-sdk-tests-rust --tests --no-run
+
 # Runs one suite script against its own fresh server: run_suite NAME SCRIPT BACKEND.
+# Prints the failed suite's name on failure.
 run_suite() {
+  local status=0
   start_server "$3"
   if ! "$2"; then
-    failed+=("$1 ($3)")
+    status=1
     echo "--- server log ($1, $3) ---" >&2
     tail -n 50 "$server_dir/server.log" >&2
   fi
   stop_server
+  return "$status"
 }
-for backend in sqlite postgres; do
+
+# Every SDK suite and the browser suite on one backend, one after another; each suite's
+# failure is recorded and the rest still run.
+backend_suites() {
+  trap stop_server EXIT
+  local backend=$1 failures=()
   for suite in python node rust; do
     step "SDK compatibility: $suite ($backend)"
-    run_suite "$suite" "sdk-tests/$suite/run.sh" "$backend"
+    run_suite "$suite" "sdk-tests/$suite/run.sh" "$backend" || failures+=("$suite ($backend)")
   done
   step "dashboard in Chromium (e2e, $backend)"
-  run_suite e2e e2e/run.sh "$backend"
+  run_suite e2e e2e/run.sh "$backend" || failures+=("e2e ($backend)")
+  if (( ${#failures[@]} )); then
+    echo "failed: ${failures[*]}" >&2
+    return 1
+  fi
+}
+
+# The suites below wait on servers, browsers and the network far more than on the CPU, so
+# the two backends' suites, the documentation examples and the benchmark smoke run go side
+# by side. Each one's output is kept and printed whole, one after another, when all end.
+logs=$(mktemp -d)
+names=(sqlite-suites postgres-suites documentation-examples bench-smoke)
+pids=()
+( backend_suites sqlite ) >"$logs/sqlite-suites.log" 2>&1 &
+pids+=($!)
+( backend_suites postgres ) >"$logs/postgres-suites.log" 2>&1 &
+pids+=($!)
+( step "every command in README.md and docs/"; python3 doc-tests/run.py ) >"$logs/documentation-examples.log" 2>&1 &
+pids+=($!)
+( step "benchmark harness smoke run (proves bench/run.sh works; asserts no speed)"; bench/run.sh --smoke ) \
+  >"$logs/bench-smoke.log" 2>&1 &
+pids+=($!)
+failed=()
+for index in "${!pids[@]}"; do
+  wait "${pids[$index]}" || failed+=("${names[$index]}")
 done
+for name in "${names[@]}"; do
+  printf '\n\033[1m==> output of %s\033[0m\n' "$name"
+  cat "$logs/$name.log"
+done
+rm -rf "$logs"
 
 if (( ${#failed[@]} )); then
-  die "suites failed: ${failed[*]}"
+  die "failed: ${failed[*]}"
 fi
-
-step "benchmark harness smoke run (proves bench/run.sh works; asserts no speed)"
-bench/run.sh --smoke
 step "all suites passed"

@@ -6,6 +6,29 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
+# What the suite needs installed; `./run.sh --install-only` installs it and exits.
+install() {
+  # playwright-core brings no browser of its own: it drives the system's Chromium.
+  export STELE_CHROMIUM="${STELE_CHROMIUM:-/usr/bin/chromium}"
+  if [[ ! -x "$STELE_CHROMIUM" ]]; then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+      echo "e2e: installing Debian's chromium package"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq chromium >/dev/null
+    else
+      echo "e2e: $STELE_CHROMIUM is missing; install it with: sudo apt-get install chromium" >&2
+      exit 2
+    fi
+  fi
+
+  if [[ ! -d node_modules || package-lock.json -nt node_modules ]]; then
+    npm ci --no-audit --no-fund
+    touch node_modules
+  fi
+}
+if [[ "${1:-}" == "--install-only" ]]; then install; exit 0; fi
+
 missing=()
 for var in STELE_BASE_URL STELE_API_KEY STELE_ADMIN_PASSWORD; do
   if [[ -z "${!var:-}" ]]; then missing+=("$var"); fi
@@ -20,24 +43,6 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   exit 2
 fi
 
-# playwright-core brings no browser of its own: it drives the system's Chromium.
-export STELE_CHROMIUM="${STELE_CHROMIUM:-/usr/bin/chromium}"
-if [[ ! -x "$STELE_CHROMIUM" ]]; then
-  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "e2e: installing Debian's chromium package"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq chromium >/dev/null
-  else
-    echo "e2e: $STELE_CHROMIUM is missing; install it with: sudo apt-get install chromium" >&2
-    exit 2
-  fi
-fi
-
-if [[ ! -d node_modules || package-lock.json -nt node_modules ]]; then
-  npm ci --no-audit --no-fund
-  touch node_modules
-fi
-
+install
 mkdir -p screenshots
 exec node --test --test-concurrency=1 ./*.test.mjs

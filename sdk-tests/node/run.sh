@@ -6,6 +6,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
+# What the suite needs installed; `./run.sh --install-only` installs it and exits.
+install() {
+  if [[ ! -d node_modules || package-lock.json -nt node_modules ]]; then
+    npm ci --no-audit --no-fund
+    touch node_modules
+  fi
+}
+if [[ "${1:-}" == "--install-only" ]]; then install; exit 0; fi
+
 missing=()
 for var in STELE_HOST STELE_PORT STELE_API_KEY; do
   if [[ -z "${!var:-}" ]]; then missing+=("$var"); fi
@@ -20,9 +29,5 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   exit 2
 fi
 
-if [[ ! -d node_modules || package-lock.json -nt node_modules ]]; then
-  npm ci --no-audit --no-fund
-  touch node_modules
-fi
-
+install
 exec node --test ./*.test.mjs

@@ -10,6 +10,20 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
+# The virtualenv with the SDK; `./run.sh --install-only` prepares it and exits.
+install() {
+  stamp=.venv/.requirements.stamp
+  if [[ ! -x .venv/bin/python ]]; then
+    python3 -m venv .venv
+    rm -f "$stamp"
+  fi
+  if [[ ! -f "$stamp" || requirements.txt -nt "$stamp" ]]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+    touch "$stamp"
+  fi
+}
+if [[ "${1:-}" == "--install-only" ]]; then install; exit 0; fi
+
 missing=()
 [[ -n "${STELE_BASE_URL:-}" ]] || missing+=(STELE_BASE_URL)
 [[ -n "${STELE_API_KEY:-}" ]] || missing+=(STELE_API_KEY)
@@ -20,14 +34,5 @@ if (( ${#missing[@]} )); then
   exit 2
 fi
 
-stamp=.venv/.requirements.stamp
-if [[ ! -x .venv/bin/python ]]; then
-  python3 -m venv .venv
-  rm -f "$stamp"
-fi
-if [[ ! -f "$stamp" || requirements.txt -nt "$stamp" ]]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
-  touch "$stamp"
-fi
-
+install
 exec .venv/bin/python -m pytest -q "$@"
