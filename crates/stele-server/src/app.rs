@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
 use crate::config::ServeConfig;
+use crate::services::activity::ActivityLog;
 use crate::services::api_keys::ApiKeyService;
 use crate::services::bootstrap::BootstrapService;
 use crate::services::events::EventService;
@@ -51,6 +52,7 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
     let api_keys = ApiKeyService::new(Arc::clone(&store));
     let users = UserService::new(Arc::clone(&store));
     Ok(AppState::new(Services {
+        activity: ActivityLog::new(Arc::clone(&store)),
         bootstrap: BootstrapService::new(Arc::clone(&store), api_keys.clone()),
         events: EventService::new(Arc::clone(&store))
             .auto_creating_organizations(config.auto_create_organizations),

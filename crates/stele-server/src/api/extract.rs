@@ -12,6 +12,8 @@ use stele_core::pagination::{Cursor, Page, PageRequest, SortOrder, DEFAULT_LIMIT
 use stele_core::FieldError;
 
 use crate::api::error::ApiError;
+use crate::origin::request_origin;
+use crate::services::activity::ActivityContext;
 use crate::api::wire::{List, ListMetadata};
 use crate::state::AppState;
 
@@ -280,3 +282,20 @@ impl ListQuery {
             .map(|(_, value)| value.as_str())
     }
 }
+
+/// Who is calling and from where, for the activity log: the API key (authenticated by the
+/// access layer), the request id, the peer address and the user agent.
+pub struct Activity(pub ActivityContext);
+
+impl FromRequestParts<AppState> for Activity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = authenticate(parts, state).await?;
+        let (request_id, address, user_agent) = request_origin(parts);
+        Ok(Activity(
+            ActivityContext::api_key(&caller.0).with_request(request_id, address, user_agent),
+        ))
+    }
+}
+

@@ -2,6 +2,8 @@
 //! idempotency layer and the OpenAPI document generated from the handlers (every route is
 //! registered through `routes!`, so the document cannot drift from them).
 
+pub mod access;
+pub mod activity;
 pub mod actions;
 pub mod error;
 pub mod events;
@@ -51,6 +53,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(exports::routes())
         .merge(retention::routes())
         .merge(transparency::routes())
+        .merge(activity::routes())
         .merge(health::routes())
         .split_for_parts()
 }
@@ -64,9 +67,15 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 pub fn router(state: &AppState) -> Router<AppState> {
     let (api, document) = api_routes();
     let document = Json(document);
+    // Route layers run outermost last: access (key, scope, organization) before
+    // idempotency, so a key outside its grants never gets a replay either.
     api.route_layer(middleware::from_fn_with_state(
         state.clone(),
         idempotency::idempotency_layer,
+    ))
+    .route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        access::access_layer,
     ))
     .route(
         "/openapi.json",

@@ -9,6 +9,7 @@ use crate::shared::chain::{chain_anchors, ChainWalk};
 use crate::shared::encoding::hash_from;
 use crate::shared::search::{has_selective_id, plan_search, Binder, SearchPlan};
 use async_trait::async_trait;
+use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use rusqlite::params;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
@@ -359,7 +360,7 @@ impl EventStore for SqliteStore {
                 let mut statement = connection
                     .prepare_cached(&format!(
                         "SELECT {STORED_EVENT_COLUMNS} FROM events e
-                             WHERE e.action = ?1 ORDER BY e.received_at DESC, e.id DESC LIMIT ?2"
+                             WHERE e.action = ?1 AND e.organization_id <> '{ACTIVITY_LOG_ORGANIZATION_ID}' ORDER BY e.received_at DESC, e.id DESC LIMIT ?2"
                     ))
                     .map_err(database_error)?;
                 let events = statement
