@@ -14,7 +14,7 @@ use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use stele_core::access::{KeyGrants, Scope};
+use stele_core::access::{KeyGrants, Scope, ACTIVITY_LOG_ORGANIZATION_ID};
 
 use crate::api::error::ApiError;
 use crate::api::extract::{authenticate, ApiCaller};
@@ -40,6 +40,8 @@ pub enum OrganizationPin {
     List,
     /// Only keys not restricted to organizations (creating an organization).
     Unrestricted,
+    /// Stele's own activity log (the reserved organization).
+    ActivityLog,
 }
 
 /// The access rule of one route.
@@ -110,7 +112,7 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     rule("GET", "/organizations/{id}/audit_logs/consistency_proof", &[EventsRead], Path),
     rule("GET", "/organizations/{id}/audit_logs/events/{event_id}/proof_bundle", &[EventsRead], Path),
     // Stele's own activity log.
-    rule("GET", "/audit_logs/activity", ADMIN_ONLY, Global),
+    rule("GET", "/audit_logs/activity", ADMIN_ONLY, ActivityLog),
 ];
 
 /// The rule for a route, by method and matched path template.
@@ -205,6 +207,12 @@ pub async fn access_layer(State(state): State<AppState>, request: Request, next:
     }
     let body = match rule.organization {
         Global | Resource | List => body,
+        ActivityLog => {
+            if let Err(error) = require_organization(grants, ACTIVITY_LOG_ORGANIZATION_ID) {
+                return error.into_response();
+            }
+            body
+        }
         Unrestricted => {
             if grants.is_restricted() {
                 return forbidden(format!(

@@ -153,10 +153,9 @@ pub async fn create_schema(
             .record(
                 &activity,
                 actions::SCHEMA_VERSION_CREATED,
-                vec![ActivityTarget::named(
-                    "schema_version",
-                    &format!("{}@{}", version.action, version.version),
+                vec![ActivityTarget::schema_version(
                     &version.action,
+                    version.version,
                 )],
             )
             .await?;

@@ -16,6 +16,7 @@ use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, Layout, PageError,
 };
 use crate::services::ServiceError;
+use crate::services::activity::{actions, ActivityTarget};
 use crate::state::AppState;
 
 pub struct ActionRow {
@@ -154,7 +155,17 @@ pub async fn create(
             .create_version(&name, &Value::Object(body), &user.author())
             .await
         {
-            Ok((version, _)) => {
+            Ok((version, created)) => {
+                if created {
+                    state
+                        .activity
+                        .record(
+                            &user.activity,
+                            actions::SCHEMA_VERSION_CREATED,
+                            vec![ActivityTarget::schema_version(&name, version.version)],
+                        )
+                        .await?;
+                }
                 return Ok(Redirect::to(&format!(
                     "/dashboard/actions/{}/versions/{}?created=1",
                     path_segment(&name),

@@ -20,6 +20,7 @@ use crate::dashboard::page::{
 };
 use crate::services::schemas::{self, SchemaCheck};
 use crate::services::ServiceError;
+use crate::services::activity::{actions, ActivityTarget};
 use crate::state::AppState;
 
 /// A JSON editor field: its form name, the text as typed, and what is wrong with it.
@@ -574,6 +575,16 @@ pub async fn submit(
                 .schemas
                 .create_version(&action, &body, &user.author())
                 .await?;
+            if created {
+                state
+                    .activity
+                    .record(
+                        &user.activity,
+                        actions::SCHEMA_VERSION_CREATED,
+                        vec![ActivityTarget::schema_version(&action, version.version)],
+                    )
+                    .await?;
+            }
             let outcome = if created { "created" } else { "unchanged" };
             return Ok(Redirect::to(&format!(
                 "/dashboard/actions/{}/versions/{}?{outcome}=1",

@@ -170,6 +170,11 @@ impl ActivityTarget {
         Self::new("organization", id)
     }
 
+    /// A schema version, as `action@version`.
+    pub fn schema_version(action: &str, version: i64) -> Self {
+        Self::named("schema_version", &format!("{action}@{version}"), action)
+    }
+
     pub fn api_key(key: &ApiKey) -> Self {
         Self::named("api_key", key.id.as_ref(), &key.name)
     }

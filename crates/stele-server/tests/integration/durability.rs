@@ -23,7 +23,7 @@ fn spawn_server(database_url: &str, key_file: &std::path::Path, port: u16) -> Ch
         .env("STELE_DATABASE_URL", database_url)
         .env("STELE_SIGNING_KEY_FILE", key_file)
         .env("STELE_API_KEY", API_KEY)
-        .env("STELE_ADMIN_PASSWORD", "pw")
+        .env("STELE_ADMIN_PASSWORD", "durability-admin-password")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
