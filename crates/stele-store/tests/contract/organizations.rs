@@ -112,10 +112,11 @@ async fn lists_filter_by_name_case_insensitively_and_by_domain(backend: Backend)
             .await
             .expect("create");
     }
-    let list = |name_contains: Option<&str>, domains: &[&str]| {
+    let list_within = |name_contains: Option<&str>, domains: &[&str], only: &[&str]| {
         let filter = OrganizationFilter {
             name_contains: name_contains.map(Into::into),
             domains: domains.iter().map(|d| (*d).into()).collect(),
+            ids: only.iter().map(|id| (*id).into()).collect(),
         };
         let store = std::sync::Arc::clone(&backend.store);
         async move {
@@ -126,7 +127,11 @@ async fn lists_filter_by_name_case_insensitively_and_by_domain(backend: Backend)
             ids(&page.data)
         }
     };
+    let list = |name_contains: Option<&str>, domains: &[&str]| list_within(name_contains, domains, &[]);
     assert_eq!(list(None, &[]).await.len(), 5);
+    // An organization-restricted key's list: only its organizations, other filters still apply.
+    assert_eq!(list_within(None, &[], &["org_3", "org_1"]).await, ["org_1", "org_3"]);
+    assert_eq!(list_within(Some("acme"), &[], &["org_2", "org_3"]).await, ["org_2"]);
     assert_eq!(list(Some("acme"), &[]).await, ["org_1", "org_2"]);
     assert_eq!(list(Some("CORP"), &[]).await, ["org_1"]);
     // LIKE wildcards in the filter are plain characters.

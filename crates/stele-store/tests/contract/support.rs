@@ -390,6 +390,7 @@ pub fn api_key(id: &str, name: &str, secret: u8, at: UnixMillis) -> NewApiKey {
         name: name.into(),
         secret_hash: [secret; 32],
         created_at: at,
+        grants: stele_core::access::KeyGrants::admin(),
     }
 }
 
