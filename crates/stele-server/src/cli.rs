@@ -1,8 +1,8 @@
 //! What each `stele` subcommand does. `main.rs` only parses arguments and calls in here.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use stele_core::access::{grants_from_names, KeyGrants};
 use stele_core::note::NoteVerifier;
@@ -423,12 +423,9 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
             scopes,
             organizations,
         } => {
-            let grants =
-                grants_from_names(&scopes, &organizations).map_err(|message| anyhow::anyhow!(message))?;
-            let (key, secret) = keys
-                .create(&name, None, grants)
-                .await
-                .map_err(user_error)?;
+            let grants = grants_from_names(&scopes, &organizations)
+                .map_err(|message| anyhow::anyhow!(message))?;
+            let (key, secret) = keys.create(&name, None, grants).await.map_err(user_error)?;
             activity
                 .record(
                     &ActivityContext::command_line(),
@@ -490,7 +487,11 @@ async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()>
                 .record(
                     &ActivityContext::command_line(),
                     actions::USER_CREATED,
-                    vec![ActivityTarget::named("user", user.id.as_ref(), &user.username)],
+                    vec![ActivityTarget::named(
+                        "user",
+                        user.id.as_ref(),
+                        &user.username,
+                    )],
                 )
                 .await?;
             match generated {
@@ -542,7 +543,10 @@ fn new_password() -> anyhow::Result<String> {
 fn describe_grants(grants: &KeyGrants) -> String {
     let scopes = format!("scopes: {}", grants.scope_names().join(","));
     if grants.is_restricted() {
-        format!("{scopes}; organizations: {}", grants.organizations.join(","))
+        format!(
+            "{scopes}; organizations: {}",
+            grants.organizations.join(",")
+        )
     } else {
         format!("{scopes}; organizations: all")
     }

@@ -82,19 +82,59 @@ const ADMIN_ONLY: &[Scope] = &[Admin];
 pub const ROUTE_ACCESS: &[RouteAccess] = &[
     rule("GET", "/healthz", PUBLIC, Global),
     // Organizations.
-    rule("POST", "/organizations", &[OrganizationsWrite], Unrestricted),
+    rule(
+        "POST",
+        "/organizations",
+        &[OrganizationsWrite],
+        Unrestricted,
+    ),
     rule("GET", "/organizations", READ_ORGANIZATIONS, List),
     rule("GET", "/organizations/{id}", READ_ORGANIZATIONS, Path),
-    rule("GET", "/organizations/external_id/{external_id}", READ_ORGANIZATIONS, Resource),
+    rule(
+        "GET",
+        "/organizations/external_id/{external_id}",
+        READ_ORGANIZATIONS,
+        Resource,
+    ),
     rule("PUT", "/organizations/{id}", &[OrganizationsWrite], Path),
     rule("DELETE", "/organizations/{id}", &[OrganizationsWrite], Path),
-    rule("GET", "/organizations/{id}/audit_logs_retention", READ_ORGANIZATIONS, Path),
-    rule("PUT", "/organizations/{id}/audit_logs_retention", &[OrganizationsWrite], Path),
-    rule("GET", "/organizations/{id}/audit_log_configuration", READ_ORGANIZATIONS, Path),
+    rule(
+        "GET",
+        "/organizations/{id}/audit_logs_retention",
+        READ_ORGANIZATIONS,
+        Path,
+    ),
+    rule(
+        "PUT",
+        "/organizations/{id}/audit_logs_retention",
+        &[OrganizationsWrite],
+        Path,
+    ),
+    rule(
+        "GET",
+        "/organizations/{id}/audit_log_configuration",
+        READ_ORGANIZATIONS,
+        Path,
+    ),
     // Actions and schema versions.
-    rule("POST", "/audit_logs/actions/{action}/schemas", &[SchemasWrite], Global),
-    rule("POST", "/audit_logs/actions/{action}/schemas/check", &[SchemasWrite], Global),
-    rule("GET", "/audit_logs/actions/{action}/schemas", READ_SCHEMAS, Global),
+    rule(
+        "POST",
+        "/audit_logs/actions/{action}/schemas",
+        &[SchemasWrite],
+        Global,
+    ),
+    rule(
+        "POST",
+        "/audit_logs/actions/{action}/schemas/check",
+        &[SchemasWrite],
+        Global,
+    ),
+    rule(
+        "GET",
+        "/audit_logs/actions/{action}/schemas",
+        READ_SCHEMAS,
+        Global,
+    ),
     rule("GET", "/audit_logs/actions", READ_SCHEMAS, Global),
     // Events.
     rule("POST", "/audit_logs/events", &[EventsWrite], Body),
@@ -106,11 +146,36 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     rule("GET", "/audit_logs/exports/{id}/download", PUBLIC, Global),
     // Checkpoints and proofs.
     rule("GET", "/audit_logs/signing_keys", ANY_KEY, Global),
-    rule("GET", "/organizations/{id}/audit_logs/checkpoint", &[EventsRead], Path),
-    rule("POST", "/organizations/{id}/audit_logs/checkpoints", &[EventsRead], Path),
-    rule("GET", "/organizations/{id}/audit_logs/events/{event_id}/inclusion_proof", &[EventsRead], Path),
-    rule("GET", "/organizations/{id}/audit_logs/consistency_proof", &[EventsRead], Path),
-    rule("GET", "/organizations/{id}/audit_logs/events/{event_id}/proof_bundle", &[EventsRead], Path),
+    rule(
+        "GET",
+        "/organizations/{id}/audit_logs/checkpoint",
+        &[EventsRead],
+        Path,
+    ),
+    rule(
+        "POST",
+        "/organizations/{id}/audit_logs/checkpoints",
+        &[EventsRead],
+        Path,
+    ),
+    rule(
+        "GET",
+        "/organizations/{id}/audit_logs/events/{event_id}/inclusion_proof",
+        &[EventsRead],
+        Path,
+    ),
+    rule(
+        "GET",
+        "/organizations/{id}/audit_logs/consistency_proof",
+        &[EventsRead],
+        Path,
+    ),
+    rule(
+        "GET",
+        "/organizations/{id}/audit_logs/events/{event_id}/proof_bundle",
+        &[EventsRead],
+        Path,
+    ),
     // Stele's own activity log.
     rule("GET", "/audit_logs/activity", ADMIN_ONLY, ActivityLog),
 ];
@@ -267,6 +332,59 @@ pub async fn access_layer(State(state): State<AppState>, request: Request, next:
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// Documents what the access layer answers on every keyed route of `document` (401 for a
+/// missing or unknown key, 403 `forbidden` naming the scopes from [`ROUTE_ACCESS`]), so
+/// `/openapi.json` states each route's scopes without repeating them in every handler.
+pub fn document_access(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, Response as DocResponse};
+    for (path, item) in document.paths.paths.iter_mut() {
+        let operations = [
+            ("GET", item.get.as_mut()),
+            ("POST", item.post.as_mut()),
+            ("PUT", item.put.as_mut()),
+            ("DELETE", item.delete.as_mut()),
+            ("PATCH", item.patch.as_mut()),
+        ];
+        for (method, operation) in operations {
+            let (Some(operation), Some(rule)) = (operation, route_access(method, path)) else {
+                continue;
+            };
+            if rule.scopes.is_empty() {
+                continue;
+            }
+            let scopes = rule
+                .scopes
+                .iter()
+                .map(|scope| format!("`{scope}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let responses = &mut operation.responses.responses;
+            responses.entry("401".into()).or_insert_with(|| {
+                RefOr::T(DocResponse::new(
+                    "Missing or unknown API key (unauthorized)",
+                ))
+            });
+            let restriction = match rule.organization {
+                Path | Query | Body => " or names an organization the key is restricted from",
+                Unrestricted => " or is restricted to organizations",
+                ActivityLog => " or is restricted to organizations",
+                Global | Resource | List => "",
+            };
+            responses.entry("403".into()).or_insert_with(|| {
+                RefOr::T(DocResponse::new(format!(
+                    "The key lacks every accepted scope ({scopes}; `admin` always works){restriction} (forbidden)"
+                )))
+            });
+            let mut description = operation.description.take().unwrap_or_default();
+            if !description.is_empty() {
+                description.push_str("\n\n");
+            }
+            description.push_str(&format!("API key scopes: {scopes} or `admin`."));
+            operation.description = Some(description);
+        }
+    }
+}
+
 impl ApiCaller {
     pub fn grants(&self) -> &KeyGrants {
         &self.0.grants
@@ -323,16 +441,26 @@ mod tests {
             );
         }
         let missing: Vec<_> = routes.difference(&rules).collect();
-        assert!(missing.is_empty(), "routes without an access rule in api/access.rs: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "routes without an access rule in api/access.rs: {missing:?}"
+        );
         let stale: Vec<_> = rules.difference(&routes).collect();
-        assert!(stale.is_empty(), "access rules for routes that do not exist: {stale:?}");
+        assert!(
+            stale.is_empty(),
+            "access rules for routes that do not exist: {stale:?}"
+        );
     }
 
     #[test]
     fn path_rules_are_on_organization_paths() {
         for rule in ROUTE_ACCESS {
             if rule.organization == Path {
-                assert!(rule.path.starts_with("/organizations/{id}"), "{}", rule.path);
+                assert!(
+                    rule.path.starts_with("/organizations/{id}"),
+                    "{}",
+                    rule.path
+                );
             }
         }
     }

@@ -203,7 +203,9 @@ pub async fn search_events(
         .record_with(
             &activity,
             actions::EVENTS_SEARCHED,
-            vec![ActivityTarget::organization(filter.organization_id.as_ref())],
+            vec![ActivityTarget::organization(
+                filter.organization_id.as_ref(),
+            )],
             search_metadata(&filter, page.data.len()),
         )
         .await?;
@@ -241,7 +243,10 @@ pub fn search_metadata(filter: &EventQuery, returned: usize) -> serde_json::Map<
     })
     .to_string();
     let mut metadata = serde_json::Map::new();
-    metadata.insert("filters".into(), Value::String(filters.chars().take(500).collect()));
+    metadata.insert(
+        "filters".into(),
+        Value::String(filters.chars().take(500).collect()),
+    );
     metadata.insert("returned".into(), Value::from(returned as u64));
     metadata
 }

@@ -12,9 +12,9 @@ use stele_core::pagination::{Cursor, Page, PageRequest, SortOrder, DEFAULT_LIMIT
 use stele_core::FieldError;
 
 use crate::api::error::ApiError;
+use crate::api::wire::{List, ListMetadata};
 use crate::origin::request_origin;
 use crate::services::activity::ActivityContext;
-use crate::api::wire::{List, ListMetadata};
 use crate::state::AppState;
 
 /// A request body parsed as JSON. Malformed JSON is a 422 and an oversized body a 413,
@@ -298,4 +298,3 @@ impl FromRequestParts<AppState> for Activity {
         ))
     }
 }
-

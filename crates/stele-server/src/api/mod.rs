@@ -3,8 +3,8 @@
 //! registered through `routes!`, so the document cannot drift from them).
 
 pub mod access;
-pub mod activity;
 pub mod actions;
+pub mod activity;
 pub mod error;
 pub mod events;
 pub mod exports;
@@ -46,7 +46,7 @@ impl Modify for BearerAuth {
 
 /// Every API route with the OpenAPI document describing them.
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(organizations::routes())
         .merge(actions::routes())
         .merge(events::routes())
@@ -55,7 +55,10 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(transparency::routes())
         .merge(activity::routes())
         .merge(health::routes())
-        .split_for_parts()
+        .split_for_parts();
+    let mut document = document;
+    access::document_access(&mut document);
+    (router, document)
 }
 
 /// The OpenAPI 3.1 document (also served at `/openapi.json`).

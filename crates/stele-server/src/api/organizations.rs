@@ -18,8 +18,8 @@ use crate::api::extract::{typed_body, Activity, ApiCaller, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::{json_bytes, List};
-use crate::services::organizations::{NewOrganizationInput, OrganizationUpdate};
 use crate::services::activity::{actions, ActivityTarget};
+use crate::services::organizations::{NewOrganizationInput, OrganizationUpdate};
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 

@@ -17,9 +17,9 @@ use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{Activity, ApiCaller};
-use crate::services::activity::{actions, ActivityTarget};
 use crate::error_code::ErrorCode;
 use crate::responses::proof_bundle_download;
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::transparency::encode_hashes;
 use crate::services::ServiceError;
 use crate::state::AppState;

@@ -15,8 +15,8 @@ use crate::dashboard::editor::{parse_json_field, JsonField};
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, Layout, PageError,
 };
-use crate::services::ServiceError;
 use crate::services::activity::{actions, ActivityTarget};
+use crate::services::ServiceError;
 use crate::state::AppState;
 
 pub struct ActionRow {
@@ -171,7 +171,7 @@ pub async fn create(
                     path_segment(&name),
                     version.version
                 ))
-                .into_response())
+                .into_response());
             }
             Err(ServiceError::InvalidRequest(problems)) => {
                 for problem in problems {

@@ -18,9 +18,9 @@ use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{
     display_time, path_segment, render, thousands, FormData, Layout, PageError,
 };
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::schemas::{self, SchemaCheck};
 use crate::services::ServiceError;
-use crate::services::activity::{actions, ActivityTarget};
 use crate::state::AppState;
 
 /// A JSON editor field: its form name, the text as typed, and what is wrong with it.

@@ -17,9 +17,9 @@ use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, Layout, PageError,
 };
 use crate::responses::proof_bundle_download;
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::exports;
 use crate::services::filters::repeated;
-use crate::services::activity::{actions, ActivityTarget};
 use crate::state::AppState;
 
 const PAGE_SIZE: u32 = 50;

@@ -15,9 +15,9 @@ use crate::dashboard::auth::{
     SESSION_COOKIE,
 };
 use crate::dashboard::page::{no_store, render_with_status, FormData, Layout, PageError};
-use crate::services::sessions::{self, LoginError};
 use crate::origin::RequestOrigin;
 use crate::services::activity::{actions, ActivityTarget, Actor};
+use crate::services::sessions::{self, LoginError};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -156,11 +156,11 @@ pub async fn submit(
                 )
                 .await?;
             login_page(
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            next,
-            username,
-            Some("Wrong username or password.".into()),
+                &headers,
+                StatusCode::UNAUTHORIZED,
+                next,
+                username,
+                Some("Wrong username or password.".into()),
             )
         }
         Err(LoginError::Throttled { retry_after_secs }) => {

@@ -13,10 +13,10 @@ use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, thousands, FormData, Layout, PageError,
 };
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::organizations::OrganizationInput;
 use crate::services::retention;
 use crate::services::ServiceError;
-use crate::services::activity::{actions, ActivityTarget};
 use crate::state::AppState;
 
 const PAGE_SIZE: u32 = 50;
@@ -151,7 +151,7 @@ pub async fn create(
                 "/dashboard/organizations?created={}",
                 path_segment(&organization.id)
             ))
-            .into_response())
+            .into_response());
         }
         Ok(stele_core::model::Idempotent::AlreadyDone(_)) => Vec::new(),
         Err(ServiceError::InvalidRequest(problems)) => problems

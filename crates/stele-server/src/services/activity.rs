@@ -247,7 +247,10 @@ impl ActivityLog {
         let request = parse_create_event(&body).map_err(|errors| {
             ServiceError::Internal(format!(
                 "activity event {action} is malformed: {:?}",
-                errors.iter().map(|error| &error.message).collect::<Vec<_>>()
+                errors
+                    .iter()
+                    .map(|error| &error.message)
+                    .collect::<Vec<_>>()
             ))
         })?;
         let id = EventId::generate();

@@ -201,12 +201,12 @@ impl SessionService {
     ) -> Result<(String, Session), LoginError> {
         let username_key = username.to_lowercase();
         let throttle_key = format!("{}\n{username_key}", source_address.unwrap_or("unknown"));
-        let attempt =
-            self.login_throttle
-                .admit(&throttle_key, &username_key)
-                .map_err(|wait| LoginError::Throttled {
-                    retry_after_secs: wait.as_secs().max(1),
-                })?;
+        let attempt = self
+            .login_throttle
+            .admit(&throttle_key, &username_key)
+            .map_err(|wait| LoginError::Throttled {
+                retry_after_secs: wait.as_secs().max(1),
+            })?;
         // Cheap refusals come first: the per-username throttle above, then the bound on
         // password checks running at once, before any lookup or hash.
         let permit = self
@@ -274,7 +274,9 @@ mod tests {
     #[test]
     fn only_one_attempt_per_username_is_checked_at_a_time() {
         let throttle = LoginThrottle::default();
-        let first = throttle.admit("a\nadmin", "admin").expect("first attempt admitted");
+        let first = throttle
+            .admit("a\nadmin", "admin")
+            .expect("first attempt admitted");
         assert!(
             throttle.admit("b\nadmin", "admin").is_err(),
             "a parallel attempt waits, from any source"

@@ -7,7 +7,9 @@ use stele_core::access::{grants_from_names, KeyGrants, Scope, ACTIVITY_LOG_ORGAN
 use stele_server::api::access::ROUTE_ACCESS;
 
 use crate::dashboard::Browser;
-use crate::support::{event, execute_sql, read, seed_v1, stele_binary, stele_verify, TestServer, API_KEY};
+use crate::support::{
+    event, execute_sql, read, seed_v1, stele_binary, stele_verify, TestServer, API_KEY,
+};
 
 /// A key with exactly `grants`; returns its secret.
 async fn key_with(server: &TestServer, name: &str, grants: KeyGrants) -> String {
@@ -67,7 +69,10 @@ async fn fixture(server: &TestServer) -> Fixture {
     let external_id = format!("ext-{}", server.base.rsplit(':').next().unwrap_or("0"));
     let (status, organization) = read(
         server
-            .post("/organizations", &json!({"name": "Scoped", "external_id": external_id}))
+            .post(
+                "/organizations",
+                &json!({"name": "Scoped", "external_id": external_id}),
+            )
             .send()
             .await
             .expect("request"),
@@ -111,7 +116,12 @@ fn export_body(organization_id: &str) -> Value {
 }
 
 /// A concrete path and body for a route template.
-fn request_for(method: &str, template: &str, fixture: &Fixture, organization_id: &str) -> (String, Option<Value>) {
+fn request_for(
+    method: &str,
+    template: &str,
+    fixture: &Fixture,
+    organization_id: &str,
+) -> (String, Option<Value>) {
     let mut path = template
         .replace("{action}", "user.signed_in")
         .replace("{event_id}", &fixture.event_id)
@@ -166,11 +176,20 @@ async fn every_route_answers_403_exactly_to_scopes_the_table_does_not_grant() {
             let (path, _) = request_for(rule.method, rule.path, &fixture, &fixture.organization_id);
             let response = server
                 .client
-                .request(Method::from_bytes(rule.method.as_bytes()).expect("method"), format!("{}{path}", server.base))
+                .request(
+                    Method::from_bytes(rule.method.as_bytes()).expect("method"),
+                    format!("{}{path}", server.base),
+                )
                 .send()
                 .await
                 .expect("request");
-            assert_ne!(response.status(), StatusCode::UNAUTHORIZED, "{} {}", rule.method, rule.path);
+            assert_ne!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{} {}",
+                rule.method,
+                rule.path
+            );
             continue;
         }
         for (scope, secret) in &secrets {
@@ -192,11 +211,19 @@ async fn every_route_answers_403_exactly_to_scopes_the_table_does_not_grant() {
                     rule.path
                 );
             } else {
-                assert_eq!(status, StatusCode::FORBIDDEN, "{scope} on {} {}: {answer}", rule.method, rule.path);
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{scope} on {} {}: {answer}",
+                    rule.method,
+                    rule.path
+                );
                 assert_eq!(answer["code"], "forbidden", "{answer}");
                 let message = answer["message"].as_str().unwrap_or_default();
                 assert!(
-                    rule.scopes.iter().any(|needed| message.contains(needed.as_str())),
+                    rule.scopes
+                        .iter()
+                        .any(|needed| message.contains(needed.as_str())),
                     "the 403 names a missing scope: {message}"
                 );
             }
@@ -212,7 +239,12 @@ async fn an_organization_restricted_key_cannot_reach_another_organization() {
     let own = fixture(&server).await;
     let other = server.create_organization("Another tenant").await;
     let (status, other_event) = server
-        .create_event(&event(&other, "user.signed_in", None, json!([{"id": "t", "type": "team"}])))
+        .create_event(&event(
+            &other,
+            "user.signed_in",
+            None,
+            json!([{"id": "t", "type": "team"}]),
+        ))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let other_event = other_event["id"].as_str().expect("id").to_owned();
@@ -228,57 +260,169 @@ async fn an_organization_restricted_key_cannot_reach_another_organization() {
     let restricted = key(&server, &["admin"], &[&own.organization_id]).await;
 
     // Lists are pinned to the key's organizations.
-    let (status, list) = call(&server, &restricted, Method::GET, "/organizations?limit=100", None).await;
+    let (status, list) = call(
+        &server,
+        &restricted,
+        Method::GET,
+        "/organizations?limit=100",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let ids: Vec<&str> = list["data"].as_array().expect("data").iter().filter_map(|o| o["id"].as_str()).collect();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|o| o["id"].as_str())
+        .collect();
     assert_eq!(ids, vec![own.organization_id.as_str()]);
 
     // Naming another organization: 403 naming it, whether or not it exists.
     let refusals = [
         (Method::GET, format!("/organizations/{other}"), None),
-        (Method::GET, format!("/audit_logs/events?organization_id={other}"), None),
-        (Method::POST, "/audit_logs/events".to_owned(), Some(event(&other, "user.signed_in", None, json!([])))),
-        (Method::POST, "/audit_logs/exports".to_owned(), Some(export_body(&other))),
-        (Method::PUT, format!("/organizations/{other}/audit_logs_retention"), Some(json!({"retention_period_in_days": 1}))),
-        (Method::GET, format!("/organizations/{other}/audit_logs/events/{other_event}/proof_bundle"), None),
-        (Method::GET, format!("/organizations/{other}/audit_logs/checkpoint"), None),
+        (
+            Method::GET,
+            format!("/audit_logs/events?organization_id={other}"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/audit_logs/events".to_owned(),
+            Some(event(&other, "user.signed_in", None, json!([]))),
+        ),
+        (
+            Method::POST,
+            "/audit_logs/exports".to_owned(),
+            Some(export_body(&other)),
+        ),
+        (
+            Method::PUT,
+            format!("/organizations/{other}/audit_logs_retention"),
+            Some(json!({"retention_period_in_days": 1})),
+        ),
+        (
+            Method::GET,
+            format!("/organizations/{other}/audit_logs/events/{other_event}/proof_bundle"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/organizations/{other}/audit_logs/checkpoint"),
+            None,
+        ),
         (Method::DELETE, format!("/organizations/{other}"), None),
-        (Method::GET, "/organizations/org_01HZZZZZZZZZZZZZZZZZZZZZZZ".to_owned(), None),
+        (
+            Method::GET,
+            "/organizations/org_01HZZZZZZZZZZZZZZZZZZZZZZZ".to_owned(),
+            None,
+        ),
     ];
     for (method, path, body) in refusals {
-        let (status, answer) = call(&server, &restricted, method.clone(), &path, body.as_ref()).await;
+        let (status, answer) =
+            call(&server, &restricted, method.clone(), &path, body.as_ref()).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
         assert_eq!(answer["code"], "forbidden");
-        assert!(answer["message"].as_str().unwrap_or_default().contains("org_"), "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("org_"),
+            "{answer}"
+        );
     }
     // Resources found by their own id: as unknown as a missing one.
-    let (status, answer) =
-        call(&server, &restricted, Method::GET, &format!("/audit_logs/exports/{other_export}"), None).await;
+    let (status, answer) = call(
+        &server,
+        &restricted,
+        Method::GET,
+        &format!("/audit_logs/exports/{other_export}"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
-    let (status, _) = call(&server, &restricted, Method::GET, "/organizations/external_id/nope", None).await;
+    let (status, _) = call(
+        &server,
+        &restricted,
+        Method::GET,
+        "/organizations/external_id/nope",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // A restricted key creates no organization and never reads the activity log.
-    let (status, _) = call(&server, &restricted, Method::POST, "/organizations", Some(&json!({"name": "x"}))).await;
+    let (status, _) = call(
+        &server,
+        &restricted,
+        Method::POST,
+        "/organizations",
+        Some(&json!({"name": "x"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = call(&server, &restricted, Method::GET, "/audit_logs/activity", None).await;
+    let (status, _) = call(
+        &server,
+        &restricted,
+        Method::GET,
+        "/audit_logs/activity",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // The attack run's retention sabotage: refused, and the other tenant keeps its events.
-    let (_, retention) = read(server.get(&format!("/organizations/{other}/audit_logs_retention")).send().await.expect("request")).await;
+    let (_, retention) = read(
+        server
+            .get(&format!("/organizations/{other}/audit_logs_retention"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(retention["retention_period_in_days"], Value::Null);
-    let (status, found) = read(server.get(&format!("/audit_logs/events?organization_id={other}")).send().await.expect("request")).await;
+    let (status, found) = read(
+        server
+            .get(&format!("/audit_logs/events?organization_id={other}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(found["data"].as_array().map(Vec::len), Some(1));
 
     // Its own organization works as before.
     for (method, path, body) in [
-        (Method::GET, format!("/organizations/{}", own.organization_id), None),
-        (Method::GET, format!("/audit_logs/events?organization_id={}", own.organization_id), None),
-        (Method::GET, format!("/audit_logs/exports/{}", own.export_id), None),
-        (Method::GET, format!("/organizations/external_id/{}", own.external_id), None),
-        (Method::PUT, format!("/organizations/{}/audit_logs_retention", own.organization_id), Some(json!({"retention_period_in_days": 3650}))),
+        (
+            Method::GET,
+            format!("/organizations/{}", own.organization_id),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/audit_logs/events?organization_id={}", own.organization_id),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/audit_logs/exports/{}", own.export_id),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/organizations/external_id/{}", own.external_id),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!(
+                "/organizations/{}/audit_logs_retention",
+                own.organization_id
+            ),
+            Some(json!({"retention_period_in_days": 3650})),
+        ),
     ] {
-        let (status, answer) = call(&server, &restricted, method.clone(), &path, body.as_ref()).await;
+        let (status, answer) =
+            call(&server, &restricted, method.clone(), &path, body.as_ref()).await;
         assert_eq!(status, StatusCode::OK, "{method} {path}: {answer}");
     }
 
@@ -288,22 +432,38 @@ async fn an_organization_restricted_key_cannot_reach_another_organization() {
         &server,
         &ingest,
         Method::PUT,
-        &format!("/organizations/{}/audit_logs_retention", own.organization_id),
+        &format!(
+            "/organizations/{}/audit_logs_retention",
+            own.organization_id
+        ),
         Some(&json!({"retention_period_in_days": 1})),
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(answer["message"].as_str().unwrap_or_default().contains("organizations:write"), "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("organizations:write"),
+        "{answer}"
+    );
 }
 
 /// The `action` records made by the API key `key_id` on `target`; asserts there is one.
-async fn by_key(server: &TestServer, key_id: &str, action: &str, target: impl AsRef<str>) -> Vec<Value> {
+async fn by_key(
+    server: &TestServer,
+    key_id: &str,
+    action: &str,
+    target: impl AsRef<str>,
+) -> Vec<Value> {
     let target = target.as_ref();
     let found = activity_of(server, action).await;
     assert!(
         found.iter().any(|item| item["actor"]["id"] == key_id
             && item["actor"]["type"] == "api_key"
-            && item["targets"].as_array().is_some_and(|targets| targets.iter().any(|t| t["id"] == target))),
+            && item["targets"]
+                .as_array()
+                .is_some_and(|targets| targets.iter().any(|t| t["id"] == target))),
         "{action} on {target} by {key_id}: {found:?}"
     );
     found
@@ -349,64 +509,193 @@ async fn every_operator_action_is_in_the_activity_log_with_its_actor() {
     let organization_id = organization["id"].as_str().expect("id").to_owned();
     server.create_schema("user.signed_in", &seed_v1()).await;
     let (_, created) = server
-        .create_event(&event(&organization_id, "user.signed_in", None, json!([{"id": "t", "type": "team"}])))
+        .create_event(&event(
+            &organization_id,
+            "user.signed_in",
+            None,
+            json!([{"id": "t", "type": "team"}]),
+        ))
         .await;
     let event_id = created["id"].as_str().expect("id").to_owned();
     let put = |path: String, body: Value| server.request(Method::PUT, &path).json(&body).send();
-    assert_eq!(put(format!("/organizations/{organization_id}"), json!({"name": "Audited 2"})).await.expect("request").status(), StatusCode::OK);
     assert_eq!(
-        put(format!("/organizations/{organization_id}/audit_logs_retention"), json!({"retention_period_in_days": 30})).await.expect("request").status(),
+        put(
+            format!("/organizations/{organization_id}"),
+            json!({"name": "Audited 2"})
+        )
+        .await
+        .expect("request")
+        .status(),
         StatusCode::OK
     );
-    assert_eq!(server.get(&format!("/audit_logs/events?organization_id={organization_id}")).send().await.expect("request").status(), StatusCode::OK);
-    let (status, export) = read(server.post("/audit_logs/exports", &export_body(&organization_id)).send().await.expect("request")).await;
+    assert_eq!(
+        put(
+            format!("/organizations/{organization_id}/audit_logs_retention"),
+            json!({"retention_period_in_days": 30})
+        )
+        .await
+        .expect("request")
+        .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .get(&format!(
+                "/audit_logs/events?organization_id={organization_id}"
+            ))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::OK
+    );
+    let (status, export) = read(
+        server
+            .post("/audit_logs/exports", &export_body(&organization_id))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     let export_id = export["id"].as_str().expect("id").to_owned();
-    let url = export["url"].as_str().expect("ready export has a url").to_owned();
+    let url = export["url"]
+        .as_str()
+        .expect("ready export has a url")
+        .to_owned();
     let download = server.client.get(&url).send().await.expect("download");
     assert_eq!(download.status(), StatusCode::OK);
     let _ = download.bytes().await;
     let bundle = server
-        .get(&format!("/organizations/{organization_id}/audit_logs/events/{event_id}/proof_bundle"))
+        .get(&format!(
+            "/organizations/{organization_id}/audit_logs/events/{event_id}/proof_bundle"
+        ))
         .send()
         .await
         .expect("request");
     assert_eq!(bundle.status(), StatusCode::OK);
     let doomed = server.create_organization("Doomed").await;
-    assert!(server.request(Method::DELETE, &format!("/organizations/{doomed}")).send().await.expect("request").status().is_success());
+    assert!(server
+        .request(Method::DELETE, &format!("/organizations/{doomed}"))
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .is_success());
 
     // Dashboard actions: a failed and a good sign-in, then an API key.
     let mut browser = Browser::new(&server);
-    assert_eq!(browser.try_login("admin", "not-the-password").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        browser
+            .try_login("admin", "not-the-password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
     browser.login().await;
     let csrf = browser.csrf_token().await;
     let response = browser
-        .post_form("/dashboard/api-keys", &[("csrf_token", &csrf), ("name", "ingest"), ("scope", "events:write")])
+        .post_form(
+            "/dashboard/api-keys",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "ingest"),
+                ("scope", "events:write"),
+            ],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let page = response.text().await.expect("body");
-    assert!(page.contains("events:write"), "the key is shown with its scope");
+    assert!(
+        page.contains("events:write"),
+        "the key is shown with its scope"
+    );
 
-    let created = by_key(&server, &admin_key_id, "organization.created", organization_id.clone()).await;
-    let record = created.iter().find(|item| item["targets"][0]["id"] == organization_id.as_str()).expect("record");
+    let created = by_key(
+        &server,
+        &admin_key_id,
+        "organization.created",
+        organization_id.clone(),
+    )
+    .await;
+    let record = created
+        .iter()
+        .find(|item| item["targets"][0]["id"] == organization_id.as_str())
+        .expect("record");
     assert_eq!(record["metadata"]["request_id"], "req-org-create");
     assert_eq!(record["context"]["location"], "127.0.0.1");
     assert_eq!(record["organization_id"], ACTIVITY_LOG_ORGANIZATION_ID);
-    by_key(&server, &admin_key_id, "organization.updated", organization_id.clone()).await;
-    by_key(&server, &admin_key_id, "retention.updated", organization_id.clone()).await;
-    by_key(&server, &admin_key_id, "events.searched", organization_id.clone()).await;
+    by_key(
+        &server,
+        &admin_key_id,
+        "organization.updated",
+        organization_id.clone(),
+    )
+    .await;
+    by_key(
+        &server,
+        &admin_key_id,
+        "retention.updated",
+        organization_id.clone(),
+    )
+    .await;
+    by_key(
+        &server,
+        &admin_key_id,
+        "events.searched",
+        organization_id.clone(),
+    )
+    .await;
     by_key(&server, &admin_key_id, "export.created", export_id.clone()).await;
-    by_key(&server, &admin_key_id, "proof_bundle.downloaded", event_id.clone()).await;
-    by_key(&server, &admin_key_id, "organization.deleted", doomed.clone()).await;
-    by_key(&server, &admin_key_id, "schema_version.created", "user.signed_in@1".to_owned()).await;
+    by_key(
+        &server,
+        &admin_key_id,
+        "proof_bundle.downloaded",
+        event_id.clone(),
+    )
+    .await;
+    by_key(
+        &server,
+        &admin_key_id,
+        "organization.deleted",
+        doomed.clone(),
+    )
+    .await;
+    by_key(
+        &server,
+        &admin_key_id,
+        "schema_version.created",
+        "user.signed_in@1".to_owned(),
+    )
+    .await;
     let downloads = activity_of(&server, "export.downloaded").await;
-    assert!(downloads.iter().any(|item| item["actor"]["type"] == "download_link" && item["targets"][0]["id"] == export_id.as_str()), "{downloads:?}");
+    assert!(
+        downloads
+            .iter()
+            .any(|item| item["actor"]["type"] == "download_link"
+                && item["targets"][0]["id"] == export_id.as_str()),
+        "{downloads:?}"
+    );
     let failed = activity_of(&server, "user.sign_in_failed").await;
-    assert!(failed.iter().any(|item| item["actor"]["name"] == "admin" && item["actor"]["type"] == "anonymous"), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|item| item["actor"]["name"] == "admin" && item["actor"]["type"] == "anonymous"),
+        "{failed:?}"
+    );
     let signed_in = activity_of(&server, "user.signed_in").await;
-    assert!(signed_in.iter().any(|item| item["actor"]["name"] == "admin" && item["actor"]["type"] == "user"), "{signed_in:?}");
+    assert!(
+        signed_in
+            .iter()
+            .any(|item| item["actor"]["name"] == "admin" && item["actor"]["type"] == "user"),
+        "{signed_in:?}"
+    );
     let keys = activity_of(&server, "api_key.created").await;
-    assert!(keys.iter().any(|item| item["actor"]["name"] == "admin" && item["targets"][0]["name"] == "ingest"), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|item| item["actor"]["name"] == "admin" && item["targets"][0]["name"] == "ingest"),
+        "{keys:?}"
+    );
     // Reading the activity log is itself recorded.
     assert!(!activity_of(&server, "activity.searched").await.is_empty());
 
@@ -423,25 +712,77 @@ async fn every_operator_action_is_in_the_activity_log_with_its_actor() {
     assert_eq!(proof.status(), StatusCode::OK, "{:?}", proof.text().await);
 
     // It is never a customer organization.
-    let (_, list) = read(server.get("/organizations?limit=100").send().await.expect("request")).await;
+    let (_, list) = read(
+        server
+            .get("/organizations?limit=100")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     assert!(!list.to_string().contains(ACTIVITY_LOG_ORGANIZATION_ID));
     for (method, path, body) in [
-        (Method::GET, format!("/organizations/{ACTIVITY_LOG_ORGANIZATION_ID}"), None),
-        (Method::DELETE, format!("/organizations/{ACTIVITY_LOG_ORGANIZATION_ID}"), None),
-        (Method::PUT, format!("/organizations/{ACTIVITY_LOG_ORGANIZATION_ID}/audit_logs_retention"), Some(json!({"retention_period_in_days": 1}))),
-        (Method::POST, "/audit_logs/events".to_owned(), Some(event(ACTIVITY_LOG_ORGANIZATION_ID, "user.signed_in", None, json!([])))),
+        (
+            Method::GET,
+            format!("/organizations/{ACTIVITY_LOG_ORGANIZATION_ID}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/organizations/{ACTIVITY_LOG_ORGANIZATION_ID}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/organizations/{ACTIVITY_LOG_ORGANIZATION_ID}/audit_logs_retention"),
+            Some(json!({"retention_period_in_days": 1})),
+        ),
+        (
+            Method::POST,
+            "/audit_logs/events".to_owned(),
+            Some(event(
+                ACTIVITY_LOG_ORGANIZATION_ID,
+                "user.signed_in",
+                None,
+                json!([]),
+            )),
+        ),
     ] {
         let (status, answer) = call(&server, API_KEY, method.clone(), &path, body.as_ref()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {answer}");
     }
-    let (status, answer) = call(&server, API_KEY, Method::POST, "/organizations", Some(&json!({"name": "x", "id": ACTIVITY_LOG_ORGANIZATION_ID}))).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "the reserved id is never reused: {answer}");
+    let (status, answer) = call(
+        &server,
+        API_KEY,
+        Method::POST,
+        "/organizations",
+        Some(&json!({"name": "x", "id": ACTIVITY_LOG_ORGANIZATION_ID})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the reserved id is never reused: {answer}"
+    );
     // Only admin keys read it.
     let reader = key(&server, &["events:read"], &[]).await;
     let (status, answer) = call(&server, &reader, Method::GET, "/audit_logs/activity", None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(answer["message"].as_str().unwrap_or_default().contains("admin"), "{answer}");
-    let (status, _) = call(&server, &reader, Method::GET, &format!("/audit_logs/events?organization_id={ACTIVITY_LOG_ORGANIZATION_ID}"), None).await;
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("admin"),
+        "{answer}"
+    );
+    let (status, _) = call(
+        &server,
+        &reader,
+        Method::GET,
+        &format!("/audit_logs/events?organization_id={ACTIVITY_LOG_ORGANIZATION_ID}"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // The dashboard's activity page lists it.
@@ -451,7 +792,10 @@ async fn every_operator_action_is_in_the_activity_log_with_its_actor() {
     let page = browser.get(&location).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("body");
-    assert!(html.contains("organization.created") && html.contains("user.signed_in"), "the activity page lists actions");
+    assert!(
+        html.contains("organization.created") && html.contains("user.signed_in"),
+        "the activity page lists actions"
+    );
 }
 
 #[tokio::test]
@@ -483,9 +827,15 @@ async fn a_lockout_from_one_address_does_not_lock_admin_out_elsewhere() {
     let server = TestServer::start().await;
     let mut attacker = Browser::from_address(&server, "127.0.0.2".parse().expect("address"));
     for _ in 0..3 {
-        assert_eq!(attacker.try_login("admin", "wrong-guess").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            attacker.try_login("admin", "wrong-guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
-    assert_eq!(attacker.try_login("admin", "wrong-guess").await.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        attacker.try_login("admin", "wrong-guess").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     let mut operator = Browser::from_address(&server, "127.0.0.3".parse().expect("address"));
     operator.login().await;
 }
@@ -501,30 +851,83 @@ async fn api_keys_are_created_with_scopes_and_listed_with_them_by_the_cli() {
             .output()
             .expect("run stele api-keys")
     };
-    let created = run(&["create", "--name", "billing-ingest", "--scope", "events:write", "--organization", &organization]);
+    let created = run(&[
+        "create",
+        "--name",
+        "billing-ingest",
+        "--scope",
+        "events:write",
+        "--organization",
+        &organization,
+    ]);
     assert!(created.status.success(), "{created:?}");
     let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
-    let secret = stdout.lines().last().expect("secret line").trim().to_owned();
+    let secret = stdout
+        .lines()
+        .last()
+        .expect("secret line")
+        .trim()
+        .to_owned();
     assert!(secret.starts_with("sk_"), "{stdout}");
     let listed = String::from_utf8_lossy(&run(&["list"]).stdout).into_owned();
-    let line = listed.lines().find(|line| line.contains("billing-ingest")).expect("listed");
-    assert!(line.contains("scopes: events:write") && line.contains(&organization), "{line}");
-    assert!(listed.lines().any(|line| line.contains("scopes: admin") && line.contains("organizations: all")), "{listed}");
+    let line = listed
+        .lines()
+        .find(|line| line.contains("billing-ingest"))
+        .expect("listed");
+    assert!(
+        line.contains("scopes: events:write") && line.contains(&organization),
+        "{line}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|line| line.contains("scopes: admin") && line.contains("organizations: all")),
+        "{listed}"
+    );
 
     // The key works for what it was given, and only that.
-    let (status, _) = call(&server, &secret, Method::POST, "/audit_logs/events", Some(&event(&organization, "user.signed_in", None, json!([])))).await;
+    let (status, _) = call(
+        &server,
+        &secret,
+        Method::POST,
+        "/audit_logs/events",
+        Some(&event(&organization, "user.signed_in", None, json!([]))),
+    )
+    .await;
     assert_ne!(status, StatusCode::FORBIDDEN);
-    let (status, _) = call(&server, &secret, Method::GET, &format!("/audit_logs/events?organization_id={organization}"), None).await;
+    let (status, _) = call(
+        &server,
+        &secret,
+        Method::GET,
+        &format!("/audit_logs/events?organization_id={organization}"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let bad = run(&["create", "--name", "x", "--scope", "events:delete"]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("events:delete"), "{bad:?}");
-    let unknown = run(&["create", "--name", "x", "--organization", "org_01HZZZZZZZZZZZZZZZZZZZZZZZ"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("events:delete"),
+        "{bad:?}"
+    );
+    let unknown = run(&[
+        "create",
+        "--name",
+        "x",
+        "--organization",
+        "org_01HZZZZZZZZZZZZZZZZZZZZZZZ",
+    ]);
     assert!(!unknown.status.success());
     // Both CLI actions are recorded with the command line as actor.
     let found = activity_of(&server, "api_key.created").await;
-    assert!(found.iter().any(|item| item["actor"]["type"] == "cli" && item["targets"][0]["name"] == "billing-ingest"), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|item| item["actor"]["type"] == "cli"
+                && item["targets"][0]["name"] == "billing-ingest"),
+        "{found:?}"
+    );
 }
 
 #[tokio::test]
@@ -532,7 +935,13 @@ async fn weak_configured_secrets_are_refused_at_start() {
     let database = crate::support::TestDatabase::create_sqlite();
     let serve = |api_key: &str, password: &str| {
         std::process::Command::new(stele_binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database.url()])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                database.url(),
+            ])
             .env("STELE_API_KEY", api_key)
             .env("STELE_ADMIN_PASSWORD", password)
             .env_remove("STELE_DATABASE_URL")
@@ -542,9 +951,15 @@ async fn weak_configured_secrets_are_refused_at_start() {
     let weak_key = serve("a", "a-strong-enough-password");
     assert!(!weak_key.status.success());
     let stderr = String::from_utf8_lossy(&weak_key.stderr);
-    assert!(stderr.contains("STELE_API_KEY") && stderr.contains("32"), "{stderr}");
+    assert!(
+        stderr.contains("STELE_API_KEY") && stderr.contains("32"),
+        "{stderr}"
+    );
     let weak_password = serve(API_KEY, "a");
     assert!(!weak_password.status.success());
     let stderr = String::from_utf8_lossy(&weak_password.stderr);
-    assert!(stderr.contains("STELE_ADMIN_PASSWORD") && stderr.contains("12"), "{stderr}");
+    assert!(
+        stderr.contains("STELE_ADMIN_PASSWORD") && stderr.contains("12"),
+        "{stderr}"
+    );
 }

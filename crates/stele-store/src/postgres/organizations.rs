@@ -10,8 +10,8 @@ use crate::prelude::*;
 use crate::shared::encoding::{contains_pattern, json_text, parse_organization_json};
 use crate::shared::search::keyset;
 use async_trait::async_trait;
-use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use deadpool_postgres::GenericClient;
+use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use stele_core::chain::GENESIS;
 use stele_core::model::*;
 use stele_core::pagination::Page;
@@ -188,7 +188,8 @@ impl OrganizationStore for PostgresStore {
         let pattern = filter.name_contains.as_deref().map(contains_pattern);
         let fetch = i64::from(scan.fetch);
         let bound = scan.bound.map(|(key, _)| key.clone()).unwrap_or_default();
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&pattern, &filter.domains, &fetch, &filter.ids];
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&pattern, &filter.domains, &fetch, &filter.ids];
         if scan.bound.is_some() {
             params.push(&bound);
         }

@@ -14,9 +14,10 @@ use stele_core::timestamp::UnixMillis;
 fn api_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
     let scopes: String = row.get(4)?;
     let organizations: String = row.get(5)?;
-    let grants = stele_core::access::KeyGrants::from_stored(&scopes, &organizations).map_err(|detail| {
-        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, detail.into())
-    })?;
+    let grants =
+        stele_core::access::KeyGrants::from_stored(&scopes, &organizations).map_err(|detail| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, detail.into())
+        })?;
     Ok(ApiKey {
         id: row.get(0)?,
         name: row.get(1)?,

@@ -338,7 +338,12 @@ async fn the_activity_log_organization_exists_but_is_never_listed(backend: Backe
         .iter()
         .all(|organization| organization.id.as_str() != ACTIVITY_LOG_ORGANIZATION_ID));
     // Its log takes appends like any other (the server is the only writer).
-    let appended = append(backend.store.as_ref(), ACTIVITY_LOG_ORGANIZATION_ID, "api_key.created").await;
+    let appended = append(
+        backend.store.as_ref(),
+        ACTIVITY_LOG_ORGANIZATION_ID,
+        "api_key.created",
+    )
+    .await;
     assert_eq!(appended.sequence, 1);
     verify(backend.store.as_ref(), Some(ACTIVITY_LOG_ORGANIZATION_ID)).await;
 }

@@ -427,3 +427,15 @@ where
     }
     results
 }
+
+/// Every organization id but the reserved activity log's (which every database has).
+pub async fn customer_organization_ids(store: &dyn Store) -> Vec<String> {
+    store
+        .organization_ids()
+        .await
+        .expect("ids")
+        .iter()
+        .map(|id| id.to_string())
+        .filter(|id| !stele_core::access::is_activity_log(id))
+        .collect()
+}
