@@ -14,14 +14,14 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-key="sk_compare_$$"
+key="sk_compare_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 
 # start NAME BINARY: a fresh server with 100 organizations and the benchmark schemas; sets
 # `port` (not printed: a command substitution would lose the server's pid for cleanup).
 start() {
   port=$(free_port)
   STELE_LISTEN="127.0.0.1:$port" STELE_DATABASE_URL="sqlite://$work/$1.db" STELE_API_KEY=$key \
-    STELE_ADMIN_PASSWORD=compare STELE_LOG=warn "$2" serve >"$work/$1.log" 2>&1 &
+    STELE_ADMIN_PASSWORD=compare-admin-password STELE_LOG=warn "$2" serve >"$work/$1.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.05; done
   local schema='{"targets":[{"type":"team"},{"type":"document"}],"actor":{"metadata":{"type":"object","properties":{"role":{"type":"string"}}}},"metadata":{"type":"object","properties":{"request_id":{"type":"string"}}}}'

@@ -60,7 +60,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-api_key="sk_bench_$(date +%s)"
+api_key="sk_bench_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 hwm_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
@@ -74,7 +74,7 @@ start_stele() {
   [[ "$1" == postgres://* ]] && url="$1"
   started=$(now_ms)
   STELE_LISTEN="127.0.0.1:$2" STELE_DATABASE_URL="$url" STELE_API_KEY="$api_key" \
-    STELE_ADMIN_PASSWORD=bench STELE_LOG=warn "$stele" serve >"$work/stele-$2.log" 2>&1 &
+    STELE_ADMIN_PASSWORD=bench-admin-password STELE_LOG=warn "$stele" serve >"$work/stele-$2.log" 2>&1 &
   stele_pid=$!
   pids+=("$stele_pid")
   for _ in $(seq 1 600); do

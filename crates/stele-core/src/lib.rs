@@ -5,6 +5,7 @@
 //! Everything here is deterministic and synchronous so that the store, the HTTP layer and
 //! offline verifiers can all share it.
 
+pub mod access;
 pub mod action_name;
 pub mod canonical;
 pub mod chain;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::access::KeyGrants;
 use crate::chain::{ChainBreak, ChainHash};
 use crate::event::EventInput;
 pub use crate::export::ExportFormat;
@@ -18,6 +19,8 @@ pub struct ApiKey {
     pub name: String,
     pub created_at: UnixMillis,
     pub revoked_at: Option<UnixMillis>,
+    /// Scopes and organization restrictions.
+    pub grants: KeyGrants,
 }
 
 #[derive(Debug, Clone)]
@@ -26,6 +29,7 @@ pub struct NewApiKey {
     pub name: String,
     pub secret_hash: [u8; 32],
     pub created_at: UnixMillis,
+    pub grants: KeyGrants,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +117,8 @@ pub struct OrganizationFilter {
     pub name_contains: Option<String>,
     /// Organizations owning at least one of these domains.
     pub domains: Vec<String>,
+    /// When not empty, only these organizations (an organization-restricted API key).
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

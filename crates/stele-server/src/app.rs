@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
 use crate::config::ServeConfig;
+use crate::services::activity::{actions, ActivityContext, ActivityLog, ActivityTarget};
 use crate::services::api_keys::ApiKeyService;
 use crate::services::bootstrap::BootstrapService;
 use crate::services::events::EventService;
@@ -51,6 +53,7 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
     let api_keys = ApiKeyService::new(Arc::clone(&store));
     let users = UserService::new(Arc::clone(&store));
     Ok(AppState::new(Services {
+        activity: ActivityLog::new(Arc::clone(&store)),
         bootstrap: BootstrapService::new(Arc::clone(&store), api_keys.clone()),
         events: EventService::new(Arc::clone(&store))
             .auto_creating_organizations(config.auto_create_organizations),
@@ -182,10 +185,31 @@ pub async fn serve(
         Duration::from_secs(config.retention_interval_secs.max(1)),
         stop_workers.subscribe(),
     ));
-    if let Err(error) = state.transparency.register_signing_key().await {
-        return Err(std::io::Error::other(format!(
-            "recording the checkpoint signing key: {error}"
-        )));
+    match state.transparency.register_signing_key().await {
+        Ok(false) => {}
+        Ok(true) => {
+            let recorded = state
+                .activity
+                .record(
+                    &ActivityContext::system(),
+                    actions::SIGNING_KEY_ADDED,
+                    vec![ActivityTarget::new(
+                        "signing_key",
+                        &state.transparency.signing_key_id(),
+                    )],
+                )
+                .await;
+            if let Err(error) = recorded {
+                return Err(std::io::Error::other(format!(
+                    "recording the new checkpoint signing key in the activity log: {error}"
+                )));
+            }
+        }
+        Err(error) => {
+            return Err(std::io::Error::other(format!(
+                "recording the checkpoint signing key: {error}"
+            )))
+        }
     }
     let checkpoints = tokio::spawn(workers::checkpoints::run(
         state.transparency.clone(),
@@ -193,9 +217,13 @@ pub async fn serve(
         Duration::from_secs(config.checkpoint_interval_secs.max(1)),
         stop_workers.subscribe(),
     ));
-    let served = axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // The peer address reaches handlers (sign-in lockout per source, the activity log).
+    let served = axum::serve(
+        listener,
+        router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     let _ = stop_workers.send(true);
     let _ = cleanup.await;
     let _ = retention.await;

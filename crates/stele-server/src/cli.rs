@@ -2,7 +2,9 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use stele_core::access::{grants_from_names, KeyGrants};
 use stele_core::note::NoteVerifier;
 use stele_core::timestamp::format_millis;
 use tokio::net::TcpListener;
@@ -10,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::config::{
     ApiKeysCommand, Cli, Command, GlobalArgs, LogFormat, ServeConfig, UsersCommand,
 };
+use crate::services::activity::{actions, ActivityContext, ActivityLog, ActivityTarget};
 use crate::services::api_keys::ApiKeyService;
 use crate::services::bootstrap::ADMIN_USERNAME;
 use crate::services::events::EventService;
@@ -412,13 +415,29 @@ async fn import_events(
 
 async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Result<()> {
     let store = open_store(&global.database_url, &global.database, false).await?;
-    let keys = ApiKeyService::new(store);
+    let keys = ApiKeyService::new(Arc::clone(&store));
+    let activity = ActivityLog::new(store);
     match command {
-        ApiKeysCommand::Create { name } => {
-            let (key, secret) = keys.create(&name, None).await?;
+        ApiKeysCommand::Create {
+            name,
+            scopes,
+            organizations,
+        } => {
+            let grants = grants_from_names(&scopes, &organizations)
+                .map_err(|message| anyhow::anyhow!(message))?;
+            let (key, secret) = keys.create(&name, None, grants).await.map_err(user_error)?;
+            activity
+                .record(
+                    &ActivityContext::command_line(),
+                    actions::API_KEY_CREATED,
+                    vec![ActivityTarget::api_key(&key)],
+                )
+                .await?;
             println!(
-                "created API key {} ({}). Its secret is shown only once:\n{secret}",
-                key.id, key.name
+                "created API key {} ({}) with {}. Its secret is shown only once:\n{secret}",
+                key.id,
+                key.name,
+                describe_grants(&key.grants)
             );
         }
         ApiKeysCommand::List => {
@@ -428,15 +447,23 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
                     None => "active".to_owned(),
                 };
                 println!(
-                    "{}\t{}\tcreated {}\t{status}",
+                    "{}\t{}\tcreated {}\t{status}\t{}",
                     key.id,
                     key.name,
-                    format_millis(key.created_at)
+                    format_millis(key.created_at),
+                    describe_grants(&key.grants)
                 );
             }
         }
         ApiKeysCommand::Revoke { id } => {
             if keys.revoke(&id).await? {
+                activity
+                    .record(
+                        &ActivityContext::command_line(),
+                        actions::API_KEY_REVOKED,
+                        vec![ActivityTarget::new("api_key", &id)],
+                    )
+                    .await?;
                 println!("revoked {id}");
             } else {
                 anyhow::bail!("no active API key with id {id}");
@@ -447,13 +474,26 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
 }
 
 async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()> {
-    let users = UserService::new(open_store(&global.database_url, &global.database, false).await?);
+    let store = open_store(&global.database_url, &global.database, false).await?;
+    let users = UserService::new(Arc::clone(&store));
+    let activity = ActivityLog::new(store);
     match command {
         UsersCommand::Create { username, password } => {
             let (user, generated) = users
                 .create(&username, password.as_deref())
                 .await
                 .map_err(user_error)?;
+            activity
+                .record(
+                    &ActivityContext::command_line(),
+                    actions::USER_CREATED,
+                    vec![ActivityTarget::named(
+                        "user",
+                        user.id.as_ref(),
+                        &user.username,
+                    )],
+                )
+                .await?;
             match generated {
                 Some(password) => println!(
                     "created dashboard user {} ({}). Its password is shown only once:\n{password}",
@@ -468,6 +508,13 @@ async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()>
                 .set_password(&username, &password)
                 .await
                 .map_err(user_error)?;
+            activity
+                .record(
+                    &ActivityContext::command_line(),
+                    actions::USER_PASSWORD_CHANGED,
+                    vec![ActivityTarget::named("user", &username, &username)],
+                )
+                .await?;
             println!("set a new password for {username}; its sessions have ended");
         }
     }
@@ -490,6 +537,19 @@ fn new_password() -> anyhow::Result<String> {
         anyhow::bail!("the two passwords differ; nothing was changed");
     }
     Ok(first)
+}
+
+/// A key's scopes and organizations as `stele api-keys list` shows them.
+fn describe_grants(grants: &KeyGrants) -> String {
+    let scopes = format!("scopes: {}", grants.scope_names().join(","));
+    if grants.is_restricted() {
+        format!(
+            "{scopes}; organizations: {}",
+            grants.organizations.join(",")
+        )
+    } else {
+        format!("{scopes}; organizations: all")
+    }
 }
 
 /// A service error as the CLI states it: the field messages of a validation error, joined.

@@ -178,7 +178,7 @@ pub enum UsersCommand {
     Create {
         #[arg(long)]
         username: String,
-        /// The password (at least 8 characters); prefer the environment variable over the
+        /// The password (at least 12 characters, 5 of them different); prefer the environment variable over the
         /// flag, which other local users can see in the process list.
         #[arg(long, env = "STELE_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
@@ -197,8 +197,16 @@ pub enum ApiKeysCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// A scope the key gets (repeatable): events:write, events:read, schemas:write,
+        /// organizations:write or admin. Without any, the key gets admin (everything).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// An organization the key is restricted to (repeatable); without any, the key may
+        /// use every organization.
+        #[arg(long = "organization", value_name = "ORG_ID")]
+        organizations: Vec<String>,
     },
-    /// List keys (never their secrets).
+    /// List keys with their scopes and organizations (never their secrets).
     List,
     /// Revoke a key by id (`key_...`).
     Revoke { id: String },

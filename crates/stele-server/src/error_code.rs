@@ -11,6 +11,8 @@ pub enum ErrorCode {
     NotFound,
     Gone,
     Unauthorized,
+    /// The API key lacks the scope or organization a route needs (403).
+    Forbidden,
     PayloadTooLarge,
     MethodNotAllowed,
     IdempotencyKeyReused,
@@ -37,6 +39,7 @@ impl ErrorCode {
             ErrorCode::NotFound => ("not_found", StatusCode::NOT_FOUND),
             ErrorCode::Gone => ("gone", StatusCode::GONE),
             ErrorCode::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED),
+            ErrorCode::Forbidden => ("forbidden", StatusCode::FORBIDDEN),
             ErrorCode::PayloadTooLarge => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
             ErrorCode::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ErrorCode::IdempotencyKeyReused => ("idempotency_key_reused", StatusCode::BAD_REQUEST),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::ServeConfig;
+use crate::services::activity::ActivityLog;
 use crate::services::api_keys::ApiKeyService;
 use crate::services::bootstrap::BootstrapService;
 use crate::services::events::EventService;
@@ -24,6 +25,7 @@ pub struct AppState(Arc<Services>);
 /// session lifetime).
 pub struct Services {
     pub config: ServeConfig,
+    pub activity: ActivityLog,
     pub api_keys: ApiKeyService,
     pub bootstrap: BootstrapService,
     pub events: EventService,

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 use stele_core::compatibility::Compatibility;
-use stele_core::model::{ActionSummary, IdempotentWrite, SchemaVersion};
+use stele_core::model::{ActionSummary, Idempotent, IdempotentWrite, SchemaVersion};
 use stele_core::schema::{ActorDefinition, SchemaViolation, TargetDefinition};
 use stele_core::timestamp::format_millis;
 use utoipa::ToSchema;
@@ -15,10 +15,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiCaller, JsonBody, ListQuery};
+use crate::api::extract::{Activity, ApiCaller, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::{json_bytes, List};
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::schemas::{self, SchemaCheck};
 use crate::state::AppState;
 
@@ -123,6 +124,7 @@ pub struct SchemaTargetInput {
 pub async fn create_schema(
     State(state): State<AppState>,
     caller: ApiCaller,
+    Activity(activity): Activity,
     IdempotencyContext(idempotency): IdempotencyContext,
     Path(action): Path<String>,
     JsonBody(body): JsonBody,
@@ -145,6 +147,19 @@ pub async fn create_schema(
         .schemas
         .create_version_idempotently(&action, &body, &created_by, write)
         .await?;
+    if let Idempotent::Done((version, true)) = &outcome {
+        state
+            .activity
+            .record(
+                &activity,
+                actions::SCHEMA_VERSION_CREATED,
+                vec![ActivityTarget::schema_version(
+                    &version.action,
+                    version.version,
+                )],
+            )
+            .await?;
+    }
     written_or_replayed(outcome, idempotency.as_ref(), |outcome| {
         render_created_schema(&outcome)
     })

@@ -7,17 +7,19 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use stele_core::model::EventQuery;
+use stele_core::model::{EventQuery, StoredEvent};
+use stele_core::pagination::Page;
 use stele_core::schema::SchemaViolation;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiCaller, JsonBody, ListQuery};
+use crate::api::extract::{Activity, ApiCaller, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::{json_bytes, ListMetadata};
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::filters::{parse_bound, repeated};
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
@@ -175,7 +177,7 @@ pub struct EventList {
               (status = 422, description = "Invalid filters")))]
 pub async fn search_events(
     State(state): State<AppState>,
-    _caller: ApiCaller,
+    Activity(activity): Activity,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<axum::Json<EventList>, ApiError> {
     let query = ListQuery::parse(pairs)?;
@@ -187,21 +189,70 @@ pub async fn search_events(
     if organization_id.is_none() {
         errors.push(FieldError::required("organization_id"));
     }
-    let filter = EventQuery {
-        organization_id: organization_id.unwrap_or_default().into(),
+    let filter = search_filter(&query, organization_id.unwrap_or_default(), &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let page = state
+        .events
+        .search(filter.clone(), query.numeric_page()?)
+        .await?;
+    // Who read which audit data is itself recorded, before the data is returned.
+    state
+        .activity
+        .record_with(
+            &activity,
+            actions::EVENTS_SEARCHED,
+            vec![ActivityTarget::organization(
+                filter.organization_id.as_ref(),
+            )],
+            search_metadata(&filter, page.data.len()),
+        )
+        .await?;
+    Ok(axum::Json(event_list(&query, page)?))
+}
+
+/// The filters of a search request (every parameter but `organization_id` and paging).
+pub fn search_filter(
+    query: &ListQuery,
+    organization_id: String,
+    errors: &mut Vec<FieldError>,
+) -> EventQuery {
+    EventQuery {
+        organization_id: organization_id.into(),
         actions: repeated(&query.rest, "actions"),
         actor_ids: repeated(&query.rest, "actor_ids"),
         actor_names: repeated(&query.rest, "actor_names"),
         target_types: repeated(&query.rest, "target_types"),
         target_ids: repeated(&query.rest, "target_ids"),
-        occurred_from: parse_bound("range_start", query.get("range_start"), &mut errors),
-        occurred_to: parse_bound("range_end", query.get("range_end"), &mut errors),
+        occurred_from: parse_bound("range_start", query.get("range_start"), errors),
+        occurred_to: parse_bound("range_end", query.get("range_end"), errors),
         up_to_sequence: None,
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
     }
-    let page = state.events.search(filter, query.numeric_page()?).await?;
+}
+
+/// What the activity log keeps of a search: its filters (JSON text, cut to 500
+/// characters) and how many events it returned.
+pub fn search_metadata(filter: &EventQuery, returned: usize) -> serde_json::Map<String, Value> {
+    let filters = serde_json::json!({
+        "actions": filter.actions,
+        "actor_ids": filter.actor_ids,
+        "actor_names": filter.actor_names,
+        "target_types": filter.target_types,
+        "target_ids": filter.target_ids,
+    })
+    .to_string();
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "filters".into(),
+        Value::String(filters.chars().take(500).collect()),
+    );
+    metadata.insert("returned".into(), Value::from(returned as u64));
+    metadata
+}
+
+/// A page of stored events as the list envelope, each item its stored bytes.
+pub fn event_list(query: &ListQuery, page: Page<StoredEvent>) -> Result<EventList, ApiError> {
     let data = page
         .data
         .into_iter()
@@ -217,9 +268,9 @@ pub async fn search_events(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(axum::Json(EventList {
+    Ok(EventList {
         object: "list",
         data,
         list_metadata: query.list_metadata(page.before, page.after),
-    }))
+    })
 }

@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use stele_core::export::ExportFormat;
-use stele_core::model::{EventQuery, Export};
+use stele_core::model::{EventQuery, Export, Idempotent};
 use stele_core::timestamp::format_millis;
 use stele_core::FieldError;
 use utoipa::{IntoParams, ToSchema};
@@ -16,11 +16,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{typed_body, ApiCaller, JsonBody};
+use crate::api::events::search_metadata;
+use crate::api::extract::{typed_body, Activity, ApiCaller, JsonBody};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::json_bytes;
 use crate::error_code::ErrorCode;
+use crate::origin::RequestOrigin;
+use crate::services::activity::{actions, ActivityTarget, Actor};
 use crate::services::exports::{self, is_downloadable};
 use crate::services::filters::parse_bound;
 use crate::services::ServiceError;
@@ -132,7 +135,7 @@ fn non_empty(values: Option<Vec<String>>) -> Vec<String> {
               (status = 404, description = "Unknown organization"), (status = 422, description = "Malformed request")))]
 pub async fn create_export(
     State(state): State<AppState>,
-    _caller: ApiCaller,
+    Activity(activity): Activity,
     headers: HeaderMap,
     IdempotencyContext(idempotency): IdempotencyContext,
     JsonBody(body): JsonBody,
@@ -186,6 +189,23 @@ pub async fn create_export(
         .as_ref()
         .map(|pending| pending.record(StatusCode::CREATED, response_body.clone()));
     let outcome = state.exports.create(export, record).await?;
+    if let Idempotent::Done(export) = &outcome {
+        state
+            .activity
+            .record_with(
+                &activity,
+                actions::EXPORT_CREATED,
+                vec![
+                    ActivityTarget::new("export", export.id.as_ref()),
+                    ActivityTarget::organization(export.query.organization_id.as_ref()),
+                ],
+                search_metadata(&export.query, 0)
+                    .into_iter()
+                    .filter(|(name, _)| name == "filters")
+                    .collect(),
+            )
+            .await?;
+    }
     written_or_replayed(outcome, idempotency.as_ref(), |_| {
         Ok((StatusCode::CREATED, response_body))
     })
@@ -205,11 +225,18 @@ async fn find(state: &AppState, id: &str) -> Result<Export, ApiError> {
     responses((status = 200, body = ExportResponse), (status = 404, description = "Unknown export")))]
 pub async fn get_export(
     State(state): State<AppState>,
-    _caller: ApiCaller,
+    caller: ApiCaller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ExportResponse>, ApiError> {
     let export = find(&state, &id).await?;
+    // Another organization's export is as unknown to a restricted key as a missing one.
+    caller.hide_unless_allowed(export.query.organization_id.as_ref(), || {
+        ServiceError::NotFound {
+            kind: "Audit log export",
+            id: id.clone(),
+        }
+    })?;
     Ok(Json(render(&state, &headers, &export).await?))
 }
 
@@ -228,6 +255,7 @@ pub struct DownloadParams {
               (status = 410, description = "The export is older than its 24-hour download window")))]
 pub async fn download_export(
     State(state): State<AppState>,
+    origin: RequestOrigin,
     Path(id): Path<String>,
     Query(params): Query<DownloadParams>,
 ) -> Result<Response, ApiError> {
@@ -264,6 +292,18 @@ pub async fn download_export(
         };
         return Err(ServiceError::Gone(why.into()).into());
     }
+    // Recorded before a byte is sent: a download whose record fails is refused.
+    state
+        .activity
+        .record(
+            &origin.context(Actor::DownloadLink),
+            actions::EXPORT_DOWNLOADED,
+            vec![
+                ActivityTarget::new("export", export.id.as_ref()),
+                ActivityTarget::organization(export.query.organization_id.as_ref()),
+            ],
+        )
+        .await?;
     let format = export.format;
     let disposition = format!(
         "attachment; filename=\"{}.{}\"",

@@ -13,6 +13,8 @@ use stele_core::FieldError;
 
 use crate::api::error::ApiError;
 use crate::api::wire::{List, ListMetadata};
+use crate::origin::request_origin;
+use crate::services::activity::ActivityContext;
 use crate::state::AppState;
 
 /// A request body parsed as JSON. Malformed JSON is a 422 and an oversized body a 413,
@@ -278,5 +280,21 @@ impl ListQuery {
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Who is calling and from where, for the activity log: the API key (authenticated by the
+/// access layer), the request id, the peer address and the user agent.
+pub struct Activity(pub ActivityContext);
+
+impl FromRequestParts<AppState> for Activity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = authenticate(parts, state).await?;
+        let (request_id, address, user_agent) = request_origin(parts);
+        Ok(Activity(
+            ActivityContext::api_key(&caller.0).with_request(request_id, address, user_agent),
+        ))
     }
 }

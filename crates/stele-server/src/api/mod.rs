@@ -2,7 +2,9 @@
 //! idempotency layer and the OpenAPI document generated from the handlers (every route is
 //! registered through `routes!`, so the document cannot drift from them).
 
+pub mod access;
 pub mod actions;
+pub mod activity;
 pub mod error;
 pub mod events;
 pub mod exports;
@@ -44,15 +46,19 @@ impl Modify for BearerAuth {
 
 /// Every API route with the OpenAPI document describing them.
 fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(organizations::routes())
         .merge(actions::routes())
         .merge(events::routes())
         .merge(exports::routes())
         .merge(retention::routes())
         .merge(transparency::routes())
+        .merge(activity::routes())
         .merge(health::routes())
-        .split_for_parts()
+        .split_for_parts();
+    let mut document = document;
+    access::document_access(&mut document);
+    (router, document)
 }
 
 /// The OpenAPI 3.1 document (also served at `/openapi.json`).
@@ -64,9 +70,15 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 pub fn router(state: &AppState) -> Router<AppState> {
     let (api, document) = api_routes();
     let document = Json(document);
+    // Route layers run outermost last: access (key, scope, organization) before
+    // idempotency, so a key outside its grants never gets a replay either.
     api.route_layer(middleware::from_fn_with_state(
         state.clone(),
         idempotency::idempotency_layer,
+    ))
+    .route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        access::access_layer,
     ))
     .route(
         "/openapi.json",

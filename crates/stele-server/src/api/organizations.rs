@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use stele_core::model::{Organization, OrganizationDomain, OrganizationFilter};
+use stele_core::model::{Idempotent, Organization, OrganizationDomain, OrganizationFilter};
 use stele_core::timestamp::format_millis;
 use stele_core::FieldError;
 use utoipa::ToSchema;
@@ -14,12 +14,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{typed_body, ApiCaller, JsonBody, ListQuery};
+use crate::api::extract::{typed_body, Activity, ApiCaller, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::{json_bytes, List};
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::organizations::{NewOrganizationInput, OrganizationUpdate};
-use crate::services::IdempotencyRecordFor;
+use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 
 /// The `organizations` routes.
@@ -96,7 +97,7 @@ impl OrganizationResponse {
               (status = 422, description = "Invalid body: an `id` that is not `org_` followed by a 26-character ULID, or metadata or external_id over WorkOS's limits")))]
 pub async fn create_organization(
     State(state): State<AppState>,
-    _caller: ApiCaller,
+    Activity(activity): Activity,
     IdempotencyContext(idempotency): IdempotencyContext,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -127,6 +128,20 @@ pub async fn create_organization(
         .organizations
         .create_with_id(input, make_record)
         .await?;
+    if let Idempotent::Done(organization) = &outcome {
+        state
+            .activity
+            .record(
+                &activity,
+                actions::ORGANIZATION_CREATED,
+                vec![ActivityTarget::named(
+                    "organization",
+                    organization.id.as_ref(),
+                    &organization.name,
+                )],
+            )
+            .await?;
+    }
     written_or_replayed(outcome, idempotency.as_ref(), |organization| {
         let body = json_bytes(&OrganizationResponse::from_organization(organization))?;
         Ok((StatusCode::CREATED, body))
@@ -142,7 +157,7 @@ pub async fn create_organization(
               (status = 422, description = "Invalid list parameters (limit, order, cursors)")))]
 pub async fn list_organizations(
     State(state): State<AppState>,
-    _caller: ApiCaller,
+    caller: ApiCaller,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<List<OrganizationResponse>>, ApiError> {
     let query = ListQuery::parse(pairs)?;
@@ -160,6 +175,8 @@ pub async fn list_organizations(
             .map(|domain| domain.trim().to_lowercase())
             .filter(|domain| !domain.is_empty())
             .collect(),
+        // An organization-restricted key lists only its organizations.
+        ids: caller.grants().organizations.clone(),
     };
     let page = state.organizations.list(filter, query.page()).await?;
     Ok(Json(
@@ -183,12 +200,14 @@ pub async fn get_organization(
     responses((status = 200, body = OrganizationResponse), (status = 404, description = "No such organization")))]
 pub async fn get_organization_by_external_id(
     State(state): State<AppState>,
-    _caller: ApiCaller,
+    caller: ApiCaller,
     Path(external_id): Path<String>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
-    Ok(Json(OrganizationResponse::from_organization(
-        state.organizations.get_by_external_id(&external_id).await?,
-    )))
+    let organization = state.organizations.get_by_external_id(&external_id).await?;
+    caller.hide_unless_allowed(organization.id.as_ref(), || {
+        ServiceError::OrganizationNotFound(external_id.clone())
+    })?;
+    Ok(Json(OrganizationResponse::from_organization(organization)))
 }
 
 #[utoipa::path(put, path = "/organizations/{id}", tag = "organizations", request_body = OrganizationUpdate,
@@ -198,14 +217,25 @@ pub async fn get_organization_by_external_id(
               (status = 422, description = "Invalid field")))]
 pub async fn update_organization(
     State(state): State<AppState>,
-    _caller: ApiCaller,
+    Activity(activity): Activity,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
     let input: OrganizationUpdate = typed_body(body)?;
-    Ok(Json(OrganizationResponse::from_organization(
-        state.organizations.update(&id, input).await?,
-    )))
+    let organization = state.organizations.update(&id, input).await?;
+    state
+        .activity
+        .record(
+            &activity,
+            actions::ORGANIZATION_UPDATED,
+            vec![ActivityTarget::named(
+                "organization",
+                organization.id.as_ref(),
+                &organization.name,
+            )],
+        )
+        .await?;
+    Ok(Json(OrganizationResponse::from_organization(organization)))
 }
 
 #[utoipa::path(delete, path = "/organizations/{id}", tag = "organizations",
@@ -213,9 +243,17 @@ pub async fn update_organization(
               (status = 404, description = "No such organization")))]
 pub async fn delete_organization(
     State(state): State<AppState>,
-    _caller: ApiCaller,
+    Activity(activity): Activity,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     state.organizations.delete(&id).await?;
+    state
+        .activity
+        .record(
+            &activity,
+            actions::ORGANIZATION_DELETED,
+            vec![ActivityTarget::organization(&id)],
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -8,7 +8,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiCaller, JsonBody};
+use crate::api::extract::{Activity, ApiCaller, JsonBody};
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::retention;
 use crate::state::AppState;
 
@@ -67,12 +68,26 @@ pub async fn get_retention(
               (status = 422, description = "Invalid period")))]
 pub async fn set_retention(
     State(state): State<AppState>,
-    _caller: ApiCaller,
+    Activity(activity): Activity,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<RetentionResponse>, ApiError> {
     let days = retention::parse_retention_body(&body)?;
     state.retention.set(&id, days).await?;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "retention_period_in_days".into(),
+        days.map_or(serde_json::Value::String("forever".into()), Into::into),
+    );
+    state
+        .activity
+        .record_with(
+            &activity,
+            actions::RETENTION_UPDATED,
+            vec![ActivityTarget::organization(&id)],
+            metadata,
+        )
+        .await?;
     Ok(Json(RetentionResponse {
         retention_period_in_days: days,
     }))

@@ -16,9 +16,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::ApiCaller;
+use crate::api::extract::{Activity, ApiCaller};
 use crate::error_code::ErrorCode;
 use crate::responses::proof_bundle_download;
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::transparency::encode_hashes;
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -149,7 +150,7 @@ pub async fn get_checkpoint(
     Path(id): Path<String>,
     Query(query): Query<CheckpointQuery>,
 ) -> Result<Json<CheckpointResponse>, ApiError> {
-    state.organizations.get(&id).await?;
+    state.organizations.get_log(&id).await?;
     let size = positive("tree_size", query.tree_size.as_deref())?;
     let checkpoint = match size {
         Some(size) => {
@@ -180,7 +181,7 @@ pub async fn create_checkpoint(
     _caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<CheckpointResponse>, ApiError> {
-    state.organizations.get(&id).await?;
+    state.organizations.get_log(&id).await?;
     let checkpoint = state
         .transparency
         .checkpoint_now(&id)
@@ -218,7 +219,7 @@ pub async fn inclusion_proof(
     Path((id, event_id)): Path<(String, String)>,
     Query(query): Query<CheckpointQuery>,
 ) -> Result<Json<InclusionProofResponse>, ApiError> {
-    state.organizations.get(&id).await?;
+    state.organizations.get_log(&id).await?;
     let size = positive("tree_size", query.tree_size.as_deref())?;
     let event = state.events.get(&id, &event_id).await?.event;
     let leaf = event.sequence as u64 - 1;
@@ -282,7 +283,7 @@ pub async fn consistency_proof(
     Path(id): Path<String>,
     Query(query): Query<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyProofResponse>, ApiError> {
-    state.organizations.get(&id).await?;
+    state.organizations.get_log(&id).await?;
     let Some(first) = positive("first", query.first.as_deref())? else {
         return Err(ApiError::validation(vec![FieldError::required("first")]));
     };
@@ -323,10 +324,21 @@ pub async fn consistency_proof(
               (status = 404, description = "Unknown organization or event")))]
 pub async fn proof_bundle(
     State(state): State<AppState>,
-    _caller: ApiCaller,
+    Activity(activity): Activity,
     Path((id, event_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    state.organizations.get(&id).await?;
+    state.organizations.get_log(&id).await?;
     let bundle = state.transparency.proof_bundle(&id, &event_id).await?;
+    state
+        .activity
+        .record(
+            &activity,
+            actions::PROOF_BUNDLE_DOWNLOADED,
+            vec![
+                ActivityTarget::new("event", &event_id),
+                ActivityTarget::organization(&id),
+            ],
+        )
+        .await?;
     Ok(proof_bundle_download(&event_id, bundle))
 }

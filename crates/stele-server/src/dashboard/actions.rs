@@ -15,6 +15,7 @@ use crate::dashboard::editor::{parse_json_field, JsonField};
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, Layout, PageError,
 };
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -154,13 +155,23 @@ pub async fn create(
             .create_version(&name, &Value::Object(body), &user.author())
             .await
         {
-            Ok((version, _)) => {
+            Ok((version, created)) => {
+                if created {
+                    state
+                        .activity
+                        .record(
+                            &user.activity,
+                            actions::SCHEMA_VERSION_CREATED,
+                            vec![ActivityTarget::schema_version(&name, version.version)],
+                        )
+                        .await?;
+                }
                 return Ok(Redirect::to(&format!(
                     "/dashboard/actions/{}/versions/{}?created=1",
                     path_segment(&name),
                     version.version
                 ))
-                .into_response())
+                .into_response());
             }
             Err(ServiceError::InvalidRequest(problems)) => {
                 for problem in problems {

@@ -5,10 +5,13 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use stele_core::access::{grants_from_names, Scope};
 use stele_core::model::ApiKey;
 
 use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{display_time, no_store, render, FormData, Layout, PageError};
+use crate::services::activity::{actions, ActivityTarget};
+use crate::services::ServiceError;
 use crate::state::AppState;
 
 pub struct KeyRow {
@@ -16,11 +19,20 @@ pub struct KeyRow {
     pub name: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    pub scopes: String,
+    /// "all", or the organization ids the key is restricted to.
+    pub organizations: String,
 }
 
 impl KeyRow {
     fn from_key(key: ApiKey) -> Self {
         KeyRow {
+            scopes: key.grants.scope_names().join(", "),
+            organizations: if key.grants.is_restricted() {
+                key.grants.organizations.join(", ")
+            } else {
+                "all".to_owned()
+            },
             id: key.id.into(),
             name: key.name,
             created_at: display_time(key.created_at),
@@ -34,6 +46,7 @@ pub struct NewKey {
     pub id: String,
     pub name: String,
     pub secret: String,
+    pub scopes: String,
 }
 
 #[derive(Template)]
@@ -44,6 +57,8 @@ struct ApiKeysPage {
     created: Option<NewKey>,
     revoked: Option<String>,
     error: Option<String>,
+    /// Every scope a key can be given, for the form.
+    scope_names: Vec<&'static str>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +83,7 @@ async fn view(state: &AppState, user: &DashboardUser) -> Result<ApiKeysPage, Pag
         created: None,
         revoked: None,
         error: None,
+        scope_names: Scope::ALL.iter().map(|scope| scope.as_str()).collect(),
     })
 }
 
@@ -96,9 +112,41 @@ pub async fn create(
         );
         return render(&page);
     }
-    let (key, secret) = state.api_keys.create(name, None).await?;
+    let scopes: Vec<String> = form.all("scope").map(str::to_owned).collect();
+    let organizations: Vec<String> = form
+        .get("organizations")
+        .split([',', ' ', '\n', '\r', '\t'])
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let grants = match grants_from_names(&scopes, &organizations) {
+        Ok(grants) => grants,
+        Err(message) => {
+            let mut page = view(&state, &user).await?;
+            page.error = Some(message);
+            return render(&page);
+        }
+    };
+    let (key, secret) = match state.api_keys.create(name, None, grants).await {
+        Ok(created) => created,
+        Err(ServiceError::OrganizationNotFound(id)) => {
+            let mut page = view(&state, &user).await?;
+            page.error = Some(format!("There is no organization {id}."));
+            return render(&page);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    state
+        .activity
+        .record(
+            &user.activity,
+            actions::API_KEY_CREATED,
+            vec![ActivityTarget::api_key(&key)],
+        )
+        .await?;
     let mut page = view(&state, &user).await?;
     page.created = Some(NewKey {
+        scopes: key.grants.scope_names().join(", "),
         id: key.id.into(),
         name: key.name,
         secret,
@@ -119,5 +167,13 @@ pub async fn revoke(
             "There is no active API key {id}."
         )));
     }
+    state
+        .activity
+        .record(
+            &user.activity,
+            actions::API_KEY_REVOKED,
+            vec![ActivityTarget::new("api_key", &id)],
+        )
+        .await?;
     Ok(Redirect::to(&format!("/dashboard/api-keys?revoked={id}")).into_response())
 }

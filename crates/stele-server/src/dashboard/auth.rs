@@ -23,6 +23,8 @@ pub struct DashboardUser {
     pub csrf_token: String,
     /// The session token from the cookie (needed to sign out).
     pub session_token: String,
+    /// This user, this request: what the activity log records as the actor.
+    pub activity: ActivityContext,
 }
 
 // The layout constructor for a signed-in page lives beside the user it reads, so the page
@@ -117,6 +119,9 @@ fn login_redirect(parts: &Parts) -> Response {
     Redirect::to(&target).into_response()
 }
 
+use crate::origin::RequestOrigin;
+use crate::services::activity::{ActivityContext, Actor};
+
 impl FromRequestParts<AppState> for DashboardUser {
     type Rejection = Response;
 
@@ -127,6 +132,10 @@ impl FromRequestParts<AppState> for DashboardUser {
         };
         match state.sessions.find(&token).await {
             Ok(Some(session)) => Ok(DashboardUser {
+                activity: RequestOrigin::from_parts(parts).context(Actor::User {
+                    id: session.user_id.to_string(),
+                    username: session.username.clone(),
+                }),
                 username: session.username,
                 csrf_token: sessions::csrf_token(&token),
                 session_token: token,

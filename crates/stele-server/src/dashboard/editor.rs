@@ -18,6 +18,7 @@ use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{
     display_time, path_segment, render, thousands, FormData, Layout, PageError,
 };
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::schemas::{self, SchemaCheck};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -574,6 +575,16 @@ pub async fn submit(
                 .schemas
                 .create_version(&action, &body, &user.author())
                 .await?;
+            if created {
+                state
+                    .activity
+                    .record(
+                        &user.activity,
+                        actions::SCHEMA_VERSION_CREATED,
+                        vec![ActivityTarget::schema_version(&action, version.version)],
+                    )
+                    .await?;
+            }
             let outcome = if created { "created" } else { "unchanged" };
             return Ok(Redirect::to(&format!(
                 "/dashboard/actions/{}/versions/{}?{outcome}=1",

@@ -17,6 +17,7 @@ use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, Layout, PageError,
 };
 use crate::responses::proof_bundle_download;
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::exports;
 use crate::services::filters::repeated;
 use crate::state::AppState;
@@ -266,7 +267,7 @@ struct EventsPage {
 impl EventsPage {
     fn new(user: &DashboardUser, organization: Organization, filters: Filters) -> Self {
         EventsPage {
-            layout: Layout::for_user(user, "organizations"),
+            layout: Layout::for_user(user, section_of(&organization.id)),
             organization_path: path_segment(&organization.id),
             organization,
             fields: LIST_FIELDS
@@ -293,13 +294,22 @@ impl EventsPage {
     }
 }
 
+/// The navigation section an organization's pages belong to: the activity log has its own.
+fn section_of(organization_id: &str) -> &'static str {
+    if stele_core::access::is_activity_log(organization_id) {
+        "activity"
+    } else {
+        "organizations"
+    }
+}
+
 pub async fn index(
     State(state): State<AppState>,
     user: DashboardUser,
     Path(organization_id): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let organization = state.organizations.get(&organization_id).await?;
+    let organization = state.organizations.get_log(&organization_id).await?;
     let filters = Filters::from_pairs(&pairs);
     let mut view = EventsPage::new(&user, organization, filters.clone());
     let query = match filters.to_query(&view.organization.id) {
@@ -333,6 +343,14 @@ pub async fn index(
             },
         )
         .await?;
+    state
+        .activity
+        .record(
+            &user.activity,
+            actions::EVENTS_SEARCHED,
+            vec![ActivityTarget::organization(view.organization.id.as_ref())],
+        )
+        .await?;
     view.rows = page
         .data
         .iter()
@@ -360,7 +378,7 @@ pub async fn export(
     form: FormData,
 ) -> Result<Response, PageError> {
     user.check_csrf(&form)?;
-    let organization = state.organizations.get(&organization_id).await?;
+    let organization = state.organizations.get_log(&organization_id).await?;
     let filters = Filters::from_pairs(&form.0);
     let query = match filters.to_query(&organization.id) {
         Ok(query) => query,
@@ -376,6 +394,17 @@ pub async fn export(
             "an export without an idempotency key was reported as a replay".into(),
         ));
     };
+    state
+        .activity
+        .record(
+            &user.activity,
+            actions::EXPORT_CREATED,
+            vec![
+                ActivityTarget::new("export", export.id.as_ref()),
+                ActivityTarget::organization(organization.id.as_ref()),
+            ],
+        )
+        .await?;
     let download = state.exports.download_path(&export.id).await?;
     Ok(Redirect::to(&download).into_response())
 }
@@ -407,8 +436,19 @@ pub async fn show(
     user: DashboardUser,
     Path((organization_id, event_id)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let organization = state.organizations.get(&organization_id).await?;
+    let organization = state.organizations.get_log(&organization_id).await?;
     let found = state.events.get(&organization.id, &event_id).await?;
+    state
+        .activity
+        .record(
+            &user.activity,
+            actions::EVENT_VIEWED,
+            vec![
+                ActivityTarget::new("event", &event_id),
+                ActivityTarget::organization(organization.id.as_ref()),
+            ],
+        )
+        .await?;
     let canonical = String::from_utf8_lossy(&found.event.canonical).into_owned();
     let record: Value = serde_json::from_str(&canonical)
         .map_err(|error| PageError::Internal(format!("stored event is not JSON: {error}")))?;
@@ -423,7 +463,7 @@ pub async fn show(
         leaf_hash: hex::encode(stele_core::merkle::leaf_hash(&found.event.canonical)),
         covered_by,
         verifier_key: state.transparency.signer().verifier().encoded(),
-        layout: Layout::for_user(&user, "organizations"),
+        layout: Layout::for_user(&user, section_of(&organization.id)),
         organization_path: path_segment(&organization.id),
         organization,
         action: text_at(&record, "/action").to_owned(),
@@ -444,13 +484,24 @@ pub async fn show(
 /// covers the event yet).
 pub async fn proof_bundle(
     State(state): State<AppState>,
-    _user: DashboardUser,
+    user: DashboardUser,
     Path((organization_id, event_id)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let organization = state.organizations.get(&organization_id).await?;
+    let organization = state.organizations.get_log(&organization_id).await?;
     let bundle = state
         .transparency
         .proof_bundle(&organization.id, &event_id)
+        .await?;
+    state
+        .activity
+        .record(
+            &user.activity,
+            actions::PROOF_BUNDLE_DOWNLOADED,
+            vec![
+                ActivityTarget::new("event", &event_id),
+                ActivityTarget::organization(organization.id.as_ref()),
+            ],
+        )
         .await?;
     Ok(proof_bundle_download(&event_id, bundle))
 }

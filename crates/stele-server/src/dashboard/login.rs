@@ -15,6 +15,8 @@ use crate::dashboard::auth::{
     SESSION_COOKIE,
 };
 use crate::dashboard::page::{no_store, render_with_status, FormData, Layout, PageError};
+use crate::origin::RequestOrigin;
+use crate::services::activity::{actions, ActivityTarget, Actor};
 use crate::services::sessions::{self, LoginError};
 use crate::state::AppState;
 
@@ -90,6 +92,7 @@ pub async fn show(
 
 pub async fn submit(
     State(state): State<AppState>,
+    origin: RequestOrigin,
     headers: HeaderMap,
     form: FormData,
 ) -> Result<Response, PageError> {
@@ -104,8 +107,28 @@ pub async fn submit(
         form.get("password"),
         form.get("next"),
     );
-    match state.sessions.login(username, password).await {
-        Ok((token, _session)) => {
+    match state
+        .sessions
+        .login(username, password, origin.address.as_deref())
+        .await
+    {
+        Ok((token, session)) => {
+            let actor = Actor::User {
+                id: session.user_id.to_string(),
+                username: session.username.clone(),
+            };
+            state
+                .activity
+                .record(
+                    &origin.context(actor),
+                    actions::USER_SIGNED_IN,
+                    vec![ActivityTarget::named(
+                        "user",
+                        session.user_id.as_ref(),
+                        &session.username,
+                    )],
+                )
+                .await?;
             let secure = is_https(&headers);
             let max_age = state.config.session_ttl_hours.saturating_mul(3600);
             let mut response = Redirect::to(safe_next(next)).into_response();
@@ -120,13 +143,26 @@ pub async fn submit(
             );
             Ok(response)
         }
-        Err(LoginError::InvalidCredentials) => login_page(
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            next,
-            username,
-            Some("Wrong username or password.".into()),
-        ),
+        Err(LoginError::InvalidCredentials) => {
+            let actor = Actor::Anonymous {
+                attempted_username: username.to_owned(),
+            };
+            state
+                .activity
+                .record(
+                    &origin.context(actor),
+                    actions::USER_SIGN_IN_FAILED,
+                    vec![ActivityTarget::named("user", username, username)],
+                )
+                .await?;
+            login_page(
+                &headers,
+                StatusCode::UNAUTHORIZED,
+                next,
+                username,
+                Some("Wrong username or password.".into()),
+            )
+        }
         Err(LoginError::Throttled { retry_after_secs }) => {
             let mut response = login_page(
                 &headers,
@@ -134,7 +170,7 @@ pub async fn submit(
                 next,
                 username,
                 Some(format!(
-                    "Too many failed sign-ins for this user. Wait {retry_after_secs} s and try again."
+                    "Too many failed sign-ins for this user from this address. Wait {retry_after_secs} s and try again."
                 )),
             )?;
             if let Ok(value) = retry_after_secs.to_string().parse() {
@@ -154,6 +190,10 @@ pub async fn logout(
 ) -> Result<Response, PageError> {
     user.check_csrf(&form)?;
     state.sessions.logout(&user.session_token).await?;
+    state
+        .activity
+        .record(&user.activity, actions::USER_SIGNED_OUT, Vec::new())
+        .await?;
     let mut response = Redirect::to("/dashboard/login").into_response();
     response.headers_mut().append(
         header::SET_COOKIE,

@@ -83,6 +83,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(api_keys::index).post(api_keys::create),
         )
         .route("/dashboard/api-keys/{id}/revoke", post(api_keys::revoke))
+        .route("/dashboard/activity", get(activity))
         .route("/dashboard/static/style.css", get(style))
         .route("/dashboard/static/dashboard.js", get(script))
         .route("/dashboard/static/favicon.svg", get(favicon))
@@ -119,6 +120,15 @@ async fn error_pages_keep_navigation(
 
 async fn home(_user: DashboardUser) -> Redirect {
     Redirect::to("/dashboard/actions")
+}
+
+/// The activity log is the reserved organization's log: its events page (filters,
+/// paging, event detail and proof bundles) is the activity page.
+async fn activity(_user: DashboardUser) -> Redirect {
+    Redirect::to(&format!(
+        "/dashboard/organizations/{}/events",
+        stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID
+    ))
 }
 
 async fn not_found(_user: DashboardUser) -> PageError {

@@ -13,6 +13,7 @@ use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, thousands, FormData, Layout, PageError,
 };
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::organizations::OrganizationInput;
 use crate::services::retention;
 use crate::services::ServiceError;
@@ -134,11 +135,23 @@ pub async fn create(
     };
     let errors = match state.organizations.create(input, None).await {
         Ok(stele_core::model::Idempotent::Done(organization)) => {
+            state
+                .activity
+                .record(
+                    &user.activity,
+                    actions::ORGANIZATION_CREATED,
+                    vec![ActivityTarget::named(
+                        "organization",
+                        organization.id.as_ref(),
+                        &organization.name,
+                    )],
+                )
+                .await?;
             return Ok(Redirect::to(&format!(
                 "/dashboard/organizations?created={}",
                 path_segment(&organization.id)
             ))
-            .into_response())
+            .into_response());
         }
         Ok(stele_core::model::Idempotent::AlreadyDone(_)) => Vec::new(),
         Err(ServiceError::InvalidRequest(problems)) => problems
@@ -232,6 +245,20 @@ pub async fn set_retention(
     match days {
         Ok(days) => {
             state.retention.set(&organization.id, days).await?;
+            let mut metadata = serde_json::Map::new();
+            metadata.insert(
+                "retention_period_in_days".into(),
+                days.map_or(serde_json::Value::String("forever".into()), Into::into),
+            );
+            state
+                .activity
+                .record_with(
+                    &user.activity,
+                    actions::RETENTION_UPDATED,
+                    vec![ActivityTarget::organization(organization.id.as_ref())],
+                    metadata,
+                )
+                .await?;
             Ok(Redirect::to(&format!(
                 "/dashboard/organizations/{}?saved=1",
                 path_segment(&organization.id)

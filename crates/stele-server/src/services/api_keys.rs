@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use stele_core::access::KeyGrants;
 use stele_core::model::ApiKeyId;
 use stele_core::model::{ApiKey, NewApiKey};
 use stele_core::timestamp::now_millis;
@@ -22,6 +23,8 @@ use crate::services::ServiceError;
 /// how long a revoked key keeps working on a process that did not revoke it.
 const CACHE_TTL: Duration = Duration::from_secs(5);
 const CACHE_CAPACITY: usize = 10_000;
+/// The longest API key name.
+pub const MAX_NAME_LENGTH: usize = 200;
 
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
@@ -35,13 +38,14 @@ pub fn generate_secret() -> String {
 }
 
 /// A key ready to store, with the given secret (or a generated one), and that secret.
-pub fn new_key(name: &str, secret: Option<String>) -> (NewApiKey, String) {
+pub fn new_key(name: &str, secret: Option<String>, grants: KeyGrants) -> (NewApiKey, String) {
     let secret = secret.unwrap_or_else(generate_secret);
     let key = NewApiKey {
         id: ApiKeyId::generate(),
         name: name.to_owned(),
         secret_hash: hash_secret(&secret),
         created_at: now_millis(),
+        grants,
     };
     (key, secret)
 }
@@ -78,13 +82,26 @@ impl ApiKeyService {
             .is_some())
     }
 
-    /// Creates a key with the given secret (or a generated one); returns the key and secret.
+    /// Creates a key with the given secret (or a generated one) and grants; returns the
+    /// key and secret. Organizations a key is restricted to must exist.
     pub async fn create(
         &self,
         name: &str,
         secret: Option<String>,
+        grants: KeyGrants,
     ) -> Result<(ApiKey, String), ServiceError> {
-        let (new, secret) = new_key(name, secret);
+        if name.trim().is_empty() || name.chars().count() > MAX_NAME_LENGTH {
+            return Err(ServiceError::invalid_field(
+                "name",
+                format!("An API key name is 1 to {MAX_NAME_LENGTH} characters."),
+            ));
+        }
+        for id in &grants.organizations {
+            if self.store.get_organization(id).await?.is_none() {
+                return Err(ServiceError::OrganizationNotFound(id.clone()));
+            }
+        }
+        let (new, secret) = new_key(name, secret, grants);
         let key = self.store.create_api_key(new).await?;
         Ok((key, secret))
     }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use stele_core::access::{check_api_key_strength, check_password_strength, KeyGrants};
 use stele_core::model::NewUser;
 use stele_core::model::UserId;
 use stele_core::timestamp::now_millis;
@@ -39,12 +40,26 @@ impl BootstrapService {
         configured_api_key: Option<&str>,
         configured_admin_password: Option<&str>,
     ) -> Result<FirstStartSecrets, ServiceError> {
+        // Operator-chosen secrets stand in for generated ones, so they must be as hard to
+        // guess (docs/access-control.md gives the rule).
+        if let Some(secret) = configured_api_key {
+            check_api_key_strength(secret)
+                .map_err(|message| weak_secret("STELE_API_KEY", message))?;
+        }
+        if let Some(password) = configured_admin_password {
+            check_password_strength(password)
+                .map_err(|message| weak_secret("STELE_ADMIN_PASSWORD", message))?;
+        }
         let mut secrets = FirstStartSecrets {
             api_key: None,
             admin_password: None,
         };
         if self.store.is_uninitialized().await? {
-            let (key, secret) = new_key("default", configured_api_key.map(str::to_owned));
+            let (key, secret) = new_key(
+                "default",
+                configured_api_key.map(str::to_owned),
+                KeyGrants::admin(),
+            );
             let password = configured_admin_password
                 .map(str::to_owned)
                 .unwrap_or_else(generate_password);
@@ -70,7 +85,7 @@ impl BootstrapService {
             if !self.api_keys.secret_is_known(secret).await? {
                 let created = self
                     .api_keys
-                    .create("STELE_API_KEY", Some(secret.to_owned()))
+                    .create("STELE_API_KEY", Some(secret.to_owned()), KeyGrants::admin())
                     .await;
                 // A replica starting at the same moment may have registered it first.
                 if let Err(error) = created {
@@ -81,5 +96,13 @@ impl BootstrapService {
             }
         }
         Ok(secrets)
+    }
+}
+
+/// A configured secret refused for its strength; the message names the variable.
+fn weak_secret(variable: &str, message: String) -> ServiceError {
+    ServiceError::Rejected {
+        code: crate::error_code::ErrorCode::ValidationFailed,
+        message: format!("{variable}: {message}"),
     }
 }

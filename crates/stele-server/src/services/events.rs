@@ -93,6 +93,10 @@ impl EventService {
     /// Runs every check of create-event without writing anything.
     pub async fn validate(&self, body: &Value) -> Result<ValidatedEvent, ServiceError> {
         let request = parse_create_event(body).map_err(ServiceError::InvalidRequest)?;
+        // Only Stele writes its own activity log.
+        if stele_core::access::is_activity_log(&request.organization_id) {
+            return Err(ServiceError::OrganizationNotFound(request.organization_id));
+        }
         let creates_organization = if self
             .known_organizations
             .exists(self.store.as_ref(), &request.organization_id)

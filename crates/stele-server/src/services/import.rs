@@ -141,6 +141,12 @@ impl ImportService {
         let mut conflicts = Vec::new();
         for organization in &source.organizations {
             let id = &organization.id;
+            if stele_core::access::is_activity_log(id) {
+                conflicts.push(format!(
+                    "organization id '{id}' is reserved for Stele's activity log"
+                ));
+                continue;
+            }
             if !IdKind::Organization.matches(id) {
                 conflicts.push(format!(
                     "organization id '{id}' is not 'org_' followed by a 26-character ULID"
@@ -311,11 +317,13 @@ impl ImportService {
         csv: impl std::io::Read,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Result<u64, Vec<RowProblem>>, ImportError> {
-        if self
-            .store
-            .get_organization(organization_id)
-            .await?
-            .is_none()
+        // Only Stele writes its own activity log.
+        if stele_core::access::is_activity_log(organization_id)
+            || self
+                .store
+                .get_organization(organization_id)
+                .await?
+                .is_none()
         {
             return Err(ServiceError::OrganizationNotFound(organization_id.to_owned()).into());
         }

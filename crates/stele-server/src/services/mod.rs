@@ -4,6 +4,7 @@
 //! (the store, caches, other services) by the composition root (`crate::app`); clones
 //! share their caches.
 
+pub mod activity;
 pub mod api_keys;
 pub mod bootstrap;
 pub mod error;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use stele_core::access::is_activity_log;
 use stele_core::ids::IdKind;
 use stele_core::model::{
     Idempotent, Organization, OrganizationDomain, OrganizationFilter, OrganizationId,
@@ -368,7 +369,20 @@ impl OrganizationService {
             .map_err(|error| map_store_error(error, &id))
     }
 
+    /// An organization whose log may be read and proved: a customer organization or the
+    /// activity log (which only unrestricted admin keys and dashboard users reach).
+    pub async fn get_log(&self, id: &str) -> Result<Organization, ServiceError> {
+        self.store
+            .get_organization(id)
+            .await?
+            .ok_or_else(|| ServiceError::OrganizationNotFound(id.to_owned()))
+    }
+
+    /// A customer organization (never the reserved activity log).
     pub async fn get(&self, id: &str) -> Result<Organization, ServiceError> {
+        if is_activity_log(id) {
+            return Err(ServiceError::OrganizationNotFound(id.to_owned()));
+        }
         self.store
             .get_organization(id)
             .await?
@@ -382,6 +396,7 @@ impl OrganizationService {
         self.store
             .get_organization_by_external_id(external_id)
             .await?
+            .filter(|organization| !is_activity_log(organization.id.as_ref()))
             .ok_or_else(|| ServiceError::OrganizationNotFound(external_id.to_owned()))
     }
 
@@ -427,6 +442,9 @@ impl OrganizationService {
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), ServiceError> {
+        if is_activity_log(id) {
+            return Err(ServiceError::OrganizationNotFound(id.to_owned()));
+        }
         self.store
             .delete_organization(id)
             .await

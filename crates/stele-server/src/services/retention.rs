@@ -84,6 +84,12 @@ impl RetentionService {
     }
 
     pub async fn set(&self, organization_id: &str, days: Option<i64>) -> Result<(), ServiceError> {
+        // The activity log is kept forever: no retention can be set on it.
+        if stele_core::access::is_activity_log(organization_id) {
+            return Err(ServiceError::OrganizationNotFound(
+                organization_id.to_owned(),
+            ));
+        }
         self.store
             .set_retention(organization_id, days)
             .await

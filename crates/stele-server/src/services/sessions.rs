@@ -56,7 +56,7 @@ struct Failures {
     last: Instant,
 }
 
-/// Consecutive failed sign-ins per username, kept in memory: a restart forgets them, which
+/// Consecutive failed sign-ins per source address and username, kept in memory: a restart forgets them, which
 /// only ever makes the server more lenient, never locks anyone out for longer.
 #[derive(Default)]
 pub struct LoginThrottle {
@@ -90,20 +90,21 @@ impl LoginThrottle {
         Duration::from_secs(5 << exponent).min(MAX_LOCKOUT)
     }
 
-    /// How long `username` must still wait before its next attempt is considered.
-    fn wait(&self, username: &str) -> Duration {
+    /// How long `key` (source and username) must still wait before its next attempt.
+    fn wait(&self, key: &str) -> Duration {
         let Ok(failures) = self.failures.lock() else {
             return Duration::ZERO;
         };
-        failures.get(username).map_or(Duration::ZERO, |entry| {
+        failures.get(key).map_or(Duration::ZERO, |entry| {
             Self::lockout(entry.count).saturating_sub(entry.last.elapsed())
         })
     }
 
-    /// Admits an attempt for `username`, or says how long to wait: while it is locked out,
-    /// or (one second) while another attempt for it is being checked.
-    fn admit(&self, username: &str) -> Result<Attempt<'_>, Duration> {
-        let wait = self.wait(username);
+    /// Admits an attempt for `username` from the source `lockout_key` names, or says how
+    /// long to wait: while that source is locked out for the username, or (one second)
+    /// while another attempt for the username is being checked.
+    fn admit(&self, lockout_key: &str, username: &str) -> Result<Attempt<'_>, Duration> {
+        let wait = self.wait(lockout_key);
         if !wait.is_zero() {
             return Err(wait);
         }
@@ -189,19 +190,23 @@ impl SessionService {
         }
     }
 
-    /// Signs a user in; returns the new session token for the cookie.
+    /// Signs a user in; returns the new session token for the cookie. Lockouts count
+    /// failures per source address and username, so failures from one address never lock
+    /// the account for everyone else.
     pub async fn login(
         &self,
         username: &str,
         password: &str,
+        source_address: Option<&str>,
     ) -> Result<(String, Session), LoginError> {
-        let throttle_key = username.to_lowercase();
-        let attempt =
-            self.login_throttle
-                .admit(&throttle_key)
-                .map_err(|wait| LoginError::Throttled {
-                    retry_after_secs: wait.as_secs().max(1),
-                })?;
+        let username_key = username.to_lowercase();
+        let throttle_key = format!("{}\n{username_key}", source_address.unwrap_or("unknown"));
+        let attempt = self
+            .login_throttle
+            .admit(&throttle_key, &username_key)
+            .map_err(|wait| LoginError::Throttled {
+                retry_after_secs: wait.as_secs().max(1),
+            })?;
         // Cheap refusals come first: the per-username throttle above, then the bound on
         // password checks running at once, before any lookup or hash.
         let permit = self
@@ -269,14 +274,32 @@ mod tests {
     #[test]
     fn only_one_attempt_per_username_is_checked_at_a_time() {
         let throttle = LoginThrottle::default();
-        let first = throttle.admit("admin").expect("first attempt admitted");
-        assert!(throttle.admit("admin").is_err(), "a parallel attempt waits");
+        let first = throttle
+            .admit("a\nadmin", "admin")
+            .expect("first attempt admitted");
         assert!(
-            throttle.admit("someone-else").is_ok(),
+            throttle.admit("b\nadmin", "admin").is_err(),
+            "a parallel attempt waits, from any source"
+        );
+        assert!(
+            throttle.admit("a\nsomeone-else", "someone-else").is_ok(),
             "other usernames are independent"
         );
         drop(first);
-        assert!(throttle.admit("admin").is_ok());
+        assert!(throttle.admit("a\nadmin", "admin").is_ok());
+    }
+
+    #[test]
+    fn a_lockout_holds_only_for_the_source_that_failed() {
+        let throttle = LoginThrottle::default();
+        for _ in 0..FREE_FAILURES + 3 {
+            throttle.record_failure("10.0.0.1\nadmin");
+        }
+        assert!(throttle.admit("10.0.0.1\nadmin", "admin").is_err());
+        assert!(
+            throttle.admit("10.0.0.2\nadmin", "admin").is_ok(),
+            "another source still gets its attempt"
+        );
     }
 
     #[test]

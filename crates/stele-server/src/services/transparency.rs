@@ -338,17 +338,29 @@ impl TransparencyService {
     }
 
     /// Records this process's public key, so checkpoints it signs stay verifiable after
-    /// the key is rotated.
-    pub async fn register_signing_key(&self) -> Result<(), ServiceError> {
+    /// the key is rotated; returns whether the key was new (a first start or a rotation).
+    pub async fn register_signing_key(&self) -> Result<bool, ServiceError> {
         let verifier = self.signer.verifier();
-        Ok(self
+        let key_id = verifier.key_id_hex();
+        let known = self
             .store
+            .list_signing_keys()
+            .await?
+            .iter()
+            .any(|record| record.key_id == key_id);
+        self.store
             .register_signing_key(SigningKeyRecord {
-                key_id: verifier.key_id_hex(),
+                key_id,
                 verifier_key: verifier.encoded(),
                 created_at: now_millis(),
             })
-            .await?)
+            .await?;
+        Ok(!known)
+    }
+
+    /// The id (hex) of the key this process signs checkpoints with.
+    pub fn signing_key_id(&self) -> String {
+        self.signer.verifier().key_id_hex()
     }
 
     /// Every key that has signed checkpoints here, the current one included.

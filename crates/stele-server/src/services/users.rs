@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error_code::ErrorCode;
 use crate::services::ServiceError;
 
-pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MIN_PASSWORD_CHARS: usize = stele_core::access::MIN_PASSWORD_LENGTH;
 
 /// How many password checks may run at once. Each argon2id check holds 19 MiB and a core
 /// for a moment; without a bound, a flood of sign-in attempts with new usernames (each
@@ -173,13 +173,8 @@ impl UserService {
 }
 
 fn check_password_length(password: &str) -> Result<(), ServiceError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ServiceError::invalid_field(
-            "password",
-            format!("password must be at least {MIN_PASSWORD_CHARS} characters."),
-        ));
-    }
-    Ok(())
+    stele_core::access::check_password_strength(password)
+        .map_err(|message| ServiceError::invalid_field("password", message))
 }
 
 fn check_username(username: &str) -> Result<(), ServiceError> {

@@ -89,7 +89,7 @@ async fn spawn_until_healthy(
         .env_remove("STELE_LISTEN")
         .env_remove("STELE_REQUEST_LOG")
         .env_remove("STELE_LOG")
-        .env("STELE_API_KEY", "sk_test_spawned_server")
+        .env("STELE_API_KEY", "sk_test_spawned_server_0123456789abcdef")
         .env("STELE_ADMIN_PASSWORD", "spawned-server-password")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -50,6 +50,19 @@ impl Browser {
         }
     }
 
+    /// A browser whose connections come from `address` (any 127.0.0.0/8 address works on
+    /// loopback), to act as a different client.
+    pub(crate) fn from_address(server: &TestServer, address: std::net::IpAddr) -> Self {
+        Browser {
+            client: Client::builder()
+                .redirect(Policy::none())
+                .local_address(address)
+                .build()
+                .expect("client"),
+            ..Self::new(server)
+        }
+    }
+
     fn remember(&mut self, response: &Response) {
         for cookie in set_cookies(response.headers()) {
             let Some((pair, _)) = cookie.split_once(';') else {
@@ -814,7 +827,7 @@ async fn users_set_password_replaces_a_lost_password_and_ends_its_sessions() {
     let short = set_password("admin", Some("short"));
     assert!(!short.status.success(), "{short:?}");
     assert!(
-        String::from_utf8_lossy(&short.stderr).contains("at least 8 characters"),
+        String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"),
         "{short:?}"
     );
     let unknown = set_password("nobody", Some("long-enough-1"));

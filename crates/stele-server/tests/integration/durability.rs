@@ -23,7 +23,7 @@ fn spawn_server(database_url: &str, key_file: &std::path::Path, port: u16) -> Ch
         .env("STELE_DATABASE_URL", database_url)
         .env("STELE_SIGNING_KEY_FILE", key_file)
         .env("STELE_API_KEY", API_KEY)
-        .env("STELE_ADMIN_PASSWORD", "pw")
+        .env("STELE_ADMIN_PASSWORD", "durability-admin-password")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -195,8 +195,19 @@ async fn survives_kill_dash_nine(sqlite_url_options: &str) {
         .expect("verify");
     let stdout = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "verify failed: {stdout}");
+    // Besides the organization's events, the activity log's (its creation, the signing key).
+    let activity = database
+        .query_one(&format!(
+            "SELECT COUNT(*) FROM events WHERE organization_id = '{}'",
+            stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID
+        ))
+        .integer() as usize;
     assert!(
-        stdout.contains(&format!("OK: {} events", rows.len() + 1)),
+        activity >= 1,
+        "the organization's creation is in the activity log"
+    );
+    assert!(
+        stdout.contains(&format!("OK: {} events", rows.len() + 1 + activity)),
         "{stdout}"
     );
 }

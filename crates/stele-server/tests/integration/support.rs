@@ -13,7 +13,7 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub const API_KEY: &str = "sk_test_integration_key";
+pub const API_KEY: &str = "sk_test_integration_key_0123456789abcdef";
 
 /// The environment variable that selects PostgreSQL: a URL of a database on the server
 /// (e.g. `postgres://postgres@127.0.0.1:5432/postgres`) that may create databases.

@@ -13,6 +13,21 @@ use stele_core::timestamp::UnixMillis;
 /// The advisory lock key held while initialising an empty database ("stele in").
 pub(super) const INITIALIZE_LOCK: i64 = 0x7374_656c_6520_696e;
 
+/// An API key from `id, name, created_at, revoked_at, scopes, organization_ids`.
+fn api_key_from_row(row: &tokio_postgres::Row) -> StoreResult<ApiKey> {
+    let scopes: String = row.get(4);
+    let organizations: String = row.get(5);
+    let grants = stele_core::access::KeyGrants::from_stored(&scopes, &organizations)
+        .map_err(|detail| StoreError::corrupt(None, None, format!("API key scopes: {detail}")))?;
+    Ok(ApiKey {
+        id: row.get(0),
+        name: row.get(1),
+        created_at: row.get(2),
+        revoked_at: row.get(3),
+        grants,
+    })
+}
+
 #[async_trait]
 impl CredentialStore for PostgresStore {
     async fn is_uninitialized(&self) -> StoreResult<bool> {
@@ -47,14 +62,17 @@ impl CredentialStore for PostgresStore {
         if !empty {
             return Ok(false);
         }
+        let (scopes, organizations) = key.grants.stored();
         execute_in(
             &transaction,
-            "INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO api_keys (id, name, secret_hash, created_at, scopes, organization_ids) VALUES ($1, $2, $3, $4, $5, $6)",
             &[
                 &key.id,
                 &key.name,
                 &key.secret_hash.as_slice(),
                 &key.created_at,
+                &scopes,
+                &organizations,
             ],
         )
         .await?;
@@ -74,13 +92,16 @@ impl CredentialStore for PostgresStore {
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        let (scopes, organizations) = key.grants.stored();
         self.execute(
-            "INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO api_keys (id, name, secret_hash, created_at, scopes, organization_ids) VALUES ($1, $2, $3, $4, $5, $6)",
             &[
                 &key.id,
                 &key.name,
                 &key.secret_hash.as_slice(),
                 &key.created_at,
+                &scopes,
+                &organizations,
             ],
         )
         .await?;
@@ -89,40 +110,28 @@ impl CredentialStore for PostgresStore {
             name: key.name,
             created_at: key.created_at,
             revoked_at: None,
+            grants: key.grants,
         })
     }
 
     async fn find_api_key(&self, secret_hash: [u8; 32]) -> StoreResult<Option<ApiKey>> {
         let row = self
             .query_opt(
-                "SELECT id, name, created_at, revoked_at FROM api_keys WHERE secret_hash = $1",
+                "SELECT id, name, created_at, revoked_at, scopes, organization_ids FROM api_keys WHERE secret_hash = $1",
                 &[&secret_hash.as_slice()],
             )
             .await?;
-        Ok(row.map(|row| ApiKey {
-            id: row.get(0),
-            name: row.get(1),
-            created_at: row.get(2),
-            revoked_at: row.get(3),
-        }))
+        row.as_ref().map(api_key_from_row).transpose()
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
         let rows = self
             .query(
-                "SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY id COLLATE \"C\"",
+                "SELECT id, name, created_at, revoked_at, scopes, organization_ids FROM api_keys ORDER BY id COLLATE \"C\"",
                 &[],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| ApiKey {
-                id: row.get(0),
-                name: row.get(1),
-                created_at: row.get(2),
-                revoked_at: row.get(3),
-            })
-            .collect())
+        rows.iter().map(api_key_from_row).collect()
     }
 
     async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> StoreResult<bool> {

@@ -8,6 +8,7 @@ use crate::shared::chain::{chain_anchors, ChainWalk};
 use crate::shared::encoding::hash_from;
 use crate::shared::search::{is_time_bounded_only, plan_search, Binder, SearchPlan};
 use async_trait::async_trait;
+use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use stele_core::model::*;
 use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
@@ -173,7 +174,7 @@ impl EventStore for PostgresStore {
             .query(
                 &format!(
                     "SELECT {STORED_EVENT_COLUMNS} FROM events e
-                     WHERE e.action = $1 ORDER BY e.received_at DESC, e.id DESC LIMIT $2"
+                     WHERE e.action = $1 AND e.organization_id <> '{ACTIVITY_LOG_ORGANIZATION_ID}' ORDER BY e.received_at DESC, e.id DESC LIMIT $2"
                 ),
                 &[&action, &i64::from(limit)],
             )

@@ -11,6 +11,7 @@ use crate::shared::encoding::{contains_pattern, json_text, parse_organization_js
 use crate::shared::search::keyset;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use stele_core::chain::GENESIS;
 use stele_core::model::*;
 use stele_core::pagination::Page;
@@ -172,20 +173,23 @@ impl OrganizationStore for PostgresStore {
         page: PageRequest<String>,
     ) -> StoreResult<Page<Organization>> {
         let scan = page.scan();
-        let (condition, direction) = keyset("id", &scan, "$4");
+        let (condition, direction) = keyset("id", &scan, "$5");
         let sql = format!(
             "SELECT {ORGANIZATION_COLUMNS} FROM organizations
              WHERE ($1::text IS NULL OR name ILIKE $1 ESCAPE '\\')
                AND (cardinality($2::text[]) = 0 OR EXISTS (
                     SELECT 1 FROM jsonb_array_elements(domains::jsonb) AS owned
                     WHERE owned ->> 'domain' = ANY($2)))
+               AND (cardinality($4::text[]) = 0 OR id = ANY($4))
+               AND id <> '{ACTIVITY_LOG_ORGANIZATION_ID}'
                AND {condition}
              ORDER BY id {direction} LIMIT $3"
         );
         let pattern = filter.name_contains.as_deref().map(contains_pattern);
         let fetch = i64::from(scan.fetch);
         let bound = scan.bound.map(|(key, _)| key.clone()).unwrap_or_default();
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&pattern, &filter.domains, &fetch];
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&pattern, &filter.domains, &fetch, &filter.ids];
         if scan.bound.is_some() {
             params.push(&bound);
         }

@@ -10,6 +10,23 @@ use rusqlite::OptionalExtension;
 use stele_core::model::*;
 use stele_core::timestamp::UnixMillis;
 
+/// An API key from `id, name, created_at, revoked_at, scopes, organization_ids`.
+fn api_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
+    let scopes: String = row.get(4)?;
+    let organizations: String = row.get(5)?;
+    let grants =
+        stele_core::access::KeyGrants::from_stored(&scopes, &organizations).map_err(|detail| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, detail.into())
+        })?;
+    Ok(ApiKey {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        created_at: row.get(2)?,
+        revoked_at: row.get(3)?,
+        grants,
+    })
+}
+
 #[async_trait]
 impl CredentialStore for SqliteStore {
     async fn is_uninitialized(&self) -> StoreResult<bool> {
@@ -27,6 +44,7 @@ impl CredentialStore for SqliteStore {
     }
 
     async fn initialize(&self, key: NewApiKey, user: NewUser) -> StoreResult<bool> {
+        let (scopes, organizations) = key.grants.stored();
         self.writer
             .write(move |connection| {
                 let empty: bool = connection
@@ -41,8 +59,8 @@ impl CredentialStore for SqliteStore {
                 }
                 connection
                     .execute(
-                        "INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                        params![key.id, key.name, key.secret_hash.as_slice(), key.created_at],
+                        "INSERT INTO api_keys (id, name, secret_hash, created_at, scopes, organization_ids) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![key.id, key.name, key.secret_hash.as_slice(), key.created_at, scopes, organizations],
                     )
                     .map_err(database_error)?;
                 connection
@@ -57,15 +75,16 @@ impl CredentialStore for SqliteStore {
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        let (scopes, organizations) = key.grants.stored();
         self.writer
             .write(move |connection| {
                 connection
                     .execute(
-                        "INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                        params![key.id, key.name, key.secret_hash.as_slice(), key.created_at],
+                        "INSERT INTO api_keys (id, name, secret_hash, created_at, scopes, organization_ids) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![key.id, key.name, key.secret_hash.as_slice(), key.created_at, scopes, organizations],
                     )
                     .map_err(database_error)?;
-                Ok(ApiKey { id: key.id, name: key.name, created_at: key.created_at, revoked_at: None })
+                Ok(ApiKey { id: key.id, name: key.name, created_at: key.created_at, revoked_at: None, grants: key.grants })
             })
             .await
     }
@@ -74,16 +93,11 @@ impl CredentialStore for SqliteStore {
         self.readers
             .read(move |connection| {
                 connection
-                    .prepare_cached("SELECT id, name, created_at, revoked_at FROM api_keys WHERE secret_hash = ?1")
+                    .prepare_cached("SELECT id, name, created_at, revoked_at, scopes, organization_ids FROM api_keys WHERE secret_hash = ?1")
                     .and_then(|mut statement| {
                         statement
                             .query_row([secret_hash.as_slice()], |row| {
-                                Ok(ApiKey {
-                                    id: row.get(0)?,
-                                    name: row.get(1)?,
-                                    created_at: row.get(2)?,
-                                    revoked_at: row.get(3)?,
-                                })
+                                api_key_from_row(row)
                             })
                             .optional()
                     })
@@ -96,16 +110,11 @@ impl CredentialStore for SqliteStore {
         self.readers
             .read(|connection| {
                 let mut statement = connection
-                    .prepare("SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY id")
+                    .prepare("SELECT id, name, created_at, revoked_at, scopes, organization_ids FROM api_keys ORDER BY id")
                     .map_err(database_error)?;
                 let keys = statement
                     .query_map([], |row| {
-                        Ok(ApiKey {
-                            id: row.get(0)?,
-                            name: row.get(1)?,
-                            created_at: row.get(2)?,
-                            revoked_at: row.get(3)?,
-                        })
+                        api_key_from_row(row)
                     })
                     .and_then(Iterator::collect)
                     .map_err(database_error);

@@ -14,6 +14,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 use rusqlite::OptionalExtension;
 use rusqlite::Row;
+use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use stele_core::chain::link;
 use stele_core::chain::ChainHash;
 use stele_core::chain::GENESIS;
@@ -359,7 +360,7 @@ impl EventStore for SqliteStore {
                 let mut statement = connection
                     .prepare_cached(&format!(
                         "SELECT {STORED_EVENT_COLUMNS} FROM events e
-                             WHERE e.action = ?1 ORDER BY e.received_at DESC, e.id DESC LIMIT ?2"
+                             WHERE e.action = ?1 AND e.organization_id <> '{ACTIVITY_LOG_ORGANIZATION_ID}' ORDER BY e.received_at DESC, e.id DESC LIMIT ?2"
                     ))
                     .map_err(database_error)?;
                 let events = statement

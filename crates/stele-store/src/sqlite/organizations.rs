@@ -13,6 +13,7 @@ use rusqlite::Connection;
 use rusqlite::OptionalExtension;
 use rusqlite::Row;
 use serde_json::Map;
+use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use stele_core::model::*;
 use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
@@ -184,6 +185,9 @@ impl OrganizationStore for SqliteStore {
         let domains = (!filter.domains.is_empty())
             .then(|| json_text(&filter.domains))
             .transpose()?;
+        let ids = (!filter.ids.is_empty())
+            .then(|| json_text(&filter.ids))
+            .transpose()?;
         self.readers
             .read(move |connection| {
                 let scan = page.scan();
@@ -194,6 +198,8 @@ impl OrganizationStore for SqliteStore {
                        AND (:domains IS NULL OR EXISTS (
                             SELECT 1 FROM json_each(organizations.domains) AS owned
                             WHERE json_extract(owned.value, '$.domain') IN (SELECT value FROM json_each(:domains))))
+                       AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+                       AND id <> '{ACTIVITY_LOG_ORGANIZATION_ID}'
                        AND {condition}
                      ORDER BY id {direction} LIMIT :fetch"
                 );
@@ -201,7 +207,7 @@ impl OrganizationStore for SqliteStore {
                 let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
                 let bound = scan.bound.map(|(key, _)| key.clone());
                 let mut named: Vec<(&str, &dyn rusqlite::ToSql)> =
-                    vec![(":pattern", &pattern), (":domains", &domains), (":fetch", &scan.fetch)];
+                    vec![(":pattern", &pattern), (":domains", &domains), (":ids", &ids), (":fetch", &scan.fetch)];
                 if bound.is_some() {
                     named.push((":bound", &bound));
                 }

@@ -9,6 +9,8 @@ contract_tests!(
     initialize_stores_the_first_key_and_user_only_once,
     concurrent_initializers_store_exactly_one_key_and_user,
     api_keys_are_created_found_listed_and_revoked,
+    api_key_scopes_and_organizations_are_kept,
+    the_activity_log_organization_exists_but_is_never_listed,
     users_are_found_by_username_and_usernames_are_unique,
     sessions_expire_and_expired_ones_are_swept_by_the_next_sign_in,
     resetting_a_password_replaces_the_hash_and_ends_that_users_sessions,
@@ -101,6 +103,7 @@ async fn api_keys_are_created_found_listed_and_revoked(backend: Backend) {
                 name: name.into(),
                 created_at: 100 + i64::from(secret),
                 revoked_at: None,
+                grants: stele_core::access::KeyGrants::admin(),
             }
         );
     }
@@ -289,4 +292,58 @@ async fn resetting_a_password_replaces_the_hash_and_ends_that_users_sessions(bac
         .reset_user_password("carol", "$argon2id$v=19$x".into())
         .await
         .expect("reset"));
+}
+
+async fn api_key_scopes_and_organizations_are_kept(backend: Backend) {
+    let grants = stele_core::access::KeyGrants {
+        scopes: vec![
+            stele_core::access::Scope::EventsWrite,
+            stele_core::access::Scope::EventsRead,
+        ],
+        organizations: vec!["org_a".into(), "org_b".into()],
+    };
+    let mut key = api_key("key_scoped", "ingest", 7, 100);
+    key.grants = grants.clone();
+    backend.create_api_key(key).await.expect("create");
+    let found = backend
+        .find_api_key([7; 32])
+        .await
+        .expect("find")
+        .expect("the key");
+    assert_eq!(found.grants, grants);
+    let listed = backend.list_api_keys().await.expect("list");
+    assert_eq!(listed[0].grants, grants);
+}
+
+async fn the_activity_log_organization_exists_but_is_never_listed(backend: Backend) {
+    use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
+    let stored = backend
+        .get_organization(ACTIVITY_LOG_ORGANIZATION_ID)
+        .await
+        .expect("read");
+    assert!(stored.is_some(), "the migration creates the activity log");
+    let listed = backend
+        .list_organizations(
+            OrganizationFilter::default(),
+            stele_core::pagination::PageRequest {
+                limit: 100,
+                order: stele_core::pagination::SortOrder::Asc,
+                cursor: None,
+            },
+        )
+        .await
+        .expect("list");
+    assert!(listed
+        .data
+        .iter()
+        .all(|organization| organization.id.as_str() != ACTIVITY_LOG_ORGANIZATION_ID));
+    // Its log takes appends like any other (the server is the only writer).
+    let appended = append(
+        backend.store.as_ref(),
+        ACTIVITY_LOG_ORGANIZATION_ID,
+        "api_key.created",
+    )
+    .await;
+    assert_eq!(appended.sequence, 1);
+    verify(backend.store.as_ref(), Some(ACTIVITY_LOG_ORGANIZATION_ID)).await;
 }

@@ -390,6 +390,7 @@ pub fn api_key(id: &str, name: &str, secret: u8, at: UnixMillis) -> NewApiKey {
         name: name.into(),
         secret_hash: [secret; 32],
         created_at: at,
+        grants: stele_core::access::KeyGrants::admin(),
     }
 }
 
@@ -425,4 +426,16 @@ where
         results.push(handle.await.expect("task"));
     }
     results
+}
+
+/// Every organization id but the reserved activity log's (which every database has).
+pub async fn customer_organization_ids(store: &dyn Store) -> Vec<String> {
+    store
+        .organization_ids()
+        .await
+        .expect("ids")
+        .iter()
+        .map(|id| id.to_string())
+        .filter(|id| !stele_core::access::is_activity_log(id))
+        .collect()
 }
