@@ -210,6 +210,11 @@ pub struct ServeConfig {
     /// Address to listen on.
     #[arg(long, env = "STELE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Also serve `GET /metrics` (Prometheus) on this address, without authentication, for
+    /// a scraper on a private network; unset by default. The main address serves
+    /// `/metrics` to API keys either way.
+    #[arg(long, env = "STELE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// API key to create on first start instead of a generated one (also registered later if missing).
     #[arg(long, env = "STELE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,

@@ -9,6 +9,7 @@ pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod metrics;
 pub mod organizations;
 pub mod retention;
 pub mod transparency;
@@ -52,6 +53,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(retention::routes())
         .merge(transparency::routes())
         .merge(health::routes())
+        .merge(metrics::routes())
         .split_for_parts()
 }
 
