@@ -372,9 +372,16 @@ mod tests {
         assert_eq!(parsed.connect_timeout.as_secs(), 3);
         let error = DatabaseLocation::parse("postgres://db:notaport/x").expect_err("bad port");
         assert!(error.contains("invalid PostgreSQL URL"), "{error}");
-        let error = DatabaseLocation::parse("postgres://db/x?sslmode=require").expect_err("TLS");
-        assert!(error.contains("without TLS"), "{error}");
+        assert!(DatabaseLocation::parse("postgres://db/x?sslmode=require").is_ok());
         assert!(DatabaseLocation::parse("postgres://db/x?sslmode=disable").is_ok());
+        // Refused before any connection attempt, with the way out.
+        let error = DatabaseLocation::parse("postgres://db/x?sslmode=verify-full").expect_err("no CA");
+        assert!(error.contains("needs sslrootcert"), "{error}");
+        let error = DatabaseLocation::parse(
+            "postgres://db/x?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        )
+        .expect_err("unreadable CA");
+        assert!(error.contains("cannot read sslrootcert /nonexistent/ca.pem"), "{error}");
     }
 
     #[test]

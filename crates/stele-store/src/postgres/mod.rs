@@ -234,3 +234,5 @@ pub(super) async fn execute_in(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
