@@ -13,6 +13,7 @@ mod exports;
 mod http_contract;
 mod idempotency;
 mod import;
+mod metrics;
 mod organizations;
 mod replicas;
 mod retention;
