@@ -18,6 +18,10 @@ set -euo pipefail
 
 url="${1:-${STELE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}}"
 die() { printf 'postgres-test-tls.sh: %s\n' "$*" >&2; exit 1; }
+if ! command -v openssl >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing openssl"
+  apt-get install -y -qq openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+fi
 for tool in psql openssl; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is required but not installed"
 done

@@ -417,6 +417,20 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listen_is_an_optional_serve_address() {
+        let cli = Cli::try_parse_args(["stele", "serve", "--metrics-listen", "127.0.0.1:9464"])
+            .expect("a metrics address");
+        let Some(Command::Serve(config)) = cli.command else {
+            panic!("serve");
+        };
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9464".parse().expect("address"))
+        );
+        assert!(Cli::try_parse_args(["stele", "serve", "--metrics-listen", "nope"]).is_err());
+    }
+
+    #[test]
     fn database_flags_are_global_and_validated() {
         let cli = Cli::try_parse_from([
             "stele",

@@ -118,6 +118,10 @@ fn handle() -> &'static PrometheusHandle {
             }
         };
         describe();
+        // Series that dashboards and alerts read exist from the start, at zero.
+        metrics::counter!(EVENTS_INGESTED, "source" => "api").increment(0);
+        metrics::counter!(CHECKPOINTS_SIGNED).increment(0);
+        metrics::counter!(CHECKPOINT_FAILURES).increment(0);
         // Histograms are drained into their buckets by upkeep, not only when scraped, so
         // memory stays flat when nobody scrapes.
         let upkeep = handle.clone();
