@@ -375,13 +375,17 @@ mod tests {
         assert!(DatabaseLocation::parse("postgres://db/x?sslmode=require").is_ok());
         assert!(DatabaseLocation::parse("postgres://db/x?sslmode=disable").is_ok());
         // Refused before any connection attempt, with the way out.
-        let error = DatabaseLocation::parse("postgres://db/x?sslmode=verify-full").expect_err("no CA");
+        let error =
+            DatabaseLocation::parse("postgres://db/x?sslmode=verify-full").expect_err("no CA");
         assert!(error.contains("needs sslrootcert"), "{error}");
         let error = DatabaseLocation::parse(
             "postgres://db/x?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
         )
         .expect_err("unreadable CA");
-        assert!(error.contains("cannot read sslrootcert /nonexistent/ca.pem"), "{error}");
+        assert!(
+            error.contains("cannot read sslrootcert /nonexistent/ca.pem"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -64,9 +64,13 @@ pub const SCRAPE_ERRORS: &str = "stele_metrics_scrape_errors";
 const LATENCY: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-const LONG: &[f64] = &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
+const LONG: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
 /// Group commits hold at most 1,024 (SQLite) or 512 (PostgreSQL) jobs.
-const BATCH: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+const BATCH: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
 const BUCKETS: &[(&str, &[f64])] = &[
     (HTTP_REQUEST_DURATION, LATENCY),
     (INGEST_DURATION, LATENCY),
@@ -77,25 +81,68 @@ const BUCKETS: &[(&str, &[f64])] = &[
 ];
 
 fn describe() {
-    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by method, route template and status.");
-    describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "Time to answer an HTTP request (to the response headers), by method and route template.");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by method, route template and status."
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        Unit::Seconds,
+        "Time to answer an HTTP request (to the response headers), by method and route template."
+    );
     describe_counter!(EVENTS_INGESTED, "Audit events durably stored, by source.");
     describe_histogram!(INGEST_DURATION, Unit::Seconds, "Time an ingest request took, validation and durable commit included, by route and outcome.");
     describe_counter!(INGEST_ERRORS, "Refused ingest requests, by error code.");
-    describe_histogram!(SEARCH_DURATION, Unit::Seconds, "Time one page of an event search took.");
-    describe_histogram!(EXPORT_DURATION, Unit::Seconds, "Time an export download took from first to last byte, by format and outcome.");
-    describe_counter!(EXPORTED_EVENTS, "Events written into export downloads, by format.");
+    describe_histogram!(
+        SEARCH_DURATION,
+        Unit::Seconds,
+        "Time one page of an event search took."
+    );
+    describe_histogram!(
+        EXPORT_DURATION,
+        Unit::Seconds,
+        "Time an export download took from first to last byte, by format and outcome."
+    );
+    describe_counter!(
+        EXPORTED_EVENTS,
+        "Events written into export downloads, by format."
+    );
     describe_gauge!(CHECKPOINT_AGE, Unit::Seconds, "Age of the oldest event not yet covered by a signed checkpoint, across all organizations (0 when all are covered).");
     describe_counter!(CHECKPOINTS_SIGNED, "Checkpoints signed by this process.");
-    describe_counter!(CHECKPOINT_FAILURES, "Failed attempts to sign an organization's checkpoint.");
-    describe_histogram!(GROUP_COMMIT_SIZE, "Writes committed together in one group commit, by backend.");
-    describe_histogram!(GROUP_COMMIT_DURATION, Unit::Seconds, "Time of one group commit's transaction, through its durable commit, by backend.");
-    describe_counter!(GROUP_COMMIT_FAILURES, "Group commits whose transaction did not commit as a whole, by backend.");
-    describe_gauge!(POOL_CONNECTIONS, "Database connections of this process, by state (in_use, idle).");
-    describe_gauge!(POOL_MAX_CONNECTIONS, "Most database connections this process opens (PostgreSQL).");
-    describe_gauge!(POOL_WAITING, "Requests waiting for a free database connection.");
+    describe_counter!(
+        CHECKPOINT_FAILURES,
+        "Failed attempts to sign an organization's checkpoint."
+    );
+    describe_histogram!(
+        GROUP_COMMIT_SIZE,
+        "Writes committed together in one group commit, by backend."
+    );
+    describe_histogram!(
+        GROUP_COMMIT_DURATION,
+        Unit::Seconds,
+        "Time of one group commit's transaction, through its durable commit, by backend."
+    );
+    describe_counter!(
+        GROUP_COMMIT_FAILURES,
+        "Group commits whose transaction did not commit as a whole, by backend."
+    );
+    describe_gauge!(
+        POOL_CONNECTIONS,
+        "Database connections of this process, by state (in_use, idle)."
+    );
+    describe_gauge!(
+        POOL_MAX_CONNECTIONS,
+        "Most database connections this process opens (PostgreSQL)."
+    );
+    describe_gauge!(
+        POOL_WAITING,
+        "Requests waiting for a free database connection."
+    );
     describe_gauge!(WRITE_QUEUE, "Writes queued for the next group commit.");
-    describe_gauge!(SCRAPE_ERRORS, "1 when the last scrape could not read the database's checkpoint state.");
+    describe_gauge!(
+        SCRAPE_ERRORS,
+        "1 when the last scrape could not read the database's checkpoint state."
+    );
 }
 
 /// The process's Prometheus recorder, installed on first use. When another recorder is

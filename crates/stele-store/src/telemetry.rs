@@ -24,8 +24,7 @@ pub(crate) fn record_group_commit(
     committed: bool,
 ) {
     metrics::histogram!(GROUP_COMMIT_SIZE, "backend" => backend).record(jobs as f64);
-    metrics::histogram!(GROUP_COMMIT_DURATION, "backend" => backend)
-        .record(elapsed.as_secs_f64());
+    metrics::histogram!(GROUP_COMMIT_DURATION, "backend" => backend).record(elapsed.as_secs_f64());
     if !committed {
         metrics::counter!(GROUP_COMMIT_FAILURES, "backend" => backend).increment(1);
     }

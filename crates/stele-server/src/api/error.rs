@@ -102,7 +102,9 @@ impl IntoResponse for ApiError {
             body["errors"] = errors;
         }
         let mut response = (code.status(), Json(body)).into_response();
-        response.extensions_mut().insert(ErrorCodeTag(code.as_str()));
+        response
+            .extensions_mut()
+            .insert(ErrorCodeTag(code.as_str()));
         response
     }
 }

@@ -109,7 +109,11 @@ async fn metrics_need_an_api_key_on_the_main_address() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (_, parsed) = scrape(&server).await;
     assert!(
-        value(&parsed, "stele_database_pool_connections", &[("state", "idle")]) >= 0.0
+        value(
+            &parsed,
+            "stele_database_pool_connections",
+            &[("state", "idle")]
+        ) >= 0.0
             && series(&parsed, "stele_database_pool_connections") == 2,
         "the pool is reported by state"
     );
@@ -165,7 +169,9 @@ async fn counters_and_histograms_move_with_traffic() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let response = server
-        .get(&format!("/audit_logs/events?organization_id={organization}"))
+        .get(&format!(
+            "/audit_logs/events?organization_id={organization}"
+        ))
         .send()
         .await
         .expect("search");
@@ -176,7 +182,11 @@ async fn counters_and_histograms_move_with_traffic() {
         .await
         .expect("get");
     assert_eq!(response.status(), StatusCode::OK);
-    let response = server.get("/no/such/route/x1y2z3").send().await.expect("404");
+    let response = server
+        .get("/no/such/route/x1y2z3")
+        .send()
+        .await
+        .expect("404");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let (status, export) = read(
         server
@@ -221,7 +231,10 @@ async fn counters_and_histograms_move_with_traffic() {
         ),
         accepted as f64
     );
-    assert_eq!(observed("stele_http_request_duration_seconds", &ingest), 5.0);
+    assert_eq!(
+        observed("stele_http_request_duration_seconds", &ingest),
+        5.0
+    );
     assert_eq!(
         observed(
             "stele_ingest_duration_seconds",
@@ -237,7 +250,10 @@ async fn counters_and_histograms_move_with_traffic() {
         2.0
     );
     assert_eq!(
-        moved("stele_ingest_errors_total", &[("code", "validation_failed")]),
+        moved(
+            "stele_ingest_errors_total",
+            &[("code", "validation_failed")]
+        ),
         1.0
     );
     assert_eq!(
@@ -259,8 +275,14 @@ async fn counters_and_histograms_move_with_traffic() {
         ),
         1.0
     );
-    assert!(!text.contains(&organization), "a raw path leaked into a label");
-    assert!(!text.contains("x1y2z3"), "an unmatched path leaked into a label");
+    assert!(
+        !text.contains(&organization),
+        "a raw path leaked into a label"
+    );
+    assert!(
+        !text.contains("x1y2z3"),
+        "an unmatched path leaked into a label"
+    );
     // The writes above went through the backend's group commit.
     let backend = [("backend", backend(&server))];
     assert!(observed("stele_group_commit_size", &backend) >= 1.0);
@@ -282,9 +304,15 @@ async fn counters_and_histograms_move_with_traffic() {
         accepted as f64
     );
     assert_eq!(value(&after, "stele_group_commit_queue_depth", &[]), 0.0);
-    assert_eq!(value(&after, "stele_database_pool_waiting_requests", &[]), 0.0);
+    assert_eq!(
+        value(&after, "stele_database_pool_waiting_requests", &[]),
+        0.0
+    );
     if server.database.is_postgres() {
-        assert_eq!(value(&after, "stele_database_pool_max_connections", &[]), 4.0);
+        assert_eq!(
+            value(&after, "stele_database_pool_max_connections", &[]),
+            4.0
+        );
     }
 }
 

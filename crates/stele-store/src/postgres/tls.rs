@@ -24,7 +24,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -85,14 +87,18 @@ pub fn split_url(url: &str) -> Result<SplitUrl, String> {
                 }
             }
             "sslrootcert" if value == "system" => {
-                return Err("sslrootcert=system is not supported; name the PEM file of the \
+                return Err(
+                    "sslrootcert=system is not supported; name the PEM file of the \
                             certificate authority (sslrootcert=/path/to/ca.pem)"
-                    .into())
+                        .into(),
+                )
             }
             "sslrootcert" if value.is_empty() => {
-                return Err("sslrootcert is empty; name the PEM file of the certificate \
+                return Err(
+                    "sslrootcert is empty; name the PEM file of the certificate \
                             authority"
-                    .into())
+                        .into(),
+                )
             }
             "sslrootcert" => root_cert = Some(PathBuf::from(value)),
             key @ ("sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "sslcrldir") => {
@@ -317,15 +323,29 @@ mod tests {
         let parsed = split(
             "postgres://u@db:5432/x?application_name=a&sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&connect_timeout=3",
         );
-        assert_eq!(parsed.url, "postgres://u@db:5432/x?application_name=a&connect_timeout=3");
+        assert_eq!(
+            parsed.url,
+            "postgres://u@db:5432/x?application_name=a&connect_timeout=3"
+        );
         assert_eq!(parsed.tls.mode, TlsMode::VerifyFull);
         assert_eq!(parsed.tls.root_cert, Some(PathBuf::from("/etc/ca.pem")));
         let plain = split("postgres://u@db/x");
         assert_eq!(plain.url, "postgres://u@db/x");
         assert_eq!(plain.tls.mode, TlsMode::Prefer, "libpq's default");
-        assert_eq!(split("postgres://db/x?sslmode=disable").url, "postgres://db/x");
-        assert_eq!(split("postgres://db/x?sslmode=require").tls.mode, TlsMode::Require);
-        assert_eq!(split("postgres://db/x?sslmode=verify-ca&sslrootcert=ca.pem").tls.mode, TlsMode::VerifyCa);
+        assert_eq!(
+            split("postgres://db/x?sslmode=disable").url,
+            "postgres://db/x"
+        );
+        assert_eq!(
+            split("postgres://db/x?sslmode=require").tls.mode,
+            TlsMode::Require
+        );
+        assert_eq!(
+            split("postgres://db/x?sslmode=verify-ca&sslrootcert=ca.pem")
+                .tls
+                .mode,
+            TlsMode::VerifyCa
+        );
     }
 
     #[test]
@@ -349,7 +369,10 @@ mod tests {
             root_cert: Some(missing.clone()),
         };
         let error = connector(&settings).err().expect("no such file");
-        assert!(error.contains("cannot read sslrootcert") && error.contains("missing.pem"), "{error}");
+        assert!(
+            error.contains("cannot read sslrootcert") && error.contains("missing.pem"),
+            "{error}"
+        );
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").expect("write");
         let settings = TlsSettings {

@@ -11,9 +11,12 @@ use super::*;
 /// The directory with `ca.pem` and `other-ca.pem`: `STELE_TEST_POSTGRES_TLS_DIR`, or
 /// `stele-test-tls` in the server's data directory, where the script puts them.
 async fn tls_dir() -> PathBuf {
-    let client = connect(&PostgresOptions::new(with_params(&admin_url(), "sslmode=disable")))
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL at {}: {error}", admin_url()));
+    let client = connect(&PostgresOptions::new(with_params(
+        &admin_url(),
+        "sslmode=disable",
+    )))
+    .await
+    .unwrap_or_else(|error| panic!("PostgreSQL at {}: {error}", admin_url()));
     let ssl: String = client
         .query_one("SHOW ssl", &[])
         .await
@@ -56,9 +59,15 @@ fn with_params(url: &str, params: &str) -> String {
 fn with_host(url: &str, host: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (user, address) = authority.rsplit_once('@').map_or(("", authority), |(u, a)| (u, a));
+    let (user, address) = authority
+        .rsplit_once('@')
+        .map_or(("", authority), |(u, a)| (u, a));
     let port = address.rsplit_once(':').map_or("5432", |(_, port)| port);
-    let user = if user.is_empty() { String::new() } else { format!("{user}@") };
+    let user = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
     with_params(
         &format!("{scheme}://{user}{host}:{port}/{path}"),
         "hostaddr=127.0.0.1",
@@ -69,7 +78,10 @@ fn with_host(url: &str, host: &str) -> String {
 async fn encrypted(url: &str) -> Result<bool, StoreError> {
     let client = connect(&PostgresOptions::new(url)).await?;
     let row = client
-        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .map_err(database_error)?;
     Ok(row.get(0))
@@ -95,7 +107,9 @@ async fn sslmode_verify_full_with_the_servers_ca_connects_over_tls() {
         &with_host(&admin_url(), "localhost"),
         &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
     );
-    assert!(encrypted(&url).await.expect("verify-full to localhost connects"));
+    assert!(encrypted(&url)
+        .await
+        .expect("verify-full to localhost connects"));
 }
 
 #[tokio::test]
@@ -107,12 +121,20 @@ async fn the_store_pool_connects_with_verify_full() {
         &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
     ));
     options.pool_size = 2;
-    let store = PostgresStore::open(&options, true).await.expect("store opens over TLS");
+    let store = PostgresStore::open(&options, true)
+        .await
+        .expect("store opens over TLS");
     let rows = store
-        .query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .expect("a pooled query");
-    assert!(rows[0].get::<_, bool>(0), "pooled connections are encrypted");
+    assert!(
+        rows[0].get::<_, bool>(0),
+        "pooled connections are encrypted"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +144,9 @@ async fn verify_full_with_a_wrong_ca_fails_naming_the_certificate() {
         &admin_url(),
         &format!("sslmode=verify-full&sslrootcert={}", other.display()),
     );
-    let error = encrypted(&url).await.expect_err("an unknown issuer is refused");
+    let error = encrypted(&url)
+        .await
+        .expect_err("an unknown issuer is refused");
     let message = error.to_string();
     assert!(
         message.contains("TLS") && message.contains("UnknownIssuer"),
@@ -138,8 +162,14 @@ async fn verify_full_checks_the_host_name_and_verify_ca_does_not() {
         &wrong_name,
         &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
     );
-    let message = encrypted(&url).await.expect_err("a name the certificate lacks").to_string();
-    assert!(message.contains("not valid for name \"db.invalid\""), "{message}");
+    let message = encrypted(&url)
+        .await
+        .expect_err("a name the certificate lacks")
+        .to_string();
+    assert!(
+        message.contains("not valid for name \"db.invalid\""),
+        "{message}"
+    );
     let url = with_params(
         &wrong_name,
         &format!("sslmode=verify-ca&sslrootcert={}", ca.display()),

@@ -349,7 +349,12 @@ async fn event_bytes_pages_through_the_canonical_bytes(backend: Backend) {
 async fn the_oldest_unsigned_event_is_the_first_after_each_logs_newest_checkpoint(
     backend: Backend,
 ) {
-    let oldest = || async { backend.oldest_unsigned_event_received_at().await.expect("oldest") };
+    let oldest = || async {
+        backend
+            .oldest_unsigned_event_received_at()
+            .await
+            .expect("oldest")
+    };
     assert_eq!(oldest().await, None, "an empty store has nothing unsigned");
     create_organization(&*backend, "org_a").await;
     create_organization(&*backend, "org_b").await;
@@ -366,7 +371,11 @@ async fn the_oldest_unsigned_event_is_the_first_after_each_logs_newest_checkpoin
     assert_eq!(oldest().await, Some(second.received_at));
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let other = append(&*backend, "org_b", "user.signed_in").await;
-    assert_eq!(oldest().await, Some(second.received_at), "the oldest across organizations");
+    assert_eq!(
+        oldest().await,
+        Some(second.received_at),
+        "the oldest across organizations"
+    );
     backend
         .save_checkpoint(checkpoint("org_a", 2, now()))
         .await
