@@ -46,6 +46,15 @@ step "PostgreSQL at $postgres_url"
 ensure_postgres
 psql "$postgres_url" -Atc 'SELECT version()'
 
+# The TLS tests (sslmode=require and verify-full against this server) need it to serve a
+# certificate of a test CA; the script is idempotent and only reloads the configuration.
+if [[ "$postgres_url" == "postgres://postgres@127.0.0.1:5432/postgres" ]]; then
+  step "PostgreSQL TLS with a test CA (reload, no restart)"
+  scripts/postgres-test-tls.sh "$postgres_url"
+else
+  echo "STELE_TEST_POSTGRES_URL is not the local server: set it up for TLS with scripts/postgres-test-tls.sh where it runs, or set STELE_TEST_POSTGRES_TLS_DIR (the TLS tests fail otherwise)"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -3,12 +3,13 @@
 //! workers beside the server. Nothing else wires these parts together.
 
 use std::any::Any;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::MatchedPath;
 use axum::http::{Method, Request, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -21,8 +22,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
+use crate::api::error::ErrorCodeTag;
 use crate::config::ServeConfig;
 use crate::services::activity::{actions, ActivityContext, ActivityLog, ActivityTarget};
+use crate::metrics::Metrics;
 use crate::services::api_keys::ApiKeyService;
 use crate::services::bootstrap::BootstrapService;
 use crate::services::events::EventService;
@@ -64,6 +67,7 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
         ),
         idempotency: IdempotencyService::new(Arc::clone(&store)),
         jobs: JobService::new(Arc::clone(&store)),
+        metrics: Metrics::new(Arc::clone(&store)),
         organizations: OrganizationService::new(Arc::clone(&store)),
         retention: RetentionService::new(Arc::clone(&store), transparency.clone()),
         schemas: SchemaService::new(Arc::clone(&store)),
@@ -137,6 +141,41 @@ async fn log_request(request: axum::extract::Request, next: middleware::Next) ->
     response
 }
 
+/// The route template that served a request, carried on its response to [`track_http`].
+#[derive(Clone)]
+struct RouteTemplate(Arc<str>);
+
+/// Copies the matched route template (`/organizations/{id}`, never the raw path) onto the
+/// response: runs after routing, where the template is known.
+async fn tag_route(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| RouteTemplate(Arc::from(path.as_str())));
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
+}
+
+/// Records every answered request in the metrics, by route template (`unmatched` for paths
+/// no route serves, so scanners cannot grow the label set).
+async fn track_http(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let route = response.extensions().get::<RouteTemplate>().cloned();
+    crate::metrics::record_request(
+        &method,
+        route.as_ref().map_or("unmatched", |route| &route.0),
+        response.status().as_u16(),
+        started.elapsed(),
+        response.extensions().get::<ErrorCodeTag>().map(|tag| tag.0),
+    );
+    response
+}
+
 /// The whole HTTP surface: the API, the dashboard, and the middleware both go through.
 pub fn router(state: AppState) -> Router {
     let request_log = state.config.request_log;
@@ -144,12 +183,14 @@ pub fn router(state: AppState) -> Router {
         // A browser pointed at the server lands on the dashboard.
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .merge(dashboard::router(&state))
+        .route_layer(middleware::from_fn(tag_route))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(middleware::from_fn(reject_nul_in_uri))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(track_http))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let request_id = request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or("");
@@ -168,6 +209,17 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with_metrics(state, listener, None, shutdown).await
+}
+
+/// [`serve`], and `GET /metrics` without authentication on `metrics_listener` when given
+/// (`--metrics-listen`), until the API server stops.
+pub async fn serve_with_metrics(
+    state: AppState,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let config = &state.config;
@@ -217,6 +269,19 @@ pub async fn serve(
         Duration::from_secs(config.checkpoint_interval_secs.max(1)),
         stop_workers.subscribe(),
     ));
+    let metrics_server = metrics_listener.map(|metrics_listener| {
+        let mut stopped = stop_workers.subscribe();
+        tokio::spawn(
+            axum::serve(
+                metrics_listener,
+                api::metrics::unauthenticated_router(state.clone()),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+        )
+    });
     // The peer address reaches handlers (sign-in lockout per source, the activity log).
     let served = axum::serve(
         listener,
@@ -228,5 +293,10 @@ pub async fn serve(
     let _ = cleanup.await;
     let _ = retention.await;
     let _ = checkpoints.await;
+    if let Some(metrics_server) = metrics_server {
+        if let Ok(Err(error)) = metrics_server.await {
+            tracing::warn!(%error, "the metrics listener failed");
+        }
+    }
     served
 }

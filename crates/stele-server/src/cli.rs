@@ -20,7 +20,7 @@ use crate::services::import::ImportService;
 use crate::services::transparency::TreeVerifier;
 use crate::services::users::UserService;
 use crate::workos_source::WorkosSource;
-use crate::{build_state, open_store, serve};
+use crate::{build_state, open_store, serve_with_metrics};
 
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STELE_LOG")
@@ -70,6 +70,15 @@ async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<
             config.listen
         )
     })?;
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(TcpListener::bind(address).await.map_err(|error| {
+            anyhow::anyhow!(
+                "cannot listen on {address} for metrics: {error}; choose another address with \
+                 --metrics-listen or STELE_METRICS_LISTEN"
+            )
+        })?),
+        None => None,
+    };
     let store = open_store(
         &global.database_url,
         &global.database,
@@ -98,7 +107,10 @@ async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<
         out.flush()?;
     }
     tracing::info!(address = %listener.local_addr()?, database = %global.database_url, "stele is listening");
-    serve(state, listener, shutdown_signal()).await?;
+    if let Some(metrics_listener) = &metrics_listener {
+        tracing::info!(address = %metrics_listener.local_addr()?, "serving /metrics without authentication");
+    }
+    serve_with_metrics(state, listener, metrics_listener, shutdown_signal()).await?;
     tracing::info!("stele stopped");
     Ok(())
 }

@@ -218,6 +218,11 @@ pub struct ServeConfig {
     /// Address to listen on.
     #[arg(long, env = "STELE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Also serve `GET /metrics` (Prometheus) on this address, without authentication, for
+    /// a scraper on a private network; unset by default. The main address serves
+    /// `/metrics` to API keys either way.
+    #[arg(long, env = "STELE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// API key to create on first start instead of a generated one (also registered later if missing).
     #[arg(long, env = "STELE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -375,9 +380,20 @@ mod tests {
         assert_eq!(parsed.connect_timeout.as_secs(), 3);
         let error = DatabaseLocation::parse("postgres://db:notaport/x").expect_err("bad port");
         assert!(error.contains("invalid PostgreSQL URL"), "{error}");
-        let error = DatabaseLocation::parse("postgres://db/x?sslmode=require").expect_err("TLS");
-        assert!(error.contains("without TLS"), "{error}");
+        assert!(DatabaseLocation::parse("postgres://db/x?sslmode=require").is_ok());
         assert!(DatabaseLocation::parse("postgres://db/x?sslmode=disable").is_ok());
+        // Refused before any connection attempt, with the way out.
+        let error =
+            DatabaseLocation::parse("postgres://db/x?sslmode=verify-full").expect_err("no CA");
+        assert!(error.contains("needs sslrootcert"), "{error}");
+        let error = DatabaseLocation::parse(
+            "postgres://db/x?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        )
+        .expect_err("unreadable CA");
+        assert!(
+            error.contains("cannot read sslrootcert /nonexistent/ca.pem"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -410,6 +426,20 @@ mod tests {
             "{error}"
         );
         assert!(Cli::try_parse_args(["stele", "serve", "--listen", "127.0.0.1:9000"]).is_ok());
+    }
+
+    #[test]
+    fn metrics_listen_is_an_optional_serve_address() {
+        let cli = Cli::try_parse_args(["stele", "serve", "--metrics-listen", "127.0.0.1:9464"])
+            .expect("a metrics address");
+        let Some(Command::Serve(config)) = cli.command else {
+            panic!("serve");
+        };
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9464".parse().expect("address"))
+        );
+        assert!(Cli::try_parse_args(["stele", "serve", "--metrics-listen", "nope"]).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error_code;
 pub mod origin;
+pub mod metrics;
 pub mod responses;
 pub mod services;
 pub mod state;
@@ -21,7 +22,7 @@ use stele_store::postgres::PostgresStore;
 use stele_store::sqlite::SqliteStore;
 use stele_store::{Store, StoreError};
 
-pub use crate::app::{build_state, serve};
+pub use crate::app::{build_state, serve, serve_with_metrics};
 use crate::config::{DatabaseLocation, DatabaseOptions};
 
 /// Why a database could not be opened or migrated.

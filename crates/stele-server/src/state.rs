@@ -32,6 +32,7 @@ pub struct Services {
     pub exports: ExportService,
     pub idempotency: IdempotencyService,
     pub jobs: JobService,
+    pub metrics: crate::metrics::Metrics,
     pub organizations: OrganizationService,
     pub retention: RetentionService,
     pub schemas: SchemaService,

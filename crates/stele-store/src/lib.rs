@@ -8,6 +8,7 @@ pub mod ports;
 pub mod postgres;
 mod shared;
 pub mod sqlite;
+pub mod telemetry;
 
 pub use error::{StoreError, StoreResult};
 pub use ports::*;
@@ -27,6 +28,7 @@ pub trait Store:
     + IdempotencyStore
     + JobStore
     + SecretStore
+    + StatusStore
     + Send
     + Sync
     + 'static
@@ -45,6 +47,7 @@ impl<T> Store for T where
         + IdempotencyStore
         + JobStore
         + SecretStore
+        + StatusStore
         + Send
         + Sync
         + 'static

@@ -261,6 +261,10 @@ pub trait TreeStore: Send + Sync {
     /// Organizations with events that no checkpoint covers yet.
     async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>>;
 
+    /// When the oldest event that no signed checkpoint covers yet was received, across
+    /// every organization; `None` when every stored event is covered.
+    async fn oldest_unsigned_event_received_at(&self) -> StoreResult<Option<UnixMillis>>;
+
     /// Records a signing key (no-op when known).
     async fn register_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()>;
 
@@ -323,4 +327,26 @@ pub trait JobStore: Send + Sync {
 pub trait SecretStore: Send + Sync {
     /// A deployment-wide secret, created with `generate` the first time it is asked for.
     async fn shared_secret(&self, name: &str, generate: Vec<u8>) -> StoreResult<Vec<u8>>;
+}
+
+/// What the store reports about its own machinery, for monitoring (no I/O).
+pub trait StatusStore: Send + Sync {
+    /// Database connections and queued writes right now.
+    fn pool_status(&self) -> PoolStatus;
+}
+
+/// A snapshot of a store's connections and write queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStatus {
+    /// Most connections the pool opens; `None` where it has no fixed bound (SQLite's read
+    /// connections, one per concurrent read).
+    pub max_connections: Option<usize>,
+    /// Connections serving a request right now.
+    pub in_use_connections: usize,
+    /// Open connections waiting for work.
+    pub idle_connections: usize,
+    /// Requests waiting for a connection to become free.
+    pub waiting_requests: usize,
+    /// Writes queued for the next group commit (SQLite's writer, PostgreSQL's appender).
+    pub queued_writes: usize,
 }

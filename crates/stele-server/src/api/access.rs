@@ -178,6 +178,8 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     ),
     // Stele's own activity log.
     rule("GET", "/audit_logs/activity", ADMIN_ONLY, ActivityLog),
+    // Operations.
+    rule("GET", "/metrics", ADMIN_ONLY, Global),
 ];
 
 /// The rule for a route, by method and matched path template.

@@ -101,6 +101,15 @@ impl IntoResponse for ApiError {
         if code.lists_errors() {
             body["errors"] = errors;
         }
-        (code.status(), Json(body)).into_response()
+        let mut response = (code.status(), Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorCodeTag(code.as_str()));
+        response
     }
 }
+
+/// The `code` of an error response, kept on the response for the metrics middleware
+/// (`stele_ingest_errors_total{code}`), which sees responses but not their bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCodeTag(pub &'static str);

@@ -11,6 +11,7 @@ pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod metrics;
 pub mod organizations;
 pub mod retention;
 pub mod transparency;
@@ -55,6 +56,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(transparency::routes())
         .merge(activity::routes())
         .merge(health::routes())
+        .merge(metrics::routes())
         .split_for_parts();
     let mut document = document;
     access::document_access(&mut document);

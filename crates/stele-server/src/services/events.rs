@@ -178,10 +178,15 @@ impl EventService {
             event: validated.event,
         };
         let organization_id = new_event.organization_id.clone();
-        self.store
+        let outcome = self
+            .store
             .append_event(new_event, record)
             .await
-            .map_err(|error| ServiceError::on_organization(error, &organization_id))
+            .map_err(|error| ServiceError::on_organization(error, &organization_id))?;
+        if matches!(outcome, Idempotent::Done(_)) {
+            crate::metrics::record_ingested("api", 1);
+        }
+        Ok(outcome)
     }
 
     /// Creates an organization that an event named, unless a concurrent request did first.
@@ -220,7 +225,10 @@ impl EventService {
                 query.organization_id.into(),
             ));
         }
-        Ok(self.store.search_events(query, page).await?)
+        let started = std::time::Instant::now();
+        let page = self.store.search_events(query, page).await?;
+        crate::metrics::record_search(started.elapsed());
+        Ok(page)
     }
 
     /// One of the organization's events with its chain hash.

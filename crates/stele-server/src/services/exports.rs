@@ -212,6 +212,8 @@ impl ExportService {
             next: Some(None),
             first: true,
             proven: None,
+            started: std::time::Instant::now(),
+            events: 0,
         };
         let this = self.clone();
         futures_util::stream::unfold(initial, move |mut progress| {
@@ -224,6 +226,9 @@ impl ExportService {
                     cursor: after.map(Cursor::After),
                 };
                 let mut chunk = Vec::with_capacity(256 * 1024);
+                if progress.first {
+                    progress.started = std::time::Instant::now();
+                }
                 let result = async {
                     if progress.first {
                         if format == ExportFormat::ProvenJsonl {
@@ -257,6 +262,7 @@ impl ExportService {
                                 .map_err(std::io::Error::other)?,
                         }
                     }
+                    progress.events += page.data.len() as u64;
                     let next = page
                         .after
                         .is_some()
@@ -275,11 +281,25 @@ impl ExportService {
                 progress.first = false;
                 match result {
                     Ok(next) => {
+                        if next.is_none() {
+                            crate::metrics::record_export(
+                                format.name(),
+                                true,
+                                progress.started.elapsed(),
+                                progress.events,
+                            );
+                        }
                         progress.next = next.map(Some);
                         Some((Ok(Bytes::from(chunk)), progress))
                     }
                     Err(error) => {
                         tracing::error!(%error, "export download failed midway");
+                        crate::metrics::record_export(
+                            format.name(),
+                            false,
+                            progress.started.elapsed(),
+                            progress.events,
+                        );
                         progress.next = None;
                         Some((Err(error), progress))
                     }
@@ -318,4 +338,7 @@ struct DownloadProgress {
     next: Option<Option<i64>>,
     first: bool,
     proven: Option<ProvenState>,
+    /// For the export metrics: when the first chunk was asked for, events written so far.
+    started: std::time::Instant,
+    events: u64,
 }

@@ -23,7 +23,9 @@ pub async fn run(
             }
         };
         for log in logs {
-            if let Err(error) = transparency.checkpoint_now(&log.organization_id).await {
+            let signed = transparency.checkpoint_now(&log.organization_id).await;
+            crate::metrics::record_checkpoint(signed.is_ok());
+            if let Err(error) = signed {
                 tracing::warn!(organization_id = %log.organization_id, %error, "signing a checkpoint failed; will retry");
             }
         }

@@ -14,6 +14,7 @@ mod exports;
 mod http_contract;
 mod idempotency;
 mod import;
+mod metrics;
 mod organizations;
 mod replicas;
 mod retention;

@@ -347,6 +347,25 @@ impl TestServer {
     }
 
     pub async fn start_on(database: TestDatabase, extra_args: &[&str]) -> Self {
+        Self::start_serving(database, extra_args, None).await
+    }
+
+    /// Starts a server that also serves `/metrics` without authentication on a listener of
+    /// its own (`--metrics-listen`); returns that listener's base URL too.
+    pub async fn start_with_metrics_listener() -> (Self, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        (
+            Self::start_serving(TestDatabase::create(), &[], Some(listener)).await,
+            base,
+        )
+    }
+
+    async fn start_serving(
+        database: TestDatabase,
+        extra_args: &[&str],
+        metrics_listener: Option<TcpListener>,
+    ) -> Self {
         let key_file = database.signing_key_file();
         let key_file = key_file.to_str().expect("utf-8 temp path");
         let mut args = vec![
@@ -376,9 +395,14 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(stele_server::serve(state, listener, async move {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(stele_server::serve_with_metrics(
+            state,
+            listener,
+            metrics_listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         TestServer {
             base,
             state: handle,

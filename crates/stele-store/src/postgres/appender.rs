@@ -56,6 +56,11 @@ pub(crate) struct Appender {
 }
 
 impl Appender {
+    /// Appends waiting for the next batch.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     pub(crate) fn start(pool: Pool) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         tokio::spawn(append_loop(pool, receiver));
@@ -91,6 +96,7 @@ async fn append_loop(pool: Pool, mut receiver: mpsc::Receiver<AppendJob>) {
             }
         }
         let started = std::time::Instant::now();
+        let mut committed = true;
         let outcomes = match run_with_retries(&pool, &batch).await {
             Ok(outcomes) => outcomes,
             // An error PostgreSQL reports that is not a conflict may come from one job's
@@ -100,6 +106,7 @@ async fn append_loop(pool: Pool, mut receiver: mpsc::Receiver<AppendJob>) {
                 if batch.len() > 1 && error.as_db_error().is_some() =>
             {
                 tracing::warn!(error = %describe(&error), jobs = batch.len(), "append batch failed; running its jobs one by one");
+                committed = false;
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for job in batch.chunks(1) {
                     outcomes.push(match run_with_retries(&pool, job).await {
@@ -113,9 +120,16 @@ async fn append_loop(pool: Pool, mut receiver: mpsc::Receiver<AppendJob>) {
             }
             Err(error) => {
                 tracing::warn!(%error, jobs = batch.len(), "append batch failed");
+                committed = false;
                 vec![Err(error.into_store_error()); batch.len()]
             }
         };
+        crate::telemetry::record_group_commit(
+            crate::telemetry::POSTGRES,
+            batch.len(),
+            started.elapsed(),
+            committed,
+        );
         tracing::trace!(jobs = batch.len(), elapsed = ?started.elapsed(), "append batch");
         for (job, outcome) in batch.drain(..).zip(outcomes) {
             // The requester may have gone away (client disconnected); the write stands.

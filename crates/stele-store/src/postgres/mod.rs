@@ -21,6 +21,8 @@ mod retention;
 mod schemas;
 mod secrets;
 mod sessions;
+mod status;
+mod tls;
 mod tree;
 
 use std::time::Duration;
@@ -28,7 +30,8 @@ use std::time::Duration;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use self::appender::Appender;
 use crate::error::describe_postgres;
@@ -48,20 +51,15 @@ pub struct PostgresOptions {
 }
 
 impl PostgresOptions {
-    /// Whether `url` is a connection URL PostgreSQL's client accepts, with the reason if not.
+    /// Whether `url` is a connection URL Stele accepts (including its TLS parameters and
+    /// a readable `sslrootcert`), with the reason if not.
     pub fn check_url(url: &str) -> Result<(), String> {
-        let config = url
+        let split = tls::split_url(url)?;
+        split
+            .url
             .parse::<tokio_postgres::Config>()
             .map_err(|error| format!("invalid PostgreSQL URL: {error}"))?;
-        // Refused up front rather than at the first connection attempt, and with the way out.
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(
-                "sslmode=require cannot be honoured: Stele connects to PostgreSQL \
-                        without TLS; reach the database over a private network or through a \
-                        TLS-terminating proxy, and drop sslmode or set sslmode=disable"
-                    .into(),
-            );
-        }
+        tls::connector(&split.tls)?;
         Ok(())
     }
 
@@ -101,11 +99,17 @@ pub struct PostgresStore {
     pub(super) appender: Appender,
 }
 
-fn connection_config(options: &PostgresOptions) -> StoreResult<tokio_postgres::Config> {
-    let mut config: tokio_postgres::Config = options
+/// The tokio-postgres configuration and the TLS connector the URL asks for.
+fn connection_config(
+    options: &PostgresOptions,
+) -> StoreResult<(tokio_postgres::Config, MakeRustlsConnect)> {
+    let split = tls::split_url(&options.url).map_err(StoreError::Incompatible)?;
+    let mut config: tokio_postgres::Config = split
         .url
         .parse()
         .map_err(|error| StoreError::postgres("parsing the connection URL", error))?;
+    let (ssl_mode, connector) = tls::connector(&split.tls).map_err(StoreError::Incompatible)?;
+    config.ssl_mode(ssl_mode);
     config.connect_timeout(options.connect_timeout);
     config.application_name("stele");
     // Appended to whatever options the URL carries; later settings win.
@@ -114,12 +118,13 @@ fn connection_config(options: &PostgresOptions) -> StoreResult<tokio_postgres::C
         "{existing} -c statement_timeout={} -c idle_in_transaction_session_timeout=60000",
         options.statement_timeout.as_millis()
     ));
-    Ok(config)
+    Ok((config, connector))
 }
 
 async fn connect(options: &PostgresOptions) -> StoreResult<tokio_postgres::Client> {
-    let (client, connection) = connection_config(options)?
-        .connect(NoTls)
+    let (config, connector) = connection_config(options)?;
+    let (client, connection) = config
+        .connect(connector)
         .await
         .map_err(|error| StoreError::postgres("connecting", error))?;
     tokio::spawn(async move {
@@ -146,9 +151,10 @@ impl PostgresStore {
             ));
         }
         drop(client);
+        let (config, connector) = connection_config(options)?;
         let manager = Manager::from_config(
-            connection_config(options)?,
-            NoTls,
+            config,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -228,3 +234,5 @@ pub(super) async fn execute_in(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -14,13 +14,13 @@ use stele_core::model::*;
 use stele_core::pagination::Page;
 
 /// A database created for one test and dropped (with its connections) afterwards.
-struct ScratchDatabase {
+pub(super) struct ScratchDatabase {
     admin_url: String,
     name: String,
-    url: String,
+    pub(super) url: String,
 }
 
-fn admin_url() -> String {
+pub(super) fn admin_url() -> String {
     std::env::var("STELE_TEST_POSTGRES_URL")
         .ok()
         .filter(|url| !url.is_empty())
@@ -36,7 +36,7 @@ async fn admin_execute(admin_url: &str, sql: &str) {
 }
 
 impl ScratchDatabase {
-    async fn create() -> Self {
+    pub(super) async fn create() -> Self {
         let admin_url = admin_url();
         let name = format!(
             "stele_store_test_{}_{}",

@@ -403,6 +403,24 @@ impl TreeStore for PostgresStore {
         uncheckpointed_logs(&self.client().await?).await
     }
 
+    /// Only events after each log's newest checkpoint are read (the primary key's range),
+    /// so the cost follows what is still unsigned, not the size of the log.
+    async fn oldest_unsigned_event_received_at(&self) -> StoreResult<Option<UnixMillis>> {
+        Ok(self
+            .query_opt(
+                "SELECT MIN(e.received_at)
+             FROM (SELECT o.id AS organization_id,
+                          COALESCE((SELECT MAX(tree_size) FROM checkpoints c
+                                    WHERE c.organization_id = o.id), 0) AS done
+                   FROM organizations o) AS logs
+             JOIN events e ON e.organization_id = logs.organization_id
+                          AND e.sequence > logs.done",
+                &[],
+            )
+            .await?
+            .and_then(|row| row.get::<_, Option<i64>>(0)))
+    }
+
     async fn register_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()> {
         register_signing_key(&self.client().await?, &key).await
     }

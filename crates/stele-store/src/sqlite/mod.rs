@@ -15,6 +15,7 @@ mod retention;
 mod schemas;
 mod secrets;
 mod sessions;
+mod status;
 #[cfg(test)]
 mod tests;
 mod tree;

@@ -2,6 +2,7 @@
 //! connections are reused because opening one costs more than most queries.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -14,6 +15,8 @@ const MAX_IDLE: usize = 16;
 pub(crate) struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Reads running right now, each on a connection of its own.
+    in_use: AtomicUsize,
 }
 
 impl ReadPool {
@@ -21,7 +24,14 @@ impl ReadPool {
         Arc::new(Self {
             path,
             idle: Mutex::new(Vec::new()),
+            in_use: AtomicUsize::new(0),
         })
+    }
+
+    /// (connections reading now, idle connections kept for reuse).
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let idle = self.idle.lock().map(|idle| idle.len()).unwrap_or(0);
+        (self.in_use.load(Ordering::Relaxed), idle)
     }
 
     fn checkout(&self) -> StoreResult<Connection> {
@@ -58,11 +68,30 @@ impl ReadPool {
         let pool = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let connection = pool.checkout()?;
-            let result = work(&connection);
+            let result = {
+                let _reading = InUse::enter(&pool.in_use);
+                work(&connection)
+            };
             pool.checkin(connection);
             result
         })
         .await
         .map_err(|error| StoreError::Internal(format!("read task failed: {error}")))?
+    }
+}
+
+/// Counts one running read for as long as it lives, so a read that panics is uncounted too.
+struct InUse<'a>(&'a AtomicUsize);
+
+impl<'a> InUse<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

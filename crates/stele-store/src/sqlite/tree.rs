@@ -269,6 +269,25 @@ pub(super) fn uncheckpointed_logs(connection: &Connection) -> StoreResult<Vec<Un
     rows
 }
 
+/// Only events after each log's newest checkpoint are read (the primary key's range), so
+/// the cost follows what is still unsigned, not the size of the log.
+pub(super) fn oldest_unsigned_event_received_at(
+    connection: &Connection,
+) -> StoreResult<Option<UnixMillis>> {
+    connection
+        .prepare_cached(
+            "SELECT MIN(e.received_at)
+             FROM (SELECT o.id AS organization_id,
+                          COALESCE((SELECT MAX(tree_size) FROM checkpoints c
+                                    WHERE c.organization_id = o.id), 0) AS done
+                   FROM organizations o) AS logs
+             JOIN events e ON e.organization_id = logs.organization_id
+                          AND e.sequence > logs.done",
+        )
+        .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+        .map_err(database_error)
+}
+
 pub(super) fn register_signing_key(
     connection: &Connection,
     key: &SigningKeyRecord,
@@ -468,6 +487,10 @@ impl TreeStore for SqliteStore {
 
     async fn uncheckpointed_logs(&self) -> StoreResult<Vec<UncheckpointedLog>> {
         self.readers.read(uncheckpointed_logs).await
+    }
+
+    async fn oldest_unsigned_event_received_at(&self) -> StoreResult<Option<UnixMillis>> {
+        self.readers.read(oldest_unsigned_event_received_at).await
     }
 
     async fn register_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()> {

@@ -131,6 +131,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// Writes waiting for the next group commit.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     pub(crate) fn start(connection: Connection) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         std::thread::Builder::new()
@@ -195,6 +200,12 @@ fn write_loop(connection: Connection, mut receiver: mpsc::Receiver<Box<dyn Pendi
         }
         let started = std::time::Instant::now();
         let commit = commit_batch(&connection, &mut batch);
+        crate::telemetry::record_group_commit(
+            crate::telemetry::SQLITE,
+            batch.len(),
+            started.elapsed(),
+            commit.is_ok(),
+        );
         match &commit {
             Ok(timing) => {
                 tracing::trace!(jobs = batch.len(), run_us = timing.0, commit_us = timing.1, total = ?started.elapsed(), "group commit")

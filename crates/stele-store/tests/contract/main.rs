@@ -15,4 +15,5 @@ mod organizations;
 mod retention;
 mod schemas;
 mod search;
+mod status;
 mod tree;

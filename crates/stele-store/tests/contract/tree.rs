@@ -15,6 +15,7 @@ contract_tests!(
     uncheckpointed_logs_agree_with_tree_size_after_everything_was_purged,
     signing_keys_are_registered_once_and_listed_oldest_first,
     event_bytes_pages_through_the_canonical_bytes,
+    the_oldest_unsigned_event_is_the_first_after_each_logs_newest_checkpoint,
 );
 
 fn hash(byte: u8) -> Hash {
@@ -343,4 +344,46 @@ async fn event_bytes_pages_through_the_canonical_bytes(backend: Backend) {
         .is_empty());
     let other = backend.event_bytes("org_b", 0, 10).await.expect("bytes");
     assert_eq!(other.len(), 1);
+}
+
+async fn the_oldest_unsigned_event_is_the_first_after_each_logs_newest_checkpoint(
+    backend: Backend,
+) {
+    let oldest = || async {
+        backend
+            .oldest_unsigned_event_received_at()
+            .await
+            .expect("oldest")
+    };
+    assert_eq!(oldest().await, None, "an empty store has nothing unsigned");
+    create_organization(&*backend, "org_a").await;
+    create_organization(&*backend, "org_b").await;
+    let first = append(&*backend, "org_a", "user.signed_in").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = append(&*backend, "org_a", "user.signed_in").await;
+    assert!(second.received_at > first.received_at);
+    assert_eq!(oldest().await, Some(first.received_at));
+    // A checkpoint of one event leaves the second as the oldest unsigned one.
+    backend
+        .save_checkpoint(checkpoint("org_a", 1, now()))
+        .await
+        .expect("checkpoint");
+    assert_eq!(oldest().await, Some(second.received_at));
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let other = append(&*backend, "org_b", "user.signed_in").await;
+    assert_eq!(
+        oldest().await,
+        Some(second.received_at),
+        "the oldest across organizations"
+    );
+    backend
+        .save_checkpoint(checkpoint("org_a", 2, now()))
+        .await
+        .expect("checkpoint");
+    assert_eq!(oldest().await, Some(other.received_at));
+    backend
+        .save_checkpoint(checkpoint("org_b", 1, now()))
+        .await
+        .expect("checkpoint");
+    assert_eq!(oldest().await, None, "every log is signed");
 }
