@@ -102,6 +102,8 @@ pub struct Organization {
     pub domains: Vec<OrganizationDomain>,
     /// Events received longer ago than this are purged; `None` keeps everything.
     pub retention_period_in_days: Option<i64>,
+    /// WorkOS's optional billing reference, kept as given.
+    pub stripe_customer_id: Option<String>,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }
@@ -226,6 +228,15 @@ pub struct Export {
     /// False once retention has purged events the snapshot covered: its file can no
     /// longer be produced as it was, so it is not served at all.
     pub complete: bool,
+}
+
+/// What deleting an organization did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrganizationDeletion {
+    /// Events purged with it.
+    pub purged: u64,
+    /// Events it had ever stored (its Merkle tree's size), purged ones included.
+    pub tree_size: u64,
 }
 
 /// What one retention pass did to one organization.

@@ -236,11 +236,18 @@ async fn verify(
     }
 
     eprintln!("checking Merkle trees and signed checkpoints");
+    // Deleted organizations' kept tree hashes and checkpoints are checked too.
     let organizations = match organization {
         Some(id) => vec![id],
-        None => match store.organization_ids().await {
-            Ok(ids) => ids,
-            Err(error) => {
+        None => match (
+            store.organization_ids().await,
+            store.deleted_organization_ids().await,
+        ) {
+            (Ok(mut ids), Ok(deleted)) => {
+                ids.extend(deleted);
+                ids
+            }
+            (Err(error), _) | (_, Err(error)) => {
                 eprintln!("stele verify: {error}");
                 return ExitCode::from(2);
             }

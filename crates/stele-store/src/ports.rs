@@ -84,8 +84,16 @@ pub trait OrganizationStore: Send + Sync {
     /// Replaces the stored organization with the same id.
     async fn update_organization(&self, organization: Organization) -> StoreResult<Organization>;
 
-    /// Deletes an organization that has no stored events.
-    async fn delete_organization(&self, id: &str) -> StoreResult<()>;
+    /// Deletes an organization and purges its events, its exports and its import keys,
+    /// in one transaction that also orders it with every append: an event acknowledged
+    /// before is purged with the rest, an append after finds no organization. What
+    /// verification needs stays (the chain anchor, kept leaf and subtree hashes,
+    /// checkpoints), and the id is recorded as deleted, never to be given out again.
+    async fn delete_organization(&self, id: &str) -> StoreResult<OrganizationDeletion>;
+
+    /// Ids of deleted organizations whose log had events (so kept tree hashes and perhaps
+    /// checkpoints), sorted: `stele verify` still checks what they left.
+    async fn deleted_organization_ids(&self) -> StoreResult<Vec<String>>;
 }
 
 /// Actions and their immutable, numbered schema versions.

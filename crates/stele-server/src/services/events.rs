@@ -190,6 +190,7 @@ impl EventService {
             metadata: Default::default(),
             domains: Vec::new(),
             retention_period_in_days: None,
+            stripe_customer_id: None,
             created_at: now,
             updated_at: now,
         };

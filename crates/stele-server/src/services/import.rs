@@ -106,6 +106,12 @@ fn organization_differences(here: &Organization, source: &Organization) -> Vec<S
             Value::Object(source.metadata.clone())
         ));
     }
+    if here.stripe_customer_id != source.stripe_customer_id {
+        differences.push(format!(
+            "stripe_customer_id {:?} here, {:?} in the source",
+            here.stripe_customer_id, source.stripe_customer_id
+        ));
+    }
     if domain_states(here) != domain_states(source) {
         differences.push("different domains".to_owned());
     }

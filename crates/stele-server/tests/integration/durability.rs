@@ -119,7 +119,7 @@ async fn survives_kill_dash_nine(sqlite_url_options: &str) {
                     else {
                         return;
                     };
-                    if response.status() != StatusCode::CREATED {
+                    if response.status() != StatusCode::OK {
                         return;
                     }
                     let Ok(body) = response.json::<serde_json::Value>().await else {

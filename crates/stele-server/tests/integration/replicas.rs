@@ -305,7 +305,7 @@ async fn two_replicas_keep_every_chain_contiguous_through_a_kill() {
                 .send()
                 .await
                 .expect("request");
-            assert_eq!(response.status(), StatusCode::CREATED);
+            assert_eq!(response.status(), StatusCode::OK);
             assert_eq!(
                 response
                     .headers()
