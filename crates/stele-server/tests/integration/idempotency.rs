@@ -40,7 +40,7 @@ async fn same_key_same_body_replays_the_first_response_once_stored() {
         Some("true")
     );
     let (status, second) = read(second).await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(first, second);
     assert_eq!(stored_events(&server.database, &organization).len(), 1);
 }

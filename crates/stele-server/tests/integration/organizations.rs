@@ -304,12 +304,13 @@ async fn delete(server: &TestServer, id: &str) -> (StatusCode, serde_json::Value
 
 async fn emit(server: &TestServer, organization: &str, count: usize) {
     let results = futures::future::join_all((0..count).map(|index| {
-        server.create_event(&event(
+        let body = event(
             organization,
             "user.signed_in",
             None,
             json!([{"id": format!("t{index}"), "type": "team"}]),
-        ))
+        );
+        async move { server.create_event(&body).await }
     }))
     .await;
     for (status, body) in results {
@@ -445,12 +446,14 @@ async fn a_delete_racing_appends_leaves_no_event_behind_and_a_valid_log() {
     server.create_schema("user.signed_in", &seed_v1()).await;
     emit(&server, &id, 20).await;
     let appends = futures::future::join_all((0..60).map(|index| {
-        server.create_event(&event(
+        let body = event(
             &id,
             "user.signed_in",
             None,
             json!([{"id": format!("r{index}"), "type": "team"}]),
-        ))
+        );
+        let server = &server;
+        async move { server.create_event(&body).await }
     }));
     let (results, (status, deleted)) = tokio::join!(appends, async {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;

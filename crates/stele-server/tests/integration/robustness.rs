@@ -230,7 +230,7 @@ async fn instants_outside_years_1_to_9999_in_utc_are_refused_with_the_field_name
 /// Actor and target ids, types and names are indexed; one documented limit on both
 /// backends keeps the longest accepted value (four-byte characters included) within
 /// PostgreSQL's index entry size, and anything longer is a 422 naming the field, never a
-/// 500 on one backend and a 201 on the other.
+/// 500 on one backend and a 200 on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actor_and_target_fields_have_one_length_limit_on_both_backends() {
     let server = TestServer::start().await;

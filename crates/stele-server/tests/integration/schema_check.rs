@@ -197,7 +197,7 @@ async fn stored_events_the_proposal_rejects_make_a_statically_compatible_change_
         json!([{"id": "t", "type": "team"}]),
     );
     body["event"]["metadata"] = json!({"environment": 5});
-    assert_eq!(server.create_event(&body).await.0, StatusCode::CREATED);
+    assert_eq!(server.create_event(&body).await.0, StatusCode::OK);
 
     let proposal = json!({"targets": [{"type": "team"}],
                           "metadata": {"type": "object", "properties": {"environment": {"type": "string"}}}});
