@@ -230,6 +230,17 @@ pub struct Export {
     pub complete: bool,
 }
 
+/// Identifies one row of an imported file across runs (see `stele import-events`).
+pub type ImportKey = [u8; 32];
+
+/// What one call appending imported events did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportedEvents {
+    pub appended: u64,
+    /// Events whose import key was already stored: imported before.
+    pub skipped: u64,
+}
+
 /// What deleting an organization did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OrganizationDeletion {

@@ -393,15 +393,16 @@ async fn import_events(
             organization,
             std::io::BufReader::new(reader),
             &mut |count| {
-                if count % 100 == 0 {
-                    eprint!("\rimported {count} events");
-                }
+                eprint!("\rstored {count} rows");
             },
         )
         .await?;
     match outcome {
-        Ok(count) => {
-            eprintln!("\rimported {count} events into {organization}");
+        Ok(outcome) => {
+            eprintln!(
+                "\rimported {} events into {organization}; {} rows were imported before and skipped",
+                outcome.appended, outcome.skipped
+            );
             Ok(())
         }
         Err(problems) => {

@@ -141,6 +141,16 @@ pub trait EventStore: Send + Sync {
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Idempotent<AppendedEvent>>;
 
+    /// Appends events loaded by `stele import-events`, in order and in one transaction,
+    /// each with its import key; an event whose key the organization already holds (from
+    /// an earlier run, or earlier in `events`) is skipped. Returns how many were appended
+    /// and how many skipped.
+    async fn append_imported_events(
+        &self,
+        organization_id: &str,
+        events: Vec<(ImportKey, NewEvent)>,
+    ) -> StoreResult<ImportedEvents>;
+
     /// One page of an organization's events matching `query`, keyed by sequence.
     async fn search_events(
         &self,

@@ -222,6 +222,17 @@ fn check_domain_data(domain_data: Option<&[DomainData]>, errors: &mut Vec<FieldE
     }
 }
 
+/// The field limits `POST /organizations` enforces, applied to an organization read from
+/// elsewhere (`stele import`): every problem, in the API's terms.
+pub fn field_problems(organization: &Organization) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_name(&organization.name, &mut errors);
+    check_external_id(organization.external_id.as_deref(), &mut errors);
+    check_metadata(Some(&organization.metadata), &mut errors);
+    check_stripe_customer_id(organization.stripe_customer_id.as_deref(), &mut errors);
+    errors
+}
+
 fn refuse_if_any(errors: Vec<FieldError>) -> Result<(), ServiceError> {
     if errors.is_empty() {
         Ok(())
