@@ -91,6 +91,13 @@ pub trait OrganizationStore: Send + Sync {
     /// checkpoints), and the id is recorded as deleted, never to be given out again.
     async fn delete_organization(&self, id: &str) -> StoreResult<OrganizationDeletion>;
 
+    /// Removes an organization that an event named and created
+    /// (`--auto-create-organizations`) when that event could not be stored, so it does not
+    /// stay behind: only while it has never had an event, an export or a checkpoint, and
+    /// without retiring its id (nothing was ever recorded under it). Returns whether it
+    /// was removed.
+    async fn discard_unused_organization(&self, id: &str) -> StoreResult<bool>;
+
     /// Ids of deleted organizations whose log had events (so kept tree hashes and perhaps
     /// checkpoints), sorted: `stele verify` still checks what they left.
     async fn deleted_organization_ids(&self) -> StoreResult<Vec<String>>;

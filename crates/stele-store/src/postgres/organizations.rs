@@ -307,6 +307,48 @@ impl OrganizationStore for PostgresStore {
         })
     }
 
+    async fn discard_unused_organization(&self, id: &str) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(database_error)?;
+        // The head at sequence 0 (locked as appends lock it) means no event was ever stored.
+        let unused = query_in(
+            &transaction,
+            "SELECT 1 FROM chain_heads WHERE organization_id = $1 AND sequence = 0 FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+        if unused.is_empty() {
+            return Ok(false);
+        }
+        let history: bool = transaction
+            .query_one(
+                "SELECT EXISTS(SELECT 1 FROM exports WHERE organization_id = $1)
+                     OR EXISTS(SELECT 1 FROM checkpoints WHERE organization_id = $1)
+                     OR EXISTS(SELECT 1 FROM chain_anchors WHERE organization_id = $1)",
+                &[&id],
+            )
+            .await
+            .map_err(database_error)?
+            .get(0);
+        if history {
+            return Ok(false);
+        }
+        execute_in(
+            &transaction,
+            "DELETE FROM chain_heads WHERE organization_id = $1",
+            &[&id],
+        )
+        .await?;
+        execute_in(
+            &transaction,
+            "DELETE FROM organizations WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+        transaction.commit().await.map_err(database_error)?;
+        Ok(true)
+    }
+
     async fn deleted_organization_ids(&self) -> StoreResult<Vec<String>> {
         Ok(self
             .query(

@@ -264,6 +264,26 @@ impl OrganizationStore for SqliteStore {
             .await
     }
 
+    async fn discard_unused_organization(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |connection| {
+                if id_is_retired(connection, &id)? {
+                    return Ok(false);
+                }
+                let removed = connection
+                    .execute(
+                        "DELETE FROM organizations WHERE id = ?1
+                           AND NOT EXISTS (SELECT 1 FROM events WHERE organization_id = ?1)
+                           AND NOT EXISTS (SELECT 1 FROM exports WHERE organization_id = ?1)",
+                        [&id],
+                    )
+                    .map_err(database_error)?;
+                Ok(removed > 0)
+            })
+            .await
+    }
+
     async fn deleted_organization_ids(&self) -> StoreResult<Vec<String>> {
         self.readers
             .read(|connection| {

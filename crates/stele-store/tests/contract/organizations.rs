@@ -17,6 +17,7 @@ contract_tests!(
     update_replaces_the_organization_and_refuses_unknown_ids_and_taken_external_ids,
     delete_purges_events_and_keeps_what_verification_needs,
     update_stores_and_clears_the_stripe_customer_id,
+    only_an_unused_organization_is_discarded_and_its_id_stays_free,
     organization_ids_are_sorted_bytewise,
 );
 
@@ -490,4 +491,36 @@ async fn a_deleted_organizations_id_is_never_reused(backend: Backend) {
     }
     // An id that never had an organization is free as before.
     create_organization(&*backend, "org_fresh").await;
+}
+
+async fn only_an_unused_organization_is_discarded_and_its_id_stays_free(backend: Backend) {
+    create_organization(&*backend, "org_unused").await;
+    create_organization(&*backend, "org_used").await;
+    append(&*backend, "org_used", "user.signed_in").await;
+    assert!(backend
+        .discard_unused_organization("org_unused")
+        .await
+        .expect("discard"));
+    assert_eq!(
+        backend.get_organization("org_unused").await.expect("get"),
+        None
+    );
+    assert!(
+        !backend
+            .discard_unused_organization("org_used")
+            .await
+            .expect("discard"),
+        "an organization with an event stays"
+    );
+    assert!(backend
+        .get_organization("org_used")
+        .await
+        .expect("get")
+        .is_some());
+    assert!(!backend
+        .discard_unused_organization("org_never")
+        .await
+        .expect("discard"));
+    // Nothing was ever recorded under the discarded id: it can be created again.
+    create_organization(&*backend, "org_unused").await;
 }
