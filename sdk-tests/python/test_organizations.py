@@ -163,6 +163,19 @@ def test_update_organization_is_partial_one_field_at_a_time(wire) -> None:
     assert updated.name == name + " renamed"
 
 
+def test_stripe_customer_id_is_stored_and_returned(wire) -> None:
+    sdk = wire.sdk
+    created = sdk.organizations.create_organization(name=unique("Billing"))
+    assert created.stripe_customer_id is None
+    assert "stripe_customer_id" not in wire.last().response_json(), "absent until set, as WorkOS"
+    updated = sdk.organizations.update_organization(created.id, stripe_customer_id="cus_py_sdk")
+    assert wire.last().request_body == {"stripe_customer_id": "cus_py_sdk"}
+    assert updated.stripe_customer_id == "cus_py_sdk"
+    assert sdk.organizations.get_organization(created.id).stripe_customer_id == "cus_py_sdk"
+    listed = sdk.organizations.list_organizations(search=created.name)
+    assert any(o.id == created.id and o.stripe_customer_id == "cus_py_sdk" for o in listed.data)
+
+
 def test_get_organization_by_external_id(client: WorkOSClient) -> None:
     ext = unique("ext-lookup")
     created = client.organizations.create_organization(name=unique("Ext"), external_id=ext)
@@ -179,8 +192,8 @@ def test_delete_organization(client: WorkOSClient, wire) -> None:
     assert result is None
     ex = wire.last()
     assert ex.method == "DELETE"
-    assert ex.status == 204, (ex.status, ex.response_text)
-    assert ex.response_text == ""
+    assert ex.status == 200, (ex.status, ex.response_text)  # WorkOS's spec: 200
+    assert ex.response_json() == {"object": "organization", "id": created.id, "deleted": True, "purged_events": 0}
     with pytest.raises(NotFoundError) as info:
         client.organizations.get_organization(created.id)
     assert info.value.status_code == 404

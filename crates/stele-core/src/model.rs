@@ -106,6 +106,8 @@ pub struct Organization {
     pub domains: Vec<OrganizationDomain>,
     /// Events received longer ago than this are purged; `None` keeps everything.
     pub retention_period_in_days: Option<i64>,
+    /// WorkOS's optional billing reference, kept as given.
+    pub stripe_customer_id: Option<String>,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }
@@ -232,6 +234,26 @@ pub struct Export {
     /// False once retention has purged events the snapshot covered: its file can no
     /// longer be produced as it was, so it is not served at all.
     pub complete: bool,
+}
+
+/// Identifies one row of an imported file across runs (see `stele import-events`).
+pub type ImportKey = [u8; 32];
+
+/// What one call appending imported events did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportedEvents {
+    pub appended: u64,
+    /// Events whose import key was already stored: imported before.
+    pub skipped: u64,
+}
+
+/// What deleting an organization did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrganizationDeletion {
+    /// Events purged with it.
+    pub purged: u64,
+    /// Events it had ever stored (its Merkle tree's size), purged ones included.
+    pub tree_size: u64,
 }
 
 /// What one retention pass did to one organization.

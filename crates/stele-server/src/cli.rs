@@ -251,11 +251,18 @@ async fn verify(
     }
 
     eprintln!("checking Merkle trees and signed checkpoints");
+    // Deleted organizations' kept tree hashes and checkpoints are checked too.
     let organizations = match organization {
         Some(id) => vec![id],
-        None => match store.organization_ids().await {
-            Ok(ids) => ids,
-            Err(error) => {
+        None => match (
+            store.organization_ids().await,
+            store.deleted_organization_ids().await,
+        ) {
+            (Ok(mut ids), Ok(deleted)) => {
+                ids.extend(deleted);
+                ids
+            }
+            (Err(error), _) | (_, Err(error)) => {
                 eprintln!("stele verify: {error}");
                 return ExitCode::from(2);
             }
@@ -401,15 +408,16 @@ async fn import_events(
             organization,
             std::io::BufReader::new(reader),
             &mut |count| {
-                if count % 100 == 0 {
-                    eprint!("\rimported {count} events");
-                }
+                eprint!("\rstored {count} rows");
             },
         )
         .await?;
     match outcome {
-        Ok(count) => {
-            eprintln!("\rimported {count} events into {organization}");
+        Ok(outcome) => {
+            eprintln!(
+                "\rimported {} events into {organization}; {} rows were imported before and skipped",
+                outcome.appended, outcome.skipped
+            );
             Ok(())
         }
         Err(problems) => {

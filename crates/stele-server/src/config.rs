@@ -156,7 +156,8 @@ pub enum Command {
         api_key: String,
     },
     /// Load a WorkOS CSV export as events of one organization, keeping `occurred_at`;
-    /// every row is validated before any is stored, and each event is marked imported.
+    /// every row is validated before any is stored, each event is marked imported, and
+    /// rows imported before (by an earlier run or an overlapping file) are skipped.
     ImportEvents {
         /// The organization the events belong to (`org_...`).
         #[arg(long)]

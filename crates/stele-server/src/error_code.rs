@@ -18,7 +18,6 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     ExternalIdAlreadyUsed,
     OrganizationIdTaken,
-    OrganizationHasAuditEvents,
     UsernameTaken,
     InvalidAuditLogExportRangeDate,
     InvalidDownloadLink,
@@ -47,9 +46,6 @@ impl ErrorCode {
                 ("external_id_already_used", StatusCode::BAD_REQUEST)
             }
             ErrorCode::OrganizationIdTaken => ("organization_id_taken", StatusCode::BAD_REQUEST),
-            ErrorCode::OrganizationHasAuditEvents => {
-                ("organization_has_audit_events", StatusCode::BAD_REQUEST)
-            }
             ErrorCode::UsernameTaken => ("username_taken", StatusCode::BAD_REQUEST),
             ErrorCode::InvalidAuditLogExportRangeDate => (
                 "invalid_audit_log_export_range_date",

@@ -196,6 +196,7 @@ fn organization_from(item: &Value) -> anyhow::Result<Organization> {
         metadata,
         domains,
         retention_period_in_days: None,
+        stripe_customer_id: item["stripe_customer_id"].as_str().map(str::to_owned),
         created_at: instant(&item["created_at"]),
         updated_at: instant(&item["updated_at"]),
     })

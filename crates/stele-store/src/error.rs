@@ -10,8 +10,6 @@ use stele_core::model::OrganizationId;
 pub enum StoreError {
     #[error("organization not found")]
     OrganizationNotFound,
-    #[error("organization has {count} audit events")]
-    OrganizationHasEvents { count: i64 },
     /// An organization with the requested id already exists.
     #[error("an organization with this id already exists")]
     OrganizationIdTaken,

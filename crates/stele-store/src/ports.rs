@@ -84,8 +84,23 @@ pub trait OrganizationStore: Send + Sync {
     /// Replaces the stored organization with the same id.
     async fn update_organization(&self, organization: Organization) -> StoreResult<Organization>;
 
-    /// Deletes an organization that has no stored events.
-    async fn delete_organization(&self, id: &str) -> StoreResult<()>;
+    /// Deletes an organization and purges its events, its exports and its import keys,
+    /// in one transaction that also orders it with every append: an event acknowledged
+    /// before is purged with the rest, an append after finds no organization. What
+    /// verification needs stays (the chain anchor, kept leaf and subtree hashes,
+    /// checkpoints), and the id is recorded as deleted, never to be given out again.
+    async fn delete_organization(&self, id: &str) -> StoreResult<OrganizationDeletion>;
+
+    /// Removes an organization that an event named and created
+    /// (`--auto-create-organizations`) when that event could not be stored, so it does not
+    /// stay behind: only while it has never had an event, an export or a checkpoint, and
+    /// without retiring its id (nothing was ever recorded under it). Returns whether it
+    /// was removed.
+    async fn discard_unused_organization(&self, id: &str) -> StoreResult<bool>;
+
+    /// Ids of deleted organizations whose log had events (so kept tree hashes and perhaps
+    /// checkpoints), sorted: `stele verify` still checks what they left.
+    async fn deleted_organization_ids(&self) -> StoreResult<Vec<String>>;
 }
 
 /// Actions and their immutable, numbered schema versions.
@@ -132,6 +147,16 @@ pub trait EventStore: Send + Sync {
         event: NewEvent,
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Idempotent<AppendedEvent>>;
+
+    /// Appends events loaded by `stele import-events`, in order and in one transaction,
+    /// each with its import key; an event whose key the organization already holds (from
+    /// an earlier run, or earlier in `events`) is skipped. Returns how many were appended
+    /// and how many skipped.
+    async fn append_imported_events(
+        &self,
+        organization_id: &str,
+        events: Vec<(ImportKey, NewEvent)>,
+    ) -> StoreResult<ImportedEvents>;
 
     /// One page of an organization's events matching `query`, keyed by sequence.
     async fn search_events(

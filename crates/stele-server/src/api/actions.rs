@@ -260,10 +260,15 @@ pub struct FailingEventResponse {
 pub struct ImpactResponse {
     /// How many of the action's most recent stored events were checked (at most `limit`).
     pub checked: usize,
-    /// How many of those the proposed version would reject.
+    /// How many of those saving would break: events the latest version accepts and the
+    /// proposed version rejects (the same count as the dashboard's review). Zero when the
+    /// proposal equals the latest version.
     pub failing: usize,
+    /// Checked events the latest version already rejects (stored under an older version,
+    /// whose emitters keep validating against it): not affected by saving.
+    pub already_failing: usize,
     pub limit: u32,
-    /// Up to three failing events, newest first.
+    /// Up to three of the events counted in `failing`, newest first.
     pub examples: Vec<FailingEventResponse>,
 }
 
@@ -314,18 +319,19 @@ impl SchemaCheckResponse {
                 .collect(),
             impact: ImpactResponse {
                 checked: check.impact.checked,
-                failing: check.impact.failing,
+                failing: check.impact.would_fail(),
+                already_failing: check.impact.already_failing(),
                 limit: schemas::IMPACT_SAMPLE,
                 examples: check
                     .impact
-                    .examples
-                    .into_iter()
+                    .would_fail_examples()
+                    .iter()
                     .map(|example| FailingEventResponse {
-                        id: example.id,
-                        organization_id: example.organization_id,
+                        id: example.id.clone(),
+                        organization_id: example.organization_id.clone(),
                         version: example.version,
                         received_at: format_millis(example.received_at),
-                        errors: example.errors,
+                        errors: example.errors.clone(),
                     })
                     .collect(),
             },

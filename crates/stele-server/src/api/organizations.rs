@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -60,6 +60,9 @@ pub struct OrganizationResponse {
     /// Always present; `null` when unset.
     pub external_id: Option<String>,
     pub allow_profiles_outside_organization: bool,
+    /// Present only when set (as WorkOS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe_customer_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -85,6 +88,7 @@ impl OrganizationResponse {
             metadata: organization.metadata,
             external_id: organization.external_id,
             allow_profiles_outside_organization: false,
+            stripe_customer_id: organization.stripe_customer_id,
             created_at: format_millis(organization.created_at),
             updated_at: format_millis(organization.updated_at),
         }
@@ -238,15 +242,27 @@ pub async fn update_organization(
     Ok(Json(OrganizationResponse::from_organization(organization)))
 }
 
+/// What `DELETE /organizations/{id}` answers: the deletion is complete when it is sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationDeletedResponse {
+    #[schema(example = "organization")]
+    pub object: &'static str,
+    pub id: String,
+    pub deleted: bool,
+    /// How many audit log events were purged with it (Stele's addition).
+    pub purged_events: u64,
+}
+
 #[utoipa::path(delete, path = "/organizations/{id}", tag = "organizations",
-    responses((status = 204, description = "Deleted"), (status = 400, description = "The organization still has audit events"),
+    responses((status = 200, body = OrganizationDeletedResponse,
+               description = "Deleted, with its audit log events purged; what verification needs (chain anchor, tree hashes, signed checkpoints) is kept, and the id is never reused"),
               (status = 404, description = "No such organization")))]
 pub async fn delete_organization(
     State(state): State<AppState>,
     Activity(activity): Activity,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    state.organizations.delete(&id).await?;
+) -> Result<Json<OrganizationDeletedResponse>, ApiError> {
+    let deletion = state.organizations.delete(&id).await?;
     state
         .activity
         .record(
@@ -255,5 +271,10 @@ pub async fn delete_organization(
             vec![ActivityTarget::organization(&id)],
         )
         .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(Json(OrganizationDeletedResponse {
+        object: "organization",
+        id,
+        deleted: true,
+        purged_events: deletion.purged,
+    }))
 }

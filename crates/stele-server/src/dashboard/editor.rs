@@ -191,15 +191,12 @@ impl ReviewView {
                 .map(ChangeRow::from_change)
                 .collect(),
             checked: check.impact.checked,
-            newly_failing: check.impact.newly_failing,
-            already_failing: check
-                .impact
-                .failing
-                .saturating_sub(check.impact.newly_failing),
+            newly_failing: check.impact.would_fail(),
+            already_failing: check.impact.already_failing(),
             sample_limit: thousands(u64::from(schemas::IMPACT_SAMPLE)),
             examples: check
                 .impact
-                .newly_failing_examples
+                .would_fail_examples()
                 .iter()
                 .map(|example| ExampleRow {
                     id: example.id.clone(),

@@ -164,10 +164,10 @@ impl EventService {
         idempotency: Option<IdempotencyRecordFor<str>>,
     ) -> Result<Idempotent<AppendedEvent>, ServiceError> {
         let validated = self.validate(body).await?;
-        if validated.creates_organization {
-            self.create_organization_named_after_its_id(&validated.organization_id)
+        let created_organization = validated.creates_organization
+            && self
+                .create_organization_named_after_its_id(&validated.organization_id)
                 .await?;
-        }
         let id = IdKind::Event.generate();
         let record = idempotency
             .map(|make_record| make_record(&id))
@@ -178,19 +178,28 @@ impl EventService {
             event: validated.event,
         };
         let organization_id = new_event.organization_id.clone();
-        let outcome = self
-            .store
-            .append_event(new_event, record)
-            .await
-            .map_err(|error| ServiceError::on_organization(error, &organization_id))?;
+        let appended = self.store.append_event(new_event, record).await;
+        if appended.is_err() && created_organization {
+            // The organization existed only for this event: it does not stay behind.
+            if let Err(error) = self
+                .store
+                .discard_unused_organization(&organization_id)
+                .await
+            {
+                tracing::warn!(organization = %organization_id, %error, "could not remove an organization created for an event that was not stored");
+            }
+        }
+        let outcome =
+            appended.map_err(|error| ServiceError::on_organization(error, &organization_id))?;
         if matches!(outcome, Idempotent::Done(_)) {
             crate::metrics::record_ingested("api", 1);
         }
         Ok(outcome)
     }
 
-    /// Creates an organization that an event named, unless a concurrent request did first.
-    async fn create_organization_named_after_its_id(&self, id: &str) -> Result<(), ServiceError> {
+    /// Creates an organization that an event named, unless a concurrent request did first;
+    /// returns whether this call created it.
+    async fn create_organization_named_after_its_id(&self, id: &str) -> Result<bool, ServiceError> {
         let now = now_millis();
         let organization = Organization {
             id: id.into(),
@@ -199,11 +208,13 @@ impl EventService {
             metadata: Default::default(),
             domains: Vec::new(),
             retention_period_in_days: None,
+            stripe_customer_id: None,
             created_at: now,
             updated_at: now,
         };
         match self.store.create_organization(organization, None).await {
-            Ok(_) | Err(StoreError::OrganizationIdTaken) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(StoreError::OrganizationIdTaken) => Ok(false),
             Err(error) => Err(error.into()),
         }
     }

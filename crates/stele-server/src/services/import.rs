@@ -3,16 +3,22 @@
 //! first and refuse a conflicting target before writing anything; both write through the
 //! store, so a server running on the same database sees consistent data throughout.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 use stele_core::ids::IdKind;
-use stele_core::model::{Idempotent, NewEvent, Organization};
+use stele_core::model::{Idempotent, ImportKey, ImportedEvents, NewEvent, Organization};
 use stele_core::schema::SchemaDefinition;
 use stele_store::{Store, StoreError};
 
+use stele_core::action_name::{is_valid_action_name, ACTION_NAME_RULE};
+use stele_core::schema::CompiledSchema;
+
 use crate::services::events::{EventService, ValidatedEvent};
 use crate::services::ServiceError;
+use crate::services::{organizations, retention};
 
 /// Everything `stele import` copies from a source, as read from it.
 #[derive(Debug, Clone, Default)]
@@ -106,6 +112,12 @@ fn organization_differences(here: &Organization, source: &Organization) -> Vec<S
             Value::Object(source.metadata.clone())
         ));
     }
+    if here.stripe_customer_id != source.stripe_customer_id {
+        differences.push(format!(
+            "stripe_customer_id {:?} here, {:?} in the source",
+            here.stripe_customer_id, source.stripe_customer_id
+        ));
+    }
     if domain_states(here) != domain_states(source) {
         differences.push("different domains".to_owned());
     }
@@ -153,6 +165,30 @@ impl ImportService {
                 ));
                 continue;
             }
+            // The checks the API applies, so nothing enters this way that it would refuse.
+            let problems = organizations::field_problems(organization);
+            if !problems.is_empty() {
+                conflicts.push(format!(
+                    "organization {id}: {}",
+                    problems
+                        .iter()
+                        .map(|problem| format!("{}: {}", problem.field, problem.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+                continue;
+            }
+            if let Some(days) = organization
+                .retention_period_in_days
+                .filter(|days| !retention::is_valid_days(*days))
+            {
+                conflicts.push(format!(
+                    "organization {id}: retention of {days} days is outside what Stele keeps ({} to {} days)",
+                    retention::MIN_DAYS,
+                    retention::MAX_DAYS
+                ));
+                continue;
+            }
             match self.store.get_organization(id).await? {
                 Some(here) => {
                     let differences = organization_differences(&here, organization);
@@ -190,6 +226,27 @@ impl ImportService {
             }
         }
         for action in &source.actions {
+            if !is_valid_action_name(&action.name) {
+                conflicts.push(format!(
+                    "action {:?} is not a valid action name: {ACTION_NAME_RULE}",
+                    action.name
+                ));
+                continue;
+            }
+            let invalid: Vec<String> = action
+                .versions
+                .iter()
+                .enumerate()
+                .filter_map(|(index, definition)| {
+                    CompiledSchema::compile(&action.name, index as i64 + 1, definition)
+                        .err()
+                        .map(|problem| format!("version {}: {problem}", index + 1))
+                })
+                .collect();
+            if !invalid.is_empty() {
+                conflicts.push(format!("action {}: {}", action.name, invalid.join("; ")));
+                continue;
+            }
             let source_versions = action
                 .versions
                 .iter()
@@ -310,13 +367,14 @@ impl ImportService {
     /// Validates every row of a WorkOS CSV export as an event of `organization_id`
     /// against the newest schema version of its action that accepts it (or the version a
     /// `version` column names), then, only if every row passed, appends them in file
-    /// order, each marked as imported.
+    /// order, each marked as imported; rows imported before (same import key, see
+    /// [`import_key`]) are skipped. `progress` gets the number of rows stored or skipped.
     pub async fn import_events(
         &self,
         organization_id: &str,
         csv: impl std::io::Read,
         progress: &mut (dyn FnMut(u64) + Send),
-    ) -> Result<Result<u64, Vec<RowProblem>>, ImportError> {
+    ) -> Result<Result<ImportedEvents, Vec<RowProblem>>, ImportError> {
         // Only Stele writes its own activity log.
         if stele_core::access::is_activity_log(organization_id)
             || self
@@ -339,6 +397,7 @@ impl ImportService {
         };
         let mut validated = Vec::new();
         let mut problems = Vec::new();
+        let mut occurrences: HashMap<[u8; 32], u64> = HashMap::new();
         for record in reader.records() {
             let record = match record {
                 Ok(record) => record,
@@ -351,46 +410,59 @@ impl ImportService {
                 }
             };
             let line = record.position().map_or(0, |position| position.line());
-            match self
-                .validate_row(organization_id, &headers, &record)
-                .await?
-            {
-                Ok(event) => validated.push(event),
+            let body = match event_body(organization_id, &headers, &record) {
+                Ok(body) => body,
+                Err(message) => {
+                    problems.push(RowProblem { line, message });
+                    continue;
+                }
+            };
+            match self.validate_row(&body).await? {
+                Ok(event) => {
+                    let content = row_content_hash(&body)?;
+                    let occurrence = occurrences.entry(content).or_default();
+                    validated.push((import_key(&content, *occurrence), event));
+                    *occurrence += 1;
+                }
                 Err(message) => problems.push(RowProblem { line, message }),
             }
         }
         if !problems.is_empty() {
             return Ok(Err(problems));
         }
-        let mut appended = 0;
-        for mut event in validated {
-            event.event.imported = true;
-            self.store
-                .append_event(
-                    NewEvent {
-                        id: IdKind::Event.generate().into(),
-                        organization_id: event.organization_id.into(),
-                        event: event.event,
-                    },
-                    None,
-                )
+        let mut outcome = ImportedEvents::default();
+        let mut rows = validated.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<(ImportKey, NewEvent)> = rows
+                .by_ref()
+                .take(IMPORT_CHUNK)
+                .map(|(key, mut event)| {
+                    event.event.imported = true;
+                    (
+                        key,
+                        NewEvent {
+                            id: IdKind::Event.generate().into(),
+                            organization_id: event.organization_id.into(),
+                            event: event.event,
+                        },
+                    )
+                })
+                .collect();
+            let done = self
+                .store
+                .append_imported_events(organization_id, chunk)
                 .await?;
-            appended += 1;
-            progress(appended);
+            outcome.appended += done.appended;
+            outcome.skipped += done.skipped;
+            progress(outcome.appended + outcome.skipped);
         }
-        Ok(Ok(appended))
+        Ok(Ok(outcome))
     }
 
     async fn validate_row(
         &self,
-        organization_id: &str,
-        headers: &csv::StringRecord,
-        record: &csv::StringRecord,
+        body: &Value,
     ) -> Result<Result<ValidatedEvent, String>, ImportError> {
-        let body = match event_body(organization_id, headers, record) {
-            Ok(body) => body,
-            Err(message) => return Ok(Err(message)),
-        };
         let action = body["event"]["action"]
             .as_str()
             .unwrap_or_default()
@@ -422,6 +494,30 @@ impl ImportService {
         }
         Ok(Err(first_error.unwrap_or_default()))
     }
+}
+
+/// How many rows one store transaction appends: a file's rows are all validated first,
+/// then stored in transactions of this many, each with its rows' import keys, so an
+/// interrupted import is finished by running it again.
+const IMPORT_CHUNK: usize = 1_000;
+
+/// SHA-256 of the RFC 8785 form of the create-event body a row describes: the same row in
+/// any later export of the same events has the same hash, however its columns are ordered.
+fn row_content_hash(body: &Value) -> Result<[u8; 32], ImportError> {
+    let bytes = stele_core::canonical::to_canonical_bytes(body)
+        .map_err(|error| ImportError::Apply(format!("cannot encode a row: {error}")))?;
+    Ok(Sha256::digest(bytes).into())
+}
+
+/// The key that makes importing a row again a no-op: the row's content hash and how many
+/// identical rows came before it in the file, so genuinely repeated events (same actor,
+/// action, targets and millisecond) are all kept, and re-importing the file (or a later
+/// export overlapping it) skips each of them once.
+fn import_key(content: &[u8; 32], occurrence: u64) -> ImportKey {
+    let mut hasher = Sha256::new();
+    hasher.update(content);
+    hasher.update(occurrence.to_be_bytes());
+    hasher.finalize().into()
 }
 
 fn describe(error: ServiceError) -> String {

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 use stele_core::access::is_activity_log;
 use stele_core::ids::IdKind;
 use stele_core::model::{
-    Idempotent, Organization, OrganizationDomain, OrganizationFilter, OrganizationId,
+    Idempotent, Organization, OrganizationDeletion, OrganizationDomain, OrganizationFilter,
+    OrganizationId,
 };
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::timestamp::now_millis;
@@ -39,6 +40,9 @@ pub struct OrganizationInput {
     /// Deprecated WorkOS form: plain domain names, recorded as `pending`.
     #[serde(default)]
     pub domains: Option<Vec<String>>,
+    /// WorkOS's billing reference, stored and returned as given.
+    #[serde(default)]
+    pub stripe_customer_id: Option<String>,
 }
 
 /// `POST /organizations`: the writable fields plus `id`, a Stele extension that brings an
@@ -87,6 +91,10 @@ pub struct OrganizationUpdate {
     /// Deprecated WorkOS form: plain domain names, recorded as `pending`.
     #[serde(default)]
     pub domains: Option<Vec<String>>,
+    /// Omitted: unchanged; `null`: cleared.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub stripe_customer_id: Option<Option<String>>,
 }
 
 /// Tells a present field (`Some(value)`, `Some(None)` for `null`) from an omitted one,
@@ -112,6 +120,25 @@ pub const MAX_METADATA_KEYS: usize = 50;
 pub const MAX_METADATA_KEY_CHARS: usize = 40;
 pub const MAX_METADATA_VALUE_CHARS: usize = 600;
 pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
+/// Stripe's customer ids are far shorter; this only bounds what is stored.
+pub const MAX_STRIPE_CUSTOMER_ID_CHARS: usize = 255;
+
+fn check_stripe_customer_id(stripe_customer_id: Option<&str>, errors: &mut Vec<FieldError>) {
+    let Some(stripe_customer_id) = stripe_customer_id else {
+        return;
+    };
+    if stripe_customer_id.trim().is_empty() {
+        errors.push(FieldError::invalid(
+            "stripe_customer_id",
+            "stripe_customer_id must not be empty; use null to unset it.",
+        ));
+    } else if stripe_customer_id.chars().count() > MAX_STRIPE_CUSTOMER_ID_CHARS {
+        errors.push(FieldError::invalid(
+            "stripe_customer_id",
+            format!("stripe_customer_id may be at most {MAX_STRIPE_CUSTOMER_ID_CHARS} characters."),
+        ));
+    }
+}
 
 fn check_name(name: &str, errors: &mut Vec<FieldError>) {
     if name.trim().is_empty() {
@@ -196,6 +223,17 @@ fn check_domain_data(domain_data: Option<&[DomainData]>, errors: &mut Vec<FieldE
     }
 }
 
+/// The field limits `POST /organizations` enforces, applied to an organization read from
+/// elsewhere (`stele import`): every problem, in the API's terms.
+pub fn field_problems(organization: &Organization) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_name(&organization.name, &mut errors);
+    check_external_id(organization.external_id.as_deref(), &mut errors);
+    check_metadata(Some(&organization.metadata), &mut errors);
+    check_stripe_customer_id(organization.stripe_customer_id.as_deref(), &mut errors);
+    errors
+}
+
 fn refuse_if_any(errors: Vec<FieldError>) -> Result<(), ServiceError> {
     if errors.is_empty() {
         Ok(())
@@ -211,6 +249,7 @@ impl OrganizationInput {
         check_external_id(self.external_id.as_deref(), &mut errors);
         check_metadata(self.metadata.as_ref(), &mut errors);
         check_domain_data(self.domain_data.as_deref(), &mut errors);
+        check_stripe_customer_id(self.stripe_customer_id.as_deref(), &mut errors);
         refuse_if_any(errors)
     }
 }
@@ -229,6 +268,10 @@ impl OrganizationUpdate {
         check_external_id(self.external_id.clone().flatten().as_deref(), &mut errors);
         check_metadata(self.metadata.clone().flatten().as_ref(), &mut errors);
         check_domain_data(self.domain_data.as_deref(), &mut errors);
+        check_stripe_customer_id(
+            self.stripe_customer_id.clone().flatten().as_deref(),
+            &mut errors,
+        );
         refuse_if_any(errors)
     }
 }
@@ -285,18 +328,13 @@ fn map_store_error(error: StoreError, id: &str) -> ServiceError {
         StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound(id.to_owned()),
         StoreError::OrganizationIdTaken => ServiceError::Rejected {
             code: ErrorCode::OrganizationIdTaken,
-            message: format!("An organization with id '{id}' already exists."),
+            message: format!(
+                "The id '{id}' belongs to an existing or a deleted organization; ids are never reused."
+            ),
         },
         StoreError::ExternalIdTaken { existing } => ServiceError::Rejected {
             code: ErrorCode::ExternalIdAlreadyUsed,
             message: format!("external_id is already used by organization '{existing}'."),
-        },
-        StoreError::OrganizationHasEvents { count } => ServiceError::Rejected {
-            code: ErrorCode::OrganizationHasAuditEvents,
-            message: format!(
-                "Organization '{id}' has {count} audit log events. Audit history is never deleted as a side effect: \
-                 the organization can be deleted once retention has purged its events."
-            ),
         },
         other => ServiceError::Store(other),
     }
@@ -356,6 +394,7 @@ impl OrganizationService {
                 now,
             ),
             retention_period_in_days: None,
+            stripe_customer_id: input.stripe_customer_id.clone(),
             created_at: now,
             updated_at: now,
         };
@@ -432,6 +471,9 @@ impl OrganizationService {
                 &current.domains,
                 now,
             ),
+            stripe_customer_id: input
+                .stripe_customer_id
+                .unwrap_or(current.stripe_customer_id.clone()),
             updated_at: now,
             ..current
         };
@@ -441,13 +483,25 @@ impl OrganizationService {
             .map_err(|error| map_store_error(error, id))
     }
 
-    pub async fn delete(&self, id: &str) -> Result<(), ServiceError> {
+    /// Deletes the organization and purges its events (see
+    /// [`stele_store::OrganizationStore::delete_organization`]): WorkOS deletes an
+    /// organization's events with it, and tenant off-boarding depends on that. Stele's own
+    /// activity log is never deleted.
+    pub async fn delete(&self, id: &str) -> Result<OrganizationDeletion, ServiceError> {
         if is_activity_log(id) {
             return Err(ServiceError::OrganizationNotFound(id.to_owned()));
         }
-        self.store
+        let deletion = self
+            .store
             .delete_organization(id)
             .await
-            .map_err(|error| map_store_error(error, id))
+            .map_err(|error| map_store_error(error, id))?;
+        tracing::info!(
+            organization = id,
+            purged_events = deletion.purged,
+            tree_size = deletion.tree_size,
+            "organization deleted"
+        );
+        Ok(deletion)
     }
 }

@@ -80,18 +80,33 @@ pub struct FailingEvent {
 pub struct Impact {
     pub checked: usize,
     /// Checked events the proposal rejects, whatever version they were stored under.
-    pub failing: usize,
-    /// Of the failing events, those the latest version accepts: what saving the proposal
-    /// breaks, and proof that it rejects events the latest version accepts (the claim the
-    /// compatibility verdict is about). Events that already fail the latest version were
-    /// sent under an older one; their emitters keep validating against it and the latest
-    /// already rejects them, so saving changes nothing for them. This is zero when the
-    /// proposal equals the latest version.
-    pub newly_failing: usize,
-    /// Up to [`IMPACT_EXAMPLES`] of the failing events, newest first.
-    pub examples: Vec<FailingEvent>,
+    failing: usize,
+    /// Of the failing events, those the latest version accepts (see [`Impact::would_fail`]).
+    newly_failing: usize,
     /// Up to [`IMPACT_EXAMPLES`] of the newly failing events, newest first.
-    pub newly_failing_examples: Vec<FailingEvent>,
+    newly_failing_examples: Vec<FailingEvent>,
+}
+
+impl Impact {
+    /// What saving the proposal breaks: checked events the latest version accepts and the
+    /// proposal rejects, which is also the evidence the compatibility verdict is checked
+    /// against. Events that already fail the latest version were sent under an older one;
+    /// their emitters keep validating against it, so saving changes nothing for them. Zero
+    /// when the proposal equals the latest version. Every report of a schema check (the
+    /// API's and the dashboard's review) counts this number, not [`Impact::already_failing`].
+    pub fn would_fail(&self) -> usize {
+        self.newly_failing
+    }
+
+    /// Checked events the latest version already rejects (stored under older versions).
+    pub fn already_failing(&self) -> usize {
+        self.failing.saturating_sub(self.newly_failing)
+    }
+
+    /// Up to [`IMPACT_EXAMPLES`] of the events counted by [`Impact::would_fail`], newest first.
+    pub fn would_fail_examples(&self) -> &[FailingEvent] {
+        &self.newly_failing_examples
+    }
 }
 
 /// The dry run of a new schema version: what saving it would do.
@@ -244,7 +259,7 @@ impl SchemaService {
                 .recent_events_of_action(action, IMPACT_SAMPLE)
                 .await?;
             let impact = measure_impact(&compiled, &latest_compiled, &events);
-            report.contradicted_by_stored_events(impact.newly_failing, latest.version);
+            report.contradicted_by_stored_events(impact.would_fail(), latest.version);
             impact
         } else {
             Impact::default()
@@ -369,11 +384,8 @@ fn measure_impact(
         if stored_event_errors(stored, latest).is_empty() {
             impact.newly_failing += 1;
             if impact.newly_failing_examples.len() < IMPACT_EXAMPLES {
-                impact.newly_failing_examples.push(failing.clone());
+                impact.newly_failing_examples.push(failing);
             }
-        }
-        if impact.examples.len() < IMPACT_EXAMPLES {
-            impact.examples.push(failing);
         }
     }
     impact

@@ -30,7 +30,7 @@ async fn same_key_same_body_replays_the_first_response_once_stored() {
     let first = send().await.expect("request");
     assert!(first.headers().get("idempotent-replayed").is_none());
     let (status, first) = read(first).await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::OK);
     let second = send().await.expect("request");
     assert_eq!(
         second
@@ -40,7 +40,7 @@ async fn same_key_same_body_replays_the_first_response_once_stored() {
         Some("true")
     );
     let (status, second) = read(second).await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(first, second);
     assert_eq!(stored_events(&server.database, &organization).len(), 1);
 }
@@ -103,7 +103,7 @@ async fn concurrent_requests_with_one_key_store_one_event() {
     let ids: std::collections::HashSet<String> = results
         .iter()
         .map(|(status, body)| {
-            assert_eq!(*status, StatusCode::CREATED, "{body}");
+            assert_eq!(*status, StatusCode::OK, "{body}");
             body["id"].as_str().expect("id").to_owned()
         })
         .collect();
@@ -254,7 +254,7 @@ async fn keys_are_scoped_to_the_api_key() {
         .send()
         .await
         .expect("request");
-    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("idempotent-replayed").is_none());
     assert_eq!(stored_events(&server.database, &organization).len(), 2);
 }
@@ -284,7 +284,7 @@ async fn expired_records_are_purged_and_no_longer_replayed() {
         .send()
         .await
         .expect("request");
-    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.status(), StatusCode::OK);
     assert!(
         response.headers().get("idempotent-replayed").is_none(),
         "expired keys start afresh"

@@ -467,3 +467,96 @@ async fn import_auto_create_organizations_creates_an_unknown_well_formed_id_only
     let organization = send(&on, Method::GET, &format!("/organizations/{unknown}"), None).await;
     assert_eq!(organization["name"], unknown);
 }
+
+// The binary runs on a blocked worker while the servers answer on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_events_twice_imports_each_row_once_and_keeps_repeated_rows() {
+    let (server, organization) = server_with_schema().await;
+    let repeated =
+        "user.signed_in,2021-03-04T05:06:07.890Z,user_1,user,,,1.2.3.4,,,team_1,team,,,,,,";
+    let csv = write_csv(&[
+        repeated,
+        repeated,
+        "user.signed_in,2021-03-05T00:00:00.000Z,user_2,user,,,5.6.7.8,,,team_1,team,,,,,,",
+    ]);
+    let path = csv.path().to_str().expect("utf-8 path");
+    let args = ["import-events", "--organization", &organization, path];
+    let (ok, stderr) = stele(&server.database, &args);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("imported 3 events") && stderr.contains("0 rows were imported before"),
+        "two identical rows are two events: {stderr}"
+    );
+    let (ok, stderr) = stele(&server.database, &args);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("imported 0 events") && stderr.contains("3 rows were imported before"),
+        "{stderr}"
+    );
+    // A later export overlapping the first: only its new row is stored.
+    let overlapping = write_csv(&[
+        repeated,
+        "user.signed_in,2021-03-06T00:00:00.000Z,user_3,user,,,5.6.7.8,,,team_1,team,,,,,,",
+        repeated,
+    ]);
+    let path = overlapping.path().to_str().expect("utf-8 path");
+    let (ok, stderr) = stele(
+        &server.database,
+        &["import-events", "--organization", &organization, path],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("imported 1 events"), "{stderr}");
+    let count = server
+        .database
+        .query_one(&format!(
+            "SELECT COUNT(*) FROM events WHERE organization_id = '{organization}'"
+        ))
+        .integer();
+    assert_eq!(count, 4);
+    let (ok, stdout) = stele_verify(&server.database);
+    assert!(ok, "{stdout}");
+}
+
+// The binary runs on a blocked worker while the servers answer on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_refuses_what_the_api_would_refuse_before_any_write() {
+    let (source, _) = filled_source().await;
+    // A source holding what Stele's API refuses: an action name outside the rule, an
+    // organization over WorkOS's metadata limits, a retention period out of range.
+    source
+        .database
+        .execute("UPDATE actions SET name = 'Team.Created' WHERE name = 'team.created'");
+    let long = "x".repeat(601);
+    source.database.execute(&format!(
+        "UPDATE organizations SET metadata = '{{\"note\":\"{long}\"}}' WHERE id = '{WORKOS_ID}'"
+    ));
+    source.database.execute(&format!(
+        "UPDATE organizations SET retention_period_in_days = 5000 WHERE id <> '{WORKOS_ID}'"
+    ));
+    let target = TestDatabase::create();
+    let (ok, _) = stele(&target, &["migrate"]);
+    assert!(ok);
+    let before = dump(&target);
+    let (ok, stderr) = stele(
+        &target,
+        &[
+            "import",
+            "--from",
+            source.base.as_str(),
+            "--api-key",
+            API_KEY,
+        ],
+    );
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert!(
+        stderr.contains(r#"action "Team.Created" is not a valid action name"#),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("organization {WORKOS_ID}: metadata.note")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("retention of 5000 days"), "{stderr}");
+    assert_eq!(dump(&target), before, "the target is unchanged");
+}

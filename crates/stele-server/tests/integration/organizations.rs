@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{event, read, seed_v1, TestServer};
+use crate::support::{event, read, seed_v1, stele_verify, stored_events, TestServer};
 
 #[tokio::test]
 async fn create_organization_returns_the_full_workos_shape() {
@@ -107,8 +107,12 @@ async fn get_by_external_id_update_and_delete() {
         .send()
         .await
         .expect("request");
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert!(response.bytes().await.expect("body").is_empty());
+    let (status, deleted) = read(response).await;
+    assert_eq!(status, StatusCode::OK, "WorkOS's spec documents 200");
+    assert_eq!(
+        deleted,
+        json!({"object": "organization", "id": id, "deleted": true, "purged_events": 0})
+    );
     let (status, missing) = read(
         server
             .get(&format!("/organizations/{id}"))
@@ -287,44 +291,194 @@ async fn create_requires_a_name() {
     assert_eq!(body["errors"][0]["field"], "name");
 }
 
-#[tokio::test]
-async fn organization_with_audit_events_cannot_be_deleted() {
-    let server = TestServer::start().await;
-    let id = server.create_organization("Audited").await;
-    server.create_schema("user.signed_in", &seed_v1()).await;
-    let (status, _) = server
-        .create_event(&event(
-            &id,
-            "user.signed_in",
-            None,
-            json!([{"id": "t", "type": "team"}]),
-        ))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-
-    let (status, body) = read(
+async fn delete(server: &TestServer, id: &str) -> (StatusCode, serde_json::Value) {
+    read(
         server
             .request(Method::DELETE, &format!("/organizations/{id}"))
             .send()
             .await
             .expect("request"),
     )
+    .await
+}
+
+async fn emit(server: &TestServer, organization: &str, count: usize) {
+    let results = futures::future::join_all((0..count).map(|index| {
+        let body = event(
+            organization,
+            "user.signed_in",
+            None,
+            json!([{"id": format!("t{index}"), "type": "team"}]),
+        );
+        async move { server.create_event(&body).await }
+    }))
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["code"], "organization_has_audit_events");
-    assert!(body["message"]
-        .as_str()
-        .expect("message")
-        .contains("1 audit log events"));
-    let (status, _) = read(
+    for (status, body) in results {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn deleting_an_organization_with_events_purges_them_and_keeps_what_verification_needs() {
+    let server = TestServer::start().await;
+    let id = server.create_organization("Leaving").await;
+    let staying = server.create_organization("Staying").await;
+    server.create_schema("user.signed_in", &seed_v1()).await;
+    // 260 events and a checkpoint (a complete 256-leaf block, so a stored level-8 node),
+    // then 5 more that no checkpoint covers yet.
+    emit(&server, &id, 260).await;
+    let (status, checkpoint) = read(
         server
-            .get(&format!("/organizations/{id}"))
+            .post(
+                &format!("/organizations/{id}/audit_logs/checkpoints"),
+                &json!({}),
+            )
             .send()
             .await
             .expect("request"),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "still there");
+    assert_eq!(status.as_u16() / 100, 2, "{checkpoint}");
+    emit(&server, &id, 5).await;
+    emit(&server, &staying, 3).await;
+    let (status, _) = read(
+        server
+            .post(
+                "/audit_logs/exports",
+                &json!({"organization_id": id, "range_start": "2000-01-01T00:00:00Z", "range_end": "2100-01-01T00:00:00Z"}),
+            )
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, deleted) = delete(&server, &id).await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(
+        deleted,
+        json!({"object": "organization", "id": id, "deleted": true, "purged_events": 265})
+    );
+
+    // Gone, with its events, exports and search.
+    for path in [
+        format!("/organizations/{id}"),
+        format!("/audit_logs/events?organization_id={id}"),
+    ] {
+        let (status, body) = read(server.get(&path).send().await.expect("request")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let db = &server.database;
+    for table in ["events", "event_targets", "exports"] {
+        let count = db
+            .query_one(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE organization_id = '{id}'"
+            ))
+            .integer();
+        assert_eq!(count, 0, "{table} rows left");
+    }
+    // What verification needs stays: the anchor past the last event, tree hashes,
+    // the checkpoint.
+    assert_eq!(
+        db.query_one(&format!(
+            "SELECT first_sequence FROM chain_anchors WHERE organization_id = '{id}'"
+        ))
+        .integer(),
+        266
+    );
+    assert_eq!(
+        db.query_one(&format!(
+            "SELECT COUNT(*) FROM checkpoints WHERE organization_id = '{id}'"
+        ))
+        .integer(),
+        1
+    );
+    assert!(
+        db.query_one(&format!(
+            "SELECT COUNT(*) FROM merkle_nodes WHERE organization_id = '{id}'"
+        ))
+        .integer()
+            > 0
+    );
+    let (ok, output) = stele_verify(db);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("OK: 3 events in 1 organization"),
+        "{output}"
+    );
+
+    // Events for it are refused, and the id is never given out again.
+    let (status, body) = server
+        .create_event(&event(&id, "user.signed_in", None, json!([])))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = read(
+        server
+            .post("/organizations", &json!({"id": id, "name": "Newcomer"}))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "organization_id_taken");
+    let (status, _) = delete(&server, &id).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The kept hashes are really checked: altering one is found.
+    db.execute(&format!(
+        "UPDATE checkpoints SET root_hash = {} WHERE organization_id = '{id}'",
+        db.bytes_literal(&[7u8; 32])
+    ));
+    let (ok, output) = stele_verify(db);
+    assert!(
+        !ok,
+        "an altered checkpoint of a deleted organization: {output}"
+    );
+    assert!(output.contains(&id), "{output}");
+}
+
+#[tokio::test]
+async fn a_delete_racing_appends_leaves_no_event_behind_and_a_valid_log() {
+    let server = TestServer::start().await;
+    let id = server.create_organization("Racing").await;
+    server.create_schema("user.signed_in", &seed_v1()).await;
+    emit(&server, &id, 20).await;
+    let appends = futures::future::join_all((0..60).map(|index| {
+        let body = event(
+            &id,
+            "user.signed_in",
+            None,
+            json!([{"id": format!("r{index}"), "type": "team"}]),
+        );
+        let server = &server;
+        async move { server.create_event(&body).await }
+    }));
+    let (results, (status, deleted)) = tokio::join!(appends, async {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        delete(&server, &id).await
+    });
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    let acknowledged = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    for (status, body) in &results {
+        assert!(
+            *status == StatusCode::OK || *status == StatusCode::NOT_FOUND,
+            "{status}: {body}"
+        );
+    }
+    // Every acknowledged event came before the deletion and was purged with the rest.
+    assert_eq!(
+        deleted["purged_events"].as_u64(),
+        Some(20 + acknowledged as u64),
+        "{deleted}"
+    );
+    assert!(stored_events(&server.database, &id).is_empty());
+    let (ok, output) = stele_verify(&server.database);
+    assert!(ok, "{output}");
 }
 
 #[tokio::test]

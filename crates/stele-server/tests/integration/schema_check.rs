@@ -50,7 +50,7 @@ async fn check_reports_breaking_changes_and_failing_events_without_creating_a_ve
                 json!([{"id": "t1", "type": "team"}]),
             ))
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
     let (status, body) = server
         .create_event(&event(
@@ -60,7 +60,7 @@ async fn check_reports_breaking_changes_and_failing_events_without_creating_a_ve
             json!([{"id": "r1", "type": "resource"}]),
         ))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(status, StatusCode::OK, "{body}");
     let resource_event = body["id"].clone();
 
     let proposal = json!({
@@ -197,7 +197,7 @@ async fn stored_events_the_proposal_rejects_make_a_statically_compatible_change_
         json!([{"id": "t", "type": "team"}]),
     );
     body["event"]["metadata"] = json!({"environment": 5});
-    assert_eq!(server.create_event(&body).await.0, StatusCode::CREATED);
+    assert_eq!(server.create_event(&body).await.0, StatusCode::OK);
 
     let proposal = json!({"targets": [{"type": "team"}],
                           "metadata": {"type": "object", "properties": {"environment": {"type": "string"}}}});
@@ -206,4 +206,56 @@ async fn stored_events_the_proposal_rejects_make_a_statically_compatible_change_
     assert_eq!(result["impact"]["failing"], 1);
     assert_eq!(result["verdict"], "breaking", "{result}");
     assert_eq!(result["compatible"], false);
+}
+
+/// The API counts what the verdict is about, as the dashboard's review does: events that
+/// already fail the latest version (sent under an older one) are not "would fail".
+#[tokio::test]
+async fn check_counts_only_events_the_latest_version_accepts_as_failing() {
+    let server = TestServer::start().await;
+    let organization = server.create_organization("Acme").await;
+    server
+        .create_schema("doc.viewed", &json!({"targets": [{"type": "team"}]}))
+        .await;
+    for _ in 0..3 {
+        let mut body = event(
+            &organization,
+            "doc.viewed",
+            None,
+            json!([{"id": "t", "type": "team"}]),
+        );
+        body["event"]["metadata"] = json!({"environment": 5});
+        assert_eq!(server.create_event(&body).await.0, StatusCode::OK);
+    }
+    let v2 = json!({"targets": [{"type": "team"}],
+                    "metadata": {"type": "object", "properties": {"environment": {"type": "string"}}}});
+    let (status, _) = server.create_schema("doc.viewed", &v2).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Nothing changes: nothing would fail, though version 2 rejects the three v1 events.
+    let (status, report) = check(&server, "doc.viewed", &v2).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["would_create_version"], false);
+    assert_eq!(report["impact"]["checked"], 3);
+    assert_eq!(report["impact"]["failing"], 0, "{report}");
+    assert_eq!(report["impact"]["already_failing"], 3);
+    assert_eq!(report["impact"]["examples"], json!([]));
+
+    // One event under version 2 that a proposal without `team` rejects: only it counts.
+    let mut body = event(
+        &organization,
+        "doc.viewed",
+        Some(2),
+        json!([{"id": "t", "type": "team"}]),
+    );
+    body["event"]["metadata"] = json!({"environment": "prod"});
+    let (status, created) = server.create_event(&body).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let proposal = json!({"targets": [{"type": "resource"}],
+                          "metadata": {"type": "object", "properties": {"environment": {"type": "string"}}}});
+    let (_, report) = check(&server, "doc.viewed", &proposal).await;
+    assert_eq!(report["impact"]["checked"], 4);
+    assert_eq!(report["impact"]["failing"], 1, "{report}");
+    assert_eq!(report["impact"]["already_failing"], 3);
+    assert_eq!(report["impact"]["examples"][0]["id"], created["id"]);
 }

@@ -22,7 +22,7 @@ async fn log_with_events(count: usize) -> (TestServer, String, String) {
                     json!([{"id": format!("t{index}"), "type": "team"}]),
                 ))
                 .await;
-            assert_eq!(status, StatusCode::CREATED);
+            assert_eq!(status, StatusCode::OK);
         }
     }
     (server, organization, other)

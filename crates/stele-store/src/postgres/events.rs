@@ -1,6 +1,7 @@
 //! The event log in PostgreSQL: appends, search, single reads and the end-to-end chain check.
 
 use super::database_error;
+use super::execute_in;
 use super::query_in;
 use super::PostgresStore;
 use crate::prelude::*;
@@ -9,10 +10,12 @@ use crate::shared::encoding::hash_from;
 use crate::shared::search::{is_time_bounded_only, plan_search, Binder, SearchPlan};
 use async_trait::async_trait;
 use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
+use stele_core::chain::link;
 use stele_core::model::*;
 use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
 use stele_core::pagination::Scan;
+use stele_core::timestamp::now_millis;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -115,6 +118,106 @@ impl EventStore for PostgresStore {
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Idempotent<AppendedEvent>> {
         self.appender.append(event, idempotency).await
+    }
+
+    async fn append_imported_events(
+        &self,
+        organization_id: &str,
+        events: Vec<(ImportKey, NewEvent)>,
+    ) -> StoreResult<ImportedEvents> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(database_error)?;
+        // The chain head, locked as every append batch locks it, so these events take the
+        // next sequences on whichever replica appends live events meanwhile.
+        let head = query_in(
+            &transaction,
+            "SELECT sequence, hash FROM chain_heads WHERE organization_id = $1 FOR UPDATE",
+            &[&organization_id],
+        )
+        .await?;
+        let Some(head) = head.first() else {
+            return Err(StoreError::OrganizationNotFound);
+        };
+        let mut sequence: i64 = head.get(0);
+        let mut previous = hash_from(
+            head.get(1),
+            organization_id,
+            Some(sequence),
+            "the chain head's hash",
+        )?;
+        let mut outcome = ImportedEvents::default();
+        for (key, new) in &events {
+            if new.organization_id.as_str() != organization_id {
+                return Err(StoreError::Internal(
+                    "an imported event names another organization".into(),
+                ));
+            }
+            let claimed = execute_in(
+                &transaction,
+                "INSERT INTO imported_event_keys (organization_id, import_key, event_id)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&organization_id, &key.as_slice(), &new.id.as_str()],
+            )
+            .await?;
+            if claimed == 0 {
+                outcome.skipped += 1;
+                continue;
+            }
+            sequence += 1;
+            let received_at = now_millis();
+            let canonical = new
+                .event
+                .canonical_record(&new.id, &new.organization_id, sequence, received_at)
+                .map_err(|error| {
+                    StoreError::Internal(format!("cannot encode the event: {error}"))
+                })?;
+            let hash = link(&previous, &canonical);
+            execute_in(
+                &transaction,
+                "INSERT INTO events (organization_id, sequence, id, action, version, actor_id, actor_name,
+                                     occurred_at, received_at, canonical, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                &[
+                    &organization_id,
+                    &sequence,
+                    &new.id.as_str(),
+                    &new.event.action,
+                    &new.event.version,
+                    &new.event.actor.id,
+                    &new.event.actor.name,
+                    &new.event.occurred_at,
+                    &received_at,
+                    &canonical,
+                    &hash.as_slice(),
+                ],
+            )
+            .await?;
+            for (position, target) in new.event.targets.iter().enumerate() {
+                execute_in(
+                    &transaction,
+                    "INSERT INTO event_targets (organization_id, target_id, sequence, position, target_type)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[
+                        &organization_id,
+                        &target.id,
+                        &sequence,
+                        &(position as i32),
+                        &target.kind,
+                    ],
+                )
+                .await?;
+            }
+            previous = hash;
+            outcome.appended += 1;
+        }
+        execute_in(
+            &transaction,
+            "UPDATE chain_heads SET sequence = $2, hash = $3 WHERE organization_id = $1",
+            &[&organization_id, &sequence, &previous.as_slice()],
+        )
+        .await?;
+        transaction.commit().await.map_err(database_error)?;
+        Ok(outcome)
     }
 
     async fn search_events(

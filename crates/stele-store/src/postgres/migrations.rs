@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_merkle.sql"),
     include_str!("../../migrations/postgres/0004_access.sql"),
+    include_str!("../../migrations/postgres/0010_workos_compat.sql"),
 ];
 
 /// The advisory lock key held while migrating ("stele mg" in ASCII).

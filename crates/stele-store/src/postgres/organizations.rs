@@ -1,10 +1,11 @@
-//! Organizations in PostgreSQL: rows, external ids and the rule that only an empty one is deleted.
+//! Organizations in PostgreSQL: rows, external ids, and deletion with the purge of their events.
 
 use super::database_error;
 use super::execute_in;
 use super::idempotency::claim_idempotency_key;
 use super::is_unique_violation;
 use super::query_in;
+use super::retention::purge_events_in;
 use super::PostgresStore;
 use crate::prelude::*;
 use crate::shared::encoding::{contains_pattern, json_text, parse_organization_json};
@@ -16,11 +17,12 @@ use stele_core::chain::GENESIS;
 use stele_core::model::*;
 use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
+use stele_core::timestamp::{now_millis, UnixMillis};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 pub(super) const ORGANIZATION_COLUMNS: &str =
-    "id, name, external_id, metadata, domains, created_at, updated_at, retention_period_in_days";
+    "id, name, external_id, metadata, domains, created_at, updated_at, retention_period_in_days, stripe_customer_id";
 
 pub(super) fn organization_from_row(row: &Row) -> StoreResult<Organization> {
     let id: String = row.get(0);
@@ -35,6 +37,7 @@ pub(super) fn organization_from_row(row: &Row) -> StoreResult<Organization> {
         created_at: row.get(5),
         updated_at: row.get(6),
         retention_period_in_days: row.get(7),
+        stripe_customer_id: row.get(8),
         id: id.into(),
     })
 }
@@ -83,13 +86,16 @@ impl OrganizationStore for PostgresStore {
                 return Ok(Idempotent::AlreadyDone(existing));
             }
         }
-        // An organization deleted earlier may have left signed checkpoints or tree hashes
-        // under this id: it is never given to a new organization, whose log would otherwise
-        // start under another tenant's signed history.
+        // The id of a deleted organization (recorded since migration 0010, or one deleted
+        // before that which left signed checkpoints, tree hashes or a chain anchor) is never
+        // given to a new organization, whose log would otherwise start under another
+        // tenant's signed history.
         let history: bool = transaction
             .query_one(
-                "SELECT EXISTS(SELECT 1 FROM checkpoints WHERE organization_id = $1)
-                     OR EXISTS(SELECT 1 FROM merkle_nodes WHERE organization_id = $1)",
+                "SELECT EXISTS(SELECT 1 FROM deleted_organizations WHERE id = $1)
+                     OR EXISTS(SELECT 1 FROM checkpoints WHERE organization_id = $1)
+                     OR EXISTS(SELECT 1 FROM merkle_nodes WHERE organization_id = $1)
+                     OR EXISTS(SELECT 1 FROM chain_anchors WHERE organization_id = $1)",
                 &[&organization.id],
             )
             .await
@@ -100,8 +106,8 @@ impl OrganizationStore for PostgresStore {
         }
         let statement = transaction
             .prepare_cached(
-                "INSERT INTO organizations (id, name, external_id, metadata, domains, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO organizations (id, name, external_id, metadata, domains, created_at, updated_at, stripe_customer_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .await
             .map_err(database_error)?;
@@ -116,6 +122,7 @@ impl OrganizationStore for PostgresStore {
                     &domains,
                     &organization.created_at,
                     &organization.updated_at,
+                    &organization.stripe_customer_id,
                 ],
             )
             .await;
@@ -207,7 +214,8 @@ impl OrganizationStore for PostgresStore {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
-                "UPDATE organizations SET name = $2, external_id = $3, metadata = $4, domains = $5, updated_at = $6
+                "UPDATE organizations SET name = $2, external_id = $3, metadata = $4, domains = $5, updated_at = $6,
+                                          stripe_customer_id = $7
                  WHERE id = $1",
             )
             .await
@@ -222,6 +230,7 @@ impl OrganizationStore for PostgresStore {
                     &metadata,
                     &domains,
                     &organization.updated_at,
+                    &organization.stripe_customer_id,
                 ],
             )
             .await;
@@ -235,10 +244,14 @@ impl OrganizationStore for PostgresStore {
         }
     }
 
-    async fn delete_organization(&self, id: &str) -> StoreResult<()> {
+    async fn delete_organization(&self, id: &str) -> StoreResult<OrganizationDeletion> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(database_error)?;
-        // Locking the head keeps an append from slipping in between the count and the delete.
+        // The chain head first, as every append batch locks it: an append committed before
+        // this lock is granted is purged below (each statement here sees it), one waiting
+        // for it finds no head afterwards and answers "not found". Then the organization
+        // row, as appends do through the events' foreign key (same order, no deadlock),
+        // which also waits for a running retention purge.
         let head = query_in(
             &transaction,
             "SELECT sequence FROM chain_heads WHERE organization_id = $1 FOR UPDATE",
@@ -248,18 +261,30 @@ impl OrganizationStore for PostgresStore {
         if head.is_empty() {
             return Err(StoreError::OrganizationNotFound);
         }
-        let count: i64 = query_in(
+        query_in(
             &transaction,
-            "SELECT COUNT(*) FROM events WHERE organization_id = $1",
+            "SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE",
             &[&id],
         )
-        .await?
-        .first()
-        .map_or(0, |row| row.get(0));
-        if count > 0 {
-            return Err(StoreError::OrganizationHasEvents { count });
+        .await?;
+        // Every event, however recent, through the retention purge: it keeps the leaf
+        // hashes no stored subtree covers and moves the chain anchor past the last event.
+        let mut purged = 0;
+        loop {
+            let outcome =
+                purge_events_in(&transaction, id, UnixMillis::MAX, DELETION_PURGE_BATCH).await?;
+            purged += outcome.purged;
+            if !outcome.more {
+                break;
+            }
         }
-        for table in ["chain_anchors", "exports", "chain_heads"] {
+        let tree_size = head.first().map_or(0, |row| row.get::<_, i64>(0));
+        for table in [
+            "exports",
+            "imported_event_keys",
+            "event_targets",
+            "chain_heads",
+        ] {
             execute_in(
                 &transaction,
                 &format!("DELETE FROM {table} WHERE organization_id = $1"),
@@ -269,10 +294,78 @@ impl OrganizationStore for PostgresStore {
         }
         execute_in(
             &transaction,
+            "INSERT INTO deleted_organizations (id, tree_size, purged, deleted_at) VALUES ($1, $2, $3, $4)",
+            &[&id, &tree_size, &(purged as i64), &now_millis()],
+        )
+        .await?;
+        execute_in(
+            &transaction,
             "DELETE FROM organizations WHERE id = $1",
             &[&id],
         )
         .await?;
-        transaction.commit().await.map_err(database_error)
+        transaction.commit().await.map_err(database_error)?;
+        Ok(OrganizationDeletion {
+            purged,
+            tree_size: tree_size as u64,
+        })
+    }
+
+    async fn discard_unused_organization(&self, id: &str) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(database_error)?;
+        // The head at sequence 0 (locked as appends lock it) means no event was ever stored.
+        let unused = query_in(
+            &transaction,
+            "SELECT 1 FROM chain_heads WHERE organization_id = $1 AND sequence = 0 FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+        if unused.is_empty() {
+            return Ok(false);
+        }
+        let history: bool = transaction
+            .query_one(
+                "SELECT EXISTS(SELECT 1 FROM exports WHERE organization_id = $1)
+                     OR EXISTS(SELECT 1 FROM checkpoints WHERE organization_id = $1)
+                     OR EXISTS(SELECT 1 FROM chain_anchors WHERE organization_id = $1)",
+                &[&id],
+            )
+            .await
+            .map_err(database_error)?
+            .get(0);
+        if history {
+            return Ok(false);
+        }
+        execute_in(
+            &transaction,
+            "DELETE FROM chain_heads WHERE organization_id = $1",
+            &[&id],
+        )
+        .await?;
+        execute_in(
+            &transaction,
+            "DELETE FROM organizations WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+        transaction.commit().await.map_err(database_error)?;
+        Ok(true)
+    }
+
+    async fn deleted_organization_ids(&self) -> StoreResult<Vec<String>> {
+        Ok(self
+            .query(
+                "SELECT id FROM deleted_organizations WHERE tree_size > 0 ORDER BY id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
     }
 }
+
+/// How many events one purge step of a deletion reads and removes; the steps share one
+/// transaction, so this bounds memory, not the transaction.
+const DELETION_PURGE_BATCH: u32 = 5_000;

@@ -11,6 +11,64 @@ use async_trait::async_trait;
 use stele_core::model::*;
 use stele_core::timestamp::UnixMillis;
 
+/// Purges, inside the caller's transaction, up to `batch` of the organization's oldest
+/// events received before `cutoff` (see [`RetentionStore::purge_events`]).
+pub(super) async fn purge_events_in(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    organization_id: &str,
+    cutoff: UnixMillis,
+    batch: u32,
+) -> StoreResult<PurgeOutcome> {
+    let prefix = query_in(
+        transaction,
+        "SELECT sequence, received_at, canonical, hash FROM events
+         WHERE organization_id = $1 ORDER BY sequence LIMIT $2",
+        &[&organization_id, &i64::from(batch)],
+    )
+    .await?
+    .into_iter()
+    .map(|row| PrefixRow {
+        sequence: row.get(0),
+        received_at: row.get(1),
+        canonical: row.get(2),
+        hash: row.get(3),
+    })
+    .collect();
+    let Some(plan) = PurgePlan::new(prefix, cutoff, batch) else {
+        return Ok(PurgeOutcome::default());
+    };
+    keep_purged_leaf_hashes(transaction, organization_id, &plan.leaves()).await?;
+    let (target_ids, target_sequences): (Vec<String>, Vec<i64>) =
+        plan.targets(organization_id)?.into_iter().unzip();
+    execute_in(
+        transaction,
+        "DELETE FROM event_targets t
+         USING UNNEST($2::text[], $3::int8[]) AS u(target_id, sequence)
+         WHERE t.organization_id = $1 AND t.target_id = u.target_id AND t.sequence = u.sequence",
+        &[&organization_id, &target_ids, &target_sequences],
+    )
+    .await?;
+    let purged = execute_in(
+        transaction,
+        "DELETE FROM events WHERE organization_id = $1 AND sequence <= $2",
+        &[&organization_id, &plan.last_sequence()],
+    )
+    .await?;
+    execute_in(
+        transaction,
+        "INSERT INTO chain_anchors (organization_id, first_sequence, previous_hash) VALUES ($1, $2, $3)
+         ON CONFLICT (organization_id) DO UPDATE SET
+             first_sequence = excluded.first_sequence, previous_hash = excluded.previous_hash",
+        &[
+            &organization_id,
+            &(plan.last_sequence() + 1),
+            &plan.anchor_hash(),
+        ],
+    )
+    .await?;
+    Ok(plan.outcome(purged))
+}
+
 #[async_trait]
 impl RetentionStore for PostgresStore {
     async fn set_retention(&self, organization_id: &str, days: Option<i64>) -> StoreResult<()> {
@@ -45,54 +103,20 @@ impl RetentionStore for PostgresStore {
     ) -> StoreResult<PurgeOutcome> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(database_error)?;
-        let prefix = query_in(
+        // Holding the organization's key keeps a deletion (which locks the row for update
+        // first) from purging the same events meanwhile, which would leave this purge to
+        // move the chain anchor back; once a deletion has committed, there is no row.
+        let organization = query_in(
             &transaction,
-            "SELECT sequence, received_at, canonical, hash FROM events
-             WHERE organization_id = $1 ORDER BY sequence LIMIT $2",
-            &[&organization_id, &i64::from(batch)],
+            "SELECT 1 FROM organizations WHERE id = $1 FOR KEY SHARE",
+            &[&organization_id],
         )
-        .await?
-        .into_iter()
-        .map(|row| PrefixRow {
-            sequence: row.get(0),
-            received_at: row.get(1),
-            canonical: row.get(2),
-            hash: row.get(3),
-        })
-        .collect();
-        let Some(plan) = PurgePlan::new(prefix, cutoff, batch) else {
+        .await?;
+        if organization.is_empty() {
             return Ok(PurgeOutcome::default());
-        };
-        keep_purged_leaf_hashes(&transaction, organization_id, &plan.leaves()).await?;
-        let (target_ids, target_sequences): (Vec<String>, Vec<i64>) =
-            plan.targets(organization_id)?.into_iter().unzip();
-        execute_in(
-            &transaction,
-            "DELETE FROM event_targets t
-             USING UNNEST($2::text[], $3::int8[]) AS u(target_id, sequence)
-             WHERE t.organization_id = $1 AND t.target_id = u.target_id AND t.sequence = u.sequence",
-            &[&organization_id, &target_ids, &target_sequences],
-        )
-        .await?;
-        let purged = execute_in(
-            &transaction,
-            "DELETE FROM events WHERE organization_id = $1 AND sequence <= $2",
-            &[&organization_id, &plan.last_sequence()],
-        )
-        .await?;
-        execute_in(
-            &transaction,
-            "INSERT INTO chain_anchors (organization_id, first_sequence, previous_hash) VALUES ($1, $2, $3)
-             ON CONFLICT (organization_id) DO UPDATE SET
-                 first_sequence = excluded.first_sequence, previous_hash = excluded.previous_hash",
-            &[
-                &organization_id,
-                &(plan.last_sequence() + 1),
-                &plan.anchor_hash(),
-            ],
-        )
-        .await?;
+        }
+        let outcome = purge_events_in(&transaction, organization_id, cutoff, batch).await?;
         transaction.commit().await.map_err(database_error)?;
-        Ok(plan.outcome(purged))
+        Ok(outcome)
     }
 }

@@ -93,6 +93,7 @@ fn organization(id: &str) -> Organization {
         metadata: Default::default(),
         domains: Vec::new(),
         retention_period_in_days: None,
+        stripe_customer_id: None,
         created_at: 0,
         updated_at: 0,
     }

@@ -24,10 +24,14 @@ pub(super) async fn tree_size(
     client: &impl GenericClient,
     organization_id: &str,
 ) -> StoreResult<u64> {
-    // The head holds the newest committed sequence, purged events included.
+    // The head holds the newest committed sequence, purged events included; a deleted
+    // organization's size was recorded when its head went.
     let rows = query_in(
         client,
-        "SELECT sequence FROM chain_heads WHERE organization_id = $1",
+        "SELECT COALESCE(
+             (SELECT sequence FROM chain_heads WHERE organization_id = $1),
+             (SELECT tree_size FROM deleted_organizations WHERE id = $1),
+             0)",
         &[&organization_id],
     )
     .await?;

@@ -301,6 +301,46 @@ impl EventStore for SqliteStore {
             .await
     }
 
+    async fn append_imported_events(
+        &self,
+        organization_id: &str,
+        events: Vec<(ImportKey, NewEvent)>,
+    ) -> StoreResult<ImportedEvents> {
+        let organization_id = organization_id.to_owned();
+        // One write job with its savepoint: all of `events` or none.
+        self.writer
+            .write(move |connection| {
+                if !organization_exists(connection, &organization_id)? {
+                    return Err(StoreError::OrganizationNotFound);
+                }
+                let mut outcome = ImportedEvents::default();
+                for (key, event) in &events {
+                    if event.organization_id.as_str() != organization_id {
+                        return Err(StoreError::Internal(
+                            "an imported event names another organization".into(),
+                        ));
+                    }
+                    let claimed = connection
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO imported_event_keys (organization_id, import_key, event_id)
+                             VALUES (?1, ?2, ?3)",
+                        )
+                        .and_then(|mut statement| {
+                            statement.execute(params![organization_id, key.as_slice(), event.id])
+                        })
+                        .map_err(database_error)?;
+                    if claimed == 0 {
+                        outcome.skipped += 1;
+                        continue;
+                    }
+                    append_event_now(connection, event)?;
+                    outcome.appended += 1;
+                }
+                Ok(outcome)
+            })
+            .await
+    }
+
     async fn search_events(
         &self,
         query: EventQuery,

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_dashboard.sql"),
     include_str!("../../migrations/sqlite/0003_merkle.sql"),
     include_str!("../../migrations/sqlite/0004_access.sql"),
+    include_str!("../../migrations/sqlite/0010_workos_compat.sql"),
 ];
 
 /// Whether every migration this binary knows has been applied.

@@ -1,8 +1,10 @@
-//! Organizations in SQLite: rows, external ids and the rule that only an empty one is deleted.
+//! Organizations in SQLite: rows, external ids, and deletion with the purge of their events.
 
 use super::database_error;
 use super::idempotency::claim_idempotency_key;
 use super::is_unique_violation;
+use super::retention::purge_events_now;
+use super::tree::tree_size;
 use super::SqliteStore;
 use crate::prelude::*;
 use crate::shared::encoding::{contains_pattern, json_text, parse_organization_json};
@@ -17,9 +19,10 @@ use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use stele_core::model::*;
 use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
+use stele_core::timestamp::{now_millis, UnixMillis};
 
 pub(super) const ORGANIZATION_COLUMNS: &str =
-    "id, name, external_id, metadata, domains, created_at, updated_at, retention_period_in_days";
+    "id, name, external_id, metadata, domains, created_at, updated_at, retention_period_in_days, stripe_customer_id";
 
 pub(super) fn organization_from_row(
     row: &Row<'_>,
@@ -34,6 +37,7 @@ pub(super) fn organization_from_row(
             created_at: row.get(5)?,
             updated_at: row.get(6)?,
             retention_period_in_days: row.get(7)?,
+            stripe_customer_id: row.get(8)?,
         },
         row.get(3)?,
         row.get(4)?,
@@ -56,14 +60,17 @@ pub(super) fn organization_exists(connection: &Connection, id: &str) -> StoreRes
         .map_err(database_error)
 }
 
-/// Whether an organization deleted earlier left signed checkpoints or tree hashes under
-/// `id`: such an id is never given to a new organization, whose log would otherwise
-/// start under another tenant's signed history.
-fn id_has_signed_history(connection: &Connection, id: &str) -> StoreResult<bool> {
+/// Whether `id` belonged to a deleted organization (recorded since migration 0010, or
+/// one deleted before that which left signed checkpoints, tree hashes or a chain anchor):
+/// such an id is never given to a new organization, whose log would otherwise start
+/// under another tenant's signed history.
+pub(super) fn id_is_retired(connection: &Connection, id: &str) -> StoreResult<bool> {
     connection
         .prepare_cached(
-            "SELECT EXISTS(SELECT 1 FROM checkpoints WHERE organization_id = ?1)
-                 OR EXISTS(SELECT 1 FROM merkle_nodes WHERE organization_id = ?1)",
+            "SELECT EXISTS(SELECT 1 FROM deleted_organizations WHERE id = ?1)
+                 OR EXISTS(SELECT 1 FROM checkpoints WHERE organization_id = ?1)
+                 OR EXISTS(SELECT 1 FROM merkle_nodes WHERE organization_id = ?1)
+                 OR EXISTS(SELECT 1 FROM chain_anchors WHERE organization_id = ?1)",
         )
         .and_then(|mut statement| statement.query_row([id], |row| row.get(0)))
         .map_err(database_error)
@@ -108,13 +115,13 @@ impl OrganizationStore for SqliteStore {
                     }
                 }
                 if organization_exists(connection, &organization.id)?
-                    || id_has_signed_history(connection, &organization.id)?
+                    || id_is_retired(connection, &organization.id)?
                 {
                     return Err(StoreError::OrganizationIdTaken);
                 }
                 let inserted = connection.execute(
-                    "INSERT INTO organizations (id, name, external_id, metadata, domains, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO organizations (id, name, external_id, metadata, domains, created_at, updated_at, stripe_customer_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![
                         organization.id,
                         organization.name,
@@ -122,7 +129,8 @@ impl OrganizationStore for SqliteStore {
                         metadata,
                         domains,
                         organization.created_at,
-                        organization.updated_at
+                        organization.updated_at,
+                        organization.stripe_customer_id
                     ],
                 );
                 match inserted {
@@ -227,7 +235,8 @@ impl OrganizationStore for SqliteStore {
         self.writer
             .write(move |connection| {
                 let updated = connection.execute(
-                    "UPDATE organizations SET name = ?2, external_id = ?3, metadata = ?4, domains = ?5, updated_at = ?6
+                    "UPDATE organizations SET name = ?2, external_id = ?3, metadata = ?4, domains = ?5, updated_at = ?6,
+                                              stripe_customer_id = ?7
                      WHERE id = ?1",
                     params![
                         organization.id,
@@ -235,7 +244,8 @@ impl OrganizationStore for SqliteStore {
                         organization.external_id,
                         metadata,
                         domains,
-                        organization.updated_at
+                        organization.updated_at,
+                        organization.stripe_customer_id
                     ],
                 );
                 match updated {
@@ -250,36 +260,93 @@ impl OrganizationStore for SqliteStore {
             .await
     }
 
-    async fn delete_organization(&self, id: &str) -> StoreResult<()> {
+    async fn delete_organization(&self, id: &str) -> StoreResult<OrganizationDeletion> {
+        let id = id.to_owned();
+        // One write job: the writer runs jobs one after another, so every append is
+        // ordered before this (and purged with the rest) or after it (and finds no
+        // organization). The savepoint undoes a half-done deletion.
+        self.writer
+            .write(move |connection| delete_organization_now(connection, &id, now_millis()))
+            .await
+    }
+
+    async fn discard_unused_organization(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
         self.writer
             .write(move |connection| {
-                let count: i64 = connection
-                    .query_row(
-                        "SELECT COUNT(*) FROM events WHERE organization_id = ?1",
+                if id_is_retired(connection, &id)? {
+                    return Ok(false);
+                }
+                let removed = connection
+                    .execute(
+                        "DELETE FROM organizations WHERE id = ?1
+                           AND NOT EXISTS (SELECT 1 FROM events WHERE organization_id = ?1)
+                           AND NOT EXISTS (SELECT 1 FROM exports WHERE organization_id = ?1)",
                         [&id],
-                        |row| row.get(0),
                     )
                     .map_err(database_error)?;
-                if count > 0 {
-                    return Err(StoreError::OrganizationHasEvents { count });
-                }
-                for table in ["chain_anchors", "exports"] {
-                    connection
-                        .execute(
-                            &format!("DELETE FROM {table} WHERE organization_id = ?1"),
-                            [&id],
-                        )
-                        .map_err(database_error)?;
-                }
-                match connection
-                    .execute("DELETE FROM organizations WHERE id = ?1", [&id])
-                    .map_err(database_error)?
-                {
-                    0 => Err(StoreError::OrganizationNotFound),
-                    _ => Ok(()),
-                }
+                Ok(removed > 0)
             })
             .await
     }
+
+    async fn deleted_organization_ids(&self) -> StoreResult<Vec<String>> {
+        self.readers
+            .read(|connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT id FROM deleted_organizations WHERE tree_size > 0 ORDER BY id",
+                    )
+                    .map_err(database_error)?;
+                let ids = statement
+                    .query_map([], |row| row.get(0))
+                    .and_then(Iterator::collect)
+                    .map_err(database_error);
+                ids
+            })
+            .await
+    }
+}
+
+/// How many events one purge step of a deletion reads and removes; the steps share one
+/// transaction, so this bounds memory, not the transaction.
+const DELETION_PURGE_BATCH: u32 = 5_000;
+
+fn delete_organization_now(
+    connection: &Connection,
+    id: &str,
+    at: UnixMillis,
+) -> StoreResult<OrganizationDeletion> {
+    if !organization_exists(connection, id)? {
+        return Err(StoreError::OrganizationNotFound);
+    }
+    // Every event, however recent, through the retention purge: it keeps the leaf hashes
+    // no stored subtree covers and moves the chain anchor past the last event.
+    let mut purged = 0;
+    loop {
+        let outcome = purge_events_now(connection, id, UnixMillis::MAX, DELETION_PURGE_BATCH)?;
+        purged += outcome.purged;
+        if !outcome.more {
+            break;
+        }
+    }
+    let tree_size = tree_size(connection, id)?;
+    for table in ["exports", "imported_event_keys", "event_targets"] {
+        connection
+            .execute(
+                &format!("DELETE FROM {table} WHERE organization_id = ?1"),
+                [id],
+            )
+            .map_err(database_error)?;
+    }
+    connection
+        .execute(
+            "INSERT INTO deleted_organizations (id, tree_size, purged, deleted_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, tree_size as i64, purged as i64, at],
+        )
+        .map_err(database_error)?;
+    connection
+        .execute("DELETE FROM organizations WHERE id = ?1", [id])
+        .map_err(database_error)?;
+    Ok(OrganizationDeletion { purged, tree_size })
 }

@@ -24,6 +24,7 @@ async fn create_acme(store: &SqliteStore) {
                 metadata: Map::new(),
                 domains: Vec::new(),
                 retention_period_in_days: None,
+                stripe_customer_id: None,
                 created_at: 0,
                 updated_at: 0,
             },

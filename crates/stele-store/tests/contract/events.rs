@@ -14,6 +14,7 @@ contract_tests!(
     an_append_to_an_unknown_organization_is_refused,
     concurrent_appends_to_one_organization_are_gapless_and_verify,
     get_event_is_pinned_to_its_organization,
+    imported_events_are_appended_once_per_import_key,
     recent_events_of_an_action_are_newest_first_across_organizations,
     verify_log_counts_organizations_and_events_and_reports_progress,
 );
@@ -238,4 +239,61 @@ async fn verify_log_counts_organizations_and_events_and_reports_progress(backend
     assert_eq!((one.organizations, one.events), (1, 3));
     let none = verify(&*backend, Some("org_missing")).await;
     assert_eq!((none.organizations, none.events), (0, 0));
+}
+
+async fn imported_events_are_appended_once_per_import_key(backend: Backend) {
+    create_organization(&*backend, "org_import").await;
+    append(&*backend, "org_import", "user.signed_in").await;
+    let imported = |key: u8| {
+        (
+            [key; 32],
+            new_event("org_import", event_json("user.signed_in", json!({}))),
+        )
+    };
+    let first = backend
+        .append_imported_events("org_import", vec![imported(1), imported(2), imported(1)])
+        .await
+        .expect("import");
+    assert_eq!(
+        first,
+        ImportedEvents {
+            appended: 2,
+            skipped: 1
+        },
+        "a key repeated within one call is stored once"
+    );
+    let again = backend
+        .append_imported_events("org_import", vec![imported(2), imported(3)])
+        .await
+        .expect("import again");
+    assert_eq!(
+        again,
+        ImportedEvents {
+            appended: 1,
+            skipped: 1
+        }
+    );
+    append(&*backend, "org_import", "user.signed_in").await;
+    let sequences: Vec<i64> = search_all(&*backend, query("org_import"))
+        .await
+        .iter()
+        .map(|event| event.sequence)
+        .collect();
+    let mut sorted = sequences.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [1, 2, 3, 4, 5],
+        "imported and live events share one chain"
+    );
+    let report = backend
+        .verify_log(None, Box::new(|_| {}))
+        .await
+        .expect("verify");
+    assert!(report.first_break.is_none(), "{report:?}");
+    let missing = backend.append_imported_events("org_missing", vec![]).await;
+    assert!(
+        matches!(missing, Err(StoreError::OrganizationNotFound)),
+        "{missing:?}"
+    );
 }

@@ -11,11 +11,13 @@ contract_tests!(
     an_organization_is_read_back_by_id_and_by_external_id,
     external_ids_are_unique,
     creating_an_existing_id_is_refused_and_changes_nothing,
-    a_deleted_organizations_id_with_signed_history_is_never_reused,
+    a_deleted_organizations_id_is_never_reused,
     lists_filter_by_name_case_insensitively_and_by_domain,
     lists_page_by_id_in_both_directions,
     update_replaces_the_organization_and_refuses_unknown_ids_and_taken_external_ids,
-    delete_is_refused_while_events_exist,
+    delete_purges_events_and_keeps_what_verification_needs,
+    update_stores_and_clears_the_stripe_customer_id,
+    only_an_unused_organization_is_discarded_and_its_id_stays_free,
     organization_ids_are_sorted_bytewise,
 );
 
@@ -301,51 +303,122 @@ async fn update_replaces_the_organization_and_refuses_unknown_ids_and_taken_exte
     );
 }
 
-async fn delete_is_refused_while_events_exist(backend: Backend) {
+async fn delete_purges_events_and_keeps_what_verification_needs(backend: Backend) {
     create_organization(&*backend, "org_empty").await;
     create_organization(&*backend, "org_busy").await;
-    append(&*backend, "org_busy", "user.signed_in").await;
-    append(&*backend, "org_busy", "user.signed_in").await;
-
-    match backend.delete_organization("org_busy").await {
-        Err(StoreError::OrganizationHasEvents { count }) => assert_eq!(count, 2),
-        other => panic!("expected OrganizationHasEvents, got {other:?}"),
+    create_organization(&*backend, "org_other").await;
+    for _ in 0..3 {
+        append(&*backend, "org_busy", "user.signed_in").await;
     }
-    assert!(backend
-        .get_organization("org_busy")
-        .await
-        .expect("get")
-        .is_some());
-    assert_eq!(search_all(&*backend, query("org_busy")).await.len(), 2);
-
+    append(&*backend, "org_other", "user.signed_in").await;
     backend
+        .save_checkpoint(checkpoint("org_busy", 2, now()))
+        .await
+        .expect("checkpoint");
+
+    let deletion = backend
+        .delete_organization("org_busy")
+        .await
+        .expect("delete an organization with events");
+    assert_eq!(
+        deletion,
+        OrganizationDeletion {
+            purged: 3,
+            tree_size: 3
+        }
+    );
+    assert_eq!(
+        backend.get_organization("org_busy").await.expect("get"),
+        None
+    );
+    assert!(search_all(&*backend, query("org_busy")).await.is_empty());
+    assert_eq!(search_all(&*backend, query("org_other")).await.len(), 1);
+    // The tree keeps its size and every leaf hash, and the checkpoint stays.
+    assert_eq!(backend.tree_size("org_busy").await.expect("size"), 3);
+    assert_eq!(
+        backend
+            .leaf_hashes("org_busy", 0, 3)
+            .await
+            .expect("kept leaf hashes")
+            .len(),
+        3
+    );
+    assert!(backend
+        .latest_checkpoint("org_busy")
+        .await
+        .expect("checkpoint")
+        .is_some());
+    let report = backend
+        .verify_log(None, Box::new(|_| {}))
+        .await
+        .expect("verify");
+    assert!(report.first_break.is_none(), "{report:?}");
+    assert_eq!(report.events, 1);
+    assert_eq!(
+        backend
+            .deleted_organization_ids()
+            .await
+            .expect("deleted ids"),
+        ["org_busy"]
+    );
+    let appended = backend
+        .append_event(
+            new_event("org_busy", event_json("user.signed_in", json!({}))),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(appended, Err(StoreError::OrganizationNotFound)),
+        "an append after the deletion: {appended:?}"
+    );
+
+    let empty = backend
         .delete_organization("org_empty")
         .await
         .expect("delete");
-    assert_eq!(
-        backend.get_organization("org_empty").await.expect("get"),
-        None
-    );
+    assert_eq!(empty, OrganizationDeletion::default());
     let remaining: Vec<String> = customer_organization_ids(backend.store.as_ref()).await;
-    assert_eq!(remaining, ["org_busy"]);
-
+    assert_eq!(remaining, ["org_other"]);
+    assert_eq!(
+        backend
+            .deleted_organization_ids()
+            .await
+            .expect("deleted ids"),
+        ["org_busy"],
+        "an organization that never had events leaves nothing to verify"
+    );
     let again = backend.delete_organization("org_empty").await;
     assert!(
         matches!(again, Err(StoreError::OrganizationNotFound)),
         "{again:?}"
     );
+}
 
-    // Once retention has purged every event, the organization can go.
-    backend
-        .purge_events("org_busy", now() + 60_000, 100)
-        .await
-        .expect("purge");
-    backend
-        .delete_organization("org_busy")
-        .await
-        .expect("delete a purged organization");
+async fn update_stores_and_clears_the_stripe_customer_id(backend: Backend) {
+    let mut acme = organization("org_acme", "Acme");
+    acme.stripe_customer_id = Some("cus_123".into());
+    done(
+        backend
+            .create_organization(acme.clone(), None)
+            .await
+            .expect("create"),
+    );
     assert_eq!(
-        backend.get_organization("org_busy").await.expect("get"),
+        backend
+            .get_organization("org_acme")
+            .await
+            .expect("get")
+            .and_then(|organization| organization.stripe_customer_id),
+        Some("cus_123".to_owned())
+    );
+    acme.stripe_customer_id = None;
+    backend.update_organization(acme).await.expect("update");
+    assert_eq!(
+        backend
+            .get_organization("org_acme")
+            .await
+            .expect("get")
+            .and_then(|organization| organization.stripe_customer_id),
         None
     );
 }
@@ -413,36 +486,60 @@ async fn creating_an_existing_id_is_refused_and_changes_nothing(backend: Backend
     );
 }
 
-/// Once retention purged an organization's events it can be deleted, but its signed
-/// checkpoints and tree hashes stay: a new organization under that id would start its
-/// log under another tenant's signed history, so the id is refused.
-async fn a_deleted_organizations_id_with_signed_history_is_never_reused(backend: Backend) {
+/// A deleted organization's id is never given to another: its log would otherwise start
+/// under the deleted tenant's signed history (or, for one without events, under its id in
+/// the operators' records).
+async fn a_deleted_organizations_id_is_never_reused(backend: Backend) {
     create_organization(&*backend, "org_gone").await;
     append(&*backend, "org_gone", "user.signed_in").await;
     backend
         .save_checkpoint(checkpoint("org_gone", 1, now()))
         .await
         .expect("checkpoint");
-    let outcome = backend
-        .purge_events("org_gone", now() + 60_000, 10)
-        .await
-        .expect("purge");
-    assert_eq!(outcome.purged, 1);
-    backend
-        .delete_organization("org_gone")
-        .await
-        .expect("an organization without events can be deleted");
-    match backend
-        .create_organization(organization("org_gone", "Newcomer"), None)
-        .await
-    {
-        Err(StoreError::OrganizationIdTaken) => {}
-        other => panic!("expected OrganizationIdTaken, got {other:?}"),
+    create_organization(&*backend, "org_never_used").await;
+    for id in ["org_gone", "org_never_used"] {
+        backend.delete_organization(id).await.expect("delete");
+        match backend
+            .create_organization(organization(id, "Newcomer"), None)
+            .await
+        {
+            Err(StoreError::OrganizationIdTaken) => {}
+            other => panic!("{id}: expected OrganizationIdTaken, got {other:?}"),
+        }
+        assert_eq!(backend.get_organization(id).await.expect("get"), None);
     }
+    // An id that never had an organization is free as before.
+    create_organization(&*backend, "org_fresh").await;
+}
+
+async fn only_an_unused_organization_is_discarded_and_its_id_stays_free(backend: Backend) {
+    create_organization(&*backend, "org_unused").await;
+    create_organization(&*backend, "org_used").await;
+    append(&*backend, "org_used", "user.signed_in").await;
+    assert!(backend
+        .discard_unused_organization("org_unused")
+        .await
+        .expect("discard"));
     assert_eq!(
-        backend.get_organization("org_gone").await.expect("get"),
+        backend.get_organization("org_unused").await.expect("get"),
         None
     );
-    // An id that never had a log is free as before.
-    create_organization(&*backend, "org_fresh").await;
+    assert!(
+        !backend
+            .discard_unused_organization("org_used")
+            .await
+            .expect("discard"),
+        "an organization with an event stays"
+    );
+    assert!(backend
+        .get_organization("org_used")
+        .await
+        .expect("get")
+        .is_some());
+    assert!(!backend
+        .discard_unused_organization("org_never")
+        .await
+        .expect("discard"));
+    // Nothing was ever recorded under the discarded id: it can be created again.
+    create_organization(&*backend, "org_unused").await;
 }

@@ -220,6 +220,7 @@ pub fn organization(id: &str, name: &str) -> Organization {
         metadata: Default::default(),
         domains: Vec::new(),
         retention_period_in_days: None,
+        stripe_customer_id: None,
         created_at: 1_000,
         updated_at: 1_000,
     }
