@@ -59,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
             metadata: Default::default(),
             domains: Vec::new(),
             retention_period_in_days: None,
+            stripe_customer_id: None,
             created_at: now,
             updated_at: now,
         };
