@@ -453,7 +453,8 @@ async fn organization_ids_are_sorted_bytewise(backend: Backend) {
         )
         .await
         .expect("list");
-    assert_eq!(ids(&page.data), listed, "lists use the same order");
+    // The same order, without the activity log (never listed as an organization).
+    assert_eq!(ids(&page.data), listed[1..], "lists use the same order");
 }
 
 async fn creating_an_existing_id_is_refused_and_changes_nothing(backend: Backend) {
