@@ -18,6 +18,7 @@ pub use ports::*;
 pub trait Store:
     CredentialStore
     + SessionStore
+    + PortalStore
     + OrganizationStore
     + SchemaStore
     + EventStore
@@ -36,6 +37,7 @@ pub trait Store:
 impl<T> Store for T where
     T: CredentialStore
         + SessionStore
+        + PortalStore
         + OrganizationStore
         + SchemaStore
         + EventStore

@@ -59,6 +59,43 @@ pub trait SessionStore: Send + Sync {
     async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
 }
 
+/// Admin Portal links and the portal sessions redeemed from them. Each is pinned to one
+/// organization and deleted with it.
+#[async_trait]
+pub trait PortalStore: Send + Sync {
+    /// Stores a new link; links and portal sessions that have expired by
+    /// `link.created_at` are deleted in the same write, so the tables never grow without
+    /// bound.
+    async fn create_portal_link(&self, link: NewPortalLink) -> StoreResult<()>;
+
+    /// Redeems the link whose secret hashes to `link_hash`, if it is still unexpired at
+    /// `session.created_at`: deletes it (a link works once) and starts `session` from it,
+    /// in one write. `None`, and nothing written, when there is no such live link; two
+    /// redemptions racing for one link start one session.
+    async fn redeem_portal_link(
+        &self,
+        link_hash: [u8; 32],
+        session: NewPortalSession,
+    ) -> StoreResult<Option<PortalSession>>;
+
+    /// The unexpired portal session whose token hashes to `token_hash`.
+    async fn find_portal_session(
+        &self,
+        token_hash: [u8; 32],
+        now: UnixMillis,
+    ) -> StoreResult<Option<PortalSession>>;
+
+    async fn end_portal_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
+
+    /// Deletes every link generated for `external_user_id` in `organization_id` and ends
+    /// every portal session started from one, in one write.
+    async fn revoke_portal_access(
+        &self,
+        organization_id: &str,
+        external_user_id: &str,
+    ) -> StoreResult<PortalRevocation>;
+}
+
 /// Organizations (the tenants whose logs Stele keeps).
 #[async_trait]
 pub trait OrganizationStore: Send + Sync {

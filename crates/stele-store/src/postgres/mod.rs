@@ -17,6 +17,7 @@ mod idempotency;
 mod jobs;
 mod migrations;
 mod organizations;
+mod portal;
 mod retention;
 mod schemas;
 mod secrets;
