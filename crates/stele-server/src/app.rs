@@ -28,13 +28,14 @@ use crate::services::exports::{ExportService, UrlSigner};
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
 use crate::services::organizations::OrganizationService;
+use crate::services::portal::PortalService;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
 use crate::services::sessions::SessionService;
 use crate::services::transparency::{default_key_file, CheckpointSigner, TransparencyService};
 use crate::services::users::UserService;
 use crate::state::{AppState, Services};
-use crate::{api, dashboard, workers};
+use crate::{api, dashboard, portal, workers};
 
 /// Builds every service on `store`. Fails when the checkpoint signing key cannot be read
 /// or created.
@@ -62,6 +63,7 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
         idempotency: IdempotencyService::new(Arc::clone(&store)),
         jobs: JobService::new(Arc::clone(&store)),
         organizations: OrganizationService::new(Arc::clone(&store)),
+        portal: PortalService::new(Arc::clone(&store), config.portal_session_ttl_minutes),
         retention: RetentionService::new(Arc::clone(&store), transparency.clone()),
         schemas: SchemaService::new(Arc::clone(&store)),
         sessions: SessionService::new(Arc::clone(&store), users.clone(), config.session_ttl_hours),
@@ -141,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         // A browser pointed at the server lands on the dashboard.
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .merge(dashboard::router(&state))
+        .merge(portal::router(&state))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

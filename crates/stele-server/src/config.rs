@@ -258,9 +258,74 @@ pub struct ServeConfig {
     /// Log one line per request at info level (method, path, status, latency, request id).
     #[arg(long, env = "STELE_REQUEST_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub request_log: bool,
+    /// How long an Admin Portal session lasts after its link is redeemed, in minutes.
+    #[arg(long, env = "STELE_PORTAL_SESSION_TTL_MINUTES", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub portal_session_ttl_minutes: u64,
+    /// The vendor's product name shown at the top of every Admin Portal page.
+    #[arg(long, env = "STELE_PORTAL_PRODUCT_NAME", value_parser = parse_portal_product_name)]
+    pub portal_product_name: Option<String>,
+    /// An `https://` (or `http://`) URL of the logo shown beside the product name in the
+    /// Admin Portal.
+    #[arg(long, env = "STELE_PORTAL_LOGO_URL", value_parser = parse_portal_logo_url)]
+    pub portal_logo_url: Option<String>,
+    /// The Admin Portal's accent colour (links, primary buttons), as `#rrggbb`.
+    #[arg(long, env = "STELE_PORTAL_ACCENT_COLOR", value_parser = parse_portal_accent_color)]
+    pub portal_accent_color: Option<String>,
+    /// Lets the Admin Portal be shown in a frame on these origins: the CSP
+    /// `frame-ancestors` sources, space-separated (e.g. `https://app.example.com`). When
+    /// unset the portal refuses to be framed. With an `https://` `--public-url`, portal
+    /// cookies become `Secure; SameSite=None` so they work inside the frame.
+    #[arg(long, env = "STELE_PORTAL_FRAME_ANCESTORS", value_parser = parse_portal_frame_ancestors)]
+    pub portal_frame_ancestors: Option<String>,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
+}
+
+/// A product name: one line of at most 100 characters.
+fn parse_portal_product_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("the product name must be 1 to 100 characters on one line".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// An absolute `http(s)://` URL of at most 2,048 bytes, with nothing that could leave a
+/// CSP source or an HTML attribute.
+fn parse_portal_logo_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("the logo URL must start with https:// (or http://)")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let unsafe_character = |c: char| c.is_whitespace() || c.is_control() || "\"'<>;,`\\".contains(c);
+    if host.is_empty() || url.len() > 2048 || url.chars().any(unsafe_character) {
+        return Err("the logo URL must be an absolute URL with a host, at most 2,048 bytes, without spaces, quotes, <, >, ; or ,".into());
+    }
+    Ok(url.to_owned())
+}
+
+/// `#rrggbb`, kept lower-case.
+fn parse_portal_accent_color(text: &str) -> Result<String, String> {
+    let colour = text.trim();
+    let hex = colour.strip_prefix('#').unwrap_or("");
+    if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("the accent colour must be #rrggbb (e.g. #0a7d5a)".into());
+    }
+    Ok(colour.to_ascii_lowercase())
+}
+
+/// CSP `frame-ancestors` sources: space-separated, none of them able to end the directive.
+fn parse_portal_frame_ancestors(text: &str) -> Result<String, String> {
+    let sources: Vec<&str> = text.split_whitespace().collect();
+    let unsafe_character = |c: char| c.is_control() || ";,\"<>\\".contains(c);
+    if sources.is_empty() || sources.iter().any(|source| source.chars().any(unsafe_character)) {
+        return Err("frame ancestors are CSP sources separated by spaces (e.g. https://app.example.com), without ; or ,".into());
+    }
+    Ok(sources.join(" "))
 }
 
 /// Where the data lives, parsed from `--database-url`.

@@ -21,6 +21,8 @@ pub enum ErrorCode {
     InvalidAuditLogExportRangeDate,
     InvalidDownloadLink,
     EventNotInCheckpoint,
+    /// `generate_link` named an Admin Portal intent this deployment does not serve.
+    PortalIntentNotServed,
     /// A failure inside the server or its database (500).
     Internal,
     /// The store is shutting down; the same code as [`ErrorCode::Internal`], answered
@@ -54,6 +56,9 @@ impl ErrorCode {
             ),
             ErrorCode::InvalidDownloadLink => ("invalid_download_link", StatusCode::FORBIDDEN),
             ErrorCode::EventNotInCheckpoint => ("event_not_in_checkpoint", StatusCode::BAD_REQUEST),
+            ErrorCode::PortalIntentNotServed => {
+                ("portal_intent_not_served", StatusCode::UNPROCESSABLE_ENTITY)
+            }
             ErrorCode::Internal => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR),
             ErrorCode::Unavailable => ("internal_error", StatusCode::SERVICE_UNAVAILABLE),
         }

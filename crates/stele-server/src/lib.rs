@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod error_code;
+pub mod portal;
 pub mod responses;
 pub mod services;
 pub mod state;
