@@ -94,10 +94,15 @@ impl ErrorCode {
     /// Whether the body carries `errors`: validation failures list them, and every 400 has
     /// the (possibly empty) list so the Node SDK raises its typed BadRequestException
     /// rather than a generic one.
+    ///
+    /// A refused portal intent has no list: the Node SDK's UnprocessableEntityException
+    /// replaces the message with the list's codes whenever one is present, and the message
+    /// is what names the intents served.
     pub fn lists_errors(self) -> bool {
-        matches!(
-            self.status(),
-            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
-        )
+        self != ErrorCode::PortalIntentNotServed
+            && matches!(
+                self.status(),
+                StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+            )
     }
 }

@@ -254,6 +254,7 @@ async fn generate_link_refuses_intents_not_served_unknown_organizations_and_bad_
     assert_eq!(body["code"], "portal_intent_not_served");
     let message = body["message"].as_str().expect("message");
     assert!(message.contains("audit_logs, log_streams"), "{message}");
+    assert!(body.get("errors").is_none(), "{body}");
 
     let (status, body) = generate(
         &server,
