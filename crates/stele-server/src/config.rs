@@ -301,7 +301,8 @@ fn parse_portal_logo_url(text: &str) -> Result<String, String> {
         .or_else(|| url.strip_prefix("http://"))
         .ok_or("the logo URL must start with https:// (or http://)")?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let unsafe_character = |c: char| c.is_whitespace() || c.is_control() || "\"'<>;,`\\".contains(c);
+    let unsafe_character =
+        |c: char| c.is_whitespace() || c.is_control() || "\"'<>;,`\\".contains(c);
     if host.is_empty() || url.len() > 2048 || url.chars().any(unsafe_character) {
         return Err("the logo URL must be an absolute URL with a host, at most 2,048 bytes, without spaces, quotes, <, >, ; or ,".into());
     }
@@ -322,7 +323,11 @@ fn parse_portal_accent_color(text: &str) -> Result<String, String> {
 fn parse_portal_frame_ancestors(text: &str) -> Result<String, String> {
     let sources: Vec<&str> = text.split_whitespace().collect();
     let unsafe_character = |c: char| c.is_control() || ";,\"<>\\".contains(c);
-    if sources.is_empty() || sources.iter().any(|source| source.chars().any(unsafe_character)) {
+    if sources.is_empty()
+        || sources
+            .iter()
+            .any(|source| source.chars().any(unsafe_character))
+    {
         return Err("frame ancestors are CSP sources separated by spaces (e.g. https://app.example.com), without ; or ,".into());
     }
     Ok(sources.join(" "))

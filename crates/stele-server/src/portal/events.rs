@@ -75,7 +75,12 @@ async fn audit_log_layout(
 ) -> Result<PortalLayout, PageError> {
     user.require(PortalIntent::AuditLogs)?;
     let organization = state.organizations.get(user.organization_id()).await?;
-    Ok(PortalLayout::for_user(state, user, &organization.name, section))
+    Ok(PortalLayout::for_user(
+        state,
+        user,
+        &organization.name,
+        section,
+    ))
 }
 
 pub async fn index(

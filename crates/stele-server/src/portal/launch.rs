@@ -23,7 +23,9 @@ pub async fn redeem(
     headers: HeaderMap,
     params: Result<Query<LaunchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
-    let secret = params.map(|Query(params)| params.secret).unwrap_or_default();
+    let secret = params
+        .map(|Query(params)| params.secret)
+        .unwrap_or_default();
     let Some((token, session)) = state.portal.redeem(&secret).await? else {
         return Ok(message(
             &state,

@@ -80,12 +80,7 @@ pub struct MessagePage<'a> {
 }
 
 /// A message page with `status`.
-pub fn message(
-    state: &AppState,
-    status: StatusCode,
-    title: &str,
-    text: &str,
-) -> Response {
+pub fn message(state: &AppState, status: StatusCode, title: &str, text: &str) -> Response {
     let page = MessagePage {
         layout: PortalLayout::anonymous(state),
         title,
@@ -96,7 +91,11 @@ pub fn message(
 
 /// Error pages of handlers (shared with the dashboard as [`PageError`]) are rendered
 /// again in the portal's own layout, so a portal user never sees the operator's.
-async fn portal_error_pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn portal_error_pages(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let response = next.run(request).await;
     match response.extensions().get::<ErrorPageContent>() {
         Some(content) => message(&state, content.status(), content.title(), content.message()),
@@ -164,7 +163,10 @@ async fn security_headers(State(state): State<AppState>, request: Request, next:
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -211,9 +211,8 @@ pub async fn sign_out(
         message: "Your portal session has ended. Open the portal again from your application.",
     };
     let mut response = crate::dashboard::page::render(&page)?;
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        session_cookie(&state, &headers, "", 0),
-    );
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, &headers, "", 0));
     Ok(response)
 }

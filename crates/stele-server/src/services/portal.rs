@@ -71,7 +71,10 @@ fn required_text<'a>(body: &'a Value, field: &str, errors: &mut Vec<FieldError>)
     match optional_text(body, field, errors) {
         Some(text) if !text.trim().is_empty() => text,
         Some(_) => {
-            errors.push(FieldError::invalid(field, format!("{field} must not be empty.")));
+            errors.push(FieldError::invalid(
+                field,
+                format!("{field} must not be empty."),
+            ));
             ""
         }
         None => {
@@ -88,8 +91,12 @@ fn check_url(field: &str, url: &str, errors: &mut Vec<FieldError>) {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
-    let has_host = rest.is_some_and(|rest| !rest.split(['/', '?', '#']).next().unwrap_or("").is_empty());
-    if !has_host || url.len() > MAX_URL_BYTES || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let has_host =
+        rest.is_some_and(|rest| !rest.split(['/', '?', '#']).next().unwrap_or("").is_empty());
+    if !has_host
+        || url.len() > MAX_URL_BYTES
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         errors.push(FieldError::invalid(
             field,
             format!("{field} must be an absolute http:// or https:// URL of at most {MAX_URL_BYTES} bytes, without spaces."),
@@ -108,9 +115,11 @@ fn check_emails(body: &Value, field: &str, errors: &mut Vec<FieldError>) {
                 ));
             }
             for (index, email) in emails.iter().enumerate() {
-                let valid = email
-                    .as_str()
-                    .is_some_and(|email| email.len() <= 320 && email.contains('@') && !email.chars().any(char::is_whitespace));
+                let valid = email.as_str().is_some_and(|email| {
+                    email.len() <= 320
+                        && email.contains('@')
+                        && !email.chars().any(char::is_whitespace)
+                });
                 if !valid {
                     errors.push(FieldError::invalid(
                         format!("{field}[{index}]"),
@@ -119,7 +128,10 @@ fn check_emails(body: &Value, field: &str, errors: &mut Vec<FieldError>) {
                 }
             }
         }
-        Some(_) => errors.push(FieldError::invalid_type(field, "an array of email addresses")),
+        Some(_) => errors.push(FieldError::invalid_type(
+            field,
+            "an array of email addresses",
+        )),
     }
 }
 
@@ -128,10 +140,9 @@ fn check_emails(body: &Value, field: &str, errors: &mut Vec<FieldError>) {
 /// `admin_emails`) optional; `intent_options` (SSO only) is ignored.
 pub fn parse_link_request(body: &Value) -> Result<LinkRequest, ServiceError> {
     if !body.is_object() {
-        return Err(ServiceError::InvalidRequest(vec![FieldError::invalid_type(
-            "body",
-            "a JSON object",
-        )]));
+        return Err(ServiceError::InvalidRequest(vec![
+            FieldError::invalid_type("body", "a JSON object"),
+        ]));
     }
     let mut errors = Vec::new();
     let organization = required_text(body, "organization", &mut errors).to_owned();
@@ -189,10 +200,9 @@ pub fn parse_link_request(body: &Value) -> Result<LinkRequest, ServiceError> {
 /// Checks a `revoke_link` body: `{"organization", "external_user_id"}`, both required.
 pub fn parse_revoke_request(body: &Value) -> Result<(String, String), ServiceError> {
     if !body.is_object() {
-        return Err(ServiceError::InvalidRequest(vec![FieldError::invalid_type(
-            "body",
-            "a JSON object",
-        )]));
+        return Err(ServiceError::InvalidRequest(vec![
+            FieldError::invalid_type("body", "a JSON object"),
+        ]));
     }
     let mut errors = Vec::new();
     let organization = required_text(body, "organization", &mut errors).to_owned();
@@ -358,7 +368,12 @@ mod tests {
 
     #[test]
     fn return_urls_must_be_http_links() {
-        for url in ["javascript:alert(1)", "/relative", "https://", "https://a b"] {
+        for url in [
+            "javascript:alert(1)",
+            "/relative",
+            "https://",
+            "https://a b",
+        ] {
             let refused = parse_link_request(
                 &json!({"organization": "org_1", "intent": "audit_logs", "return_url": url}),
             );

@@ -179,17 +179,22 @@ async fn a_link_opens_one_session_once_and_is_stored_only_as_a_hash() {
     assert!(secret.len() >= 43, "{secret}");
 
     let digest: Vec<u8> = Sha256::digest(secret.as_bytes()).to_vec();
-    let stored = server
-        .database
-        .query("SELECT token_hash FROM portal_links");
+    let stored = server.database.query("SELECT token_hash FROM portal_links");
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0][0].bytes(), digest, "only the SHA-256 of the secret is kept");
+    assert_eq!(
+        stored[0][0].bytes(),
+        digest,
+        "only the SHA-256 of the secret is kept"
+    );
 
     let mut browser = PortalBrowser::new(&server);
     let response = browser.open(&link).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()[LOCATION], "/portal/events");
-    let cookie = response.headers()[SET_COOKIE].to_str().expect("cookie").to_owned();
+    let cookie = response.headers()[SET_COOKIE]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
     assert!(cookie.starts_with("stele_portal="), "{cookie}");
     for attribute in ["Path=/portal", "HttpOnly", "SameSite=Lax"] {
         assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
@@ -204,9 +209,16 @@ async fn a_link_opens_one_session_once_and_is_stored_only_as_a_hash() {
     let reused = again.open(&link).await;
     assert_eq!(reused.status(), StatusCode::FORBIDDEN);
     assert!(reused.headers().get(SET_COOKIE).is_none());
-    assert!(reused.text().await.expect("body").contains("can no longer be used"));
+    assert!(reused
+        .text()
+        .await
+        .expect("body")
+        .contains("can no longer be used"));
     assert_eq!(
-        server.database.query("SELECT token_hash FROM portal_links").len(),
+        server
+            .database
+            .query("SELECT token_hash FROM portal_links")
+            .len(),
         0
     );
 }
@@ -248,8 +260,11 @@ async fn an_expired_session_is_refused() {
 async fn generate_link_refuses_intents_not_served_unknown_organizations_and_bad_fields() {
     let server = TestServer::start().await;
     let organization = server.create_organization("Acme").await;
-    let (status, body) =
-        generate(&server, json!({"organization": organization, "intent": "sso"})).await;
+    let (status, body) = generate(
+        &server,
+        json!({"organization": organization, "intent": "sso"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["code"], "portal_intent_not_served");
     let message = body["message"].as_str().expect("message");
@@ -274,7 +289,10 @@ async fn generate_link_refuses_intents_not_served_unknown_organizations_and_bad_
         assert_eq!(body["code"], "validation_failed", "{body}");
     }
     assert_eq!(
-        server.database.query("SELECT token_hash FROM portal_links").len(),
+        server
+            .database
+            .query("SELECT token_hash FROM portal_links")
+            .len(),
         0,
         "refused requests store nothing"
     );
@@ -404,7 +422,11 @@ async fn every_portal_url_answers_404_for_another_organizations_ids() {
         format!("/portal/events/{own}"),
         format!("/portal/events/{own}/proof"),
     ] {
-        assert_eq!(acme_admin.get(&path).await.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            acme_admin.get(&path).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
     }
     let (_, html) = acme_admin.page("/portal/events").await;
     let mut listed = row_ids(&html);
@@ -414,7 +436,9 @@ async fn every_portal_url_answers_404_for_another_organizations_ids() {
     assert_eq!(listed, expected, "the list shows exactly Acme's events");
     // Filters cannot reach beyond the session's organization either.
     let (_, html) = acme_admin
-        .page(&format!("/portal/events?organization_id={globex}&actions=doc.viewed"))
+        .page(&format!(
+            "/portal/events?organization_id={globex}&actions=doc.viewed"
+        ))
         .await;
     assert!(row_ids(&html).iter().all(|id| acme_events.contains(id)));
 
@@ -425,7 +449,10 @@ async fn every_portal_url_answers_404_for_another_organizations_ids() {
         ] {
             let (status, body) = acme_admin.page(&path).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
-            assert!(!body.contains("Globex"), "{path} leaks the other organization");
+            assert!(
+                !body.contains("Globex"),
+                "{path} leaks the other organization"
+            );
         }
     }
     let (status, _) = acme_admin
@@ -470,7 +497,10 @@ async fn portal_forms_refuse_a_missing_or_foreign_csrf_token() {
     let foreign_token = other.csrf_token().await;
     for token in ["", foreign_token.as_str()] {
         let export = browser
-            .post_form("/portal/exports", &[("csrf_token", token), ("format", "csv")])
+            .post_form(
+                "/portal/exports",
+                &[("csrf_token", token), ("format", "csv")],
+            )
             .await;
         assert_eq!(export.status(), StatusCode::FORBIDDEN);
         let sign_out = browser
@@ -534,7 +564,10 @@ async fn portal_filters_page_and_export_only_the_sessions_organization() {
         )
         .await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
-    let location = created.headers()[LOCATION].to_str().expect("location").to_owned();
+    let location = created.headers()[LOCATION]
+        .to_str()
+        .expect("location")
+        .to_owned();
     assert!(location.starts_with("/portal/exports/"), "{location}");
     let download = browser.get(&location).await;
     assert_eq!(download.status(), StatusCode::OK);
@@ -549,7 +582,10 @@ async fn portal_filters_page_and_export_only_the_sessions_organization() {
             &[("csrf_token", token.as_str()), ("format", "proven_jsonl")],
         )
         .await;
-    let location = created.headers()[LOCATION].to_str().expect("location").to_owned();
+    let location = created.headers()[LOCATION]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let proven = browser.get(&location).await.bytes().await.expect("jsonl");
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("export.jsonl");
@@ -568,7 +604,11 @@ async fn portal_filters_page_and_export_only_the_sessions_organization() {
         .output()
         .expect("run stele verify-export");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.starts_with("OK: 60 events of stele/"), "{stdout}");
     assert!(stdout.contains(&acme), "{stdout}");
 }
@@ -635,7 +675,10 @@ async fn branding_and_embedding_flags_shape_links_pages_and_cookies() {
     let local = link.replace("https://audit.example.com", &server.base);
     let mut browser = PortalBrowser::new(&server);
     let response = browser.open(&local).await;
-    let cookie = response.headers()[SET_COOKIE].to_str().expect("cookie").to_owned();
+    let cookie = response.headers()[SET_COOKIE]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
     for attribute in ["HttpOnly", "Secure", "SameSite=None", "Partitioned"] {
         assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
     }
@@ -648,13 +691,24 @@ async fn branding_and_embedding_flags_shape_links_pages_and_cookies() {
         policy.contains("frame-ancestors https://app.example.com https://admin.example.com;"),
         "{policy}"
     );
-    assert!(policy.contains("img-src 'self' data: https://cdn.example.com;"), "{policy}");
+    assert!(
+        policy.contains("img-src 'self' data: https://cdn.example.com;"),
+        "{policy}"
+    );
     assert!(response.headers().get(X_FRAME_OPTIONS).is_none());
     let html = response.text().await.expect("html");
     assert!(html.contains("Acme Cloud"), "{html}");
-    assert!(html.contains("src=\"https://cdn.example.com/logo.svg\""), "{html}");
+    assert!(
+        html.contains("src=\"https://cdn.example.com/logo.svg\""),
+        "{html}"
+    );
     assert!(html.contains("Back to Acme Cloud"), "{html}");
-    let css = browser.get("/portal/static/brand.css").await.text().await.expect("css");
+    let css = browser
+        .get("/portal/static/brand.css")
+        .await
+        .text()
+        .await
+        .expect("css");
     assert!(css.contains("--accent: #0a7d5a"), "{css}");
 }
 
@@ -665,7 +719,10 @@ async fn invalid_branding_flags_are_refused_at_start() {
         ("--portal-accent-color", "red"),
         ("--portal-logo-url", "javascript:alert(1)"),
         ("--portal-logo-url", "https://x.example/a\"b"),
-        ("--portal-frame-ancestors", "https://a.example; script-src *"),
+        (
+            "--portal-frame-ancestors",
+            "https://a.example; script-src *",
+        ),
         ("--portal-session-ttl-minutes", "0"),
     ] {
         assert!(

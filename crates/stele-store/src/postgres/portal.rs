@@ -1,8 +1,8 @@
 //! Admin Portal links and portal sessions in PostgreSQL.
 
 use super::database_error;
-use super::{execute_in, query_in};
 use super::PostgresStore;
+use super::{execute_in, query_in};
 use crate::prelude::*;
 use crate::shared::encoding::portal_intent;
 use async_trait::async_trait;

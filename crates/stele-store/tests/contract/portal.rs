@@ -237,10 +237,7 @@ async fn an_ended_session_is_not_found(backend: Backend) {
         .await
         .expect("redeem")
         .expect("redeemed");
-    backend
-        .end_portal_session([101; 32])
-        .await
-        .expect("end");
+    backend.end_portal_session([101; 32]).await.expect("end");
     assert_eq!(
         backend
             .find_portal_session([101; 32], at + 1)
