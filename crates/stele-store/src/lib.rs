@@ -27,6 +27,7 @@ pub trait Store:
     + IdempotencyStore
     + JobStore
     + SecretStore
+    + LogStreamStore
     + Send
     + Sync
     + 'static
@@ -45,6 +46,7 @@ impl<T> Store for T where
         + IdempotencyStore
         + JobStore
         + SecretStore
+        + LogStreamStore
         + Send
         + Sync
         + 'static
