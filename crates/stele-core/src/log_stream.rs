@@ -219,6 +219,23 @@ pub fn object_name(
     }
 }
 
+/// The UTC calendar date `(year, month, day)` of `millis`, for object names.
+pub fn utc_date(millis: UnixMillis) -> (i32, u8, u8) {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    (at.year(), u8::from(at.month()), at.day())
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, the form `Retry-After` may take) as
+/// Unix milliseconds.
+pub fn parse_http_date(text: &str) -> Option<UnixMillis> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let at = time::PrimitiveDateTime::parse(text.trim(), format).ok()?;
+    Some(crate::timestamp::to_unix_millis(at.assume_utc()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +273,21 @@ mod tests {
             retry_delay(1, base, cap, Some(Duration::from_secs(9999)), 0.5),
             cap
         );
+    }
+
+    #[test]
+    fn utc_dates_name_the_day_of_delivery() {
+        assert_eq!(utc_date(0), (1970, 1, 1));
+        assert_eq!(utc_date(1_772_236_800_000), (2026, 2, 28));
+    }
+
+    #[test]
+    fn http_dates_parse_as_retry_after_sends_them() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777_000)
+        );
+        assert_eq!(parse_http_date("tomorrow"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::services::events::EventService;
 use crate::services::exports::ExportService;
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
+use crate::services::log_streams::LogStreamService;
 use crate::services::organizations::OrganizationService;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
@@ -30,6 +31,7 @@ pub struct Services {
     pub exports: ExportService,
     pub idempotency: IdempotencyService,
     pub jobs: JobService,
+    pub log_streams: LogStreamService,
     pub organizations: OrganizationService,
     pub retention: RetentionService,
     pub schemas: SchemaService,

@@ -9,6 +9,7 @@ pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod log_streams;
 pub mod organizations;
 pub mod retention;
 pub mod transparency;
@@ -50,6 +51,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::routes())
         .merge(exports::routes())
         .merge(retention::routes())
+        .merge(log_streams::routes())
         .merge(transparency::routes())
         .merge(health::routes())
         .split_for_parts()
