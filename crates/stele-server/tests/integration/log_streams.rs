@@ -16,7 +16,10 @@ use axum::response::{IntoResponse, Response};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{event, execute_sql, read, seed_v1, TestServer};
+use crate::support::{
+    event, execute_sql, read, seed_v1, stele_binary, TestDatabase, TestServer, API_KEY,
+    POSTGRES_URL_VARIABLE,
+};
 
 /// The key the test servers seal stream secrets with.
 const STREAM_KEY: &str = "c3RlbGUtdGVzdC1zdHJlYW0tc2VjcmV0cy1rZXktMzI=";
@@ -65,6 +68,10 @@ struct Receiver {
     attempts: Arc<Mutex<usize>>,
     /// Scripted answers for the next requests: status and `Retry-After`.
     script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    /// How long each request takes to answer (a slow SIEM).
+    delay: Arc<Mutex<Duration>>,
+    /// Requests being answered now, and the most ever at once.
+    in_flight: Arc<Mutex<(usize, usize)>>,
     base: String,
 }
 
@@ -79,6 +86,8 @@ impl Receiver {
             accepted: Arc::default(),
             attempts: Arc::default(),
             script: Arc::default(),
+            delay: Arc::default(),
+            in_flight: Arc::default(),
             base,
         };
         let app = axum::Router::new()
@@ -101,6 +110,10 @@ impl Receiver {
 
     fn attempts(&self) -> usize {
         *self.attempts.lock().expect("attempts")
+    }
+
+    fn most_at_once(&self) -> usize {
+        self.in_flight.lock().expect("in flight").1
     }
 }
 
@@ -195,6 +208,33 @@ async fn receive(
     body: Bytes,
 ) -> Response {
     *receiver.attempts.lock().expect("attempts") += 1;
+    {
+        let mut in_flight = receiver.in_flight.lock().expect("in flight");
+        in_flight.0 += 1;
+        in_flight.1 = in_flight.1.max(in_flight.0);
+    }
+    // Counted out when the request ends, also when its client goes away mid-request
+    // (the server then drops this future).
+    struct Leaving(Arc<Mutex<(usize, usize)>>);
+    impl Drop for Leaving {
+        fn drop(&mut self) {
+            if let Ok(mut in_flight) = self.0.lock() {
+                in_flight.0 -= 1;
+            }
+        }
+    }
+    let _leaving = Leaving(Arc::clone(&receiver.in_flight));
+    let delay = *receiver.delay.lock().expect("delay");
+    tokio::time::sleep(delay).await;
+    answer(&receiver, &uri, &headers, body)
+}
+
+fn answer(
+    receiver: &Receiver,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
     let scripted = receiver.script.lock().expect("script").pop_front();
     if let Some((status, retry_after)) = scripted {
         let mut response = (
@@ -209,12 +249,12 @@ async fn receive(
         }
         return response;
     }
-    if let Err(message) = check_contract(receiver.contract, uri.path(), &headers, &body) {
+    if let Err(message) = check_contract(receiver.contract, uri.path(), headers, &body) {
         return (AxumStatus::BAD_REQUEST, message).into_response();
     }
     receiver.accepted.lock().expect("accepted").push(Received {
         path: uri.path().to_owned(),
-        headers,
+        headers: headers.clone(),
         body,
     });
     match receiver.contract {
@@ -1043,4 +1083,187 @@ async fn test_delivery_reports_an_unreachable_destination() {
             .is_some_and(|m| m.contains("could not be reached")),
         "{tested}"
     );
+}
+
+/// One `stele serve` process of the built binary, killed (SIGKILL) when dropped.
+struct Process {
+    base: String,
+    child: std::process::Child,
+}
+
+impl Process {
+    async fn spawn(database: &TestDatabase, extra_args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("address")
+            .port();
+        let child = std::process::Command::new(stele_binary())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(FAST_STREAMS)
+            .args(extra_args)
+            .env("STELE_DATABASE_URL", database.url())
+            .env("STELE_SIGNING_KEY_FILE", database.signing_key_file())
+            .env("STELE_DATABASE_POOL_SIZE", "4")
+            .env("STELE_API_KEY", API_KEY)
+            .env("STELE_ADMIN_PASSWORD", "replica-admin-password")
+            .env("STELE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn stele");
+        let process = Process {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if client
+                .get(format!("{}/healthz", process.base))
+                .send()
+                .await
+                .is_ok_and(|response| response.status() == StatusCode::OK)
+            {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("stele on port {port} did not become healthy");
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: Method,
+    url: String,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = client.request(method, url).bearer_auth(API_KEY);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    read(request.send().await.expect("request")).await
+}
+
+/// Two replicas on one PostgreSQL database: the stream is delivered by one at a time
+/// (the receiver never sees two requests at once), and when the delivering replica is
+/// killed mid-delivery (SIGKILL), the other takes the stream over once the lease expires:
+/// every event arrives, in order, duplicates allowed, nothing skipped.
+#[tokio::test]
+async fn a_killed_replicas_stream_is_taken_over_and_nothing_is_lost() {
+    let admin_url = std::env::var(POSTGRES_URL_VARIABLE)
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(crate::support::default_postgres_url);
+    let database = TestDatabase::create_postgres(&admin_url);
+    let lease = ["--log-stream-lease-secs", "3"];
+    let mut first = Process::spawn(&database, &lease).await;
+    let client = reqwest::Client::new();
+    let receiver = Receiver::start(Contract::Generic).await;
+    *receiver.delay.lock().expect("delay") = Duration::from_millis(1500);
+
+    let (status, organization) = call(
+        &client,
+        Method::POST,
+        format!("{}/organizations", first.base),
+        Some(json!({"name": "Replicated"})),
+    )
+    .await;
+    assert!(status.is_success(), "{organization}");
+    let organization = organization["id"].as_str().expect("id").to_owned();
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        format!("{}/audit_logs/actions/user.signed_in/schemas", first.base),
+        Some(seed_v1()),
+    )
+    .await;
+    assert!(status.is_success(), "{body}");
+    let body = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "team_1", "type": "team"}]),
+    );
+    for _ in 0..2500 / 25 {
+        let sends = (0..25).map(|_| {
+            call(
+                &client,
+                Method::POST,
+                format!("{}/audit_logs/events", first.base),
+                Some(body.clone()),
+            )
+        });
+        for (status, body) in futures::future::join_all(sends).await {
+            assert!(status.is_success(), "{body}");
+        }
+    }
+    let (status, created) = call(
+        &client,
+        Method::POST,
+        format!(
+            "{}/organizations/{organization}/audit_logs/log_streams",
+            first.base
+        ),
+        Some(json!({"type": "GenericHttps", "endpoint": receiver.base, "secret": WEBHOOK_SECRET})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    // The first replica delivers the first batch; then the second replica starts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.accepted().is_empty() {
+        assert!(Instant::now() < deadline, "no first delivery");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = Process::spawn(&database, &lease).await;
+    // Kill the first replica while its second batch is in flight at the receiver.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.attempts(), 2, "the second batch is in flight");
+    first.kill();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, current) = call(
+            &client,
+            Method::GET,
+            format!(
+                "{}/organizations/{organization}/audit_logs/log_streams/{id}",
+                second.base
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{current}");
+        if current["delivered_sequence"] == 2500 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not taken over: {current}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(receiver.most_at_once(), 1, "one replica delivers at a time");
+    let deliveries = receiver.accepted();
+    let summary = run_doc_verifier(WEBHOOK_SECRET, &deliveries);
+    assert_eq!(summary["last_sequence"], 2500, "{summary}");
+    assert_eq!(summary["gaps"], json!([]));
+    let hash = database
+        .query_one(&format!(
+            "SELECT hash FROM events WHERE organization_id = '{organization}' AND sequence = 2500"
+        ))
+        .bytes();
+    assert_eq!(summary["last_hash"], hex::encode(hash));
+    drop(second);
 }
