@@ -27,6 +27,9 @@ use crate::services::events::EventService;
 use crate::services::exports::{ExportService, UrlSigner};
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
+use crate::services::log_streams::outbound::DestinationPolicy;
+use crate::services::log_streams::sealing::StreamSecretsKey;
+use crate::services::log_streams::{DeliveryOptions, LogStreamService};
 use crate::services::organizations::OrganizationService;
 use crate::services::portal::PortalService;
 use crate::services::retention::RetentionService;
@@ -50,6 +53,24 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
     )?);
     let transparency = TransparencyService::new(Arc::clone(&store), signer);
     let api_keys = ApiKeyService::new(Arc::clone(&store));
+    let stream_key = match (&config.stream_secrets_key_file, &config.stream_secrets_key) {
+        (Some(path), _) => Some(StreamSecretsKey::from_file(path).map_err(anyhow::Error::msg)?),
+        (None, Some(text)) => Some(StreamSecretsKey::parse(text).map_err(anyhow::Error::msg)?),
+        (None, None) => None,
+    };
+    let log_streams = LogStreamService::new(
+        Arc::clone(&store),
+        stream_key,
+        DestinationPolicy {
+            allow_private: config.allow_private_stream_destinations,
+        },
+        DeliveryOptions {
+            batch_wait: Duration::from_millis(config.log_stream_batch_wait_ms),
+            lease: Duration::from_secs(config.log_stream_lease_secs),
+            retry_base: Duration::from_millis(config.log_stream_retry_base_ms),
+            retry_cap: Duration::from_secs(config.log_stream_retry_max_secs),
+        },
+    );
     let users = UserService::new(Arc::clone(&store));
     Ok(AppState::new(Services {
         bootstrap: BootstrapService::new(Arc::clone(&store), api_keys.clone()),
@@ -62,6 +83,7 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
         ),
         idempotency: IdempotencyService::new(Arc::clone(&store)),
         jobs: JobService::new(Arc::clone(&store)),
+        log_streams,
         organizations: OrganizationService::new(Arc::clone(&store)),
         portal: PortalService::new(Arc::clone(&store), config.portal_session_ttl_minutes),
         retention: RetentionService::new(Arc::clone(&store), transparency.clone()),
@@ -196,6 +218,11 @@ pub async fn serve(
         Duration::from_secs(config.checkpoint_interval_secs.max(1)),
         stop_workers.subscribe(),
     ));
+    let streams = tokio::spawn(workers::log_streams::run(
+        state.log_streams.clone(),
+        Duration::from_millis(config.log_stream_poll_interval_ms),
+        stop_workers.subscribe(),
+    ));
     let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -203,5 +230,6 @@ pub async fn serve(
     let _ = cleanup.await;
     let _ = retention.await;
     let _ = checkpoints.await;
+    let _ = streams.await;
     served
 }

@@ -278,6 +278,48 @@ pub struct ServeConfig {
     /// cookies become `Secure; SameSite=None` so they work inside the frame.
     #[arg(long, env = "STELE_PORTAL_FRAME_ANCESTORS", value_parser = parse_portal_frame_ancestors)]
     pub portal_frame_ancestors: Option<String>,
+    /// Allow log stream destinations on loopback, private and link-local addresses, and
+    /// plain http:// endpoints (local receivers, tests). Off: such destinations are
+    /// refused at creation and every address is checked again at each delivery.
+    #[arg(long, env = "STELE_ALLOW_PRIVATE_STREAM_DESTINATIONS", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub allow_private_stream_destinations: bool,
+    /// File holding the key that encrypts log stream secrets (tokens, API keys, HMAC
+    /// secrets) at rest: 32 random bytes in base64 (`openssl rand -base64 32`) or hex.
+    /// Replicas must share it. Without a key, streams with secrets cannot be created.
+    #[arg(long, env = "STELE_STREAM_SECRETS_KEY_FILE")]
+    pub stream_secrets_key_file: Option<PathBuf>,
+    /// The stream secrets key itself (base64 or hex of 32 bytes), instead of a file.
+    #[arg(
+        long,
+        env = "STELE_STREAM_SECRETS_KEY",
+        hide_env_values = true,
+        conflicts_with = "stream_secrets_key_file"
+    )]
+    pub stream_secrets_key: Option<String>,
+    /// Milliseconds between passes that look for log streams with events to deliver.
+    #[arg(long, env = "STELE_LOG_STREAM_POLL_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub log_stream_poll_interval_ms: u64,
+    /// Longest a partial log stream batch waits for more events before it is sent, in
+    /// milliseconds (full batches of 1,000 events are sent at once).
+    #[arg(long, env = "STELE_LOG_STREAM_BATCH_WAIT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub log_stream_batch_wait_ms: u64,
+    /// Seconds a replica's lease on a log stream lasts without renewal: a killed
+    /// replica's streams are taken over by another after this long.
+    #[arg(long, env = "STELE_LOG_STREAM_LEASE_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub log_stream_lease_secs: u64,
+    /// Backoff before the first retry of a failed delivery, in milliseconds; doubled per
+    /// failure (with jitter) up to --log-stream-retry-max-secs.
+    #[arg(long, env = "STELE_LOG_STREAM_RETRY_BASE_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub log_stream_retry_base_ms: u64,
+    /// Longest backoff between delivery attempts, in seconds (also caps `Retry-After`).
+    #[arg(long, env = "STELE_LOG_STREAM_RETRY_MAX_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub log_stream_retry_max_secs: u64,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

@@ -23,6 +23,12 @@ pub enum ErrorCode {
     EventNotInCheckpoint,
     /// `generate_link` named an Admin Portal intent this deployment does not serve.
     PortalIntentNotServed,
+    /// A log stream destination on a loopback, private or link-local address, or over
+    /// plain http://, without `--allow-private-stream-destinations`.
+    DestinationNotAllowed,
+    /// A stream with secrets, and no stream secrets key to encrypt them with.
+    StreamSecretsKeyNotConfigured,
+    LogStreamLimitReached,
     /// A failure inside the server or its database (500).
     Internal,
     /// The store is shutting down; the same code as [`ErrorCode::Internal`], answered
@@ -58,6 +64,15 @@ impl ErrorCode {
             ErrorCode::EventNotInCheckpoint => ("event_not_in_checkpoint", StatusCode::BAD_REQUEST),
             ErrorCode::PortalIntentNotServed => {
                 ("portal_intent_not_served", StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            ErrorCode::DestinationNotAllowed => {
+                ("destination_not_allowed", StatusCode::BAD_REQUEST)
+            }
+            ErrorCode::StreamSecretsKeyNotConfigured => {
+                ("stream_secrets_key_not_configured", StatusCode::BAD_REQUEST)
+            }
+            ErrorCode::LogStreamLimitReached => {
+                ("log_stream_limit_reached", StatusCode::BAD_REQUEST)
             }
             ErrorCode::Internal => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR),
             ErrorCode::Unavailable => ("internal_error", StatusCode::SERVICE_UNAVAILABLE),

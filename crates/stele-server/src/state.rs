@@ -10,6 +10,7 @@ use crate::services::events::EventService;
 use crate::services::exports::ExportService;
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
+use crate::services::log_streams::LogStreamService;
 use crate::services::organizations::OrganizationService;
 use crate::services::portal::PortalService;
 use crate::services::retention::RetentionService;
@@ -31,6 +32,7 @@ pub struct Services {
     pub exports: ExportService,
     pub idempotency: IdempotencyService,
     pub jobs: JobService,
+    pub log_streams: LogStreamService,
     pub organizations: OrganizationService,
     pub portal: PortalService,
     pub retention: RetentionService,

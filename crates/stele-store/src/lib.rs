@@ -28,6 +28,7 @@ pub trait Store:
     + IdempotencyStore
     + JobStore
     + SecretStore
+    + LogStreamStore
     + Send
     + Sync
     + 'static
@@ -47,6 +48,7 @@ impl<T> Store for T where
         + IdempotencyStore
         + JobStore
         + SecretStore
+        + LogStreamStore
         + Send
         + Sync
         + 'static

@@ -9,6 +9,9 @@ use stele_core::schema::SchemaDefinition;
 use stele_core::timestamp::UnixMillis;
 
 use crate::StoreResult;
+use stele_core::log_stream::{
+    LogStream, LogStreamState, StreamDelivery, StreamEvents, StreamFailure,
+};
 use stele_core::model::*;
 
 /// API keys and dashboard users, and the first start that creates one of each.
@@ -360,4 +363,90 @@ pub trait JobStore: Send + Sync {
 pub trait SecretStore: Send + Sync {
     /// A deployment-wide secret, created with `generate` the first time it is asked for.
     async fn shared_secret(&self, name: &str, generate: Vec<u8>) -> StoreResult<Vec<u8>>;
+}
+
+/// Log streams: their configuration, durable cursor, state and backoff, the lease that
+/// lets exactly one process deliver a stream at a time, and the events they read.
+#[async_trait]
+pub trait LogStreamStore: Send + Sync {
+    /// Stores a new stream; `OrganizationNotFound` when the organization does not exist.
+    async fn create_log_stream(&self, stream: LogStream) -> StoreResult<LogStream>;
+
+    /// An organization's streams, oldest first.
+    async fn list_log_streams(&self, organization_id: &str) -> StoreResult<Vec<LogStream>>;
+
+    /// One of an organization's streams (`None` for another organization's).
+    async fn get_log_stream(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<LogStream>>;
+
+    /// Deletes one of an organization's streams; `false` when there is no such stream.
+    async fn delete_log_stream(&self, organization_id: &str, id: &str) -> StoreResult<bool>;
+
+    /// Pauses (`Inactive`) or resumes (`Active`) a stream; resuming clears the backoff so
+    /// delivery starts at once. `None` when there is no such stream.
+    async fn set_log_stream_state(
+        &self,
+        organization_id: &str,
+        id: &str,
+        state: LogStreamState,
+        at: UnixMillis,
+    ) -> StoreResult<Option<LogStream>>;
+
+    /// Moves the cursor to `delivered_sequence` (a replay starts after it) and clears the
+    /// backoff. `None` when there is no such stream.
+    async fn rewind_log_stream(
+        &self,
+        organization_id: &str,
+        id: &str,
+        delivered_sequence: i64,
+        at: UnixMillis,
+    ) -> StoreResult<Option<LogStream>>;
+
+    /// Leases up to `limit` streams that have something to deliver (events after the
+    /// cursor, or events retention purged before they were delivered), are not paused,
+    /// are past their backoff, and whose lease is free, expired or already `owner`'s:
+    /// each is `owner`'s until `lease_until`. Across processes sharing the database, a
+    /// stream is leased to one of them at a time.
+    async fn lease_log_streams(
+        &self,
+        owner: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: u32,
+    ) -> StoreResult<Vec<LogStream>>;
+
+    /// Extends `owner`'s lease on a stream; `false` when the lease is no longer `owner`'s
+    /// (it expired and another process took it, or the stream was deleted).
+    async fn renew_log_stream_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        lease_until: UnixMillis,
+    ) -> StoreResult<bool>;
+
+    /// Gives up `owner`'s lease on a stream (nothing when it is not `owner`'s).
+    async fn release_log_stream_lease(&self, id: &str, owner: &str) -> StoreResult<()>;
+
+    /// Advances the cursor after the destination acknowledged a batch, clears the error
+    /// and backoff and extends the lease; only if the lease is still the owner's and the
+    /// cursor is where the batch started (`false` otherwise, and nothing changes).
+    async fn record_log_stream_delivery(&self, delivery: StreamDelivery) -> StoreResult<bool>;
+
+    /// Records a failed attempt (state, reason, backoff) and releases the lease; only if
+    /// the lease is still the owner's. A paused stream stays paused.
+    async fn record_log_stream_failure(&self, failure: StreamFailure) -> StoreResult<bool>;
+
+    /// Up to `limit` of the organization's events after `after_sequence`, in sequence order,
+    /// read in one snapshot with the chain hash they follow from and any gap retention
+    /// purged right after `after_sequence`. `Corrupt` when the stored log has a hole that
+    /// no purge explains.
+    async fn log_stream_events(
+        &self,
+        organization_id: &str,
+        after_sequence: i64,
+        limit: u32,
+    ) -> StoreResult<StreamEvents>;
 }

@@ -9,6 +9,7 @@ pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod log_streams;
 pub mod organizations;
 pub mod portal;
 pub mod retention;
@@ -52,6 +53,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(exports::routes())
         .merge(portal::routes())
         .merge(retention::routes())
+        .merge(log_streams::routes())
         .merge(transparency::routes())
         .merge(health::routes())
         .split_for_parts()

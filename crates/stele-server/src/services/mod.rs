@@ -13,6 +13,7 @@ pub mod filters;
 pub mod idempotency;
 pub mod import;
 pub mod jobs;
+pub mod log_streams;
 pub mod organizations;
 pub mod portal;
 pub mod retention;

@@ -13,6 +13,7 @@ mod exports;
 mod http_contract;
 mod idempotency;
 mod import;
+mod log_streams;
 mod organizations;
 mod portal;
 mod replicas;

@@ -15,6 +15,7 @@ mod events;
 mod exports;
 mod idempotency;
 mod jobs;
+mod log_streams;
 mod migrations;
 mod organizations;
 mod portal;

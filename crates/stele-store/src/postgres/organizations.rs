@@ -255,7 +255,7 @@ impl OrganizationStore for PostgresStore {
         if count > 0 {
             return Err(StoreError::OrganizationHasEvents { count });
         }
-        for table in ["chain_anchors", "exports", "chain_heads"] {
+        for table in ["chain_anchors", "exports", "log_streams", "chain_heads"] {
             execute_in(
                 &transaction,
                 &format!("DELETE FROM {table} WHERE organization_id = $1"),

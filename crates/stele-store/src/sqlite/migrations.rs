@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_dashboard.sql"),
     include_str!("../../migrations/sqlite/0003_merkle.sql"),
+    include_str!("../../migrations/sqlite/0006_log_streams.sql"),
     include_str!("../../migrations/sqlite/0007_portal.sql"),
 ];
 

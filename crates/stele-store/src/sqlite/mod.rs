@@ -8,6 +8,7 @@ mod exports;
 mod files;
 mod idempotency;
 mod jobs;
+mod log_streams;
 mod migrations;
 mod organizations;
 mod portal;

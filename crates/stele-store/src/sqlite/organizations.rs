@@ -258,7 +258,7 @@ impl OrganizationStore for SqliteStore {
                 if count > 0 {
                     return Err(StoreError::OrganizationHasEvents { count });
                 }
-                for table in ["chain_anchors", "exports"] {
+                for table in ["chain_anchors", "exports", "log_streams"] {
                     connection
                         .execute(
                             &format!("DELETE FROM {table} WHERE organization_id = ?1"),

@@ -11,6 +11,7 @@ mod events;
 mod exports;
 mod idempotency;
 mod jobs;
+mod log_streams;
 mod organizations;
 mod portal;
 mod retention;
