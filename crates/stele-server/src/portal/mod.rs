@@ -40,7 +40,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/portal/exports", post(events::export))
         .route("/portal/exports/{export_id}", get(events::download))
         .route("/portal/verify", get(verify::show))
-        .route("/portal/log-streams", get(log_streams::index))
+        .route(
+            "/portal/log-streams",
+            get(log_streams::index).post(log_streams::create),
+        )
+        .route("/portal/log-streams/{stream_id}/test", post(log_streams::test))
+        .route(
+            "/portal/log-streams/{stream_id}/delete",
+            post(log_streams::delete),
+        )
         .route("/portal/sign-out", post(session::sign_out))
         .route("/portal/static/brand.css", get(brand_css))
         .route("/portal/{*rest}", get(not_found))

@@ -613,25 +613,152 @@ async fn portal_filters_page_and_export_only_the_sessions_organization() {
     assert!(stdout.contains(&acme), "{stdout}");
 }
 
-#[tokio::test]
-async fn a_log_streams_link_opens_only_the_log_streams_page() {
-    let server = TestServer::start().await;
-    let organization = server.create_organization("Acme").await;
+/// An HTTPS-less receiver on loopback that accepts every delivery.
+async fn receiver() -> String {
+    let app = axum::Router::new().route(
+        "/ingest",
+        axum::routing::post(|| async { axum::http::StatusCode::OK }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}/ingest")
+}
+
+async fn log_streams_session(server: &TestServer, organization: &str) -> PortalBrowser {
     let (status, body) = generate(
-        &server,
+        server,
         json!({"organization": organization, "intent": "log_streams"}),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let mut browser = PortalBrowser::new(&server);
+    let mut browser = PortalBrowser::new(server);
     let response = browser.open(body["link"].as_str().expect("link")).await;
     assert_eq!(response.headers()[LOCATION], "/portal/log-streams");
+    browser
+}
+
+async fn stream_ids(server: &TestServer, organization: &str) -> Vec<String> {
+    let (status, body) = read(
+        server
+            .get(&format!("/organizations/{organization}/audit_logs/log_streams"))
+            .send()
+            .await
+            .expect("list streams"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|stream| stream["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_log_streams_session_adds_tests_and_deletes_only_its_organizations_streams() {
+    let server = TestServer::start_with(&["--allow-private-stream-destinations"]).await;
+    let endpoint = receiver().await;
+    let acme = server.create_organization("Acme").await;
+    let globex = server.create_organization("Globex").await;
+    let (status, foreign) = read(
+        server
+            .post(
+                &format!("/organizations/{globex}/audit_logs/log_streams"),
+                &json!({"type": "GenericHttps", "endpoint": endpoint}),
+            )
+            .send()
+            .await
+            .expect("create stream"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{foreign}");
+    let foreign = foreign["id"].as_str().expect("id").to_owned();
+
+    let browser = log_streams_session(&server, &acme).await;
     let (status, html) = browser.page("/portal/log-streams").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("not available on this deployment"), "{html}");
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"no-streams\""), "{html}");
+    assert!(!html.contains(&foreign));
+    let token = field_value(&html, "csrf_token").expect("csrf");
+
+    let refused = browser
+        .post_form(
+            "/portal/log-streams",
+            &[("type", "GenericHttps"), ("endpoint", endpoint.as_str())],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let invalid = browser
+        .post_form(
+            "/portal/log-streams",
+            &[("csrf_token", token.as_str()), ("type", "GenericHttps")],
+        )
+        .await;
+    assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(invalid.text().await.expect("html").contains("endpoint"));
+    assert!(stream_ids(&server, &acme).await.is_empty(), "refusals change nothing");
+
+    let created = browser
+        .post_form(
+            "/portal/log-streams",
+            &[
+                ("csrf_token", token.as_str()),
+                ("type", "GenericHttps"),
+                ("endpoint", endpoint.as_str()),
+                ("token", "ignored: not a GenericHttps setting"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let own = stream_ids(&server, &acme).await;
+    assert_eq!(own.len(), 1);
+    let (_, html) = browser.page("/portal/log-streams").await;
+    assert!(html.contains(&format!("data-stream-id=\"{}\"", own[0])), "{html}");
+    assert!(html.contains(&endpoint), "{html}");
+
+    let tested = browser
+        .post_form(
+            &format!("/portal/log-streams/{}/test", own[0]),
+            &[("csrf_token", token.as_str())],
+        )
+        .await;
+    assert_eq!(tested.status(), StatusCode::OK);
+    let html = tested.text().await.expect("html");
+    assert!(html.contains("accepted the test delivery"), "{html}");
+
+    for action in ["test", "delete"] {
+        let response = browser
+            .post_form(
+                &format!("/portal/log-streams/{foreign}/{action}"),
+                &[("csrf_token", token.as_str())],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    assert_eq!(stream_ids(&server, &globex).await, [foreign.clone()]);
+
+    let deleted = browser
+        .post_form(
+            &format!("/portal/log-streams/{}/delete", own[0]),
+            &[("csrf_token", token.as_str())],
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::OK);
+    assert!(stream_ids(&server, &acme).await.is_empty());
     assert_eq!(
         browser.get("/portal/events").await.status(),
-        StatusCode::NOT_FOUND
+        StatusCode::NOT_FOUND,
+        "a log streams session does not open the audit log"
+    );
+    let audit_logs = signed_in(&server, &acme).await;
+    assert_eq!(
+        audit_logs.get("/portal/log-streams").await.status(),
+        StatusCode::NOT_FOUND,
+        "an audit log session does not open log streams"
     );
 }
 
