@@ -295,3 +295,20 @@ test('signing out ends the session and the cookie no longer opens anything', asy
   const response = await page.goto(`${BASE}/portal/events/${initechEvents[0].id}`);
   assert.equal(response.status(), 401);
 });
+
+test('a log_streams link opens the organization\'s log streams page only', async () => {
+  const { status, body } = await api('POST', '/portal/generate_link', {
+    organization: initech,
+    intent: 'log_streams',
+    return_url: 'https://app.initech.example/settings/security',
+  });
+  assert.equal(status, 201, JSON.stringify(body));
+  await page.goto(body.link);
+  assert.equal(new URL(page.url()).pathname, '/portal/log-streams');
+  await page.getByRole('heading', { name: 'Log streams of Initech' }).waitFor();
+  await page.getByText('HTTPS endpoint (webhook)').click();
+  await page.getByRole('button', { name: 'Add GenericHttps stream' }).waitFor();
+  await screenshot('portal-log-streams');
+  const response = await page.goto(`${BASE}/portal/events`);
+  assert.equal(response.status(), 404, 'a log streams session does not open the audit log');
+});

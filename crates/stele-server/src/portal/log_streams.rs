@@ -58,15 +58,33 @@ fn type_forms() -> Vec<TypeForm> {
             kind: "GenericHttps",
             title: "HTTPS endpoint (webhook)",
             fields: vec![
-                field("endpoint", "Endpoint URL", true, false, "https://siem.example.com/ingest"),
-                field("secret", "Signing secret", false, true, "whsec_… (Standard Webhooks); optional"),
+                field(
+                    "endpoint",
+                    "Endpoint URL",
+                    true,
+                    false,
+                    "https://siem.example.com/ingest",
+                ),
+                field(
+                    "secret",
+                    "Signing secret",
+                    false,
+                    true,
+                    "whsec_… (Standard Webhooks); optional",
+                ),
             ],
         },
         TypeForm {
             kind: "Splunk",
             title: "Splunk (HTTP Event Collector)",
             fields: vec![
-                field("endpoint", "HEC URL", true, false, "https://splunk.example.com:8088"),
+                field(
+                    "endpoint",
+                    "HEC URL",
+                    true,
+                    false,
+                    "https://splunk.example.com:8088",
+                ),
                 field("token", "HEC token", true, true, ""),
                 field("index", "Index", false, false, "optional"),
                 field("source", "Source", false, false, "optional"),
@@ -76,8 +94,20 @@ fn type_forms() -> Vec<TypeForm> {
             kind: "Datadog",
             title: "Datadog",
             fields: vec![
-                field("site", "Site", false, false, "datadoghq.com, datadoghq.eu, … (or an endpoint)"),
-                field("endpoint", "Endpoint URL", false, false, "instead of a site"),
+                field(
+                    "site",
+                    "Site",
+                    false,
+                    false,
+                    "datadoghq.com, datadoghq.eu, … (or an endpoint)",
+                ),
+                field(
+                    "endpoint",
+                    "Endpoint URL",
+                    false,
+                    false,
+                    "instead of a site",
+                ),
                 field("api_key", "API key", true, true, ""),
             ],
         },
@@ -87,7 +117,13 @@ fn type_forms() -> Vec<TypeForm> {
             fields: vec![
                 field("bucket", "Bucket", true, false, ""),
                 field("region", "Region", true, false, "eu-west-1"),
-                field("endpoint", "Endpoint URL", false, false, "only for S3-compatible stores"),
+                field(
+                    "endpoint",
+                    "Endpoint URL",
+                    false,
+                    false,
+                    "only for S3-compatible stores",
+                ),
                 field("access_key_id", "Access key id", true, false, ""),
                 field("secret_access_key", "Secret access key", true, true, ""),
                 field("prefix", "Prefix", false, false, "optional"),
@@ -98,7 +134,13 @@ fn type_forms() -> Vec<TypeForm> {
             title: "Google Cloud Storage",
             fields: vec![
                 field("bucket", "Bucket", true, false, ""),
-                field("service_account_key", "Service account key (JSON)", false, true, "optional"),
+                field(
+                    "service_account_key",
+                    "Service account key (JSON)",
+                    false,
+                    true,
+                    "optional",
+                ),
                 field("endpoint", "Endpoint URL", false, false, "optional"),
                 field("prefix", "Prefix", false, false, "optional"),
             ],
@@ -204,7 +246,10 @@ pub async fn create(
     user.check_csrf(&form)?;
     user.require(PortalIntent::LogStreams)?;
     let kind = form.get("type");
-    let Some(type_form) = type_forms().into_iter().find(|candidate| candidate.kind == kind) else {
+    let Some(type_form) = type_forms()
+        .into_iter()
+        .find(|candidate| candidate.kind == kind)
+    else {
         return Err(PageError::BadRequest(format!(
             "There is no stream type {kind:?}; the types are {}.",
             LogStreamType::ALL.map(|kind| kind.as_str()).join(", ")
@@ -244,7 +289,13 @@ pub async fn test(
         .log_streams
         .test(user.organization_id(), &stream_id)
         .await?;
-    let view = page(&state, &user, Some((outcome.success, outcome.message)), Vec::new()).await?;
+    let view = page(
+        &state,
+        &user,
+        Some((outcome.success, outcome.message)),
+        Vec::new(),
+    )
+    .await?;
     render_with_status(StatusCode::OK, &view)
 }
 

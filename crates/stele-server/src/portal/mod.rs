@@ -44,7 +44,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/portal/log-streams",
             get(log_streams::index).post(log_streams::create),
         )
-        .route("/portal/log-streams/{stream_id}/test", post(log_streams::test))
+        .route(
+            "/portal/log-streams/{stream_id}/test",
+            post(log_streams::test),
+        )
         .route(
             "/portal/log-streams/{stream_id}/delete",
             post(log_streams::delete),

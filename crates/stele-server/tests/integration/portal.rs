@@ -643,7 +643,9 @@ async fn log_streams_session(server: &TestServer, organization: &str) -> PortalB
 async fn stream_ids(server: &TestServer, organization: &str) -> Vec<String> {
     let (status, body) = read(
         server
-            .get(&format!("/organizations/{organization}/audit_logs/log_streams"))
+            .get(&format!(
+                "/organizations/{organization}/audit_logs/log_streams"
+            ))
             .send()
             .await
             .expect("list streams"),
@@ -700,7 +702,10 @@ async fn a_log_streams_session_adds_tests_and_deletes_only_its_organizations_str
         .await;
     assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(invalid.text().await.expect("html").contains("endpoint"));
-    assert!(stream_ids(&server, &acme).await.is_empty(), "refusals change nothing");
+    assert!(
+        stream_ids(&server, &acme).await.is_empty(),
+        "refusals change nothing"
+    );
 
     let created = browser
         .post_form(
@@ -717,7 +722,10 @@ async fn a_log_streams_session_adds_tests_and_deletes_only_its_organizations_str
     let own = stream_ids(&server, &acme).await;
     assert_eq!(own.len(), 1);
     let (_, html) = browser.page("/portal/log-streams").await;
-    assert!(html.contains(&format!("data-stream-id=\"{}\"", own[0])), "{html}");
+    assert!(
+        html.contains(&format!("data-stream-id=\"{}\"", own[0])),
+        "{html}"
+    );
     assert!(html.contains(&endpoint), "{html}");
 
     let tested = browser
