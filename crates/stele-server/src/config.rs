@@ -118,6 +118,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start and moved out at once, so the size of `Serve` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).

@@ -747,7 +747,7 @@ async fn a_log_streams_session_adds_tests_and_deletes_only_its_organizations_str
             .await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{action}");
     }
-    assert_eq!(stream_ids(&server, &globex).await, [foreign.clone()]);
+    assert_eq!(stream_ids(&server, &globex).await, vec![foreign.clone()]);
 
     let deleted = browser
         .post_form(
