@@ -1267,3 +1267,146 @@ async fn a_killed_replicas_stream_is_taken_over_and_nothing_is_lost() {
     assert_eq!(summary["last_hash"], hex::encode(hash));
     drop(second);
 }
+
+/// The organization page of the operator dashboard: add a stream, see its state and lag,
+/// test, pause, replay from a sequence, resume and delete it.
+#[tokio::test]
+async fn the_dashboard_manages_an_organizations_streams_and_shows_their_lag() {
+    use crate::dashboard::{location, Browser};
+    let server = TestServer::start_with(FAST_STREAMS).await;
+    let receiver = Receiver::start(Contract::Generic).await;
+    let organization = organization_with_events(&server, 0).await;
+    let mut browser = Browser::new(&server);
+    browser.login().await;
+    let csrf = browser.csrf_token().await;
+    let page_path = format!("/dashboard/organizations/{organization}");
+    let page = browser.get(&page_path).await.text().await.expect("page");
+    assert!(page.contains("No log streams yet."), "{page}");
+
+    // A refused destination keeps the page, with the reason.
+    let response = browser
+        .post_form(
+            &format!("{page_path}/log_streams"),
+            &[
+                ("csrf_token", &csrf),
+                ("type", "GenericHttps"),
+                ("endpoint", "not a url"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response
+        .text()
+        .await
+        .expect("page")
+        .contains("not a valid URL"));
+
+    let endpoint = format!("{}/in", receiver.base);
+    let response = browser
+        .post_form(
+            &format!("{page_path}/log_streams"),
+            &[
+                ("csrf_token", &csrf),
+                ("type", "GenericHttps"),
+                ("endpoint", &endpoint),
+                ("secret", WEBHOOK_SECRET),
+                ("token", ""),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(location(&response).ends_with("?stream=created#log-streams"));
+    let (_, list) = read(
+        server
+            .get(&format!(
+                "/organizations/{organization}/audit_logs/log_streams"
+            ))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    let id = list["data"][0]["id"].as_str().expect("a stream").to_owned();
+    let stream_path = format!("{page_path}/log_streams/{id}");
+
+    // Paused, events pile up: the page shows the lag.
+    browser
+        .post_form(&format!("{stream_path}/pause"), &[("csrf_token", &csrf)])
+        .await;
+    add_events(&server, &organization, 4).await;
+    let page = browser.get(&page_path).await.text().await.expect("page");
+    assert!(page.contains(&format!("data-stream=\"{id}\"")), "{page}");
+    assert!(page.contains("data-state=\"inactive\""), "{page}");
+    assert!(page.contains("4 behind"), "{page}");
+    assert!(!page.contains(WEBHOOK_SECRET), "secrets are never shown");
+
+    // Test delivery from the page.
+    let response = browser
+        .post_form(&format!("{stream_path}/test"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response
+        .text()
+        .await
+        .expect("page")
+        .contains("accepted the test delivery"));
+
+    // Resume: delivered and caught up.
+    browser
+        .post_form(&format!("{stream_path}/resume"), &[("csrf_token", &csrf)])
+        .await;
+    wait_for_stream(&server, &organization, &id, "4 delivered", |s| {
+        s["delivered_sequence"] == 4
+    })
+    .await;
+    let page = browser.get(&page_path).await.text().await.expect("page");
+    assert!(
+        page.contains("caught up") && page.contains("data-state=\"active\""),
+        "{page}"
+    );
+
+    // Replay from 3, then a replay out of range is refused with the reason.
+    let response = browser
+        .post_form(
+            &format!("{stream_path}/replay"),
+            &[("csrf_token", &csrf), ("from_sequence", "3")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    wait_for_stream(&server, &organization, &id, "replayed", |s| {
+        s["delivered_events"] == 6
+    })
+    .await;
+    let response = browser
+        .post_form(
+            &format!("{stream_path}/replay"),
+            &[("csrf_token", &csrf), ("from_sequence", "99")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response
+        .text()
+        .await
+        .expect("page")
+        .contains("from_sequence must be between 1 and 5"));
+
+    // Without the CSRF token nothing happens.
+    let response = browser
+        .post_form(
+            &format!("{stream_path}/delete"),
+            &[("csrf_token", "forged")],
+        )
+        .await;
+    assert_ne!(response.status(), StatusCode::SEE_OTHER);
+    let response = browser
+        .post_form(&format!("{stream_path}/delete"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let target = location(&response);
+    let target = target.split('#').next().expect("path");
+    let page = browser.get(target).await.text().await.expect("page");
+    assert!(
+        page.contains("Log stream deleted.") && page.contains("No log streams yet."),
+        "{page}"
+    );
+}
