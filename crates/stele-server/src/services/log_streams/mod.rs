@@ -18,7 +18,7 @@ use stele_core::ids::IdKind;
 use stele_core::log_stream::{
     retry_delay, LogStream, LogStreamState, LogStreamType, StreamDelivery, StreamFailure,
 };
-use stele_core::timestamp::{now_millis, UnixMillis};
+use stele_core::timestamp::now_millis;
 use stele_core::FieldError;
 use stele_store::Store;
 use tokio::sync::watch;
@@ -576,9 +576,4 @@ impl LogStreamService {
             }
         }
     }
-}
-
-/// When `stream` is next attempted, for display.
-pub fn next_attempt(stream: &LogStream) -> Option<UnixMillis> {
-    (stream.next_attempt_at > now_millis()).then_some(stream.next_attempt_at)
 }
