@@ -59,6 +59,9 @@ enum Contract {
     Datadog,
 }
 
+/// A scripted answer: status and `Retry-After`.
+type ScriptedAnswer = (u16, Option<&'static str>);
+
 #[derive(Clone)]
 struct Receiver {
     contract: Contract,
@@ -67,7 +70,7 @@ struct Receiver {
     /// Every request, accepted or not.
     attempts: Arc<Mutex<usize>>,
     /// Scripted answers for the next requests: status and `Retry-After`.
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<VecDeque<ScriptedAnswer>>>,
     /// How long each request takes to answer (a slow SIEM).
     delay: Arc<Mutex<Duration>>,
     /// Requests being answered now, and the most ever at once.
