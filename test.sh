@@ -61,6 +61,16 @@ cargo fmt --all -- --check
 step "cargo clippy (whole workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "S3 emulator for the log stream tests (moto's server mode)"
+# Installed once into its own venv (idempotent: reused when the command is there).
+emulator_venv="${STELE_EMULATOR_VENV:-$PWD/target/emulator-venv}"
+if [ ! -x "$emulator_venv/bin/moto_server" ]; then
+  python3 -m venv "$emulator_venv"
+  "$emulator_venv/bin/pip" install --quiet --upgrade pip
+  "$emulator_venv/bin/pip" install --quiet 'moto[server]>=5,<6'
+fi
+export STELE_TEST_MOTO_SERVER="$emulator_venv/bin/moto_server"
+
 # STELE_TEST_BACKEND picks the integration tests' database. The two-replica tests
 # (replicas::) and the PostgreSQL store's own tests always use PostgreSQL, so they run in
 # both passes.

@@ -15,6 +15,7 @@ pub mod export;
 pub mod field_error;
 pub mod idempotency;
 pub mod ids;
+pub mod log_stream;
 pub mod merkle;
 pub mod metadata;
 pub mod model;

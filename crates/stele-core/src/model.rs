@@ -296,3 +296,71 @@ pub struct UncheckpointedLog {
     /// Size of the newest checkpoint, 0 when there is none.
     pub checkpointed_size: u64,
 }
+
+/// What an Admin Portal link opens (WorkOS's `intent`). Stele serves these two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortalIntent {
+    AuditLogs,
+    LogStreams,
+}
+
+impl PortalIntent {
+    /// Every intent this deployment serves, in the order error messages list them.
+    pub const SERVED: [PortalIntent; 2] = [PortalIntent::AuditLogs, PortalIntent::LogStreams];
+
+    /// The wire spelling (`audit_logs`, `log_streams`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortalIntent::AuditLogs => "audit_logs",
+            PortalIntent::LogStreams => "log_streams",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::SERVED
+            .into_iter()
+            .find(|intent| intent.as_str() == text)
+    }
+}
+
+/// An Admin Portal link about to be stored. The secret itself is only in the link handed
+/// to the vendor's app; the store keeps its SHA-256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPortalLink {
+    pub token_hash: [u8; 32],
+    pub organization_id: OrganizationId,
+    pub intent: PortalIntent,
+    /// The vendor's id for the admin the link is for (what `revoke_link` names).
+    pub external_user_id: Option<String>,
+    /// Where "Back to <app>" leads.
+    pub return_url: Option<String>,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+/// A portal session about to be started from a link. The token stays in the browser's
+/// cookie; the store keeps its SHA-256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPortalSession {
+    pub token_hash: [u8; 32],
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+/// A live portal session: one organization, and what the link it came from said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortalSession {
+    pub organization_id: OrganizationId,
+    pub intent: PortalIntent,
+    pub external_user_id: Option<String>,
+    pub return_url: Option<String>,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+/// What `revoke_link` ended: unopened links and live portal sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortalRevocation {
+    pub links: u64,
+    pub sessions: u64,
+}

@@ -32,14 +32,18 @@ use crate::services::events::EventService;
 use crate::services::exports::{ExportService, UrlSigner};
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
+use crate::services::log_streams::outbound::DestinationPolicy;
+use crate::services::log_streams::sealing::StreamSecretsKey;
+use crate::services::log_streams::{DeliveryOptions, LogStreamService};
 use crate::services::organizations::OrganizationService;
+use crate::services::portal::PortalService;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
 use crate::services::sessions::SessionService;
 use crate::services::transparency::{default_key_file, CheckpointSigner, TransparencyService};
 use crate::services::users::UserService;
 use crate::state::{AppState, Services};
-use crate::{api, dashboard, workers};
+use crate::{api, dashboard, portal, workers};
 
 /// Builds every service on `store`. Fails when the checkpoint signing key cannot be read
 /// or created.
@@ -54,6 +58,24 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
     )?);
     let transparency = TransparencyService::new(Arc::clone(&store), signer);
     let api_keys = ApiKeyService::new(Arc::clone(&store));
+    let stream_key = match (&config.stream_secrets_key_file, &config.stream_secrets_key) {
+        (Some(path), _) => Some(StreamSecretsKey::from_file(path).map_err(anyhow::Error::msg)?),
+        (None, Some(text)) => Some(StreamSecretsKey::parse(text).map_err(anyhow::Error::msg)?),
+        (None, None) => None,
+    };
+    let log_streams = LogStreamService::new(
+        Arc::clone(&store),
+        stream_key,
+        DestinationPolicy {
+            allow_private: config.allow_private_stream_destinations,
+        },
+        DeliveryOptions {
+            batch_wait: Duration::from_millis(config.log_stream_batch_wait_ms),
+            lease: Duration::from_secs(config.log_stream_lease_secs),
+            retry_base: Duration::from_millis(config.log_stream_retry_base_ms),
+            retry_cap: Duration::from_secs(config.log_stream_retry_max_secs),
+        },
+    );
     let users = UserService::new(Arc::clone(&store));
     Ok(AppState::new(Services {
         activity: ActivityLog::new(Arc::clone(&store)),
@@ -68,7 +90,9 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
         idempotency: IdempotencyService::new(Arc::clone(&store)),
         jobs: JobService::new(Arc::clone(&store)),
         metrics: Metrics::new(Arc::clone(&store)),
+        log_streams,
         organizations: OrganizationService::new(Arc::clone(&store)),
+        portal: PortalService::new(Arc::clone(&store), config.portal_session_ttl_minutes),
         retention: RetentionService::new(Arc::clone(&store), transparency.clone()),
         schemas: SchemaService::new(Arc::clone(&store)),
         sessions: SessionService::new(Arc::clone(&store), users.clone(), config.session_ttl_hours),
@@ -184,6 +208,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .merge(dashboard::router(&state))
         .route_layer(middleware::from_fn(tag_route))
+        .merge(portal::router(&state))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -269,6 +294,11 @@ pub async fn serve_with_metrics(
         Duration::from_secs(config.checkpoint_interval_secs.max(1)),
         stop_workers.subscribe(),
     ));
+    let streams = tokio::spawn(workers::log_streams::run(
+        state.log_streams.clone(),
+        Duration::from_millis(config.log_stream_poll_interval_ms),
+        stop_workers.subscribe(),
+    ));
     let metrics_server = metrics_listener.map(|metrics_listener| {
         let mut stopped = stop_workers.subscribe();
         tokio::spawn(
@@ -298,5 +328,6 @@ pub async fn serve_with_metrics(
             tracing::warn!(%error, "the metrics listener failed");
         }
     }
+    let _ = streams.await;
     served
 }

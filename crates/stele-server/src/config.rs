@@ -118,6 +118,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start and moved out at once, so the size of `Serve` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
@@ -272,9 +274,121 @@ pub struct ServeConfig {
     /// Log one line per request at info level (method, path, status, latency, request id).
     #[arg(long, env = "STELE_REQUEST_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub request_log: bool,
+    /// How long an Admin Portal session lasts after its link is redeemed, in minutes.
+    #[arg(long, env = "STELE_PORTAL_SESSION_TTL_MINUTES", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub portal_session_ttl_minutes: u64,
+    /// The vendor's product name shown at the top of every Admin Portal page.
+    #[arg(long, env = "STELE_PORTAL_PRODUCT_NAME", value_parser = parse_portal_product_name)]
+    pub portal_product_name: Option<String>,
+    /// An `https://` (or `http://`) URL of the logo shown beside the product name in the
+    /// Admin Portal.
+    #[arg(long, env = "STELE_PORTAL_LOGO_URL", value_parser = parse_portal_logo_url)]
+    pub portal_logo_url: Option<String>,
+    /// The Admin Portal's accent colour (links, primary buttons), as `#rrggbb`.
+    #[arg(long, env = "STELE_PORTAL_ACCENT_COLOR", value_parser = parse_portal_accent_color)]
+    pub portal_accent_color: Option<String>,
+    /// Lets the Admin Portal be shown in a frame on these origins: the CSP
+    /// `frame-ancestors` sources, space-separated (e.g. `https://app.example.com`). When
+    /// unset the portal refuses to be framed. With an `https://` `--public-url`, portal
+    /// cookies become `Secure; SameSite=None` so they work inside the frame.
+    #[arg(long, env = "STELE_PORTAL_FRAME_ANCESTORS", value_parser = parse_portal_frame_ancestors)]
+    pub portal_frame_ancestors: Option<String>,
+    /// Allow log stream destinations on loopback, private and link-local addresses, and
+    /// plain http:// endpoints (local receivers, tests). Off: such destinations are
+    /// refused at creation and every address is checked again at each delivery.
+    #[arg(long, env = "STELE_ALLOW_PRIVATE_STREAM_DESTINATIONS", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub allow_private_stream_destinations: bool,
+    /// File holding the key that encrypts log stream secrets (tokens, API keys, HMAC
+    /// secrets) at rest: 32 random bytes in base64 (`openssl rand -base64 32`) or hex.
+    /// Replicas must share it. Without a key, streams with secrets cannot be created.
+    #[arg(long, env = "STELE_STREAM_SECRETS_KEY_FILE")]
+    pub stream_secrets_key_file: Option<PathBuf>,
+    /// The stream secrets key itself (base64 or hex of 32 bytes), instead of a file.
+    #[arg(
+        long,
+        env = "STELE_STREAM_SECRETS_KEY",
+        hide_env_values = true,
+        conflicts_with = "stream_secrets_key_file"
+    )]
+    pub stream_secrets_key: Option<String>,
+    /// Milliseconds between passes that look for log streams with events to deliver.
+    #[arg(long, env = "STELE_LOG_STREAM_POLL_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub log_stream_poll_interval_ms: u64,
+    /// Longest a partial log stream batch waits for more events before it is sent, in
+    /// milliseconds (full batches of 1,000 events are sent at once).
+    #[arg(long, env = "STELE_LOG_STREAM_BATCH_WAIT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub log_stream_batch_wait_ms: u64,
+    /// Seconds a replica's lease on a log stream lasts without renewal: a killed
+    /// replica's streams are taken over by another after this long.
+    #[arg(long, env = "STELE_LOG_STREAM_LEASE_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub log_stream_lease_secs: u64,
+    /// Backoff before the first retry of a failed delivery, in milliseconds; doubled per
+    /// failure (with jitter) up to --log-stream-retry-max-secs.
+    #[arg(long, env = "STELE_LOG_STREAM_RETRY_BASE_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub log_stream_retry_base_ms: u64,
+    /// Longest backoff between delivery attempts, in seconds (also caps `Retry-After`).
+    #[arg(long, env = "STELE_LOG_STREAM_RETRY_MAX_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub log_stream_retry_max_secs: u64,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
+}
+
+/// A product name: one line of at most 100 characters.
+fn parse_portal_product_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("the product name must be 1 to 100 characters on one line".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// An absolute `http(s)://` URL of at most 2,048 bytes, with nothing that could leave a
+/// CSP source or an HTML attribute.
+fn parse_portal_logo_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("the logo URL must start with https:// (or http://)")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let unsafe_character =
+        |c: char| c.is_whitespace() || c.is_control() || "\"'<>;,`\\".contains(c);
+    if host.is_empty() || url.len() > 2048 || url.chars().any(unsafe_character) {
+        return Err("the logo URL must be an absolute URL with a host, at most 2,048 bytes, without spaces, quotes, <, >, ; or ,".into());
+    }
+    Ok(url.to_owned())
+}
+
+/// `#rrggbb`, kept lower-case.
+fn parse_portal_accent_color(text: &str) -> Result<String, String> {
+    let colour = text.trim();
+    let hex = colour.strip_prefix('#').unwrap_or("");
+    if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("the accent colour must be #rrggbb (e.g. #0a7d5a)".into());
+    }
+    Ok(colour.to_ascii_lowercase())
+}
+
+/// CSP `frame-ancestors` sources: space-separated, none of them able to end the directive.
+fn parse_portal_frame_ancestors(text: &str) -> Result<String, String> {
+    let sources: Vec<&str> = text.split_whitespace().collect();
+    let unsafe_character = |c: char| c.is_control() || ";,\"<>\\".contains(c);
+    if sources.is_empty()
+        || sources
+            .iter()
+            .any(|source| source.chars().any(unsafe_character))
+    {
+        return Err("frame ancestors are CSP sources separated by spaces (e.g. https://app.example.com), without ; or ,".into());
+    }
+    Ok(sources.join(" "))
 }
 
 /// Where the data lives, parsed from `--database-url`.

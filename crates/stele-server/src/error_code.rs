@@ -22,6 +22,14 @@ pub enum ErrorCode {
     InvalidAuditLogExportRangeDate,
     InvalidDownloadLink,
     EventNotInCheckpoint,
+    /// `generate_link` named an Admin Portal intent this deployment does not serve.
+    PortalIntentNotServed,
+    /// A log stream destination on a loopback, private or link-local address, or over
+    /// plain http://, without `--allow-private-stream-destinations`.
+    DestinationNotAllowed,
+    /// A stream with secrets, and no stream secrets key to encrypt them with.
+    StreamSecretsKeyNotConfigured,
+    LogStreamLimitReached,
     /// A failure inside the server or its database (500).
     Internal,
     /// The store is shutting down; the same code as [`ErrorCode::Internal`], answered
@@ -53,6 +61,18 @@ impl ErrorCode {
             ),
             ErrorCode::InvalidDownloadLink => ("invalid_download_link", StatusCode::FORBIDDEN),
             ErrorCode::EventNotInCheckpoint => ("event_not_in_checkpoint", StatusCode::BAD_REQUEST),
+            ErrorCode::PortalIntentNotServed => {
+                ("portal_intent_not_served", StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            ErrorCode::DestinationNotAllowed => {
+                ("destination_not_allowed", StatusCode::BAD_REQUEST)
+            }
+            ErrorCode::StreamSecretsKeyNotConfigured => {
+                ("stream_secrets_key_not_configured", StatusCode::BAD_REQUEST)
+            }
+            ErrorCode::LogStreamLimitReached => {
+                ("log_stream_limit_reached", StatusCode::BAD_REQUEST)
+            }
             ErrorCode::Internal => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR),
             ErrorCode::Unavailable => ("internal_error", StatusCode::SERVICE_UNAVAILABLE),
         }
@@ -88,10 +108,15 @@ impl ErrorCode {
     /// Whether the body carries `errors`: validation failures list them, and every 400 has
     /// the (possibly empty) list so the Node SDK raises its typed BadRequestException
     /// rather than a generic one.
+    ///
+    /// A refused portal intent has no list: the Node SDK's UnprocessableEntityException
+    /// replaces the message with the list's codes whenever one is present, and the message
+    /// is what names the intents served.
     pub fn lists_errors(self) -> bool {
-        matches!(
-            self.status(),
-            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
-        )
+        self != ErrorCode::PortalIntentNotServed
+            && matches!(
+                self.status(),
+                StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+            )
     }
 }

@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod error_code;
 pub mod origin;
 pub mod metrics;
+pub mod portal;
 pub mod responses;
 pub mod services;
 pub mod state;

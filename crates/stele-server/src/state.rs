@@ -11,7 +11,9 @@ use crate::services::events::EventService;
 use crate::services::exports::ExportService;
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
+use crate::services::log_streams::LogStreamService;
 use crate::services::organizations::OrganizationService;
+use crate::services::portal::PortalService;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
 use crate::services::sessions::SessionService;
@@ -33,7 +35,9 @@ pub struct Services {
     pub idempotency: IdempotencyService,
     pub jobs: JobService,
     pub metrics: crate::metrics::Metrics,
+    pub log_streams: LogStreamService,
     pub organizations: OrganizationService,
+    pub portal: PortalService,
     pub retention: RetentionService,
     pub schemas: SchemaService,
     pub sessions: SessionService,

@@ -19,6 +19,7 @@ pub use ports::*;
 pub trait Store:
     CredentialStore
     + SessionStore
+    + PortalStore
     + OrganizationStore
     + SchemaStore
     + EventStore
@@ -29,6 +30,7 @@ pub trait Store:
     + JobStore
     + SecretStore
     + StatusStore
+    + LogStreamStore
     + Send
     + Sync
     + 'static
@@ -38,6 +40,7 @@ pub trait Store:
 impl<T> Store for T where
     T: CredentialStore
         + SessionStore
+        + PortalStore
         + OrganizationStore
         + SchemaStore
         + EventStore
@@ -48,6 +51,7 @@ impl<T> Store for T where
         + JobStore
         + SecretStore
         + StatusStore
+        + LogStreamStore
         + Send
         + Sync
         + 'static

@@ -9,6 +9,9 @@ use stele_core::schema::SchemaDefinition;
 use stele_core::timestamp::UnixMillis;
 
 use crate::StoreResult;
+use stele_core::log_stream::{
+    LogStream, LogStreamState, StreamDelivery, StreamEvents, StreamFailure,
+};
 use stele_core::model::*;
 
 /// API keys and dashboard users, and the first start that creates one of each.
@@ -57,6 +60,43 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<Option<Session>>;
 
     async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
+}
+
+/// Admin Portal links and the portal sessions redeemed from them. Each is pinned to one
+/// organization and deleted with it.
+#[async_trait]
+pub trait PortalStore: Send + Sync {
+    /// Stores a new link; links and portal sessions that have expired by
+    /// `link.created_at` are deleted in the same write, so the tables never grow without
+    /// bound.
+    async fn create_portal_link(&self, link: NewPortalLink) -> StoreResult<()>;
+
+    /// Redeems the link whose secret hashes to `link_hash`, if it is still unexpired at
+    /// `session.created_at`: deletes it (a link works once) and starts `session` from it,
+    /// in one write. `None`, and nothing written, when there is no such live link; two
+    /// redemptions racing for one link start one session.
+    async fn redeem_portal_link(
+        &self,
+        link_hash: [u8; 32],
+        session: NewPortalSession,
+    ) -> StoreResult<Option<PortalSession>>;
+
+    /// The unexpired portal session whose token hashes to `token_hash`.
+    async fn find_portal_session(
+        &self,
+        token_hash: [u8; 32],
+        now: UnixMillis,
+    ) -> StoreResult<Option<PortalSession>>;
+
+    async fn end_portal_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
+
+    /// Deletes every link generated for `external_user_id` in `organization_id` and ends
+    /// every portal session started from one, in one write.
+    async fn revoke_portal_access(
+        &self,
+        organization_id: &str,
+        external_user_id: &str,
+    ) -> StoreResult<PortalRevocation>;
 }
 
 /// Organizations (the tenants whose logs Stele keeps).
@@ -374,4 +414,90 @@ pub struct PoolStatus {
     pub waiting_requests: usize,
     /// Writes queued for the next group commit (SQLite's writer, PostgreSQL's appender).
     pub queued_writes: usize,
+}
+
+/// Log streams: their configuration, durable cursor, state and backoff, the lease that
+/// lets exactly one process deliver a stream at a time, and the events they read.
+#[async_trait]
+pub trait LogStreamStore: Send + Sync {
+    /// Stores a new stream; `OrganizationNotFound` when the organization does not exist.
+    async fn create_log_stream(&self, stream: LogStream) -> StoreResult<LogStream>;
+
+    /// An organization's streams, oldest first.
+    async fn list_log_streams(&self, organization_id: &str) -> StoreResult<Vec<LogStream>>;
+
+    /// One of an organization's streams (`None` for another organization's).
+    async fn get_log_stream(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<LogStream>>;
+
+    /// Deletes one of an organization's streams; `false` when there is no such stream.
+    async fn delete_log_stream(&self, organization_id: &str, id: &str) -> StoreResult<bool>;
+
+    /// Pauses (`Inactive`) or resumes (`Active`) a stream; resuming clears the backoff so
+    /// delivery starts at once. `None` when there is no such stream.
+    async fn set_log_stream_state(
+        &self,
+        organization_id: &str,
+        id: &str,
+        state: LogStreamState,
+        at: UnixMillis,
+    ) -> StoreResult<Option<LogStream>>;
+
+    /// Moves the cursor to `delivered_sequence` (a replay starts after it) and clears the
+    /// backoff. `None` when there is no such stream.
+    async fn rewind_log_stream(
+        &self,
+        organization_id: &str,
+        id: &str,
+        delivered_sequence: i64,
+        at: UnixMillis,
+    ) -> StoreResult<Option<LogStream>>;
+
+    /// Leases up to `limit` streams that have something to deliver (events after the
+    /// cursor, or events retention purged before they were delivered), are not paused,
+    /// are past their backoff, and whose lease is free, expired or already `owner`'s:
+    /// each is `owner`'s until `lease_until`. Across processes sharing the database, a
+    /// stream is leased to one of them at a time.
+    async fn lease_log_streams(
+        &self,
+        owner: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: u32,
+    ) -> StoreResult<Vec<LogStream>>;
+
+    /// Extends `owner`'s lease on a stream; `false` when the lease is no longer `owner`'s
+    /// (it expired and another process took it, or the stream was deleted).
+    async fn renew_log_stream_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        lease_until: UnixMillis,
+    ) -> StoreResult<bool>;
+
+    /// Gives up `owner`'s lease on a stream (nothing when it is not `owner`'s).
+    async fn release_log_stream_lease(&self, id: &str, owner: &str) -> StoreResult<()>;
+
+    /// Advances the cursor after the destination acknowledged a batch, clears the error
+    /// and backoff and extends the lease; only if the lease is still the owner's and the
+    /// cursor is where the batch started (`false` otherwise, and nothing changes).
+    async fn record_log_stream_delivery(&self, delivery: StreamDelivery) -> StoreResult<bool>;
+
+    /// Records a failed attempt (state, reason, backoff) and releases the lease; only if
+    /// the lease is still the owner's. A paused stream stays paused.
+    async fn record_log_stream_failure(&self, failure: StreamFailure) -> StoreResult<bool>;
+
+    /// Up to `limit` of the organization's events after `after_sequence`, in sequence order,
+    /// read in one snapshot with the chain hash they follow from and any gap retention
+    /// purged right after `after_sequence`. `Corrupt` when the stored log has a hole that
+    /// no purge explains.
+    async fn log_stream_events(
+        &self,
+        organization_id: &str,
+        after_sequence: i64,
+        limit: u32,
+    ) -> StoreResult<StreamEvents>;
 }

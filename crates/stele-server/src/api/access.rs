@@ -31,7 +31,8 @@ pub enum OrganizationPin {
     Path,
     /// The `organization_id` query parameter.
     Query,
-    /// The `organization_id` member of the JSON body.
+    /// The organization the JSON body names (`organization_id`, `organization`, or each
+    /// batch item's `organization_id`).
     Body,
     /// A resource found by its own id; the handler answers 404 when it belongs to an
     /// organization the key may not use.
@@ -178,6 +179,59 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     ),
     // Stele's own activity log.
     rule("GET", "/audit_logs/activity", ADMIN_ONLY, ActivityLog),
+    // Log streams. Creating or replaying a stream sends the organization's events to a
+    // destination of the caller's choosing, which is reading them: only `admin` may.
+    rule(
+        "POST",
+        "/organizations/{id}/audit_logs/log_streams",
+        ADMIN_ONLY,
+        Path,
+    ),
+    rule(
+        "GET",
+        "/organizations/{id}/audit_logs/log_streams",
+        READ_ORGANIZATIONS,
+        Path,
+    ),
+    rule(
+        "GET",
+        "/organizations/{id}/audit_logs/log_streams/{stream_id}",
+        READ_ORGANIZATIONS,
+        Path,
+    ),
+    rule(
+        "DELETE",
+        "/organizations/{id}/audit_logs/log_streams/{stream_id}",
+        &[OrganizationsWrite],
+        Path,
+    ),
+    rule(
+        "POST",
+        "/organizations/{id}/audit_logs/log_streams/{stream_id}/replay",
+        ADMIN_ONLY,
+        Path,
+    ),
+    rule(
+        "POST",
+        "/organizations/{id}/audit_logs/log_streams/{stream_id}/test",
+        &[OrganizationsWrite],
+        Path,
+    ),
+    rule(
+        "POST",
+        "/organizations/{id}/audit_logs/log_streams/{stream_id}/pause",
+        &[OrganizationsWrite],
+        Path,
+    ),
+    rule(
+        "POST",
+        "/organizations/{id}/audit_logs/log_streams/{stream_id}/resume",
+        &[OrganizationsWrite],
+        Path,
+    ),
+    // Admin Portal links: a link lets its holder read the organization's events.
+    rule("POST", "/portal/generate_link", &[EventsRead], Body),
+    rule("POST", "/portal/revoke_link", &[EventsRead], Body),
     // Operations.
     rule("GET", "/metrics", ADMIN_ONLY, Global),
 ];
@@ -317,8 +371,8 @@ pub async fn access_layer(State(state): State<AppState>, request: Request, next:
                 let Ok(bytes) = to_bytes(body, limit).await else {
                     return ApiError::PayloadTooLarge { limit }.into_response();
                 };
-                if let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(&bytes) {
-                    if let Some(Value::String(id)) = members.get("organization_id") {
+                if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
+                    for id in body_organizations(&value) {
                         if let Err(error) = require_organization(grants, id) {
                             return error.into_response();
                         }
@@ -332,6 +386,27 @@ pub async fn access_layer(State(state): State<AppState>, request: Request, next:
     };
     parts.extensions.insert(caller);
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// The organizations a JSON body names: `organization_id` (events, exports),
+/// `organization` (Admin Portal links, as WorkOS names it) and each batch item's
+/// `organization_id`. A restricted key naming any other organization is refused whole.
+fn body_organizations(value: &Value) -> Vec<&str> {
+    let Value::Object(members) = value else {
+        return Vec::new();
+    };
+    let mut ids: Vec<&str> = ["organization_id", "organization"]
+        .iter()
+        .filter_map(|name| members.get(*name).and_then(Value::as_str))
+        .collect();
+    if let Some(Value::Array(items)) = members.get("events") {
+        ids.extend(
+            items
+                .iter()
+                .filter_map(|item| item.get("organization_id").and_then(Value::as_str)),
+        );
+    }
+    ids
 }
 
 /// Documents what the access layer answers on every keyed route of `document` (401 for a

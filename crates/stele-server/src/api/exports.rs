@@ -78,7 +78,7 @@ pub struct ExportResponse {
 }
 
 /// The base of download links: the configured public URL, or this request's host.
-fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(base) = &state.config.public_url {
         return base.trim_end_matches('/').to_owned();
     }

@@ -97,6 +97,12 @@ pub fn written_or_replayed<T>(
 #[derive(Debug, Clone, Copy)]
 pub struct RecordedWithWrite;
 
+/// Marks a response that is never recorded for replay because it carries a one-time
+/// secret (an Admin Portal link), which the database must hold only as a hash. A retry
+/// with the same key gets a new link.
+#[derive(Debug, Clone, Copy)]
+pub struct NeverRecorded;
+
 pub async fn idempotency_layer(
     State(state): State<AppState>,
     request: Request,
@@ -159,7 +165,10 @@ pub async fn idempotency_layer(
     // Every refusal (4xx) changes nothing, so it is not recorded; a write that took effect
     // answers 2xx.
     let status = response.status();
-    if !status.is_success() || response.extensions().get::<RecordedWithWrite>().is_some() {
+    if !status.is_success()
+        || response.extensions().get::<RecordedWithWrite>().is_some()
+        || response.extensions().get::<NeverRecorded>().is_some()
+    {
         return response;
     }
     let (response_parts, response_body) = response.into_parts();

@@ -12,7 +12,9 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod metrics;
+pub mod log_streams;
 pub mod organizations;
+pub mod portal;
 pub mod retention;
 pub mod transparency;
 pub mod wire;
@@ -52,7 +54,9 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(actions::routes())
         .merge(events::routes())
         .merge(exports::routes())
+        .merge(portal::routes())
         .merge(retention::routes())
+        .merge(log_streams::routes())
         .merge(transparency::routes())
         .merge(activity::routes())
         .merge(health::routes())

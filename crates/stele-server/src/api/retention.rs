@@ -40,11 +40,23 @@ pub struct AuditLogConfiguration {
     pub retention_period_in_days: i64,
     #[schema(example = "active")]
     pub state: &'static str,
-    /// Present only when the organization has a log stream; none can be configured in this
-    /// version, so it is always absent.
+    /// Present only when the organization has a log stream: its first stream, in
+    /// WorkOS's shape.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub log_stream: Option<serde_json::Value>,
+    pub log_stream: Option<ConfiguredLogStream>,
+}
+
+/// WorkOS's `log_stream` object of the audit log configuration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfiguredLogStream {
+    pub id: String,
+    /// `Datadog`, `Splunk`, `S3`, `GoogleCloudStorage` or `GenericHttps`.
+    #[serde(rename = "type")]
+    pub stream_type: &'static str,
+    /// `active`, `inactive`, `error` or `invalid`.
+    pub state: &'static str,
+    pub last_synced_at: Option<String>,
+    pub created_at: String,
 }
 
 #[utoipa::path(get, path = "/organizations/{id}/audit_logs_retention", tag = "organizations",
@@ -101,12 +113,25 @@ pub async fn get_configuration(
     Path(id): Path<String>,
 ) -> Result<Json<AuditLogConfiguration>, ApiError> {
     let organization = state.organizations.get(&id).await?;
+    let log_stream = state
+        .log_streams
+        .first(&id)
+        .await?
+        .map(|stream| ConfiguredLogStream {
+            id: stream.id,
+            stream_type: stream.stream_type.as_str(),
+            state: stream.state.as_str(),
+            last_synced_at: stream
+                .last_synced_at
+                .map(stele_core::timestamp::format_millis),
+            created_at: stele_core::timestamp::format_millis(stream.created_at),
+        });
     Ok(Json(AuditLogConfiguration {
         organization_id: organization.id.into(),
         retention_period_in_days: organization
             .retention_period_in_days
             .unwrap_or(KEEP_FOREVER_DAYS),
         state: "active",
-        log_stream: None,
+        log_stream,
     }))
 }

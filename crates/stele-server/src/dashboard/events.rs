@@ -38,7 +38,7 @@ pub struct Filters {
 }
 
 /// The list fields with their query names and labels, in form order.
-const LIST_FIELDS: [(&str, &str); 5] = [
+pub const LIST_FIELDS: [(&str, &str); 5] = [
     ("actions", "Actions"),
     ("actor_ids", "Actor ids"),
     ("actor_names", "Actor names"),
@@ -69,7 +69,7 @@ impl Filters {
         }
     }
 
-    fn list(&self, name: &str) -> &str {
+    pub fn list(&self, name: &str) -> &str {
         match name {
             "actions" => &self.actions,
             "actor_ids" => &self.actor_ids,
@@ -126,7 +126,7 @@ impl Filters {
 
     /// Rewrites parsed range bounds as `datetime-local` values, so the date pickers show
     /// them (an end of `19:46` reads back as `19:46:59`, which covers the same span).
-    fn normalized(&self, query: &EventQuery) -> Filters {
+    pub fn normalized(&self, query: &EventQuery) -> Filters {
         let local = |millis: Option<UnixMillis>| {
             millis.map(|millis| format_millis(millis)[..19].to_owned())
         };
@@ -196,7 +196,7 @@ pub struct EventRow {
     pub location: String,
 }
 
-fn text_at<'a>(record: &'a Value, pointer: &str) -> &'a str {
+pub fn text_at<'a>(record: &'a Value, pointer: &str) -> &'a str {
     record
         .pointer(pointer)
         .and_then(Value::as_str)
@@ -204,7 +204,9 @@ fn text_at<'a>(record: &'a Value, pointer: &str) -> &'a str {
 }
 
 impl EventRow {
-    fn from_stored(organization_path: &str, event: &StoredEvent) -> Self {
+    /// The row of `event`, linking to its page under `events_path` (the list's own path,
+    /// so the dashboard and the Admin Portal each link within themselves).
+    pub fn from_stored(events_path: &str, event: &StoredEvent) -> Self {
         let record: Value = serde_json::from_slice(&event.canonical).unwrap_or(Value::Null);
         let targets = record
             .get("targets")
@@ -222,10 +224,7 @@ impl EventRow {
             .map(|at| display_time(to_unix_millis(at)))
             .unwrap_or_default();
         EventRow {
-            href: format!(
-                "/dashboard/organizations/{organization_path}/events/{}",
-                path_segment(&event.id)
-            ),
+            href: format!("{events_path}/{}", path_segment(&event.id)),
             id: event.id.clone().into(),
             sequence: event.sequence,
             version: event.version,
@@ -354,7 +353,12 @@ pub async fn index(
     view.rows = page
         .data
         .iter()
-        .map(|event| EventRow::from_stored(&view.organization_path, event))
+        .map(|event| {
+            EventRow::from_stored(
+                &format!("/dashboard/organizations/{}/events", view.organization_path),
+                event,
+            )
+        })
         .collect();
     view.load_more = page.after.map(|after| {
         let filters = normalized.query_string();

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod diff;
 pub mod editor;
 pub mod events;
+pub mod log_streams;
 pub mod login;
 pub mod organizations;
 pub mod page;
@@ -64,6 +65,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/dashboard/organizations/{id}/retention",
             post(organizations::set_retention),
+        )
+        .route(
+            "/dashboard/organizations/{id}/log_streams",
+            post(log_streams::create),
+        )
+        .route(
+            "/dashboard/organizations/{id}/log_streams/{stream_id}/{verb}",
+            post(log_streams::act),
         )
         .route("/dashboard/organizations/{id}/events", get(events::index))
         .route(

@@ -1,5 +1,5 @@
 //! Organizations: the list (a page at a time), a form to create one, and each one's page
-//! with its retention setting.
+//! with its retention setting and log streams.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -10,6 +10,9 @@ use stele_core::model::{Organization, OrganizationFilter};
 use stele_core::pagination::{Cursor, PageRequest, SortOrder};
 
 use crate::dashboard::auth::DashboardUser;
+use crate::dashboard::log_streams::{
+    stream_notice, stream_rows, stream_types, StreamForm, StreamRow,
+};
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, thousands, FormData, Layout, PageError,
 };
@@ -181,6 +184,13 @@ struct OrganizationPage {
     error: Option<String>,
     min_days: i64,
     max_days: i64,
+    /// The organization's log streams, with the newest sequence for their lag.
+    streams: Vec<StreamRow>,
+    stream_types: Vec<&'static str>,
+    stream_notice: Option<String>,
+    stream_error: Option<String>,
+    /// What the add-stream form shows again after a refusal.
+    stream_form: StreamForm,
 }
 
 impl OrganizationPage {
@@ -197,7 +207,41 @@ impl OrganizationPage {
             error: None,
             min_days: retention::MIN_DAYS,
             max_days: retention::MAX_DAYS,
+            streams: Vec::new(),
+            stream_types: stream_types(),
+            stream_notice: None,
+            stream_error: None,
+            stream_form: StreamForm::default(),
         }
+    }
+
+    async fn with_streams(mut self, state: &AppState) -> Result<Self, PageError> {
+        self.streams = stream_rows(state, &self.organization.id).await?;
+        Ok(self)
+    }
+}
+
+/// The organization page with a notice or an error about its log streams (what the
+/// stream forms answer with).
+pub async fn render_with_stream_message(
+    state: &AppState,
+    user: &DashboardUser,
+    id: &str,
+    notice: Option<String>,
+    error: Option<(String, StreamForm)>,
+) -> Result<Response, PageError> {
+    let organization = state.organizations.get(id).await?;
+    let mut view = OrganizationPage::new(user, organization)
+        .with_streams(state)
+        .await?;
+    view.stream_notice = notice;
+    match error {
+        Some((error, form)) => {
+            view.stream_error = Some(error);
+            view.stream_form = form;
+            render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &view)
+        }
+        None => render(&view),
     }
 }
 
@@ -205,6 +249,9 @@ impl OrganizationPage {
 pub struct ShowQuery {
     #[serde(default)]
     saved: Option<String>,
+    /// Which log stream action just succeeded (`created`, `paused`, ...).
+    #[serde(default)]
+    stream: Option<String>,
 }
 
 pub async fn show(
@@ -214,8 +261,11 @@ pub async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Result<Response, PageError> {
     let organization = state.organizations.get(&id).await?;
-    let mut view = OrganizationPage::new(&user, organization);
+    let mut view = OrganizationPage::new(&user, organization)
+        .with_streams(&state)
+        .await?;
     view.saved = query.saved.is_some();
+    view.stream_notice = query.stream.as_deref().and_then(stream_notice);
     render(&view)
 }
 
@@ -266,7 +316,9 @@ pub async fn set_retention(
             .into_response())
         }
         Err(error) => {
-            let mut view = OrganizationPage::new(&user, organization);
+            let mut view = OrganizationPage::new(&user, organization)
+                .with_streams(&state)
+                .await?;
             view.error = Some(error);
             view.days = typed;
             render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &view)

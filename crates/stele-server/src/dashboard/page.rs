@@ -133,6 +133,18 @@ pub struct ErrorPageContent {
 }
 
 impl ErrorPageContent {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn title(&self) -> &'static str {
+        self.title
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn render(&self, layout: Layout) -> Response {
         let page = ErrorPage {
             layout,

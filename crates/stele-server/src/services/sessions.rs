@@ -145,7 +145,7 @@ impl LoginThrottle {
 }
 
 /// A fresh random token: what the session cookie carries.
-fn generate_token() -> String {
+pub fn generate_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)

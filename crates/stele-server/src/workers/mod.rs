@@ -3,6 +3,7 @@
 
 pub mod checkpoints;
 pub mod idempotency_cleanup;
+pub mod log_streams;
 pub mod retention;
 
 use std::future::Future;

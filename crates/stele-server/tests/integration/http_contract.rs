@@ -235,6 +235,32 @@ async fn openapi_document_lists_every_endpoint() {
         ("/organizations/{id}/audit_logs_retention", "get"),
         ("/organizations/{id}/audit_logs_retention", "put"),
         ("/organizations/{id}/audit_log_configuration", "get"),
+        ("/organizations/{id}/audit_logs/log_streams", "post"),
+        ("/organizations/{id}/audit_logs/log_streams", "get"),
+        (
+            "/organizations/{id}/audit_logs/log_streams/{stream_id}",
+            "get",
+        ),
+        (
+            "/organizations/{id}/audit_logs/log_streams/{stream_id}",
+            "delete",
+        ),
+        (
+            "/organizations/{id}/audit_logs/log_streams/{stream_id}/replay",
+            "post",
+        ),
+        (
+            "/organizations/{id}/audit_logs/log_streams/{stream_id}/test",
+            "post",
+        ),
+        (
+            "/organizations/{id}/audit_logs/log_streams/{stream_id}/pause",
+            "post",
+        ),
+        (
+            "/organizations/{id}/audit_logs/log_streams/{stream_id}/resume",
+            "post",
+        ),
         ("/healthz", "get"),
     ];
     for (path, method) in expected {

@@ -282,6 +282,7 @@ impl OrganizationStore for PostgresStore {
         for table in [
             "exports",
             "imported_event_keys",
+            "log_streams",
             "event_targets",
             "chain_heads",
         ] {

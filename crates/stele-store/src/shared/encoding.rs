@@ -98,3 +98,12 @@ pub(crate) fn idempotency_record(
         created_at,
     })
 }
+
+/// A stored portal intent; anything else was not written by Stele.
+pub(crate) fn portal_intent(text: &str) -> StoreResult<stele_core::model::PortalIntent> {
+    stele_core::model::PortalIntent::parse(text).ok_or_else(|| StoreError::Corrupt {
+        organization: None,
+        sequence: None,
+        detail: format!("a portal link or session has the unknown intent {text:?}"),
+    })
+}

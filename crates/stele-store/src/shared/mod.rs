@@ -5,6 +5,7 @@
 pub(crate) mod chain;
 pub(crate) mod encoding;
 pub(crate) mod exports;
+pub(crate) mod log_streams;
 pub(crate) mod migrations;
 pub(crate) mod purge;
 pub(crate) mod schemas;

@@ -331,7 +331,12 @@ fn delete_organization_now(
         }
     }
     let tree_size = tree_size(connection, id)?;
-    for table in ["exports", "imported_event_keys", "event_targets"] {
+    for table in [
+        "exports",
+        "imported_event_keys",
+        "event_targets",
+        "log_streams",
+    ] {
         connection
             .execute(
                 &format!("DELETE FROM {table} WHERE organization_id = ?1"),
