@@ -51,6 +51,9 @@ struct Received {
     body: Bytes,
 }
 
+/// A scripted answer: HTTP status and `Retry-After`.
+type ScriptedAnswer = (u16, Option<&'static str>);
+
 /// Which service contract a receiver enforces.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Contract {
@@ -67,7 +70,7 @@ struct Receiver {
     /// Every request, accepted or not.
     attempts: Arc<Mutex<usize>>,
     /// Scripted answers for the next requests: status and `Retry-After`.
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<VecDeque<ScriptedAnswer>>>,
     /// How long each request takes to answer (a slow SIEM).
     delay: Arc<Mutex<Duration>>,
     /// Requests being answered now, and the most ever at once.
@@ -97,7 +100,7 @@ impl Receiver {
         receiver
     }
 
-    fn answer_next(&self, answers: &[(u16, Option<&'static str>)]) {
+    fn answer_next(&self, answers: &[ScriptedAnswer]) {
         self.script
             .lock()
             .expect("script")

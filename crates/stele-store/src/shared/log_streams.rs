@@ -116,9 +116,9 @@ pub(crate) fn assemble_stream_events(
             }
         },
     };
-    let mut expected = gap.map_or(after_sequence, |gap| gap.last_sequence) + 1;
+    let first_expected = gap.map_or(after_sequence, |gap| gap.last_sequence) + 1;
     let mut events = Vec::with_capacity(rows.len());
-    for (sequence, canonical, hash) in rows {
+    for (expected, (sequence, canonical, hash)) in (first_expected..).zip(rows) {
         if sequence != expected {
             return Err(StoreError::corrupt(
                 Some(organization_id),
@@ -132,7 +132,6 @@ pub(crate) fn assemble_stream_events(
             canonical,
             hash,
         });
-        expected += 1;
     }
     Ok(StreamEvents {
         previous_hash,
