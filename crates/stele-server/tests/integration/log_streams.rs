@@ -51,6 +51,9 @@ struct Received {
     body: Bytes,
 }
 
+/// A scripted answer: HTTP status and `Retry-After`.
+type ScriptedAnswer = (u16, Option<&'static str>);
+
 /// Which service contract a receiver enforces.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Contract {
@@ -100,7 +103,7 @@ impl Receiver {
         receiver
     }
 
-    fn answer_next(&self, answers: &[(u16, Option<&'static str>)]) {
+    fn answer_next(&self, answers: &[ScriptedAnswer]) {
         self.script
             .lock()
             .expect("script")
