@@ -27,6 +27,7 @@ pub trait Store:
     + IdempotencyStore
     + JobStore
     + SecretStore
+    + LimitStore
     + Send
     + Sync
     + 'static
@@ -45,6 +46,7 @@ impl<T> Store for T where
         + IdempotencyStore
         + JobStore
         + SecretStore
+        + LimitStore
         + Send
         + Sync
         + 'static

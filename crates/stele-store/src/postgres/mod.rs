@@ -15,6 +15,7 @@ mod events;
 mod exports;
 mod idempotency;
 mod jobs;
+mod limits;
 mod migrations;
 mod organizations;
 mod retention;

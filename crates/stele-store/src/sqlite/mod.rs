@@ -8,6 +8,7 @@ mod exports;
 mod files;
 mod idempotency;
 mod jobs;
+mod limits;
 mod migrations;
 mod organizations;
 mod read_pool;

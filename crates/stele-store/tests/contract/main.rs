@@ -11,6 +11,7 @@ mod events;
 mod exports;
 mod idempotency;
 mod jobs;
+mod limits;
 mod organizations;
 mod retention;
 mod schemas;
