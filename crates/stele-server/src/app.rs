@@ -28,6 +28,7 @@ use crate::services::exports::{ExportService, UrlSigner};
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
 use crate::services::organizations::OrganizationService;
+use crate::services::rate_limits::RateLimiter;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
 use crate::services::sessions::SessionService;
@@ -62,6 +63,7 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
         idempotency: IdempotencyService::new(Arc::clone(&store)),
         jobs: JobService::new(Arc::clone(&store)),
         organizations: OrganizationService::new(Arc::clone(&store)),
+        rate_limits: RateLimiter::new(Arc::clone(&store), config.rate_limit_per_minute),
         retention: RetentionService::new(Arc::clone(&store), transparency.clone()),
         schemas: SchemaService::new(Arc::clone(&store)),
         sessions: SessionService::new(Arc::clone(&store), users.clone(), config.session_ttl_hours),

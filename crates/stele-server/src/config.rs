@@ -258,6 +258,11 @@ pub struct ServeConfig {
     /// Log one line per request at info level (method, path, status, latency, request id).
     #[arg(long, env = "STELE_REQUEST_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub request_log: bool,
+    /// Requests each API key may make per minute, counted across every replica on the
+    /// database (WorkOS's documented limit); beyond it the API answers 429 with
+    /// `Retry-After`. 0 disables the limit.
+    #[arg(long, env = "STELE_RATE_LIMIT_PER_MINUTE", default_value_t = 6_000)]
+    pub rate_limit_per_minute: u32,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

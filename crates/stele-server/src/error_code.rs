@@ -21,6 +21,8 @@ pub enum ErrorCode {
     InvalidAuditLogExportRangeDate,
     InvalidDownloadLink,
     EventNotInCheckpoint,
+    /// The API key used up its requests for this minute (429, with `Retry-After`).
+    RateLimitExceeded,
     /// A failure inside the server or its database (500).
     Internal,
     /// The store is shutting down; the same code as [`ErrorCode::Internal`], answered
@@ -54,6 +56,7 @@ impl ErrorCode {
             ),
             ErrorCode::InvalidDownloadLink => ("invalid_download_link", StatusCode::FORBIDDEN),
             ErrorCode::EventNotInCheckpoint => ("event_not_in_checkpoint", StatusCode::BAD_REQUEST),
+            ErrorCode::RateLimitExceeded => ("rate_limit_exceeded", StatusCode::TOO_MANY_REQUESTS),
             ErrorCode::Internal => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR),
             ErrorCode::Unavailable => ("internal_error", StatusCode::SERVICE_UNAVAILABLE),
         }
@@ -79,6 +82,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => Some(
                 "This Idempotency-Key was already used with a different request; use a new key for a new request.",
             ),
+            ErrorCode::RateLimitExceeded => Some("Too many requests."),
             ErrorCode::Internal | ErrorCode::Unavailable => {
                 Some("Internal server error; quote the X-Request-ID header when reporting it.")
             }

@@ -2,6 +2,7 @@
 //! HTTP status) and WorkOS-shaped body, and logs internals while the client sees only the
 //! request id to quote.
 
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -15,10 +16,22 @@ use crate::services::ServiceError;
 pub enum ApiError {
     Service(ServiceError),
     Unauthorized,
-    PayloadTooLarge { limit: usize },
-    RouteNotFound { method: String, path: String },
-    MethodNotAllowed { method: String, path: String },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    RouteNotFound {
+        method: String,
+        path: String,
+    },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+    },
     IdempotencyKeyReused,
+    /// The caller's rate limit is used up until the current window ends.
+    RateLimited {
+        retry_after_secs: u64,
+    },
 }
 
 impl From<ServiceError> for ApiError {
@@ -89,18 +102,29 @@ impl ApiError {
                 none(),
             ),
             ApiError::IdempotencyKeyReused => (ErrorCode::IdempotencyKeyReused, None, none()),
+            ApiError::RateLimited { .. } => (ErrorCode::RateLimitExceeded, None, none()),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let (code, message, errors) = self.parts();
         let message = message.or(code.fixed_message().map(str::to_owned));
         let mut body = json!({"message": message, "code": code.as_str()});
         if code.lists_errors() {
             body["errors"] = errors;
         }
-        (code.status(), Json(body)).into_response()
+        let mut response = (code.status(), Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }

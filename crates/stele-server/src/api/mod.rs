@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod organizations;
+pub mod rate_limit;
 pub mod retention;
 pub mod transparency;
 pub mod wire;
@@ -67,6 +68,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
     api.route_layer(middleware::from_fn_with_state(
         state.clone(),
         idempotency::idempotency_layer,
+    ))
+    // Outside the idempotency layer: a limited request is refused before anything else.
+    .route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        rate_limit::rate_limit_layer,
     ))
     .route(
         "/openapi.json",

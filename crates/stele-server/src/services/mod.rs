@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod import;
 pub mod jobs;
 pub mod organizations;
+pub mod rate_limits;
 pub mod retention;
 pub mod schemas;
 pub mod sessions;

@@ -13,6 +13,7 @@ mod exports;
 mod http_contract;
 mod idempotency;
 mod import;
+mod limits;
 mod organizations;
 mod replicas;
 mod retention;

@@ -69,38 +69,54 @@ async fn a_new_window_starts_empty_and_forgets_the_old_one(backend: Backend) {
     );
 }
 
-async fn a_sign_in_is_checked_once_at_a_time_and_blocked_until_its_lockout_ends(
-    backend: Backend,
-) {
+async fn a_sign_in_is_checked_once_at_a_time_and_blocked_until_its_lockout_ends(backend: Backend) {
     let other = backend.reopen().await;
     assert_eq!(
-        backend.begin_sign_in("admin", 1_000, 31_000).await.expect("begin"),
+        backend
+            .begin_sign_in("admin", 1_000, 31_000)
+            .await
+            .expect("begin"),
         None,
         "the first attempt starts"
     );
     assert_eq!(
-        other.begin_sign_in("admin", 2_000, 32_000).await.expect("begin"),
+        other
+            .begin_sign_in("admin", 2_000, 32_000)
+            .await
+            .expect("begin"),
         Some(31_000),
         "a parallel attempt, from any process, waits for the first"
     );
     assert_eq!(
-        other.begin_sign_in("someone", 2_000, 32_000).await.expect("begin"),
+        other
+            .begin_sign_in("someone", 2_000, 32_000)
+            .await
+            .expect("begin"),
         None,
         "usernames are independent"
     );
     backend.block_sign_in("admin", 40_000).await.expect("block");
     assert_eq!(
-        other.begin_sign_in("admin", 39_999, 60_000).await.expect("begin"),
+        other
+            .begin_sign_in("admin", 39_999, 60_000)
+            .await
+            .expect("begin"),
         Some(40_000)
     );
     assert_eq!(
-        other.begin_sign_in("admin", 40_000, 60_000).await.expect("begin"),
+        other
+            .begin_sign_in("admin", 40_000, 60_000)
+            .await
+            .expect("begin"),
         None,
         "the block ends on time"
     );
     backend.clear_sign_in("admin").await.expect("clear");
     assert_eq!(
-        backend.begin_sign_in("admin", 40_001, 70_000).await.expect("begin"),
+        backend
+            .begin_sign_in("admin", 40_001, 70_000)
+            .await
+            .expect("begin"),
         None,
         "clearing ends the hold at once"
     );
@@ -138,7 +154,11 @@ async fn sign_in_failures_are_counted_across_processes_and_forgotten_after_a_whi
         "failures older than the memory start the count over"
     );
     backend.clear_sign_in("admin").await.expect("clear");
-    assert_eq!(fail(this.clone(), 3_000_000).await, 1, "a success clears it");
+    assert_eq!(
+        fail(this.clone(), 3_000_000).await,
+        1,
+        "a success clears it"
+    );
 
     // Rows of other usernames that are stale and unblocked are deleted by a later failure.
     backend
