@@ -17,10 +17,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
 use crate::config::ServeConfig;
+use crate::connections::{self, ConnectionLimits};
 use crate::services::api_keys::ApiKeyService;
 use crate::services::bootstrap::BootstrapService;
 use crate::services::events::EventService;
@@ -139,11 +141,13 @@ async fn log_request(request: axum::extract::Request, next: middleware::Next) ->
 /// The whole HTTP surface: the API, the dashboard, and the middleware both go through.
 pub fn router(state: AppState) -> Router {
     let request_log = state.config.request_log;
+    let body_timeout = Duration::from_secs(state.config.http_body_timeout_secs);
     let router = api::router(&state)
         // A browser pointed at the server lands on the dashboard.
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .merge(dashboard::router(&state))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -195,9 +199,12 @@ pub async fn serve(
         Duration::from_secs(config.checkpoint_interval_secs.max(1)),
         stop_workers.subscribe(),
     ));
-    let served = axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = ConnectionLimits {
+        idle_timeout: Duration::from_secs(config.http_idle_timeout_secs),
+        header_read_timeout: Duration::from_secs(config.http_header_read_timeout_secs),
+        max_connections: config.max_connections as usize,
+    };
+    let served = connections::serve(listener, router(state.clone()), limits, shutdown).await;
     let _ = stop_workers.send(true);
     let _ = cleanup.await;
     let _ = retention.await;

@@ -263,6 +263,27 @@ pub struct ServeConfig {
     /// `Retry-After`. 0 disables the limit.
     #[arg(long, env = "STELE_RATE_LIMIT_PER_MINUTE", default_value_t = 6_000)]
     pub rate_limit_per_minute: u32,
+    /// Seconds a connection may stay open with no request in progress and no byte of a new
+    /// one (keep-alive idle time, and the wait for a first request).
+    #[arg(long, env = "STELE_HTTP_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub http_idle_timeout_secs: u64,
+    /// Seconds a request head (request line and headers) may take from its first byte;
+    /// a client that has not finished sending it by then is disconnected.
+    #[arg(long, env = "STELE_HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub http_header_read_timeout_secs: u64,
+    /// Seconds a request body may take to arrive once its head is in; slower bodies get
+    /// 408 `request_timeout`.
+    #[arg(long, env = "STELE_HTTP_BODY_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub http_body_timeout_secs: u64,
+    /// Most client connections served at once; further ones wait to be accepted until one
+    /// ends. Keep it below the process's open-file limit (`ulimit -n`), which also has to
+    /// cover database connections and files.
+    #[arg(long, env = "STELE_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     EventNotInCheckpoint,
     /// The API key used up its requests for this minute (429, with `Retry-After`).
     RateLimitExceeded,
+    /// The request body did not arrive within the body timeout (408).
+    RequestTimeout,
     /// A failure inside the server or its database (500).
     Internal,
     /// The store is shutting down; the same code as [`ErrorCode::Internal`], answered
@@ -57,6 +59,7 @@ impl ErrorCode {
             ErrorCode::InvalidDownloadLink => ("invalid_download_link", StatusCode::FORBIDDEN),
             ErrorCode::EventNotInCheckpoint => ("event_not_in_checkpoint", StatusCode::BAD_REQUEST),
             ErrorCode::RateLimitExceeded => ("rate_limit_exceeded", StatusCode::TOO_MANY_REQUESTS),
+            ErrorCode::RequestTimeout => ("request_timeout", StatusCode::REQUEST_TIMEOUT),
             ErrorCode::Internal => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR),
             ErrorCode::Unavailable => ("internal_error", StatusCode::SERVICE_UNAVAILABLE),
         }
@@ -83,6 +86,9 @@ impl ErrorCode {
                 "This Idempotency-Key was already used with a different request; use a new key for a new request.",
             ),
             ErrorCode::RateLimitExceeded => Some("Too many requests."),
+            ErrorCode::RequestTimeout => {
+                Some("The request body did not arrive in time; send it again.")
+            }
             ErrorCode::Internal | ErrorCode::Unavailable => {
                 Some("Internal server error; quote the X-Request-ID header when reporting it.")
             }

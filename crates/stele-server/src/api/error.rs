@@ -28,6 +28,8 @@ pub enum ApiError {
         path: String,
     },
     IdempotencyKeyReused,
+    /// The request body did not arrive within the body timeout.
+    BodyTimeout,
     /// The caller's rate limit is used up until the current window ends.
     RateLimited {
         retry_after_secs: u64,
@@ -40,7 +42,29 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// Whether reading a request body failed because it did not arrive within the body
+/// timeout (somewhere in the error's chain of sources).
+pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 impl ApiError {
+    /// The error for a request body that could not be read (`limit` is the body limit).
+    pub fn unreadable_body(error: &(dyn std::error::Error + 'static), limit: usize) -> Self {
+        if is_body_timeout(error) {
+            ApiError::BodyTimeout
+        } else {
+            ApiError::PayloadTooLarge { limit }
+        }
+    }
+
     pub fn validation(errors: Vec<FieldError>) -> Self {
         ApiError::Service(ServiceError::InvalidRequest(errors))
     }
@@ -103,6 +127,7 @@ impl ApiError {
             ),
             ApiError::IdempotencyKeyReused => (ErrorCode::IdempotencyKeyReused, None, none()),
             ApiError::RateLimited { .. } => (ErrorCode::RateLimitExceeded, None, none()),
+            ApiError::BodyTimeout => (ErrorCode::RequestTimeout, None, none()),
         }
     }
 }

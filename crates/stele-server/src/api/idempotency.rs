@@ -127,8 +127,9 @@ pub async fn idempotency_layer(
         Err(error) => return error.into_response(),
     };
     let limit = state.config.body_limit_bytes;
-    let Ok(bytes) = to_bytes(body, limit).await else {
-        return ApiError::PayloadTooLarge { limit }.into_response();
+    let bytes = match to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(error) => return ApiError::unreadable_body(&error, limit).into_response(),
     };
     let path = parts
         .uri

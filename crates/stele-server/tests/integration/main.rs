@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod connections;
 mod dashboard;
 mod dashboard_editor;
 mod dashboard_events;
