@@ -112,6 +112,38 @@ async fn reject_nul_in_uri(
     next.run(request).await
 }
 
+/// Turns any error response that is not already JSON (or a dashboard HTML page) into the
+/// API's JSON shape: axum's own rejections (a repeated query parameter, a path that does
+/// not decode, a form with the wrong content type) and the body limit answer in plain
+/// text, and every error must be `{"message","code"}`.
+async fn json_errors(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let mut converted = ApiError::Plain { status, text }.into_response();
+    for name in [axum::http::header::RETRY_AFTER, axum::http::header::ALLOW] {
+        if let Some(value) = parts.headers.get(&name) {
+            converted.headers_mut().insert(name, value.clone());
+        }
+    }
+    converted
+}
+
 /// Logs one line per request at info level once the response is ready: method, path,
 /// status, latency and the request id (set by the outer layer, so it matches the
 /// `x-request-id` response header).
@@ -153,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(middleware::from_fn(reject_nul_in_uri))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(json_errors))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let request_id = request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or("");

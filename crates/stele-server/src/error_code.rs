@@ -25,6 +25,10 @@ pub enum ErrorCode {
     RateLimitExceeded,
     /// The request body did not arrive within the body timeout (408).
     RequestTimeout,
+    /// A body in a content type the route does not read (415).
+    UnsupportedMediaType,
+    /// Any other malformed request a layer refused (400).
+    InvalidRequest,
     /// A failure inside the server or its database (500).
     Internal,
     /// The store is shutting down; the same code as [`ErrorCode::Internal`], answered
@@ -60,6 +64,10 @@ impl ErrorCode {
             ErrorCode::EventNotInCheckpoint => ("event_not_in_checkpoint", StatusCode::BAD_REQUEST),
             ErrorCode::RateLimitExceeded => ("rate_limit_exceeded", StatusCode::TOO_MANY_REQUESTS),
             ErrorCode::RequestTimeout => ("request_timeout", StatusCode::REQUEST_TIMEOUT),
+            ErrorCode::UnsupportedMediaType => {
+                ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            }
+            ErrorCode::InvalidRequest => ("invalid_request", StatusCode::BAD_REQUEST),
             ErrorCode::Internal => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR),
             ErrorCode::Unavailable => ("internal_error", StatusCode::SERVICE_UNAVAILABLE),
         }

@@ -2,7 +2,7 @@
 //! HTTP status) and WorkOS-shaped body, and logs internals while the client sees only the
 //! request id to quote.
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -30,6 +30,12 @@ pub enum ApiError {
     IdempotencyKeyReused,
     /// The request body did not arrive within the body timeout.
     BodyTimeout,
+    /// An error answered in plain text by a layer or extractor outside the API's handlers,
+    /// with its status and text.
+    Plain {
+        status: axum::http::StatusCode,
+        text: String,
+    },
     /// The caller's rate limit is used up until the current window ends.
     RateLimited {
         retry_after_secs: u64,
@@ -128,8 +134,49 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => (ErrorCode::IdempotencyKeyReused, None, none()),
             ApiError::RateLimited { .. } => (ErrorCode::RateLimitExceeded, None, none()),
             ApiError::BodyTimeout => (ErrorCode::RequestTimeout, None, none()),
+            ApiError::Plain { status, text } => plain_error(status, text),
         }
     }
+}
+
+/// The code and message of an error a layer or extractor answered in plain text.
+fn plain_error(status: StatusCode, text: String) -> (ErrorCode, Option<String>, Value) {
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        text
+    };
+    let code = match status {
+        // A query string or path that did not decode: the request's shape is wrong.
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+            let lowered = message.to_ascii_lowercase();
+            let field = if lowered.contains("query") {
+                "query"
+            } else if lowered.contains("path") || lowered.contains("url") {
+                "path"
+            } else {
+                "request"
+            };
+            return (
+                ErrorCode::ValidationFailed,
+                None,
+                json!([FieldError::invalid(field, message)]),
+            );
+        }
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimitExceeded,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        status if status.is_server_error() => {
+            tracing::error!(%status, message, "a layer answered an error in plain text");
+            return (ErrorCode::Internal, None, json!([]));
+        }
+        _ => ErrorCode::InvalidRequest,
+    };
+    (code, Some(message), json!([]))
 }
 
 impl IntoResponse for ApiError {

@@ -18,7 +18,7 @@ use crate::api::extract::{ApiCaller, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::{json_bytes, ListMetadata};
-use crate::services::filters::{parse_bound, repeated};
+use crate::services::filters::{check_value_count, parse_bound, repeated};
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 use stele_core::FieldError;
@@ -198,6 +198,11 @@ pub async fn search_events(
         occurred_to: parse_bound("range_end", query.get("range_end"), &mut errors),
         up_to_sequence: None,
     };
+    check_value_count("actions", &filter.actions, &mut errors);
+    check_value_count("actor_ids", &filter.actor_ids, &mut errors);
+    check_value_count("actor_names", &filter.actor_names, &mut errors);
+    check_value_count("target_types", &filter.target_types, &mut errors);
+    check_value_count("target_ids", &filter.target_ids, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }

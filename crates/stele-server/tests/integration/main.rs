@@ -11,6 +11,7 @@ mod dashboard_events;
 mod durability;
 mod events;
 mod exports;
+mod hardening;
 mod http_contract;
 mod idempotency;
 mod import;
