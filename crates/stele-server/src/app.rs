@@ -26,7 +26,7 @@ use crate::connections::{self, ConnectionLimits};
 use crate::services::api_keys::ApiKeyService;
 use crate::services::bootstrap::BootstrapService;
 use crate::services::events::EventService;
-use crate::services::exports::{ExportService, UrlSigner};
+use crate::services::exports::{ExportService, LinkKeySource, UrlSigner};
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
 use crate::services::organizations::OrganizationService;
@@ -51,6 +51,13 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
         &config.log_origin,
     )?);
     let transparency = TransparencyService::new(Arc::clone(&store), signer);
+    let link_key_source = match &config.link_signing_key_file {
+        Some(path) => LinkKeySource::File {
+            path: path.clone(),
+            may_generate: config.link_key_may_generate,
+        },
+        None => LinkKeySource::Database,
+    };
     let api_keys = ApiKeyService::new(Arc::clone(&store));
     let users = UserService::new(Arc::clone(&store));
     Ok(AppState::new(Services {
@@ -59,7 +66,7 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
             .auto_creating_organizations(config.auto_create_organizations),
         exports: ExportService::new(
             Arc::clone(&store),
-            Arc::new(UrlSigner::new(Arc::clone(&store))),
+            Arc::new(UrlSigner::new(Arc::clone(&store), link_key_source)),
             transparency.clone(),
         ),
         idempotency: IdempotencyService::new(Arc::clone(&store)),
@@ -224,6 +231,12 @@ pub async fn serve(
     if let Err(error) = state.transparency.register_signing_key().await {
         return Err(std::io::Error::other(format!(
             "recording the checkpoint signing key: {error}"
+        )));
+    }
+    if let Err(error) = state.exports.load_link_key().await {
+        let _ = stop_workers.send(true);
+        return Err(std::io::Error::other(format!(
+            "loading the export link signing key: {error}"
         )));
     }
     let checkpoints = tokio::spawn(workers::checkpoints::run(

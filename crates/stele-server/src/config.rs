@@ -242,6 +242,17 @@ pub struct ServeConfig {
     /// Replicas should share one key file; each key that ever signed stays published.
     #[arg(long, env = "STELE_SIGNING_KEY_FILE")]
     pub signing_key_file: Option<PathBuf>,
+    /// File holding the key (hex) that signs export download links, kept out of the
+    /// database so a backup does not carry it. With SQLite it defaults to
+    /// `link-signing-key` beside the database file and is created (0600) when missing;
+    /// with PostgreSQL, give every replica the same file (create it once with
+    /// `openssl rand -hex 32`). A key still stored in the database is moved into the file.
+    /// Without this flag on PostgreSQL the key stays in the database, shared by replicas.
+    #[arg(long, env = "STELE_LINK_SIGNING_KEY_FILE")]
+    pub link_signing_key_file: Option<PathBuf>,
+    /// Whether a missing link signing key file may be generated (one process: SQLite).
+    #[arg(skip)]
+    pub link_key_may_generate: bool,
     /// Names this deployment in checkpoints (origin `<this>/<organization id>`) and names
     /// the signing key.
     #[arg(long, env = "STELE_LOG_ORIGIN", default_value = "stele")]

@@ -323,6 +323,12 @@ pub trait JobStore: Send + Sync {
 pub trait SecretStore: Send + Sync {
     /// A deployment-wide secret, created with `generate` the first time it is asked for.
     async fn shared_secret(&self, name: &str, generate: Vec<u8>) -> StoreResult<Vec<u8>>;
+
+    /// The secret stored under `name`, without creating one.
+    async fn find_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Deletes the secret stored under `name` (once it lives elsewhere); no-op when absent.
+    async fn delete_secret(&self, name: &str) -> StoreResult<()>;
 }
 
 /// Counters every process on the database shares: per-key request rate limits and the

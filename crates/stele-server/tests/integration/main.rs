@@ -23,5 +23,6 @@ mod robustness;
 mod schema_check;
 mod schemas;
 mod search;
+mod secrets;
 mod transparency;
 mod verify;
