@@ -9,6 +9,7 @@ pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod openapi;
 pub mod organizations;
 pub mod rate_limit;
 pub mod retention;
@@ -64,7 +65,9 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// The API routes behind the idempotency layer, and `/openapi.json`.
 pub fn router(state: &AppState) -> Router<AppState> {
     let (api, document) = api_routes();
-    let document = Json(document);
+    let document = Json(openapi::conform(
+        serde_json::to_value(&document).unwrap_or_default(),
+    ));
     api.route_layer(middleware::from_fn_with_state(
         state.clone(),
         idempotency::idempotency_layer,
