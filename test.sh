@@ -149,6 +149,8 @@ for backend in sqlite postgres; do
   done
   step "dashboard in Chromium (e2e, $backend)"
   run_suite e2e e2e/run.sh "$backend"
+  step "schemathesis against /openapi.json ($backend)"
+  run_suite schemathesis ci/schemathesis.sh "$backend"
 done
 
 if (( ${#failed[@]} )); then

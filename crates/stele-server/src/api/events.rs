@@ -119,7 +119,8 @@ pub async fn create_event(
     })
 }
 
-#[utoipa::path(post, path = "/audit_logs/events/validate", tag = "audit logs", request_body = CreateEventBody,
+#[utoipa::path(post, path = "/audit_logs/events/validate", tag = "audit logs",
+    request_body(content = serde_json::Value, description = "Any JSON document: the answer says whether it is a valid create-event body (shaped as `CreateEventBody`) and why not"),
     responses((status = 200, description = "Whether the event would be accepted; nothing is stored", body = ValidationResult)))]
 pub async fn validate_event(
     State(state): State<AppState>,
