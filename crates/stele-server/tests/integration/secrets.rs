@@ -78,6 +78,8 @@ async fn start(database_url: &str, dir: &Path, port: u16) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("stele did not become healthy");
 }
 
