@@ -160,6 +160,7 @@ step "install the SDK, browser and documentation suites' dependencies"
 sdk-tests/python/run.sh --install-only
 sdk-tests/node/run.sh --install-only
 e2e/run.sh --install-only
+ci/schemathesis.sh --install-only
 if ! command -v jq >/dev/null 2>&1; then
   if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null ||
@@ -195,6 +196,8 @@ backend_suites() {
   done
   step "dashboard in Chromium (e2e, $backend)"
   run_suite e2e e2e/run.sh "$backend" || failures+=("e2e ($backend)")
+  step "schemathesis against /openapi.json ($backend)"
+  run_suite schemathesis ci/schemathesis.sh "$backend" || failures+=("schemathesis ($backend)")
   if (( ${#failures[@]} )); then
     echo "failed: ${failures[*]}" >&2
     return 1

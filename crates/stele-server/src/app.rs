@@ -4,7 +4,6 @@
 
 use std::any::Any;
 use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
@@ -26,10 +26,11 @@ use crate::api::error::ErrorCodeTag;
 use crate::config::ServeConfig;
 use crate::services::activity::{actions, ActivityContext, ActivityLog, ActivityTarget};
 use crate::metrics::Metrics;
+use crate::connections::{self, ConnectionLimits};
 use crate::services::api_keys::ApiKeyService;
 use crate::services::bootstrap::BootstrapService;
 use crate::services::events::EventService;
-use crate::services::exports::{ExportService, UrlSigner};
+use crate::services::exports::{ExportService, LinkKeySource, UrlSigner};
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
 use crate::services::log_streams::outbound::DestinationPolicy;
@@ -37,6 +38,7 @@ use crate::services::log_streams::sealing::StreamSecretsKey;
 use crate::services::log_streams::{DeliveryOptions, LogStreamService};
 use crate::services::organizations::OrganizationService;
 use crate::services::portal::PortalService;
+use crate::services::rate_limits::RateLimiter;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
 use crate::services::sessions::SessionService;
@@ -57,6 +59,13 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
         &config.log_origin,
     )?);
     let transparency = TransparencyService::new(Arc::clone(&store), signer);
+    let link_key_source = match &config.link_signing_key_file {
+        Some(path) => LinkKeySource::File {
+            path: path.clone(),
+            may_generate: config.link_key_may_generate,
+        },
+        None => LinkKeySource::Database,
+    };
     let api_keys = ApiKeyService::new(Arc::clone(&store));
     let stream_key = match (&config.stream_secrets_key_file, &config.stream_secrets_key) {
         (Some(path), _) => Some(StreamSecretsKey::from_file(path).map_err(anyhow::Error::msg)?),
@@ -84,7 +93,7 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
             .auto_creating_organizations(config.auto_create_organizations),
         exports: ExportService::new(
             Arc::clone(&store),
-            Arc::new(UrlSigner::new(Arc::clone(&store))),
+            Arc::new(UrlSigner::new(Arc::clone(&store), link_key_source)),
             transparency.clone(),
         ),
         idempotency: IdempotencyService::new(Arc::clone(&store)),
@@ -93,6 +102,7 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
         log_streams,
         organizations: OrganizationService::new(Arc::clone(&store)),
         portal: PortalService::new(Arc::clone(&store), config.portal_session_ttl_minutes),
+        rate_limits: RateLimiter::new(Arc::clone(&store), config.rate_limit_per_minute),
         retention: RetentionService::new(Arc::clone(&store), transparency.clone()),
         schemas: SchemaService::new(Arc::clone(&store)),
         sessions: SessionService::new(Arc::clone(&store), users.clone(), config.session_ttl_hours),
@@ -137,6 +147,38 @@ async fn reject_nul_in_uri(
         .into_response();
     }
     next.run(request).await
+}
+
+/// Turns any error response that is not already JSON (or a dashboard HTML page) into the
+/// API's JSON shape: axum's own rejections (a repeated query parameter, a path that does
+/// not decode, a form with the wrong content type) and the body limit answer in plain
+/// text, and every error must be `{"message","code"}`.
+async fn json_errors(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let mut converted = ApiError::Plain { status, text }.into_response();
+    for name in [axum::http::header::RETRY_AFTER, axum::http::header::ALLOW] {
+        if let Some(value) = parts.headers.get(&name) {
+            converted.headers_mut().insert(name, value.clone());
+        }
+    }
+    converted
 }
 
 /// Logs one line per request at info level once the response is ready: method, path,
@@ -203,18 +245,21 @@ async fn track_http(request: axum::extract::Request, next: middleware::Next) -> 
 /// The whole HTTP surface: the API, the dashboard, and the middleware both go through.
 pub fn router(state: AppState) -> Router {
     let request_log = state.config.request_log;
+    let body_timeout = Duration::from_secs(state.config.http_body_timeout_secs);
     let router = api::router(&state)
         // A browser pointed at the server lands on the dashboard.
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .merge(dashboard::router(&state))
-        .route_layer(middleware::from_fn(tag_route))
         .merge(portal::router(&state))
+        .route_layer(middleware::from_fn(tag_route))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(middleware::from_fn(reject_nul_in_uri))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(track_http))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -288,6 +333,12 @@ pub async fn serve_with_metrics(
             )))
         }
     }
+    if let Err(error) = state.exports.load_link_key().await {
+        let _ = stop_workers.send(true);
+        return Err(std::io::Error::other(format!(
+            "loading the export link signing key: {error}"
+        )));
+    }
     let checkpoints = tokio::spawn(workers::checkpoints::run(
         state.transparency.clone(),
         state.jobs.clone(),
@@ -312,13 +363,12 @@ pub async fn serve_with_metrics(
             .into_future(),
         )
     });
-    // The peer address reaches handlers (sign-in lockout per source, the activity log).
-    let served = axum::serve(
-        listener,
-        router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let limits = ConnectionLimits {
+        idle_timeout: Duration::from_secs(config.http_idle_timeout_secs),
+        header_read_timeout: Duration::from_secs(config.http_header_read_timeout_secs),
+        max_connections: config.max_connections as usize,
+    };
+    let served = connections::serve(listener, router(state.clone()), limits, shutdown).await;
     let _ = stop_workers.send(true);
     let _ = cleanup.await;
     let _ = retention.await;

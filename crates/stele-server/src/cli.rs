@@ -89,6 +89,21 @@ async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<
     if config.signing_key_file.is_none() {
         config.signing_key_file = Some(default_signing_key_file(global));
     }
+    match crate::config::DatabaseLocation::parse(&global.database_url) {
+        Ok(crate::config::DatabaseLocation::Sqlite { path, .. }) => {
+            // One process: the key file beside the database, created when missing.
+            config.link_key_may_generate = true;
+            if config.link_signing_key_file.is_none() {
+                let dir = path.parent().unwrap_or(std::path::Path::new("."));
+                config.link_signing_key_file = Some(dir.join("link-signing-key"));
+            }
+        }
+        _ if config.link_signing_key_file.is_none() => tracing::warn!(
+            "the export link signing key is kept in the database, so every backup carries it; \
+             give every replica the same --link-signing-key-file (see docs/limits.md)"
+        ),
+        _ => {}
+    }
     let state = build_state(store, config.clone())?;
     let secrets = state
         .bootstrap

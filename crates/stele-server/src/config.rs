@@ -258,6 +258,17 @@ pub struct ServeConfig {
     /// Replicas should share one key file; each key that ever signed stays published.
     #[arg(long, env = "STELE_SIGNING_KEY_FILE")]
     pub signing_key_file: Option<PathBuf>,
+    /// File holding the key (hex) that signs export download links, kept out of the
+    /// database so a backup does not carry it. With SQLite it defaults to
+    /// `link-signing-key` beside the database file and is created (0600) when missing;
+    /// with PostgreSQL, give every replica the same file (create it once with
+    /// `openssl rand -hex 32`). A key still stored in the database is moved into the file.
+    /// Without this flag on PostgreSQL the key stays in the database, shared by replicas.
+    #[arg(long, env = "STELE_LINK_SIGNING_KEY_FILE")]
+    pub link_signing_key_file: Option<PathBuf>,
+    /// Whether a missing link signing key file may be generated (one process: SQLite).
+    #[arg(skip)]
+    pub link_key_may_generate: bool,
     /// Names this deployment in checkpoints (origin `<this>/<organization id>`) and names
     /// the signing key.
     #[arg(long, env = "STELE_LOG_ORIGIN", default_value = "stele")]
@@ -336,6 +347,32 @@ pub struct ServeConfig {
     #[arg(long, env = "STELE_LOG_STREAM_RETRY_MAX_SECS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub log_stream_retry_max_secs: u64,
+    /// Requests each API key may make per minute, counted across every replica on the
+    /// database (WorkOS's documented limit); beyond it the API answers 429 with
+    /// `Retry-After`. 0 disables the limit.
+    #[arg(long, env = "STELE_RATE_LIMIT_PER_MINUTE", default_value_t = 6_000)]
+    pub rate_limit_per_minute: u32,
+    /// Seconds a connection may stay open with no request in progress and no byte of a new
+    /// one (keep-alive idle time, and the wait for a first request).
+    #[arg(long, env = "STELE_HTTP_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub http_idle_timeout_secs: u64,
+    /// Seconds a request head (request line and headers) may take from its first byte;
+    /// a client that has not finished sending it by then is disconnected.
+    #[arg(long, env = "STELE_HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub http_header_read_timeout_secs: u64,
+    /// Seconds a request body may take to arrive once its head is in; slower bodies get
+    /// 408 `request_timeout`.
+    #[arg(long, env = "STELE_HTTP_BODY_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub http_body_timeout_secs: u64,
+    /// Most client connections served at once; further ones wait to be accepted until one
+    /// ends. Keep it below the process's open-file limit (`ulimit -n`), which also has to
+    /// cover database connections and files.
+    #[arg(long, env = "STELE_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

@@ -30,6 +30,14 @@ pub enum ErrorCode {
     /// A stream with secrets, and no stream secrets key to encrypt them with.
     StreamSecretsKeyNotConfigured,
     LogStreamLimitReached,
+    /// The API key used up its requests for this minute (429, with `Retry-After`).
+    RateLimitExceeded,
+    /// The request body did not arrive within the body timeout (408).
+    RequestTimeout,
+    /// A body in a content type the route does not read (415).
+    UnsupportedMediaType,
+    /// Any other malformed request a layer refused (400).
+    InvalidRequest,
     /// A failure inside the server or its database (500).
     Internal,
     /// The store is shutting down; the same code as [`ErrorCode::Internal`], answered
@@ -73,6 +81,12 @@ impl ErrorCode {
             ErrorCode::LogStreamLimitReached => {
                 ("log_stream_limit_reached", StatusCode::BAD_REQUEST)
             }
+            ErrorCode::RateLimitExceeded => ("rate_limit_exceeded", StatusCode::TOO_MANY_REQUESTS),
+            ErrorCode::RequestTimeout => ("request_timeout", StatusCode::REQUEST_TIMEOUT),
+            ErrorCode::UnsupportedMediaType => {
+                ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            }
+            ErrorCode::InvalidRequest => ("invalid_request", StatusCode::BAD_REQUEST),
             ErrorCode::Internal => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR),
             ErrorCode::Unavailable => ("internal_error", StatusCode::SERVICE_UNAVAILABLE),
         }
@@ -98,6 +112,10 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => Some(
                 "This Idempotency-Key was already used with a different request; use a new key for a new request.",
             ),
+            ErrorCode::RateLimitExceeded => Some("Too many requests."),
+            ErrorCode::RequestTimeout => {
+                Some("The request body did not arrive in time; send it again.")
+            }
             ErrorCode::Internal | ErrorCode::Unavailable => {
                 Some("Internal server error; quote the X-Request-ID header when reporting it.")
             }

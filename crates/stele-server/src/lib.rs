@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod dashboard;
 pub mod error_code;
 pub mod origin;

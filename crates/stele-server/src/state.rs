@@ -14,6 +14,7 @@ use crate::services::jobs::JobService;
 use crate::services::log_streams::LogStreamService;
 use crate::services::organizations::OrganizationService;
 use crate::services::portal::PortalService;
+use crate::services::rate_limits::RateLimiter;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
 use crate::services::sessions::SessionService;
@@ -38,6 +39,7 @@ pub struct Services {
     pub log_streams: LogStreamService,
     pub organizations: OrganizationService,
     pub portal: PortalService,
+    pub rate_limits: RateLimiter,
     pub retention: RetentionService,
     pub schemas: SchemaService,
     pub sessions: SessionService,

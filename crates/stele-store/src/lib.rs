@@ -31,6 +31,7 @@ pub trait Store:
     + SecretStore
     + StatusStore
     + LogStreamStore
+    + LimitStore
     + Send
     + Sync
     + 'static
@@ -52,6 +53,7 @@ impl<T> Store for T where
         + SecretStore
         + StatusStore
         + LogStreamStore
+        + LimitStore
         + Send
         + Sync
         + 'static

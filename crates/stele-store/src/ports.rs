@@ -392,6 +392,57 @@ pub trait JobStore: Send + Sync {
 pub trait SecretStore: Send + Sync {
     /// A deployment-wide secret, created with `generate` the first time it is asked for.
     async fn shared_secret(&self, name: &str, generate: Vec<u8>) -> StoreResult<Vec<u8>>;
+
+    /// The secret stored under `name`, without creating one.
+    async fn find_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Deletes the secret stored under `name` (once it lives elsewhere); no-op when absent.
+    async fn delete_secret(&self, name: &str) -> StoreResult<()>;
+}
+
+/// Counters every process on the database shares: per-key request rate limits and the
+/// dashboard's sign-in throttle. Each call is one atomic decision in the database, so
+/// replicas on PostgreSQL count together.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Takes up to `want` of the `limit` requests `subject` may make in the window that
+    /// starts at `window_start`, and returns how many were granted: fewer than `want` (0
+    /// included) once the window's limit is used up. Rows of the subject's earlier windows
+    /// are deleted in the same write, so each subject keeps at most one row.
+    async fn take_from_window(
+        &self,
+        subject: &str,
+        window_start: UnixMillis,
+        want: u32,
+        limit: u32,
+    ) -> StoreResult<u32>;
+
+    /// Starts a sign-in check for `username` unless one is blocked: returns `None` and
+    /// blocks the username until `hold_until` (when the check will have finished), or
+    /// `Some(until)` when an earlier block (a lockout, or a check in progress) holds until
+    /// then. Every username's state is one row, decided atomically across processes.
+    async fn begin_sign_in(
+        &self,
+        username: &str,
+        now: UnixMillis,
+        hold_until: UnixMillis,
+    ) -> StoreResult<Option<UnixMillis>>;
+
+    /// Counts a failed sign-in of `username` (failures before `forget_before` are
+    /// forgotten first) and returns the consecutive failures so far. Rows of other
+    /// usernames untouched since `forget_before` and no longer blocked are deleted.
+    async fn record_sign_in_failure(
+        &self,
+        username: &str,
+        now: UnixMillis,
+        forget_before: UnixMillis,
+    ) -> StoreResult<u32>;
+
+    /// Blocks `username` until `until` (the lockout that its failures earned).
+    async fn block_sign_in(&self, username: &str, until: UnixMillis) -> StoreResult<()>;
+
+    /// Forgets `username`'s failures and block (after a successful sign-in).
+    async fn clear_sign_in(&self, username: &str) -> StoreResult<()>;
 }
 
 /// What the store reports about its own machinery, for monitoring (no I/O).

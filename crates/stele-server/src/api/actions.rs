@@ -237,11 +237,13 @@ pub struct SchemaChangeResponse {
     #[schema(example = "compatible")]
     pub compatibility: &'static str,
     pub reason: String,
+    /// The value before the change: any JSON value (a schema, an array of types, a string...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>, required = false)]
     pub old: Option<Value>,
+    /// The value after the change: any JSON value.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>, required = false)]
     pub new: Option<Value>,
 }
 

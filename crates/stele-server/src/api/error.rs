@@ -2,6 +2,7 @@
 //! HTTP status) and WorkOS-shaped body, and logs internals while the client sees only the
 //! request id to quote.
 
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -15,10 +16,30 @@ use crate::services::ServiceError;
 pub enum ApiError {
     Service(ServiceError),
     Unauthorized,
-    PayloadTooLarge { limit: usize },
-    RouteNotFound { method: String, path: String },
-    MethodNotAllowed { method: String, path: String },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    RouteNotFound {
+        method: String,
+        path: String,
+    },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+    },
     IdempotencyKeyReused,
+    /// The request body did not arrive within the body timeout.
+    BodyTimeout,
+    /// An error answered in plain text by a layer or extractor outside the API's handlers,
+    /// with its status and text.
+    Plain {
+        status: axum::http::StatusCode,
+        text: String,
+    },
+    /// The caller's rate limit is used up until the current window ends.
+    RateLimited {
+        retry_after_secs: u64,
+    },
 }
 
 impl From<ServiceError> for ApiError {
@@ -27,7 +48,29 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// Whether reading a request body failed because it did not arrive within the body
+/// timeout (somewhere in the error's chain of sources).
+pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 impl ApiError {
+    /// The error for a request body that could not be read (`limit` is the body limit).
+    pub fn unreadable_body(error: &(dyn std::error::Error + 'static), limit: usize) -> Self {
+        if is_body_timeout(error) {
+            ApiError::BodyTimeout
+        } else {
+            ApiError::PayloadTooLarge { limit }
+        }
+    }
+
     pub fn validation(errors: Vec<FieldError>) -> Self {
         ApiError::Service(ServiceError::InvalidRequest(errors))
     }
@@ -89,12 +132,59 @@ impl ApiError {
                 none(),
             ),
             ApiError::IdempotencyKeyReused => (ErrorCode::IdempotencyKeyReused, None, none()),
+            ApiError::RateLimited { .. } => (ErrorCode::RateLimitExceeded, None, none()),
+            ApiError::BodyTimeout => (ErrorCode::RequestTimeout, None, none()),
+            ApiError::Plain { status, text } => plain_error(status, text),
         }
     }
 }
 
+/// The code and message of an error a layer or extractor answered in plain text.
+fn plain_error(status: StatusCode, text: String) -> (ErrorCode, Option<String>, Value) {
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        text
+    };
+    let code = match status {
+        // A query string or path that did not decode: the request's shape is wrong.
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+            let lowered = message.to_ascii_lowercase();
+            let field = if lowered.contains("query") {
+                "query"
+            } else if lowered.contains("path") || lowered.contains("url") {
+                "path"
+            } else {
+                "request"
+            };
+            return (
+                ErrorCode::ValidationFailed,
+                None,
+                json!([FieldError::invalid(field, message)]),
+            );
+        }
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimitExceeded,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        status if status.is_server_error() => {
+            tracing::error!(%status, message, "a layer answered an error in plain text");
+            return (ErrorCode::Internal, None, json!([]));
+        }
+        _ => ErrorCode::InvalidRequest,
+    };
+    (code, Some(message), json!([]))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let (code, message, errors) = self.parts();
         let message = message.or(code.fixed_message().map(str::to_owned));
         let mut body = json!({"message": message, "code": code.as_str()});
@@ -105,6 +195,11 @@ impl IntoResponse for ApiError {
         response
             .extensions_mut()
             .insert(ErrorCodeTag(code.as_str()));
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

@@ -20,7 +20,7 @@ use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::{json_bytes, ListMetadata};
 use crate::services::activity::{actions, ActivityTarget};
-use crate::services::filters::{parse_bound, repeated};
+use crate::services::filters::{check_value_count, parse_bound, repeated};
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 use stele_core::FieldError;
@@ -121,7 +121,8 @@ pub async fn create_event(
     })
 }
 
-#[utoipa::path(post, path = "/audit_logs/events/validate", tag = "audit logs", request_body = CreateEventBody,
+#[utoipa::path(post, path = "/audit_logs/events/validate", tag = "audit logs",
+    request_body(content = serde_json::Value, description = "Any JSON document: the answer says whether it is a valid create-event body (shaped as `CreateEventBody`) and why not"),
     responses((status = 200, description = "Whether the event would be accepted; nothing is stored", body = ValidationResult)))]
 pub async fn validate_event(
     State(state): State<AppState>,
@@ -190,6 +191,11 @@ pub async fn search_events(
         errors.push(FieldError::required("organization_id"));
     }
     let filter = search_filter(&query, organization_id.unwrap_or_default(), &mut errors);
+    check_value_count("actions", &filter.actions, &mut errors);
+    check_value_count("actor_ids", &filter.actor_ids, &mut errors);
+    check_value_count("actor_names", &filter.actor_names, &mut errors);
+    check_value_count("target_types", &filter.target_types, &mut errors);
+    check_value_count("target_ids", &filter.target_ids, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }

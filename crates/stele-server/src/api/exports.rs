@@ -25,7 +25,7 @@ use crate::error_code::ErrorCode;
 use crate::origin::RequestOrigin;
 use crate::services::activity::{actions, ActivityTarget, Actor};
 use crate::services::exports::{self, is_downloadable};
-use crate::services::filters::parse_bound;
+use crate::services::filters::{check_value_count, parse_bound};
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -166,18 +166,27 @@ pub async fn create_export(
         }
         (other, _) => other,
     };
-    let (Some(from), Some(to), Some(format)) = (from, to, format) else {
+    let mut actor_names = non_empty(body.actor_names);
+    actor_names.extend(non_empty(body.actors));
+    let (actions, actor_ids, target_types) = (
+        non_empty(body.actions),
+        non_empty(body.actor_ids),
+        non_empty(body.targets),
+    );
+    check_value_count("actions", &actions, &mut errors);
+    check_value_count("actor_names", &actor_names, &mut errors);
+    check_value_count("actor_ids", &actor_ids, &mut errors);
+    check_value_count("targets", &target_types, &mut errors);
+    let (Some(from), Some(to), Some(format), true) = (from, to, format, errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
     exports::check_range(Some(from), Some(to))?;
-    let mut actor_names = non_empty(body.actor_names);
-    actor_names.extend(non_empty(body.actors));
     let query = EventQuery {
         organization_id: body.organization_id.into(),
-        actions: non_empty(body.actions),
-        actor_ids: non_empty(body.actor_ids),
+        actions,
+        actor_ids,
         actor_names,
-        target_types: non_empty(body.targets),
+        target_types,
         target_ids: Vec::new(),
         occurred_from: Some(from),
         occurred_to: Some(to),
@@ -188,7 +197,16 @@ pub async fn create_export(
     let record = idempotency
         .as_ref()
         .map(|pending| pending.record(StatusCode::CREATED, response_body.clone()));
-    let outcome = state.exports.create(export, record).await?;
+    let outcome = match state.exports.create(export, record).await? {
+        // A concurrent request with the same key created it first.
+        Idempotent::AlreadyDone(mut first) => {
+            if let Some(fresh) = replayed_export_body(&state, &headers, &first.body).await {
+                first.body = fresh;
+            }
+            Idempotent::AlreadyDone(first)
+        }
+        done => done,
+    };
     if let Idempotent::Done(export) = &outcome {
         state
             .activity
@@ -209,6 +227,26 @@ pub async fn create_export(
     written_or_replayed(outcome, idempotency.as_ref(), |_| {
         Ok((StatusCode::CREATED, response_body))
     })
+}
+
+/// The body of a replayed export creation with a freshly signed link (the stored one's
+/// link expires 10 minutes after the first response), or `None` when `body` is not an
+/// export or the export is gone.
+pub async fn replayed_export_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Vec<u8>> {
+    let stored: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if stored.get("object")?.as_str()? != "audit_log_export" {
+        return None;
+    }
+    let export = state
+        .exports
+        .get(stored.get("id")?.as_str()?)
+        .await
+        .ok()??;
+    json_bytes(&render(state, headers, &export).await.ok()?).ok()
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Export, ApiError> {

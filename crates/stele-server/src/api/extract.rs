@@ -28,7 +28,9 @@ impl FromRequest<AppState> for JsonBody {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                if crate::api::error::is_body_timeout(&rejection) {
+                    ApiError::BodyTimeout
+                } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge {
                         limit: state.config.body_limit_bytes,
                     }

@@ -111,30 +111,31 @@ pub async fn idempotency_layer(
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    let Some(key) = request
-        .headers()
-        .get(HEADER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-    else {
+    let Some(header) = request.headers().get(HEADER) else {
         return next.run(request).await;
     };
-    if key.is_empty() || key.len() > MAX_KEY_LENGTH {
-        return ApiError::validation(vec![FieldError::invalid(
-            "Idempotency-Key",
-            format!("Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters."),
-        )])
-        .into_response();
-    }
+    let key = header.to_str().ok().map(str::to_owned);
     let (mut parts, body) = request.into_parts();
-    // The key is scoped to the caller; an unauthenticated request gets its 401 here.
+    // The key is scoped to the caller, and only an authenticated caller learns anything
+    // about its key: a request without a valid API key gets its 401 before the key is judged.
     let caller = match authenticate(&parts, &state).await {
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
+    let key = match key {
+        Some(key) if !key.is_empty() && key.len() <= MAX_KEY_LENGTH => key,
+        _ => {
+            return ApiError::validation(vec![FieldError::invalid(
+                "Idempotency-Key",
+                format!("Idempotency-Key must be 1 to {MAX_KEY_LENGTH} visible ASCII characters."),
+            )])
+            .into_response()
+        }
+    };
     let limit = state.config.body_limit_bytes;
-    let Ok(bytes) = to_bytes(body, limit).await else {
-        return ApiError::PayloadTooLarge { limit }.into_response();
+    let bytes = match to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(error) => return ApiError::unreadable_body(&error, limit).into_response(),
     };
     let path = parts
         .uri
@@ -152,7 +153,23 @@ pub async fn idempotency_layer(
         .find(&pending.scope, &pending.key, pending.created_at)
         .await
     {
-        Ok(Some(existing)) => return pending.replay_or_reject(&existing),
+        Ok(Some(mut existing)) => {
+            // A replayed export creation carries a freshly signed link, not the expired one.
+            if existing.fingerprint == pending.fingerprint
+                && parts.uri.path() == "/audit_logs/exports"
+            {
+                if let Some(fresh) = crate::api::exports::replayed_export_body(
+                    &state,
+                    &parts.headers,
+                    &existing.body,
+                )
+                .await
+                {
+                    existing.body = fresh;
+                }
+            }
+            return pending.replay_or_reject(&existing);
+        }
         Ok(None) => {}
         Err(error) => return ApiError::from(error).into_response(),
     }

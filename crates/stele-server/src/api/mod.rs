@@ -13,8 +13,10 @@ pub mod health;
 pub mod idempotency;
 pub mod metrics;
 pub mod log_streams;
-pub mod organizations;
 pub mod portal;
+pub mod openapi;
+pub mod organizations;
+pub mod rate_limit;
 pub mod retention;
 pub mod transparency;
 pub mod wire;
@@ -75,12 +77,20 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// The API routes behind the idempotency layer, and `/openapi.json`.
 pub fn router(state: &AppState) -> Router<AppState> {
     let (api, document) = api_routes();
-    let document = Json(document);
-    // Route layers run outermost last: access (key, scope, organization) before
-    // idempotency, so a key outside its grants never gets a replay either.
+    let document = Json(openapi::conform(
+        serde_json::to_value(&document).unwrap_or_default(),
+    ));
+    // Route layers run outermost last: access (key, scope, organization), then the rate
+    // limit, then idempotency, so a key outside its grants never gets a replay and a
+    // limited request is refused before any work.
     api.route_layer(middleware::from_fn_with_state(
         state.clone(),
         idempotency::idempotency_layer,
+    ))
+    // Inside the access layer: only a known key's requests are counted.
+    .route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        rate_limit::rate_limit_layer,
     ))
     .route_layer(middleware::from_fn_with_state(
         state.clone(),

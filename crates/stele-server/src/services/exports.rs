@@ -7,6 +7,7 @@
 //! wins over an export: once a purge removes events an export covered, the export is no
 //! longer served (410), rather than served with different content.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -33,28 +34,60 @@ pub const DOWNLOAD_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 /// Events read per page while streaming a download.
 const PAGE_SIZE: u32 = 2000;
 
+/// The name of the database row that held the link key before it moved to a file.
+const LINK_KEY_SECRET: &str = "export_url_signing_key";
+/// Bytes of a generated link key.
+const LINK_KEY_BYTES: usize = 32;
+
+/// Where the deployment-wide key that signs download links lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkKeySource {
+    /// A row of the database, which every replica shares (PostgreSQL without
+    /// `--link-signing-key-file`); anyone holding a backup holds the key.
+    Database,
+    /// A file holding the key in hex, outside the database. A key still found in the
+    /// database is moved into the file (so links already issued keep working) and deleted
+    /// from the database. When the file is missing and there is nothing to move, a new key
+    /// is generated only if `may_generate` (one process: SQLite); replicas must be given
+    /// the same file instead of each inventing its own.
+    File { path: PathBuf, may_generate: bool },
+}
+
 /// The deployment-wide key that signs download links, loaded once per process.
 pub struct UrlSigner {
     store: Arc<dyn Store>,
+    source: LinkKeySource,
     key: OnceCell<Vec<u8>>,
 }
 
 impl UrlSigner {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, source: LinkKeySource) -> Self {
         Self {
             store,
+            source,
             key: OnceCell::new(),
         }
+    }
+
+    /// Loads the key now, so a missing or unreadable key file stops the server at start
+    /// rather than failing the first export.
+    pub async fn load(&self) -> Result<(), StoreError> {
+        self.key().await.map(|_| ())
     }
 
     async fn key(&self) -> Result<&[u8], StoreError> {
         self.key
             .get_or_try_init(|| async {
-                let mut fresh = vec![0u8; 32];
-                rand::rng().fill_bytes(&mut fresh);
-                self.store
-                    .shared_secret("export_url_signing_key", fresh)
-                    .await
+                match &self.source {
+                    LinkKeySource::Database => {
+                        let mut fresh = vec![0u8; LINK_KEY_BYTES];
+                        rand::rng().fill_bytes(&mut fresh);
+                        self.store.shared_secret(LINK_KEY_SECRET, fresh).await
+                    }
+                    LinkKeySource::File { path, may_generate } => {
+                        load_link_key_file(&*self.store, path, *may_generate).await
+                    }
+                }
             })
             .await
             .map(Vec::as_slice)
@@ -99,6 +132,82 @@ impl UrlSigner {
     }
 }
 
+fn file_error(path: &Path, what: &str, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        context: format!("{what} the link signing key file {}", path.display()),
+        source: Arc::new(source),
+    }
+}
+
+/// Reads the link key from `path`; see [`LinkKeySource::File`] for what happens when the
+/// file is missing.
+async fn load_link_key_file(
+    store: &dyn Store,
+    path: &Path,
+    may_generate: bool,
+) -> Result<Vec<u8>, StoreError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = hex::decode(text.trim())
+                .ok()
+                .filter(|key| key.len() >= LINK_KEY_BYTES)
+                .ok_or_else(|| {
+                    StoreError::Incompatible(format!(
+                        "{} must hold at least {LINK_KEY_BYTES} bytes in hex (e.g. from `openssl rand -hex 32`)",
+                        path.display()
+                    ))
+                })?;
+            // The file is the key now; a copy left in the database would only leak it.
+            store.delete_secret(LINK_KEY_SECRET).await?;
+            Ok(key)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = match store.find_secret(LINK_KEY_SECRET).await? {
+                Some(key) => key,
+                None if may_generate => {
+                    let mut fresh = vec![0u8; LINK_KEY_BYTES];
+                    rand::rng().fill_bytes(&mut fresh);
+                    fresh
+                }
+                None => {
+                    return Err(StoreError::Incompatible(format!(
+                        "the link signing key file {} does not exist; create it once \
+                         (`openssl rand -hex 32 > {}`, mode 0600) and give every replica the same file",
+                        path.display(),
+                        path.display()
+                    )))
+                }
+            };
+            write_private_file(path, &hex::encode(&key))
+                .map_err(|error| file_error(path, "creating", error))?;
+            store.delete_secret(LINK_KEY_SECRET).await?;
+            tracing::info!(path = %path.display(), "the export link signing key is kept in this file");
+            Ok(key)
+        }
+        Err(error) => Err(file_error(path, "reading", error)),
+    }
+}
+
+/// Writes `text` to a new file readable only by this user (its directory created 0700).
+fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
 /// An export's range must not end before it starts (WorkOS answers 400
 /// `invalid_audit_log_export_range_date`).
 pub fn check_range(from: Option<UnixMillis>, to: Option<UnixMillis>) -> Result<(), ServiceError> {
@@ -130,6 +239,11 @@ impl ExportService {
             url_signer,
             transparency,
         }
+    }
+
+    /// Loads the link signing key (see [`UrlSigner::load`]).
+    pub async fn load_link_key(&self) -> Result<(), ServiceError> {
+        Ok(self.url_signer.load().await?)
     }
 
     /// Whether a download link's signature is genuine and it has not expired.

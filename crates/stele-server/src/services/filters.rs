@@ -30,3 +30,20 @@ pub fn repeated(pairs: &[(String, String)], name: &str) -> Vec<String> {
         .filter(|value| !value.is_empty())
         .collect()
 }
+
+/// Most values one filter of a search or export may hold (`actions`, `actor_ids`, ...):
+/// each value is a bound parameter of one statement, and both databases cap those.
+pub const MAX_FILTER_VALUES: usize = 1_000;
+
+/// Refuses, under `field`, a filter with more than [`MAX_FILTER_VALUES`] values.
+pub fn check_value_count(field: &str, values: &[String], errors: &mut Vec<FieldError>) {
+    if values.len() > MAX_FILTER_VALUES {
+        errors.push(FieldError::invalid(
+            field,
+            format!(
+                "{field} has {} values; at most {MAX_FILTER_VALUES} are accepted.",
+                values.len()
+            ),
+        ));
+    }
+}

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod log_streams;
 pub mod organizations;
 pub mod portal;
+pub mod rate_limits;
 pub mod retention;
 pub mod schemas;
 pub mod sessions;

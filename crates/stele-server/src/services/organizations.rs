@@ -75,15 +75,15 @@ pub fn check_organization_id(id: &str) -> Result<OrganizationId, FieldError> {
 pub struct OrganizationUpdate {
     /// Omitted: unchanged. `null` is refused (an organization always has a name).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, required = false)]
     pub name: Option<Option<String>>,
     /// Omitted: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, required = false)]
     pub external_id: Option<Option<String>>,
     /// Omitted: unchanged; `null`: cleared (`{}`); an object replaces the metadata.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = false)]
     pub metadata: Option<Option<Map<String, Value>>>,
     /// Omitted or `null`: unchanged; a list replaces the domains.
     #[serde(default)]

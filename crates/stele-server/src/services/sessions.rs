@@ -1,13 +1,13 @@
 //! Dashboard sign-in: sessions stored in the database (so they survive restarts), the
-//! CSRF token tied to each session, and slowing down repeated failed sign-ins.
+//! CSRF token tied to each session, and slowing down repeated failed sign-ins (counted in
+//! the database, so every replica sharing it applies one throttle).
 //!
 //! The browser holds a random 256-bit token; the database holds only its SHA-256, like API
 //! keys. The CSRF token is derived from the session token, so it needs no storage and
 //! changes with every sign-in.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -29,6 +29,9 @@ const MAX_LOCKOUT: Duration = Duration::from_secs(60);
 pub const FAILURE_DELAY: Duration = Duration::from_secs(1);
 /// Failure records untouched for this long are forgotten.
 const FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
+/// How long a username stays blocked while one attempt for it is being checked (the check
+/// ends the block sooner; this bounds it if the process dies mid-check).
+const CHECK_HOLD: Duration = Duration::from_secs(30);
 
 pub enum LoginError {
     InvalidCredentials,
@@ -51,97 +54,20 @@ impl From<stele_store::StoreError> for LoginError {
     }
 }
 
-struct Failures {
-    count: u32,
-    last: Instant,
+/// How long one failed sign-in of a username blocks the next attempt for it, given its
+/// consecutive failures: [`FAILURE_DELAY`] within the free tries, then a lockout doubling
+/// from 5 seconds up to [`MAX_LOCKOUT`].
+fn lockout(failures: u32) -> Duration {
+    if failures < FREE_FAILURES {
+        return FAILURE_DELAY;
+    }
+    // Starts well above FAILURE_DELAY, so the lock is still on when the answer arrives.
+    let exponent = (failures - FREE_FAILURES).min(6);
+    Duration::from_secs(5 << exponent).min(MAX_LOCKOUT)
 }
 
-/// Consecutive failed sign-ins per source address and username, kept in memory: a restart forgets them, which
-/// only ever makes the server more lenient, never locks anyone out for longer.
-#[derive(Default)]
-pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, Failures>>,
-    /// Usernames with a sign-in being checked right now: one at a time per username, so
-    /// attempts sent in parallel cannot all slip in before the first failure is counted.
-    in_flight: Mutex<std::collections::HashSet<String>>,
-}
-
-/// An admitted sign-in attempt; dropping it lets the next attempt for the username in.
-pub struct Attempt<'a> {
-    throttle: &'a LoginThrottle,
-    username: String,
-}
-
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut in_flight) = self.throttle.in_flight.lock() {
-            in_flight.remove(&self.username);
-        }
-    }
-}
-
-impl LoginThrottle {
-    fn lockout(count: u32) -> Duration {
-        if count < FREE_FAILURES {
-            return Duration::ZERO;
-        }
-        // Starts well above FAILURE_DELAY, so the lock is still on when the answer arrives.
-        let exponent = (count - FREE_FAILURES).min(6);
-        Duration::from_secs(5 << exponent).min(MAX_LOCKOUT)
-    }
-
-    /// How long `key` (source and username) must still wait before its next attempt.
-    fn wait(&self, key: &str) -> Duration {
-        let Ok(failures) = self.failures.lock() else {
-            return Duration::ZERO;
-        };
-        failures.get(key).map_or(Duration::ZERO, |entry| {
-            Self::lockout(entry.count).saturating_sub(entry.last.elapsed())
-        })
-    }
-
-    /// Admits an attempt for `username` from the source `lockout_key` names, or says how
-    /// long to wait: while that source is locked out for the username, or (one second)
-    /// while another attempt for the username is being checked.
-    fn admit(&self, lockout_key: &str, username: &str) -> Result<Attempt<'_>, Duration> {
-        let wait = self.wait(lockout_key);
-        if !wait.is_zero() {
-            return Err(wait);
-        }
-        let Ok(mut in_flight) = self.in_flight.lock() else {
-            return Err(Duration::from_secs(1));
-        };
-        if !in_flight.insert(username.to_owned()) {
-            return Err(Duration::from_secs(1));
-        }
-        Ok(Attempt {
-            throttle: self,
-            username: username.to_owned(),
-        })
-    }
-
-    fn record_failure(&self, username: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            if failures.len() > 10_000 {
-                failures.retain(|_, entry| entry.last.elapsed() < FAILURE_MEMORY);
-            }
-            let entry = failures.entry(username.to_owned()).or_insert(Failures {
-                count: 0,
-                last: Instant::now(),
-            });
-            if entry.last.elapsed() > FAILURE_MEMORY {
-                entry.count = 0;
-            }
-            entry.count += 1;
-            entry.last = Instant::now();
-        }
-    }
-
-    fn record_success(&self, username: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(username);
-        }
-    }
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A fresh random token: what the session cookie carries.
@@ -176,7 +102,6 @@ pub fn secrets_match(expected: &str, given: &str) -> bool {
 pub struct SessionService {
     store: Arc<dyn Store>,
     users: UserService,
-    login_throttle: Arc<LoginThrottle>,
     session_ttl_hours: u64,
 }
 
@@ -185,7 +110,6 @@ impl SessionService {
         Self {
             store,
             users,
-            login_throttle: Arc::default(),
             session_ttl_hours,
         }
     }
@@ -199,36 +123,66 @@ impl SessionService {
         password: &str,
         source_address: Option<&str>,
     ) -> Result<(String, Session), LoginError> {
-        let username_key = username.to_lowercase();
-        let throttle_key = format!("{}\n{username_key}", source_address.unwrap_or("unknown"));
-        let attempt = self
-            .login_throttle
-            .admit(&throttle_key, &username_key)
-            .map_err(|wait| LoginError::Throttled {
-                retry_after_secs: wait.as_secs().max(1),
-            })?;
-        // Cheap refusals come first: the per-username throttle above, then the bound on
-        // password checks running at once, before any lookup or hash.
+        // The throttle is per source address and username: one source's failures never
+        // lock the account out for the others (the owner signing in from elsewhere).
+        let throttle_key = format!(
+            "{}\n{}",
+            source_address.unwrap_or("unknown"),
+            username.to_lowercase()
+        );
+        // Cheap refusals come first: the bound on password checks running at once (in
+        // memory, so a flood of attempts writes nothing), then the shared throttle, before
+        // any lookup or hash.
         let permit = self
             .users
             .reserve_password_check()
             .ok_or(LoginError::Throttled {
                 retry_after_secs: 1,
             })?;
-        let Some(user) = self
+        let now = now_millis();
+        // One attempt per username at a time across every process sharing the database, so
+        // attempts sent in parallel (or to several replicas) cannot all slip in before the
+        // first failure is counted; and none while a lockout is on.
+        if let Some(until) = self
+            .store
+            .begin_sign_in(&throttle_key, now, now + millis(CHECK_HOLD))
+            .await?
+        {
+            let wait_ms = u64::try_from(until - now).unwrap_or(0);
+            return Err(LoginError::Throttled {
+                retry_after_secs: wait_ms.div_ceil(1000).max(1),
+            });
+        }
+        let checked = self
             .users
             .check_credentials(permit, username, password)
-            .await?
-        else {
-            self.login_throttle.record_failure(&throttle_key);
-            // The attempt stays admitted through the delay, so a username gets at most one
-            // guess per second however many requests arrive at once.
-            tokio::time::sleep(FAILURE_DELAY).await;
-            drop(attempt);
-            return Err(LoginError::InvalidCredentials);
+            .await;
+        let user = match checked {
+            Ok(Some(user)) => user,
+            Ok(None) => {
+                let failed_at = now_millis();
+                let failures = self
+                    .store
+                    .record_sign_in_failure(
+                        &throttle_key,
+                        failed_at,
+                        failed_at - millis(FAILURE_MEMORY),
+                    )
+                    .await?;
+                self.store
+                    .block_sign_in(&throttle_key, failed_at + millis(lockout(failures)))
+                    .await?;
+                // Every failure is answered late, so guessing is slow even within the free tries.
+                tokio::time::sleep(FAILURE_DELAY).await;
+                return Err(LoginError::InvalidCredentials);
+            }
+            Err(error) => {
+                // The check did not happen: end this attempt's hold.
+                let _ = self.store.block_sign_in(&throttle_key, now_millis()).await;
+                return Err(error.into());
+            }
         };
-        self.login_throttle.record_success(&throttle_key);
-        drop(attempt);
+        self.store.clear_sign_in(&throttle_key).await?;
         let token = generate_token();
         let created_at = now_millis();
         let ttl_millis = i64::try_from(self.session_ttl_hours)
@@ -272,48 +226,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_one_attempt_per_username_is_checked_at_a_time() {
-        let throttle = LoginThrottle::default();
-        let first = throttle
-            .admit("a\nadmin", "admin")
-            .expect("first attempt admitted");
-        assert!(
-            throttle.admit("b\nadmin", "admin").is_err(),
-            "a parallel attempt waits, from any source"
-        );
-        assert!(
-            throttle.admit("a\nsomeone-else", "someone-else").is_ok(),
-            "other usernames are independent"
-        );
-        drop(first);
-        assert!(throttle.admit("a\nadmin", "admin").is_ok());
-    }
-
-    #[test]
-    fn a_lockout_holds_only_for_the_source_that_failed() {
-        let throttle = LoginThrottle::default();
-        for _ in 0..FREE_FAILURES + 3 {
-            throttle.record_failure("10.0.0.1\nadmin");
-        }
-        assert!(throttle.admit("10.0.0.1\nadmin", "admin").is_err());
-        assert!(
-            throttle.admit("10.0.0.2\nadmin", "admin").is_ok(),
-            "another source still gets its attempt"
-        );
-    }
-
-    #[test]
     fn lockout_starts_after_the_free_failures_and_is_capped() {
-        assert_eq!(LoginThrottle::lockout(FREE_FAILURES - 1), Duration::ZERO);
-        assert_eq!(
-            LoginThrottle::lockout(FREE_FAILURES),
-            Duration::from_secs(5)
-        );
-        assert_eq!(
-            LoginThrottle::lockout(FREE_FAILURES + 2),
-            Duration::from_secs(20)
-        );
-        assert_eq!(LoginThrottle::lockout(FREE_FAILURES + 40), MAX_LOCKOUT);
+        assert_eq!(lockout(FREE_FAILURES - 1), FAILURE_DELAY);
+        assert_eq!(lockout(FREE_FAILURES), Duration::from_secs(5));
+        assert_eq!(lockout(FREE_FAILURES + 2), Duration::from_secs(20));
+        assert_eq!(lockout(FREE_FAILURES + 40), MAX_LOCKOUT);
     }
 
     #[test]

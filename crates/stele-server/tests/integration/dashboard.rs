@@ -40,8 +40,13 @@ pub(crate) fn field_value(html: &str, name: &str) -> Option<String> {
 
 impl Browser {
     pub(crate) fn new(server: &TestServer) -> Self {
+        Self::at(&server.base)
+    }
+
+    /// A browser for the server at `base` (e.g. one replica of several).
+    pub(crate) fn at(base: &str) -> Self {
         Browser {
-            base: server.base.clone(),
+            base: base.to_owned(),
             client: Client::builder()
                 .redirect(Policy::none())
                 .build()

@@ -62,9 +62,6 @@ enum Contract {
     Datadog,
 }
 
-/// A scripted answer: status and `Retry-After`.
-type ScriptedAnswer = (u16, Option<&'static str>);
-
 #[derive(Clone)]
 struct Receiver {
     contract: Contract,

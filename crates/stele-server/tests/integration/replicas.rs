@@ -504,3 +504,60 @@ async fn stele_migrate_prepares_a_database_that_replicas_then_serve_without_migr
         .expect("request");
     assert_eq!(response.status(), StatusCode::CREATED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_rate_limit_and_one_sign_in_throttle() {
+    use crate::dashboard::Browser;
+    use crate::limits::{retry_after_secs, start_of_a_fresh_window};
+
+    let database = postgres_database();
+    let client = reqwest::Client::new();
+    let limit = ["--rate-limit-per-minute", "10"];
+    let mut a = Replica::spawn_with(&database, free_port(), &limit);
+    a.wait_until_healthy(&client).await;
+    let mut b = Replica::spawn_with(&database, free_port(), &limit);
+    b.wait_until_healthy(&client).await;
+
+    // Twelve requests, alternating between the replicas: ten pass, whichever replica
+    // receives them, and the rest are refused by either.
+    start_of_a_fresh_window(Duration::from_secs(20)).await;
+    let mut statuses = Vec::new();
+    for index in 0..12 {
+        let base = if index % 2 == 0 { &a.base } else { &b.base };
+        let response = client
+            .get(format!("{base}/organizations"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .expect("request");
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after_secs(&response);
+        }
+        statuses.push(response.status());
+    }
+    let passed = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::OK)
+        .count();
+    assert_eq!(passed, 10, "{statuses:?}");
+    assert_eq!(
+        statuses[10..],
+        [StatusCode::TOO_MANY_REQUESTS, StatusCode::TOO_MANY_REQUESTS],
+        "both replicas refuse once the shared limit is used up"
+    );
+
+    // Three wrong passwords on one replica lock the username on the other as well.
+    let mut on_a = Browser::at(&a.base);
+    for _ in 0..3 {
+        let response = on_a.try_login("admin", "wrong-password").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let mut on_b = Browser::at(&b.base);
+    let response = on_b.try_login("admin", "replica-admin-password").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the lockout earned on one replica holds on the other"
+    );
+    assert!(response.headers().get("retry-after").is_some());
+}

@@ -16,6 +16,7 @@ mod exports;
 mod idempotency;
 mod jobs;
 mod log_streams;
+mod limits;
 mod migrations;
 mod organizations;
 mod portal;

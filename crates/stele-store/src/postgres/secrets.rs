@@ -20,4 +20,17 @@ impl SecretStore for PostgresStore {
                 StoreError::Internal(format!("setting {name} vanished after being stored"))
             })
     }
+
+    async fn find_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self
+            .query_opt("SELECT value FROM settings WHERE name = $1", &[&name])
+            .await?
+            .map(|row| row.get(0)))
+    }
+
+    async fn delete_secret(&self, name: &str) -> StoreResult<()> {
+        self.execute("DELETE FROM settings WHERE name = $1", &[&name])
+            .await?;
+        Ok(())
+    }
 }

@@ -9,6 +9,7 @@ mod files;
 mod idempotency;
 mod jobs;
 mod log_streams;
+mod limits;
 mod migrations;
 mod organizations;
 mod portal;

@@ -7,7 +7,32 @@ use crate::support::*;
 contract_tests!(
     a_job_runs_once_per_interval_however_many_processes_ask,
     a_shared_secret_is_created_once_and_stays_the_same,
+    a_secret_can_be_read_without_creating_it_and_deleted,
 );
+
+async fn a_secret_can_be_read_without_creating_it_and_deleted(backend: Backend) {
+    assert_eq!(backend.find_secret("link").await.expect("find"), None);
+    assert_eq!(
+        backend.find_secret("link").await.expect("find"),
+        None,
+        "finding creates nothing"
+    );
+    backend
+        .shared_secret("link", vec![1, 2])
+        .await
+        .expect("secret");
+    let other = backend.reopen().await;
+    assert_eq!(
+        other.find_secret("link").await.expect("find"),
+        Some(vec![1, 2])
+    );
+    other.delete_secret("link").await.expect("delete");
+    other
+        .delete_secret("link")
+        .await
+        .expect("deleting twice is fine");
+    assert_eq!(backend.find_secret("link").await.expect("find"), None);
+}
 
 /// Whether `store` may run `job` at `at`, with an interval of a second.
 async fn claim(store: &dyn Store, job: &str, at: i64) -> bool {

@@ -12,6 +12,7 @@ mod exports;
 mod idempotency;
 mod jobs;
 mod log_streams;
+mod limits;
 mod organizations;
 mod portal;
 mod retention;
