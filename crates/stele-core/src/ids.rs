@@ -17,6 +17,7 @@ pub enum IdKind {
     Export,
     ApiKey,
     User,
+    QuarantinedEvent,
 }
 
 impl IdKind {
@@ -28,6 +29,7 @@ impl IdKind {
             IdKind::Export => "audit_log_export_",
             IdKind::ApiKey => "key_",
             IdKind::User => "user_",
+            IdKind::QuarantinedEvent => "quarantine_",
         }
     }
 

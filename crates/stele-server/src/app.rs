@@ -28,6 +28,7 @@ use crate::services::exports::{ExportService, UrlSigner};
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
 use crate::services::organizations::OrganizationService;
+use crate::services::quarantine::QuarantineService;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
 use crate::services::sessions::SessionService;
@@ -50,10 +51,17 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
     let transparency = TransparencyService::new(Arc::clone(&store), signer);
     let api_keys = ApiKeyService::new(Arc::clone(&store));
     let users = UserService::new(Arc::clone(&store));
+    let events = EventService::new(Arc::clone(&store))
+        .auto_creating_organizations(config.auto_create_organizations);
+    let quarantine = QuarantineService::new(
+        Arc::clone(&store),
+        events.clone(),
+        config.quarantine_retention_days,
+    );
     Ok(AppState::new(Services {
         bootstrap: BootstrapService::new(Arc::clone(&store), api_keys.clone()),
-        events: EventService::new(Arc::clone(&store))
-            .auto_creating_organizations(config.auto_create_organizations),
+        events,
+        quarantine,
         exports: ExportService::new(
             Arc::clone(&store),
             Arc::new(UrlSigner::new(Arc::clone(&store))),
@@ -193,6 +201,12 @@ pub async fn serve(
         Duration::from_secs(config.checkpoint_interval_secs.max(1)),
         stop_workers.subscribe(),
     ));
+    let quarantine_expiry = tokio::spawn(workers::quarantine_expiry::run(
+        state.quarantine.clone(),
+        state.jobs.clone(),
+        Duration::from_secs(config.quarantine_purge_interval_secs.max(1)),
+        stop_workers.subscribe(),
+    ));
     let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -200,5 +214,6 @@ pub async fn serve(
     let _ = cleanup.await;
     let _ = retention.await;
     let _ = checkpoints.await;
+    let _ = quarantine_expiry.await;
     served
 }

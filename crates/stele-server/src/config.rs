@@ -258,6 +258,13 @@ pub struct ServeConfig {
     /// Log one line per request at info level (method, path, status, latency, request id).
     #[arg(long, env = "STELE_REQUEST_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub request_log: bool,
+    /// Days a quarantined event (one refused by its schema and kept) is kept before it
+    /// expires; 0 expires entries at the next purge.
+    #[arg(long, env = "STELE_QUARANTINE_RETENTION_DAYS", default_value_t = stele_core::quarantine::DEFAULT_RETENTION_DAYS)]
+    pub quarantine_retention_days: u64,
+    /// Seconds between passes that delete expired quarantined events.
+    #[arg(long, env = "STELE_QUARANTINE_PURGE_INTERVAL_SECS", default_value_t = 3600)]
+    pub quarantine_purge_interval_secs: u64,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

@@ -11,6 +11,7 @@ use crate::services::exports::ExportService;
 use crate::services::idempotency::IdempotencyService;
 use crate::services::jobs::JobService;
 use crate::services::organizations::OrganizationService;
+use crate::services::quarantine::QuarantineService;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
 use crate::services::sessions::SessionService;
@@ -31,6 +32,7 @@ pub struct Services {
     pub idempotency: IdempotencyService,
     pub jobs: JobService,
     pub organizations: OrganizationService,
+    pub quarantine: QuarantineService,
     pub retention: RetentionService,
     pub schemas: SchemaService,
     pub sessions: SessionService,

@@ -22,6 +22,7 @@ pub trait Store:
     + SchemaStore
     + EventStore
     + ExportStore
+    + QuarantineStore
     + RetentionStore
     + TreeStore
     + IdempotencyStore
@@ -40,6 +41,7 @@ impl<T> Store for T where
         + SchemaStore
         + EventStore
         + ExportStore
+        + QuarantineStore
         + RetentionStore
         + TreeStore
         + IdempotencyStore

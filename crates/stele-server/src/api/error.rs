@@ -2,6 +2,7 @@
 //! HTTP status) and WorkOS-shaped body, and logs internals while the client sees only the
 //! request id to quote.
 
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -9,7 +10,7 @@ use stele_core::FieldError;
 use stele_store::StoreError;
 
 use crate::error_code::ErrorCode;
-use crate::services::ServiceError;
+use crate::services::{QuarantineNote, ServiceError};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -43,7 +44,12 @@ impl ApiError {
             ApiError::Service(ServiceError::InvalidRequest(errors)) => {
                 (ErrorCode::ValidationFailed, None, json!(errors))
             }
-            ApiError::Service(ServiceError::InvalidEvent(errors)) => {
+            ApiError::Service(
+                ServiceError::InvalidEvent(errors)
+                | ServiceError::RefusedEvent {
+                    violations: errors, ..
+                },
+            ) => {
                 (ErrorCode::InvalidAuditLogEvent, None, json!(errors))
             }
             ApiError::Service(
@@ -93,14 +99,37 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and WorkOS-shaped body of this error (what a batch item's `error` holds).
+    pub fn status_and_body(self) -> (StatusCode, Value) {
+        // A refused event's 400 also says what the quarantine did with it.
+        let quarantine = match &self {
+            ApiError::Service(ServiceError::RefusedEvent { quarantine, .. }) => {
+                Some(quarantine.clone())
+            }
+            _ => None,
+        };
         let (code, message, errors) = self.parts();
         let message = message.or(code.fixed_message().map(str::to_owned));
         let mut body = json!({"message": message, "code": code.as_str()});
         if code.lists_errors() {
             body["errors"] = errors;
         }
-        (code.status(), Json(body)).into_response()
+        match quarantine {
+            Some(QuarantineNote::Kept(id)) => body["quarantine_id"] = json!(id),
+            Some(QuarantineNote::NotKept { code, message }) => {
+                body["quarantine_id"] = Value::Null;
+                body["quarantine_error"] = json!({"code": code, "message": message});
+            }
+            None => {}
+        }
+        (code.status(), body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
+        (status, Json(body)).into_response()
     }
 }

@@ -14,13 +14,14 @@ pub mod idempotency;
 pub mod import;
 pub mod jobs;
 pub mod organizations;
+pub mod quarantine;
 pub mod retention;
 pub mod schemas;
 pub mod sessions;
 pub mod transparency;
 pub mod users;
 
-pub use error::ServiceError;
+pub use error::{QuarantineNote, ServiceError};
 
 /// Builds the idempotency record to store in the same transaction as a write, from what is
 /// being written (the new event's id, the new organization). The API layer supplies it

@@ -3,6 +3,7 @@
 
 pub mod checkpoints;
 pub mod idempotency_cleanup;
+pub mod quarantine_expiry;
 pub mod retention;
 
 use std::future::Future;

@@ -14,6 +14,7 @@ fn database_error(error: tokio_postgres::Error) -> StoreError {
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_merkle.sql"),
+    include_str!("../../migrations/postgres/0008_quarantine.sql"),
 ];
 
 /// The advisory lock key held while migrating ("stele mg" in ASCII).

@@ -17,6 +17,7 @@ mod idempotency;
 mod jobs;
 mod migrations;
 mod organizations;
+mod quarantine;
 mod retention;
 mod schemas;
 mod secrets;

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_dashboard.sql"),
     include_str!("../../migrations/sqlite/0003_merkle.sql"),
+    include_str!("../../migrations/sqlite/0008_quarantine.sql"),
 ];
 
 /// Whether every migration this binary knows has been applied.

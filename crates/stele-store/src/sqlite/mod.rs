@@ -10,6 +10,7 @@ mod idempotency;
 mod jobs;
 mod migrations;
 mod organizations;
+mod quarantine;
 mod read_pool;
 mod retention;
 mod schemas;
