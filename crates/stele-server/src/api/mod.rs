@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod organizations;
+pub mod quarantine;
 pub mod retention;
 pub mod transparency;
 pub mod wire;
@@ -49,6 +50,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(actions::routes())
         .merge(events::routes())
         .merge(exports::routes())
+        .merge(quarantine::routes())
         .merge(retention::routes())
         .merge(transparency::routes())
         .merge(health::routes())
