@@ -14,6 +14,7 @@ mod http_contract;
 mod idempotency;
 mod import;
 mod organizations;
+mod quarantine;
 mod replicas;
 mod retention;
 mod robustness;
