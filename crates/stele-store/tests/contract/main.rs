@@ -12,6 +12,7 @@ mod exports;
 mod idempotency;
 mod jobs;
 mod organizations;
+mod quarantine;
 mod retention;
 mod schemas;
 mod search;
