@@ -49,9 +49,7 @@ impl ApiError {
                 | ServiceError::RefusedEvent {
                     violations: errors, ..
                 },
-            ) => {
-                (ErrorCode::InvalidAuditLogEvent, None, json!(errors))
-            }
+            ) => (ErrorCode::InvalidAuditLogEvent, None, json!(errors)),
             ApiError::Service(
                 error @ (ServiceError::OrganizationNotFound(_)
                 | ServiceError::ActionNotFound(_)

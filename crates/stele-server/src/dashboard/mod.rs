@@ -14,6 +14,7 @@ pub mod events;
 pub mod login;
 pub mod organizations;
 pub mod page;
+pub mod quarantine;
 pub mod snippets;
 pub mod versions;
 
@@ -64,6 +65,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/dashboard/organizations/{id}/retention",
             post(organizations::set_retention),
+        )
+        .route(
+            "/dashboard/organizations/{id}/quarantine/{quarantine_id}/accept",
+            post(quarantine::accept),
+        )
+        .route(
+            "/dashboard/organizations/{id}/quarantine/{quarantine_id}/discard",
+            post(quarantine::discard),
+        )
+        .route(
+            "/dashboard/actions/{action}/quarantine/accept",
+            post(quarantine::accept_all),
         )
         .route("/dashboard/organizations/{id}/events", get(events::index))
         .route(

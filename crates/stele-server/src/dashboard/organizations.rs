@@ -13,6 +13,7 @@ use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, thousands, FormData, Layout, PageError,
 };
+use crate::dashboard::quarantine::{self, QuarantineSummary};
 use crate::services::organizations::OrganizationInput;
 use crate::services::retention;
 use crate::services::ServiceError;
@@ -168,10 +169,16 @@ struct OrganizationPage {
     error: Option<String>,
     min_days: i64,
     max_days: i64,
+    quarantine: QuarantineSummary,
+    quarantine_notice: Option<&'static str>,
 }
 
 impl OrganizationPage {
-    fn new(user: &DashboardUser, organization: Organization) -> Self {
+    fn new(
+        user: &DashboardUser,
+        organization: Organization,
+        quarantine: QuarantineSummary,
+    ) -> Self {
         let retention_period_in_days = organization.retention_period_in_days;
         OrganizationPage {
             layout: Layout::for_user(user, "organizations"),
@@ -184,6 +191,8 @@ impl OrganizationPage {
             error: None,
             min_days: retention::MIN_DAYS,
             max_days: retention::MAX_DAYS,
+            quarantine,
+            quarantine_notice: None,
         }
     }
 }
@@ -192,6 +201,8 @@ impl OrganizationPage {
 pub struct ShowQuery {
     #[serde(default)]
     saved: Option<String>,
+    #[serde(default)]
+    quarantine: Option<String>,
 }
 
 pub async fn show(
@@ -201,8 +212,14 @@ pub async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Result<Response, PageError> {
     let organization = state.organizations.get(&id).await?;
-    let mut view = OrganizationPage::new(&user, organization);
+    let quarantine = quarantine::summary(&state, &organization.id).await?;
+    let mut view = OrganizationPage::new(&user, organization, quarantine);
     view.saved = query.saved.is_some();
+    view.quarantine_notice = match query.quarantine.as_deref() {
+        Some("accepted") => Some("Accepted: the event is stored and left the quarantine."),
+        Some("discarded") => Some("Discarded: the quarantined event is deleted."),
+        _ => None,
+    };
     render(&view)
 }
 
@@ -239,7 +256,8 @@ pub async fn set_retention(
             .into_response())
         }
         Err(error) => {
-            let mut view = OrganizationPage::new(&user, organization);
+            let quarantine = quarantine::summary(&state, &organization.id).await?;
+            let mut view = OrganizationPage::new(&user, organization, quarantine);
             view.error = Some(error);
             view.days = typed;
             render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &view)

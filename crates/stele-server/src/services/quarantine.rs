@@ -14,8 +14,7 @@ use stele_core::ids::IdKind;
 use stele_core::model::{AppendedEvent, Idempotent};
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::quarantine::{
-    reason_of, QuarantineCount, Quarantined, QuarantinedEvent, MAX_BODY_BYTES,
-    MAX_PER_ORGANIZATION,
+    reason_of, QuarantineCount, Quarantined, QuarantinedEvent, MAX_BODY_BYTES, MAX_PER_ORGANIZATION,
 };
 use stele_core::schema::SchemaViolation;
 use stele_core::timestamp::{now_millis, UnixMillis};
@@ -178,7 +177,9 @@ impl QuarantineService {
     async fn require_organization(&self, organization_id: &str) -> Result<(), ServiceError> {
         match self.store.get_organization(organization_id).await? {
             Some(_) => Ok(()),
-            None => Err(ServiceError::OrganizationNotFound(organization_id.to_owned())),
+            None => Err(ServiceError::OrganizationNotFound(
+                organization_id.to_owned(),
+            )),
         }
     }
 
@@ -205,7 +206,10 @@ impl QuarantineService {
     }
 
     /// Counts per action, named version and first error.
-    pub async fn counts(&self, organization_id: &str) -> Result<Vec<QuarantineCount>, ServiceError> {
+    pub async fn counts(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<QuarantineCount>, ServiceError> {
         Ok(self.store.quarantine_counts(organization_id).await?)
     }
 
@@ -230,12 +234,11 @@ impl QuarantineService {
         if let Some(done) = self.finish_interrupted(&entry).await? {
             return Ok(Idempotent::Done(done));
         }
-        let body: Value = serde_json::from_slice(&entry.body).map_err(|error| {
-            ServiceError::Corrupt {
+        let body: Value =
+            serde_json::from_slice(&entry.body).map_err(|error| ServiceError::Corrupt {
                 record: format!("quarantined event {id}"),
                 detail: format!("the kept body is not JSON: {error}"),
-            }
-        })?;
+            })?;
         let mut request = parse_create_event(&body).map_err(ServiceError::InvalidRequest)?;
         request.organization_id = organization_id.to_owned();
         if let Some(version) = version {

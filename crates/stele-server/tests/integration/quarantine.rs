@@ -378,3 +378,151 @@ async fn quarantine_routes_are_documented() {
     let discard = &paths["/organizations/{id}/audit_logs/quarantine/{quarantine_id}"]["delete"];
     assert!(discard["responses"]["404"].is_object());
 }
+
+mod dashboard {
+    use reqwest::StatusCode;
+    use serde_json::json;
+
+    use super::{list, server_with_v1, undeclared_target};
+    use crate::dashboard::{location, Browser};
+    use crate::support::stored_events;
+
+    #[tokio::test]
+    async fn organization_page_counts_quarantined_events_and_accepts_and_discards_them() {
+        let (server, organization) = server_with_v1().await;
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let (_, refused) = server.create_event(&undeclared_target(&organization)).await;
+            ids.push(refused["quarantine_id"].as_str().expect("kept").to_owned());
+        }
+        let mut browser = Browser::new(&server);
+        browser.login().await;
+        let page = browser
+            .get(&format!("/dashboard/organizations/{organization}"))
+            .await
+            .text()
+            .await
+            .expect("body");
+        assert!(page.contains("Quarantine"), "{page}");
+        // One row per action, version and first error, with its count.
+        assert!(
+            page.contains("target type &#x27;resource&#x27; is not declared")
+                || page.contains("target type &#39;resource&#39; is not declared"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<strong>2</strong> refused events are kept here"),
+            "{page}"
+        );
+        assert!(page.contains(&ids[0]) && page.contains(&ids[1]));
+
+        let csrf = browser.csrf_token().await;
+        // Still invalid under v1: refused, kept.
+        let refused = browser
+            .post_form(
+                &format!(
+                    "/dashboard/organizations/{organization}/quarantine/{}/accept",
+                    ids[0]
+                ),
+                &[("csrf_token", &csrf), ("version", "")],
+            )
+            .await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        server
+            .create_schema(
+                "user.signed_in",
+                &json!({"targets": [{"type": "team"}, {"type": "resource"}]}),
+            )
+            .await;
+        let accepted = browser
+            .post_form(
+                &format!(
+                    "/dashboard/organizations/{organization}/quarantine/{}/accept",
+                    ids[0]
+                ),
+                &[("csrf_token", &csrf), ("version", "2")],
+            )
+            .await;
+        assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+        assert!(location(&accepted).contains("quarantine=accepted"));
+        assert_eq!(stored_events(&server.database, &organization).len(), 1);
+
+        let discarded = browser
+            .post_form(
+                &format!(
+                    "/dashboard/organizations/{organization}/quarantine/{}/discard",
+                    ids[1]
+                ),
+                &[("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(discarded.status(), StatusCode::SEE_OTHER);
+        let (_, remaining) = list(&server, &organization, "").await;
+        assert_eq!(remaining["data"], json!([]));
+        assert_eq!(stored_events(&server.database, &organization).len(), 1);
+
+        // Without the CSRF token nothing happens.
+        let (_, refused) = server.create_event(&undeclared_target(&organization)).await;
+        let id = refused["quarantine_id"].as_str().expect("kept");
+        let forged = browser
+            .post_form(
+                &format!("/dashboard/organizations/{organization}/quarantine/{id}/discard"),
+                &[("csrf_token", "wrong")],
+            )
+            .await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        let (_, remaining) = list(&server, &organization, "").await;
+        assert_eq!(remaining["data"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[tokio::test]
+    async fn version_history_offers_to_accept_quarantined_events_under_the_latest_version() {
+        let (server, organization) = server_with_v1().await;
+        for _ in 0..3 {
+            server.create_event(&undeclared_target(&organization)).await;
+        }
+        // One that v2 still refuses: an actor metadata value of the wrong type.
+        let mut stubborn = undeclared_target(&organization);
+        stubborn["event"]["actor"]["metadata"] = json!({"role": 5});
+        server.create_event(&stubborn).await;
+        server
+            .create_schema(
+                "user.signed_in",
+                &json!({"targets": [{"type": "team"}, {"type": "resource"}],
+                        "actor": {"metadata": {"type": "object", "properties": {"role": {"type": "string"}}}}}),
+            )
+            .await;
+        let mut browser = Browser::new(&server);
+        browser.login().await;
+        let history = browser
+            .get("/dashboard/actions/user.signed_in/versions")
+            .await
+            .text()
+            .await
+            .expect("body");
+        assert!(
+            history.contains("4 quarantined events fail v1; accept them under v2?"),
+            "{history}"
+        );
+        let csrf = browser.csrf_token().await;
+        let accepted = browser
+            .post_form(
+                "/dashboard/actions/user.signed_in/quarantine/accept",
+                &[("csrf_token", &csrf), ("from", "1"), ("to", "2")],
+            )
+            .await;
+        assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+        let target = location(&accepted);
+        assert!(target.contains("accepted=3&still_failing=1"), "{target}");
+        let after = browser.get(&target).await.text().await.expect("body");
+        assert!(
+            after.contains("Accepted 3 quarantined events under v2. 1 still fail"),
+            "{after}"
+        );
+        assert!(
+            after.contains("1 quarantined event fail v1; accept them under v2?"),
+            "{after}"
+        );
+        assert_eq!(stored_events(&server.database, &organization).len(), 3);
+    }
+}

@@ -27,14 +27,22 @@ contract_tests!(
     deleting_the_organization_deletes_its_entries,
 );
 
-fn entry(organization_id: &str, action: &str, version: i64, reason: &str, at: UnixMillis) -> QuarantinedEvent {
+fn entry(
+    organization_id: &str,
+    action: &str,
+    version: i64,
+    reason: &str,
+    at: UnixMillis,
+) -> QuarantinedEvent {
     QuarantinedEvent {
         id: IdKind::QuarantinedEvent.generate(),
         organization_id: organization_id.into(),
         action: action.into(),
         version,
-        body: format!(r#"{{ "organization_id": "{organization_id}", "event": {{"action": "{action}"}} }}"#)
-            .into_bytes(),
+        body: format!(
+            r#"{{ "organization_id": "{organization_id}", "event": {{"action": "{action}"}} }}"#
+        )
+        .into_bytes(),
         errors: vec![
             SchemaViolation::new("/targets/0/type", reason),
             SchemaViolation::new("/metadata/role", "\"x\" is not of type \"integer\""),
@@ -161,7 +169,10 @@ async fn the_list_pages_by_id_within_one_organization(backend: Backend) {
     assert_eq!(first_ids, [ids[4].as_str(), ids[3].as_str()]);
     let after = first.after.clone().expect("more");
     let second = backend
-        .list_quarantined("org_a", page(2, SortOrder::Desc, Some(Cursor::After(after))))
+        .list_quarantined(
+            "org_a",
+            page(2, SortOrder::Desc, Some(Cursor::After(after))),
+        )
         .await
         .expect("list");
     let second_ids: Vec<&str> = second.data.iter().map(|e| e.id.as_str()).collect();
@@ -206,22 +217,47 @@ async fn discard_is_scoped_to_the_organization(backend: Backend) {
     create_organization(&*backend, "org_a").await;
     create_organization(&*backend, "org_b").await;
     let id = kept_id(&backend, entry("org_a", "a", 1, "r", 1)).await;
-    assert!(backend.get_quarantined("org_b", &id).await.expect("get").is_none());
-    assert!(!backend.discard_quarantined("org_b", &id).await.expect("discard"));
-    assert!(backend.discard_quarantined("org_a", &id).await.expect("discard"));
-    assert!(!backend.discard_quarantined("org_a", &id).await.expect("discard"));
-    assert!(backend.get_quarantined("org_a", &id).await.expect("get").is_none());
+    assert!(backend
+        .get_quarantined("org_b", &id)
+        .await
+        .expect("get")
+        .is_none());
+    assert!(!backend
+        .discard_quarantined("org_b", &id)
+        .await
+        .expect("discard"));
+    assert!(backend
+        .discard_quarantined("org_a", &id)
+        .await
+        .expect("discard"));
+    assert!(!backend
+        .discard_quarantined("org_a", &id)
+        .await
+        .expect("discard"));
+    assert!(backend
+        .get_quarantined("org_a", &id)
+        .await
+        .expect("get")
+        .is_none());
 }
 
 async fn counts_group_by_action_version_and_reason(backend: Backend) {
     create_organization(&*backend, "org_a").await;
     create_organization(&*backend, "org_b").await;
     for _ in 0..3 {
-        kept_id(&backend, entry("org_a", "user.signed_in", 3, "undeclared team", 1)).await;
+        kept_id(
+            &backend,
+            entry("org_a", "user.signed_in", 3, "undeclared team", 1),
+        )
+        .await;
     }
     kept_id(&backend, entry("org_a", "user.signed_in", 3, "bad role", 1)).await;
     kept_id(&backend, entry("org_a", "user.signed_in", 2, "bad role", 1)).await;
-    kept_id(&backend, entry("org_b", "user.signed_in", 3, "undeclared team", 1)).await;
+    kept_id(
+        &backend,
+        entry("org_b", "user.signed_in", 3, "undeclared team", 1),
+    )
+    .await;
     let counts = backend.quarantine_counts("org_a").await.expect("counts");
     let rows: Vec<(String, i64, String, u64)> = counts
         .into_iter()
@@ -270,9 +306,17 @@ async fn purge_removes_entries_up_to_the_cutoff(backend: Backend) {
     let young = kept_id(&backend, entry("org_a", "a", 1, "r", 3_000)).await;
     assert_eq!(backend.purge_quarantine(2_000).await.expect("purge"), 2);
     for gone in [old, edge] {
-        assert!(backend.get_quarantined("org_a", &gone).await.expect("get").is_none());
+        assert!(backend
+            .get_quarantined("org_a", &gone)
+            .await
+            .expect("get")
+            .is_none());
     }
-    assert!(backend.get_quarantined("org_a", &young).await.expect("get").is_some());
+    assert!(backend
+        .get_quarantined("org_a", &young)
+        .await
+        .expect("get")
+        .is_some());
 }
 
 async fn deleting_the_organization_deletes_its_entries(backend: Backend) {
