@@ -91,7 +91,7 @@ pub struct ValidationResult {
 #[utoipa::path(post, path = "/audit_logs/events", tag = "audit logs", request_body = CreateEventBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses((status = 201, body = EventCreated),
-              (status = 400, description = "The event breaks its schema version (invalid_audit_log_event). The body's `quarantine_id` names the quarantined copy kept of it; when it could not be kept, `quarantine_id` is null and `quarantine_error` ({code: quarantine_full | quarantine_body_too_large, message}) says why"),
+              (status = 400, description = "The event breaks its schema version (invalid_audit_log_event). The body's `quarantine_id` names the quarantined copy kept of it; when it could not be kept, `quarantine_id` is null and `quarantine_error` ({code: quarantine_full | quarantine_body_too_large | quarantine_organization_unknown, message}) says why"),
               (status = 404, description = "Unknown organization"),
               (status = 422, description = "Malformed request")))]
 pub async fn create_event(

@@ -205,10 +205,7 @@ impl EventService {
     }
 
     /// Creates an organization that an event named, unless a concurrent request did first.
-    pub async fn create_organization_named_after_its_id(
-        &self,
-        id: &str,
-    ) -> Result<(), ServiceError> {
+    async fn create_organization_named_after_its_id(&self, id: &str) -> Result<(), ServiceError> {
         let now = now_millis();
         let organization = Organization {
             id: id.into(),

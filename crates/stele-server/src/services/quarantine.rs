@@ -30,6 +30,9 @@ pub const MAX_ACCEPT_ALL: u32 = 1_000;
 
 /// `quarantine_error.code` when the organization already holds the maximum.
 pub const QUARANTINE_FULL: &str = "quarantine_full";
+/// `quarantine_error.code` when the organization does not exist yet (with
+/// `--auto-create-organizations`, only an accepted event creates it).
+pub const QUARANTINE_ORGANIZATION_UNKNOWN: &str = "quarantine_organization_unknown";
 /// `quarantine_error.code` when the body is over the size kept.
 pub const QUARANTINE_BODY_TOO_LARGE: &str = "quarantine_body_too_large";
 
@@ -144,21 +147,21 @@ impl QuarantineService {
         };
         let kept = match self
             .store
-            .quarantine_event(entry.clone(), MAX_PER_ORGANIZATION)
+            .quarantine_event(entry, MAX_PER_ORGANIZATION)
             .await
         {
-            // With --auto-create-organizations the refused event's organization may not
-            // exist yet: it is created as an accepted event would have created it.
+            // With --auto-create-organizations an unknown organization passes validation's
+            // existence check, but a refused event creates nothing (only an accepted one
+            // creates its organization), so there is no quarantine to keep it in.
             Err(StoreError::OrganizationNotFound)
-                if self.events.creates_unknown_organizations()
-                    && IdKind::Organization.matches(&organization_id) =>
+                if self.events.creates_unknown_organizations() =>
             {
-                self.events
-                    .create_organization_named_after_its_id(&organization_id)
-                    .await?;
-                self.store
-                    .quarantine_event(entry, MAX_PER_ORGANIZATION)
-                    .await
+                return Ok(QuarantineNote::NotKept {
+                    code: QUARANTINE_ORGANIZATION_UNKNOWN,
+                    message: format!(
+                        "The event was not kept in quarantine: organization '{organization_id}' does not exist yet (its first accepted event creates it)."
+                    ),
+                });
             }
             other => other,
         }

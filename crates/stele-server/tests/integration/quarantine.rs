@@ -340,6 +340,33 @@ async fn oversized_body_is_refused_without_being_kept_and_says_why() {
 }
 
 #[tokio::test]
+async fn refusal_for_an_organization_not_yet_auto_created_says_it_was_not_kept() {
+    let server = TestServer::start_with(&["--auto-create-organizations"]).await;
+    server.create_schema("user.signed_in", &seed_v1()).await;
+    let unknown = "org_01HZZZZZZZZZZZZZZZZZZZZZZZ";
+    let (status, refused) = server.create_event(&undeclared_target(unknown)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["quarantine_id"].is_null(), "{refused}");
+    assert_eq!(
+        refused["quarantine_error"]["code"],
+        "quarantine_organization_unknown"
+    );
+    let (status, _) = read(
+        server
+            .get(&format!("/organizations/{unknown}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a refused event creates nothing"
+    );
+}
+
+#[tokio::test]
 async fn expired_entries_are_purged_by_the_worker() {
     let server = TestServer::start_with(&[
         "--quarantine-retention-days",
