@@ -22,3 +22,10 @@ CREATE INDEX quarantined_events_by_action ON quarantined_events (action, version
 -- A retried request (same Idempotency-Key) is kept once.
 CREATE UNIQUE INDEX quarantined_events_by_request
     ON quarantined_events (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+-- Search: the actor index also carries `occurred_at`, after `sequence` so pages stay in
+-- sequence order. A search by actor and time range walks the actor's entries and checks
+-- the range from the index alone instead of reading every candidate row (at 10 million
+-- events, one actor's 10,000 rows). Rebuilding it takes a while on a large database.
+DROP INDEX events_by_actor;
+CREATE INDEX events_by_actor ON events (organization_id, actor_id, sequence, occurred_at);
