@@ -41,6 +41,9 @@ pub struct EventInput {
     /// Loaded from another system's export (`stele import-events`) rather than received
     /// live; recorded in the stored form so the mark is covered by the chain.
     pub imported: bool,
+    /// The quarantine entry this event was accepted from, recorded in the stored form so
+    /// the event keeps its link to the refusal it came through.
+    pub quarantine_id: Option<String>,
 }
 
 /// A whole create-event request body.
@@ -69,6 +72,9 @@ pub struct EventRecord<'a> {
     /// Present (`true`) only on imported events, so live events keep their stored form.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub imported: bool,
+    /// Present only on events accepted from quarantine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine_id: Option<&'a str>,
 }
 
 impl EventInput {
@@ -93,6 +99,7 @@ impl EventInput {
             context: &self.context,
             metadata: self.metadata.as_ref(),
             imported: self.imported,
+            quarantine_id: self.quarantine_id.as_deref(),
         })
     }
 }
@@ -323,6 +330,7 @@ pub fn parse_create_event(body: &Value) -> Result<CreateEventRequest, Vec<FieldE
             context: context?,
             metadata,
             imported: false,
+            quarantine_id: None,
         })
     });
     match (organization_id, event) {

@@ -7,6 +7,10 @@
 //! `target_type_N`, `target_name_N`, `target_metadata_N`), so parsers written for WorkOS
 //! files keep every target.
 
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+#[cfg(test)]
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,51 +127,219 @@ pub fn write_event(
             out.extend_from_slice(canonical);
             out.push(b'\n');
         }
-        ExportFormat::Csv => {
-            let event: Value = serde_json::from_slice(canonical)?;
-            let text = |value: &Value| match value {
-                Value::Null => String::new(),
-                Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            let mut row: Vec<String> = vec![
-                text(&event["id"]),
-                text(&event["organization_id"]),
-                text(&event["sequence"]),
-                text(&event["version"]),
-                text(&event["action"]),
-                text(&event["occurred_at"]),
-                text(&event["received_at"]),
-                text(&event["actor"]["id"]),
-                text(&event["actor"]["type"]),
-                text(&event["actor"]["name"]),
-                text(&event["actor"]["metadata"]),
-                text(&event["targets"]),
-                text(&event["context"]["location"]),
-                text(&event["context"]["user_agent"]),
-                text(&event["metadata"]),
-            ];
-            let targets = event["targets"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            for group in 0..CSV_TARGET_GROUPS {
-                let target = targets.get(group).unwrap_or(&Value::Null);
-                for field in TARGET_GROUP_FIELDS {
-                    row.push(text(&target[field]));
+        ExportFormat::Csv => write_csv_row(canonical, out)?,
+    }
+    Ok(())
+}
+
+/// The fields of a stored event that CSV rows carry, borrowed from its bytes. Nested
+/// values (metadata, the targets list) are the stored JSON text, which is what their
+/// columns hold; strings are unescaped only when they contain escapes.
+#[derive(serde::Deserialize)]
+struct CsvEvent<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    organization_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sequence: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    action: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    occurred_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    received_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    actor: Option<CsvEntity<'a>>,
+    #[serde(borrow, default)]
+    targets: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    context: Option<CsvContext<'a>>,
+    #[serde(borrow, default)]
+    metadata: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct CsvEntity<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    metadata: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct CsvContext<'a> {
+    #[serde(borrow, default)]
+    location: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    user_agent: Option<&'a RawValue>,
+}
+
+/// Appends one CSV field: quoted (quotes doubled) when it holds a delimiter, a quote or a
+/// line break, as the `csv` crate's default writer does.
+fn push_field(out: &mut Vec<u8>, first: bool, text: &str) {
+    if !first {
+        out.push(b',');
+    }
+    if text
+        .bytes()
+        .any(|byte| matches!(byte, b',' | b'"' | b'\n' | b'\r'))
+    {
+        out.push(b'"');
+        for byte in text.bytes() {
+            if byte == b'"' {
+                out.push(b'"');
+            }
+            out.push(byte);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// A column's text from a raw JSON value: a string's contents, nothing for null or
+/// absent, and any other value as its stored JSON text.
+fn raw_text(value: Option<&RawValue>) -> Result<Cow<'_, str>, ExportError> {
+    let Some(value) = value else {
+        return Ok(Cow::Borrowed(""));
+    };
+    let json = value.get();
+    match json.as_bytes().first() {
+        Some(b'"') => Ok(serde_json::from_str::<Cow<'_, str>>(json)?),
+        Some(b'n') if json == "null" => Ok(Cow::Borrowed("")),
+        _ => Ok(Cow::Borrowed(json)),
+    }
+}
+
+/// Appends the CSV row of one stored event, reading only the fields the row needs from
+/// its bytes (no intermediate JSON tree), in [`CSV_COLUMNS`] order then the per-target
+/// groups.
+fn write_csv_row(canonical: &[u8], out: &mut Vec<u8>) -> Result<(), ExportError> {
+    let event: CsvEvent<'_> = serde_json::from_slice(canonical)?;
+    let actor = event.actor.unwrap_or_default();
+    let (location, user_agent) = match &event.context {
+        Some(context) => (context.location, context.user_agent),
+        None => (None, None),
+    };
+    let fields: [Cow<'_, str>; 15] = [
+        raw_text(event.id)?,
+        raw_text(event.organization_id)?,
+        raw_text(event.sequence)?,
+        raw_text(event.version)?,
+        raw_text(event.action)?,
+        raw_text(event.occurred_at)?,
+        raw_text(event.received_at)?,
+        raw_text(actor.id)?,
+        raw_text(actor.kind)?,
+        raw_text(actor.name)?,
+        raw_text(actor.metadata)?,
+        raw_text(event.targets)?,
+        raw_text(location)?,
+        raw_text(user_agent)?,
+        raw_text(event.metadata)?,
+    ];
+    for (index, field) in fields.iter().enumerate() {
+        push_field(out, index == 0, field);
+    }
+    let targets: Vec<CsvEntity<'_>> = match event.targets {
+        Some(raw) if raw.get().starts_with('[') => serde_json::from_str(raw.get())?,
+        _ => Vec::new(),
+    };
+    for group in 0..CSV_TARGET_GROUPS {
+        match targets.get(group) {
+            Some(target) => {
+                for value in [target.id, target.kind, target.name, target.metadata] {
+                    push_field(out, false, &raw_text(value)?);
                 }
             }
-            let mut writer = csv::Writer::from_writer(out);
-            writer.write_record(&row)?;
-            writer.flush().map_err(csv::Error::from)?;
+            None => out.extend_from_slice(b",,,,"),
         }
     }
+    out.push(b'\n');
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The row as the first implementation wrote it (a JSON tree and the `csv` crate): the
+    /// oracle the streaming writer must match.
+    fn tree_row(canonical: &[u8]) -> Vec<u8> {
+        let event: Value = serde_json::from_slice(canonical).expect("json");
+        let text = |value: &Value| match value {
+            Value::Null => String::new(),
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let mut row: Vec<String> = vec![
+            text(&event["id"]),
+            text(&event["organization_id"]),
+            text(&event["sequence"]),
+            text(&event["version"]),
+            text(&event["action"]),
+            text(&event["occurred_at"]),
+            text(&event["received_at"]),
+            text(&event["actor"]["id"]),
+            text(&event["actor"]["type"]),
+            text(&event["actor"]["name"]),
+            text(&event["actor"]["metadata"]),
+            text(&event["targets"]),
+            text(&event["context"]["location"]),
+            text(&event["context"]["user_agent"]),
+            text(&event["metadata"]),
+        ];
+        let targets = event["targets"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for group in 0..CSV_TARGET_GROUPS {
+            let target = targets.get(group).unwrap_or(&Value::Null);
+            for field in TARGET_GROUP_FIELDS {
+                row.push(text(&target[field]));
+            }
+        }
+        let mut out = Vec::new();
+        let mut writer = csv::Writer::from_writer(&mut out);
+        writer.write_record(&row).expect("row");
+        writer.flush().expect("flush");
+        drop(writer);
+        out
+    }
+
+    #[test]
+    fn csv_rows_match_the_json_tree_writer_byte_for_byte() {
+        let many: Vec<Value> = (0..12)
+            .map(|i| serde_json::json!({"id": format!("t{i}"), "metadata": {"n": i, "q": "a\"b"}, "name": "x,y", "type": "doc"}))
+            .collect();
+        let events = [
+            serde_json::json!({"action": "user.signed_in", "actor": {"id": "u1", "type": "user"}, "context": {"location": "1.2.3.4"},
+                               "id": "audit_log_event_1", "occurred_at": "2022-09-08T19:46:03.435Z", "organization_id": "org_1",
+                               "received_at": "2022-09-08T19:46:04.000Z", "sequence": 3, "targets": [], "version": 2}),
+            serde_json::json!({"action": "a,b", "actor": {"id": "u\"1", "metadata": {"role": "ad\nmin", "n": 1.5, "ok": true},
+                               "name": "Zoë \u{1F600}", "type": "user"},
+                               "context": {"location": "line\r\nbreak", "user_agent": "Mozilla/5.0 (X11; \"q\")"},
+                               "id": "audit_log_event_2", "imported": true, "metadata": {"k": "tab\there", "z": -3},
+                               "occurred_at": "2022-09-08T19:46:03.435Z", "organization_id": "org_1",
+                               "received_at": "2022-09-08T19:46:04.000Z", "sequence": 12345678901u64, "targets": many, "version": 1}),
+        ];
+        for event in events {
+            let canonical = crate::canonical::to_canonical_bytes(&event).expect("canonical");
+            let mut out = Vec::new();
+            write_event(ExportFormat::Csv, &canonical, &mut out).expect("row");
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&tree_row(&canonical))
+            );
+        }
+    }
 
     const EVENT: &[u8] = br#"{"action":"user.signed_in","actor":{"id":"u1","metadata":{"role":"admin"},"type":"user"},"context":{"location":"1.2.3.4"},"id":"audit_log_event_1","occurred_at":"2022-09-08T19:46:03.435Z","organization_id":"org_1","received_at":"2022-09-08T19:46:04.000Z","sequence":3,"targets":[{"id":"t,1","type":"team"}],"version":2}"#;
 

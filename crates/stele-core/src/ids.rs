@@ -18,6 +18,7 @@ pub enum IdKind {
     ApiKey,
     User,
     LogStream,
+    QuarantinedEvent,
 }
 
 impl IdKind {
@@ -30,6 +31,7 @@ impl IdKind {
             IdKind::ApiKey => "key_",
             IdKind::User => "user_",
             IdKind::LogStream => "log_stream_",
+            IdKind::QuarantinedEvent => "quarantine_",
         }
     }
 

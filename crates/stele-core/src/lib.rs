@@ -22,6 +22,7 @@ pub mod model;
 pub mod note;
 pub mod pagination;
 pub mod proven_jsonl;
+pub mod quarantine;
 pub mod schema;
 pub mod timestamp;
 

@@ -13,7 +13,7 @@ use crate::FieldError;
 
 /// One entry of a 400 `invalid_audit_log_event` response: where in the event (a JSON
 /// pointer from the event root) and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaViolation {
     #[serde(rename = "instancePath")]
     pub instance_path: String,

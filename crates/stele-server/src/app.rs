@@ -39,6 +39,7 @@ use crate::services::log_streams::{DeliveryOptions, LogStreamService};
 use crate::services::organizations::OrganizationService;
 use crate::services::portal::PortalService;
 use crate::services::rate_limits::RateLimiter;
+use crate::services::quarantine::QuarantineService;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
 use crate::services::sessions::SessionService;
@@ -86,11 +87,18 @@ pub fn build_state(store: Arc<dyn Store>, config: ServeConfig) -> anyhow::Result
         },
     );
     let users = UserService::new(Arc::clone(&store));
+    let events = EventService::new(Arc::clone(&store))
+        .auto_creating_organizations(config.auto_create_organizations);
+    let quarantine = QuarantineService::new(
+        Arc::clone(&store),
+        events.clone(),
+        config.quarantine_retention_days,
+    );
     Ok(AppState::new(Services {
         activity: ActivityLog::new(Arc::clone(&store)),
         bootstrap: BootstrapService::new(Arc::clone(&store), api_keys.clone()),
-        events: EventService::new(Arc::clone(&store))
-            .auto_creating_organizations(config.auto_create_organizations),
+        events,
+        quarantine,
         exports: ExportService::new(
             Arc::clone(&store),
             Arc::new(UrlSigner::new(Arc::clone(&store), link_key_source)),
@@ -345,6 +353,12 @@ pub async fn serve_with_metrics(
         Duration::from_secs(config.checkpoint_interval_secs.max(1)),
         stop_workers.subscribe(),
     ));
+    let quarantine_expiry = tokio::spawn(workers::quarantine_expiry::run(
+        state.quarantine.clone(),
+        state.jobs.clone(),
+        Duration::from_secs(config.quarantine_purge_interval_secs.max(1)),
+        stop_workers.subscribe(),
+    ));
     let streams = tokio::spawn(workers::log_streams::run(
         state.log_streams.clone(),
         Duration::from_millis(config.log_stream_poll_interval_ms),
@@ -379,5 +393,6 @@ pub async fn serve_with_metrics(
         }
     }
     let _ = streams.await;
+    let _ = quarantine_expiry.await;
     served
 }

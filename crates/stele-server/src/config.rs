@@ -373,6 +373,17 @@ pub struct ServeConfig {
     #[arg(long, env = "STELE_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+    /// Days a quarantined event (one refused by its schema and kept) is kept before it
+    /// expires; 0 expires entries at the next purge.
+    #[arg(long, env = "STELE_QUARANTINE_RETENTION_DAYS", default_value_t = stele_core::quarantine::DEFAULT_RETENTION_DAYS)]
+    pub quarantine_retention_days: u64,
+    /// Seconds between passes that delete expired quarantined events.
+    #[arg(
+        long,
+        env = "STELE_QUARANTINE_PURGE_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
+    pub quarantine_purge_interval_secs: u64,
     /// Apply pending migrations when the server starts.
     #[arg(long, env = "STELE_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

@@ -15,6 +15,7 @@ use crate::services::log_streams::LogStreamService;
 use crate::services::organizations::OrganizationService;
 use crate::services::portal::PortalService;
 use crate::services::rate_limits::RateLimiter;
+use crate::services::quarantine::QuarantineService;
 use crate::services::retention::RetentionService;
 use crate::services::schemas::SchemaService;
 use crate::services::sessions::SessionService;
@@ -40,6 +41,7 @@ pub struct Services {
     pub organizations: OrganizationService,
     pub portal: PortalService,
     pub rate_limits: RateLimiter,
+    pub quarantine: QuarantineService,
     pub retention: RetentionService,
     pub schemas: SchemaService,
     pub sessions: SessionService,

@@ -24,6 +24,7 @@ pub trait Store:
     + SchemaStore
     + EventStore
     + ExportStore
+    + QuarantineStore
     + RetentionStore
     + TreeStore
     + IdempotencyStore
@@ -46,6 +47,7 @@ impl<T> Store for T where
         + SchemaStore
         + EventStore
         + ExportStore
+        + QuarantineStore
         + RetentionStore
         + TreeStore
         + IdempotencyStore

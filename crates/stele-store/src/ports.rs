@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use stele_core::merkle::Hash;
 use stele_core::pagination::{Page, PageRequest};
+use stele_core::quarantine::{QuarantineCount, Quarantined, QuarantinedEvent};
 use stele_core::schema::SchemaDefinition;
 use stele_core::timestamp::UnixMillis;
 
@@ -224,6 +225,70 @@ pub trait EventStore: Send + Sync {
         organization_id: Option<String>,
         progress: Box<dyn FnMut(u64) + Send>,
     ) -> StoreResult<VerifyReport>;
+}
+
+/// Events refused by their schema, kept with their body and errors until they are
+/// accepted, discarded or expire.
+#[async_trait]
+pub trait QuarantineStore: Send + Sync {
+    /// Keeps `event` unless its organization already holds `limit` quarantined events,
+    /// decided atomically. A request kept before (same `request_key`) is not kept twice:
+    /// its existing id is returned. `OrganizationNotFound` when the organization does not
+    /// exist.
+    async fn quarantine_event(
+        &self,
+        event: QuarantinedEvent,
+        limit: u64,
+    ) -> StoreResult<Quarantined>;
+
+    /// One page of the organization's quarantined events, keyed by id (oldest first when
+    /// ascending).
+    async fn list_quarantined(
+        &self,
+        organization_id: &str,
+        page: PageRequest<String>,
+    ) -> StoreResult<Page<QuarantinedEvent>>;
+
+    /// One of the organization's quarantined events; `None` for another organization's.
+    async fn get_quarantined(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<QuarantinedEvent>>;
+
+    /// Records that an accept is about to append the entry as event `event_id`, unless an
+    /// earlier accept recorded one; returns the event id in force, `None` when the
+    /// organization has no such entry.
+    async fn claim_quarantine_acceptance(
+        &self,
+        organization_id: &str,
+        id: &str,
+        event_id: &str,
+    ) -> StoreResult<Option<String>>;
+
+    /// Deletes one entry; `false` when the organization has no such entry.
+    async fn discard_quarantined(&self, organization_id: &str, id: &str) -> StoreResult<bool>;
+
+    /// The organization's quarantined events counted per action, named version and first
+    /// error, largest count first.
+    async fn quarantine_counts(&self, organization_id: &str) -> StoreResult<Vec<QuarantineCount>>;
+
+    /// Quarantined events of `action` across organizations, per version they named,
+    /// ascending by version.
+    async fn quarantine_counts_of_action(&self, action: &str) -> StoreResult<Vec<(i64, u64)>>;
+
+    /// Up to `limit` quarantined events of `action` that named `version`, across
+    /// organizations, with ids greater than `after_id`, in id order.
+    async fn quarantined_of_action(
+        &self,
+        action: &str,
+        version: i64,
+        after_id: Option<String>,
+        limit: u32,
+    ) -> StoreResult<Vec<QuarantinedEvent>>;
+
+    /// Deletes entries quarantined at or before `cutoff`; returns how many.
+    async fn purge_quarantine(&self, cutoff: UnixMillis) -> StoreResult<u64>;
 }
 
 /// Exports and the snapshot each one fixes.

@@ -232,6 +232,26 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     // Admin Portal links: a link lets its holder read the organization's events.
     rule("POST", "/portal/generate_link", &[EventsRead], Body),
     rule("POST", "/portal/revoke_link", &[EventsRead], Body),
+    // Quarantined events hold event bodies: listing them is a read of audit data;
+    // accepting or discarding one is a write of events.
+    rule(
+        "GET",
+        "/organizations/{id}/audit_logs/quarantine",
+        &[EventsRead],
+        Path,
+    ),
+    rule(
+        "DELETE",
+        "/organizations/{id}/audit_logs/quarantine/{quarantine_id}",
+        &[EventsWrite],
+        Path,
+    ),
+    rule(
+        "POST",
+        "/organizations/{id}/audit_logs/quarantine/{quarantine_id}/accept",
+        &[EventsWrite],
+        Path,
+    ),
     // Operations.
     rule("GET", "/metrics", ADMIN_ONLY, Global),
 ];

@@ -10,7 +10,7 @@ use stele_core::FieldError;
 use stele_store::StoreError;
 
 use crate::error_code::ErrorCode;
-use crate::services::ServiceError;
+use crate::services::{QuarantineNote, ServiceError};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -86,9 +86,12 @@ impl ApiError {
             ApiError::Service(ServiceError::InvalidRequest(errors)) => {
                 (ErrorCode::ValidationFailed, None, json!(errors))
             }
-            ApiError::Service(ServiceError::InvalidEvent(errors)) => {
-                (ErrorCode::InvalidAuditLogEvent, None, json!(errors))
-            }
+            ApiError::Service(
+                ServiceError::InvalidEvent(errors)
+                | ServiceError::RefusedEvent {
+                    violations: errors, ..
+                },
+            ) => (ErrorCode::InvalidAuditLogEvent, None, json!(errors)),
             ApiError::Service(
                 error @ (ServiceError::OrganizationNotFound(_)
                 | ServiceError::ActionNotFound(_)
@@ -179,10 +182,20 @@ fn plain_error(status: StatusCode, text: String) -> (ErrorCode, Option<String>, 
     (code, Some(message), json!([]))
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let retry_after = match &self {
-            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+impl ApiError {
+    /// The status and WorkOS-shaped body of this error (what a batch item's `error` holds).
+    pub fn status_and_body(self) -> (StatusCode, Value) {
+        let (code, body) = self.rendered();
+        (code.status(), body)
+    }
+
+    /// The error's code and body.
+    fn rendered(self) -> (ErrorCode, Value) {
+        // A refused event's 400 also says what the quarantine did with it.
+        let quarantine = match &self {
+            ApiError::Service(ServiceError::RefusedEvent { quarantine, .. }) => {
+                Some(quarantine.clone())
+            }
             _ => None,
         };
         let (code, message, errors) = self.parts();
@@ -191,6 +204,25 @@ impl IntoResponse for ApiError {
         if code.lists_errors() {
             body["errors"] = errors;
         }
+        match quarantine {
+            Some(QuarantineNote::Kept(id)) => body["quarantine_id"] = json!(id),
+            Some(QuarantineNote::NotKept { code, message }) => {
+                body["quarantine_id"] = Value::Null;
+                body["quarantine_error"] = json!({"code": code, "message": message});
+            }
+            None => {}
+        }
+        (code, body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let (code, body) = self.rendered();
         let mut response = (code.status(), Json(body)).into_response();
         response
             .extensions_mut()

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{Activity, ApiCaller, JsonBody, ListQuery};
+use crate::api::extract::{Activity, ApiCaller, ExactJsonBody, JsonBody, ListQuery};
 use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
 use crate::api::wire::{json_bytes, ListMetadata};
@@ -93,14 +93,14 @@ pub struct ValidationResult {
 #[utoipa::path(post, path = "/audit_logs/events", tag = "audit logs", request_body = CreateEventBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses((status = 200, body = EventCreated, description = "Stored durably (WorkOS's spec answers 200; `id` is Stele's addition)"),
-              (status = 400, description = "The event breaks its schema version (invalid_audit_log_event)"),
+              (status = 400, description = "The event breaks its schema version (invalid_audit_log_event). The body's `quarantine_id` names the quarantined copy kept of it; when it could not be kept, `quarantine_id` is null and `quarantine_error` ({code: quarantine_full | quarantine_body_too_large | quarantine_organization_unknown, message}) says why"),
               (status = 404, description = "Unknown organization"),
               (status = 422, description = "Malformed request")))]
 pub async fn create_event(
     State(state): State<AppState>,
     _caller: ApiCaller,
     IdempotencyContext(idempotency): IdempotencyContext,
-    JsonBody(body): JsonBody,
+    ExactJsonBody { value: body, bytes }: ExactJsonBody,
 ) -> Result<Response, ApiError> {
     let make_record = idempotency.clone().map(|pending| {
         Box::new(move |id: &str| {
@@ -111,7 +111,19 @@ pub async fn create_event(
             Ok(pending.record(StatusCode::OK, body))
         }) as IdempotencyRecordFor<str>
     });
-    let outcome = state.events.create(&body, make_record).await?;
+    let outcome = match state.events.create(&body, make_record).await {
+        Ok(outcome) => outcome,
+        // A refusal is not recorded for the key (only 2xx are); the quarantine keeps a
+        // retried refusal once instead.
+        Err(error) => {
+            let request_key = idempotency.as_ref().map(|pending| pending.request_key());
+            return Err(state
+                .quarantine
+                .keep_refused(&body, Some(&bytes), request_key, error)
+                .await
+                .into());
+        }
+    };
     written_or_replayed(outcome, idempotency.as_ref(), |appended| {
         let body = json_bytes(&EventCreated {
             success: true,

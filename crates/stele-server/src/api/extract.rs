@@ -25,6 +25,23 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        ExactJsonBody::from_request(request, state)
+            .await
+            .map(|body| JsonBody(body.value))
+    }
+}
+
+/// A request body parsed as [`JsonBody`] is, with the bytes it was parsed from (what the
+/// quarantine keeps of a refused event).
+pub struct ExactJsonBody {
+    pub value: Value,
+    pub bytes: Bytes,
+}
+
+impl FromRequest<AppState> for ExactJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -57,7 +74,7 @@ impl FromRequest<AppState> for JsonBody {
                 format!("{field} must not contain the NUL character (\\u0000)."),
             )]));
         }
-        Ok(JsonBody(value))
+        Ok(ExactJsonBody { value, bytes })
     }
 }
 

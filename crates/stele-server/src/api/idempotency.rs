@@ -50,6 +50,17 @@ impl PendingIdempotency {
         }
     }
 
+    /// Identifies this request (API key, idempotency key and body fingerprint) where a
+    /// refusal is kept rather than recorded: the quarantine keeps a retried refusal once.
+    pub fn request_key(&self) -> String {
+        let fingerprint: String = self
+            .fingerprint
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!("{}:{}:{fingerprint}", self.scope, self.key)
+    }
+
     /// The response for a key that turned out to be taken already.
     pub fn replay_or_reject(&self, existing: &IdempotencyRecord) -> Response {
         if existing.fingerprint != self.fingerprint {

@@ -17,6 +17,7 @@ pub mod portal;
 pub mod openapi;
 pub mod organizations;
 pub mod rate_limit;
+pub mod quarantine;
 pub mod retention;
 pub mod transparency;
 pub mod wire;
@@ -57,6 +58,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::routes())
         .merge(exports::routes())
         .merge(portal::routes())
+        .merge(quarantine::routes())
         .merge(retention::routes())
         .merge(log_streams::routes())
         .merge(transparency::routes())

@@ -15,6 +15,7 @@ pub mod log_streams;
 pub mod login;
 pub mod organizations;
 pub mod page;
+pub mod quarantine;
 pub mod snippets;
 pub mod versions;
 
@@ -73,6 +74,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/dashboard/organizations/{id}/log_streams/{stream_id}/{verb}",
             post(log_streams::act),
+        )
+        .route(
+            "/dashboard/organizations/{id}/quarantine/{quarantine_id}/accept",
+            post(quarantine::accept),
+        )
+        .route(
+            "/dashboard/organizations/{id}/quarantine/{quarantine_id}/discard",
+            post(quarantine::discard),
+        )
+        .route(
+            "/dashboard/actions/{action}/quarantine/accept",
+            post(quarantine::accept_all),
         )
         .route("/dashboard/organizations/{id}/events", get(events::index))
         .route(

@@ -17,6 +17,7 @@ use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, thousands, FormData, Layout, PageError,
 };
 use crate::services::activity::{actions, ActivityTarget};
+use crate::dashboard::quarantine::{self, QuarantineSummary};
 use crate::services::organizations::OrganizationInput;
 use crate::services::retention;
 use crate::services::ServiceError;
@@ -191,10 +192,16 @@ struct OrganizationPage {
     stream_error: Option<String>,
     /// What the add-stream form shows again after a refusal.
     stream_form: StreamForm,
+    quarantine: QuarantineSummary,
+    quarantine_notice: Option<&'static str>,
 }
 
 impl OrganizationPage {
-    fn new(user: &DashboardUser, organization: Organization) -> Self {
+    fn new(
+        user: &DashboardUser,
+        organization: Organization,
+        quarantine: QuarantineSummary,
+    ) -> Self {
         let retention_period_in_days = organization.retention_period_in_days;
         OrganizationPage {
             layout: Layout::for_user(user, "organizations"),
@@ -212,6 +219,8 @@ impl OrganizationPage {
             stream_notice: None,
             stream_error: None,
             stream_form: StreamForm::default(),
+            quarantine,
+            quarantine_notice: None,
         }
     }
 
@@ -231,7 +240,8 @@ pub async fn render_with_stream_message(
     error: Option<(String, StreamForm)>,
 ) -> Result<Response, PageError> {
     let organization = state.organizations.get(id).await?;
-    let mut view = OrganizationPage::new(user, organization)
+    let quarantine = quarantine::summary(state, &organization.id).await?;
+    let mut view = OrganizationPage::new(user, organization, quarantine)
         .with_streams(state)
         .await?;
     view.stream_notice = notice;
@@ -252,6 +262,8 @@ pub struct ShowQuery {
     /// Which log stream action just succeeded (`created`, `paused`, ...).
     #[serde(default)]
     stream: Option<String>,
+    #[serde(default)]
+    quarantine: Option<String>,
 }
 
 pub async fn show(
@@ -261,11 +273,17 @@ pub async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Result<Response, PageError> {
     let organization = state.organizations.get(&id).await?;
-    let mut view = OrganizationPage::new(&user, organization)
+    let quarantine = quarantine::summary(&state, &organization.id).await?;
+    let mut view = OrganizationPage::new(&user, organization, quarantine)
         .with_streams(&state)
         .await?;
     view.saved = query.saved.is_some();
     view.stream_notice = query.stream.as_deref().and_then(stream_notice);
+    view.quarantine_notice = match query.quarantine.as_deref() {
+        Some("accepted") => Some("Accepted: the event is stored and left the quarantine."),
+        Some("discarded") => Some("Discarded: the quarantined event is deleted."),
+        _ => None,
+    };
     render(&view)
 }
 
@@ -316,7 +334,8 @@ pub async fn set_retention(
             .into_response())
         }
         Err(error) => {
-            let mut view = OrganizationPage::new(&user, organization)
+            let quarantine = quarantine::summary(&state, &organization.id).await?;
+            let mut view = OrganizationPage::new(&user, organization, quarantine)
                 .with_streams(&state)
                 .await?;
             view.error = Some(error);

@@ -72,7 +72,8 @@ impl From<ServiceError> for PageError {
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
-            ServiceError::InvalidEvent(violations) => PageError::BadRequest(
+            ServiceError::InvalidEvent(violations)
+            | ServiceError::RefusedEvent { violations, .. } => PageError::BadRequest(
                 violations
                     .into_iter()
                     .map(|violation| violation.message)

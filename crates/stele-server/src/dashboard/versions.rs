@@ -15,6 +15,7 @@ use crate::dashboard::auth::{is_https, DashboardUser};
 use crate::dashboard::diff::{side_by_side, Row};
 use crate::dashboard::editor::{compatibility_label, ChangeRow};
 use crate::dashboard::page::{display_time, path_segment, render, Layout, PageError};
+use crate::dashboard::quarantine::{self, QuarantineOffer};
 use crate::dashboard::snippets::{self, Snippets};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -45,6 +46,9 @@ struct HistoryPage {
     versions: Vec<VersionRow>,
     numbers: Vec<i64>,
     comparison: Option<Comparison>,
+    latest: i64,
+    quarantine: Vec<QuarantineOffer>,
+    quarantine_notice: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +57,13 @@ pub struct CompareQuery {
     from: Option<i64>,
     #[serde(default)]
     to: Option<i64>,
+    /// Set after "accept them under vN": how many were accepted and still fail.
+    #[serde(default)]
+    accepted: Option<u64>,
+    #[serde(default)]
+    still_failing: Option<u64>,
+    #[serde(default)]
+    more: Option<bool>,
 }
 
 fn pretty(version: &SchemaVersion) -> String {
@@ -90,8 +101,25 @@ pub async fn history(
             )))
         }
     };
+    let quarantine = quarantine::offers(&state, &action, latest).await?;
+    let quarantine_notice = query.accepted.map(|accepted| {
+        let mut notice = format!(
+            "Accepted {accepted} quarantined event{} under v{latest}.",
+            if accepted == 1 { "" } else { "s" }
+        );
+        if let Some(failing) = query.still_failing.filter(|failing| *failing > 0) {
+            notice.push_str(&format!(" {failing} still fail and stay quarantined."));
+        }
+        if query.more == Some(true) {
+            notice.push_str(" More remain: accept again to continue.");
+        }
+        notice
+    });
     render(&HistoryPage {
         layout: Layout::for_user(&user, "actions"),
+        latest,
+        quarantine,
+        quarantine_notice,
         path: path_segment(&action),
         numbers: versions
             .iter()

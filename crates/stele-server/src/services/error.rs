@@ -14,6 +14,13 @@ pub enum ServiceError {
     /// The event breaks its action's schema version (400 `invalid_audit_log_event`).
     #[error("invalid audit log event")]
     InvalidEvent(Vec<SchemaViolation>),
+    /// The event breaks its action's schema version (400 `invalid_audit_log_event`), and
+    /// was offered to the quarantine: the body says whether it was kept and under which id.
+    #[error("invalid audit log event")]
+    RefusedEvent {
+        violations: Vec<SchemaViolation>,
+        quarantine: QuarantineNote,
+    },
     #[error("Organization not found: '{0}'.")]
     OrganizationNotFound(String),
     #[error("Audit log action not found: '{0}'.")]
@@ -38,6 +45,16 @@ pub enum ServiceError {
     /// Stored data the server read back is damaged (500): `record` names it.
     #[error("stored data is damaged: {record}: {detail}")]
     Corrupt { record: String, detail: String },
+}
+
+/// What the quarantine did with a refused event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuarantineNote {
+    /// Kept under this quarantine id.
+    Kept(String),
+    /// Not kept; `code` and `message` say why (the body was too large, or the
+    /// organization's quarantine is full).
+    NotKept { code: &'static str, message: String },
 }
 
 impl From<StoreError> for ServiceError {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stele_core::event::{parse_create_event, EventInput};
+use stele_core::event::{parse_create_event, CreateEventRequest, EventInput};
 use stele_core::ids::IdKind;
 use stele_core::model::{
     AppendedEvent, EventQuery, HashedEvent, Idempotent, NewEvent, Organization, StoredEvent,
@@ -93,6 +93,15 @@ impl EventService {
     /// Runs every check of create-event without writing anything.
     pub async fn validate(&self, body: &Value) -> Result<ValidatedEvent, ServiceError> {
         let request = parse_create_event(body).map_err(ServiceError::InvalidRequest)?;
+        self.validate_request(request).await
+    }
+
+    /// Runs every check after the request shape, in the contract's order, on a parsed
+    /// request (a quarantined event accepted under another version goes through here).
+    pub async fn validate_request(
+        &self,
+        request: CreateEventRequest,
+    ) -> Result<ValidatedEvent, ServiceError> {
         // Only Stele writes its own activity log.
         if stele_core::access::is_activity_log(&request.organization_id) {
             return Err(ServiceError::OrganizationNotFound(request.organization_id));
@@ -164,11 +173,21 @@ impl EventService {
         idempotency: Option<IdempotencyRecordFor<str>>,
     ) -> Result<Idempotent<AppendedEvent>, ServiceError> {
         let validated = self.validate(body).await?;
+        self.append_validated(validated, IdKind::Event.generate(), idempotency)
+            .await
+    }
+
+    /// Appends an event that passed [`EventService::validate_request`] under the id `id`.
+    pub async fn append_validated(
+        &self,
+        validated: ValidatedEvent,
+        id: String,
+        idempotency: Option<IdempotencyRecordFor<str>>,
+    ) -> Result<Idempotent<AppendedEvent>, ServiceError> {
         let created_organization = validated.creates_organization
             && self
                 .create_organization_named_after_its_id(&validated.organization_id)
                 .await?;
-        let id = IdKind::Event.generate();
         let record = idempotency
             .map(|make_record| make_record(&id))
             .transpose()?;
@@ -195,6 +214,11 @@ impl EventService {
             crate::metrics::record_ingested("api", 1);
         }
         Ok(outcome)
+    }
+
+    /// Whether an event for an unknown, well-formed organization id creates it.
+    pub fn creates_unknown_organizations(&self) -> bool {
+        self.auto_create_organizations
     }
 
     /// Creates an organization that an event named, unless a concurrent request did first;

@@ -18,13 +18,14 @@ pub mod log_streams;
 pub mod organizations;
 pub mod portal;
 pub mod rate_limits;
+pub mod quarantine;
 pub mod retention;
 pub mod schemas;
 pub mod sessions;
 pub mod transparency;
 pub mod users;
 
-pub use error::ServiceError;
+pub use error::{QuarantineNote, ServiceError};
 
 /// Builds the idempotency record to store in the same transaction as a write, from what is
 /// being written (the new event's id, the new organization). The API layer supplies it

@@ -4,6 +4,7 @@
 pub mod checkpoints;
 pub mod idempotency_cleanup;
 pub mod log_streams;
+pub mod quarantine_expiry;
 pub mod retention;
 
 use std::future::Future;

@@ -21,6 +21,7 @@ mod log_streams;
 mod limits;
 mod organizations;
 mod portal;
+mod quarantine;
 mod replicas;
 mod retention;
 mod robustness;

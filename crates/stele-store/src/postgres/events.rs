@@ -7,7 +7,7 @@ use super::PostgresStore;
 use crate::prelude::*;
 use crate::shared::chain::{chain_anchors, ChainWalk};
 use crate::shared::encoding::hash_from;
-use crate::shared::search::{is_time_bounded_only, plan_search, Binder, SearchPlan};
+use crate::shared::search::{is_time_bounded_only, plan_search, Binder, SearchColumns, SearchPlan};
 use async_trait::async_trait;
 use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use stele_core::chain::link;
@@ -83,7 +83,7 @@ pub(super) fn search_sql(
         conditions,
         fetch,
         direction,
-    } = plan_search(query, scan, &mut binder, "e.occurred_at");
+    } = plan_search(query, scan, &mut binder, &SearchColumns::PLAIN);
     let sql = if sort_time_range {
         // `+ 0` is an order no index provides: the planner reads the range's sequences
         // through the time index (from the index alone when only time and sequence

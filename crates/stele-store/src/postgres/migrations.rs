@@ -19,6 +19,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0006_log_streams.sql"),
     include_str!("../../migrations/postgres/0007_portal.sql"),
     include_str!("../../migrations/postgres/0005_limits.sql"),
+    include_str!("../../migrations/postgres/0008_quarantine.sql"),
 ];
 
 /// The advisory lock key held while migrating ("stele mg" in ASCII).

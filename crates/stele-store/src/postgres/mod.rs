@@ -20,6 +20,7 @@ mod limits;
 mod migrations;
 mod organizations;
 mod portal;
+mod quarantine;
 mod retention;
 mod schemas;
 mod secrets;

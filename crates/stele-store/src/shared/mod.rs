@@ -8,6 +8,7 @@ pub(crate) mod exports;
 pub(crate) mod log_streams;
 pub(crate) mod migrations;
 pub(crate) mod purge;
+pub(crate) mod quarantine;
 pub(crate) mod schemas;
 pub(crate) mod search;
 pub(crate) mod tree;

@@ -38,19 +38,51 @@ pub(crate) fn is_time_bounded_only(query: &EventQuery) -> bool {
         && query.up_to_sequence.is_none()
 }
 
-/// Plans one page of `query`. Only the filters in use appear. `time_column` is how the
-/// backend names `occurred_at` in the conditions (SQLite hides the index with `+` when a
-/// selective id drives).
+/// How a backend names the columns whose indexes it may want the planner not to use.
+pub(crate) struct SearchColumns<'a> {
+    /// `occurred_at` in the conditions.
+    pub(crate) time: &'a str,
+    /// `action` in the conditions.
+    pub(crate) action: &'a str,
+}
+
+impl SearchColumns<'static> {
+    /// The plain column names: the planner may use any index.
+    pub(crate) const PLAIN: Self = SearchColumns {
+        time: "e.occurred_at",
+        action: "e.action",
+    };
+
+    /// For a planner without statistics (SQLite): when an actor or target id filters,
+    /// that index drives and the action and time range are checked per candidate, so
+    /// the `occurred_at` and `action` indexes are hidden with `+`. Left visible, SQLite
+    /// may walk an action's whole index (hundreds of thousands of entries) for a page
+    /// that one actor's few entries answer.
+    pub(crate) fn hinted_for(query: &EventQuery) -> Self {
+        if has_selective_id(query) {
+            SearchColumns {
+                time: "+e.occurred_at",
+                action: "+e.action",
+            }
+        } else {
+            Self::PLAIN
+        }
+    }
+}
+
+/// Plans one page of `query`. Only the filters in use appear. `columns` says how the
+/// backend names `occurred_at` and `action` in the conditions.
 pub(crate) fn plan_search<B: Binder>(
     query: &EventQuery,
     scan: &Scan<'_, i64>,
     binder: &mut B,
-    time_column: &str,
+    columns: &SearchColumns<'_>,
 ) -> SearchPlan {
     let organization = B::ORGANIZATION;
+    let time_column = columns.time;
     let mut conditions = vec![format!("e.organization_id = {organization}")];
     for (column, items) in [
-        ("e.action", &query.actions),
+        (columns.action, &query.actions),
         ("e.actor_id", &query.actor_ids),
         ("e.actor_name", &query.actor_names),
     ] {

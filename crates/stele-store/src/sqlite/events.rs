@@ -7,7 +7,7 @@ use super::SqliteStore;
 use crate::prelude::*;
 use crate::shared::chain::{chain_anchors, ChainWalk};
 use crate::shared::encoding::hash_from;
-use crate::shared::search::{has_selective_id, plan_search, Binder, SearchPlan};
+use crate::shared::search::{plan_search, Binder, SearchColumns, SearchPlan};
 use async_trait::async_trait;
 use rusqlite::params;
 use rusqlite::types::Value as SqlValue;
@@ -202,15 +202,10 @@ pub(super) fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, V
     let mut binder = SqliteBinder {
         values: vec![SqlValue::Text(query.organization_id.to_string())],
     };
-    // With an actor or target id, that selective index should drive and the time range be
-    // checked row by row; `+` keeps SQLite (which has no statistics about the range) from
-    // walking a wide range of the time index instead.
-    let time = if has_selective_id(query) {
-        "+e.occurred_at"
-    } else {
-        "e.occurred_at"
-    };
-    let plan = plan_search(query, scan, &mut binder, time);
+    // With an actor or target id, that selective index should drive and the time range and
+    // action be checked row by row; `+` keeps SQLite (which has no statistics) from walking
+    // a wide range of the time or action index instead.
+    let plan = plan_search(query, scan, &mut binder, &SearchColumns::hinted_for(query));
     let SearchPlan {
         conditions,
         fetch,

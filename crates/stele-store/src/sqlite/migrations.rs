@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_log_streams.sql"),
     include_str!("../../migrations/sqlite/0007_portal.sql"),
     include_str!("../../migrations/sqlite/0005_limits.sql"),
+    include_str!("../../migrations/sqlite/0008_quarantine.sql"),
 ];
 
 /// Whether every migration this binary knows has been applied.

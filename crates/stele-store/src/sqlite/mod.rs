@@ -13,6 +13,7 @@ mod limits;
 mod migrations;
 mod organizations;
 mod portal;
+mod quarantine;
 mod read_pool;
 mod retention;
 mod schemas;

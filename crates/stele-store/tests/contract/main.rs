@@ -15,6 +15,7 @@ mod log_streams;
 mod limits;
 mod organizations;
 mod portal;
+mod quarantine;
 mod retention;
 mod schemas;
 mod search;
