@@ -133,6 +133,16 @@ pub trait EventStore: Send + Sync {
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Idempotent<AppendedEvent>>;
 
+    /// Appends `events` in order, each with its optional idempotency record, in one
+    /// transaction and one durable commit. Each item succeeds or fails on its own (an
+    /// unknown organization, a key already holding a record, also one claimed earlier in
+    /// the same call) and a failed item writes nothing; the outer error means nothing of
+    /// the call was stored.
+    async fn append_events(
+        &self,
+        events: Vec<EventToAppend>,
+    ) -> StoreResult<Vec<StoreResult<Idempotent<AppendedEvent>>>>;
+
     /// One page of an organization's events matching `query`, keyed by sequence.
     async fn search_events(
         &self,
@@ -159,6 +169,15 @@ pub trait EventStore: Send + Sync {
         organization_id: Option<String>,
         progress: Box<dyn FnMut(u64) + Send>,
     ) -> StoreResult<VerifyReport>;
+}
+
+/// One item of [`EventStore::append_events`].
+#[derive(Debug, Clone)]
+pub struct EventToAppend {
+    pub event: NewEvent,
+    /// Stored in the same transaction as the event; a key already holding a record makes
+    /// the item `Idempotent::AlreadyDone` with that record.
+    pub idempotency: Option<IdempotencyRecord>,
 }
 
 /// Exports and the snapshot each one fixes.

@@ -93,14 +93,23 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and the WorkOS-shaped body `{"message","code","errors"?}` (also one
+    /// refused item of a batch).
+    pub fn into_body(self) -> (axum::http::StatusCode, Value) {
         let (code, message, errors) = self.parts();
         let message = message.or(code.fixed_message().map(str::to_owned));
         let mut body = json!({"message": message, "code": code.as_str()});
         if code.lists_errors() {
             body["errors"] = errors;
         }
-        (code.status(), Json(body)).into_response()
+        (code.status(), body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.into_body();
+        (status, Json(body)).into_response()
     }
 }

@@ -1,10 +1,9 @@
 //! Request extractors: JSON bodies that fail in the API's own error shape, the
 //! authenticated caller, idempotency context, and list parameters.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use stele_core::model::ApiKey;
@@ -23,13 +22,13 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state)
+        // Read with this route's limit (the batch route's is larger than the others').
+        let limit = state.config.body_limit_for(request.uri().path());
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge {
-                        limit: state.config.body_limit_bytes,
-                    }
+            .map_err(|error| {
+                if error.into_inner().is::<http_body_util::LengthLimitError>() {
+                    ApiError::PayloadTooLarge { limit }
                 } else {
                     ApiError::validation(vec![FieldError::invalid(
                         "body",

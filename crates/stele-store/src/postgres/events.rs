@@ -116,6 +116,20 @@ impl EventStore for PostgresStore {
         self.appender.append(event, idempotency).await
     }
 
+    async fn append_events(
+        &self,
+        events: Vec<EventToAppend>,
+    ) -> StoreResult<Vec<StoreResult<Idempotent<AppendedEvent>>>> {
+        self.appender
+            .append_group(
+                events
+                    .into_iter()
+                    .map(|item| (item.event, item.idempotency))
+                    .collect(),
+            )
+            .await
+    }
+
     async fn search_events(
         &self,
         query: EventQuery,
