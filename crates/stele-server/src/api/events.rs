@@ -95,6 +95,9 @@ fn item_fingerprint(item: &serde_json::Map<String, Value>) -> Result<[u8; 32], A
     ))
 }
 
+/// One item of a batch and the fingerprint its key's record must carry for a replay.
+type ParsedItem = (BatchItem, Option<[u8; 32]>);
+
 /// Splits a batch body into its items, each with the fingerprint its key's record must
 /// carry for a replay (when it has a key): the request's own shape (an `events` array of 1 to
 /// [`MAX_BATCH_ITEMS`]) is checked first and refuses the whole request; each item's
@@ -105,7 +108,7 @@ fn batch_items(
     body: Value,
     caller: &ApiCaller,
     request_key: Option<&PendingIdempotency>,
-) -> Result<Vec<(BatchItem, Option<[u8; 32]>)>, ApiError> {
+) -> Result<Vec<ParsedItem>, ApiError> {
     let Value::Object(mut body) = body else {
         return Err(ApiError::validation(vec![FieldError::invalid(
             "body",

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod batch;
 mod cli;
 mod dashboard;
 mod dashboard_editor;
