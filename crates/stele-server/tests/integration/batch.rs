@@ -411,3 +411,69 @@ async fn documented_fetch_and_requests_examples_work() {
     // Each run stored its two valid events.
     assert_eq!(stored_events(&server.database, &organization).len(), 4);
 }
+
+/// Read-your-writes: every item of an answered batch is found by search at once, while
+/// other clients keep writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_items_are_searchable_the_moment_the_batch_is_answered_under_load() {
+    let server = TestServer::start().await;
+    let organization = setup_on(&server).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|writer| {
+            let (client, base, organization, stop) = (
+                server.client.clone(),
+                server.base.clone(),
+                organization.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut index = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    index += 1;
+                    let response = client
+                        .post(format!("{base}/audit_logs/events"))
+                        .bearer_auth(API_KEY)
+                        .json(&team_event(
+                            &organization,
+                            &format!("load-{writer}-{index}"),
+                        ))
+                        .send()
+                        .await
+                        .expect("request");
+                    assert_eq!(response.status(), StatusCode::CREATED);
+                }
+            })
+        })
+        .collect();
+    for round in 0..20 {
+        let items: Vec<Value> = (0..20)
+            .map(|index| team_event(&organization, &format!("ryw-{round}-{index}")))
+            .collect();
+        let (status, body) = send_batch(&server, items).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let ids = ids_of(&body);
+        for index in [0, 19] {
+            let (status, page) = read(
+                server
+                    .get(&format!(
+                        "/audit_logs/events?organization_id={organization}&target_ids[]=ryw-{round}-{index}"
+                    ))
+                    .send()
+                    .await
+                    .expect("request"),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(
+                page["data"][0]["id"].as_str(),
+                ids[index].as_deref(),
+                "round {round} item {index}: {page}"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in load {
+        writer.await.expect("load writer");
+    }
+}
