@@ -80,9 +80,9 @@ pub struct BatchResults {
     pub data: Vec<BatchItemResult>,
 }
 
-/// Where an item's key's record comes from: what an item stores for its key is the single
-/// create's response body, and its fingerprint covers the route and the item's RFC 8785
-/// bytes (without `idempotency_key`), so formatting and member order do not matter.
+/// The fingerprint an item's key is stored with (beside the single create's response
+/// body): the route and the item's RFC 8785 bytes without `idempotency_key`, so
+/// formatting and member order do not make a retry a different item.
 fn item_fingerprint(item: &serde_json::Map<String, Value>) -> Result<[u8; 32], ApiError> {
     let mut item = item.clone();
     item.remove("idempotency_key");
