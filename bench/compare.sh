@@ -69,7 +69,7 @@ for round in $(seq 1 "$rounds"); do
   for name in before after; do
     port=${name}_port
     if [[ $load == batch ]]; then
-      line=$(wrk -t2 -c8 -d"$duration" --latency -s bench/batch.lua "http://127.0.0.1:${!port}" -- "$work/$name.orgs" "$key" "$batch_size" |
+      line=$(wrk -t2 -c8 -d"$duration" --timeout 30s --latency -s bench/batch.lua "http://127.0.0.1:${!port}" -- "$work/$name.orgs" "$key" "$batch_size" |
         sed -n 's/^RESULT //p')
     else
       line=$(wrk -t2 -c64 -d"$duration" --latency -s bench/ingest.lua "http://127.0.0.1:${!port}" -- "$work/$name.orgs" "$key" |

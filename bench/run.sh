@@ -136,8 +136,8 @@ say "scenario h: batch ingest on SQLite (${duration}, batches of $batch_size, 8 
 "$seed" --database "$work/batch.db" --organizations "$ingest_orgs" --events-per-organization 0 >"$work/batch-orgs.txt"
 port=$(free_port)
 start_stele "$work/batch.db" "$port"
-wrk -t2 -c8 -d"$warmup" -s bench/batch.lua "http://127.0.0.1:$port" -- "$work/batch-orgs.txt" "$api_key" "$batch_size" >/dev/null
-batch=$(wrk -t2 -c8 -d"$duration" --latency -s bench/batch.lua "http://127.0.0.1:$port" -- "$work/batch-orgs.txt" "$api_key" "$batch_size" |
+wrk -t2 -c8 -d"$warmup" --timeout 30s -s bench/batch.lua "http://127.0.0.1:$port" -- "$work/batch-orgs.txt" "$api_key" "$batch_size" >/dev/null
+batch=$(wrk -t2 -c8 -d"$duration" --timeout 30s --latency -s bench/batch.lua "http://127.0.0.1:$port" -- "$work/batch-orgs.txt" "$api_key" "$batch_size" |
   sed -n 's/^RESULT //p')
 stop_pid "$stele_pid"
 batch_verify_out=$("$stele" verify --database-url "sqlite://$work/batch.db" 2>/dev/null || true)
