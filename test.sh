@@ -25,6 +25,16 @@ for tool in cargo node npm python3 curl psql pg_isready; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is required but not installed"
 done
 
+# The integration tests run the examples of docs/batch-ingest.md with node and with
+# python3's `requests`.
+if ! python3 -c 'import requests' >/dev/null 2>&1; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-requests >/dev/null
+  else
+    die "python3's 'requests' is required (apt-get install python3-requests)"
+  fi
+fi
+
 postgres_url="${STELE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 ensure_postgres() {
   if psql "$postgres_url" -Atqc 'SELECT 1' >/dev/null 2>&1; then return 0; fi

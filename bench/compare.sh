@@ -5,14 +5,33 @@
 #
 #   bench/compare.sh BEFORE_BINARY AFTER_BINARY [ROUNDS]
 #
-# Prints one line per round and binary, then the medians.
+# Prints one line per round and binary, then the medians. Environment:
+#   DURATION=15s        length of each round
+#   LOAD=batch          batch ingest instead (bench/batch.lua, batches of BATCH_SIZE,
+#                       default 1000, over 8 connections); needs binaries that have
+#                       POST /audit_logs/events/batch
+#   POSTGRES_URL=postgres://user@host:port/db
+#                       runs both servers on PostgreSQL, each on a fresh database created
+#                       through that URL (dropped afterwards), instead of SQLite
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 before=$1 after=$2 rounds=${3:-3}
 duration=${DURATION:-15s}
+load=${LOAD:-single}
+batch_size=${BATCH_SIZE:-1000}
+postgres_url=${POSTGRES_URL:-}
 work=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+databases=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null
+  for database in "${databases[@]}"; do
+    psql "$postgres_url" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 key="sk_compare_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 
@@ -20,7 +39,14 @@ key="sk_compare_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 # `port` (not printed: a command substitution would lose the server's pid for cleanup).
 start() {
   port=$(free_port)
-  STELE_LISTEN="127.0.0.1:$port" STELE_DATABASE_URL="sqlite://$work/$1.db" STELE_API_KEY=$key \
+  local url="sqlite://$work/$1.db"
+  if [[ -n $postgres_url ]]; then
+    local database="stele_compare_$$_$1"
+    psql "$postgres_url" -qc "CREATE DATABASE $database" >/dev/null
+    databases+=("$database")
+    url="${postgres_url%/*}/$database"
+  fi
+  STELE_LISTEN="127.0.0.1:$port" STELE_DATABASE_URL="$url" STELE_API_KEY=$key \
     STELE_ADMIN_PASSWORD=compare-admin-password STELE_LOG=warn "$2" serve >"$work/$1.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.05; done
@@ -42,8 +68,13 @@ results="$work/results"
 for round in $(seq 1 "$rounds"); do
   for name in before after; do
     port=${name}_port
-    line=$(wrk -t2 -c64 -d"$duration" --latency -s bench/ingest.lua "http://127.0.0.1:${!port}" -- "$work/$name.orgs" "$key" |
-      sed -n 's/^RESULT //p')
+    if [[ $load == batch ]]; then
+      line=$(wrk -t2 -c8 -d"$duration" --timeout 30s --latency -s bench/batch.lua "http://127.0.0.1:${!port}" -- "$work/$name.orgs" "$key" "$batch_size" |
+        sed -n 's/^RESULT //p')
+    else
+      line=$(wrk -t2 -c64 -d"$duration" --latency -s bench/ingest.lua "http://127.0.0.1:${!port}" -- "$work/$name.orgs" "$key" |
+        sed -n 's/^RESULT //p')
+    fi
     echo "$name $line" | tee -a "$results"
   done
 done
@@ -54,7 +85,7 @@ for line in open(sys.argv[1]):
     name, data = line.split(" ", 1)
     rows.setdefault(name, []).append(json.loads(data))
 for name, runs in rows.items():
-    rps = statistics.median(r["requests"] / r["seconds"] for r in runs)
+    rps = statistics.median(r.get("events", r["requests"]) / r["seconds"] for r in runs)
     p99 = statistics.median(r["p99_ms"] for r in runs)
-    print(f"{name}: median {rps:,.0f} events/s, median p99 {p99:.1f} ms over {len(runs)} runs")
+    print(f"{name}: median {rps:,.0f} events/s, median p99 {p99:.1f} ms (per request) over {len(runs)} runs")
 PY

@@ -21,11 +21,11 @@ mode=full
 if [[ $mode == full ]]; then
   duration=30s; warmup=5s; query_duration=10s
   search_sizes=(1000000 10000000); many_orgs=1000; many_orgs_events=1000
-  ceiling_events=300000; ingest_orgs=100
+  ceiling_events=300000; ingest_orgs=100; batch_size=1000
 else
   duration=2s; warmup=1s; query_duration=1s
   search_sizes=(3000); many_orgs=5; many_orgs_events=200
-  ceiling_events=3000; ingest_orgs=5
+  ceiling_events=3000; ingest_orgs=5; batch_size=50
 fi
 
 say() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
@@ -130,6 +130,18 @@ port=$(free_port)
 start_stele "$work/ingest-normal.db?synchronous=normal" "$port"
 ingest_normal=$(wrk_ingest "$port" "$work/ingest-normal-orgs.txt")
 stop_pid "$stele_pid"
+
+# --- h: batch ingest on durable SQLite -----------------------------------------------------
+say "scenario h: batch ingest on SQLite (${duration}, batches of $batch_size, 8 connections)"
+"$seed" --database "$work/batch.db" --organizations "$ingest_orgs" --events-per-organization 0 >"$work/batch-orgs.txt"
+port=$(free_port)
+start_stele "$work/batch.db" "$port"
+wrk -t2 -c8 -d"$warmup" --timeout 30s -s bench/batch.lua "http://127.0.0.1:$port" -- "$work/batch-orgs.txt" "$api_key" "$batch_size" >/dev/null
+batch=$(wrk -t2 -c8 -d"$duration" --timeout 30s --latency -s bench/batch.lua "http://127.0.0.1:$port" -- "$work/batch-orgs.txt" "$api_key" "$batch_size" |
+  sed -n 's/^RESULT //p')
+stop_pid "$stele_pid"
+batch_verify_out=$("$stele" verify --database-url "sqlite://$work/batch.db" 2>/dev/null || true)
+case "$batch_verify_out" in OK:*) ;; *) die "stele verify after the batch ingest: $batch_verify_out" ;; esac
 
 # --- b: HTTP ceiling with nginx ---------------------------------------------------------
 say "scenario b: nginx ceiling (one worker, return 201)"
@@ -265,6 +277,25 @@ for label, result in (("one replica", json.loads(sys.argv[1])), ("two replicas b
     print(f"| {label}: non-2xx responses, socket errors | {result['non_2xx']}, {result['socket_errors']} |")
 PY
   echo "| \`stele verify\` after the run (warm-up included) | ${verify_out:-failed} |"
+  echo
+} >>"$results"
+
+{
+  echo "## Batch ingest (durable SQLite)"
+  echo
+  echo "\`wrk -t2 -c8 -d$duration\` with \`bench/batch.lua\`: each request is \`POST /audit_logs/events/batch\` with $batch_size distinct events (those of \`bench/ingest.lua\`, each with its own \`idempotency_key\`) across $ingest_orgs organizations, after a $warmup warm-up. \`stele verify\` afterwards: $batch_verify_out"
+  echo
+  echo "| measure | value |"
+  echo "| --- | --- |"
+  python3 - "$batch" "$ingest" <<'PY'
+import json, sys
+batch, single = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+events = batch["events"] / batch["seconds"]
+print(f"| events acknowledged per second | **{events:,.0f}** |")
+print(f"| batches per second, latency p50 / p99 per batch | {batch['requests'] / batch['seconds']:,.1f}, {batch['p50_ms']:.1f} / {batch['p99_ms']:.1f} ms |")
+print(f"| refused items, non-2xx responses, socket errors | {batch['refused_items']}, {batch['non_2xx']}, {batch['socket_errors']} |")
+print(f"| against single-event ingest in this run | {events / (single['requests'] / single['seconds']):.1f}x |")
+PY
   echo
 } >>"$results"
 

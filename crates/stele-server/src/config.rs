@@ -235,6 +235,14 @@ pub struct ServeConfig {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "STELE_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
+    /// Largest accepted body of `POST /audit_logs/events/batch`, in bytes (at least the
+    /// general limit above): a batch holds up to 1,000 events.
+    #[arg(
+        long,
+        env = "STELE_BATCH_BODY_LIMIT_BYTES",
+        default_value_t = 16 * 1024 * 1024
+    )]
+    pub batch_body_limit_bytes: usize,
     /// Seconds between sweeps that delete expired idempotency records.
     #[arg(
         long,
@@ -437,6 +445,20 @@ fn parse_portal_frame_ancestors(text: &str) -> Result<String, String> {
         return Err("frame ancestors are CSP sources separated by spaces (e.g. https://app.example.com), without ; or ,".into());
     }
     Ok(sources.join(" "))
+}
+
+/// The route whose body limit is `--batch-body-limit-bytes`.
+pub const BATCH_INGEST_PATH: &str = "/audit_logs/events/batch";
+
+impl ServeConfig {
+    /// The largest body accepted on `path`.
+    pub fn body_limit_for(&self, path: &str) -> usize {
+        if path == BATCH_INGEST_PATH {
+            self.batch_body_limit_bytes.max(self.body_limit_bytes)
+        } else {
+            self.body_limit_bytes
+        }
+    }
 }
 
 /// Where the data lives, parsed from `--database-url`.

@@ -199,6 +199,16 @@ pub trait EventStore: Send + Sync {
         events: Vec<(ImportKey, NewEvent)>,
     ) -> StoreResult<ImportedEvents>;
 
+    /// Appends `events` in order, each with its optional idempotency record, in one
+    /// transaction and one durable commit. Each item succeeds or fails on its own (an
+    /// unknown organization, a key already holding a record, also one claimed earlier in
+    /// the same call) and a failed item writes nothing; the outer error means nothing of
+    /// the call was stored.
+    async fn append_events(
+        &self,
+        events: Vec<EventToAppend>,
+    ) -> StoreResult<Vec<StoreResult<Idempotent<AppendedEvent>>>>;
+
     /// One page of an organization's events matching `query`, keyed by sequence.
     async fn search_events(
         &self,
@@ -289,6 +299,15 @@ pub trait QuarantineStore: Send + Sync {
 
     /// Deletes entries quarantined at or before `cutoff`; returns how many.
     async fn purge_quarantine(&self, cutoff: UnixMillis) -> StoreResult<u64>;
+}
+
+/// One item of [`EventStore::append_events`].
+#[derive(Debug, Clone)]
+pub struct EventToAppend {
+    pub event: NewEvent,
+    /// Stored in the same transaction as the event; a key already holding a record makes
+    /// the item `Idempotent::AlreadyDone` with that record.
+    pub idempotency: Option<IdempotencyRecord>,
 }
 
 /// Exports and the snapshot each one fixes.

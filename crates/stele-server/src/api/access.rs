@@ -140,6 +140,7 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     // Events.
     rule("POST", "/audit_logs/events", &[EventsWrite], Body),
     rule("POST", "/audit_logs/events/validate", &[EventsWrite], Body),
+    rule("POST", "/audit_logs/events/batch", &[EventsWrite], Body),
     rule("GET", "/audit_logs/events", &[EventsRead], Query),
     // Exports: the download is authorised by its signed link, not by a key.
     rule("POST", "/audit_logs/exports", &[EventsRead], Body),

@@ -7,7 +7,8 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use stele_core::model::{EventQuery, StoredEvent};
+use stele_core::idempotency::{request_fingerprint, MAX_KEY_LENGTH};
+use stele_core::model::{EventQuery, IdempotencyRecord, Idempotent, StoredEvent};
 use stele_core::pagination::Page;
 use stele_core::schema::SchemaViolation;
 use utoipa::ToSchema;
@@ -16,10 +17,11 @@ use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{Activity, ApiCaller, ExactJsonBody, JsonBody, ListQuery};
-use crate::api::idempotency::written_or_replayed;
 use crate::api::idempotency::IdempotencyContext;
-use crate::api::wire::{json_bytes, ListMetadata};
+use crate::api::idempotency::{written_or_replayed, PendingIdempotency, RecordedWithWrite};
+use crate::api::wire::{json_bytes, json_response, ListMetadata};
 use crate::services::activity::{actions, ActivityTarget};
+use crate::services::events::{BatchItem, BatchItemRequest};
 use crate::services::filters::{check_value_count, parse_bound, repeated};
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
@@ -30,6 +32,168 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_event, search_events))
         .routes(routes!(validate_event))
+        .routes(routes!(create_event_batch))
+}
+
+/// Most items one batch request may hold.
+pub const MAX_BATCH_ITEMS: usize = 1000;
+
+/// Documentation of the batch body; parsing is [`batch_items`].
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct CreateEventBatchBody {
+    /// 1 to 1,000 items.
+    events: Vec<BatchItemBody>,
+}
+
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct BatchItemBody {
+    #[schema(example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")]
+    organization_id: String,
+    event: EventBody,
+    /// 1 to 255 characters. Same key and same item within 24 hours: the first item's id
+    /// again, stored once; same key and a different item: this item fails with
+    /// `idempotency_key_reused`.
+    idempotency_key: Option<String>,
+}
+
+/// What happened to one item of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItemResult {
+    /// The item's position in `events`.
+    pub index: usize,
+    pub success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "audit_log_event_01GBNJC3MX9ZZJW1FSTF4C5938")]
+    pub id: Option<String>,
+    /// Present when `success` is false: the body the single create would have answered
+    /// (`code`, `message`, and `errors` for `validation_failed`, `invalid_audit_log_event`
+    /// and the other 400s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResults {
+    #[schema(example = "list")]
+    pub object: &'static str,
+    pub data: Vec<BatchItemResult>,
+}
+
+/// The fingerprint an item's key is stored with (beside the single create's response
+/// body): the route and the item's RFC 8785 bytes without `idempotency_key`, so
+/// formatting and member order do not make a retry a different item.
+fn item_fingerprint(item: &serde_json::Map<String, Value>) -> Result<[u8; 32], ApiError> {
+    let mut item = item.clone();
+    item.remove("idempotency_key");
+    let bytes = stele_core::canonical::to_canonical_bytes(&item)
+        .map_err(|error| ApiError::internal(format!("encoding a batch item: {error}")))?;
+    Ok(request_fingerprint(
+        "POST",
+        crate::config::BATCH_INGEST_PATH,
+        &bytes,
+    ))
+}
+
+/// One item of a batch and the fingerprint its key's record must carry for a replay.
+type ParsedItem = (BatchItem, Option<[u8; 32]>);
+
+/// Splits a batch body into its items, each with the fingerprint its key's record must
+/// carry for a replay (when it has a key): the request's own shape (an `events` array of 1 to
+/// [`MAX_BATCH_ITEMS`]) is checked first and refuses the whole request; each item's
+/// `idempotency_key` is checked on its own. An item without a key, in a request that has
+/// an `Idempotency-Key` header, is keyed by the header's key and its index, so two
+/// concurrent requests with one header key store each item once.
+fn batch_items(
+    body: Value,
+    caller: &ApiCaller,
+    request_key: Option<&PendingIdempotency>,
+) -> Result<Vec<ParsedItem>, ApiError> {
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::validation(vec![FieldError::invalid(
+            "body",
+            "The body must be an object with an `events` array.",
+        )]));
+    };
+    let items = match body.remove("events") {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => {
+            return Err(ApiError::validation(vec![FieldError::required("events")]))
+        }
+        Some(_) => {
+            return Err(ApiError::validation(vec![FieldError::invalid(
+                "events",
+                "events must be an array.",
+            )]))
+        }
+    };
+    if items.is_empty() || items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::validation(vec![FieldError::invalid(
+            "events",
+            format!(
+                "events must hold 1 to {MAX_BATCH_ITEMS} items; it holds {}.",
+                items.len()
+            ),
+        )]));
+    }
+    let scope: String = caller.0.id.clone().into();
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let Value::Object(item) = item else {
+                let refusal = ServiceError::InvalidRequest(vec![FieldError::invalid(
+                    "body",
+                    "Each item of events must be an object.",
+                )]);
+                return Ok((Err(refusal), None));
+            };
+            let key = match item.get("idempotency_key") {
+                None | Some(Value::Null) => {
+                    request_key.map(|pending| format!("{}\u{1f}batch item {index}", pending.key()))
+                }
+                Some(Value::String(key)) if !key.is_empty() && key.len() <= MAX_KEY_LENGTH => {
+                    Some(key.clone())
+                }
+                Some(_) => {
+                    let refusal = ServiceError::InvalidRequest(vec![FieldError::invalid(
+                        "idempotency_key",
+                        format!(
+                            "idempotency_key must be a string of 1 to {MAX_KEY_LENGTH} characters."
+                        ),
+                    )]);
+                    return Ok((Err(refusal), None));
+                }
+            };
+            let Some(key) = key else {
+                return Ok((
+                    Ok(BatchItemRequest {
+                        body: Value::Object(item),
+                        idempotency: None,
+                    }),
+                    None,
+                ));
+            };
+            let pending = PendingIdempotency::for_item(&scope, key, item_fingerprint(&item)?);
+            let fingerprint = pending.fingerprint();
+            let idempotency = Box::new(move |id: &str| {
+                let body = json_bytes(&EventCreated {
+                    success: true,
+                    id: id.to_owned(),
+                })?;
+                Ok(pending.record(StatusCode::CREATED, body))
+            }) as IdempotencyRecordFor<str>;
+            Ok((
+                Ok(BatchItemRequest {
+                    body: Value::Object(item),
+                    idempotency: Some(idempotency),
+                }),
+                Some(fingerprint),
+            ))
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,6 +201,96 @@ pub struct EventCreated {
     pub success: bool,
     #[schema(example = "audit_log_event_01GBNJC3MX9ZZJW1FSTF4C5938")]
     pub id: String,
+}
+
+#[utoipa::path(post, path = "/audit_logs/events/batch", tag = "audit logs", request_body = CreateEventBatchBody,
+    description = "Creates up to 1,000 events (and at most `--batch-body-limit-bytes`, 16 MiB by default). \
+Each item is validated and stored on its own, with the rules of `POST /audit_logs/events`: \
+one refused item never holds back the others. Every accepted item is durable, in one commit, \
+when the response is sent. With `Idempotency-Key`, an item without its own \
+`idempotency_key` is keyed by the header's key and its position.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Keys each item that has no idempotency_key of its own, by position")),
+    responses((status = 200, description = "One result per item, in order", body = BatchResults),
+              (status = 400, description = "The Idempotency-Key was used with another request (idempotency_key_reused)"),
+              (status = 413, description = "The body exceeds --batch-body-limit-bytes (payload_too_large)"),
+              (status = 422, description = "The body is not an object with an `events` array of 1 to 1,000 items")))]
+pub async fn create_event_batch(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    IdempotencyContext(idempotency): IdempotencyContext,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let (items, fingerprints): (Vec<BatchItem>, Vec<Option<[u8; 32]>>) =
+        batch_items(body, &caller, idempotency.as_ref())?
+            .into_iter()
+            .unzip();
+    // What the quarantine keeps of an item its schema refuses: the item as a create-event
+    // body.
+    let bodies: Vec<Option<Value>> = items
+        .iter()
+        .map(|item| item.as_ref().ok().map(|request| request.body.clone()))
+        .collect();
+    let outcomes = state.events.create_batch(items).await?;
+    let mut data = Vec::with_capacity(outcomes.len());
+    let mut stored = 0;
+    for (index, ((outcome, fingerprint), body)) in
+        outcomes.into_iter().zip(fingerprints).zip(bodies).enumerate()
+    {
+        let id = match outcome {
+            Ok(Idempotent::Done(appended)) => {
+                stored += 1;
+                Ok(String::from(appended.id))
+            }
+            Ok(Idempotent::AlreadyDone(record)) => replayed_item_id(&record, fingerprint),
+            Err(refusal) => Err(ApiError::from(match body {
+                Some(body) => {
+                    state
+                        .quarantine
+                        .keep_refused(&body, None, None, refusal)
+                        .await
+                }
+                None => refusal,
+            })),
+        };
+        data.push(match id {
+            Ok(id) => BatchItemResult {
+                index,
+                success: true,
+                id: Some(id),
+                error: None,
+            },
+            Err(error) => BatchItemResult {
+                index,
+                success: false,
+                id: None,
+                error: Some(error.status_and_body().1),
+            },
+        });
+    }
+    crate::metrics::record_ingested("api", stored);
+    let body = json_bytes(&BatchResults {
+        object: "list",
+        data,
+    })?;
+    let mut response = json_response(StatusCode::OK, body);
+    // Each item stored its own key's record with it; the request as a whole records
+    // nothing, so a retry with the same header key redoes only the refused items.
+    response.extensions_mut().insert(RecordedWithWrite);
+    Ok(response)
+}
+
+/// The id a batch item's key already stands for, if the record is this same item's.
+fn replayed_item_id(
+    record: &IdempotencyRecord,
+    fingerprint: Option<[u8; 32]>,
+) -> Result<String, ApiError> {
+    if fingerprint != Some(record.fingerprint) {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    serde_json::from_slice::<Value>(&record.body)
+        .ok()
+        .and_then(|body| body.get("id").and_then(Value::as_str).map(str::to_owned))
+        .ok_or_else(|| ApiError::internal("a batch item's idempotency record has no event id"))
 }
 
 /// Documentation of the create-event body; parsing is `stele_core::event::parse_create_event`.

@@ -3,8 +3,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use stele_core::model::ApiKey;
@@ -42,15 +42,16 @@ impl FromRequest<AppState> for ExactJsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state)
+        // Read with this route's limit (the batch route's is larger than the others').
+        let limit = state.config.body_limit_for(request.uri().path());
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
-            .map_err(|rejection| {
-                if crate::api::error::is_body_timeout(&rejection) {
+            .map_err(|error| {
+                let error = error.into_inner();
+                if crate::api::error::is_body_timeout(error.as_ref()) {
                     ApiError::BodyTimeout
-                } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge {
-                        limit: state.config.body_limit_bytes,
-                    }
+                } else if error.is::<http_body_util::LengthLimitError>() {
+                    ApiError::PayloadTooLarge { limit }
                 } else {
                     ApiError::validation(vec![FieldError::invalid(
                         "body",

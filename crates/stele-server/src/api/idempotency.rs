@@ -38,6 +38,25 @@ pub struct PendingIdempotency {
 }
 
 impl PendingIdempotency {
+    /// A key taken by one item of a batch request, for the caller's `scope`.
+    pub fn for_item(scope: &str, key: String, fingerprint: [u8; 32]) -> Self {
+        Self {
+            scope: scope.to_owned(),
+            key,
+            fingerprint,
+            created_at: now_millis(),
+        }
+    }
+
+    /// The request's key itself.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
     /// The record that makes `status` and `body` this key's response.
     pub fn record(&self, status: StatusCode, body: Vec<u8>) -> IdempotencyRecord {
         IdempotencyRecord {
@@ -143,7 +162,7 @@ pub async fn idempotency_layer(
             .into_response()
         }
     };
-    let limit = state.config.body_limit_bytes;
+    let limit = state.config.body_limit_for(parts.uri.path());
     let bytes = match to_bytes(body, limit).await {
         Ok(bytes) => bytes,
         Err(error) => return ApiError::unreadable_body(&error, limit).into_response(),

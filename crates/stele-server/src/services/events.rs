@@ -16,7 +16,7 @@ use stele_core::model::{
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::schema::SchemaViolation;
 use stele_core::timestamp::now_millis;
-use stele_store::{Store, StoreError};
+use stele_store::{EventToAppend, Store, StoreError};
 
 use crate::services::schemas::ValidatorCache;
 
@@ -62,6 +62,16 @@ pub struct ValidatedEvent {
     /// The organization does not exist yet and is created with the event
     /// (`--auto-create-organizations`).
     pub creates_organization: bool,
+}
+
+/// One item of a batch: the create-event body and, when the item has an idempotency key,
+/// the builder of the record stored with it. An item the API already refused (its shape
+/// around the body) is its refusal.
+pub type BatchItem = Result<BatchItemRequest, ServiceError>;
+
+pub struct BatchItemRequest {
+    pub body: Value,
+    pub idempotency: Option<IdempotencyRecordFor<str>>,
 }
 
 /// Validating, appending and reading audit events.
@@ -165,6 +175,23 @@ impl EventService {
         })
     }
 
+    /// Decides whether one create-event body is stored: every check of [`Self::validate`],
+    /// then, with `--auto-create-organizations`, the organization it names. Both
+    /// `POST /audit_logs/events` and each item of `POST /audit_logs/events/batch` go
+    /// through here, so a refusal is the same wherever the event came from.
+    pub async fn admit(&self, body: &Value) -> Result<NewEvent, ServiceError> {
+        let validated = self.validate(body).await?;
+        if validated.creates_organization {
+            self.create_organization_named_after_its_id(&validated.organization_id)
+                .await?;
+        }
+        Ok(NewEvent {
+            id: IdKind::Event.generate().into(),
+            organization_id: validated.organization_id.into(),
+            event: validated.event,
+        })
+    }
+
     /// Validates and appends an event. `idempotency` builds the record to store atomically with
     /// the event, given the new event's id.
     pub async fn create(
@@ -188,14 +215,14 @@ impl EventService {
             && self
                 .create_organization_named_after_its_id(&validated.organization_id)
                 .await?;
-        let record = idempotency
-            .map(|make_record| make_record(&id))
-            .transpose()?;
         let new_event = NewEvent {
             id: id.into(),
             organization_id: validated.organization_id.into(),
             event: validated.event,
         };
+        let record = idempotency
+            .map(|make_record| make_record(new_event.id.as_str()))
+            .transpose()?;
         let organization_id = new_event.organization_id.clone();
         let appended = self.store.append_event(new_event, record).await;
         if appended.is_err() && created_organization {
@@ -219,6 +246,66 @@ impl EventService {
     /// Whether an event for an unknown, well-formed organization id creates it.
     pub fn creates_unknown_organizations(&self) -> bool {
         self.auto_create_organizations
+    }
+
+    /// Validates each item on its own and appends every accepted one in one durable
+    /// commit. The result has one entry per item, in order: its appended event (or the
+    /// record its idempotency key already held), or why it was refused. A refused item
+    /// never holds back the others; the outer error means nothing was stored.
+    pub async fn create_batch(
+        &self,
+        items: Vec<BatchItem>,
+    ) -> Result<Vec<Result<Idempotent<AppendedEvent>, ServiceError>>, ServiceError> {
+        let mut results: Vec<Option<Result<Idempotent<AppendedEvent>, ServiceError>>> =
+            Vec::with_capacity(items.len());
+        let mut to_append = Vec::with_capacity(items.len());
+        let mut appended_at = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            let admitted = match item {
+                Ok(BatchItemRequest { body, idempotency }) => match self.admit(&body).await {
+                    Ok(event) => idempotency
+                        .map(|make_record| make_record(event.id.as_str()))
+                        .transpose()
+                        .map(|record| (event, record)),
+                    Err(refusal) => Err(refusal),
+                },
+                Err(refusal) => Err(refusal),
+            };
+            match admitted {
+                Ok((event, idempotency)) => {
+                    results.push(None);
+                    appended_at.push(index);
+                    to_append.push(EventToAppend { event, idempotency });
+                }
+                Err(refusal) => results.push(Some(Err(refusal))),
+            }
+        }
+        let organizations: Vec<String> = to_append
+            .iter()
+            .map(|item| item.event.organization_id.to_string())
+            .collect();
+        let outcomes = if to_append.is_empty() {
+            Vec::new()
+        } else {
+            self.store.append_events(to_append).await?
+        };
+        for ((index, outcome), organization_id) in
+            appended_at.into_iter().zip(outcomes).zip(&organizations)
+        {
+            results[index] = Some(
+                outcome.map_err(|error| ServiceError::on_organization(error, organization_id)),
+            );
+        }
+        Ok(results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(ServiceError::Internal(
+                        "a batch item was not appended".into(),
+                    ))
+                })
+            })
+            .collect())
     }
 
     /// Creates an organization that an event named, unless a concurrent request did first;

@@ -211,3 +211,131 @@ async fn survives_kill_dash_nine(sqlite_url_options: &str) {
         "{stdout}"
     );
 }
+
+/// Every item a batch response acknowledged survives `kill -9`, and no batch is half
+/// stored: each one's items are all there or none are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_batches_survive_kill_dash_nine() {
+    let database = TestDatabase::create();
+    let database_url = database.url().to_owned();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = spawn_server(&database_url, &database.signing_key_file(), port);
+    wait_until_healthy(&client, &base).await;
+    let (status, organization) = read(
+        client
+            .post(format!("{base}/organizations"))
+            .bearer_auth(API_KEY)
+            .json(&json!({"name": "Crash batches"}))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let organization = organization["id"].as_str().expect("id").to_owned();
+    let response = client
+        .post(format!("{base}/audit_logs/actions/user.signed_in/schemas"))
+        .bearer_auth(API_KEY)
+        .json(&seed_v1())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    // 8 writers send batches of 50 (one item of each refused) until the server dies.
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|writer| {
+            let (client, base, organization, acknowledged) = (
+                client.clone(),
+                base.clone(),
+                organization.clone(),
+                Arc::clone(&acknowledged),
+            );
+            tokio::spawn(async move {
+                for round in 0.. {
+                    let items: Vec<serde_json::Value> = (0..50)
+                        .map(|index| {
+                            let kind = if index == 7 { "undeclared" } else { "team" };
+                            event(
+                                &organization,
+                                "user.signed_in",
+                                None,
+                                json!([{"id": format!("w{writer}-{round}-{index}"), "type": kind}]),
+                            )
+                        })
+                        .collect();
+                    let Ok(response) = client
+                        .post(format!("{base}/audit_logs/events/batch"))
+                        .bearer_auth(API_KEY)
+                        .json(&json!({ "events": items }))
+                        .send()
+                        .await
+                    else {
+                        return;
+                    };
+                    if response.status() != StatusCode::OK {
+                        return;
+                    }
+                    let Ok(body) = response.json::<serde_json::Value>().await else {
+                        return;
+                    };
+                    let ids: Vec<String> = body["data"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|item| item["id"].as_str().map(str::to_owned))
+                        .collect();
+                    assert_eq!(ids.len(), 49, "{body}");
+                    if let Ok(mut acknowledged) = acknowledged.lock() {
+                        acknowledged.extend(ids);
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.lock().map(|a| a.len()).unwrap_or(0) < 2000 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill().expect("SIGKILL");
+    server.wait().expect("reaped");
+    for writer in writers {
+        writer.await.expect("writer saw only whole batches");
+    }
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(
+        acknowledged.len() >= 2000,
+        "only {} events acknowledged before the deadline",
+        acknowledged.len()
+    );
+
+    let mut restarted = spawn_server(&database_url, &database.signing_key_file(), port);
+    wait_until_healthy(&client, &base).await;
+    let rows = stored_events(&database, &organization);
+    let stored: std::collections::HashSet<&str> =
+        rows.iter().map(|(_, id, _)| id.as_str()).collect();
+    let lost = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id.as_str()))
+        .count();
+    assert_eq!(lost, 0, "{lost} acknowledged batch items lost");
+    // Whole batches only: 49 accepted items each.
+    assert_eq!(rows.len() % 49, 0, "{} stored", rows.len());
+    let sequences: Vec<i64> = rows.iter().map(|(sequence, _, _)| *sequence).collect();
+    assert_eq!(sequences, (1..=rows.len() as i64).collect::<Vec<_>>());
+    restarted.kill().expect("stop");
+    restarted.wait().expect("reaped");
+    let verify = Command::new(stele_binary())
+        .args(["verify", "--database-url", &database_url])
+        .output()
+        .expect("verify");
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "verify failed: {stdout}");
+    assert!(
+        stdout.contains(&format!("OK: {} events", rows.len())),
+        "{stdout}"
+    );
+}

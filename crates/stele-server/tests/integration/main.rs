@@ -4,6 +4,7 @@
 mod support;
 
 mod access;
+mod batch;
 mod cli;
 mod connections;
 mod dashboard;

@@ -17,6 +17,10 @@
 //! deadlock. Should PostgreSQL still report a deadlock or serialization failure, the batch
 //! is retried from scratch, which is safe because nothing of it was committed.
 //!
+//! A job is a group of events (one for `POST /audit_logs/events`, up to a thousand for a
+//! batch request); a group is never split across transactions, so it commits at once.
+//! A batch takes whole groups until it holds [`MAX_BATCH`] events or more.
+//!
 //! Every check that can reject one job (unknown organization, key already used) happens
 //! before any write, and writes nothing. A database error after writing rolls the whole
 //! batch back (never a partial write); its jobs are then run one at a time, so only the
@@ -44,10 +48,16 @@ const MAX_ATTEMPTS: usize = 5;
 
 type Outcome = StoreResult<Idempotent<AppendedEvent>>;
 
-struct AppendJob {
+/// One event of a group.
+struct AppendItem {
     event: NewEvent,
     idempotency: Option<IdempotencyRecord>,
-    reply: oneshot::Sender<Outcome>,
+}
+
+/// A group of events that commit together, and who waits for their outcomes.
+struct AppendJob {
+    items: Vec<AppendItem>,
+    reply: oneshot::Sender<StoreResult<Vec<Outcome>>>,
 }
 
 #[derive(Clone)]
@@ -72,13 +82,27 @@ impl Appender {
         event: NewEvent,
         idempotency: Option<IdempotencyRecord>,
     ) -> Outcome {
+        self.append_group(vec![(event, idempotency)])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Internal("append job did not run".into())))
+    }
+
+    /// Appends `events` in one transaction; each has its own outcome.
+    pub(crate) async fn append_group(
+        &self,
+        events: Vec<(NewEvent, Option<IdempotencyRecord>)>,
+    ) -> StoreResult<Vec<Outcome>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let (reply, answer) = oneshot::channel();
+        let items = events
+            .into_iter()
+            .map(|(event, idempotency)| AppendItem { event, idempotency })
+            .collect();
         self.queue
-            .send(AppendJob {
-                event,
-                idempotency,
-                reply,
-            })
+            .send(AppendJob { items, reply })
             .await
             .map_err(|_| StoreError::Unavailable)?;
         answer.await.map_err(|_| StoreError::Unavailable)?
@@ -86,61 +110,93 @@ impl Appender {
 }
 
 async fn append_loop(pool: Pool, mut receiver: mpsc::Receiver<AppendJob>) {
-    let mut batch: Vec<AppendJob> = Vec::with_capacity(MAX_BATCH);
+    let mut jobs: Vec<AppendJob> = Vec::new();
     while let Some(first) = receiver.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
+        let mut events = first.items.len();
+        jobs.push(first);
+        while events < MAX_BATCH {
             match receiver.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => {
+                    events += job.items.len();
+                    jobs.push(job);
+                }
                 Err(_) => break,
             }
         }
         let started = std::time::Instant::now();
+        let mut groups = Vec::with_capacity(jobs.len());
+        let mut batch: Vec<AppendItem> = Vec::with_capacity(events);
+        for job in jobs.drain(..) {
+            groups.push((job.items.len(), job.reply));
+            batch.extend(job.items);
+        }
         let mut committed = true;
-        let outcomes = match run_with_retries(&pool, &batch).await {
-            Ok(outcomes) => outcomes,
+        let results: Vec<StoreResult<Vec<Outcome>>> = match run_with_retries(&pool, &batch).await {
+            Ok(outcomes) => split_by_group(outcomes, &groups),
             // An error PostgreSQL reports that is not a conflict may come from one job's
             // data (which the checks before writing should have refused). Rather than fail
-            // every client in the batch, each job is run alone, so only that one fails.
+            // every client in the batch, each group is run alone, so only that one fails.
             Err(BatchError::Postgres(error))
-                if batch.len() > 1 && error.as_db_error().is_some() =>
+                if groups.len() > 1 && error.as_db_error().is_some() =>
             {
-                tracing::warn!(error = %describe(&error), jobs = batch.len(), "append batch failed; running its jobs one by one");
+                tracing::warn!(error = %describe(&error), jobs = groups.len(), "append batch failed; running its jobs one by one");
                 committed = false;
-                let mut outcomes = Vec::with_capacity(batch.len());
-                for job in batch.chunks(1) {
-                    outcomes.push(match run_with_retries(&pool, job).await {
-                        Ok(mut single) => single.pop().unwrap_or_else(|| {
-                            Err(StoreError::Internal("append job did not run".into()))
-                        }),
-                        Err(error) => Err(error.into_store_error()),
-                    });
+                let mut results = Vec::with_capacity(groups.len());
+                let mut start = 0;
+                for (size, _) in &groups {
+                    let group = &batch[start..start + size];
+                    start += size;
+                    results.push(
+                        run_with_retries(&pool, group)
+                            .await
+                            .map_err(BatchError::into_store_error),
+                    );
                 }
-                outcomes
+                results
             }
             Err(error) => {
-                tracing::warn!(%error, jobs = batch.len(), "append batch failed");
+                tracing::warn!(%error, jobs = groups.len(), "append batch failed");
                 committed = false;
-                vec![Err(error.into_store_error()); batch.len()]
+                let error = error.into_store_error();
+                groups.iter().map(|_| Err(error.clone())).collect()
             }
         };
         crate::telemetry::record_group_commit(
             crate::telemetry::POSTGRES,
-            batch.len(),
+            events,
             started.elapsed(),
             committed,
         );
-        tracing::trace!(jobs = batch.len(), elapsed = ?started.elapsed(), "append batch");
-        for (job, outcome) in batch.drain(..).zip(outcomes) {
+        tracing::trace!(jobs = groups.len(), events, elapsed = ?started.elapsed(), "append batch");
+        for ((_, reply), result) in groups.into_iter().zip(results) {
             // The requester may have gone away (client disconnected); the write stands.
-            let _ = job.reply.send(outcome);
+            let _ = reply.send(result);
         }
     }
 }
 
+/// Splits a batch's outcomes back into its groups (`groups` holds each one's size).
+fn split_by_group<R>(
+    outcomes: Vec<Outcome>,
+    groups: &[(usize, R)],
+) -> Vec<StoreResult<Vec<Outcome>>> {
+    let mut outcomes = outcomes.into_iter();
+    groups
+        .iter()
+        .map(|(size, _)| {
+            let group: Vec<Outcome> = outcomes.by_ref().take(*size).collect();
+            if group.len() == *size {
+                Ok(group)
+            } else {
+                Err(StoreError::Internal("append job did not run".into()))
+            }
+        })
+        .collect()
+}
+
 /// Runs `jobs` as one transaction, again from scratch after a deadlock or serialization
 /// failure (nothing of a failed attempt was committed).
-async fn run_with_retries(pool: &Pool, jobs: &[AppendJob]) -> Result<Vec<Outcome>, BatchError> {
+async fn run_with_retries(pool: &Pool, jobs: &[AppendItem]) -> Result<Vec<Outcome>, BatchError> {
     let mut attempt = 1;
     loop {
         match run_batch(pool, jobs).await {
@@ -204,7 +260,7 @@ struct EventRow {
     hash: ChainHash,
 }
 
-async fn run_batch(pool: &Pool, batch: &[AppendJob]) -> Result<Vec<Outcome>, BatchError> {
+async fn run_batch(pool: &Pool, batch: &[AppendItem]) -> Result<Vec<Outcome>, BatchError> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let transaction = client.transaction().await?;
 
@@ -351,7 +407,7 @@ async fn run_batch(pool: &Pool, batch: &[AppendJob]) -> Result<Vec<Outcome>, Bat
 /// Inserts the batch's events and their targets, one multi-row statement each.
 async fn insert_rows(
     transaction: &deadpool_postgres::Transaction<'_>,
-    batch: &[AppendJob],
+    batch: &[AppendItem],
     rows: &[Option<EventRow>],
 ) -> Result<(), BatchError> {
     let mut organization_ids = Vec::new();

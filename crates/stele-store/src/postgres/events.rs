@@ -220,6 +220,20 @@ impl EventStore for PostgresStore {
         Ok(outcome)
     }
 
+    async fn append_events(
+        &self,
+        events: Vec<EventToAppend>,
+    ) -> StoreResult<Vec<StoreResult<Idempotent<AppendedEvent>>>> {
+        self.appender
+            .append_group(
+                events
+                    .into_iter()
+                    .map(|item| (item.event, item.idempotency))
+                    .collect(),
+            )
+            .await
+    }
+
     async fn search_events(
         &self,
         query: EventQuery,

@@ -15,11 +15,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_merkle.sql"),
     include_str!("../../migrations/postgres/0004_access.sql"),
-    include_str!("../../migrations/postgres/0010_workos_compat.sql"),
+    include_str!("../../migrations/postgres/0005_limits.sql"),
     include_str!("../../migrations/postgres/0006_log_streams.sql"),
     include_str!("../../migrations/postgres/0007_portal.sql"),
-    include_str!("../../migrations/postgres/0005_limits.sql"),
     include_str!("../../migrations/postgres/0008_quarantine.sql"),
+    include_str!("../../migrations/postgres/0009_workos_compat.sql"),
 ];
 
 /// The advisory lock key held while migrating ("stele mg" in ASCII).

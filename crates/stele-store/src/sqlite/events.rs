@@ -336,6 +336,43 @@ impl EventStore for SqliteStore {
             .await
     }
 
+    async fn append_events(
+        &self,
+        events: Vec<EventToAppend>,
+    ) -> StoreResult<Vec<StoreResult<Idempotent<AppendedEvent>>>> {
+        // One job, so one transaction and one commit. Like `append_event` it runs without
+        // a savepoint: each item makes its checks before its first write, so a refused
+        // item leaves nothing, and an error after writing rolls the whole call back.
+        self.writer
+            .write_unguarded(move |connection| {
+                let mut known = std::collections::HashMap::<String, bool>::new();
+                let mut outcomes = Vec::with_capacity(events.len());
+                for EventToAppend { event, idempotency } in &events {
+                    let exists = match known.get(event.organization_id.as_str()) {
+                        Some(exists) => *exists,
+                        None => {
+                            let exists = organization_exists(connection, &event.organization_id)?;
+                            known.insert(event.organization_id.to_string(), exists);
+                            exists
+                        }
+                    };
+                    if !exists {
+                        outcomes.push(Err(StoreError::OrganizationNotFound));
+                        continue;
+                    }
+                    if let Some(record) = idempotency {
+                        if let Some(existing) = claim_idempotency_key(connection, record)? {
+                            outcomes.push(Ok(Idempotent::AlreadyDone(existing)));
+                            continue;
+                        }
+                    }
+                    outcomes.push(Ok(Idempotent::Done(append_event_now(connection, event)?)));
+                }
+                Ok(outcomes)
+            })
+            .await
+    }
+
     async fn search_events(
         &self,
         query: EventQuery,

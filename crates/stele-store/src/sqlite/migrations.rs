@@ -11,11 +11,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_dashboard.sql"),
     include_str!("../../migrations/sqlite/0003_merkle.sql"),
     include_str!("../../migrations/sqlite/0004_access.sql"),
-    include_str!("../../migrations/sqlite/0010_workos_compat.sql"),
+    include_str!("../../migrations/sqlite/0005_limits.sql"),
     include_str!("../../migrations/sqlite/0006_log_streams.sql"),
     include_str!("../../migrations/sqlite/0007_portal.sql"),
-    include_str!("../../migrations/sqlite/0005_limits.sql"),
     include_str!("../../migrations/sqlite/0008_quarantine.sql"),
+    include_str!("../../migrations/sqlite/0009_workos_compat.sql"),
 ];
 
 /// Whether every migration this binary knows has been applied.

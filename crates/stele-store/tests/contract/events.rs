@@ -12,6 +12,7 @@ use crate::support::*;
 contract_tests!(
     appends_number_each_organization_from_one_and_chain_each_event_to_the_previous,
     an_append_to_an_unknown_organization_is_refused,
+    a_group_append_commits_its_items_in_order_and_answers_each,
     concurrent_appends_to_one_organization_are_gapless_and_verify,
     get_event_is_pinned_to_its_organization,
     imported_events_are_appended_once_per_import_key,
@@ -296,4 +297,54 @@ async fn imported_events_are_appended_once_per_import_key(backend: Backend) {
         matches!(missing, Err(StoreError::OrganizationNotFound)),
         "{missing:?}"
     );
+}
+
+async fn a_group_append_commits_its_items_in_order_and_answers_each(backend: Backend) {
+    create_organization(&*backend, "org_a").await;
+    create_organization(&*backend, "org_b").await;
+    let item = |organization: &str, key: Option<(&str, &str)>| EventToAppend {
+        event: new_event(organization, event_json("user.signed_in", json!({}))),
+        idempotency: key.map(|(key, body)| idempotency_record("scope", key, body, now())),
+    };
+    let items = vec![
+        item("org_a", Some(("k1", "first"))),
+        item("org_missing", None),
+        item("org_b", None),
+        item("org_a", Some(("k1", "second"))),
+        item("org_a", None),
+    ];
+    let ids: Vec<String> = items.iter().map(|item| item.event.id.to_string()).collect();
+    let outcomes = backend.append_events(items).await.expect("group commits");
+    assert_eq!(outcomes.len(), 5);
+    let appended = |index: usize| match &outcomes[index] {
+        Ok(Idempotent::Done(appended)) => appended.clone(),
+        other => panic!("item {index}: {other:?}"),
+    };
+    assert_eq!(
+        (appended(0).id.as_str(), appended(0).sequence),
+        (ids[0].as_str(), 1)
+    );
+    assert!(matches!(outcomes[1], Err(StoreError::OrganizationNotFound)));
+    assert_eq!(appended(2).sequence, 1);
+    // A key claimed earlier in the same group holds the first item's record.
+    match &outcomes[3] {
+        Ok(Idempotent::AlreadyDone(record)) => assert_eq!(record.body, b"first"),
+        other => panic!("item 3: {other:?}"),
+    }
+    assert_eq!(
+        (appended(4).id.as_str(), appended(4).sequence),
+        (ids[4].as_str(), 2)
+    );
+    let report = verify(&*backend, None).await;
+    assert_eq!((report.organizations, report.events), (2, 3));
+    assert!(backend
+        .get_event("org_a", &ids[3])
+        .await
+        .expect("read")
+        .is_none());
+    assert!(backend
+        .append_events(Vec::new())
+        .await
+        .expect("empty")
+        .is_empty());
 }
