@@ -233,8 +233,11 @@ pub async fn create_event_batch(
     let outcomes = state.events.create_batch(items).await?;
     let mut data = Vec::with_capacity(outcomes.len());
     let mut stored = 0;
-    for (index, ((outcome, fingerprint), body)) in
-        outcomes.into_iter().zip(fingerprints).zip(bodies).enumerate()
+    for (index, ((outcome, fingerprint), body)) in outcomes
+        .into_iter()
+        .zip(fingerprints)
+        .zip(bodies)
+        .enumerate()
     {
         let id = match outcome {
             Ok(Idempotent::Done(appended)) => {

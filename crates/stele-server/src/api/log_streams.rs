@@ -14,8 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiCaller, JsonBody};
+use crate::api::extract::{Activity, ApiCaller, JsonBody};
 use crate::api::wire::{List, ListMetadata};
+use crate::services::activity::{actions, ActivityTarget};
 use crate::state::AppState;
 
 /// The `log_streams` routes.
@@ -95,10 +96,22 @@ pub struct LogStreamTestResponse {
 pub async fn create_log_stream(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let stream = state.log_streams.create(&id, &body).await?;
+    state
+        .activity
+        .record(
+            &activity,
+            actions::LOG_STREAM_CREATED,
+            vec![
+                ActivityTarget::log_stream(&stream.id),
+                ActivityTarget::organization(&id),
+            ],
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(LogStreamResponse::from_stream(stream)),
@@ -144,9 +157,21 @@ pub async fn get_log_stream(
 pub async fn delete_log_stream(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     Path((id, stream_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     state.log_streams.delete(&id, &stream_id).await?;
+    state
+        .activity
+        .record(
+            &activity,
+            actions::LOG_STREAM_DELETED,
+            vec![
+                ActivityTarget::log_stream(&stream_id),
+                ActivityTarget::organization(&id),
+            ],
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -159,12 +184,23 @@ pub async fn delete_log_stream(
 pub async fn replay_log_stream(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     Path((id, stream_id)): Path<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<LogStreamResponse>, ApiError> {
-    Ok(Json(LogStreamResponse::from_stream(
-        state.log_streams.replay(&id, &stream_id, &body).await?,
-    )))
+    let stream = state.log_streams.replay(&id, &stream_id, &body).await?;
+    state
+        .activity
+        .record(
+            &activity,
+            actions::LOG_STREAM_REPLAYED,
+            vec![
+                ActivityTarget::log_stream(&stream_id),
+                ActivityTarget::organization(&id),
+            ],
+        )
+        .await?;
+    Ok(Json(LogStreamResponse::from_stream(stream)))
 }
 
 /// Sends a test delivery (no events) and reports whether the destination accepted it;
@@ -174,9 +210,21 @@ pub async fn replay_log_stream(
 pub async fn test_log_stream(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     Path((id, stream_id)): Path<(String, String)>,
 ) -> Result<Json<LogStreamTestResponse>, ApiError> {
     let outcome = state.log_streams.test(&id, &stream_id).await?;
+    state
+        .activity
+        .record(
+            &activity,
+            actions::LOG_STREAM_TESTED,
+            vec![
+                ActivityTarget::log_stream(&stream_id),
+                ActivityTarget::organization(&id),
+            ],
+        )
+        .await?;
     Ok(Json(LogStreamTestResponse {
         object: "audit_log_stream_test",
         success: outcome.success,
@@ -190,11 +238,22 @@ pub async fn test_log_stream(
 pub async fn pause_log_stream(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     Path((id, stream_id)): Path<(String, String)>,
 ) -> Result<Json<LogStreamResponse>, ApiError> {
-    Ok(Json(LogStreamResponse::from_stream(
-        state.log_streams.pause(&id, &stream_id).await?,
-    )))
+    let stream = state.log_streams.pause(&id, &stream_id).await?;
+    state
+        .activity
+        .record(
+            &activity,
+            actions::LOG_STREAM_PAUSED,
+            vec![
+                ActivityTarget::log_stream(&stream_id),
+                ActivityTarget::organization(&id),
+            ],
+        )
+        .await?;
+    Ok(Json(LogStreamResponse::from_stream(stream)))
 }
 
 /// Resumes delivery at once (state `active`), also after `error` or `invalid`.
@@ -203,9 +262,20 @@ pub async fn pause_log_stream(
 pub async fn resume_log_stream(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     Path((id, stream_id)): Path<(String, String)>,
 ) -> Result<Json<LogStreamResponse>, ApiError> {
-    Ok(Json(LogStreamResponse::from_stream(
-        state.log_streams.resume(&id, &stream_id).await?,
-    )))
+    let stream = state.log_streams.resume(&id, &stream_id).await?;
+    state
+        .activity
+        .record(
+            &activity,
+            actions::LOG_STREAM_RESUMED,
+            vec![
+                ActivityTarget::log_stream(&stream_id),
+                ActivityTarget::organization(&id),
+            ],
+        )
+        .await?;
+    Ok(Json(LogStreamResponse::from_stream(stream)))
 }

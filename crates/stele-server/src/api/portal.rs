@@ -7,14 +7,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use serde_json::{json, Map};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
 use crate::api::exports::public_base;
-use crate::api::extract::{ApiCaller, JsonBody};
+use crate::api::extract::{Activity, ApiCaller, JsonBody};
 use crate::api::idempotency::NeverRecorded;
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::portal::{parse_link_request, parse_revoke_request};
 use crate::state::AppState;
 
@@ -43,11 +45,29 @@ pub struct PortalLinkResponse {
 pub async fn generate_link(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let request = parse_link_request(&body)?;
+    let organization_id = request.organization.clone();
+    let intent = request.intent.as_str();
+    let external_user_id = request.external_user_id.clone();
     let secret = state.portal.generate_link(request).await?;
+    let mut metadata = Map::new();
+    metadata.insert("intent".to_owned(), json!(intent));
+    if let Some(external_user_id) = external_user_id {
+        metadata.insert("external_user_id".to_owned(), json!(external_user_id));
+    }
+    state
+        .activity
+        .record_with(
+            &activity,
+            actions::PORTAL_LINK_CREATED,
+            vec![ActivityTarget::organization(&organization_id)],
+            metadata,
+        )
+        .await?;
     // The secret rides in the query, which the request log never records (it logs paths).
     let link = format!(
         "{}/portal/launch?secret={secret}",
@@ -68,12 +88,22 @@ pub async fn generate_link(
 pub async fn revoke_link(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
     let (organization, external_user_id) = parse_revoke_request(&body)?;
     state
         .portal
         .revoke(&organization, &external_user_id)
+        .await?;
+    state
+        .activity
+        .record_with(
+            &activity,
+            actions::PORTAL_LINK_REVOKED,
+            vec![ActivityTarget::organization(&organization)],
+            Map::from_iter([("external_user_id".to_owned(), json!(external_user_id))]),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,8 +16,8 @@ use crate::dashboard::log_streams::{
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, thousands, FormData, Layout, PageError,
 };
-use crate::services::activity::{actions, ActivityTarget};
 use crate::dashboard::quarantine::{self, QuarantineSummary};
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::organizations::OrganizationInput;
 use crate::services::retention;
 use crate::services::ServiceError;

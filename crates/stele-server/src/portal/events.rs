@@ -3,6 +3,8 @@
 //! millions of events), one event's detail and proof bundle, and CSV or proven JSONL
 //! exports. Every query takes the organization from the session.
 
+use crate::origin::RequestOrigin;
+use crate::services::activity::{actions, ActivityTarget};
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -209,12 +211,24 @@ pub async fn show(
 pub async fn proof_bundle(
     State(state): State<AppState>,
     user: PortalUser,
+    origin: RequestOrigin,
     Path(event_id): Path<String>,
 ) -> Result<Response, PageError> {
     user.require(PortalIntent::AuditLogs)?;
     let bundle = state
         .transparency
         .proof_bundle(user.organization_id(), &event_id)
+        .await?;
+    state
+        .activity
+        .record(
+            &user.activity(&origin),
+            actions::PROOF_BUNDLE_DOWNLOADED,
+            vec![
+                ActivityTarget::new("event", &event_id),
+                ActivityTarget::organization(user.organization_id()),
+            ],
+        )
         .await?;
     Ok(proof_bundle_download(&event_id, bundle))
 }
@@ -224,6 +238,7 @@ pub async fn proof_bundle(
 pub async fn export(
     State(state): State<AppState>,
     user: PortalUser,
+    origin: RequestOrigin,
     form: FormData,
 ) -> Result<Response, PageError> {
     user.check_csrf(&form)?;
@@ -252,6 +267,17 @@ pub async fn export(
             "an export without an idempotency key was reported as a replay".into(),
         ));
     };
+    state
+        .activity
+        .record(
+            &user.activity(&origin),
+            actions::EXPORT_CREATED,
+            vec![
+                ActivityTarget::new("export", export.id.as_ref()),
+                ActivityTarget::organization(user.organization_id()),
+            ],
+        )
+        .await?;
     Ok(Redirect::to(&format!("/portal/exports/{}", path_segment(&export.id))).into_response())
 }
 
@@ -259,6 +285,7 @@ pub async fn export(
 pub async fn download(
     State(state): State<AppState>,
     user: PortalUser,
+    origin: RequestOrigin,
     Path(export_id): Path<String>,
 ) -> Result<Response, PageError> {
     user.require(PortalIntent::AuditLogs)?;
@@ -274,6 +301,17 @@ pub async fn download(
             "This export can no longer be downloaded (exports are kept for 24 hours, and retention may have removed events it covered); create a new one.".into(),
         ));
     }
+    state
+        .activity
+        .record(
+            &user.activity(&origin),
+            actions::EXPORT_DOWNLOADED,
+            vec![
+                ActivityTarget::new("export", export.id.as_ref()),
+                ActivityTarget::organization(user.organization_id()),
+            ],
+        )
+        .await?;
     let format = export.format;
     let disposition = format!(
         "attachment; filename=\"{}.{}\"",

@@ -2,6 +2,8 @@
 //! sends the browser to the page of the link's intent, so the secret leaves the address
 //! bar at once.
 
+use crate::origin::RequestOrigin;
+use crate::services::activity::{actions, ActivityTarget, Actor};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,6 +22,7 @@ pub struct LaunchParams {
 
 pub async fn redeem(
     State(state): State<AppState>,
+    origin: RequestOrigin,
     headers: HeaderMap,
     params: Result<Query<LaunchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
@@ -34,6 +37,22 @@ pub async fn redeem(
             "Portal links work once and only for 5 minutes, and stop working when access is revoked. Open the portal again from your application to get a new link.",
         ));
     };
+    let actor = Actor::PortalUser {
+        organization_id: session.organization_id.to_string(),
+        external_user_id: session.external_user_id.clone().unwrap_or_default(),
+    };
+    state
+        .activity
+        .record_with(
+            &origin.context(actor),
+            actions::PORTAL_LINK_REDEEMED,
+            vec![ActivityTarget::organization(&session.organization_id)],
+            serde_json::Map::from_iter([(
+                "intent".to_owned(),
+                serde_json::json!(session.intent.as_str()),
+            )]),
+        )
+        .await?;
     let max_age = u64::try_from((session.expires_at - session.created_at) / 1000).unwrap_or(0);
     let mut response = Redirect::to(home_path(session.intent)).into_response();
     response.headers_mut().insert(

@@ -2,6 +2,7 @@
 //! extractor that turns it into a [`PortalUser`] pinned to one organization, the CSRF
 //! check of portal forms, the branded layout, and signing out.
 
+use crate::services::activity::{ActivityContext, Actor};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -67,6 +68,14 @@ pub struct PortalUser {
 impl PortalUser {
     pub fn organization_id(&self) -> &str {
         &self.session.organization_id
+    }
+
+    /// Who this session's actions are recorded as in the activity log.
+    pub fn activity(&self, origin: &crate::origin::RequestOrigin) -> ActivityContext {
+        origin.context(Actor::PortalUser {
+            organization_id: self.session.organization_id.to_string(),
+            external_user_id: self.session.external_user_id.clone().unwrap_or_default(),
+        })
     }
 
     /// Refuses a form that does not carry this session's CSRF token.

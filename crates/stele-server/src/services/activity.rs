@@ -42,6 +42,15 @@ pub mod actions {
     pub const PROOF_BUNDLE_DOWNLOADED: &str = "proof_bundle.downloaded";
     pub const ACTIVITY_SEARCHED: &str = "activity.searched";
     pub const SIGNING_KEY_ADDED: &str = "signing_key.added";
+    pub const PORTAL_LINK_CREATED: &str = "portal_link.created";
+    pub const PORTAL_LINK_REVOKED: &str = "portal_link.revoked";
+    pub const PORTAL_LINK_REDEEMED: &str = "portal_link.redeemed";
+    pub const LOG_STREAM_CREATED: &str = "log_stream.created";
+    pub const LOG_STREAM_DELETED: &str = "log_stream.deleted";
+    pub const LOG_STREAM_REPLAYED: &str = "log_stream.replayed";
+    pub const LOG_STREAM_PAUSED: &str = "log_stream.paused";
+    pub const LOG_STREAM_RESUMED: &str = "log_stream.resumed";
+    pub const LOG_STREAM_TESTED: &str = "log_stream.tested";
 }
 
 /// Longest actor name, target name or address kept in an activity event.
@@ -62,6 +71,12 @@ pub enum Actor {
     Anonymous { attempted_username: String },
     /// A holder of a signed download link (links are bearer tokens: whoever has one).
     DownloadLink,
+    /// A customer's IT admin in an Admin Portal session, by the `external_user_id` the
+    /// vendor gave the link (empty when it gave none).
+    PortalUser {
+        organization_id: String,
+        external_user_id: String,
+    },
     /// The `stele` command line, run by the named operating-system user.
     CommandLine { os_user: String },
     /// Stele itself (start-up, background work).
@@ -133,6 +148,14 @@ impl ActivityContext {
                 "download_link",
                 "signed download link".to_owned(),
             ),
+            Actor::PortalUser {
+                organization_id,
+                external_user_id,
+            } => (
+                format!("portal:{}", clip(external_user_id)),
+                "portal_user",
+                format!("Admin Portal of {organization_id}"),
+            ),
             Actor::CommandLine { os_user } => {
                 (format!("cli:{}", clip(os_user)), "cli", os_user.clone())
             }
@@ -168,6 +191,10 @@ impl ActivityTarget {
 
     pub fn organization(id: &str) -> Self {
         Self::new("organization", id)
+    }
+
+    pub fn log_stream(id: &str) -> Self {
+        Self::new("log_stream", id)
     }
 
     /// A schema version, as `action@version`.
