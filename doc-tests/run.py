@@ -78,7 +78,9 @@ def blocks_of(path: Path) -> list[Block]:
             body.append(lines[index])
             index += 1
         index += 1
-        previous = lines[start - 1] if start > 0 else ""
+        # The directive sits on one of the two lines above the fence (another marker, such
+        # as a test's extraction comment, may come between).
+        previous = "\n".join(lines[max(0, start - 2):start])
         match = DIRECTIVE.search(previous)
         directive = None
         reason = None
@@ -202,6 +204,8 @@ def run_file(path: Path, stele: str) -> tuple[list[str], list[str]]:
             ("port: 8080", f"port: {address.split(':')[1]}"),
             ('base_url="http://127.0.0.1:8080"', f'base_url="http://{address}"'),
             ("export KEY=sk_...", f"export KEY={key}"),
+            ("export STELE_API_KEY=sk_...", f"export STELE_API_KEY={key}"),
+            ("https://audit.example.com", f"http://{address}"),
             ("/etc/stele/", f"{etc}/"),
         ]
         env = dict(os.environ, KEY=key, STELE_API_KEY=key)
