@@ -21,6 +21,7 @@ use crate::api::extract::{authenticate, ApiCaller};
 use crate::error_code::ErrorCode;
 use crate::services::ServiceError;
 use crate::state::AppState;
+use stele_core::FieldError;
 
 /// Where a route names the organization it acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,7 +369,15 @@ pub async fn access_layer(State(state): State<AppState>, request: Request, next:
         Path => {
             let params = match RawPathParams::from_request_parts(&mut parts, &state).await {
                 Ok(params) => params,
-                Err(error) => return error.into_response(),
+                // A path that does not decode (say, invalid UTF-8 in `{id}`): the same
+                // 422 naming the path as a handler's own extractor gives.
+                Err(rejection) => {
+                    return ApiError::validation(vec![FieldError::invalid(
+                        "path",
+                        rejection.body_text(),
+                    )])
+                    .into_response()
+                }
             };
             if let Some((_, id)) = params.iter().find(|(name, _)| *name == "id") {
                 if let Err(error) = require_organization(grants, id) {

@@ -162,7 +162,7 @@ pub struct QuarantineAccepted {
     params(("id" = String, Path, description = "Organization id"), ("quarantine_id" = String, Path),
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     request_body(content = AcceptBody, description = "Optional; `version` (1 or more) to validate against instead of the version the event named"),
-    responses((status = 201, body = QuarantineAccepted, description = "Stored as an event; the entry is removed"),
+    responses((status = 200, body = QuarantineAccepted, description = "Stored as an event; the entry is removed"),
               (status = 400, description = "Still invalid (invalid_audit_log_event, with `errors` and `quarantine_id`); the entry stays"),
               (status = 404, description = "No such quarantined event in this organization"),
               (status = 422, description = "Malformed body")))]
@@ -183,7 +183,7 @@ pub async fn accept_quarantined(
                 id: event_id.to_owned(),
                 quarantine_id,
             })?;
-            Ok(pending.record(StatusCode::CREATED, body))
+            Ok(pending.record(StatusCode::OK, body))
         }) as IdempotencyRecordFor<str>
     });
     let outcome = state
@@ -196,7 +196,7 @@ pub async fn accept_quarantined(
             id: accepted.event.id.into(),
             quarantine_id: response_quarantine_id,
         })?;
-        Ok((StatusCode::CREATED, body))
+        Ok((StatusCode::OK, body))
     })
 }
 
