@@ -44,6 +44,9 @@ pub const EXPORTED_EVENTS: &str = "stele_exported_events_total";
 /// Gauge: age in seconds of the oldest event no signed checkpoint covers yet, across all
 /// organizations (0 when every log is signed).
 pub const CHECKPOINT_AGE: &str = "stele_checkpoint_age_seconds";
+/// Counter: log stream deliveries a destination refused or that failed, by stream `type`
+/// and `reason` (`credentials`, `retry`).
+pub const STREAM_DELIVERY_FAILURES: &str = "stele_stream_delivery_failures_total";
 /// Counter: checkpoints signed by this process.
 pub const CHECKPOINTS_SIGNED: &str = "stele_checkpoints_signed_total";
 /// Counter: checkpoint passes that failed for one organization.
@@ -81,6 +84,10 @@ const BUCKETS: &[(&str, &[f64])] = &[
 ];
 
 fn describe() {
+    describe_counter!(
+        STREAM_DELIVERY_FAILURES,
+        "Log stream deliveries that failed, by stream type and reason (credentials refused, or retried)."
+    );
     describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests answered, by method, route template and status."

@@ -2,6 +2,7 @@
 //! to add one, and the operator actions (test, pause, resume, replay from a sequence,
 //! delete). Everything goes through `LogStreamService`, as the API does.
 
+use crate::services::activity::{actions, ActivityTarget};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value};
@@ -166,7 +167,10 @@ pub async fn create(
         }
     }
     match state.log_streams.create(&id, &Value::Object(body)).await {
-        Ok(_) => Ok(redirect(&id, "created")),
+        Ok(stream) => {
+            record(&state, &user, actions::LOG_STREAM_CREATED, &id, &stream.id).await?;
+            Ok(redirect(&id, "created"))
+        }
         Err(error) => {
             let message = refusal(error)?;
             let kept = StreamForm {
@@ -177,6 +181,28 @@ pub async fn create(
             render_with_stream_message(&state, &user, &id, None, Some((message, kept))).await
         }
     }
+}
+
+/// Records a stream change made on this page in the activity log.
+async fn record(
+    state: &AppState,
+    user: &DashboardUser,
+    action: &str,
+    organization_id: &str,
+    stream_id: &str,
+) -> Result<(), PageError> {
+    state
+        .activity
+        .record(
+            &user.activity,
+            action,
+            vec![
+                ActivityTarget::log_stream(stream_id),
+                ActivityTarget::organization(organization_id),
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// One stream's actions: `test`, `pause`, `resume`, `replay` (with `from_sequence`) and
@@ -192,6 +218,7 @@ pub async fn act(
     let outcome = match verb.as_str() {
         "test" => {
             let tested = streams.test(&id, &stream_id).await?;
+            record(&state, &user, actions::LOG_STREAM_TESTED, &id, &stream_id).await?;
             let message = format!("Test delivery to {stream_id}: {}", tested.message);
             return if tested.success {
                 render_with_stream_message(&state, &user, &id, Some(message), None).await
@@ -228,7 +255,16 @@ pub async fn act(
         }
     };
     match outcome {
-        Ok(what) => Ok(redirect(&id, what)),
+        Ok(what) => {
+            let action = match what {
+                "paused" => actions::LOG_STREAM_PAUSED,
+                "resumed" => actions::LOG_STREAM_RESUMED,
+                "deleted" => actions::LOG_STREAM_DELETED,
+                _ => actions::LOG_STREAM_REPLAYED,
+            };
+            record(&state, &user, action, &id, &stream_id).await?;
+            Ok(redirect(&id, what))
+        }
         Err(error) => {
             let message = refusal(error)?;
             render_with_stream_message(

@@ -5,6 +5,8 @@
 //! found. Destination rules (private addresses, sealed secrets, limits) are the log
 //! stream service's, the same as over the API.
 
+use crate::origin::RequestOrigin;
+use crate::services::activity::{actions, ActivityTarget};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -241,6 +243,7 @@ fn reasons(error: ServiceError) -> Result<Vec<String>, PageError> {
 pub async fn create(
     State(state): State<AppState>,
     user: PortalUser,
+    origin: RequestOrigin,
     form: FormData,
 ) -> Result<Response, PageError> {
     user.check_csrf(&form)?;
@@ -268,7 +271,17 @@ pub async fn create(
         .create(user.organization_id(), &Value::Object(body))
         .await
     {
-        Ok(_) => Ok(Redirect::to("/portal/log-streams").into_response()),
+        Ok(stream) => {
+            record(
+                &state,
+                &user,
+                &origin,
+                actions::LOG_STREAM_CREATED,
+                &stream.id,
+            )
+            .await?;
+            Ok(Redirect::to("/portal/log-streams").into_response())
+        }
         Err(error) => {
             let view = page(&state, &user, None, reasons(error)?).await?;
             render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &view)
@@ -276,10 +289,33 @@ pub async fn create(
     }
 }
 
+/// Records a stream change made in the portal in the activity log.
+async fn record(
+    state: &AppState,
+    user: &PortalUser,
+    origin: &RequestOrigin,
+    action: &str,
+    stream_id: &str,
+) -> Result<(), PageError> {
+    state
+        .activity
+        .record(
+            &user.activity(origin),
+            action,
+            vec![
+                ActivityTarget::log_stream(stream_id),
+                ActivityTarget::organization(user.organization_id()),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Sends a test delivery to one of the organization's streams and shows the outcome.
 pub async fn test(
     State(state): State<AppState>,
     user: PortalUser,
+    origin: RequestOrigin,
     Path(stream_id): Path<String>,
     form: FormData,
 ) -> Result<Response, PageError> {
@@ -289,6 +325,14 @@ pub async fn test(
         .log_streams
         .test(user.organization_id(), &stream_id)
         .await?;
+    record(
+        &state,
+        &user,
+        &origin,
+        actions::LOG_STREAM_TESTED,
+        &stream_id,
+    )
+    .await?;
     let view = page(
         &state,
         &user,
@@ -303,6 +347,7 @@ pub async fn test(
 pub async fn delete(
     State(state): State<AppState>,
     user: PortalUser,
+    origin: RequestOrigin,
     Path(stream_id): Path<String>,
     form: FormData,
 ) -> Result<Response, PageError> {
@@ -312,6 +357,14 @@ pub async fn delete(
         .log_streams
         .delete(user.organization_id(), &stream_id)
         .await?;
+    record(
+        &state,
+        &user,
+        &origin,
+        actions::LOG_STREAM_DELETED,
+        &stream_id,
+    )
+    .await?;
     let view = page(
         &state,
         &user,

@@ -867,6 +867,26 @@ async fn refused_credentials_make_the_stream_invalid_until_accepted_again() {
             .is_some_and(|e| e.contains("403")),
         "{invalid}"
     );
+    // The refusal is counted in /metrics, by stream type and reason.
+    let metrics = server
+        .get("/metrics")
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("metrics text");
+    let failures: f64 = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("stele_stream_delivery_failures_total{")
+                && line.contains("type=\"Splunk\"")
+                && line.contains("reason=\"credentials\"")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0);
+    assert!(failures >= 1.0, "{metrics}");
     let (_, configuration) = read(
         server
             .get(&format!(

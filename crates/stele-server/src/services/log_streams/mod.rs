@@ -389,10 +389,18 @@ impl LogStreamService {
     }
 
     async fn record_failure(&self, stream: &LogStream, owner: &str, failure: DeliveryFailure) {
-        let (state, retry_after) = match &failure {
-            DeliveryFailure::Credentials(_) => (LogStreamState::Invalid, None),
-            DeliveryFailure::Retry { retry_after, .. } => (LogStreamState::Error, *retry_after),
+        let (state, retry_after, reason) = match &failure {
+            DeliveryFailure::Credentials(_) => (LogStreamState::Invalid, None, "credentials"),
+            DeliveryFailure::Retry { retry_after, .. } => {
+                (LogStreamState::Error, *retry_after, "retry")
+            }
         };
+        metrics::counter!(
+            crate::metrics::STREAM_DELIVERY_FAILURES,
+            "type" => stream.stream_type.as_str(),
+            "reason" => reason
+        )
+        .increment(1);
         let delay = retry_delay(
             stream.failures + 1,
             self.options.retry_base,
