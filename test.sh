@@ -27,12 +27,16 @@ done
 
 # The integration tests run the examples of docs/batch-ingest.md with node and with
 # python3's `requests`.
+# `python3` may be a pyenv or other non-Debian interpreter, which Debian's package would
+# not reach, so pip comes first; Debian's own python3 refuses pip (PEP 668) and gets the
+# package instead.
 if ! python3 -c 'import requests' >/dev/null 2>&1; then
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-requests >/dev/null
-  else
-    die "python3's 'requests' is required (apt-get install python3-requests)"
-  fi
+  python3 -m pip install --quiet --disable-pip-version-check 'requests>=2.31,<3' >/dev/null 2>&1 ||
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-requests >/dev/null
+    fi
+  python3 -c 'import requests' >/dev/null 2>&1 ||
+    die "python3's 'requests' is required (python3 -m pip install requests, or apt-get install python3-requests)"
 fi
 
 postgres_url="${STELE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"

@@ -93,7 +93,7 @@ pub struct OrganizationUpdate {
     pub domains: Option<Vec<String>>,
     /// Omitted: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, required = false)]
     pub stripe_customer_id: Option<Option<String>>,
 }
 
