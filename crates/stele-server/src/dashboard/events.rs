@@ -302,6 +302,23 @@ fn section_of(organization_id: &str) -> &'static str {
     }
 }
 
+/// The keyset cursor a "Load more" link carries in `after` (the last sequence shown), or
+/// the message for a damaged one. Shared with the Admin Portal's events page.
+pub fn load_more_cursor(pairs: &[(String, String)]) -> Result<Option<Cursor<i64>>, String> {
+    let after = pairs
+        .iter()
+        .find(|(key, _)| key == "after")
+        .map(|(_, value)| value.as_str())
+        .filter(|value| !value.is_empty());
+    match after.map(str::parse::<i64>) {
+        None => Ok(None),
+        Some(Ok(sequence)) => Ok(Some(Cursor::After(sequence))),
+        Some(Err(_)) => {
+            Err("This “load more” link is damaged; start again from the newest events.".into())
+        }
+    }
+}
+
 pub async fn index(
     State(state): State<AppState>,
     user: DashboardUser,
@@ -315,19 +332,9 @@ pub async fn index(
         Ok(query) => query,
         Err(errors) => return view.rejected(errors),
     };
-    let after = pairs
-        .iter()
-        .find(|(key, _)| key == "after")
-        .map(|(_, value)| value.as_str())
-        .filter(|value| !value.is_empty());
-    let cursor = match after.map(str::parse::<i64>) {
-        None => None,
-        Some(Ok(sequence)) => Some(Cursor::After(sequence)),
-        Some(Err(_)) => {
-            return view.rejected(vec![
-                "This “load more” link is damaged; start again from the newest events.".into(),
-            ])
-        }
+    let cursor = match load_more_cursor(&pairs) {
+        Ok(cursor) => cursor,
+        Err(message) => return view.rejected(vec![message]),
     };
     view.continued = cursor.is_some();
     let normalized = filters.normalized(&query);

@@ -13,10 +13,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 use stele_core::export::ExportFormat;
 use stele_core::model::{Idempotent, PortalIntent};
-use stele_core::pagination::{Cursor, PageRequest, SortOrder};
+use stele_core::pagination::{PageRequest, SortOrder};
 use stele_core::timestamp::format_millis;
 
-use crate::dashboard::events::{text_at, EventRow, FilterField, Filters, LIST_FIELDS};
+use crate::dashboard::events::{
+    load_more_cursor, text_at, EventRow, FilterField, Filters, LIST_FIELDS,
+};
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, PageError,
 };
@@ -97,19 +99,9 @@ pub async fn index(
         Ok(query) => query,
         Err(errors) => return view.rejected(errors),
     };
-    let after = pairs
-        .iter()
-        .find(|(key, _)| key == "after")
-        .map(|(_, value)| value.as_str())
-        .filter(|value| !value.is_empty());
-    let cursor = match after.map(str::parse::<i64>) {
-        None => None,
-        Some(Ok(sequence)) => Some(Cursor::After(sequence)),
-        Some(Err(_)) => {
-            return view.rejected(vec![
-                "This “load more” link is damaged; start again from the newest events.".into(),
-            ])
-        }
+    let cursor = match load_more_cursor(&pairs) {
+        Ok(cursor) => cursor,
+        Err(message) => return view.rejected(vec![message]),
     };
     view.continued = cursor.is_some();
     let normalized = filters.normalized(&query);
