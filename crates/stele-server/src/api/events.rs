@@ -232,7 +232,6 @@ pub async fn create_event_batch(
         .collect();
     let outcomes = state.events.create_batch(items).await?;
     let mut data = Vec::with_capacity(outcomes.len());
-    let mut stored = 0;
     for (index, ((outcome, fingerprint), body)) in outcomes
         .into_iter()
         .zip(fingerprints)
@@ -240,10 +239,7 @@ pub async fn create_event_batch(
         .enumerate()
     {
         let id = match outcome {
-            Ok(Idempotent::Done(appended)) => {
-                stored += 1;
-                Ok(String::from(appended.id))
-            }
+            Ok(Idempotent::Done(appended)) => Ok(String::from(appended.id)),
             Ok(Idempotent::AlreadyDone(record)) => replayed_item_id(&record, fingerprint),
             Err(refusal) => Err(ApiError::from(match body {
                 Some(body) => {
@@ -270,7 +266,6 @@ pub async fn create_event_batch(
             },
         });
     }
-    crate::metrics::record_ingested("api", stored);
     let body = json_bytes(&BatchResults {
         object: "list",
         data,

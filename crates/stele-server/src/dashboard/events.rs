@@ -47,6 +47,18 @@ pub const LIST_FIELDS: [(&str, &str); 5] = [
 ];
 
 impl Filters {
+    /// The list filters as the form shows them: each field with what was typed in it.
+    pub fn fields(&self) -> Vec<FilterField> {
+        LIST_FIELDS
+            .iter()
+            .map(|(name, label)| FilterField {
+                name,
+                label,
+                value: self.list(name).to_owned(),
+            })
+            .collect()
+    }
+
     /// Reads the filters from query or form pairs. Repeated parameters (the API's
     /// `actions=a&actions=b`) are accepted as well as comma-separated values.
     pub fn from_pairs(pairs: &[(String, String)]) -> Self {
@@ -269,14 +281,7 @@ impl EventsPage {
             layout: Layout::for_user(user, section_of(&organization.id)),
             organization_path: path_segment(&organization.id),
             organization,
-            fields: LIST_FIELDS
-                .iter()
-                .map(|(name, label)| FilterField {
-                    name,
-                    label,
-                    value: filters.list(name).to_owned(),
-                })
-                .collect(),
+            fields: filters.fields(),
             filtered: !filters.is_empty(),
             filters,
             errors: Vec::new(),

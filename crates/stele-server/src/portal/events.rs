@@ -16,9 +16,7 @@ use stele_core::model::{Idempotent, PortalIntent};
 use stele_core::pagination::{PageRequest, SortOrder};
 use stele_core::timestamp::format_millis;
 
-use crate::dashboard::events::{
-    load_more_cursor, text_at, EventRow, FilterField, Filters, LIST_FIELDS,
-};
+use crate::dashboard::events::{load_more_cursor, text_at, EventRow, FilterField, Filters};
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, PageError,
 };
@@ -47,14 +45,7 @@ impl EventsPage {
     fn new(layout: PortalLayout, filters: Filters) -> Self {
         EventsPage {
             layout,
-            fields: LIST_FIELDS
-                .iter()
-                .map(|(name, label)| FilterField {
-                    name,
-                    label,
-                    value: filters.list(name).to_owned(),
-                })
-                .collect(),
+            fields: filters.fields(),
             filtered: !filters.is_empty(),
             filters,
             errors: Vec::new(),

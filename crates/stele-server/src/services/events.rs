@@ -74,6 +74,13 @@ pub struct BatchItemRequest {
     pub idempotency: Option<IdempotencyRecordFor<str>>,
 }
 
+/// An event ready to append, and whether admitting it created its organization (which is
+/// removed again if the event is not stored).
+struct AdmittedEvent {
+    event: NewEvent,
+    created_organization: bool,
+}
+
 /// Validating, appending and reading audit events.
 #[derive(Clone)]
 pub struct EventService {
@@ -175,23 +182,6 @@ impl EventService {
         })
     }
 
-    /// Decides whether one create-event body is stored: every check of [`Self::validate`],
-    /// then, with `--auto-create-organizations`, the organization it names. Both
-    /// `POST /audit_logs/events` and each item of `POST /audit_logs/events/batch` go
-    /// through here, so a refusal is the same wherever the event came from.
-    pub async fn admit(&self, body: &Value) -> Result<NewEvent, ServiceError> {
-        let validated = self.validate(body).await?;
-        if validated.creates_organization {
-            self.create_organization_named_after_its_id(&validated.organization_id)
-                .await?;
-        }
-        Ok(NewEvent {
-            id: IdKind::Event.generate().into(),
-            organization_id: validated.organization_id.into(),
-            event: validated.event,
-        })
-    }
-
     /// Validates and appends an event. `idempotency` builds the record to store atomically with
     /// the event, given the new event's id.
     pub async fn create(
@@ -211,29 +201,14 @@ impl EventService {
         id: String,
         idempotency: Option<IdempotencyRecordFor<str>>,
     ) -> Result<Idempotent<AppendedEvent>, ServiceError> {
-        let created_organization = validated.creates_organization
-            && self
-                .create_organization_named_after_its_id(&validated.organization_id)
-                .await?;
-        let new_event = NewEvent {
-            id: id.into(),
-            organization_id: validated.organization_id.into(),
-            event: validated.event,
-        };
+        let admitted = self.admit(validated, id).await?;
         let record = idempotency
-            .map(|make_record| make_record(new_event.id.as_str()))
+            .map(|make_record| make_record(admitted.event.id.as_str()))
             .transpose()?;
-        let organization_id = new_event.organization_id.clone();
-        let appended = self.store.append_event(new_event, record).await;
-        if appended.is_err() && created_organization {
-            // The organization existed only for this event: it does not stay behind.
-            if let Err(error) = self
-                .store
-                .discard_unused_organization(&organization_id)
-                .await
-            {
-                tracing::warn!(organization = %organization_id, %error, "could not remove an organization created for an event that was not stored");
-            }
+        let organization_id = admitted.event.organization_id.to_string();
+        let appended = self.store.append_event(admitted.event, record).await;
+        if appended.is_err() && admitted.created_organization {
+            self.discard_created_organization(&organization_id).await;
         }
         let outcome =
             appended.map_err(|error| ServiceError::on_organization(error, &organization_id))?;
@@ -241,6 +216,54 @@ impl EventService {
             crate::metrics::record_ingested("api", 1);
         }
         Ok(outcome)
+    }
+
+    /// The event a validated request becomes, under `id`; with `--auto-create-organizations`
+    /// the organization it names is created first. The single endpoint, quarantine accepts
+    /// and each batch item all go through here.
+    async fn admit(
+        &self,
+        validated: ValidatedEvent,
+        id: String,
+    ) -> Result<AdmittedEvent, ServiceError> {
+        let created_organization = validated.creates_organization
+            && self
+                .create_organization_named_after_its_id(&validated.organization_id)
+                .await?;
+        Ok(AdmittedEvent {
+            event: NewEvent {
+                id: id.into(),
+                organization_id: validated.organization_id.into(),
+                event: validated.event,
+            },
+            created_organization,
+        })
+    }
+
+    /// One batch item, admitted as the single endpoint admits an event, with the record its
+    /// idempotency key is to hold.
+    async fn admit_batch_item(
+        &self,
+        BatchItemRequest { body, idempotency }: BatchItemRequest,
+    ) -> Result<(AdmittedEvent, Option<stele_core::model::IdempotencyRecord>), ServiceError> {
+        let validated = self.validate(&body).await?;
+        let admitted = self.admit(validated, IdKind::Event.generate()).await?;
+        let record = idempotency
+            .map(|make_record| make_record(admitted.event.id.as_str()))
+            .transpose()?;
+        Ok((admitted, record))
+    }
+
+    /// Removes an organization created for an event that was then not stored, so it does
+    /// not stay behind (a failure is logged: the organization is then merely empty).
+    async fn discard_created_organization(&self, organization_id: &str) {
+        if let Err(error) = self
+            .store
+            .discard_unused_organization(organization_id)
+            .await
+        {
+            tracing::warn!(organization = %organization_id, %error, "could not remove an organization created for an event that was not stored");
+        }
     }
 
     /// Whether an event for an unknown, well-formed organization id creates it.
@@ -259,43 +282,52 @@ impl EventService {
         let mut results: Vec<Option<Result<Idempotent<AppendedEvent>, ServiceError>>> =
             Vec::with_capacity(items.len());
         let mut to_append = Vec::with_capacity(items.len());
-        let mut appended_at = Vec::with_capacity(items.len());
+        // Per appended item: its index in `items`, its organization, and whether admitting
+        // it created that organization.
+        let mut appended_items = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             let admitted = match item {
-                Ok(BatchItemRequest { body, idempotency }) => match self.admit(&body).await {
-                    Ok(event) => idempotency
-                        .map(|make_record| make_record(event.id.as_str()))
-                        .transpose()
-                        .map(|record| (event, record)),
-                    Err(refusal) => Err(refusal),
-                },
+                Ok(request) => self.admit_batch_item(request).await,
                 Err(refusal) => Err(refusal),
             };
             match admitted {
-                Ok((event, idempotency)) => {
+                Ok((admitted, idempotency)) => {
                     results.push(None);
-                    appended_at.push(index);
-                    to_append.push(EventToAppend { event, idempotency });
+                    appended_items.push((
+                        index,
+                        admitted.event.organization_id.to_string(),
+                        admitted.created_organization,
+                    ));
+                    to_append.push(EventToAppend {
+                        event: admitted.event,
+                        idempotency,
+                    });
                 }
                 Err(refusal) => results.push(Some(Err(refusal))),
             }
         }
-        let organizations: Vec<String> = to_append
-            .iter()
-            .map(|item| item.event.organization_id.to_string())
-            .collect();
         let outcomes = if to_append.is_empty() {
             Vec::new()
         } else {
             self.store.append_events(to_append).await?
         };
-        for ((index, outcome), organization_id) in
-            appended_at.into_iter().zip(outcomes).zip(&organizations)
+        let mut stored = 0;
+        for ((index, organization_id, created_organization), outcome) in
+            appended_items.into_iter().zip(outcomes)
         {
+            match &outcome {
+                Ok(Idempotent::Done(_)) => stored += 1,
+                Ok(Idempotent::AlreadyDone(_)) => {}
+                Err(_) if created_organization => {
+                    self.discard_created_organization(&organization_id).await
+                }
+                Err(_) => {}
+            }
             results[index] = Some(
-                outcome.map_err(|error| ServiceError::on_organization(error, organization_id)),
+                outcome.map_err(|error| ServiceError::on_organization(error, &organization_id)),
             );
         }
+        crate::metrics::record_ingested("api", stored);
         Ok(results
             .into_iter()
             .map(|result| {
