@@ -98,7 +98,14 @@ fn item_fingerprint(item: &serde_json::Map<String, Value>) -> Result<[u8; 32], A
 }
 
 /// One item of a batch and the fingerprint its key's record must carry for a replay.
-type ParsedItem = (BatchItem, Option<[u8; 32]>);
+/// A batch item as split from the request: the item, the fingerprint its key's record must
+/// carry for a replay, and the key under which a schema refusal of it is quarantined once
+/// (both only when the item has an idempotency key).
+struct ParsedItem {
+    item: BatchItem,
+    fingerprint: Option<[u8; 32]>,
+    quarantine_key: Option<String>,
+}
 
 /// Splits a batch body into its items, each with the fingerprint its key's record must
 /// carry for a replay (when it has a key): the request's own shape (an `events` array of 1 to
@@ -148,7 +155,7 @@ fn batch_items(
                     "body",
                     "Each item of events must be an object.",
                 )]);
-                return Ok((Err(refusal), None));
+                return Ok(ParsedItem::refused(refusal));
             };
             let key = match item.get("idempotency_key") {
                 None | Some(Value::Null) => {
@@ -164,20 +171,22 @@ fn batch_items(
                             "idempotency_key must be a string of 1 to {MAX_KEY_LENGTH} characters."
                         ),
                     )]);
-                    return Ok((Err(refusal), None));
+                    return Ok(ParsedItem::refused(refusal));
                 }
             };
             let Some(key) = key else {
-                return Ok((
-                    Ok(BatchItemRequest {
+                return Ok(ParsedItem {
+                    item: Ok(BatchItemRequest {
                         body: Value::Object(item),
                         idempotency: None,
                     }),
-                    None,
-                ));
+                    fingerprint: None,
+                    quarantine_key: None,
+                });
             };
             let pending = PendingIdempotency::for_item(&scope, key, item_fingerprint(&item)?);
             let fingerprint = pending.fingerprint();
+            let quarantine_key = pending.request_key();
             let idempotency = Box::new(move |id: &str| {
                 let body = json_bytes(&EventCreated {
                     success: true,
@@ -185,15 +194,26 @@ fn batch_items(
                 })?;
                 Ok(pending.record(StatusCode::CREATED, body))
             }) as IdempotencyRecordFor<str>;
-            Ok((
-                Ok(BatchItemRequest {
+            Ok(ParsedItem {
+                item: Ok(BatchItemRequest {
                     body: Value::Object(item),
                     idempotency: Some(idempotency),
                 }),
-                Some(fingerprint),
-            ))
+                fingerprint: Some(fingerprint),
+                quarantine_key: Some(quarantine_key),
+            })
         })
         .collect()
+}
+
+impl ParsedItem {
+    fn refused(refusal: ServiceError) -> Self {
+        Self {
+            item: Err(refusal),
+            fingerprint: None,
+            quarantine_key: None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -220,32 +240,40 @@ pub async fn create_event_batch(
     IdempotencyContext(idempotency): IdempotencyContext,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (items, fingerprints): (Vec<BatchItem>, Vec<Option<[u8; 32]>>) =
-        batch_items(body, &caller, idempotency.as_ref())?
-            .into_iter()
-            .unzip();
+    let parsed = batch_items(body, &caller, idempotency.as_ref())?;
+    let mut items = Vec::with_capacity(parsed.len());
+    let mut fingerprints = Vec::with_capacity(parsed.len());
     // What the quarantine keeps of an item its schema refuses: the item as a create-event
-    // body.
-    let bodies: Vec<Option<Value>> = items
-        .iter()
-        .map(|item| item.as_ref().ok().map(|request| request.body.clone()))
-        .collect();
+    // body, once per item key (a retried refusal is not kept twice, as on the single
+    // endpoint).
+    let mut refusals_kept_as = Vec::with_capacity(parsed.len());
+    for ParsedItem {
+        item,
+        fingerprint,
+        quarantine_key,
+    } in parsed
+    {
+        let body = item.as_ref().ok().map(|request| request.body.clone());
+        refusals_kept_as.push(body.map(|body| (body, quarantine_key)));
+        fingerprints.push(fingerprint);
+        items.push(item);
+    }
     let outcomes = state.events.create_batch(items).await?;
     let mut data = Vec::with_capacity(outcomes.len());
-    for (index, ((outcome, fingerprint), body)) in outcomes
+    for (index, ((outcome, fingerprint), kept_as)) in outcomes
         .into_iter()
         .zip(fingerprints)
-        .zip(bodies)
+        .zip(refusals_kept_as)
         .enumerate()
     {
         let id = match outcome {
             Ok(Idempotent::Done(appended)) => Ok(String::from(appended.id)),
             Ok(Idempotent::AlreadyDone(record)) => replayed_item_id(&record, fingerprint),
-            Err(refusal) => Err(ApiError::from(match body {
-                Some(body) => {
+            Err(refusal) => Err(ApiError::from(match kept_as {
+                Some((body, key)) => {
                     state
                         .quarantine
-                        .keep_refused(&body, None, None, refusal)
+                        .keep_refused(&body, None, key, refusal)
                         .await
                 }
                 None => refusal,

@@ -323,6 +323,35 @@ async fn retried_refusal_with_one_idempotency_key_is_kept_once_and_not_replayed(
 }
 
 #[tokio::test]
+async fn a_retried_batch_keeps_each_refused_keyed_item_once() {
+    let (server, organization) = server_with_v1().await;
+    let mut refused_keyed = undeclared_target(&organization);
+    refused_keyed["idempotency_key"] = json!("batch-item-key");
+    let mut refused_other_key = undeclared_target(&organization);
+    refused_other_key["idempotency_key"] = json!("another-item-key");
+    let batch =
+        json!({"events": [refused_keyed, refused_other_key, undeclared_target(&organization)]});
+    let send = || server.post("/audit_logs/events/batch", &batch).send();
+    let (status, first) = read(send().await.expect("request")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, second) = read(send().await.expect("request")).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let quarantine_id = |results: &Value, index: usize| {
+        results["data"][index]["error"]["quarantine_id"]
+            .as_str()
+            .expect("kept in quarantine")
+            .to_owned()
+    };
+    // Keyed items are kept once whatever the retries; the unkeyed one each time it is sent.
+    assert_eq!(quarantine_id(&first, 0), quarantine_id(&second, 0));
+    assert_eq!(quarantine_id(&first, 1), quarantine_id(&second, 1));
+    assert_ne!(quarantine_id(&first, 0), quarantine_id(&first, 1));
+    assert_ne!(quarantine_id(&first, 2), quarantine_id(&second, 2));
+    let (_, page) = list(&server, &organization, "?limit=100").await;
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(4), "{page}");
+}
+
+#[tokio::test]
 async fn oversized_body_is_refused_without_being_kept_and_says_why() {
     let (server, organization) = server_with_v1().await;
     let mut body = undeclared_target(&organization);
