@@ -82,6 +82,10 @@ fn main() -> anyhow::Result<()> {
                                      occurred_at, received_at, canonical, hash)
                  VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
+            let mut insert_search = transaction.prepare_cached(
+                "INSERT INTO event_search (organization_id, sequence, action, actor_id, actor_name, occurred_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
             let mut insert_target = transaction.prepare_cached(
                 "INSERT INTO event_targets (organization_id, target_id, sequence, position, target_type)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -98,6 +102,14 @@ fn main() -> anyhow::Result<()> {
                     received_at,
                     row.canonical,
                     row.hash.as_slice()
+                ])?;
+                insert_search.execute(params![
+                    organization,
+                    row.sequence,
+                    row.action,
+                    row.actor_id,
+                    row.actor_name,
+                    row.occurred_at
                 ])?;
                 for (position, (target_id, target_type)) in row.targets.iter().enumerate() {
                     insert_target.execute(params![

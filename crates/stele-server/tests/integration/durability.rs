@@ -46,6 +46,35 @@ async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
     panic!("stele did not become healthy at {base}");
 }
 
+/// The ids of every page of a search, following `list_metadata.after`.
+async fn search_every_page(
+    client: &reqwest::Client,
+    base: &str,
+    query: &str,
+) -> std::collections::HashSet<String> {
+    let mut ids = std::collections::HashSet::new();
+    let mut after = String::new();
+    loop {
+        let (status, body) = read(
+            client
+                .get(format!("{base}/audit_logs/events?{query}&limit=100{after}"))
+                .bearer_auth(API_KEY)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for event in body["data"].as_array().expect("data") {
+            ids.insert(event["id"].as_str().expect("id").to_owned());
+        }
+        match body["list_metadata"]["after"].as_str() {
+            Some(cursor) => after = format!("&after={cursor}"),
+            None => return ids,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_dash_nine() {
     survives_kill_dash_nine("").await;
@@ -168,6 +197,19 @@ async fn survives_kill_dash_nine(sqlite_url_options: &str) {
     );
     let sequences: Vec<i64> = rows.iter().map(|(sequence, _, _)| *sequence).collect();
     assert_eq!(sequences, (1..=rows.len() as i64).collect::<Vec<_>>());
+
+    // Search finds every acknowledged event after the restart, whether or not the search
+    // indexes held it when the server died, and by the target index too.
+    let searched =
+        search_every_page(&client, &base, &format!("organization_id={organization}")).await;
+    assert_eq!(searched.len(), rows.len());
+    let by_target = search_every_page(
+        &client,
+        &base,
+        &format!("organization_id={organization}&target_types=team"),
+    )
+    .await;
+    assert!(acknowledged.iter().all(|id| by_target.contains(id)));
 
     // The restarted server keeps appending to the same chain.
     let (status, _) = read(
@@ -326,6 +368,17 @@ async fn acknowledged_batches_survive_kill_dash_nine() {
     assert_eq!(rows.len() % 49, 0, "{} stored", rows.len());
     let sequences: Vec<i64> = rows.iter().map(|(sequence, _, _)| *sequence).collect();
     assert_eq!(sequences, (1..=rows.len() as i64).collect::<Vec<_>>());
+    let by_target = search_every_page(
+        &client,
+        &base,
+        &format!("organization_id={organization}&target_types=team"),
+    )
+    .await;
+    assert_eq!(
+        by_target.len(),
+        rows.len(),
+        "search finds every stored item"
+    );
     restarted.kill().expect("stop");
     restarted.wait().expect("reaped");
     let verify = Command::new(stele_binary())

@@ -32,6 +32,37 @@ pub(crate) fn hash_from(
     })
 }
 
+/// One target of a stored event, as its search rows need it.
+#[derive(serde::Deserialize)]
+pub(crate) struct StoredTarget {
+    pub(crate) id: String,
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredTargets {
+    targets: Vec<StoredTarget>,
+}
+
+/// The targets of a stored event, read from its canonical bytes (the target rows of the
+/// search index are derived from them), or [`StoreError::Corrupt`] naming the event.
+pub(crate) fn stored_targets(
+    canonical: &[u8],
+    organization: &str,
+    sequence: i64,
+) -> StoreResult<Vec<StoredTarget>> {
+    serde_json::from_slice::<StoredTargets>(canonical)
+        .map(|stored| stored.targets)
+        .map_err(|error| {
+            StoreError::corrupt(
+                Some(organization),
+                Some(sequence),
+                format!("stored event has no readable targets: {error}"),
+            )
+        })
+}
+
 /// A stored schema version's definition, or [`StoreError::Corrupt`] naming it.
 pub(crate) fn parse_definition(
     action: &str,

@@ -3,7 +3,8 @@
 use stele_core::model::PurgeOutcome;
 use stele_core::timestamp::UnixMillis;
 
-use crate::{StoreError, StoreResult};
+use crate::shared::encoding::stored_targets;
+use crate::StoreResult;
 
 /// One of the oldest events of an organization, as a purge reads it.
 pub(crate) struct PrefixRow {
@@ -18,16 +19,6 @@ pub(crate) struct PrefixRow {
 pub(crate) struct PurgePlan {
     expired: Vec<PrefixRow>,
     more: bool,
-}
-
-#[derive(serde::Deserialize)]
-struct StoredTargets {
-    targets: Vec<StoredTarget>,
-}
-
-#[derive(serde::Deserialize)]
-struct StoredTarget {
-    id: String,
 }
 
 impl PurgePlan {
@@ -71,20 +62,8 @@ impl PurgePlan {
     pub(crate) fn targets(&self, organization_id: &str) -> StoreResult<Vec<(String, i64)>> {
         let mut targets = Vec::new();
         for row in &self.expired {
-            let stored: StoredTargets =
-                serde_json::from_slice(&row.canonical).map_err(|error| {
-                    StoreError::corrupt(
-                        Some(organization_id),
-                        Some(row.sequence),
-                        format!("stored event has no readable targets: {error}"),
-                    )
-                })?;
-            targets.extend(
-                stored
-                    .targets
-                    .into_iter()
-                    .map(|target| (target.id, row.sequence)),
-            );
+            let stored = stored_targets(&row.canonical, organization_id, row.sequence)?;
+            targets.extend(stored.into_iter().map(|target| (target.id, row.sequence)));
         }
         Ok(targets)
     }

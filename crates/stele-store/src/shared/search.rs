@@ -38,12 +38,24 @@ pub(crate) fn is_time_bounded_only(query: &EventQuery) -> bool {
         && query.up_to_sequence.is_none()
 }
 
-/// How a backend names the columns whose indexes it may want the planner not to use.
+/// Where the target filters find an event's targets.
+#[derive(Clone, Copy)]
+pub(crate) enum TargetRows<'a> {
+    /// The `event_targets` rows of the event.
+    Indexed,
+    /// The `targets` array of this SQLite JSON text expression (the event's canonical
+    /// bytes), for events whose target rows are not written yet.
+    Json(&'a str),
+}
+
+/// How a backend names the columns whose indexes it may want the planner not to use, and
+/// where the targets are found.
 pub(crate) struct SearchColumns<'a> {
     /// `occurred_at` in the conditions.
     pub(crate) time: &'a str,
     /// `action` in the conditions.
     pub(crate) action: &'a str,
+    pub(crate) targets: TargetRows<'a>,
 }
 
 impl SearchColumns<'static> {
@@ -51,6 +63,7 @@ impl SearchColumns<'static> {
     pub(crate) const PLAIN: Self = SearchColumns {
         time: "e.occurred_at",
         action: "e.action",
+        targets: TargetRows::Indexed,
     };
 
     /// For a planner without statistics (SQLite): when an actor or target id filters,
@@ -63,6 +76,7 @@ impl SearchColumns<'static> {
             SearchColumns {
                 time: "+e.occurred_at",
                 action: "+e.action",
+                targets: TargetRows::Indexed,
             }
         } else {
             Self::PLAIN
@@ -90,21 +104,32 @@ pub(crate) fn plan_search<B: Binder>(
             conditions.push(binder.one_of(column, items));
         }
     }
-    if !query.target_ids.is_empty() {
-        // Target ids are selective: let their index drive.
-        let condition = binder.one_of("t.target_id", &query.target_ids);
-        conditions.push(format!(
-            "e.sequence IN (SELECT t.sequence FROM event_targets t WHERE t.organization_id = {organization} AND {condition})"
-        ));
-    }
-    if !query.target_types.is_empty() {
-        // Target types are not (most events of an action share them): check them per
-        // candidate row instead of collecting every matching sequence first.
-        let condition = binder.one_of("t.target_type", &query.target_types);
-        conditions.push(format!(
-            "EXISTS (SELECT 1 FROM event_targets t
+    for (field, items) in [("id", &query.target_ids), ("type", &query.target_types)] {
+        if items.is_empty() {
+            continue;
+        }
+        conditions.push(match columns.targets {
+            TargetRows::Json(json) => {
+                let condition = binder.one_of(&format!("j.value ->> '$.{field}'"), items);
+                format!("EXISTS (SELECT 1 FROM json_each({json}, '$.targets') j WHERE {condition})")
+            }
+            // Target ids are selective: let their index drive.
+            TargetRows::Indexed if field == "id" => {
+                let condition = binder.one_of("t.target_id", items);
+                format!(
+                    "e.sequence IN (SELECT t.sequence FROM event_targets t WHERE t.organization_id = {organization} AND {condition})"
+                )
+            }
+            // Target types are not (most events of an action share them): check them per
+            // candidate row instead of collecting every matching sequence first.
+            TargetRows::Indexed => {
+                let condition = binder.one_of("t.target_type", items);
+                format!(
+                    "EXISTS (SELECT 1 FROM event_targets t
                      WHERE t.organization_id = e.organization_id AND {condition} AND t.sequence = e.sequence)"
-        ));
+                )
+            }
+        });
     }
     let (from, to) = (format!("{time_column} >="), format!("{time_column} <="));
     for (condition, bound) in [

@@ -3,11 +3,12 @@
 use super::database_error;
 use super::idempotency::claim_idempotency_key;
 use super::organizations::organization_exists;
+use super::search_index::INDEXED_POSITION;
 use super::SqliteStore;
 use crate::prelude::*;
 use crate::shared::chain::{chain_anchors, ChainWalk};
 use crate::shared::encoding::hash_from;
-use crate::shared::search::{plan_search, Binder, SearchColumns, SearchPlan};
+use crate::shared::search::{plan_search, Binder, SearchColumns, TargetRows};
 use async_trait::async_trait;
 use rusqlite::params;
 use rusqlite::types::Value as SqlValue;
@@ -83,23 +84,8 @@ pub(super) fn append_event_now(
             ])
         })
         .map_err(database_error)?;
-    let mut insert_target = connection
-        .prepare_cached(
-            "INSERT OR IGNORE INTO event_targets (organization_id, target_id, sequence, position, target_type)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(database_error)?;
-    for (position, target) in new.event.targets.iter().enumerate() {
-        insert_target
-            .execute(params![
-                new.organization_id,
-                target.id,
-                sequence,
-                position as i64,
-                target.kind
-            ])
-            .map_err(database_error)?;
-    }
+    // The search rows (`event_search`, `event_targets`) are written off this path, in
+    // large batches between group commits (see `search_index`).
     Ok(AppendedEvent {
         id: new.id.clone(),
         sequence,
@@ -197,7 +183,11 @@ impl Binder for SqliteBinder {
 
 /// The search SQL for `query` and its parameters, in order. The page's sequences are chosen
 /// first, from the indexes alone where they cover the filters, and only those rows' stored
-/// bytes are read.
+/// bytes are read. Events not yet indexed (the tail of `events` above
+/// `search_index_progress`, see `search_index`) are matched from their own columns and
+/// stored targets, in the same snapshot, so every acknowledged event is found. The tail is
+/// read by position alone (`NOT INDEXED` keeps SQLite from walking the organization's
+/// whole `(organization_id, sequence)` key instead; the position is the table's own key).
 pub(super) fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, Vec<SqlValue>) {
     let mut binder = SqliteBinder {
         values: vec![SqlValue::Text(query.organization_id.to_string())],
@@ -205,18 +195,34 @@ pub(super) fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, V
     // With an actor or target id, that selective index should drive and the time range and
     // action be checked row by row; `+` keeps SQLite (which has no statistics) from walking
     // a wide range of the time or action index instead.
-    let plan = plan_search(query, scan, &mut binder, &SearchColumns::hinted_for(query));
-    let SearchPlan {
-        conditions,
-        fetch,
-        direction,
-    } = plan;
+    let indexed = plan_search(query, scan, &mut binder, &SearchColumns::hinted_for(query));
+    let tail = plan_search(
+        query,
+        scan,
+        &mut binder,
+        &SearchColumns {
+            targets: TargetRows::Json("CAST(e.canonical AS TEXT)"),
+            ..SearchColumns::PLAIN
+        },
+    );
+    let direction = indexed.direction;
     let sql = format!(
         "SELECT {STORED_EVENT_COLUMNS} FROM events e
          WHERE e.organization_id = ?1 AND e.sequence IN (
-             SELECT e.sequence FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT {fetch})
-         ORDER BY e.sequence {direction}",
-        conditions.join(" AND "),
+             SELECT sequence FROM (
+                 SELECT e.sequence FROM event_search e WHERE {}
+                 ORDER BY e.sequence {direction} LIMIT {})
+             UNION ALL
+             SELECT sequence FROM (
+                 SELECT e.sequence FROM events e NOT INDEXED
+                 WHERE e.log_position > {INDEXED_POSITION} AND {}
+                 ORDER BY e.sequence {direction} LIMIT {}))
+         ORDER BY e.sequence {direction} LIMIT {}",
+        indexed.conditions.join(" AND "),
+        indexed.fetch,
+        tail.conditions.join(" AND "),
+        tail.fetch,
+        indexed.fetch,
     );
     (sql, binder.values)
 }

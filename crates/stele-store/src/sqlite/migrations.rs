@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0007_portal.sql"),
     include_str!("../../migrations/sqlite/0008_quarantine.sql"),
     include_str!("../../migrations/sqlite/0009_workos_compat.sql"),
+    include_str!("../../migrations/sqlite/0010_search_index.sql"),
 ];
 
 /// Whether every migration this binary knows has been applied.

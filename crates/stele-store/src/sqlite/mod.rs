@@ -17,6 +17,7 @@ mod quarantine;
 mod read_pool;
 mod retention;
 mod schemas;
+mod search_index;
 mod secrets;
 mod sessions;
 mod status;
@@ -120,7 +121,7 @@ impl SqliteStore {
             )));
         }
         Ok(Self {
-            writer: Writer::start(connection),
+            writer: Writer::start(connection, Box::new(search_index::index_between_commits)),
             readers: ReadPool::new(PathBuf::from(path)),
         })
     }

@@ -335,6 +335,7 @@ fn delete_organization_now(
         "exports",
         "imported_event_keys",
         "event_targets",
+        "event_search",
         "log_streams",
     ] {
         connection

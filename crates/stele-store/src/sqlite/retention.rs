@@ -46,6 +46,12 @@ pub(super) fn purge_events_now(
             .execute(params![organization_id, target_id, sequence])
             .map_err(database_error)?;
     }
+    // Search rows exist only for indexed events; a purged event of the tail is simply
+    // never indexed.
+    connection
+        .prepare_cached("DELETE FROM event_search WHERE organization_id = ?1 AND sequence <= ?2")
+        .and_then(|mut statement| statement.execute(params![organization_id, plan.last_sequence()]))
+        .map_err(database_error)?;
     let purged = connection
         .execute(
             "DELETE FROM events WHERE organization_id = ?1 AND sequence <= ?2",

@@ -246,6 +246,19 @@ fn search_plan(dir: &tempfile::TempDir, query: &EventQuery) -> String {
     lines.join("\n")
 }
 
+/// The events not yet indexed are read from the end of `events` by position, never by
+/// walking the organization's events.
+fn assert_tail_is_read_by_position(plan: &str) {
+    assert!(
+        plan.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid>?)"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("SEARCH e USING INDEX sqlite_autoindex_events_2 (organization_id=?)\n"),
+        "{plan}"
+    );
+}
+
 #[tokio::test]
 async fn a_search_by_actor_action_and_time_is_driven_by_the_actor_index_alone() {
     // Without statistics SQLite used to pick the action index here when both were
@@ -262,9 +275,10 @@ async fn a_search_by_actor_action_and_time_is_driven_by_the_actor_index_alone() 
         ..EventQuery::default()
     };
     let plan = search_plan(&dir, &query);
-    assert!(plan.contains("USING INDEX events_by_actor"), "{plan}");
-    assert!(!plan.contains("events_by_action"), "{plan}");
-    assert!(!plan.contains("events_by_occurred_at"), "{plan}");
+    assert!(plan.contains("USING INDEX event_search_by_actor"), "{plan}");
+    assert_tail_is_read_by_position(&plan);
+    assert!(!plan.contains("event_search_by_action"), "{plan}");
+    assert!(!plan.contains("event_search_by_occurred_at"), "{plan}");
 }
 
 #[tokio::test]
@@ -278,7 +292,97 @@ async fn a_time_range_alone_reads_the_time_index_without_table_rows() {
     };
     let plan = search_plan(&dir, &query);
     assert!(
-        plan.contains("COVERING INDEX events_by_occurred_at"),
+        plan.contains("COVERING INDEX event_search_by_occurred_at"),
         "{plan}"
     );
+    assert_tail_is_read_by_position(&plan);
+}
+
+/// Waits until the writer has indexed every stored event for search.
+async fn wait_until_indexed(dir: &tempfile::TempDir) {
+    let connection = rusqlite::Connection::open(dir.path().join("stele.db")).expect("open");
+    for _ in 0..500 {
+        if search_index::tail_length(&connection).expect("tail") == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the writer did not index the stored events within 10 s");
+}
+
+#[tokio::test]
+async fn events_acknowledged_but_not_indexed_before_a_crash_are_searchable_and_indexed_on_restart()
+{
+    let (dir, store) = open();
+    create_acme(&store).await;
+    for n in 0..30 {
+        let request = parse_create_event(&json!({
+            "organization_id": "org_1",
+            "event": {
+                "action": "user.signed_in", "occurred_at": "2022-09-08T19:46:03.435Z",
+                "actor": {"id": format!("u{}", n % 3), "type": "user"},
+                "targets": [{"id": "t", "type": "team"}, {"id": format!("d{n}"), "type": "document"}],
+                "context": {"location": "1.2.3.4"}
+            }
+        }))
+        .expect("valid");
+        store
+            .append_event(
+                NewEvent {
+                    id: format!("audit_log_event_{n:02}").into(),
+                    organization_id: "org_1".into(),
+                    event: request.event,
+                },
+                None,
+            )
+            .await
+            .expect("append");
+    }
+    wait_until_indexed(&dir).await;
+    drop(store);
+    // What a crash between acknowledging and indexing leaves: the events and no search rows.
+    tamper(
+        &dir,
+        "PRAGMA busy_timeout = 5000;
+         DELETE FROM event_search; DELETE FROM event_targets;
+         UPDATE search_index_progress SET indexed_position = 0;",
+    );
+    let store = SqliteStore::open(&dir.path().join("stele.db"), true).expect("reopen");
+    let search = |query: EventQuery| {
+        let store = &store;
+        async move {
+            let page = stele_core::pagination::PageRequest::<i64> {
+                limit: 100,
+                ..Default::default()
+            };
+            store
+                .search_events(query, page)
+                .await
+                .expect("search")
+                .data
+                .len()
+        }
+    };
+    let by_target = EventQuery {
+        organization_id: "org_1".into(),
+        target_ids: vec!["t".into()],
+        ..EventQuery::default()
+    };
+    let by_actor_and_type = EventQuery {
+        organization_id: "org_1".into(),
+        actor_ids: vec!["u1".into()],
+        target_types: vec!["document".into()],
+        ..EventQuery::default()
+    };
+    // Found at once, whether the writer has caught up yet or not...
+    assert_eq!(search(by_target.clone()).await, 30);
+    assert_eq!(search(by_actor_and_type.clone()).await, 10);
+    // ...and indexed again on restart.
+    wait_until_indexed(&dir).await;
+    let connection = rusqlite::Connection::open(dir.path().join("stele.db")).expect("open");
+    let count = |sql: &str| -> i64 { connection.query_row(sql, [], |row| row.get(0)).expect(sql) };
+    assert_eq!(count("SELECT COUNT(*) FROM event_search"), 30);
+    assert_eq!(count("SELECT COUNT(*) FROM event_targets"), 60);
+    assert_eq!(search(by_target).await, 30);
+    assert_eq!(search(by_actor_and_type).await, 10);
 }

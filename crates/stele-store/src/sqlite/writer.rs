@@ -12,6 +12,10 @@
 //! path runs *unguarded*: such a job does all its checks before its first write, and if one
 //! nevertheless fails after writing (a database error), the whole batch is rolled back and
 //! every job in it reports the failure, never a partial write.
+//!
+//! Between group commits the writer runs work that no acknowledgement waits for (building
+//! the search indexes, see `search_index`), handed to [`Writer::start`] as
+//! [`BetweenCommits`]: whenever the queue is empty, and after every commit.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -125,6 +129,12 @@ where
     }
 }
 
+/// Work the writer runs outside the group commits, in transactions of its own. It gets the
+/// connection and whether the queue is empty (`true`) or writes are waiting, and returns
+/// whether it has more to do; while it does, the writer calls it again whenever it would
+/// otherwise wait for a job.
+pub(crate) type BetweenCommits = Box<dyn FnMut(&Connection, bool) -> bool + Send>;
+
 #[derive(Clone)]
 pub(crate) struct Writer {
     queue: mpsc::Sender<Box<dyn PendingWrite>>,
@@ -136,11 +146,11 @@ impl Writer {
         self.queue.max_capacity() - self.queue.capacity()
     }
 
-    pub(crate) fn start(connection: Connection) -> Self {
+    pub(crate) fn start(connection: Connection, between_commits: BetweenCommits) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name("stele-sqlite-writer".into())
-            .spawn(move || write_loop(connection, receiver))
+            .spawn(move || write_loop(connection, receiver, between_commits))
             .map(|_| ())
             .unwrap_or_else(
                 |error| tracing::error!(%error, "cannot start the SQLite writer thread"),
@@ -188,9 +198,30 @@ impl Writer {
     }
 }
 
-fn write_loop(connection: Connection, mut receiver: mpsc::Receiver<Box<dyn PendingWrite>>) {
+fn write_loop(
+    connection: Connection,
+    mut receiver: mpsc::Receiver<Box<dyn PendingWrite>>,
+    mut between_commits: BetweenCommits,
+) {
     let mut batch: Vec<Box<dyn PendingWrite>> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = receiver.blocking_recv() {
+    // Whatever a previous process left undone is taken up before waiting for jobs.
+    let mut more_between_commits = true;
+    loop {
+        let first = if more_between_commits {
+            match receiver.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    more_between_commits = between_commits(&connection, true);
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match receiver.blocking_recv() {
+                Some(job) => job,
+                None => break,
+            }
+        };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
@@ -217,6 +248,7 @@ fn write_loop(connection: Connection, mut receiver: mpsc::Receiver<Box<dyn Pendi
         for job in batch.drain(..) {
             job.finish(commit.clone().map(|_| ()));
         }
+        more_between_commits = between_commits(&connection, receiver.is_empty());
     }
 }
 
@@ -259,7 +291,7 @@ mod tests {
         connection
             .execute_batch("CREATE TABLE t (v INTEGER)")
             .expect("schema");
-        (Writer::start(connection), dir)
+        (Writer::start(connection, Box::new(|_, _| false)), dir)
     }
 
     fn count(dir: &tempfile::TempDir) -> i64 {
