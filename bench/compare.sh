@@ -13,6 +13,9 @@
 #   POSTGRES_URL=postgres://user@host:port/db
 #                       runs both servers on PostgreSQL, each on a fresh database created
 #                       through that URL (dropped afterwards), instead of SQLite
+#   NGINX=1             adds an nginx round (one worker, `return 201`, the same load) to
+#                       every round, so both binaries' share of the HTTP ceiling comes from
+#                       the same run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 before=$1 after=$2 rounds=${3:-3}
@@ -64,9 +67,39 @@ start before "$before"
 before_port=$port
 start after "$after"
 after_port=$port
+names=(before after)
+if [[ ${NGINX:-} == 1 ]]; then
+  nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+  nginx_port=$(free_port)
+  mkdir -p "$work/nginx/logs"
+  cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+error_log $work/nginx/logs/error.log warn;
+pid $work/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx;
+  scgi_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / { default_type application/json; return 201 '{"success":true}'; }
+  }
+}
+EOF
+  "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.05; done
+  cp "$work/before.orgs" "$work/nginx.orgs"
+  names+=(nginx)
+fi
 results="$work/results"
 for round in $(seq 1 "$rounds"); do
-  for name in before after; do
+  for name in "${names[@]}"; do
     port=${name}_port
     if [[ $load == batch ]]; then
       line=$(wrk -t2 -c8 -d"$duration" --timeout 30s --latency -s bench/batch.lua "http://127.0.0.1:${!port}" -- "$work/$name.orgs" "$key" "$batch_size" |
