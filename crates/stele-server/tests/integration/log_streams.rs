@@ -80,9 +80,13 @@ struct Receiver {
 
 impl Receiver {
     async fn start(contract: Contract) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        Self::start_at(contract, "127.0.0.1:0").await
+    }
+
+    /// A receiver listening at `address` (a port picked earlier, for a destination that
+    /// was down until now).
+    async fn start_at(contract: Contract, address: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let receiver = Receiver {
             contract,
@@ -330,6 +334,18 @@ async fn stream(server: &TestServer, organization: &str, id: &str) -> Value {
     body
 }
 
+async fn delete_stream(server: &TestServer, organization: &str, id: &str) -> StatusCode {
+    server
+        .request(
+            Method::DELETE,
+            &format!("/organizations/{organization}/audit_logs/log_streams/{id}"),
+        )
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
 async fn action(
     server: &TestServer,
     organization: &str,
@@ -536,15 +552,10 @@ async fn streams_are_created_listed_and_deleted_without_ever_returning_secrets()
         .expect("request");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 
-    let response = server
-        .request(
-            Method::DELETE,
-            &format!("/organizations/{organization}/audit_logs/log_streams/{id}"),
-        )
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        delete_stream(&server, &organization, &id).await,
+        StatusCode::NO_CONTENT
+    );
     let response = server
         .get(&format!(
             "/organizations/{organization}/audit_logs/log_streams/{id}"
@@ -841,6 +852,108 @@ async fn a_destination_down_for_a_while_is_retried_honouring_retry_after_then_ca
     assert_eq!(receiver.attempts(), 3 + receiver.accepted().len());
     let summary = run_doc_verifier("", &receiver.accepted());
     assert_eq!(summary["last_sequence"], 20);
+}
+
+/// `/metrics` shows each stream's lag: the events its organization committed that a
+/// receiver that is down has not acknowledged, then 0 once it is up and caught up; and the
+/// streams per type and state.
+#[tokio::test]
+async fn metrics_show_a_streams_lag_while_its_receiver_is_down_and_zero_once_delivered() {
+    use crate::metrics::{scrape, series, value};
+    let server = TestServer::start_with(FAST_STREAMS).await;
+    // Nothing listens on this port until the receiver starts below.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address");
+    let organization = organization_with_events(&server, 0).await;
+    let (status, created) = create_stream(
+        &server,
+        &organization,
+        &json!({"type": "GenericHttps", "endpoint": format!("http://{address}/in")}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (_, idle) = scrape(&server).await;
+    assert_eq!(
+        value(&idle, "stele_stream_lag_events", &[("stream_id", &id)]),
+        0.0
+    );
+    assert_eq!(series(&idle, "stele_stream_lag_events"), 1);
+
+    let behind = 7;
+    add_events(&server, &organization, behind).await;
+    let failing = wait_for_stream(&server, &organization, &id, "a failed attempt", |s| {
+        s["state"] == "error"
+    })
+    .await;
+    assert_eq!(failing["delivered_sequence"], 0, "{failing}");
+    let (text, down) = scrape(&server).await;
+    let stream_labels = [
+        ("stream_id", id.as_str()),
+        ("organization_id", organization.as_str()),
+        ("type", "GenericHttps"),
+        ("state", "error"),
+    ];
+    assert_eq!(
+        value(&down, "stele_stream_lag_events", &stream_labels),
+        behind as f64,
+        "{text}"
+    );
+    let generic_error = [("type", "GenericHttps"), ("state", "error")];
+    assert_eq!(value(&down, "stele_streams", &generic_error), 1.0);
+    assert_eq!(
+        value(&down, "stele_streams_max_lag_events", &generic_error),
+        behind as f64
+    );
+    assert_eq!(value(&down, "stele_streams", &[]), 1.0, "one stream in all");
+    assert_eq!(
+        series(&down, "stele_streams"),
+        20,
+        "every type and state, zeros included"
+    );
+    assert_eq!(value(&down, "stele_metrics_scrape_errors", &[]), 0.0);
+
+    // The receiver comes up; resuming ends the backoff.
+    let receiver = Receiver::start_at(Contract::Generic, &address.to_string()).await;
+    let (status, _) = action(&server, &organization, &id, "resume", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for_stream(&server, &organization, &id, "delivered", |s| {
+        s["delivered_sequence"] == behind
+    })
+    .await;
+    assert!(!receiver.accepted().is_empty());
+    let (text, delivered) = scrape(&server).await;
+    assert_eq!(
+        value(
+            &delivered,
+            "stele_stream_lag_events",
+            &[("stream_id", &id), ("state", "active")]
+        ),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(series(&delivered, "stele_stream_lag_events"), 1);
+    assert_eq!(
+        value(
+            &delivered,
+            "stele_streams",
+            &[("type", "GenericHttps"), ("state", "active")]
+        ),
+        1.0
+    );
+    assert_eq!(value(&delivered, "stele_streams", &generic_error), 0.0);
+    assert_eq!(value(&delivered, "stele_streams_max_lag_events", &[]), 0.0);
+
+    // A deleted stream's series goes with it.
+    assert_eq!(
+        delete_stream(&server, &organization, &id).await,
+        StatusCode::NO_CONTENT
+    );
+    let (_, deleted) = scrape(&server).await;
+    assert_eq!(series(&deleted, "stele_stream_lag_events"), 0);
+    assert_eq!(value(&deleted, "stele_streams", &[]), 0.0);
 }
 
 #[tokio::test]
