@@ -75,15 +75,19 @@ cargo fmt --all -- --check
 step "cargo clippy (whole workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "S3 emulator for the log stream tests (moto's server mode)"
-# Installed once into its own venv (idempotent: reused when the command is there).
+step "object store emulators for the log stream tests (moto's S3 server, gcp-storage-emulator)"
+# Installed once into their own venv (idempotent: reused when both are there).
+# gcp-storage-emulator is pinned: scripts/gcs-emulator.py, which starts it, replaces one of
+# its handlers (see that script).
 emulator_venv="${STELE_EMULATOR_VENV:-$PWD/target/emulator-venv}"
-if [ ! -x "$emulator_venv/bin/moto_server" ]; then
+if [ ! -x "$emulator_venv/bin/moto_server" ] ||
+  ! "$emulator_venv/bin/python" -c 'import gcp_storage_emulator' >/dev/null 2>&1; then
   python3 -m venv "$emulator_venv"
   "$emulator_venv/bin/pip" install --quiet --upgrade pip
-  "$emulator_venv/bin/pip" install --quiet 'moto[server]>=5,<6'
+  "$emulator_venv/bin/pip" install --quiet 'moto[server]>=5,<6' 'gcp-storage-emulator==2026.7.19'
 fi
 export STELE_TEST_MOTO_SERVER="$emulator_venv/bin/moto_server"
+export STELE_TEST_GCS_EMULATOR_PYTHON="$emulator_venv/bin/python"
 
 # STELE_TEST_BACKEND picks the integration tests' database. The two-replica tests
 # (replicas::) and the PostgreSQL store's own tests always use PostgreSQL, so they run in

