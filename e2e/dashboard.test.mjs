@@ -4,16 +4,8 @@
 // one browser and run in order; each saves a screenshot of its page to screenshots/.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-
-const BASE = process.env.STELE_BASE_URL.replace(/\/$/, '');
-const API_KEY = process.env.STELE_API_KEY;
-const ADMIN_PASSWORD = process.env.STELE_ADMIN_PASSWORD;
-const CHROMIUM = process.env.STELE_CHROMIUM || '/usr/bin/chromium';
-const SCREENSHOTS = path.join(import.meta.dirname, 'screenshots');
+import { ADMIN_PASSWORD, BASE, SCREENSHOTS, api, openBrowser } from './support.mjs';
 
 // A fresh server gets the plain name (it shows in the README's screenshots); a server that
 // has seen this suite before gets a unique one, so reruns pass too.
@@ -22,43 +14,17 @@ let ACTION_PATH = encodeURIComponent(ACTION);
 
 let context;
 let page;
-let profile;
+let browser;
 let organizationId;
 let rejectedEventId;
-
-async function api(method, apiPath, body) {
-  const response = await fetch(`${BASE}${apiPath}`, {
-    method,
-    headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
 
 async function screenshot(name) {
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
 before(async () => {
-  profile = mkdtempSync(path.join(tmpdir(), 'stele-e2e-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1366, height: 900 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15_000);
+  browser = await openBrowser('stele-e2e-chromium-');
+  ({ context, page } = browser);
   if ((await api('GET', `/audit_logs/actions/${ACTION_PATH}/schemas`)).status !== 404) {
     ACTION = `document.shared.${Date.now().toString(36)}`;
     ACTION_PATH = encodeURIComponent(ACTION);
@@ -66,8 +32,7 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
 test('a request without a session is redirected to the login page', async () => {

@@ -5,16 +5,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-
-const BASE = process.env.STELE_BASE_URL.replace(/\/$/, '');
-const API_KEY = process.env.STELE_API_KEY;
-const ADMIN_PASSWORD = process.env.STELE_ADMIN_PASSWORD;
-const CHROMIUM = process.env.STELE_CHROMIUM || '/usr/bin/chromium';
-const SCREENSHOTS = path.join(import.meta.dirname, 'screenshots');
+import { ADMIN_PASSWORD, BASE, SCREENSHOTS, api, openBrowser } from './support.mjs';
 
 const HOUR = 3600 * 1000;
 // Whole hours, so the range filter's minute-precision inputs fall between events.
@@ -34,20 +27,10 @@ const EVENT_COUNT = 56;
 
 let context;
 let page;
-let profile;
+let browser;
 let organizationId;
 let organizationPath;
 let events; // as returned by the search API, newest first
-
-async function api(method, apiPath, body) {
-  const response = await fetch(`${BASE}${apiPath}`, {
-    method,
-    headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
 
 async function screenshot(name, options = { fullPage: true }) {
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), ...options });
@@ -113,25 +96,8 @@ const rowIds = () => page.locator('#events tbody tr').evaluateAll(
 );
 
 before(async () => {
-  profile = mkdtempSync(path.join(tmpdir(), 'stele-e2e-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    acceptDownloads: true,
-    viewport: { width: 1366, height: 900 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15_000);
+  browser = await openBrowser('stele-e2e-chromium-', { acceptDownloads: true });
+  ({ context, page } = browser);
 
   for (const [action, targets] of Object.entries(ACTIONS)) {
     const schema = await api('POST', `/audit_logs/actions/${action}/schemas`, { targets });
@@ -175,8 +141,7 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
 test('the events viewer needs a session', async () => {

@@ -7,15 +7,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-
-const BASE = process.env.STELE_BASE_URL.replace(/\/$/, '');
-const API_KEY = process.env.STELE_API_KEY;
-const CHROMIUM = process.env.STELE_CHROMIUM || '/usr/bin/chromium';
-const SCREENSHOTS = path.join(import.meta.dirname, 'screenshots');
+import { BASE, SCREENSHOTS, api, openBrowser } from './support.mjs';
 const STELE = process.env.STELE_BIN ?? path.resolve(import.meta.dirname, '../target/debug/stele');
 
 const HOUR = 3600 * 1000;
@@ -30,22 +24,12 @@ const EVENT_COUNT = 57;
 
 let context;
 let page;
-let profile;
+let browser;
 let initech;
 let umbrella;
 let initechEvents; // newest first
 let umbrellaEvents;
 let link;
-
-async function api(method, apiPath, body) {
-  const response = await fetch(`${BASE}${apiPath}`, {
-    method,
-    headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
 
 async function screenshot(name, options = { fullPage: true }) {
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), ...options });
@@ -136,18 +120,11 @@ const rowIds = () => page.locator('#events tbody tr').evaluateAll(
 );
 
 before(async () => {
-  profile = mkdtempSync(path.join(tmpdir(), 'stele-e2e-portal-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
+  browser = await openBrowser('stele-e2e-portal-', {
     acceptDownloads: true,
     javaScriptEnabled: false,
-    viewport: { width: 1366, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15_000);
+  ({ context, page } = browser);
   for (const action of ACTIONS) {
     const schema = await api('POST', `/audit_logs/actions/${action}/schemas`, {
       targets: [{ type: 'document' }],
@@ -162,8 +139,7 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
 test('a generated link opens the organization\'s audit log, newest first', async () => {

@@ -2,7 +2,9 @@
 # Browser tests: drives the dashboard of an already running Stele server in a real,
 # headless Chromium (Debian's package, driven by playwright-core). The caller (the repo's
 # top-level test script) starts a fresh server and sets STELE_BASE_URL, STELE_API_KEY and
-# STELE_ADMIN_PASSWORD. Screenshots of every page land in e2e/screenshots/.
+# STELE_ADMIN_PASSWORD. The server must run with --allow-private-stream-destinations: the
+# log stream test delivers to a receiver it starts on 127.0.0.1. Screenshots of every page
+# land in e2e/screenshots/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 

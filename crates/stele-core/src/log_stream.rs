@@ -62,6 +62,13 @@ pub enum LogStreamState {
 }
 
 impl LogStreamState {
+    pub const ALL: [LogStreamState; 4] = [
+        LogStreamState::Active,
+        LogStreamState::Inactive,
+        LogStreamState::Error,
+        LogStreamState::Invalid,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             LogStreamState::Active => "active",
@@ -72,14 +79,7 @@ impl LogStreamState {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            LogStreamState::Active,
-            LogStreamState::Inactive,
-            LogStreamState::Error,
-            LogStreamState::Invalid,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == text)
+        Self::ALL.into_iter().find(|state| state.as_str() == text)
     }
 }
 
@@ -170,6 +170,45 @@ impl StreamEvents {
             .map(|event| event.sequence)
             .or(self.gap.map(|gap| gap.last_sequence))
     }
+}
+
+/// Where one stream stands, for monitoring: its cursor against its organization's newest
+/// sequence (purged events included, so a stream that fell behind a purge still lags until
+/// it reported the gap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub id: String,
+    pub organization_id: OrganizationId,
+    pub stream_type: LogStreamType,
+    pub state: LogStreamState,
+    pub delivered_sequence: i64,
+    pub newest_sequence: i64,
+}
+
+impl StreamPosition {
+    /// Events committed to the organization's log that the stream has not delivered yet.
+    pub fn lag(&self) -> i64 {
+        (self.newest_sequence - self.delivered_sequence).max(0)
+    }
+}
+
+/// The streams of one type in one state, across every organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTotals {
+    pub stream_type: LogStreamType,
+    pub state: LogStreamState,
+    pub streams: i64,
+    /// The largest [`StreamPosition::lag`] among them.
+    pub max_lag: i64,
+}
+
+/// Every stream's delivery position, read in one snapshot: the totals cover every stream,
+/// `streams` holds at most the number asked for, the most lagging first (ties by id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamPositions {
+    pub streams: Vec<StreamPosition>,
+    /// One entry per (type, state) that has streams, in no particular order.
+    pub totals: Vec<StreamTotals>,
 }
 
 /// The backoff before retry number `failures` (1 for the first retry): exponential from

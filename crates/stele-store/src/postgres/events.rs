@@ -3,6 +3,7 @@
 use super::database_error;
 use super::execute_in;
 use super::query_in;
+use super::read_snapshot;
 use super::PostgresStore;
 use crate::prelude::*;
 use crate::shared::chain::{chain_anchors, ChainWalk};
@@ -308,13 +309,7 @@ impl EventStore for PostgresStore {
         // One snapshot for the anchors and the whole log, so a purge committing meanwhile
         // cannot pair an old anchor with a newer log; the rows stream through a portal
         // (a server-side cursor) VERIFY_FETCH at a time, in bounded memory.
-        let transaction = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(database_error)?;
+        let transaction = read_snapshot(&mut client).await?;
         let anchors = chain_anchors(
             query_in(
                 &transaction,

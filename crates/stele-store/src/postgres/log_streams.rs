@@ -1,16 +1,18 @@
 //! Log streams in PostgreSQL: rows, cursor, backoff, and the lease that lets exactly one
 //! replica deliver a stream at a time.
 
-use super::{database_error, query_in, PostgresStore};
+use super::{database_error, query_in, read_snapshot, PostgresStore};
 use crate::prelude::*;
 use crate::shared::encoding::json_text;
-use crate::shared::log_streams::{assemble_stream_events, StreamRow, STREAM_COLUMNS};
+use crate::shared::log_streams::{
+    assemble_stream_events, decode_positions, StreamRow, STREAM_COLUMNS,
+};
 use async_trait::async_trait;
 use stele_core::log_stream::{
-    LogStream, LogStreamState, StreamDelivery, StreamEvents, StreamFailure,
+    LogStream, LogStreamState, StreamDelivery, StreamEvents, StreamFailure, StreamPositions,
 };
 use stele_core::timestamp::UnixMillis;
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::Row;
 
 fn stream_row(row: &Row) -> StreamRow {
     StreamRow {
@@ -48,6 +50,14 @@ impl PostgresStore {
         .transpose()
     }
 }
+
+/// Every stream with its organization's newest sequence (the chain head, which purges
+/// keep) and its lag.
+const POSITIONS: &str = "
+    WITH positions AS (
+        SELECT s.id, s.organization_id, s.type, s.state, s.delivered_sequence,
+               COALESCE(h.sequence, 0) AS newest
+        FROM log_streams s LEFT JOIN chain_heads h ON h.organization_id = s.organization_id)";
 
 #[async_trait]
 impl LogStreamStore for PostgresStore {
@@ -264,13 +274,7 @@ impl LogStreamStore for PostgresStore {
         let mut client = self.client().await?;
         // One snapshot: the events, the anchor and the cursor's hash agree even while
         // retention purges.
-        let transaction = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(database_error)?;
+        let transaction = read_snapshot(&mut client).await?;
         let rows = query_in(
             &transaction,
             "SELECT sequence, canonical, hash FROM events
@@ -299,5 +303,49 @@ impl LogStreamStore for PostgresStore {
         .map(|row| row.get(0));
         transaction.commit().await.map_err(database_error)?;
         assemble_stream_events(organization_id, after_sequence, cursor_hash, anchor, rows)
+    }
+
+    async fn log_stream_positions(&self, limit: u32) -> StoreResult<StreamPositions> {
+        let mut client = self.client().await?;
+        // One snapshot: the totals and the listed streams agree.
+        let transaction = read_snapshot(&mut client).await?;
+        let streams = query_in(
+            &transaction,
+            &format!(
+                "{POSITIONS}
+                 SELECT id, organization_id, type, state, delivered_sequence, newest
+                 FROM positions
+                 ORDER BY GREATEST(newest - delivered_sequence, 0) DESC, id LIMIT $1"
+            ),
+            &[&i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            (
+                row.get(0),
+                row.get(1),
+                row.get(2),
+                row.get(3),
+                row.get(4),
+                row.get(5),
+            )
+        })
+        .collect();
+        let totals = query_in(
+            &transaction,
+            &format!(
+                "{POSITIONS}
+                 SELECT type, state, COUNT(*), MAX(GREATEST(newest - delivered_sequence, 0))
+                 FROM positions GROUP BY type, state"
+            ),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect();
+        transaction.commit().await.map_err(database_error)?;
+        decode_positions(streams, totals)
     }
 }

@@ -212,6 +212,20 @@ impl PostgresStore {
     }
 }
 
+/// Starts a read-only transaction whose statements all see one snapshot (REPEATABLE
+/// READ), for reads that must agree with each other while writers commit.
+pub(super) async fn read_snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> StoreResult<deadpool_postgres::Transaction<'_>> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(database_error)
+}
+
 pub(super) async fn query_in(
     client: &impl GenericClient,
     sql: &str,

@@ -5,6 +5,7 @@
 use super::database_error;
 use super::execute_in;
 use super::query_in;
+use super::read_snapshot;
 use super::PostgresStore;
 use crate::prelude::*;
 use crate::shared::encoding::hash_from;
@@ -318,13 +319,7 @@ impl TreeStore for PostgresStore {
         let mut client = self.client().await?;
         // One snapshot: a purge committing between the two reads inside must not hide a
         // leaf from both.
-        let transaction = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(database_error)?;
+        let transaction = read_snapshot(&mut client).await?;
         let hashes = leaf_hashes(&transaction, organization_id, start, end).await?;
         transaction.commit().await.map_err(database_error)?;
         Ok(hashes)

@@ -4,7 +4,8 @@
 
 use stele_core::chain::GENESIS;
 use stele_core::log_stream::{
-    LogStream, LogStreamState, LogStreamType, PurgedGap, StreamEvent, StreamEvents,
+    LogStream, LogStreamState, LogStreamType, PurgedGap, StreamEvent, StreamEvents, StreamPosition,
+    StreamPositions, StreamTotals,
 };
 use stele_core::timestamp::UnixMillis;
 
@@ -44,10 +45,12 @@ impl StreamRow {
                 format!("log stream {}: {detail}", self.id),
             )
         };
-        let stream_type = LogStreamType::parse(&self.stream_type)
-            .ok_or_else(|| corrupt(format!("unknown type {:?}", self.stream_type)))?;
-        let state = LogStreamState::parse(&self.state)
-            .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?;
+        let (stream_type, state) = type_and_state(
+            &self.stream_type,
+            &self.state,
+            Some(&self.organization_id),
+            &format!("log stream {}", self.id),
+        )?;
         let settings: serde_json::Value = serde_json::from_str(&self.settings)
             .map_err(|error| corrupt(format!("settings are not JSON: {error}")))?;
         if !settings.is_object() {
@@ -70,6 +73,69 @@ impl StreamRow {
             updated_at: self.updated_at,
         })
     }
+}
+
+/// A stream's position as read: id, organization id, type, state, cursor, and the
+/// organization's newest sequence.
+pub(crate) type PositionRow = (String, String, String, String, i64, i64);
+/// The streams of one type in one state: type, state, how many, their largest lag.
+pub(crate) type TotalsRow = (String, String, i64, i64);
+
+fn type_and_state(
+    stream_type: &str,
+    state: &str,
+    organization_id: Option<&str>,
+    what: &str,
+) -> StoreResult<(LogStreamType, LogStreamState)> {
+    let corrupt = |detail: String| StoreError::corrupt(organization_id, None, detail);
+    Ok((
+        LogStreamType::parse(stream_type)
+            .ok_or_else(|| corrupt(format!("{what}: unknown type {stream_type:?}")))?,
+        LogStreamState::parse(state)
+            .ok_or_else(|| corrupt(format!("{what}: unknown state {state:?}")))?,
+    ))
+}
+
+/// Decodes the two reads of [`crate::LogStreamStore::log_stream_positions`].
+pub(crate) fn decode_positions(
+    streams: Vec<PositionRow>,
+    totals: Vec<TotalsRow>,
+) -> StoreResult<StreamPositions> {
+    let streams = streams
+        .into_iter()
+        .map(
+            |(id, organization_id, stream_type, state, delivered_sequence, newest_sequence)| {
+                let (stream_type, state) = type_and_state(
+                    &stream_type,
+                    &state,
+                    Some(&organization_id),
+                    &format!("log stream {id}"),
+                )?;
+                Ok(StreamPosition {
+                    id,
+                    organization_id: organization_id.into(),
+                    stream_type,
+                    state,
+                    delivered_sequence,
+                    newest_sequence,
+                })
+            },
+        )
+        .collect::<StoreResult<_>>()?;
+    let totals = totals
+        .into_iter()
+        .map(|(stream_type, state, streams, max_lag)| {
+            let (stream_type, state) =
+                type_and_state(&stream_type, &state, None, "log stream totals")?;
+            Ok(StreamTotals {
+                stream_type,
+                state,
+                streams,
+                max_lag,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(StreamPositions { streams, totals })
 }
 
 /// Assembles what a stream reads after `after_sequence`, from one snapshot: `cursor_hash`

@@ -6,11 +6,13 @@ use super::organizations::organization_exists;
 use super::SqliteStore;
 use crate::prelude::*;
 use crate::shared::encoding::json_text;
-use crate::shared::log_streams::{assemble_stream_events, StreamRow, STREAM_COLUMNS};
+use crate::shared::log_streams::{
+    assemble_stream_events, decode_positions, PositionRow, StreamRow, TotalsRow, STREAM_COLUMNS,
+};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use stele_core::log_stream::{
-    LogStream, LogStreamState, StreamDelivery, StreamEvents, StreamFailure,
+    LogStream, LogStreamState, StreamDelivery, StreamEvents, StreamFailure, StreamPositions,
 };
 use stele_core::timestamp::UnixMillis;
 
@@ -90,6 +92,42 @@ fn read_events(
         })
         .map_err(database_error)?;
     assemble_stream_events(organization_id, after_sequence, cursor_hash, anchor, rows)
+}
+
+/// Every stream with its organization's newest sequence (the newest stored event, read
+/// from the primary key, or the anchor retention left when it purged them all) and its lag.
+const POSITIONS: &str = "
+    WITH positions AS (
+        SELECT s.id, s.organization_id, s.type, s.state, s.delivered_sequence,
+               COALESCE((SELECT MAX(e.sequence) FROM events e
+                         WHERE e.organization_id = s.organization_id),
+                        (SELECT a.first_sequence - 1 FROM chain_anchors a
+                         WHERE a.organization_id = s.organization_id),
+                        0) AS newest
+        FROM log_streams s)";
+
+fn read_positions(connection: &Connection, limit: u32) -> StoreResult<StreamPositions> {
+    let streams: Vec<PositionRow> = connection
+        .prepare_cached(&format!(
+            "{POSITIONS}
+             SELECT id, organization_id, type, state, delivered_sequence, newest FROM positions
+             ORDER BY MAX(newest - delivered_sequence, 0) DESC, id LIMIT ?1"
+        ))
+        .and_then(|mut statement| {
+            statement
+                .query_map([limit], |row| row.try_into())?
+                .collect()
+        })
+        .map_err(database_error)?;
+    let totals: Vec<TotalsRow> = connection
+        .prepare_cached(&format!(
+            "{POSITIONS}
+             SELECT type, state, COUNT(*), MAX(MAX(newest - delivered_sequence, 0))
+             FROM positions GROUP BY type, state"
+        ))
+        .and_then(|mut statement| statement.query_map([], |row| row.try_into())?.collect())
+        .map_err(database_error)?;
+    decode_positions(streams, totals)
 }
 
 #[async_trait]
@@ -360,6 +398,18 @@ impl LogStreamStore for SqliteStore {
                 // from the same snapshot even while retention purges.
                 let snapshot = connection.unchecked_transaction().map_err(database_error)?;
                 let read = read_events(&snapshot, &organization_id, after_sequence, limit);
+                snapshot.finish().map_err(database_error)?;
+                read
+            })
+            .await
+    }
+
+    async fn log_stream_positions(&self, limit: u32) -> StoreResult<StreamPositions> {
+        self.readers
+            .read(move |connection| {
+                // One read transaction: the totals and the listed streams agree.
+                let snapshot = connection.unchecked_transaction().map_err(database_error)?;
+                let read = read_positions(&snapshot, limit);
                 snapshot.finish().map_err(database_error)?;
                 read
             })

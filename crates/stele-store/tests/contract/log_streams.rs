@@ -18,6 +18,7 @@ contract_tests!(
     stream_events_follow_the_cursor_with_their_chain_hashes,
     events_purged_before_delivery_are_reported_as_a_gap,
     deleting_an_organization_deletes_its_streams,
+    positions_give_each_streams_lag_and_totals_by_type_and_state,
 );
 
 fn stream(id: &str, organization_id: &str, at: i64) -> LogStream {
@@ -483,4 +484,122 @@ async fn deleting_an_organization_deletes_its_streams(backend: Backend) {
         .await
         .expect("list")
         .is_empty());
+}
+
+async fn positions_give_each_streams_lag_and_totals_by_type_and_state(backend: Backend) {
+    let empty = backend.log_stream_positions(10).await.expect("positions");
+    assert_eq!(empty, StreamPositions::default(), "no streams, no rows");
+    create_organization(&*backend, "org_a").await;
+    create_organization(&*backend, "org_b").await;
+    create_organization(&*backend, "org_c").await;
+    append_spaced(&*backend, "org_a", 5).await;
+    let purged_later = append_spaced(&*backend, "org_b", 2).await;
+    for (id, organization) in [
+        ("log_stream_a1", "org_a"),
+        ("log_stream_a2", "org_a"),
+        ("log_stream_b1", "org_b"),
+        ("log_stream_c1", "org_c"),
+    ] {
+        backend
+            .create_log_stream(stream(id, organization, 1))
+            .await
+            .expect("create");
+    }
+    let mut in_bucket = stream("log_stream_c2", "org_c", 1);
+    in_bucket.stream_type = LogStreamType::S3;
+    backend.create_log_stream(in_bucket).await.expect("create");
+    backend
+        .rewind_log_stream("org_a", "log_stream_a2", 5, 2)
+        .await
+        .expect("caught up");
+    backend
+        .set_log_stream_state("org_b", "log_stream_b1", LogStreamState::Inactive, 2)
+        .await
+        .expect("pause");
+    // Retention purges org_b's events: the stream still has them to account for (a gap).
+    backend
+        .purge_events("org_b", purged_later[1].received_at + 1, 100)
+        .await
+        .expect("purge");
+
+    let position = |id: &str, organization: &str, kind, state, delivered, newest| StreamPosition {
+        id: id.into(),
+        organization_id: organization.into(),
+        stream_type: kind,
+        state,
+        delivered_sequence: delivered,
+        newest_sequence: newest,
+    };
+    let generic = LogStreamType::GenericHttps;
+    let (active, inactive) = (LogStreamState::Active, LogStreamState::Inactive);
+    let all = backend.log_stream_positions(10).await.expect("positions");
+    assert_eq!(
+        all.streams,
+        [
+            position("log_stream_a1", "org_a", generic, active, 0, 5),
+            position("log_stream_b1", "org_b", generic, inactive, 0, 2),
+            // Caught up: ties by id.
+            position("log_stream_a2", "org_a", generic, active, 5, 5),
+            position("log_stream_c1", "org_c", generic, active, 0, 0),
+            position("log_stream_c2", "org_c", LogStreamType::S3, active, 0, 0),
+        ],
+        "most lagging first"
+    );
+    assert_eq!(
+        all.streams
+            .iter()
+            .map(StreamPosition::lag)
+            .collect::<Vec<_>>(),
+        [5, 2, 0, 0, 0]
+    );
+    let mut totals = all.totals.clone();
+    totals.sort_by_key(|t| (t.stream_type.as_str(), t.state.as_str()));
+    let total = |stream_type, state, streams, max_lag| StreamTotals {
+        stream_type,
+        state,
+        streams,
+        max_lag,
+    };
+    assert_eq!(
+        totals,
+        [
+            total(generic, active, 3, 5),
+            total(generic, inactive, 1, 2),
+            total(LogStreamType::S3, active, 1, 0),
+        ]
+    );
+    let top = backend.log_stream_positions(2).await.expect("positions");
+    assert_eq!(
+        top.streams
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect::<Vec<_>>(),
+        ["log_stream_a1", "log_stream_b1"],
+        "the limit keeps the most lagging"
+    );
+    assert_eq!(top.totals.len(), 3, "totals still cover every stream");
+
+    // Delivered: the lag falls to zero.
+    backend
+        .lease_log_streams("w1", now(), now() + 1_000, 10)
+        .await
+        .expect("lease");
+    assert!(backend
+        .record_log_stream_delivery(StreamDelivery {
+            stream_id: "log_stream_a1".into(),
+            lease_owner: "w1".into(),
+            expected_sequence: 0,
+            delivered_sequence: 5,
+            delivered_events: 5,
+            at: now(),
+            lease_until: now() + 1_000,
+        })
+        .await
+        .expect("delivered"));
+    let after = backend.log_stream_positions(1).await.expect("positions");
+    assert_eq!(after.streams[0].id, "log_stream_b1");
+    assert!(after
+        .totals
+        .iter()
+        .any(|t| t.stream_type == generic && t.state == active && t.max_lag == 0));
 }
