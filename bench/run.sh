@@ -74,7 +74,7 @@ start_stele() {
   [[ "$1" == postgres://* ]] && url="$1"
   started=$(now_ms)
   STELE_LISTEN="127.0.0.1:$2" STELE_DATABASE_URL="$url" STELE_API_KEY="$api_key" \
-    STELE_ADMIN_PASSWORD=bench-admin-password STELE_LOG=warn "$stele" serve >"$work/stele-$2.log" 2>&1 &
+    STELE_ADMIN_PASSWORD=bench-admin-password STELE_RATE_LIMIT_PER_MINUTE=0 STELE_LOG=warn "$stele" serve >"$work/stele-$2.log" 2>&1 &
   stele_pid=$!
   pids+=("$stele_pid")
   for _ in $(seq 1 600); do

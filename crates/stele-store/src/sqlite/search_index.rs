@@ -2,7 +2,7 @@
 //!
 //! Acknowledging an event writes its `events` row and the keys durability and the chain need
 //! (see migration 0010). Its search rows (`event_search`, `event_targets`) are written here,
-//! by the writer thread between group commits, in transactions of up to [`INDEX_STEP`]
+//! by the writer thread between group commits, in transactions of hundreds to thousands of
 //! events: the action, time and per-organization index pages that a group commit of a few
 //! dozen events each dirtied on its own are then written once for thousands of events.
 //!
@@ -21,9 +21,13 @@ use crate::shared::encoding::stored_targets;
 
 /// Under load, the tail length at which the writer stops taking jobs to index it. Searches
 /// read at most about this many events from the tail.
-pub(super) const INDEX_TRIGGER: i64 = 2_048;
-/// Events indexed per transaction.
+pub(super) const INDEX_TRIGGER: i64 = 1_024;
+/// Events indexed per transaction while the writer is idle.
 pub(super) const INDEX_STEP: i64 = 4_096;
+/// Events indexed per transaction while writes wait: acknowledgements queued meanwhile wait
+/// for at most one such step, and 512 events already share most of the per-organization
+/// index pages (measured in BENCHMARKS.md).
+pub(super) const INDEX_STEP_UNDER_LOAD: i64 = 512;
 
 /// The subquery, valid in any reader's snapshot, of the last position the search rows cover.
 pub(super) const INDEXED_POSITION: &str =
@@ -113,13 +117,13 @@ pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usi
     Ok(indexed)
 }
 
-/// One indexing transaction of up to [`INDEX_STEP`] events; returns the tail length left.
+/// One indexing transaction of up to `limit` events; returns the tail length left.
 ///
 /// Its commit is not synced: the rows are derived from events that are already durable,
 /// and if a crash loses them, `indexed_position` goes with them and they are rebuilt. The
 /// next acknowledged commit's sync covers these WAL frames too, since the WAL is written in
 /// order.
-fn index_step(connection: &Connection) -> StoreResult<i64> {
+fn index_step(connection: &Connection, limit: i64) -> StoreResult<i64> {
     let execute = |sql: &str| {
         connection
             .prepare_cached(sql)
@@ -133,7 +137,7 @@ fn index_step(connection: &Connection) -> StoreResult<i64> {
         .execute_batch("PRAGMA synchronous = NORMAL")
         .map_err(database_error)?;
     let indexed = execute("BEGIN IMMEDIATE").and_then(|_| {
-        let indexed = index_tail(connection, INDEX_STEP)?;
+        let indexed = index_tail(connection, limit)?;
         execute("COMMIT")?;
         Ok(indexed)
     });
@@ -150,18 +154,20 @@ fn index_step(connection: &Connection) -> StoreResult<i64> {
 }
 
 /// The writer's work between group commits (see `writer::BetweenCommits`): when nothing is
-/// waiting (`idle`), one indexing step; under load, once the tail reaches [`INDEX_TRIGGER`],
-/// steps until it is shorter than that again, so the tail stays bounded however large the
-/// group commits. Returns whether events are still waiting to be indexed.
+/// waiting (`idle`), one indexing step of [`INDEX_STEP`]; under load, once the tail reaches
+/// [`INDEX_TRIGGER`], steps of [`INDEX_STEP_UNDER_LOAD`] until it is shorter than that
+/// again, so the tail stays bounded however large the group commits. Returns whether events are still waiting to be indexed.
 pub(super) fn index_between_commits(connection: &Connection, idle: bool) -> bool {
     let outcome = (|| -> StoreResult<i64> {
         let mut tail = tail_length(connection)?;
         if tail == 0 || (!idle && tail < INDEX_TRIGGER) {
             return Ok(tail);
         }
-        tail = index_step(connection)?;
-        while !idle && tail >= INDEX_TRIGGER {
-            tail = index_step(connection)?;
+        if idle {
+            return index_step(connection, INDEX_STEP);
+        }
+        while tail >= INDEX_TRIGGER {
+            tail = index_step(connection, INDEX_STEP_UNDER_LOAD)?;
         }
         Ok(tail)
     })();
