@@ -69,31 +69,11 @@ start after "$after"
 after_port=$port
 names=(before after)
 if [[ ${NGINX:-} == 1 ]]; then
-  nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+  # shellcheck source=bench/nginx-ceiling.sh
+  source bench/nginx-ceiling.sh
   nginx_port=$(free_port)
-  mkdir -p "$work/nginx/logs"
-  cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-error_log $work/nginx/logs/error.log warn;
-pid $work/nginx/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx;
-  scgi_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / { default_type application/json; return 201 '{"success":true}'; }
-  }
-}
-EOF
-  "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-  pids+=($!)
-  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.05; done
+  start_nginx_ceiling "$work/nginx" "$nginx_port"
+  pids+=("$nginx_pid")
   cp "$work/before.orgs" "$work/nginx.orgs"
   names+=(nginx)
 fi

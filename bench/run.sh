@@ -42,6 +42,8 @@ if (( ${#missing[@]} )); then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+# shellcheck source=bench/nginx-ceiling.sh
+source bench/nginx-ceiling.sh
 
 # The smoke run only proves the harness works, so it reuses the debug build the tests made.
 if [[ $mode == full ]]; then profile=release; profile_flag=--release; else profile=debug; profile_flag=; fi
@@ -146,30 +148,8 @@ case "$batch_verify_out" in OK:*) ;; *) die "stele verify after the batch ingest
 # --- b: HTTP ceiling with nginx ---------------------------------------------------------
 say "scenario b: nginx ceiling (one worker, return 201)"
 nginx_port=$(free_port)
-mkdir -p "$work/nginx/logs"
-cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-error_log $work/nginx/logs/error.log warn;
-pid $work/nginx/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx;
-  scgi_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / { default_type application/json; return 201 '{"success":true}'; }
-  }
-}
-EOF
-"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-nginx_pid=$!
+start_nginx_ceiling "$work/nginx" "$nginx_port"
 pids+=("$nginx_pid")
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.05; done
 ceiling_http=$(wrk_ingest "$nginx_port" "$work/ingest-orgs.txt")
 stop_pid "$nginx_pid"
 nginx_rps=$(python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print(round(r["requests"] / r["seconds"]))' "$ceiling_http")
