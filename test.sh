@@ -76,16 +76,8 @@ step "cargo clippy (whole workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "object store emulators for the log stream tests (moto's S3 server, gcp-storage-emulator)"
-# Installed once into their own venv (idempotent: reused when both are there).
-# gcp-storage-emulator is pinned: scripts/gcs-emulator.py, which starts it, replaces one of
-# its handlers (see that script).
+scripts/emulator-venv.sh
 emulator_venv="${STELE_EMULATOR_VENV:-$PWD/target/emulator-venv}"
-if [ ! -x "$emulator_venv/bin/moto_server" ] ||
-  ! "$emulator_venv/bin/python" -c 'import gcp_storage_emulator' >/dev/null 2>&1; then
-  python3 -m venv "$emulator_venv"
-  "$emulator_venv/bin/pip" install --quiet --upgrade pip
-  "$emulator_venv/bin/pip" install --quiet 'moto[server]>=5,<6' 'gcp-storage-emulator==2026.7.19'
-fi
 export STELE_TEST_MOTO_SERVER="$emulator_venv/bin/moto_server"
 export STELE_TEST_GCS_EMULATOR_PYTHON="$emulator_venv/bin/python"
 
@@ -237,7 +229,8 @@ pids+=($!)
 pids+=($!)
 ( step "every command in README.md and docs/"; python3 doc-tests/run.py ) >"$logs/documentation-examples.log" 2>&1 &
 pids+=($!)
-( step "benchmark harness smoke run (proves bench/run.sh works; asserts no speed)"; bench/run.sh --smoke ) \
+( step "benchmark harness smoke runs (prove bench/run.sh and bench/streams.sh work; assert no speed)"
+  bench/run.sh --smoke && bench/streams.sh --smoke ) \
   >"$logs/bench-smoke.log" 2>&1 &
 pids+=($!)
 failed=()

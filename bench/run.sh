@@ -11,7 +11,7 @@
 # schema and the synthetic data are unchanged (their names carry a hash of both).
 #
 # Load comes from wrk (Debian package) with bench/ingest.lua: every request is a distinct
-# event. Installs wrk and nginx with apt-get when they are missing.
+# event. Installs wrk, nginx and sqlite3 with apt-get when they are missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -31,16 +31,9 @@ fi
 say() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
-missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
-if (( ${#missing[@]} )); then
-  say "installing ${missing[*]}"
-  command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} (Debian packages) and apt-get is not available"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# shellcheck source=bench/packages.sh
+source bench/packages.sh
+install_missing_packages wrk nginx sqlite3
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 # shellcheck source=bench/nginx-ceiling.sh
 source bench/nginx-ceiling.sh
@@ -400,6 +393,11 @@ bytes=$(curl -sf "$url" | wc -c)
 export_ms=$(( $(now_ms) - started ))
 stop_pid "$sampler"
 peak_rss=$(max_of "$work/export-rss.txt")
+# The yardstick: the sqlite3 command-line tool writing the same rows (every stored column,
+# the event's canonical JSON included) as CSV from the same file, in the same run.
+started=$(now_ms)
+dump_bytes=$(sqlite3 -csv "$export_db" "SELECT id, organization_id, sequence, action, occurred_at, received_at, actor_id, actor_name, CAST(canonical AS TEXT) FROM events WHERE organization_id = '$export_org' ORDER BY sequence" | wc -c)
+dump_ms=$(( $(now_ms) - started ))
 
 # The same events as proven JSONL: each line carries the event's inclusion proof against
 # the checkpoint the search section's server signed.
@@ -429,12 +427,15 @@ stop_pid "$export_pid"
   echo
   echo "| measure | value |"
   echo "| --- | --- |"
-  python3 - "$export_events" "$export_ms" "$bytes" "$before_rss" "$peak_rss" <<'PY'
+  python3 - "$export_events" "$export_ms" "$bytes" "$before_rss" "$peak_rss" "$dump_ms" "$dump_bytes" <<'PY'
 import sys
 events, ms, size, before, peak = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+dump_ms, dump_size = int(sys.argv[6]), int(sys.argv[7])
 print(f"| events exported | {events:,} ({size / 1e6:,.0f} MB of CSV) |")
 print(f"| time to download | {ms / 1000:.2f} s |")
 print(f"| rows per second | **{events / (ms / 1000):,.0f}** |")
+print(f"| `sqlite3 -csv` writing the same rows (stored columns and canonical JSON, {dump_size / 1e6:,.0f} MB) | {dump_ms / 1000:.2f} s, {events / (dump_ms / 1000):,.0f} rows/s |")
+print(f"| Stele's rate as a share of sqlite3's | **{100 * dump_ms / ms:.0f}%** |")
 print(f"| server RSS before / peak during | {before:.0f} MB / {peak:.0f} MB (+{peak - before:.0f} MB) |")
 PY
   echo
