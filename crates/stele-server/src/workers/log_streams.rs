@@ -13,8 +13,8 @@ use tokio::task::JoinSet;
 
 use crate::services::log_streams::LogStreamService;
 
-/// Most streams leased per pass.
-const LEASE_BATCH: u32 = 64;
+/// Most streams newly leased per pass (the streams already being delivered come on top).
+pub const LEASE_BATCH: u32 = 64;
 /// How long shutdown waits for deliveries in flight before leaving them (their leases
 /// expire and the batches are delivered again: at least once).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -33,7 +33,13 @@ pub async fn run(streams: LogStreamService, interval: Duration, shutdown: watch:
         let tasks = Arc::clone(&tasks);
         let shutdown = pass_shutdown.clone();
         async move {
-            let leased = match streams.lease_due(&owner, LEASE_BATCH).await {
+            // The streams this process is delivering qualify again (their lease is its
+            // own), so they count on top of the batch: with a fixed limit, LEASE_BATCH
+            // streams that always have events would keep every other stream from ever
+            // being leased while ingest runs.
+            let delivering = running.lock().map_or(0, |running| running.len());
+            let limit = LEASE_BATCH.saturating_add(u32::try_from(delivering).unwrap_or(u32::MAX));
+            let leased = match streams.lease_due(&owner, limit).await {
                 Ok(leased) => leased,
                 Err(error) => {
                     tracing::warn!(%error, "cannot lease log streams; will retry");

@@ -811,6 +811,57 @@ async fn generic_https_delivers_every_event_in_order_signed_and_provably_complet
     );
 }
 
+/// More streams with events than one lease pass takes, all busy at a slow destination:
+/// another organization's stream is still leased and delivered on the next pass, not only
+/// once one of the busy streams gets through.
+#[tokio::test]
+async fn busy_streams_do_not_keep_other_streams_from_being_delivered() {
+    use stele_server::workers::log_streams::LEASE_BATCH;
+    let server = TestServer::start_with(FAST_STREAMS).await;
+    let slow = Receiver::start(Contract::Generic).await;
+    *slow.delay.lock().expect("delay") = Duration::from_secs(25);
+    let fast = Receiver::start(Contract::Generic).await;
+    let (status, body) = server.create_schema("user.signed_in", &seed_v1()).await;
+    assert!(status.is_success(), "{body}");
+    for index in 0..LEASE_BATCH {
+        let organization = server.create_organization(&format!("Busy {index}")).await;
+        add_events(&server, &organization, 1).await;
+        let (status, created) = create_stream(
+            &server,
+            &organization,
+            &json!({"type": "GenericHttps", "endpoint": format!("{}/busy", slow.base)}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while slow.most_at_once() < LEASE_BATCH as usize {
+        assert!(
+            Instant::now() < deadline,
+            "only {} busy deliveries started",
+            slow.most_at_once()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let organization = organization_with_events(&server, 3).await;
+    let (status, created) = create_stream(
+        &server,
+        &organization,
+        &json!({"type": "GenericHttps", "endpoint": format!("{}/other", fast.base)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    wait_for_stream(&server, &organization, &id, "3 delivered", |s| {
+        s["delivered_sequence"] == 3
+    })
+    .await;
+    assert!(
+        slow.accepted().is_empty(),
+        "the other stream was delivered only after a busy one got through"
+    );
+}
+
 #[tokio::test]
 async fn a_destination_down_for_a_while_is_retried_honouring_retry_after_then_caught_up() {
     let server = TestServer::start_with(FAST_STREAMS).await;
