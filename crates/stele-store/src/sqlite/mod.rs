@@ -121,7 +121,10 @@ impl SqliteStore {
             )));
         }
         Ok(Self {
-            writer: Writer::start(connection, Box::new(search_index::index_between_commits)),
+            writer: Writer::start(connection, {
+                let mut indexer = search_index::SearchIndexer::default();
+                Box::new(move |connection, idle| indexer.between_commits(connection, idle))
+            }),
             readers: ReadPool::new(PathBuf::from(path)),
         })
     }

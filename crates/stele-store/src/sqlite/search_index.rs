@@ -19,15 +19,15 @@ use super::database_error;
 use crate::prelude::*;
 use crate::shared::encoding::stored_targets;
 
-/// Under load, the tail length at which the writer stops taking jobs to index it. Searches
-/// read at most about this many events from the tail.
+/// Under load, the tail length from which the writer indexes after every group commit.
+/// Searches read at most a few times this many events from the tail.
 pub(super) const INDEX_TRIGGER: i64 = 1_024;
 /// Events indexed per transaction while the writer is idle.
 pub(super) const INDEX_STEP: i64 = 4_096;
-/// Events indexed per transaction while writes wait: acknowledgements queued meanwhile wait
-/// for at most one such step, and 512 events already share most of the per-organization
-/// index pages (measured in BENCHMARKS.md).
-pub(super) const INDEX_STEP_UNDER_LOAD: i64 = 512;
+/// Under load, the fewest events an index step takes: below this the index pages that
+/// consecutive events share are written once per handful of events, and most of the
+/// append-first path's gain is lost.
+pub(super) const INDEX_STEP_UNDER_LOAD_MIN: i64 = 128;
 
 /// The subquery, valid in any reader's snapshot, of the last position the search rows cover.
 pub(super) const INDEXED_POSITION: &str =
@@ -153,32 +153,50 @@ fn index_step(connection: &Connection, limit: i64) -> StoreResult<i64> {
     tail_length(connection)
 }
 
-/// The writer's work between group commits (see `writer::BetweenCommits`): when nothing is
-/// waiting (`idle`), one indexing step of [`INDEX_STEP`]; under load, once the tail reaches
-/// [`INDEX_TRIGGER`], steps of [`INDEX_STEP_UNDER_LOAD`] until it is shorter than that
-/// again, so the tail stays bounded however large the group commits. Returns whether events are still waiting to be indexed.
-pub(super) fn index_between_commits(connection: &Connection, idle: bool) -> bool {
-    let outcome = (|| -> StoreResult<i64> {
-        let mut tail = tail_length(connection)?;
-        if tail == 0 || (!idle && tail < INDEX_TRIGGER) {
-            return Ok(tail);
-        }
-        if idle {
-            return index_step(connection, INDEX_STEP);
-        }
-        while tail >= INDEX_TRIGGER {
-            tail = index_step(connection, INDEX_STEP_UNDER_LOAD)?;
-        }
-        Ok(tail)
-    })();
-    match outcome {
-        Ok(tail) => tail > 0,
-        Err(error) => {
-            // Searches stay correct (they read the tail), only slower; the next commit
-            // tries again. Reporting "nothing left" keeps a persistent failure from
-            // spinning the writer while idle.
-            tracing::error!(%error, "indexing acknowledged events for search failed");
-            false
+/// The writer's work between group commits (see `writer::BetweenCommits`).
+///
+/// When nothing is waiting (`idle`), one indexing step of [`INDEX_STEP`]. Under load, once
+/// the tail reaches [`INDEX_TRIGGER`], one step after every group commit, as large as that
+/// commit (what the tail grew since the previous call) plus a quarter of the tail's excess
+/// over the trigger, and at least [`INDEX_STEP_UNDER_LOAD_MIN`]. Index work so keeps pace
+/// with acknowledgements in slices proportional to each commit: the requests queued behind
+/// a step wait for about one commit's worth of it, never for a large step that a thousand
+/// earlier acknowledgements built up. The tail stays near the trigger however large the
+/// group commits, and a long one (after a restart under load) shrinks geometrically.
+#[derive(Debug, Default)]
+pub(super) struct SearchIndexer {
+    /// The tail length after the previous call (0 before the first).
+    tail_seen: i64,
+}
+
+impl SearchIndexer {
+    /// Runs the work due now; returns whether events are still waiting to be indexed.
+    pub(super) fn between_commits(&mut self, connection: &Connection, idle: bool) -> bool {
+        let outcome = (|| -> StoreResult<i64> {
+            let tail = tail_length(connection)?;
+            let grown = (tail - self.tail_seen).max(0);
+            self.tail_seen = tail;
+            if tail == 0 || (!idle && tail < INDEX_TRIGGER) {
+                return Ok(tail);
+            }
+            let limit = if idle {
+                INDEX_STEP
+            } else {
+                (grown + (tail - INDEX_TRIGGER) / 4).clamp(INDEX_STEP_UNDER_LOAD_MIN, INDEX_STEP)
+            };
+            let left = index_step(connection, limit)?;
+            self.tail_seen = left;
+            Ok(left)
+        })();
+        match outcome {
+            Ok(tail) => tail > 0,
+            Err(error) => {
+                // Searches stay correct (they read the tail), only slower; the next commit
+                // tries again. Reporting "nothing left" keeps a persistent failure from
+                // spinning the writer while idle.
+                tracing::error!(%error, "indexing acknowledged events for search failed");
+                false
+            }
         }
     }
 }
@@ -501,5 +519,66 @@ mod tests {
             prop_assert_eq!(targets, expected_targets);
             prop_assert_eq!(indexed_position(&connection).expect("position"), events.len() as i64);
         }
+    }
+    /// Under load the indexer takes about one commit's worth of events per step (not a
+    /// trigger's worth at once), keeps the tail near the trigger, and shrinks a long tail.
+    #[test]
+    fn under_load_each_step_is_about_the_size_of_the_commit_before_it() {
+        let (_dir, connection) = database();
+        let spec = Spec {
+            organization: 0,
+            action: 0,
+            actor: 0,
+            name: None,
+            targets: vec![(0, 0)],
+            second: 0,
+        };
+        let mut appended = 0;
+        let mut commit = |count: usize| {
+            for _ in 0..count {
+                append(&connection, appended, &spec);
+                appended += 1;
+            }
+        };
+        let mut indexer = SearchIndexer::default();
+        // Below the trigger nothing is indexed under load.
+        for _ in 0..15 {
+            commit(64);
+            assert!(indexer.between_commits(&connection, false));
+        }
+        assert_eq!(tail_length(&connection).expect("tail"), 960);
+        // Past the trigger, a commit is followed by no step or by one of about its size
+        // (at least the minimum), and the tail stays just under the trigger.
+        let mut indexed = 0;
+        for _ in 0..20 {
+            commit(64);
+            let before = tail_length(&connection).expect("tail");
+            indexer.between_commits(&connection, false);
+            let after = tail_length(&connection).expect("tail");
+            let step = before - after;
+            assert!(
+                step == 0
+                    || (INDEX_STEP_UNDER_LOAD_MIN..=INDEX_STEP_UNDER_LOAD_MIN + 64).contains(&step),
+                "a 64-event commit led to a {step}-event step"
+            );
+            assert!(
+                (INDEX_TRIGGER - 2 * INDEX_STEP_UNDER_LOAD_MIN..INDEX_TRIGGER).contains(&after)
+            );
+            indexed += step;
+        }
+        assert!(indexed >= 20 * 64 - INDEX_STEP_UNDER_LOAD_MIN, "{indexed}");
+        // Large commits (batches) get steps as large, so the tail stays bounded.
+        for _ in 0..5 {
+            commit(1_000);
+            indexer.between_commits(&connection, false);
+            assert!(tail_length(&connection).expect("tail") < INDEX_TRIGGER + 1_000);
+        }
+        // Idle, the rest is indexed.
+        while indexer.between_commits(&connection, true) {}
+        assert_eq!(tail_length(&connection).expect("tail"), 0);
+        assert_eq!(
+            indexed_position(&connection).expect("position"),
+            appended as i64
+        );
     }
 }
