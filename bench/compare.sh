@@ -98,6 +98,10 @@ results="$work/results"
 for round in $(seq 1 "$rounds"); do
   for name in "${names[@]}"; do
     port=${name}_port
+    if [[ -n $stream && $name == after ]]; then
+      python3 bench/streams.py watch "http://127.0.0.1:$after_port" "$key" >"$work/lag.txt" &
+      watcher=$!
+    fi
     if [[ $load == batch ]]; then
       line=$(wrk -t2 -c8 -d"$duration" --timeout 30s --latency -s bench/batch.lua "http://127.0.0.1:${!port}" -- "$work/$name.orgs" "$key" "$batch_size" |
         sed -n 's/^RESULT //p')
@@ -107,10 +111,14 @@ for round in $(seq 1 "$rounds"); do
     fi
     echo "$name $line" | tee -a "$results"
     if [[ -n $stream && $name == after ]]; then
-      # Undelivered events when the load stopped, then the time to deliver them all.
+      # The undelivered events every half second while the load ran, when it stopped, and
+      # the time it took to deliver them all after it.
+      kill "$watcher"
+      wait "$watcher" 2>/dev/null || true
       undelivered=$(python3 bench/streams.py undelivered "http://127.0.0.1:$after_port" "$key")
       drain_ms=$(python3 bench/streams.py drain "http://127.0.0.1:$after_port" "$key" 600)
-      echo "delivery {\"undelivered\":$undelivered,\"drain_ms\":$drain_ms,\"ingest\":$line}" | tee -a "$results"
+      lags=$(paste -sd, "$work/lag.txt")
+      echo "delivery {\"undelivered\":$undelivered,\"lag_while_loaded\":[$lags],\"drain_ms\":$drain_ms,\"ingest\":$line}" | tee -a "$results"
     fi
   done
 done
@@ -131,6 +139,8 @@ if deliveries:
     # Delivered while the load ran = acknowledged minus what was still undelivered at its end.
     rate = statistics.median((d["ingest"].get("events", d["ingest"]["requests"] - d["ingest"]["non_2xx"]) - d["undelivered"]) / d["ingest"]["seconds"] for d in deliveries)
     undelivered = statistics.median(d["undelivered"] for d in deliveries)
+    # The second half of each round: the streams' steady state, past the first batches.
+    steady = statistics.median(statistics.median(d["lag_while_loaded"][len(d["lag_while_loaded"]) // 2:] or [0]) for d in deliveries)
     drain = statistics.median(d["drain_ms"] for d in deliveries)
-    print(f"after's streams: median {rate:,.0f} events/s delivered while the load ran, median {undelivered:,.0f} events undelivered when it stopped, delivered within a median {drain / 1000:.1f} s after it")
+    print(f"after's streams: median {rate:,.0f} events/s delivered while the load ran, median {steady:,.0f} events undelivered over its second half, {undelivered:,.0f} when it stopped, all delivered within a median {drain / 1000:.1f} s after it")
 PY

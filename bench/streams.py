@@ -13,6 +13,8 @@ bench/compare.sh:
       stores EVENTS events in ORGANIZATION through the batch endpoint, 1,000 per request.
   streams.py undelivered URL KEY
       prints the events not yet delivered, summed over every stream (from /metrics).
+  streams.py watch URL KEY
+      prints the undelivered events every half second, one line each, until killed.
   streams.py drain URL KEY TIMEOUT_SECONDS
       waits until every stream has delivered everything; prints the milliseconds it took.
 """
@@ -43,6 +45,9 @@ def receiver(port):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The status line and headers, then the body, are separate writes: with Nagle's
+        # algorithm the second waits for the client's delayed ACK (40 ms a request).
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):
             pass
@@ -128,6 +133,12 @@ def lag(url, key):
     return total
 
 
+def watch(url, key):
+    while True:
+        print(lag(url, key), flush=True)
+        time.sleep(0.5)
+
+
 def drain(url, key, timeout):
     started = time.monotonic()
     while lag(url, key) > 0:
@@ -149,6 +160,8 @@ def main(args):
         seed(args[1], args[2], args[3], int(args[4]))
     elif command == "undelivered":
         print(lag(args[1], args[2]))
+    elif command == "watch":
+        watch(args[1], args[2])
     elif command == "drain":
         drain(args[1], args[2], float(args[3]))
     else:
