@@ -2,6 +2,7 @@
 //! read connections ([`read_pool`]), WAL journaling and `synchronous=FULL`, so a write is
 //! on disk before its caller hears it succeeded.
 
+mod checkpointer;
 mod credentials;
 mod events;
 mod exports;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+use self::checkpointer::Checkpointer;
 use self::read_pool::ReadPool;
 use self::writer::Writer;
 use crate::prelude::*;
@@ -62,6 +64,7 @@ pub enum SyncMode {
 pub struct SqliteStore {
     pub(super) writer: Writer,
     pub(super) readers: Arc<ReadPool>,
+    _checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -93,6 +96,8 @@ impl SqliteStore {
         // is what makes an acknowledged event survive a crash or power loss. The writer's
         // page cache (128 MiB) keeps the index pages that random keys (idempotency keys,
         // actor and target ids) land on in memory; savepoint journals stay in memory too.
+        // Checkpoints run on a thread of their own (see `checkpointer`), not in the commit
+        // that fills the WAL.
         connection
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
@@ -101,7 +106,8 @@ impl SqliteStore {
                  PRAGMA busy_timeout = 5000;
                  PRAGMA temp_store = MEMORY;
                  PRAGMA cache_size = -131072;
-                 PRAGMA journal_size_limit = 67108864;",
+                 PRAGMA journal_size_limit = 67108864;
+                 PRAGMA wal_autocheckpoint = 0;",
             )
             .map_err(|error| StoreError::sqlite("configuring the connection", error))?;
         if sync == SyncMode::Normal {
@@ -126,6 +132,7 @@ impl SqliteStore {
                 Box::new(move |connection, idle| indexer.between_commits(connection, idle))
             }),
             readers: ReadPool::new(PathBuf::from(path)),
+            _checkpointer: Checkpointer::start(path)?,
         })
     }
 

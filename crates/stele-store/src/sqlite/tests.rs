@@ -386,3 +386,44 @@ async fn events_acknowledged_but_not_indexed_before_a_crash_are_searchable_and_i
     assert_eq!(search(by_target).await, 30);
     assert_eq!(search(by_actor_and_type).await, 10);
 }
+
+/// The writer never checkpoints (`wal_autocheckpoint = 0`); the checkpointer thread moves
+/// the WAL into the database file while the store stays open, so a copy of the database
+/// file alone, without its WAL, holds the acknowledged event.
+#[tokio::test]
+async fn the_checkpointer_moves_acknowledged_events_into_the_database_file() {
+    let (dir, store) = store_with_one_event().await;
+    let database = dir.path().join("stele.db");
+    let copy = dir.path().join("copy.db");
+    let writer_setting: i64 = store
+        .writer
+        .write(|connection| {
+            connection
+                .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+                .map_err(database_error)
+        })
+        .await
+        .expect("read the setting");
+    assert_eq!(
+        writer_setting, 0,
+        "the writer leaves checkpoints to the thread"
+    );
+    let mut found = 0;
+    for _ in 0..100 {
+        std::fs::copy(&database, &copy).expect("copy the database file alone");
+        let connection = rusqlite::Connection::open(&copy).expect("open the copy");
+        found = connection
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE organization_id = 'org_1'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap_or(0);
+        if found == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found, 1, "the event reached the database file within 5 s");
+    drop(store);
+}

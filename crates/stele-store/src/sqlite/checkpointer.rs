@@ -1,0 +1,62 @@
+//! WAL checkpoints off the writer thread.
+//!
+//! By default SQLite checkpoints inside the commit that takes the WAL past 1,000 pages: the
+//! committing connection copies the WAL's pages into the database file and syncs it before
+//! its commit returns. On the writer thread that stalls every acknowledgement queued behind
+//! that commit for the length of a checkpoint. The writer therefore runs with
+//! `wal_autocheckpoint = 0`, and this thread, on a connection of its own, runs a `PASSIVE`
+//! checkpoint every [`INTERVAL`]: a passive checkpoint never blocks the writer or readers (it copies what no reader still needs, and the writer starts the WAL over at
+//! its next commit once everything was copied).
+//!
+//! Durability does not depend on checkpoints: a commit is durable once its WAL frames are
+//! synced. A checkpoint only moves them into the database file.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::prelude::*;
+
+/// How often a checkpoint runs. A checkpoint with nothing new to copy does no I/O; under
+/// load this bounds the WAL to what the writer appends in this long (a few MB).
+const INTERVAL: Duration = Duration::from_millis(250);
+
+/// Stops the checkpointer thread when dropped (it runs a last checkpoint first).
+pub(crate) struct Checkpointer {
+    _stop: mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    /// Starts the thread on a connection of its own to the database at `path`.
+    pub(crate) fn start(path: &Path) -> StoreResult<Self> {
+        let connection = Connection::open(path)
+            .map_err(|error| StoreError::sqlite("opening the checkpoint connection", error))?;
+        connection
+            .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;")
+            .map_err(|error| StoreError::sqlite("configuring the checkpoint connection", error))?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("stele-sqlite-checkpointer".into())
+            .spawn(move || run(&connection, &stopped))
+            .map_err(|error| StoreError::Internal(format!("starting the checkpointer: {error}")))?;
+        Ok(Self { _stop: stop })
+    }
+}
+
+fn run(connection: &Connection, stopped: &mpsc::Receiver<()>) {
+    loop {
+        // Woken by the interval, or by the store going away (a last checkpoint, then out).
+        let stopping = !matches!(
+            stopped.recv_timeout(INTERVAL),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "WAL checkpoint failed; will retry");
+        }
+        if stopping {
+            return;
+        }
+    }
+}
