@@ -233,7 +233,10 @@ async fn a_new_data_directory_and_database_are_private_to_the_server_user() {
 fn search_plan(dir: &tempfile::TempDir, query: &EventQuery) -> String {
     let connection = rusqlite::Connection::open(dir.path().join("stele.db")).expect("open");
     let page = stele_core::pagination::PageRequest::<i64>::default();
-    let (sql, values) = events::search_sql(query, &page.scan());
+    let (sql, values) = events::search_sql(
+        query,
+        &crate::shared::search::SearchScan::by_sequence(&page.scan()),
+    );
     let mut statement = connection
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .expect("plan");
