@@ -204,7 +204,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
     use stele_core::event::parse_create_event;
-    use stele_core::model::{EventQuery, NewEvent, OccurredAtKey};
+    use stele_core::model::{EventQuery, NewEvent, OccurredAtKey, StoredEvent};
     use stele_core::pagination::{Cursor, PageRequest, SortOrder};
 
     use super::*;
