@@ -273,16 +273,19 @@ PY
 } >>"$results"
 
 # --- d: search ------------------------------------------------------------------------------
-# query_table PORT ORG: first-page latency of five typical searches.
+# query_table PORT ORG: first-page latency of five typical searches, and of the time range
+# paged by occurred_at (the `order_by=occurred_at` option; the others use sequence order).
 query_table() {
   local port=$1 org=$2 name query result
-  local -a names=("by action" "by actor id" "by target id" "by time range" "combined")
+  local -a names=("by action" "by actor id" "by target id" "by time range" "combined"
+    "by time range, order_by=occurred_at")
   local -a queries=(
     "actions=document.shared"
     "actor_ids=user_417"
     "target_ids=doc_4242"
     "range_start=2026-01-02T00:00:00Z&range_end=2026-01-02T06:00:00Z"
     "actions=user.signed_in&actor_ids=user_12&target_types=team&range_start=2026-01-01T00:00:00Z&range_end=2026-01-03T00:00:00Z"
+    "range_start=2026-01-02T00:00:00Z&range_end=2026-01-02T06:00:00Z&order_by=occurred_at"
   )
   for i in "${!names[@]}"; do
     name=${names[$i]}; query=${queries[$i]}

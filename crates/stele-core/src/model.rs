@@ -223,6 +223,35 @@ pub struct EventQuery {
     pub up_to_sequence: Option<i64>,
 }
 
+/// Where a search ordered by `occurred_at` (the `order_by=occurred_at` option) resumes:
+/// the event's `occurred_at`, then its sequence, which breaks ties and never changes. A
+/// new event takes a sequence above every stored one, so it can land before or after a
+/// cursor but never moves an event already paged past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OccurredAtKey {
+    pub occurred_at: UnixMillis,
+    pub sequence: i64,
+}
+
+impl std::fmt::Display for OccurredAtKey {
+    /// The cursor text: `{occurred_at in Unix milliseconds}_{sequence}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.occurred_at, self.sequence)
+    }
+}
+
+impl std::str::FromStr for OccurredAtKey {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let (occurred_at, sequence) = text.split_once('_').ok_or(())?;
+        Ok(OccurredAtKey {
+            occurred_at: occurred_at.parse().map_err(|_| ())?,
+            sequence: sequence.parse().map_err(|_| ())?,
+        })
+    }
+}
+
 /// An export: a snapshot of the events matching `query` (whose `up_to_sequence` is set
 /// when the export is created).
 #[derive(Debug, Clone, PartialEq)]

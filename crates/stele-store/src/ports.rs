@@ -216,6 +216,14 @@ pub trait EventStore: Send + Sync {
         page: PageRequest<i64>,
     ) -> StoreResult<Page<StoredEvent>>;
 
+    /// One page of an organization's events matching `query`, ordered by `occurred_at`
+    /// with ties broken by sequence; the page's cursors are [`OccurredAtKey`]s.
+    async fn search_events_by_occurred_at(
+        &self,
+        query: EventQuery,
+        page: PageRequest<OccurredAtKey>,
+    ) -> StoreResult<Page<StoredEvent>>;
+
     /// One of an organization's events by id, with its chain hash; `None` when the
     /// organization has no such event (another organization's event included).
     async fn get_event(&self, organization_id: &str, id: &str) -> StoreResult<Option<HashedEvent>>;

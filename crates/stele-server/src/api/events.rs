@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use stele_core::idempotency::{request_fingerprint, MAX_KEY_LENGTH};
-use stele_core::model::{EventQuery, IdempotencyRecord, Idempotent, StoredEvent};
+use stele_core::model::{EventQuery, IdempotencyRecord, Idempotent, OccurredAtKey, StoredEvent};
 use stele_core::pagination::Page;
 use stele_core::schema::SchemaViolation;
 use utoipa::ToSchema;
@@ -465,7 +465,8 @@ pub struct EventList {
            ("range_start" = Option<String>, Query, description = "Inclusive lower bound on occurred_at"),
            ("range_end" = Option<String>, Query, description = "Inclusive upper bound on occurred_at"),
            ("limit" = Option<u32>, Query), ("before" = Option<String>, Query), ("after" = Option<String>, Query),
-           ("order" = Option<String>, Query)),
+           ("order" = Option<String>, Query),
+           ("order_by" = Option<String>, Query, description = "`sequence` (the default: the order events were stored in) or `occurred_at` (ties broken by sequence; a time range's page is then read from the time index without sorting the whole range). Cursors of one order are refused by the other")),
     responses((status = 200, body = EventList), (status = 404, description = "Unknown organization"),
               (status = 422, description = "Invalid filters")))]
 pub async fn search_events(
@@ -483,6 +484,7 @@ pub async fn search_events(
         errors.push(FieldError::required("organization_id"));
     }
     let filter = search_filter(&query, organization_id.unwrap_or_default(), &mut errors);
+    let by_occurred_at = search_order_by(&query, &mut errors);
     check_value_count("actions", &filter.actions, &mut errors);
     check_value_count("actor_ids", &filter.actor_ids, &mut errors);
     check_value_count("actor_names", &filter.actor_names, &mut errors);
@@ -491,10 +493,17 @@ pub async fn search_events(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let page = state
-        .events
-        .search(filter.clone(), query.numeric_page()?)
-        .await?;
+    let page = if by_occurred_at {
+        state
+            .events
+            .search_by_occurred_at(filter.clone(), query.keyed_page::<OccurredAtKey>()?)
+            .await?
+    } else {
+        state
+            .events
+            .search(filter.clone(), query.numeric_page()?)
+            .await?
+    };
     // Who read which audit data is itself recorded, before the data is returned.
     state
         .activity
@@ -508,6 +517,22 @@ pub async fn search_events(
         )
         .await?;
     Ok(axum::Json(event_list(&query, page)?))
+}
+
+/// Whether a search request asks for pages ordered by `occurred_at` (`order_by`) rather than
+/// by sequence, the default.
+pub fn search_order_by(query: &ListQuery, errors: &mut Vec<FieldError>) -> bool {
+    match query.get("order_by") {
+        None | Some("sequence") => false,
+        Some("occurred_at") => true,
+        Some(_) => {
+            errors.push(FieldError::invalid(
+                "order_by",
+                "order_by must be 'sequence' or 'occurred_at'.",
+            ));
+            false
+        }
+    }
 }
 
 /// The filters of a search request (every parameter but `organization_id` and paging).

@@ -275,8 +275,14 @@ impl ListQuery {
 
     /// The page request for lists keyed by integers; a cursor that is not one is a 422.
     pub fn numeric_page(&self) -> Result<PageRequest<i64>, ApiError> {
+        self.keyed_page()
+    }
+
+    /// The page request for lists keyed by `K`; a cursor that does not parse as one is a
+    /// 422.
+    pub fn keyed_page<K: std::str::FromStr>(&self) -> Result<PageRequest<K>, ApiError> {
         let parse = |field: &str, text: &str| {
-            text.parse::<i64>().map_err(|_| {
+            text.parse::<K>().map_err(|_| {
                 ApiError::validation(vec![FieldError::invalid(
                     field,
                     format!("{field} is not a cursor from this list."),

@@ -11,7 +11,8 @@ use serde_json::Value;
 use stele_core::event::{parse_create_event, CreateEventRequest, EventInput};
 use stele_core::ids::IdKind;
 use stele_core::model::{
-    AppendedEvent, EventQuery, HashedEvent, Idempotent, NewEvent, Organization, StoredEvent,
+    AppendedEvent, EventQuery, HashedEvent, Idempotent, NewEvent, OccurredAtKey, Organization,
+    StoredEvent,
 };
 use stele_core::pagination::{Page, PageRequest};
 use stele_core::schema::SchemaViolation;
@@ -381,6 +382,29 @@ impl EventService {
         }
         let started = std::time::Instant::now();
         let page = self.store.search_events(query, page).await?;
+        crate::metrics::record_search(started.elapsed());
+        Ok(page)
+    }
+
+    /// One page of the organization's events matching `query`, ordered by `occurred_at`
+    /// (ties broken by sequence); an unknown organization is an error.
+    pub async fn search_by_occurred_at(
+        &self,
+        query: EventQuery,
+        page: PageRequest<OccurredAtKey>,
+    ) -> Result<Page<StoredEvent>, ServiceError> {
+        if self
+            .store
+            .get_organization(&query.organization_id)
+            .await?
+            .is_none()
+        {
+            return Err(ServiceError::OrganizationNotFound(
+                query.organization_id.into(),
+            ));
+        }
+        let started = std::time::Instant::now();
+        let page = self.store.search_events_by_occurred_at(query, page).await?;
         crate::metrics::record_search(started.elapsed());
         Ok(page)
     }

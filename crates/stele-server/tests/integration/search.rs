@@ -388,3 +388,239 @@ async fn an_event_is_found_by_search_the_moment_it_is_acknowledged_under_load() 
     .await;
     assert_eq!(all.len(), 100, "a full page of the 320 events");
 }
+
+/// Every page of a search, following `after` from the first page; returns the events as
+/// `(occurred_at, sequence)` and checks each page's `before` cursor leads back to the
+/// page before it.
+async fn walk_by_occurred_at(server: &TestServer, query: &str) -> Vec<(String, i64)> {
+    let page = |cursor: String| {
+        let url = format!("/audit_logs/events?{query}&order_by=occurred_at{cursor}");
+        async move {
+            let (status, body) = read(server.get(&url).send().await.expect("request")).await;
+            assert_eq!(status, StatusCode::OK, "{url}: {body}");
+            body
+        }
+    };
+    let keys = |body: &serde_json::Value| -> Vec<(String, i64)> {
+        body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|event| {
+                (
+                    event["occurred_at"]
+                        .as_str()
+                        .expect("occurred_at")
+                        .to_owned(),
+                    event["sequence"].as_i64().expect("sequence"),
+                )
+            })
+            .collect()
+    };
+    let mut seen = Vec::new();
+    let mut previous: Option<Vec<(String, i64)>> = None;
+    let mut cursor = String::new();
+    loop {
+        let body = page(cursor).await;
+        let found = keys(&body);
+        if let Some(previous) = previous.take() {
+            let before = body["list_metadata"]["before"].as_str().expect("before");
+            assert_eq!(keys(&page(format!("&before={before}")).await), previous);
+        }
+        seen.extend(found.clone());
+        match body["list_metadata"]["after"].as_str() {
+            Some(after) => {
+                cursor = format!("&after={after}");
+                previous = Some(found);
+            }
+            None => return seen,
+        }
+    }
+}
+
+#[tokio::test]
+async fn order_by_occurred_at_pages_by_time_with_ties_broken_by_sequence() {
+    let server = TestServer::start().await;
+    let organization = server.create_organization("Timed").await;
+    let definition = json!({"targets": [{"type": "team"}]});
+    assert_eq!(
+        server.create_schema("user.signed_in", &definition).await.0,
+        StatusCode::CREATED
+    );
+    // Stored out of time order, three events to a day: sequence 1 happened on day 7,
+    // sequence 2 on day 1, and so on.
+    let day_of = |sequence: i64| (sequence * 5) % 7 + 1;
+    for sequence in 1..=21 {
+        let body = json!({"organization_id": organization, "event": {
+            "action": "user.signed_in",
+            "occurred_at": format!("2024-03-{:02}T08:00:00.000Z", day_of(sequence)),
+            "actor": {"id": format!("user_{}", sequence % 2), "type": "user"},
+            "targets": [{"id": "team_1", "type": "team"}],
+            "context": {"location": "10.0.0.1"}
+        }});
+        let (status, response) = server.create_event(&body).await;
+        assert_eq!(status, StatusCode::OK, "{response}");
+    }
+    let expected = |descending: bool, keep: &dyn Fn(i64) -> bool| {
+        let mut keys: Vec<(String, i64)> = (1..=21)
+            .filter(|sequence| keep(*sequence))
+            .map(|sequence| {
+                (
+                    format!("2024-03-{:02}T08:00:00.000Z", day_of(sequence)),
+                    sequence,
+                )
+            })
+            .collect();
+        keys.sort();
+        if descending {
+            keys.reverse();
+        }
+        keys
+    };
+    let base = format!("organization_id={organization}");
+    assert_eq!(
+        walk_by_occurred_at(&server, &format!("{base}&limit=4")).await,
+        expected(true, &|_| true)
+    );
+    assert_eq!(
+        walk_by_occurred_at(&server, &format!("{base}&limit=5&order=asc")).await,
+        expected(false, &|_| true)
+    );
+    // A time range and a selective id, in both directions.
+    let range = "range_start=2024-03-02T00:00:00Z&range_end=2024-03-05T23:59:59Z";
+    let in_range = |sequence: i64| (2..=5).contains(&day_of(sequence));
+    assert_eq!(
+        walk_by_occurred_at(&server, &format!("{base}&{range}&limit=2")).await,
+        expected(true, &in_range)
+    );
+    assert_eq!(
+        walk_by_occurred_at(
+            &server,
+            &format!("{base}&{range}&actor_ids=user_1&order=asc&limit=2")
+        )
+        .await,
+        expected(false, &|sequence| in_range(sequence) && sequence % 2 == 1)
+    );
+    // Sequence order stays the default.
+    assert_eq!(
+        sequences(&server, &format!("{base}&limit=3")).await,
+        [21, 20, 19]
+    );
+}
+
+#[tokio::test]
+async fn order_by_occurred_at_cursors_hold_while_events_arrive() {
+    let (server, organization) = populated(24).await;
+    let base = format!("organization_id={organization}&order_by=occurred_at&limit=5");
+    let first = read(
+        server
+            .get(&format!("/audit_logs/events?{base}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await
+    .1;
+    // Events land before, inside and after the part still to be paged.
+    for day in [1, 10, 28] {
+        let body = json!({"organization_id": organization, "event": {
+            "action": "doc.viewed",
+            "occurred_at": format!("2024-01-{day:02}T12:00:00.000Z"),
+            "actor": {"id": "late", "type": "user"},
+            "targets": [{"id": "team_0", "type": "team"}, {"id": "doc_late", "type": "document"}],
+            "context": {"location": "10.0.0.2"}
+        }});
+        assert_eq!(server.create_event(&body).await.0, StatusCode::OK);
+    }
+    let mut seen: Vec<(String, i64)> = first["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|e| {
+            (
+                e["occurred_at"].as_str().expect("occurred_at").to_owned(),
+                e["sequence"].as_i64().expect("sequence"),
+            )
+        })
+        .collect();
+    let mut after = first["list_metadata"]["after"].as_str().map(str::to_owned);
+    while let Some(cursor) = after {
+        let (status, page) = read(
+            server
+                .get(&format!("/audit_logs/events?{base}&after={cursor}"))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(page["data"].as_array().expect("data").iter().map(|e| {
+            (
+                e["occurred_at"].as_str().expect("occurred_at").to_owned(),
+                e["sequence"].as_i64().expect("sequence"),
+            )
+        }));
+        after = page["list_metadata"]["after"].as_str().map(str::to_owned);
+    }
+    // Strictly descending by (occurred_at, sequence): no duplicates; every original event
+    // is there (no skips), and of the late ones exactly those behind the first page.
+    assert!(seen.windows(2).all(|pair| pair[0] > pair[1]), "{seen:?}");
+    let originals: BTreeSet<i64> = seen.iter().map(|(_, s)| *s).filter(|s| *s <= 24).collect();
+    assert_eq!(originals, (1..=24).collect());
+    let late: Vec<i64> = seen.iter().map(|(_, s)| *s).filter(|s| *s > 24).collect();
+    assert_eq!(
+        late,
+        [26, 25],
+        "the events of 2024-01-10 and 2024-01-01, not 2024-01-28"
+    );
+}
+
+#[tokio::test]
+async fn order_by_is_checked_and_cursors_belong_to_their_order() {
+    let (server, organization) = populated(3).await;
+    let status_and_field = |query: String| {
+        let (server, organization) = (&server, &organization);
+        async move {
+            let (status, body) = read(
+                server
+                    .get(&format!(
+                        "/audit_logs/events?organization_id={organization}&{query}"
+                    ))
+                    .send()
+                    .await
+                    .expect("request"),
+            )
+            .await;
+            (
+                status,
+                body["errors"][0]["field"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    assert_eq!(
+        status_and_field("order_by=received_at".into()).await,
+        (StatusCode::UNPROCESSABLE_ENTITY, "order_by".into())
+    );
+    // A sequence cursor is not a cursor of the occurred_at order, nor the reverse.
+    assert_eq!(
+        status_and_field("order_by=occurred_at&after=2".into()).await,
+        (StatusCode::UNPROCESSABLE_ENTITY, "after".into())
+    );
+    assert_eq!(
+        status_and_field("after=1704110400000_2".into()).await,
+        (StatusCode::UNPROCESSABLE_ENTITY, "after".into())
+    );
+    assert_eq!(
+        status_and_field("order_by=occurred_at&before=1704110400000_2".into())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_and_field("order_by=sequence&after=2".into()).await.0,
+        StatusCode::OK
+    );
+}

@@ -8,14 +8,15 @@ use super::PostgresStore;
 use crate::prelude::*;
 use crate::shared::chain::{chain_anchors, ChainWalk};
 use crate::shared::encoding::hash_from;
-use crate::shared::search::{is_time_bounded_only, plan_search, Binder, SearchColumns, SearchPlan};
+use crate::shared::search::{
+    is_time_bounded_only, plan_search, Binder, SearchBound, SearchColumns, SearchPlan, SearchScan,
+};
 use async_trait::async_trait;
 use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use stele_core::chain::link;
 use stele_core::model::*;
 use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
-use stele_core::pagination::Scan;
 use stele_core::timestamp::now_millis;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -71,10 +72,11 @@ impl Binder for PostgresBinder {
     }
 }
 
-/// The search SQL for `query` and its parameters, in order.
+/// The search SQL for `query` and its parameters, in order; it returns each event's
+/// `occurred_at` after the stored event's columns.
 pub(super) fn search_sql(
     query: &EventQuery,
-    scan: &Scan<'_, i64>,
+    scan: &SearchScan,
     sort_time_range: bool,
 ) -> (String, Vec<Param>) {
     let mut binder = PostgresBinder {
@@ -84,13 +86,14 @@ pub(super) fn search_sql(
         conditions,
         fetch,
         direction,
+        order,
     } = plan_search(query, scan, &mut binder, &SearchColumns::PLAIN);
     let sql = if sort_time_range {
         // `+ 0` is an order no index provides: the planner reads the range's sequences
         // through the time index (from the index alone when only time and sequence
         // bounds apply), keeps the page's worth, and only those rows are then fetched.
         format!(
-            "SELECT {STORED_EVENT_COLUMNS} FROM events e
+            "SELECT {STORED_EVENT_COLUMNS}, e.occurred_at FROM events e
              WHERE e.organization_id = $1 AND e.sequence IN (
                  SELECT e.sequence FROM events e WHERE {} ORDER BY e.sequence + 0 {direction} LIMIT {fetch})
              ORDER BY e.sequence {direction}",
@@ -98,7 +101,7 @@ pub(super) fn search_sql(
         )
     } else {
         format!(
-            "SELECT {STORED_EVENT_COLUMNS} FROM events e WHERE {} ORDER BY e.sequence {direction} LIMIT {fetch}",
+            "SELECT {STORED_EVENT_COLUMNS}, e.occurred_at FROM events e WHERE {} ORDER BY {order} LIMIT {fetch}",
             conditions.join(" AND "),
         )
     };
@@ -240,7 +243,7 @@ impl EventStore for PostgresStore {
         query: EventQuery,
         page: PageRequest<i64>,
     ) -> StoreResult<Page<StoredEvent>> {
-        let scan = page.scan();
+        let scan = SearchScan::by_sequence(&page.scan());
         // Events arrive roughly in time order, so `occurred_at` and `sequence` go together,
         // which the planner cannot know: for "newest 10 in this time range" it walks the
         // sequence index from the newest event expecting matches soon, and reads most of
@@ -255,7 +258,32 @@ impl EventStore for PostgresStore {
         let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Param::as_sql).collect();
         let rows = self.query(&sql, &params).await?;
         let events = rows.iter().map(stored_event_from_row).collect();
-        Ok(page.assemble(events, |event| event.sequence.to_string()))
+        Ok(page.assemble(events, |event: &StoredEvent| event.sequence.to_string()))
+    }
+
+    async fn search_events_by_occurred_at(
+        &self,
+        query: EventQuery,
+        page: PageRequest<OccurredAtKey>,
+    ) -> StoreResult<Page<StoredEvent>> {
+        // Ordered by `occurred_at`, the `(organization_id, occurred_at, sequence)` index
+        // gives a time range's page in order and stops after it.
+        let (sql, values) = search_sql(&query, &SearchScan::by_occurred_at(&page.scan()), false);
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Param::as_sql).collect();
+        let rows = self.query(&sql, &params).await?;
+        let events = rows
+            .iter()
+            .map(|row| (stored_event_from_row(row), row.get::<_, i64>(6)))
+            .collect();
+        Ok(page
+            .assemble(events, |(event, occurred_at)| {
+                OccurredAtKey {
+                    occurred_at: *occurred_at,
+                    sequence: event.sequence,
+                }
+                .to_string()
+            })
+            .map(|(event, _)| event))
     }
 
     async fn get_event(&self, organization_id: &str, id: &str) -> StoreResult<Option<HashedEvent>> {
@@ -357,7 +385,7 @@ impl PostgresStore {
     async fn sequence_walk_is_short(
         &self,
         query: &EventQuery,
-        scan: &Scan<'_, i64>,
+        scan: &SearchScan,
     ) -> StoreResult<bool> {
         let (edge_sql, edge_time) = if scan.descending {
             (
@@ -384,7 +412,9 @@ impl PostgresStore {
             return Ok(false);
         };
         let start = match (scan.bound, scan.descending) {
-            (Some((bound, _)), _) => *bound,
+            (Some((SearchBound::Sequence(bound), _)), _) => bound,
+            // Only sequence-ordered pages walk the sequence index.
+            (Some((SearchBound::OccurredAt(_), _)), _) => return Ok(true),
             (None, false) => 0,
             (None, true) => self
                 .query_opt(

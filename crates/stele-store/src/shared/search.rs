@@ -3,7 +3,7 @@
 //! only its placeholder syntax and bound values ([`Binder`]) and wraps the conditions in
 //! its own SQL.
 
-use stele_core::model::EventQuery;
+use stele_core::model::{EventQuery, OccurredAtKey};
 use stele_core::pagination::Scan;
 
 /// How a backend spells and binds the values of a generated query.
@@ -22,6 +22,70 @@ pub(crate) struct SearchPlan {
     /// Placeholder of the number of rows to fetch.
     pub(crate) fetch: String,
     pub(crate) direction: &'static str,
+    /// The `ORDER BY` list of the page (over `e.`): by sequence, or by `occurred_at` then
+    /// sequence.
+    pub(crate) order: String,
+}
+
+/// The exclusive bound a page of a search resumes from, in the search's order.
+#[derive(Clone, Copy)]
+pub(crate) enum SearchBound {
+    Sequence(i64),
+    OccurredAt(OccurredAtKey),
+}
+
+/// How a store scans for one page of a search: its order (by sequence, the default, or by
+/// `occurred_at` with ties broken by sequence), direction, bound and row count.
+#[derive(Clone, Copy)]
+pub(crate) struct SearchScan {
+    pub(crate) by_occurred_at: bool,
+    pub(crate) descending: bool,
+    /// `Some((bound, true))` means keys greater than `bound`; `false` means less than.
+    pub(crate) bound: Option<(SearchBound, bool)>,
+    pub(crate) fetch: u32,
+}
+
+impl SearchScan {
+    pub(crate) fn by_sequence(scan: &Scan<'_, i64>) -> Self {
+        SearchScan {
+            by_occurred_at: false,
+            descending: scan.descending,
+            bound: scan
+                .bound
+                .map(|(key, greater)| (SearchBound::Sequence(*key), greater)),
+            fetch: scan.fetch,
+        }
+    }
+
+    pub(crate) fn by_occurred_at(scan: &Scan<'_, OccurredAtKey>) -> Self {
+        SearchScan {
+            by_occurred_at: true,
+            descending: scan.descending,
+            bound: scan
+                .bound
+                .map(|(key, greater)| (SearchBound::OccurredAt(*key), greater)),
+            fetch: scan.fetch,
+        }
+    }
+
+    /// `ORDER BY` direction.
+    pub(crate) fn direction(&self) -> &'static str {
+        if self.descending {
+            "DESC"
+        } else {
+            "ASC"
+        }
+    }
+
+    /// The `ORDER BY` list over the columns of `alias`.
+    pub(crate) fn order(&self, alias: &str) -> String {
+        let direction = self.direction();
+        if self.by_occurred_at {
+            format!("{alias}.occurred_at {direction}, {alias}.sequence {direction}")
+        } else {
+            format!("{alias}.sequence {direction}")
+        }
+    }
 }
 
 /// Whether `query` filters on an actor or target id: those have selective indexes of their
@@ -88,7 +152,7 @@ impl SearchColumns<'static> {
 /// backend names `occurred_at` and `action` in the conditions.
 pub(crate) fn plan_search<B: Binder>(
     query: &EventQuery,
-    scan: &Scan<'_, i64>,
+    scan: &SearchScan,
     binder: &mut B,
     columns: &SearchColumns<'_>,
 ) -> SearchPlan {
@@ -132,32 +196,48 @@ pub(crate) fn plan_search<B: Binder>(
         });
     }
     let (from, to) = (format!("{time_column} >="), format!("{time_column} <="));
+    // Ordered by `occurred_at`, a cursor inside the range replaces the range's bound on its
+    // side (it implies it): SQLite then starts the index walk at the cursor, where with both
+    // it may start at the range's edge and skip row by row to the cursor.
+    let (mut occurred_from, mut occurred_to) = (query.occurred_from, query.occurred_to);
+    if let Some((SearchBound::OccurredAt(key), greater)) = scan.bound {
+        if greater && occurred_from.is_some_and(|from| key.occurred_at >= from) {
+            occurred_from = None;
+        }
+        if !greater && occurred_to.is_some_and(|to| key.occurred_at <= to) {
+            occurred_to = None;
+        }
+    }
     for (condition, bound) in [
-        (from.as_str(), query.occurred_from),
-        (to.as_str(), query.occurred_to),
+        (from.as_str(), occurred_from),
+        (to.as_str(), occurred_to),
         ("e.sequence <=", query.up_to_sequence),
-        (
-            "e.sequence >",
-            scan.bound
-                .filter(|(_, greater)| *greater)
-                .map(|(key, _)| *key),
-        ),
-        (
-            "e.sequence <",
-            scan.bound
-                .filter(|(_, greater)| !*greater)
-                .map(|(key, _)| *key),
-        ),
     ] {
         if let Some(bound) = bound {
             let placeholder = binder.integer(bound);
             conditions.push(format!("{condition} {placeholder}"));
         }
     }
+    if let Some((bound, greater)) = scan.bound {
+        let operator = if greater { ">" } else { "<" };
+        conditions.push(match bound {
+            SearchBound::Sequence(sequence) => {
+                format!("e.sequence {operator} {}", binder.integer(sequence))
+            }
+            // A row value: both backends read it as one range of the
+            // `(organization_id, occurred_at, sequence)` index.
+            SearchBound::OccurredAt(key) => {
+                let occurred_at = binder.integer(key.occurred_at);
+                let sequence = binder.integer(key.sequence);
+                format!("({time_column}, e.sequence) {operator} ({occurred_at}, {sequence})")
+            }
+        });
+    }
     SearchPlan {
         conditions,
         fetch: binder.integer(i64::from(scan.fetch)),
-        direction: direction(scan),
+        direction: scan.direction(),
+        order: scan.order("e"),
     }
 }
 

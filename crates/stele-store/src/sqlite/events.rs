@@ -8,7 +8,9 @@ use super::SqliteStore;
 use crate::prelude::*;
 use crate::shared::chain::{chain_anchors, ChainWalk};
 use crate::shared::encoding::hash_from;
-use crate::shared::search::{plan_search, Binder, SearchColumns, TargetRows};
+use crate::shared::search::{
+    has_selective_id, plan_search, Binder, SearchColumns, SearchScan, TargetRows,
+};
 use async_trait::async_trait;
 use rusqlite::params;
 use rusqlite::types::Value as SqlValue;
@@ -22,8 +24,7 @@ use stele_core::chain::GENESIS;
 use stele_core::model::*;
 use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
-use stele_core::pagination::Scan;
-use stele_core::timestamp::now_millis;
+use stele_core::timestamp::{now_millis, UnixMillis};
 
 /// Appends `new` at its organization's next sequence; the organization must exist.
 pub(super) fn append_event_now(
@@ -188,7 +189,7 @@ impl Binder for SqliteBinder {
 /// stored targets, in the same snapshot, so every acknowledged event is found. The tail is
 /// read by position alone (`NOT INDEXED` keeps SQLite from walking the organization's
 /// whole `(organization_id, sequence)` key instead; the position is the table's own key).
-pub(super) fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, Vec<SqlValue>) {
+pub(super) fn search_sql(query: &EventQuery, scan: &SearchScan) -> (String, Vec<SqlValue>) {
     let mut binder = SqliteBinder {
         values: vec![SqlValue::Text(query.organization_id.to_string())],
     };
@@ -205,19 +206,27 @@ pub(super) fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, V
             ..SearchColumns::PLAIN
         },
     );
-    let direction = indexed.direction;
+    // Ordered by `occurred_at`, a selective id's index drives and its few rows are sorted
+    // (`+` keeps SQLite from walking the time index for its order instead).
+    let indexed_order = if scan.by_occurred_at && has_selective_id(query) {
+        let direction = scan.direction();
+        format!("+e.occurred_at {direction}, e.sequence {direction}")
+    } else {
+        indexed.order.clone()
+    };
+    let order = &tail.order;
     let sql = format!(
-        "SELECT {STORED_EVENT_COLUMNS} FROM events e
+        "SELECT {STORED_EVENT_COLUMNS}, e.occurred_at FROM events e
          WHERE e.organization_id = ?1 AND e.sequence IN (
              SELECT sequence FROM (
                  SELECT e.sequence FROM event_search e WHERE {}
-                 ORDER BY e.sequence {direction} LIMIT {})
+                 ORDER BY {indexed_order} LIMIT {})
              UNION ALL
              SELECT sequence FROM (
                  SELECT e.sequence FROM events e NOT INDEXED
                  WHERE e.log_position > {INDEXED_POSITION} AND {}
-                 ORDER BY e.sequence {direction} LIMIT {}))
-         ORDER BY e.sequence {direction} LIMIT {}",
+                 ORDER BY {order} LIMIT {}))
+         ORDER BY {order} LIMIT {}",
         indexed.conditions.join(" AND "),
         indexed.fetch,
         tail.conditions.join(" AND "),
@@ -227,15 +236,18 @@ pub(super) fn search_sql(query: &EventQuery, scan: &Scan<'_, i64>) -> (String, V
     (sql, binder.values)
 }
 
+/// The events of one page of a search, each with its `occurred_at`.
 pub(super) fn run_search(
     connection: &Connection,
     query: &EventQuery,
-    page: &PageRequest<i64>,
-) -> StoreResult<Vec<StoredEvent>> {
-    let (sql, values) = search_sql(query, &page.scan());
+    scan: &SearchScan,
+) -> StoreResult<Vec<(StoredEvent, UnixMillis)>> {
+    let (sql, values) = search_sql(query, scan);
     let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
     let rows = statement
-        .query_map(rusqlite::params_from_iter(values), stored_event_from_row)
+        .query_map(rusqlite::params_from_iter(values), |row| {
+            Ok((stored_event_from_row(row)?, row.get(6)?))
+        })
         .and_then(Iterator::collect)
         .map_err(database_error);
     rows
@@ -386,8 +398,34 @@ impl EventStore for SqliteStore {
     ) -> StoreResult<Page<StoredEvent>> {
         self.readers
             .read(move |connection| {
-                let rows = run_search(connection, &query, &page)?;
-                Ok(page.assemble(rows, |event| event.sequence.to_string()))
+                let rows = run_search(connection, &query, &SearchScan::by_sequence(&page.scan()))?;
+                let events = rows.into_iter().map(|(event, _)| event).collect();
+                Ok(page.assemble(events, |event: &StoredEvent| event.sequence.to_string()))
+            })
+            .await
+    }
+
+    async fn search_events_by_occurred_at(
+        &self,
+        query: EventQuery,
+        page: PageRequest<OccurredAtKey>,
+    ) -> StoreResult<Page<StoredEvent>> {
+        self.readers
+            .read(move |connection| {
+                let rows = run_search(
+                    connection,
+                    &query,
+                    &SearchScan::by_occurred_at(&page.scan()),
+                )?;
+                Ok(page
+                    .assemble(rows, |(event, occurred_at)| {
+                        OccurredAtKey {
+                            occurred_at: *occurred_at,
+                            sequence: event.sequence,
+                        }
+                        .to_string()
+                    })
+                    .map(|(event, _)| event))
             })
             .await
     }

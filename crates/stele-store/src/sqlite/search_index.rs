@@ -222,10 +222,11 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
     use stele_core::event::parse_create_event;
-    use stele_core::model::{EventQuery, NewEvent};
+    use stele_core::model::{EventQuery, NewEvent, OccurredAtKey, StoredEvent};
     use stele_core::pagination::{Cursor, PageRequest, SortOrder};
 
     use super::*;
+    use crate::shared::search::SearchScan;
     use crate::sqlite::events::{append_event_now, run_search};
     use crate::sqlite::migrations::migrate;
 
@@ -437,9 +438,74 @@ mod tests {
                 },
                 cursor: cursor.map(Cursor::After),
             };
-            let rows = run_search(connection, query, &page).expect("search");
-            let page = page.assemble(rows, |event| event.sequence.to_string());
+            let rows = run_search(connection, query, &SearchScan::by_sequence(&page.scan()))
+                .expect("search");
+            let events = rows.into_iter().map(|(event, _)| event).collect();
+            let page = page.assemble(events, |event: &StoredEvent| event.sequence.to_string());
             found.extend(page.data.iter().map(|event| event.sequence));
+            match page.after {
+                Some(after) => cursor = Some(after.parse().expect("cursor")),
+                None => return found,
+            }
+        }
+    }
+
+    /// What filtering every event gives, ordered by `occurred_at` then sequence.
+    fn full_scan_by_occurred_at(
+        events: &[Stored],
+        query: &EventQuery,
+        descending: bool,
+    ) -> Vec<i64> {
+        let mut keys: Vec<(i64, i64)> = full_scan(events, query, false)
+            .into_iter()
+            .map(|sequence| {
+                let event = events
+                    .iter()
+                    .find(|event| {
+                        event.sequence == sequence
+                            && ORGANIZATIONS[event.spec.organization]
+                                == query.organization_id.as_str()
+                    })
+                    .expect("scanned event");
+                (event.occurred_at, sequence)
+            })
+            .collect();
+        keys.sort_unstable();
+        if descending {
+            keys.reverse();
+        }
+        keys.into_iter().map(|(_, sequence)| sequence).collect()
+    }
+
+    /// Every page of a search ordered by `occurred_at`, following the `after` cursor.
+    fn search_all_by_occurred_at(
+        connection: &Connection,
+        query: &EventQuery,
+        limit: u32,
+        descending: bool,
+    ) -> Vec<i64> {
+        let mut found = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = PageRequest::<OccurredAtKey> {
+                limit,
+                order: if descending {
+                    SortOrder::Desc
+                } else {
+                    SortOrder::Asc
+                },
+                cursor: cursor.map(Cursor::After),
+            };
+            let rows = run_search(connection, query, &SearchScan::by_occurred_at(&page.scan()))
+                .expect("search");
+            let page = page.assemble(rows, |(event, occurred_at)| {
+                OccurredAtKey {
+                    occurred_at: *occurred_at,
+                    sequence: event.sequence,
+                }
+                .to_string()
+            });
+            found.extend(page.data.iter().map(|(event, _)| event.sequence));
             match page.after {
                 Some(after) => cursor = Some(after.parse().expect("cursor")),
                 None => return found,
@@ -488,6 +554,11 @@ mod tests {
                     search_all(&connection, query, *limit, *descending),
                     full_scan(&events, query, *descending),
                     "query {:?}, limit {}, {} of {} events indexed", query, limit, indexed, events.len()
+                );
+                prop_assert_eq!(
+                    search_all_by_occurred_at(&connection, query, *limit, *descending),
+                    full_scan_by_occurred_at(&events, query, *descending),
+                    "by occurred_at: query {:?}, limit {}, {} of {} events indexed", query, limit, indexed, events.len()
                 );
             }
             // The rows the indexer writes are those derived from every event: indexing the

@@ -231,9 +231,22 @@ async fn a_new_data_directory_and_database_are_private_to_the_server_user() {
 
 /// The plan SQLite chooses for a search, one line per step.
 fn search_plan(dir: &tempfile::TempDir, query: &EventQuery) -> String {
-    let connection = rusqlite::Connection::open(dir.path().join("stele.db")).expect("open");
     let page = stele_core::pagination::PageRequest::<i64>::default();
-    let (sql, values) = events::search_sql(query, &page.scan());
+    search_plan_of(
+        dir,
+        query,
+        &crate::shared::search::SearchScan::by_sequence(&page.scan()),
+    )
+}
+
+/// The plan SQLite chooses for one page of a search scanned as `scan`.
+fn search_plan_of(
+    dir: &tempfile::TempDir,
+    query: &EventQuery,
+    scan: &crate::shared::search::SearchScan,
+) -> String {
+    let connection = rusqlite::Connection::open(dir.path().join("stele.db")).expect("open");
+    let (sql, values) = events::search_sql(query, scan);
     let mut statement = connection
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .expect("plan");
@@ -296,6 +309,50 @@ async fn a_time_range_alone_reads_the_time_index_without_table_rows() {
         "{plan}"
     );
     assert_tail_is_read_by_position(&plan);
+}
+
+#[tokio::test]
+async fn a_time_range_by_occurred_at_walks_the_time_index_from_the_cursor() {
+    use stele_core::pagination::{Cursor, PageRequest};
+    let (dir, _store) = store_with_one_event().await;
+    let query = EventQuery {
+        organization_id: "org_1".into(),
+        occurred_from: Some(0),
+        occurred_to: Some(1_000),
+        ..EventQuery::default()
+    };
+    let first = PageRequest::<OccurredAtKey>::default();
+    let plan = search_plan_of(
+        &dir,
+        &query,
+        &crate::shared::search::SearchScan::by_occurred_at(&first.scan()),
+    );
+    assert!(
+        plan.contains(
+            "SEARCH e USING COVERING INDEX event_search_by_occurred_at (organization_id=? AND occurred_at>? AND occurred_at<?)"
+        ),
+        "{plan}"
+    );
+    assert_tail_is_read_by_position(&plan);
+    // A later page starts the walk at its cursor, not at the range's end.
+    let later = PageRequest {
+        cursor: Some(Cursor::After(OccurredAtKey {
+            occurred_at: 500,
+            sequence: 3,
+        })),
+        ..PageRequest::default()
+    };
+    let plan = search_plan_of(
+        &dir,
+        &query,
+        &crate::shared::search::SearchScan::by_occurred_at(&later.scan()),
+    );
+    assert!(
+        plan.contains(
+            "SEARCH e USING COVERING INDEX event_search_by_occurred_at (organization_id=? AND occurred_at>? AND (occurred_at,sequence)<(?,?))"
+        ),
+        "{plan}"
+    );
 }
 
 /// Waits until the writer has indexed every stored event for search.

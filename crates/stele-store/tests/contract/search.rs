@@ -10,6 +10,7 @@ contract_tests!(
     each_filter_selects_its_events_and_filters_combine,
     the_occurred_range_is_inclusive_and_up_to_sequence_caps_the_search,
     searches_page_by_sequence_in_both_directions,
+    searches_page_by_occurred_at_in_both_directions,
 );
 
 /// Six events of `org_a` (sequences 1..=6) with distinct actors, targets and times, and
@@ -398,4 +399,101 @@ async fn searches_page_by_sequence_in_both_directions(backend: Backend) {
     let empty = search(page(5, SortOrder::Desc, None), query("org_missing")).await;
     assert!(empty.data.is_empty());
     assert_eq!((empty.before, empty.after), (None, None));
+}
+
+async fn searches_page_by_occurred_at_in_both_directions(backend: Backend) {
+    seed(&backend).await;
+    // Two late arrivals whose occurred_at ties with events 2 and 4.
+    for (occurred_at, actor) in [
+        ("2024-01-02T00:00:00.000Z", "user_2"),
+        ("2024-01-04T00:00:00.000Z", "user_1"),
+    ] {
+        append_event(
+            &*backend,
+            new_event(
+                "org_a",
+                event_json(
+                    "doc.edited",
+                    json!({"occurred_at": occurred_at, "actor": {"id": actor, "type": "user"}}),
+                ),
+            ),
+        )
+        .await;
+    }
+    let walk = |limit: u32, order: SortOrder, query: EventQuery| {
+        let backend = &backend;
+        async move {
+            let mut found = Vec::new();
+            let mut cursor: Option<OccurredAtKey> = None;
+            loop {
+                let request = page(limit, order, cursor.map(Cursor::After));
+                let result = backend
+                    .search_events_by_occurred_at(query.clone(), request)
+                    .await
+                    .expect("search");
+                found.extend(page_sequences(&result));
+                match result.after {
+                    Some(after) => cursor = Some(after.parse().expect("a cursor")),
+                    None => return found,
+                }
+            }
+        }
+    };
+    // Ties on occurred_at are broken by sequence.
+    assert_eq!(
+        walk(3, SortOrder::Desc, query("org_a")).await,
+        [6, 5, 8, 4, 3, 7, 2, 1]
+    );
+    assert_eq!(
+        walk(3, SortOrder::Asc, query("org_a")).await,
+        [1, 2, 7, 3, 4, 8, 5, 6]
+    );
+    let range = || EventQuery {
+        occurred_from: Some(millis("2024-01-02T00:00:00Z")),
+        occurred_to: Some(millis("2024-01-04T00:00:00Z")),
+        ..query("org_a")
+    };
+    assert_eq!(walk(2, SortOrder::Desc, range()).await, [8, 4, 3, 7, 2]);
+    let by_actor = || EventQuery {
+        actor_ids: strings(&["user_2"]),
+        ..range()
+    };
+    assert_eq!(walk(1, SortOrder::Asc, by_actor()).await, [2, 7]);
+
+    // The cursors name occurred_at and sequence; `before` leads back.
+    let first = backend
+        .search_events_by_occurred_at(range(), page(2, SortOrder::Desc, None))
+        .await
+        .expect("search");
+    let tie = format!("{}_4", millis("2024-01-04T00:00:00Z"));
+    assert_eq!(
+        (first.before.as_deref(), first.after.as_deref()),
+        (None, Some(tie.as_str()))
+    );
+    let second = backend
+        .search_events_by_occurred_at(
+            range(),
+            page(
+                2,
+                SortOrder::Desc,
+                Some(Cursor::After(tie.parse().expect("key"))),
+            ),
+        )
+        .await
+        .expect("search");
+    assert_eq!(page_sequences(&second), [3, 7]);
+    let back = backend
+        .search_events_by_occurred_at(
+            range(),
+            page(
+                2,
+                SortOrder::Desc,
+                Some(Cursor::Before(
+                    second.before.expect("before").parse().expect("key"),
+                )),
+            ),
+        )
+        .await
+        .expect("search");
+    assert_eq!((page_sequences(&back), back.before), (vec![8, 4], None));
 }
