@@ -316,11 +316,26 @@ impl LogStreamService {
         destination(stream.stream_type, &stream.settings, &secrets)
     }
 
-    async fn send(&self, destination: &Destination, batch: &Batch) -> Result<(), DeliveryFailure> {
+    /// Sends a batch; `bucket` is the destination's opened bucket, for object stores (one is
+    /// opened for this batch alone when it is `None`).
+    async fn send(
+        &self,
+        destination: &Destination,
+        bucket: Option<&objects::Bucket>,
+        batch: &Batch,
+    ) -> Result<(), DeliveryFailure> {
         let now_seconds = now_millis() / 1000;
         match destination {
             Destination::S3 { .. } | Destination::GoogleCloudStorage { .. } => {
-                objects::put_batch(destination, &self.policy, batch, now_millis()).await
+                let opened;
+                let bucket = match bucket {
+                    Some(bucket) => bucket,
+                    None => {
+                        opened = objects::open_bucket(destination, &self.policy)?;
+                        &opened
+                    }
+                };
+                objects::put_batch(bucket, destination, &self.policy, batch, now_millis()).await
             }
             _ => {
                 if let Destination::GenericHttps { endpoint, .. }
@@ -367,7 +382,7 @@ impl LogStreamService {
             events: Vec::new(),
             test: true,
         };
-        Ok(match self.send(&destination, &batch).await {
+        Ok(match self.send(&destination, None, &batch).await {
             Ok(()) => TestOutcome {
                 success: true,
                 message: "The destination accepted the test delivery.".into(),
@@ -453,6 +468,18 @@ impl LogStreamService {
                     .await;
                 return;
             }
+        };
+        let bucket = match destination {
+            Destination::S3 { .. } | Destination::GoogleCloudStorage { .. } => {
+                match objects::open_bucket(&destination, &self.policy) {
+                    Ok(bucket) => Some(bucket),
+                    Err(failure) => {
+                        self.record_failure(&stream, owner, failure).await;
+                        return;
+                    }
+                }
+            }
+            _ => None,
         };
         let organization_id = stream.organization_id.as_str().to_owned();
         let mut waited = false;
@@ -550,7 +577,7 @@ impl LogStreamService {
                 events,
                 test: false,
             };
-            if let Err(failure) = self.send(&destination, &batch).await {
+            if let Err(failure) = self.send(&destination, bucket.as_ref(), &batch).await {
                 self.record_failure(&stream, owner, failure).await;
                 return;
             }

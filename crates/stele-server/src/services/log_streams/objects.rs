@@ -37,6 +37,23 @@ fn retry() -> RetryConfig {
     }
 }
 
+/// An object store destination's client and object name prefix. A delivery opens it once
+/// and writes every batch through it: building a client loads its TLS roots and sets up a
+/// connection pool, which per batch cost more CPU than the batch itself.
+pub struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+}
+
+/// Opens the bucket of an object store destination.
+pub fn open_bucket(
+    destination: &Destination,
+    policy: &DestinationPolicy,
+) -> Result<Bucket, DeliveryFailure> {
+    let (store, prefix) = open(destination, policy)?;
+    Ok(Bucket { store, prefix })
+}
+
 /// The store and the object name prefix of a destination.
 fn open(
     destination: &Destination,
@@ -174,16 +191,18 @@ async fn check_endpoint(
     Ok(())
 }
 
-/// Writes one batch (the data object, then its `.meta.json`); a test delivery writes a
-/// small `_stele_test/<stream id>.json` object instead.
+/// Writes one batch to `bucket`, opened from `destination` (the data object, then its
+/// `.meta.json`); a test delivery writes a small `_stele_test/<stream id>.json` object
+/// instead. The endpoint's addresses are checked again first, every batch.
 pub async fn put_batch(
+    bucket: &Bucket,
     destination: &Destination,
     policy: &DestinationPolicy,
     batch: &Batch,
     now: UnixMillis,
 ) -> Result<(), DeliveryFailure> {
     check_endpoint(destination, policy).await?;
-    let (store, prefix) = open(destination, policy)?;
+    let (store, prefix) = (&bucket.store, &bucket.prefix);
     if batch.test {
         let prefix = prefix.trim_matches('/');
         let name = format!(
@@ -211,7 +230,7 @@ pub async fn put_batch(
         .gap
         .map_or(batch.first_sequence, |gap| gap.first_sequence);
     let name = object_name(
-        &prefix,
+        prefix,
         &batch.organization_id,
         utc_date(now),
         first,
