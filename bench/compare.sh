@@ -113,7 +113,7 @@ for round in $(seq 1 "$rounds"); do
     if [[ -n $stream && $name == after ]]; then
       # The undelivered events every half second while the load ran, when it stopped, and
       # the time it took to deliver them all after it.
-      kill "$watcher"
+      kill "$watcher" 2>/dev/null || true
       wait "$watcher" 2>/dev/null || true
       undelivered=$(python3 bench/streams.py undelivered "http://127.0.0.1:$after_port" "$key")
       drain_ms=$(python3 bench/streams.py drain "http://127.0.0.1:$after_port" "$key" 600)

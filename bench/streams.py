@@ -126,10 +126,16 @@ def seed(url, key, organization, count):
 
 
 def lag(url, key):
-    total = 0
+    """Undelivered events over every stream; fails rather than read a failed scrape as 0."""
+    total, series = 0, 0
     for line in call(f"{url}/metrics", key).decode().splitlines():
         if line.startswith("stele_stream_lag_events{"):
             total += int(float(line.rsplit(" ", 1)[1]))
+            series += 1
+        elif line.startswith("stele_metrics_scrape_errors") and float(line.rsplit(" ", 1)[1]) != 0:
+            sys.exit("/metrics could not read the streams' positions")
+    if series == 0:
+        sys.exit("/metrics lists no log stream")
     return total
 
 

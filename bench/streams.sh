@@ -12,7 +12,7 @@
 #    of streaming to ingest and the delivery rate under load come from the same run.
 #
 # BINARY defaults to target/release/stele (built if missing). --smoke runs tiny sizes with
-# the debug build to prove the harness works (bench/run.sh --smoke calls it) and asserts
+# the debug build to prove the harness works (test.sh runs it after bench/run.sh --smoke) and asserts
 # no speed. Prints its results; BENCHMARKS.md quotes them by hand.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,9 +24,11 @@ if [[ $mode == full ]]; then
 else
   events=2000 rounds=1 duration=2s profile=debug
 fi
-stele=${1:-target/$profile/stele}
-if [[ ! -x $stele ]]; then
+stele=${1:-}
+if [[ -z $stele ]]; then
+  # Does nothing when the binary is current.
   cargo build --locked $([[ $profile == release ]] && echo --release) -p stele-server --bin stele >&2
+  stele=target/$profile/stele
 fi
 
 work=$(mktemp -d)

@@ -15,6 +15,10 @@ use crate::services::log_streams::LogStreamService;
 
 /// Most streams newly leased per pass (the streams already being delivered come on top).
 pub const LEASE_BATCH: u32 = 64;
+/// Most streams one process delivers at once: each delivery holds a task and, while it
+/// reads or records, a database connection. Streams beyond it wait for a later pass (or
+/// another replica).
+pub const MAX_DELIVERIES: usize = 256;
 /// How long shutdown waits for deliveries in flight before leaving them (their leases
 /// expire and the batches are delivered again: at least once).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -38,7 +42,11 @@ pub async fn run(streams: LogStreamService, interval: Duration, shutdown: watch:
             // streams that always have events would keep every other stream from ever
             // being leased while ingest runs.
             let delivering = running.lock().map_or(0, |running| running.len());
-            let limit = LEASE_BATCH.saturating_add(u32::try_from(delivering).unwrap_or(u32::MAX));
+            let fresh = (LEASE_BATCH as usize).min(MAX_DELIVERIES.saturating_sub(delivering));
+            if fresh == 0 {
+                return;
+            }
+            let limit = u32::try_from(delivering + fresh).unwrap_or(u32::MAX);
             let leased = match streams.lease_due(&owner, limit).await {
                 Ok(leased) => leased,
                 Err(error) => {
@@ -49,11 +57,18 @@ pub async fn run(streams: LogStreamService, interval: Duration, shutdown: watch:
             let mut tasks = tasks.lock().await;
             while tasks.try_join_next().is_some() {}
             for stream in leased {
-                let fresh = running
+                let start = running
                     .lock()
-                    .map(|mut running| running.insert(stream.id.clone()))
+                    .map(|mut running| {
+                        running.len() < MAX_DELIVERIES && running.insert(stream.id.clone())
+                    })
                     .unwrap_or(false);
-                if !fresh {
+                if !start {
+                    // Being delivered already, or over the cap: a stream leased but not
+                    // started is released at once, so another replica can take it.
+                    if !running.lock().is_ok_and(|running| running.contains(&stream.id)) {
+                        streams.release_lease(&stream, &owner).await;
+                    }
                     continue;
                 }
                 let (streams, owner, running, shutdown) = (

@@ -96,8 +96,9 @@ impl SqliteStore {
         // is what makes an acknowledged event survive a crash or power loss. The writer's
         // page cache (128 MiB) keeps the index pages that random keys (idempotency keys,
         // actor and target ids) land on in memory; savepoint journals stay in memory too.
-        // Checkpoints run on a thread of their own (see `checkpointer`), not in the commit
-        // that fills the WAL.
+        // Most checkpoint work runs on a thread of their own (see `checkpointer`); the
+        // writer checkpoints itself only when the WAL reaches 64 MiB, which finishes what
+        // the thread copied and lets the WAL start over.
         connection
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
@@ -107,7 +108,7 @@ impl SqliteStore {
                  PRAGMA temp_store = MEMORY;
                  PRAGMA cache_size = -131072;
                  PRAGMA journal_size_limit = 67108864;
-                 PRAGMA wal_autocheckpoint = 0;",
+                 PRAGMA wal_autocheckpoint = 16384;",
             )
             .map_err(|error| StoreError::sqlite("configuring the connection", error))?;
         if sync == SyncMode::Normal {

@@ -182,7 +182,9 @@ impl SearchIndexer {
             let limit = if idle {
                 INDEX_STEP
             } else {
-                (grown + (tail - INDEX_TRIGGER) / 4).clamp(INDEX_STEP_UNDER_LOAD_MIN, INDEX_STEP)
+                // The commit's share is never capped (a commit of batches can hold far
+                // more than a step), so the tail cannot grow from commit to commit.
+                grown.max(INDEX_STEP_UNDER_LOAD_MIN) + ((tail - INDEX_TRIGGER) / 4).min(INDEX_STEP)
             };
             let left = index_step(connection, limit)?;
             self.tail_seen = left;
@@ -638,11 +640,12 @@ mod tests {
             indexed += step;
         }
         assert!(indexed >= 20 * 64 - INDEX_STEP_UNDER_LOAD_MIN, "{indexed}");
-        // Large commits (batches) get steps as large, so the tail stays bounded.
-        for _ in 0..5 {
-            commit(1_000);
+        // Large commits (batches), even larger than an idle step, get steps as large, so
+        // the tail stays bounded.
+        for size in [1_000, 1_000, 1_000, 10_000, 10_000] {
+            commit(size);
             indexer.between_commits(&connection, false);
-            assert!(tail_length(&connection).expect("tail") < INDEX_TRIGGER + 1_000);
+            assert!(tail_length(&connection).expect("tail") < INDEX_TRIGGER);
         }
         // Idle, the rest is indexed.
         while indexer.between_commits(&connection, true) {}

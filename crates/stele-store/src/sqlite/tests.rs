@@ -444,9 +444,9 @@ async fn events_acknowledged_but_not_indexed_before_a_crash_are_searchable_and_i
     assert_eq!(search(by_actor_and_type).await, 10);
 }
 
-/// The writer never checkpoints (`wal_autocheckpoint = 0`); the checkpointer thread moves
-/// the WAL into the database file while the store stays open, so a copy of the database
-/// file alone, without its WAL, holds the acknowledged event.
+/// The writer checkpoints only at 16,384 WAL pages; the checkpointer thread moves the WAL
+/// into the database file before that, while the store stays open, so a copy of the
+/// database file alone, without its WAL, holds the acknowledged event.
 #[tokio::test]
 async fn the_checkpointer_moves_acknowledged_events_into_the_database_file() {
     let (dir, store) = store_with_one_event().await;

@@ -446,7 +446,8 @@ impl LogStreamService {
         }
     }
 
-    async fn release(&self, stream: &LogStream, owner: &str) {
+    /// Gives up `owner`'s lease on a stream (a later pass, or another replica, takes it).
+    pub async fn release_lease(&self, stream: &LogStream, owner: &str) {
         if let Err(error) = self.store.release_log_stream_lease(&stream.id, owner).await {
             tracing::warn!(stream = %stream.id, %error, "cannot release a log stream lease");
         }
@@ -485,7 +486,7 @@ impl LogStreamService {
         let mut waited = false;
         loop {
             if *shutdown.borrow() {
-                self.release(&stream, owner).await;
+                self.release_lease(&stream, owner).await;
                 return;
             }
             let read = match self
@@ -509,7 +510,7 @@ impl LogStreamService {
                 }
             };
             if read.events.is_empty() && read.gap.is_none() {
-                self.release(&stream, owner).await;
+                self.release_lease(&stream, owner).await;
                 return;
             }
             // Time batching: a partial batch waits once for more events; full batches
@@ -601,7 +602,7 @@ impl LogStreamService {
                 // A replay moved the cursor, or the lease was lost: the next lease starts
                 // from the stored cursor.
                 Ok(false) => {
-                    self.release(&stream, owner).await;
+                    self.release_lease(&stream, owner).await;
                     return;
                 }
                 Err(error) => {
