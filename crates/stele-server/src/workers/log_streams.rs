@@ -66,7 +66,10 @@ pub async fn run(streams: LogStreamService, interval: Duration, shutdown: watch:
                 if !start {
                     // Being delivered already, or over the cap: a stream leased but not
                     // started is released at once, so another replica can take it.
-                    if !running.lock().is_ok_and(|running| running.contains(&stream.id)) {
+                    if !running
+                        .lock()
+                        .is_ok_and(|running| running.contains(&stream.id))
+                    {
                         streams.release_lease(&stream, &owner).await;
                     }
                     continue;
