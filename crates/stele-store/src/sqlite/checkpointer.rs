@@ -30,7 +30,8 @@ use crate::prelude::*;
 /// load this bounds the WAL to what the writer appends in this long (a few MB).
 const INTERVAL: Duration = Duration::from_millis(250);
 
-/// Stops the checkpointer thread when dropped (it runs a last checkpoint first).
+/// Stops the checkpointer thread when dropped: it wakes, runs a last checkpoint and ends
+/// (not waited for; the WAL is recovered on the next open if the process exits first).
 pub(crate) struct Checkpointer {
     _stop: mpsc::Sender<()>,
 }
@@ -41,7 +42,11 @@ impl Checkpointer {
         let connection = Connection::open(path)
             .map_err(|error| StoreError::sqlite("opening the checkpoint connection", error))?;
         connection
-            .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;")
+            // FULL: the database file is synced before the WAL may start over, whatever
+            // the build's default.
+            .execute_batch(
+                "PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = FULL;",
+            )
             .map_err(|error| StoreError::sqlite("configuring the checkpoint connection", error))?;
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
