@@ -26,8 +26,9 @@ use rusqlite::Connection;
 
 use crate::prelude::*;
 
-/// How often a checkpoint runs. A checkpoint with nothing new to copy does no I/O; under
-/// load this bounds the WAL to what the writer appends in this long (a few MB).
+/// How often a checkpoint runs. One with nothing new to copy does no I/O; under load each
+/// copies what the writer committed since the last (the writer's backstop at 16,384 pages
+/// is what bounds the WAL).
 const INTERVAL: Duration = Duration::from_millis(250);
 
 /// Stops the checkpointer thread when dropped: it wakes, runs a last checkpoint and ends

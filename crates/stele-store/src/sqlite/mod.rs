@@ -96,7 +96,7 @@ impl SqliteStore {
         // is what makes an acknowledged event survive a crash or power loss. The writer's
         // page cache (128 MiB) keeps the index pages that random keys (idempotency keys,
         // actor and target ids) land on in memory; savepoint journals stay in memory too.
-        // Most checkpoint work runs on a thread of their own (see `checkpointer`); the
+        // Most checkpoint work runs on a thread of its own (see `checkpointer`); the
         // writer checkpoints itself only when the WAL reaches 64 MiB, which finishes what
         // the thread copied and lets the WAL start over.
         connection
