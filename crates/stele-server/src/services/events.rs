@@ -363,6 +363,16 @@ impl EventService {
         }
     }
 
+    /// An unknown organization is an error for a search rather than an empty page.
+    async fn require_organization(&self, query: &EventQuery) -> Result<(), ServiceError> {
+        match self.store.get_organization(&query.organization_id).await? {
+            Some(_) => Ok(()),
+            None => Err(ServiceError::OrganizationNotFound(
+                query.organization_id.as_str().to_owned(),
+            )),
+        }
+    }
+
     /// One page of the organization's events matching `query`; an unknown organization is an
     /// error rather than an empty page.
     pub async fn search(
@@ -370,16 +380,7 @@ impl EventService {
         query: EventQuery,
         page: PageRequest<i64>,
     ) -> Result<Page<StoredEvent>, ServiceError> {
-        if self
-            .store
-            .get_organization(&query.organization_id)
-            .await?
-            .is_none()
-        {
-            return Err(ServiceError::OrganizationNotFound(
-                query.organization_id.into(),
-            ));
-        }
+        self.require_organization(&query).await?;
         let started = std::time::Instant::now();
         let page = self.store.search_events(query, page).await?;
         crate::metrics::record_search(started.elapsed());
@@ -393,16 +394,7 @@ impl EventService {
         query: EventQuery,
         page: PageRequest<OccurredAtKey>,
     ) -> Result<Page<StoredEvent>, ServiceError> {
-        if self
-            .store
-            .get_organization(&query.organization_id)
-            .await?
-            .is_none()
-        {
-            return Err(ServiceError::OrganizationNotFound(
-                query.organization_id.into(),
-            ));
-        }
+        self.require_organization(&query).await?;
         let started = std::time::Instant::now();
         let page = self.store.search_events_by_occurred_at(query, page).await?;
         crate::metrics::record_search(started.elapsed());
