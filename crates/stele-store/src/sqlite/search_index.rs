@@ -157,8 +157,9 @@ fn index_step(connection: &Connection, limit: i64) -> StoreResult<i64> {
 ///
 /// When nothing is waiting (`idle`), one indexing step of [`INDEX_STEP`]. Under load, once
 /// the tail reaches [`INDEX_TRIGGER`], one step after every group commit, as large as that
-/// commit (what the tail grew since the previous call) plus a quarter of the tail's excess
-/// over the trigger, and at least [`INDEX_STEP_UNDER_LOAD_MIN`]. Index work so keeps pace
+/// commit (what the tail grew since the previous call, at least
+/// [`INDEX_STEP_UNDER_LOAD_MIN`]) plus a quarter of the tail's excess over the trigger (at
+/// most [`INDEX_STEP`]). Index work so keeps pace
 /// with acknowledgements in slices proportional to each commit: the requests queued behind
 /// a step wait for about one commit's worth of it, never for a large step that a thousand
 /// earlier acknowledgements built up. The tail stays near the trigger however large the
