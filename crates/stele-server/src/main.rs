@@ -2,6 +2,12 @@
 
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: the request path allocates and frees many
+/// small objects on every worker thread, where glibc's arenas spent a large share of the
+/// CPU (measured in BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match stele_server::config::Cli::try_parse_args(std::env::args_os()) {
