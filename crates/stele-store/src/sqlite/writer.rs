@@ -248,7 +248,13 @@ fn write_loop(
         for job in batch.drain(..) {
             job.finish(commit.clone().map(|_| ()));
         }
+        let between_started = std::time::Instant::now();
         more_between_commits = between_commits(&connection, receiver.is_empty());
+        tracing::trace!(
+            elapsed_us = between_started.elapsed().as_micros(),
+            queued = receiver.len(),
+            "work between commits"
+        );
     }
 }
 
