@@ -396,6 +396,14 @@ pub async fn create_event(
         // A refusal is not recorded for the key (only 2xx are); the quarantine keeps a
         // retried refusal once instead.
         Err(error) => {
+            // The idempotency layer left the key for this handler to find (the append
+            // claims it): a key that already holds a response replays it instead of this
+            // refusal (say, the organization was deleted since the first request).
+            if let Some(pending) = &idempotency {
+                if let Some(replayed) = pending.replayed(&state).await? {
+                    return Ok(replayed);
+                }
+            }
             let request_key = idempotency.as_ref().map(|pending| pending.request_key());
             return Err(state
                 .quarantine

@@ -208,7 +208,9 @@ impl EventService {
             .transpose()?;
         let organization_id = admitted.event.organization_id.to_string();
         let appended = self.store.append_event(admitted.event, record).await;
-        if appended.is_err() && admitted.created_organization {
+        // An organization created for this event stays only if the event was stored now
+        // (a replayed key stored nothing).
+        if !matches!(appended, Ok(Idempotent::Done(_))) && admitted.created_organization {
             self.discard_created_organization(&organization_id).await;
         }
         let outcome =

@@ -328,3 +328,68 @@ async fn concurrent_schema_posts_with_one_key_create_one_version() {
         "the losers created nothing"
     );
 }
+
+/// `POST /audit_logs/events` does not look its key up before validating (the append claims
+/// it), so a key that already holds a response must still win over a refusal: a retry whose
+/// event would now be refused replays, and another body under the key is a reuse, not a
+/// quarantined refusal.
+#[tokio::test]
+async fn a_taken_key_wins_over_a_refusal_of_the_retried_event() {
+    let (server, organization) = setup().await;
+    let body = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "t", "type": "team"}]),
+    );
+    let send = |body: &serde_json::Value| {
+        server
+            .post("/audit_logs/events", body)
+            .header("Idempotency-Key", "kept-key")
+            .send()
+    };
+    let (status, first) = read(send(&body).await.expect("request")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+
+    // Another body under the key, one that breaks the schema: a reuse, and nothing kept.
+    let breaks_schema = event(
+        &organization,
+        "user.signed_in",
+        None,
+        json!([{"id": "t", "type": "not_a_declared_type"}]),
+    );
+    let (status, error) = read(send(&breaks_schema).await.expect("request")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["code"], "idempotency_key_reused", "{error}");
+    let quarantined = server
+        .database
+        .query_one("SELECT COUNT(*) FROM quarantined_events");
+    assert_eq!(
+        quarantined.integer(),
+        0,
+        "a reused key's body is not quarantined"
+    );
+
+    // The organization is gone, so the event would now be refused (404): the retry still
+    // gets the first response.
+    let (status, _) = read(
+        server
+            .request(Method::DELETE, &format!("/organizations/{organization}"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert!(status.is_success(), "{status}");
+    let replay = send(&body).await.expect("request");
+    assert_eq!(
+        replay
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let (status, replayed) = read(replay).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(replayed, first);
+}
