@@ -29,13 +29,12 @@
 use std::collections::{BTreeSet, HashMap};
 
 use deadpool_postgres::Pool;
-use futures_util::future::try_join_all;
 use stele_core::chain::{link, ChainHash};
 use stele_core::timestamp::now_millis;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 
-use super::idempotency::claim_idempotency_key;
+use super::idempotency::{claim_idempotency_key, claim_idempotency_keys};
 use super::pool_error;
 use crate::error::describe_postgres as describe;
 use crate::shared::encoding::hash_from;
@@ -308,22 +307,18 @@ async fn run_batch(pool: &Pool, batch: &[AppendItem]) -> Result<Vec<Outcome>, Ba
     claims.sort_by(|(a_index, a), (b_index, b)| {
         (&a.scope, &a.key, a_index).cmp(&(&b.scope, &b.key, b_index))
     });
-    // Claims are awaited one after another when one key appears twice in the batch, so
-    // the second sees the first's row; otherwise they are pipelined.
+    // Claims are made one after another when one key appears twice in the batch, so the
+    // second sees the first's row; otherwise all of them in one statement.
     let distinct = claims
         .iter()
         .map(|(_, record)| (&record.scope, &record.key))
         .collect::<BTreeSet<_>>()
         .len();
-    let held: Vec<Option<IdempotencyRecord>> = if distinct == claims.len() {
-        try_join_all(
-            claims
-                .iter()
-                .map(|(_, record)| claim_idempotency_key(&transaction, record)),
-        )
-        .await?
-        .into_iter()
-        .collect::<StoreResult<Vec<_>>>()?
+    let held: Vec<Option<IdempotencyRecord>> = if claims.is_empty() {
+        Vec::new()
+    } else if distinct == claims.len() {
+        let records: Vec<&IdempotencyRecord> = claims.iter().map(|(_, record)| *record).collect();
+        claim_idempotency_keys(&transaction, &records).await??
     } else {
         let mut held = Vec::with_capacity(claims.len());
         for (_, record) in &claims {

@@ -48,6 +48,65 @@ pub(super) async fn claim_idempotency_key(
     find_idempotency(client, &record.scope, &record.key, record.created_at).await
 }
 
+/// Claims many distinct keys in one statement (the appender's batch), in the order given,
+/// which is the lock order. Returns, for each record, the unexpired record that held its key
+/// (`None`: claimed now). The keys must be distinct: PostgreSQL refuses one statement that
+/// touches a row twice. Keys found taken (rare) are read back one by one.
+pub(super) async fn claim_idempotency_keys(
+    client: &impl GenericClient,
+    records: &[&IdempotencyRecord],
+) -> Result<StoreResult<Vec<Option<IdempotencyRecord>>>, tokio_postgres::Error> {
+    let claim = client
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int4[], $5::bytea[], $6::int8[])
+             ON CONFLICT (scope, key) DO UPDATE SET
+                 fingerprint = excluded.fingerprint, status = excluded.status,
+                 body = excluded.body, created_at = excluded.created_at
+             WHERE idempotency_keys.created_at <= excluded.created_at - $7
+             RETURNING scope, key",
+        )
+        .await?;
+    let claimed: std::collections::HashSet<(String, String)> = client
+        .query(
+            &claim,
+            &[
+                &records.iter().map(|r| r.scope.as_str()).collect::<Vec<_>>(),
+                &records.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+                &records
+                    .iter()
+                    .map(|r| r.fingerprint.as_slice())
+                    .collect::<Vec<_>>(),
+                &records
+                    .iter()
+                    .map(|r| i32::from(r.status))
+                    .collect::<Vec<_>>(),
+                &records
+                    .iter()
+                    .map(|r| r.body.as_slice())
+                    .collect::<Vec<_>>(),
+                &records.iter().map(|r| r.created_at).collect::<Vec<_>>(),
+                &REPLAY_WINDOW_MS,
+            ],
+        )
+        .await?
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let mut held = Vec::with_capacity(records.len());
+    for record in records {
+        if claimed.contains(&(record.scope.clone(), record.key.clone())) {
+            held.push(None);
+            continue;
+        }
+        match find_idempotency(client, &record.scope, &record.key, record.created_at).await? {
+            Ok(existing) => held.push(existing),
+            Err(error) => return Ok(Err(error)),
+        }
+    }
+    Ok(Ok(held))
+}
+
 pub(super) async fn find_idempotency(
     client: &impl GenericClient,
     scope: &str,
