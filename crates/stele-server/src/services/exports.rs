@@ -17,8 +17,9 @@ use sha2::Sha256;
 use stele_core::export::{write_event, write_header, ExportFormat};
 use stele_core::merkle::inclusion_proof_ranges;
 use stele_core::model::ExportId;
+use stele_core::model::StoredEvent;
 use stele_core::model::{EventQuery, Export, IdempotencyRecord, Idempotent};
-use stele_core::pagination::{Cursor, PageRequest, SortOrder};
+use stele_core::pagination::{Cursor, Page, PageRequest, SortOrder};
 use stele_core::timestamp::{now_millis, UnixMillis};
 use stele_store::{Store, StoreError};
 use tokio::sync::OnceCell;
@@ -324,6 +325,7 @@ impl ExportService {
         let format = export.format;
         let initial = DownloadProgress {
             next: Some(None),
+            read_ahead: None,
             first: true,
             proven: None,
             started: std::time::Instant::now(),
@@ -334,11 +336,6 @@ impl ExportService {
             let (service, export) = (this.clone(), export.clone());
             async move {
                 let after = progress.next?;
-                let page = PageRequest {
-                    limit: PAGE_SIZE,
-                    order: SortOrder::Asc,
-                    cursor: after.map(Cursor::After),
-                };
                 let mut chunk = Vec::with_capacity(256 * 1024);
                 if progress.first {
                     progress.started = std::time::Instant::now();
@@ -352,11 +349,23 @@ impl ExportService {
                             write_header(format, &mut chunk).map_err(std::io::Error::other)?;
                         }
                     }
-                    let page = service
-                        .store
-                        .search_events(export.query.clone(), page)
-                        .await
-                        .map_err(std::io::Error::other)?;
+                    let page = match progress.read_ahead.take() {
+                        Some(read_ahead) => read_ahead.page().await,
+                        None => read_page(service.store.clone(), export.query.clone(), after).await,
+                    }
+                    .map_err(std::io::Error::other)?;
+                    // The next page is read while this one is encoded: reading (a store
+                    // query) and encoding (this task) then run on both cores instead of
+                    // taking turns. At most one page is read ahead, so memory stays flat.
+                    if page.after.is_some() {
+                        if let Some(last) = page.data.last() {
+                            progress.read_ahead = Some(ReadAhead::start(
+                                service.store.clone(),
+                                export.query.clone(),
+                                last.sequence,
+                            ));
+                        }
+                    }
                     for event in &page.data {
                         match progress.proven.as_mut() {
                             Some(proven) => {
@@ -448,8 +457,46 @@ struct ProvenState {
 }
 
 /// Where a download stream is: the cursor of the next page (`None` once finished).
+/// Reads one page of an export in sequence order, after `after`.
+async fn read_page(
+    store: Arc<dyn Store>,
+    query: EventQuery,
+    after: Option<i64>,
+) -> Result<Page<StoredEvent>, StoreError> {
+    let page = PageRequest {
+        limit: PAGE_SIZE,
+        order: SortOrder::Asc,
+        cursor: after.map(Cursor::After),
+    };
+    store.search_events(query, page).await
+}
+
+/// The next page of a download, being read by a task of its own while the current page is
+/// encoded. Dropping it (the download ended or was abandoned) stops that task.
+struct ReadAhead(tokio::task::JoinHandle<Result<Page<StoredEvent>, StoreError>>);
+
+impl ReadAhead {
+    fn start(store: Arc<dyn Store>, query: EventQuery, after: i64) -> Self {
+        Self(tokio::spawn(read_page(store, query, Some(after))))
+    }
+
+    async fn page(mut self) -> Result<Page<StoredEvent>, StoreError> {
+        (&mut self.0)
+            .await
+            .unwrap_or_else(|error| Err(StoreError::Internal(format!("export page read: {error}"))))
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct DownloadProgress {
     next: Option<Option<i64>>,
+    /// The next page, already being read.
+    read_ahead: Option<ReadAhead>,
     first: bool,
     proven: Option<ProvenState>,
     /// For the export metrics: when the first chunk was asked for, events written so far.
