@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 /// mimalloc instead of the system allocator: the request path allocates and frees many
 /// small objects on every worker thread, where glibc's arenas spent a large share of the
-/// CPU (measured in BENCHMARKS.md, "Allocator").
+/// CPU (measured in BENCHMARKS.md, "The request path, the idempotency read and
+/// PostgreSQL's key claims").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -456,7 +456,6 @@ struct ProvenState {
     tree: TreeReader,
 }
 
-/// Where a download stream is: the cursor of the next page (`None` once finished).
 /// Reads one page of an export in sequence order, after `after`.
 async fn read_page(
     store: Arc<dyn Store>,
@@ -493,6 +492,7 @@ impl Drop for ReadAhead {
     }
 }
 
+/// Where a download stream is: the cursor of the next page (`None` once finished).
 struct DownloadProgress {
     next: Option<Option<i64>>,
     /// The next page, already being read.
