@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 use stele_core::export::ExportFormat;
-use stele_core::model::{EventQuery, Organization, StoredEvent};
-use stele_core::pagination::{Cursor, PageRequest, SortOrder};
+use stele_core::model::{EventQuery, OccurredAtKey, Organization, StoredEvent};
+use stele_core::pagination::{Cursor, Page, PageRequest, SortOrder};
 use stele_core::timestamp::{format_millis, parse_rfc3339, to_unix_millis, UnixMillis};
 
 use crate::dashboard::auth::DashboardUser;
@@ -35,7 +35,13 @@ pub struct Filters {
     pub target_ids: String,
     pub range_start: String,
     pub range_end: String,
+    /// `occurred_at` to list by occurred time (the search API's `order_by`); empty for
+    /// the order events were stored in.
+    pub order_by: String,
 }
+
+/// The `order_by` value that lists events by occurred time.
+const BY_OCCURRED_AT: &str = "occurred_at";
 
 /// The list fields with their query names and labels, in form order.
 pub const LIST_FIELDS: [(&str, &str); 5] = [
@@ -78,6 +84,7 @@ impl Filters {
             target_ids: list("target_ids"),
             range_start: single("range_start"),
             range_end: single("range_end"),
+            order_by: single("order_by"),
         }
     }
 
@@ -91,8 +98,17 @@ impl Filters {
         }
     }
 
+    /// Whether no filter narrows the list (the order does not).
     pub fn is_empty(&self) -> bool {
-        self == &Filters::default()
+        Filters {
+            order_by: String::new(),
+            ..self.clone()
+        } == Filters::default()
+    }
+
+    /// Whether the list is in occurred-time order rather than stored order.
+    pub fn by_occurred_at(&self) -> bool {
+        self.order_by == BY_OCCURRED_AT
     }
 
     /// The search these filters describe, or what is wrong with them (for people).
@@ -104,6 +120,9 @@ impl Filters {
             if from > to {
                 errors.push("The range is empty: “From” is later than “To”.".to_owned());
             }
+        }
+        if !self.order_by.is_empty() && !self.by_occurred_at() && self.order_by != "sequence" {
+            errors.push("The order is either the stored order or the occurred time.".to_owned());
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -129,6 +148,7 @@ impl Filters {
             .chain([
                 ("range_start", self.range_start.as_str()),
                 ("range_end", self.range_end.as_str()),
+                ("order_by", self.order_by.as_str()),
             ])
             .filter(|(_, value)| !value.is_empty())
             .map(|(name, value)| format!("{name}={}", path_segment(value)))
@@ -307,20 +327,60 @@ fn section_of(organization_id: &str) -> &'static str {
     }
 }
 
-/// The keyset cursor a "Load more" link carries in `after` (the last sequence shown), or
-/// the message for a damaged one. Shared with the Admin Portal's events page.
-pub fn load_more_cursor(pairs: &[(String, String)]) -> Result<Option<Cursor<i64>>, String> {
+/// The keyset cursor a "Load more" link carries in `after` (the last event shown: its
+/// sequence, or its occurred time and sequence), or the message for a damaged one.
+fn load_more_cursor<K: std::str::FromStr>(
+    pairs: &[(String, String)],
+) -> Result<Option<Cursor<K>>, String> {
     let after = pairs
         .iter()
         .find(|(key, _)| key == "after")
         .map(|(_, value)| value.as_str())
         .filter(|value| !value.is_empty());
-    match after.map(str::parse::<i64>) {
+    match after.map(str::parse::<K>) {
         None => Ok(None),
-        Some(Ok(sequence)) => Ok(Some(Cursor::After(sequence))),
+        Some(Ok(key)) => Ok(Some(Cursor::After(key))),
         Some(Err(_)) => {
             Err("This “load more” link is damaged; start again from the newest events.".into())
         }
+    }
+}
+
+/// One page of an events viewer (the dashboard's, or the Admin Portal's), newest first in
+/// the order `filters` choose, continuing from the `after` of `pairs`; the inner error is
+/// the message for a damaged "load more" link.
+pub async fn viewer_page(
+    state: &AppState,
+    query: EventQuery,
+    filters: &Filters,
+    pairs: &[(String, String)],
+) -> Result<Result<Page<StoredEvent>, String>, PageError> {
+    Ok(Ok(if filters.by_occurred_at() {
+        let cursor = match load_more_cursor::<OccurredAtKey>(pairs) {
+            Ok(cursor) => cursor,
+            Err(message) => return Ok(Err(message)),
+        };
+        state
+            .events
+            .search_by_occurred_at(query, viewer_page_request(cursor))
+            .await?
+    } else {
+        let cursor = match load_more_cursor::<i64>(pairs) {
+            Ok(cursor) => cursor,
+            Err(message) => return Ok(Err(message)),
+        };
+        state
+            .events
+            .search(query, viewer_page_request(cursor))
+            .await?
+    }))
+}
+
+fn viewer_page_request<K>(cursor: Option<Cursor<K>>) -> PageRequest<K> {
+    PageRequest {
+        limit: PAGE_SIZE,
+        order: SortOrder::Desc,
+        cursor,
     }
 }
 
@@ -337,23 +397,14 @@ pub async fn index(
         Ok(query) => query,
         Err(errors) => return view.rejected(errors),
     };
-    let cursor = match load_more_cursor(&pairs) {
-        Ok(cursor) => cursor,
+    let normalized = filters.normalized(&query);
+    let page = match viewer_page(&state, query, &filters, &pairs).await? {
+        Ok(page) => page,
         Err(message) => return view.rejected(vec![message]),
     };
-    view.continued = cursor.is_some();
-    let normalized = filters.normalized(&query);
-    let page = state
-        .events
-        .search(
-            query,
-            PageRequest {
-                limit: PAGE_SIZE,
-                order: SortOrder::Desc,
-                cursor,
-            },
-        )
-        .await?;
+    view.continued = pairs
+        .iter()
+        .any(|(key, value)| key == "after" && !value.is_empty());
     state
         .activity
         .record(

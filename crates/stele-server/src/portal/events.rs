@@ -13,10 +13,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 use stele_core::export::ExportFormat;
 use stele_core::model::{Idempotent, PortalIntent};
-use stele_core::pagination::{PageRequest, SortOrder};
 use stele_core::timestamp::format_millis;
 
-use crate::dashboard::events::{load_more_cursor, text_at, EventRow, FilterField, Filters};
+use crate::dashboard::events::{text_at, viewer_page, EventRow, FilterField, Filters};
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, PageError,
 };
@@ -25,7 +24,6 @@ use crate::responses::proof_bundle_download;
 use crate::services::exports::{self, is_downloadable};
 use crate::state::AppState;
 
-const PAGE_SIZE: u32 = 50;
 const EVENTS_PATH: &str = "/portal/events";
 
 #[derive(Template)]
@@ -90,23 +88,14 @@ pub async fn index(
         Ok(query) => query,
         Err(errors) => return view.rejected(errors),
     };
-    let cursor = match load_more_cursor(&pairs) {
-        Ok(cursor) => cursor,
+    let normalized = filters.normalized(&query);
+    let page = match viewer_page(&state, query, &filters, &pairs).await? {
+        Ok(page) => page,
         Err(message) => return view.rejected(vec![message]),
     };
-    view.continued = cursor.is_some();
-    let normalized = filters.normalized(&query);
-    let page = state
-        .events
-        .search(
-            query,
-            PageRequest {
-                limit: PAGE_SIZE,
-                order: SortOrder::Desc,
-                cursor,
-            },
-        )
-        .await?;
+    view.continued = pairs
+        .iter()
+        .any(|(key, value)| key == "after" && !value.is_empty());
     view.rows = page
         .data
         .iter()

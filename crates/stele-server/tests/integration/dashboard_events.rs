@@ -584,3 +584,41 @@ async fn the_events_page_says_it_sorts_by_received_time() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn the_viewer_lists_by_occurred_time_when_asked_and_pages_like_the_search_api() {
+    // 60 events whose occurred days repeat every 28: stored order and occurred order differ.
+    let (server, organization) = populated(60).await;
+    let mut browser = signed_in(&server).await;
+    let viewer = format!("/dashboard/organizations/{organization}/events");
+    let expected = api_ids(&server, &organization, "order_by=occurred_at").await;
+    assert_eq!(expected.len(), 60);
+    assert_ne!(
+        expected,
+        api_ids(&server, &organization, "").await,
+        "the two orders differ on this data"
+    );
+
+    let (status, html) = page(&mut browser, &format!("{viewer}?order_by=occurred_at")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(r#"<option value="occurred_at" selected>"#),
+        "the form keeps the chosen order"
+    );
+    let mut seen = row_ids(&html);
+    assert_eq!(seen.len(), 50);
+    let link = load_more(&html).expect("a second page");
+    assert!(link.contains("order_by=occurred_at"), "{link}");
+    let (status, html) = page(&mut browser, &link).await;
+    assert_eq!(status, StatusCode::OK);
+    seen.extend(row_ids(&html));
+    assert!(load_more(&html).is_none());
+    assert_eq!(seen, expected, "the viewer's pages are the API's order");
+
+    // A stored-order cursor is not an occurred-time one, and an unknown order is refused.
+    for query in ["order_by=occurred_at&after=12", "order_by=received_at"] {
+        let (status, html) = page(&mut browser, &format!("{viewer}?{query}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        assert!(html.contains("role=\"alert\""), "{query}");
+    }
+}

@@ -149,10 +149,15 @@ async fn two_organizations(count: usize) -> (TestServer, String, String) {
 }
 
 async fn event_ids(server: &TestServer, organization: &str) -> Vec<String> {
+    event_ids_where(server, organization, "").await
+}
+
+/// The ids the search API returns for `organization` with the extra `query` parameters.
+async fn event_ids_where(server: &TestServer, organization: &str, query: &str) -> Vec<String> {
     let (status, body) = read(
         server
             .get(&format!(
-                "/audit_logs/events?organization_id={organization}&limit=100"
+                "/audit_logs/events?organization_id={organization}&limit=100{query}"
             ))
             .send()
             .await
@@ -611,6 +616,21 @@ async fn portal_filters_page_and_export_only_the_sessions_organization() {
     );
     assert!(stdout.starts_with("OK: 60 events of stele/"), "{stdout}");
     assert!(stdout.contains(&acme), "{stdout}");
+}
+
+#[tokio::test]
+async fn the_portal_lists_the_sessions_organization_by_occurred_time_when_asked() {
+    // 40 events a day apart modulo 28: occurred order differs from stored order.
+    let (server, acme, globex) = two_organizations(40).await;
+    let browser = signed_in(&server, &acme).await;
+    let by_occurred_at = event_ids_where(&server, &acme, "&order_by=occurred_at").await;
+    assert_ne!(by_occurred_at, event_ids(&server, &acme).await);
+
+    let (status, html) = browser.page("/portal/events?order_by=occurred_at").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(row_ids(&html), by_occurred_at);
+    let foreign = event_ids(&server, &globex).await;
+    assert!(row_ids(&html).iter().all(|id| !foreign.contains(id)));
 }
 
 /// An HTTPS-less receiver on loopback that accepts every delivery.
