@@ -58,6 +58,16 @@ pub struct BatchItemBody {
     idempotency_key: Option<String>,
 }
 
+// Only documents the values in the OpenAPI document; parsing is `search_order_by`.
+/// The order of a search's pages.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum SearchOrderBy {
+    Sequence,
+    OccurredAt,
+}
+
 /// What happened to one item of a batch.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchItemResult {
@@ -474,7 +484,7 @@ pub struct EventList {
            ("range_end" = Option<String>, Query, description = "Inclusive upper bound on occurred_at"),
            ("limit" = Option<u32>, Query), ("before" = Option<String>, Query), ("after" = Option<String>, Query),
            ("order" = Option<String>, Query),
-           ("order_by" = Option<String>, Query, description = "`sequence` (the default: the order events were stored in) or `occurred_at` (ties broken by sequence; a time range's page is then read from the time index without sorting the whole range). Cursors of one order are refused by the other")),
+           ("order_by" = inline(Option<SearchOrderBy>), Query, description = "`sequence` (the default: the order events were stored in) or `occurred_at` (ties broken by sequence; a time range's page is then read from the time index without sorting the whole range). Cursors of one order are refused by the other")),
     responses((status = 200, body = EventList), (status = 404, description = "Unknown organization"),
               (status = 422, description = "Invalid filters")))]
 pub async fn search_events(
