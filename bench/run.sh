@@ -438,7 +438,7 @@ print(f"| events exported | {events:,} ({size / 1e6:,.0f} MB of CSV) |")
 print(f"| time to download | {ms / 1000:.2f} s |")
 print(f"| rows per second | **{events / (ms / 1000):,.0f}** |")
 print(f"| `sqlite3 -csv` writing the same rows (stored columns and canonical JSON, {dump_size / 1e6:,.0f} MB) | {dump_ms / 1000:.2f} s, {events / (dump_ms / 1000):,.0f} rows/s |")
-print(f"| Stele's rate as a share of sqlite3's | **{100 * dump_ms / ms:.0f}%** |")
+print(f"| Stele's rate as a share of sqlite3's | **{100 * dump_ms / ms:.1f}%** |")
 print(f"| server RSS before / peak during | {before:.0f} MB / {peak:.0f} MB (+{peak - before:.0f} MB) |")
 PY
   echo
