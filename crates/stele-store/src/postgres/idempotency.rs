@@ -49,7 +49,8 @@ pub(super) async fn claim_idempotency_key(
 }
 
 /// Claims many distinct keys in one statement (the appender's batch), in the order given,
-/// which is the lock order. Returns, for each record, the unexpired record that held its key
+/// which is the lock order (`ORDER BY` the array position, rather than relying on the order
+/// in which UNNEST happens to produce rows). Returns, for each record, the unexpired record that held its key
 /// (`None`: claimed now). The keys must be distinct: PostgreSQL refuses one statement that
 /// touches a row twice. Keys found taken (rare) are read back one by one.
 pub(super) async fn claim_idempotency_keys(
@@ -59,7 +60,10 @@ pub(super) async fn claim_idempotency_keys(
     let claim = client
         .prepare_cached(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int4[], $5::bytea[], $6::int8[])
+             SELECT scope, key, fingerprint, status, body, created_at
+             FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int4[], $5::bytea[], $6::int8[])
+                  WITH ORDINALITY AS claim (scope, key, fingerprint, status, body, created_at, position)
+             ORDER BY position
              ON CONFLICT (scope, key) DO UPDATE SET
                  fingerprint = excluded.fingerprint, status = excluded.status,
                  body = excluded.body, created_at = excluded.created_at
