@@ -327,61 +327,59 @@ fn section_of(organization_id: &str) -> &'static str {
     }
 }
 
-/// The keyset cursor a "Load more" link carries in `after` (the last event shown: its
-/// sequence, or its occurred time and sequence), or the message for a damaged one.
-fn load_more_cursor<K: std::str::FromStr>(
-    pairs: &[(String, String)],
-) -> Result<Option<Cursor<K>>, String> {
-    let after = pairs
+/// The `after` a "Load more" link carries (the last event shown: its sequence, or its
+/// occurred time and sequence), when this page continues a list. Shared with the Admin
+/// Portal's events page.
+pub fn load_more_after(pairs: &[(String, String)]) -> Option<&str> {
+    pairs
         .iter()
         .find(|(key, _)| key == "after")
         .map(|(_, value)| value.as_str())
-        .filter(|value| !value.is_empty());
-    match after.map(str::parse::<K>) {
-        None => Ok(None),
-        Some(Ok(key)) => Ok(Some(Cursor::After(key))),
-        Some(Err(_)) => {
-            Err("This “load more” link is damaged; start again from the newest events.".into())
-        }
-    }
+        .filter(|value| !value.is_empty())
 }
 
-/// One page of an events viewer (the dashboard's, or the Admin Portal's), newest first in
-/// the order `filters` choose, continuing from the `after` of `pairs`; the inner error is
-/// the message for a damaged "load more" link.
+/// The page request of an events viewer: newest first, from the "Load more" cursor if any,
+/// or the message for a damaged one.
+fn viewer_page_request<K: std::str::FromStr>(
+    pairs: &[(String, String)],
+) -> Result<PageRequest<K>, String> {
+    let cursor = match load_more_after(pairs).map(str::parse::<K>) {
+        None => None,
+        Some(Ok(key)) => Some(Cursor::After(key)),
+        Some(Err(_)) => {
+            return Err(
+                "This “load more” link is damaged; start again from the newest events.".into(),
+            )
+        }
+    };
+    Ok(PageRequest {
+        limit: PAGE_SIZE,
+        order: SortOrder::Desc,
+        cursor,
+    })
+}
+
+/// One page of an events viewer (the dashboard's, or the Admin Portal's) in the order
+/// `filters` choose, continuing from the "Load more" cursor of `pairs`; the inner error is
+/// the message for a damaged cursor.
 pub async fn viewer_page(
     state: &AppState,
     query: EventQuery,
     filters: &Filters,
     pairs: &[(String, String)],
 ) -> Result<Result<Page<StoredEvent>, String>, PageError> {
-    Ok(Ok(if filters.by_occurred_at() {
-        let cursor = match load_more_cursor::<OccurredAtKey>(pairs) {
-            Ok(cursor) => cursor,
+    let page = if filters.by_occurred_at() {
+        match viewer_page_request::<OccurredAtKey>(pairs) {
+            Ok(request) => state.events.search_by_occurred_at(query, request).await?,
             Err(message) => return Ok(Err(message)),
-        };
-        state
-            .events
-            .search_by_occurred_at(query, viewer_page_request(cursor))
-            .await?
+        }
     } else {
-        let cursor = match load_more_cursor::<i64>(pairs) {
-            Ok(cursor) => cursor,
+        match viewer_page_request::<i64>(pairs) {
+            Ok(request) => state.events.search(query, request).await?,
             Err(message) => return Ok(Err(message)),
-        };
-        state
-            .events
-            .search(query, viewer_page_request(cursor))
-            .await?
-    }))
-}
-
-fn viewer_page_request<K>(cursor: Option<Cursor<K>>) -> PageRequest<K> {
-    PageRequest {
-        limit: PAGE_SIZE,
-        order: SortOrder::Desc,
-        cursor,
-    }
+        }
+    };
+    Ok(Ok(page))
 }
 
 pub async fn index(
@@ -402,9 +400,7 @@ pub async fn index(
         Ok(page) => page,
         Err(message) => return view.rejected(vec![message]),
     };
-    view.continued = pairs
-        .iter()
-        .any(|(key, value)| key == "after" && !value.is_empty());
+    view.continued = load_more_after(&pairs).is_some();
     state
         .activity
         .record(

@@ -15,7 +15,9 @@ use stele_core::export::ExportFormat;
 use stele_core::model::{Idempotent, PortalIntent};
 use stele_core::timestamp::format_millis;
 
-use crate::dashboard::events::{text_at, viewer_page, EventRow, FilterField, Filters};
+use crate::dashboard::events::{
+    load_more_after, text_at, viewer_page, EventRow, FilterField, Filters,
+};
 use crate::dashboard::page::{
     display_time, path_segment, render, render_with_status, FormData, PageError,
 };
@@ -93,9 +95,7 @@ pub async fn index(
         Ok(page) => page,
         Err(message) => return view.rejected(vec![message]),
     };
-    view.continued = pairs
-        .iter()
-        .any(|(key, value)| key == "after" && !value.is_empty());
+    view.continued = load_more_after(&pairs).is_some();
     view.rows = page
         .data
         .iter()
