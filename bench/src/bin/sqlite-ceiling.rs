@@ -40,6 +40,15 @@ fn main() -> anyhow::Result<()> {
     drop(SqliteStore::open(&args.database, true)?);
     let mut connection = Connection::open(&args.database)?;
     connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+    // The search rows go to the search index file, as Stele keeps them.
+    let mut index = args.database.as_os_str().to_owned();
+    index.push("-search");
+    connection.execute(
+        "ATTACH DATABASE ?1 AS search",
+        [index.to_string_lossy().as_ref()],
+    )?;
+    connection
+        .execute_batch("PRAGMA search.journal_mode = WAL; PRAGMA search.synchronous = NORMAL;")?;
     let organization = IdKind::Organization.generate();
     connection.execute(
         "INSERT INTO organizations (id, name, metadata, domains, created_at, updated_at) VALUES (?1, 'ceiling', '{}', '[]', 0, 0)",

@@ -207,6 +207,17 @@ impl TestDatabase {
         match &self.backend {
             Backend::Sqlite { path, .. } => {
                 let connection = rusqlite::Connection::open(path).expect("open database");
+                // The search index tables live in a file of their own beside the database.
+                let mut index = path.as_os_str().to_owned();
+                index.push("-search");
+                if std::path::Path::new(&index).exists() {
+                    connection
+                        .execute(
+                            "ATTACH DATABASE ?1 AS search",
+                            [index.to_string_lossy().as_ref()],
+                        )
+                        .expect("attach the search index file");
+                }
                 let mut statement = connection
                     .prepare(sql)
                     .unwrap_or_else(|error| panic!("{sql}: {error:?}"));

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0008_quarantine.sql"),
     include_str!("../../migrations/sqlite/0009_workos_compat.sql"),
     include_str!("../../migrations/sqlite/0010_search_index.sql"),
+    include_str!("../../migrations/sqlite/0011_search_index_file.sql"),
 ];
 
 /// Whether every migration this binary knows has been applied.

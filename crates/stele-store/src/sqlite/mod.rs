@@ -1,6 +1,7 @@
 //! The embedded SQLite store: one writer thread with group commit ([`writer`]), a pool of
 //! read connections ([`read_pool`]), WAL journaling and `synchronous=FULL`, so a write is
-//! on disk before its caller hears it succeeded.
+//! on disk before its caller hears it succeeded. The search indexes are a second file,
+//! derived from the first and kept up to date by a thread of their own ([`search_index`]).
 
 mod checkpointer;
 mod credentials;
@@ -127,14 +128,18 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        let indexer = search_index::SearchIndexer::start(path)?;
         Ok(Self {
-            writer: Writer::start(connection, {
-                let mut indexer = search_index::SearchIndexer::default();
-                Box::new(move |connection, idle| indexer.between_commits(connection, idle))
-            }),
+            writer: Writer::start(connection, Box::new(move || indexer.wake())),
             readers: ReadPool::new(PathBuf::from(path)),
             _checkpointer: Checkpointer::start(path)?,
         })
+    }
+
+    /// How many acknowledged events the search index file does not cover yet (searches
+    /// find them all the same, reading them from `events`).
+    pub async fn unindexed_events(&self) -> StoreResult<i64> {
+        self.readers.read(search_index::tail_length).await
     }
 
     /// Applies pending migrations and returns how many ran (for `stele migrate`).

@@ -331,13 +331,7 @@ fn delete_organization_now(
         }
     }
     let tree_size = tree_size(connection, id)?;
-    for table in [
-        "exports",
-        "imported_event_keys",
-        "event_targets",
-        "event_search",
-        "log_streams",
-    ] {
+    for table in ["exports", "imported_event_keys", "log_streams"] {
         connection
             .execute(
                 &format!("DELETE FROM {table} WHERE organization_id = ?1"),
@@ -345,6 +339,14 @@ fn delete_organization_now(
             )
             .map_err(database_error)?;
     }
+    // The purges above already name every event; this drops whatever else the index file
+    // holds for the organization (see `search_index`).
+    connection
+        .execute(
+            "INSERT INTO search_index_deletions (organization_id, up_to_sequence) VALUES (?1, NULL)",
+            [id],
+        )
+        .map_err(database_error)?;
     connection
         .execute(
             "INSERT INTO deleted_organizations (id, tree_size, purged, deleted_at) VALUES (?1, ?2, ?3, ?4)",

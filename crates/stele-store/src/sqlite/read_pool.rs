@@ -55,6 +55,10 @@ impl ReadPool {
         connection
             .execute_batch("PRAGMA mmap_size = 2147418112;")
             .map_err(|error| StoreError::sqlite("configuring a read connection", error))?;
+        super::search_index::attach(&connection, &self.path)?;
+        connection
+            .execute_batch("PRAGMA search.mmap_size = 2147418112;")
+            .map_err(|error| StoreError::sqlite("configuring a read connection", error))?;
         Ok(connection)
     }
 

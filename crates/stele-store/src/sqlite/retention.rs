@@ -38,18 +38,17 @@ pub(super) fn purge_events_now(
         return Ok(PurgeOutcome::default());
     };
     keep_purged_leaf_hashes(connection, organization_id, &plan.leaves())?;
-    let mut delete_target = connection
-        .prepare_cached("DELETE FROM event_targets WHERE organization_id = ?1 AND target_id = ?2 AND sequence = ?3")
-        .map_err(database_error)?;
-    for (target_id, sequence) in plan.targets(organization_id)? {
-        delete_target
-            .execute(params![organization_id, target_id, sequence])
-            .map_err(database_error)?;
-    }
-    // Search rows exist only for indexed events; a purged event of the tail is simply
-    // never indexed.
+    // An event whose stored bytes cannot be read is damage to report, not data to drop
+    // unseen (as on PostgreSQL, whose purge reads every purged event's targets to delete
+    // their rows).
+    plan.targets(organization_id)?;
+    // The index file drops the purged events' search rows when its thread applies this
+    // deletion (see `search_index`); until then searches leave them out, as they have no
+    // `events` row.
     connection
-        .prepare_cached("DELETE FROM event_search WHERE organization_id = ?1 AND sequence <= ?2")
+        .prepare_cached(
+            "INSERT INTO search_index_deletions (organization_id, up_to_sequence) VALUES (?1, ?2)",
+        )
         .and_then(|mut statement| statement.execute(params![organization_id, plan.last_sequence()]))
         .map_err(database_error)?;
     let purged = connection

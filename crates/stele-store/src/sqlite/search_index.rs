@@ -1,37 +1,129 @@
-//! The search indexes, built off the acknowledgement path.
+//! The search indexes: a database file of their own, built by a thread of their own.
 //!
 //! Acknowledging an event writes its `events` row and the keys durability and the chain need
-//! (see migration 0010). Its search rows (`event_search`, `event_targets`) are written here,
-//! by the writer thread between group commits, in transactions of hundreds to thousands of
-//! events: the action, time and per-organization index pages that a group commit of a few
-//! dozen events each dirtied on its own are then written once for thousands of events.
+//! (see migration 0010). Its search rows (`event_search`, `event_targets`) live in a second
+//! SQLite file beside the database (`<database>-search`, see [`index_path`]), attached to
+//! every read connection as `search`, and are written by the indexer thread
+//! ([`SearchIndexer`]) in transactions of hundreds to thousands of events: the action, actor,
+//! time and target index pages that a group commit of a few dozen events would each dirty on
+//! its own are written once for many events, and none of that work sits between the writer
+//! and the next acknowledgement. SQLite has one writer per file; with the indexes in their
+//! own file, the two writers run side by side.
 //!
 //! Read-your-writes: `search_index_progress.indexed_position` is committed with the rows it
-//! covers, so every reader's snapshot splits `events` into the indexed part and the tail
-//! above it, and a search reads both (see `events::search_sql`). The tail stays short: the
-//! writer indexes whenever it is idle, and under load as soon as the tail reaches
-//! [`INDEX_TRIGGER`] events. After a crash the tail is simply longer; the writer catches up
-//! as soon as it starts.
+//! covers, so a reader's view of the index file splits `events` into the indexed part and
+//! the tail above it, and a search reads both (see `events::search_sql`). The two files'
+//! snapshots need not be taken at the same instant: an event the index covers but the
+//! reader's `events` snapshot does not have yet finds no `events` row and is left out, and
+//! every event of that snapshot is either at or below `indexed_position` (so indexed) or
+//! above it (so in the tail).
+//!
+//! The index file holds nothing that `events` does not: a missing, stale or foreign one is
+//! rebuilt from `events` (see [`SearchIndexer::start`]). Deletions (retention purges,
+//! deleted organizations) are committed in the database with a row in
+//! `search_index_deletions`, and the indexer applies them to the index file in the order
+//! they were made, before it indexes anything newer. Until it has, the index may name
+//! events that are gone; they find no `events` row and are left out, and since neither a
+//! purge nor a deletion ever gives an `(organization_id, sequence)` to a new event (purges
+//! keep the chain's numbering, deleted organization ids are retired), a stale row never
+//! describes another event.
 
-use rusqlite::{params, Connection};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::database_error;
 use crate::prelude::*;
 use crate::shared::encoding::stored_targets;
 
-/// Under load, the tail length from which the writer indexes after every group commit.
-/// Searches read at most a few times this many events from the tail.
-pub(super) const INDEX_TRIGGER: i64 = 1_024;
-/// Events indexed per transaction while the writer is idle.
+/// Events indexed per transaction at most; a longer tail takes several in a row.
 pub(super) const INDEX_STEP: i64 = 4_096;
-/// Under load, the fewest events an index step takes: below this the index pages that
-/// consecutive events share are written once per handful of events, and most of the
-/// append-first path's gain is lost.
-pub(super) const INDEX_STEP_UNDER_LOAD_MIN: i64 = 128;
+/// How long the indexer lets acknowledged events gather after the writer's commit wakes it,
+/// so that a step covers many events (and their index pages are written once for all of
+/// them) instead of one group commit's worth. Searches read the events it has not indexed
+/// yet from the tail, so this delays nothing a client sees.
+const GATHER: Duration = Duration::from_millis(50);
+/// How long the indexer sleeps after a failed step before it tries again.
+const RETRY: Duration = Duration::from_secs(1);
+/// The index file's page cache (KiB, as `PRAGMA cache_size` takes it when negative): the
+/// actor, time and target index pages that random keys land on stay in memory.
+const INDEX_CACHE_KIB: i64 = 65_536;
 
 /// The subquery, valid in any reader's snapshot, of the last position the search rows cover.
 pub(super) const INDEXED_POSITION: &str =
     "(SELECT indexed_position FROM search_index_progress WHERE singleton = 1)";
+
+/// The search index file of the database at `database`: `<database>-search`, beside it
+/// (with its own `-wal` and `-shm` files).
+pub(super) fn index_path(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push("-search");
+    PathBuf::from(name)
+}
+
+/// Attaches the search index file of `database` to `connection` as `search`. Table names
+/// are unique across the two files, so statements name tables without a schema.
+pub(super) fn attach(connection: &Connection, database: &Path) -> StoreResult<()> {
+    let path = index_path(database);
+    connection
+        .execute(
+            "ATTACH DATABASE ?1 AS search",
+            [path.to_string_lossy().as_ref()],
+        )
+        .map_err(|error| StoreError::sqlite("attaching the search index file", error))?;
+    Ok(())
+}
+
+/// Creates the index file's tables if they are missing; the caller has attached it.
+pub(super) fn create_schema(connection: &Connection) -> StoreResult<()> {
+    connection
+        .execute_batch(
+            "PRAGMA search.journal_mode = WAL;
+             -- The searchable fields of each indexed event, keyed like `events`. A rowid
+             -- table: as a WITHOUT ROWID table keyed by `(organization_id, sequence)`, SQLite
+             -- (which has no statistics here) walks that key instead of the actor index for
+             -- an actor's page.
+             CREATE TABLE IF NOT EXISTS search.event_search (
+                 organization_id TEXT NOT NULL,
+                 sequence        INTEGER NOT NULL,
+                 action          TEXT NOT NULL,
+                 actor_id        TEXT NOT NULL,
+                 actor_name      TEXT,
+                 occurred_at     INTEGER NOT NULL,
+                 UNIQUE (organization_id, sequence)
+             );
+             -- Each index ends in `sequence`, the order pages are read in.
+             CREATE INDEX IF NOT EXISTS search.event_search_by_action
+                 ON event_search (organization_id, action, sequence);
+             CREATE INDEX IF NOT EXISTS search.event_search_by_actor
+                 ON event_search (organization_id, actor_id, sequence, occurred_at);
+             CREATE INDEX IF NOT EXISTS search.event_search_by_occurred_at
+                 ON event_search (organization_id, occurred_at, sequence);
+             CREATE TABLE IF NOT EXISTS search.event_targets (
+                 organization_id TEXT NOT NULL,
+                 target_id       TEXT NOT NULL,
+                 sequence        INTEGER NOT NULL,
+                 position        INTEGER NOT NULL,
+                 target_type     TEXT NOT NULL,
+                 PRIMARY KEY (organization_id, target_id, sequence, position)
+             ) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS search.event_targets_by_type
+                 ON event_targets (organization_id, target_type, sequence);
+             -- Every event with `log_position <= indexed_position` has its rows, committed
+             -- in the same transaction as this value; every deletion up to
+             -- `deletions_applied` is applied. `database_id` is the database's
+             -- (`database_identity`) this file was built from.
+             CREATE TABLE IF NOT EXISTS search.search_index_progress (
+                 singleton         INTEGER PRIMARY KEY CHECK (singleton = 1),
+                 indexed_position  INTEGER NOT NULL,
+                 deletions_applied INTEGER NOT NULL,
+                 database_id       BLOB NOT NULL
+             );",
+        )
+        .map_err(|error| StoreError::sqlite("creating the search index tables", error))
+}
 
 /// How many acknowledged events have no search rows yet.
 pub(super) fn tail_length(connection: &Connection) -> StoreResult<i64> {
@@ -41,6 +133,134 @@ pub(super) fn tail_length(connection: &Connection) -> StoreResult<i64> {
         ))
         .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
         .map_err(database_error)
+}
+
+/// Makes the attached index file one built from this database: a new file is started
+/// empty, and one built from another database (or from a later state of this one, as when
+/// the database was restored from a backup beside a newer index file) is emptied, so the
+/// indexer rebuilds it from `events`. Returns whether it was emptied.
+pub(super) fn adopt(connection: &Connection) -> StoreResult<bool> {
+    let database_id: Vec<u8> = connection
+        .query_row(
+            "SELECT id FROM database_identity WHERE singleton = 1",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(database_error)?;
+    // Positions come from AUTOINCREMENT, so `sqlite_sequence` holds the largest ever given.
+    let (last_position, last_deletion): (i64, i64) = connection
+        .query_row(
+            "SELECT COALESCE((SELECT seq FROM main.sqlite_sequence WHERE name = 'events'), 0),
+                    COALESCE((SELECT MAX(id) FROM search_index_deletions), 0)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(database_error)?;
+    let progress: Option<(i64, i64, Vec<u8>)> = connection
+        .query_row(
+            "SELECT indexed_position, deletions_applied, database_id FROM search_index_progress",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+        .map_err(database_error)?;
+    let emptied = match progress {
+        None => false,
+        Some((position, applied, id)) => {
+            if id == database_id && position <= last_position && applied <= last_deletion {
+                return Ok(false);
+            }
+            true
+        }
+    };
+    // A new or emptied file covers no event and has nothing to delete: every deletion so
+    // far is already reflected in `events`.
+    connection
+        .execute_batch(
+            "DELETE FROM event_search; DELETE FROM event_targets; DELETE FROM search_index_progress;",
+        )
+        .map_err(database_error)?;
+    connection
+        .execute(
+            "INSERT INTO search_index_progress (singleton, indexed_position, deletions_applied, database_id)
+             VALUES (1, 0, ?1, ?2)",
+            params![last_deletion, database_id],
+        )
+        .map_err(database_error)?;
+    Ok(emptied)
+}
+
+/// Applies the deletions made since the last step (in order) to the index rows; runs inside
+/// the caller's transaction.
+fn apply_deletions(connection: &Connection) -> StoreResult<usize> {
+    let pending: Vec<(i64, String, Option<i64>)> = connection
+        .prepare_cached(
+            "SELECT id, organization_id, up_to_sequence FROM search_index_deletions
+             WHERE id > (SELECT deletions_applied FROM search_index_progress WHERE singleton = 1)
+             ORDER BY id",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .and_then(Iterator::collect)
+        })
+        .map_err(database_error)?;
+    let execute = |sql: &str, values: &[&dyn rusqlite::ToSql]| {
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(values))
+            .map_err(database_error)
+    };
+    for (_, organization_id, up_to) in &pending {
+        match up_to {
+            None => {
+                execute(
+                    "DELETE FROM event_search WHERE organization_id = ?1",
+                    &[organization_id],
+                )?;
+                execute(
+                    "DELETE FROM event_targets WHERE organization_id = ?1",
+                    &[organization_id],
+                )?;
+            }
+            Some(up_to) => {
+                execute(
+                    "DELETE FROM event_search WHERE organization_id = ?1 AND sequence <= ?2",
+                    &[organization_id, up_to],
+                )?;
+                // Target rows are keyed by target id; `event_targets_by_type` reaches a
+                // purged prefix type by type, and an organization has few target types.
+                let mut target_type = String::new();
+                while let Some(next) = connection
+                    .prepare_cached(
+                        "SELECT target_type FROM event_targets
+                         WHERE organization_id = ?1 AND target_type > ?2
+                         ORDER BY target_type LIMIT 1",
+                    )
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(params![organization_id, target_type], |row| row.get(0))
+                            .optional()
+                    })
+                    .map_err(database_error)?
+                {
+                    target_type = next;
+                    execute(
+                        "DELETE FROM event_targets
+                         WHERE organization_id = ?1 AND target_type = ?2 AND sequence <= ?3",
+                        &[organization_id, &target_type, up_to],
+                    )?;
+                }
+            }
+        }
+    }
+    if let Some((last, _, _)) = pending.last() {
+        execute(
+            "UPDATE search_index_progress SET deletions_applied = ?1 WHERE singleton = 1",
+            &[last],
+        )?;
+    }
+    Ok(pending.len())
 }
 
 /// Writes the search rows of up to `limit` events of the tail, oldest first, and moves
@@ -121,26 +341,23 @@ pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usi
     Ok(indexed)
 }
 
-/// One indexing transaction of up to `limit` events; returns the tail length left.
+/// One indexing transaction: the pending deletions, then up to `limit` events of the tail.
+/// Returns how many events it indexed.
 ///
-/// Its commit is not synced: the rows are derived from events that are already durable,
-/// and if a crash loses them, `indexed_position` goes with them and they are rebuilt. The
-/// next acknowledged commit's sync covers these WAL frames too, since the WAL is written in
-/// order.
-fn index_step(connection: &Connection, limit: i64) -> StoreResult<i64> {
+/// The transaction is deferred: it reads the database and writes only the index file, so
+/// it never takes the database's write lock. Its commit is not synced (the index file runs
+/// with `synchronous = NORMAL`): the rows are derived from events that are already durable,
+/// and if a power loss takes the last steps, `indexed_position` goes with them and they are
+/// redone.
+pub(super) fn index_step(connection: &Connection, limit: i64) -> StoreResult<usize> {
     let execute = |sql: &str| {
         connection
             .prepare_cached(sql)
             .and_then(|mut statement| statement.execute([]))
             .map_err(database_error)
     };
-    let synchronous: i64 = connection
-        .query_row("PRAGMA synchronous", [], |row| row.get(0))
-        .map_err(database_error)?;
-    connection
-        .execute_batch("PRAGMA synchronous = NORMAL")
-        .map_err(database_error)?;
-    let indexed = execute("BEGIN IMMEDIATE").and_then(|_| {
+    let indexed = execute("BEGIN").and_then(|_| {
+        apply_deletions(connection)?;
         let indexed = index_tail(connection, limit)?;
         execute("COMMIT")?;
         Ok(indexed)
@@ -148,67 +365,87 @@ fn index_step(connection: &Connection, limit: i64) -> StoreResult<i64> {
     if indexed.is_err() && !connection.is_autocommit() {
         let _ = execute("ROLLBACK");
     }
-    if let Err(error) = connection.execute_batch(&format!("PRAGMA synchronous = {synchronous}")) {
-        // Acknowledging on a connection that no longer syncs would break the durability
-        // promise; ending the writer makes every later write fail instead.
-        panic!("cannot restore PRAGMA synchronous after indexing: {error}");
-    }
-    indexed?;
-    tail_length(connection)
+    indexed
 }
 
-/// The writer's work between group commits (see `writer::BetweenCommits`).
+/// The indexer thread: keeps the index file up to date with `events`.
 ///
-/// When nothing is waiting (`idle`), one indexing step of [`INDEX_STEP`]. Under load, once
-/// the tail reaches [`INDEX_TRIGGER`], one step after every group commit, as large as that
-/// commit (what the tail grew since the previous call, at least
-/// [`INDEX_STEP_UNDER_LOAD_MIN`]) plus a quarter of the tail's excess over the trigger (at
-/// most [`INDEX_STEP`]). Index work so keeps pace
-/// with acknowledgements in slices proportional to each commit: the requests queued behind
-/// a step wait for about one commit's worth of it, never for a large step that a thousand
-/// earlier acknowledgements built up. The tail stays near the trigger however large the
-/// group commits, and a long one (after a restart under load) shrinks geometrically.
-#[derive(Debug, Default)]
+/// After every group commit the writer wakes it ([`SearchIndexer::wake`]); it lets events
+/// gather for [`GATHER`], then indexes the tail in steps of up to [`INDEX_STEP`] until it
+/// has caught up. It stops when the store is dropped (the writer, which holds the waking
+/// end, ends).
 pub(super) struct SearchIndexer {
-    /// The tail length after the previous call (0 before the first).
-    tail_seen: i64,
+    wake: mpsc::SyncSender<()>,
 }
 
 impl SearchIndexer {
-    /// Runs the work due now; returns whether events are still waiting to be indexed.
-    pub(super) fn between_commits(&mut self, connection: &Connection, idle: bool) -> bool {
-        let outcome = (|| -> StoreResult<i64> {
-            let tail = tail_length(connection)?;
-            let grown = (tail - self.tail_seen).max(0);
-            self.tail_seen = tail;
-            if tail == 0 || (!idle && tail < INDEX_TRIGGER) {
-                return Ok(tail);
-            }
-            let limit = if idle {
-                INDEX_STEP
-            } else {
-                // The commit's share is never capped (a commit of batches can hold far
-                // more than a step), so the tail cannot grow from commit to commit.
-                grown.max(INDEX_STEP_UNDER_LOAD_MIN) + ((tail - INDEX_TRIGGER) / 4).min(INDEX_STEP)
-            };
-            let left = index_step(connection, limit)?;
-            self.tail_seen = left;
-            Ok(left)
+    /// Attaches and prepares the index file of `database` (creating it if needed, and
+    /// emptying it if it was not built from this database), then starts the thread.
+    pub(super) fn start(database: &Path) -> StoreResult<Self> {
+        super::files::prepare_private_files(&index_path(database))?;
+        let connection = Connection::open_with_flags(
+            database,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|error| StoreError::sqlite("opening the indexer's connection", error))?;
+        connection
+            .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2048;")
+            .map_err(|error| StoreError::sqlite("configuring the indexer's connection", error))?;
+        attach(&connection, database)?;
+        connection
+            .execute_batch(&format!(
+                "PRAGMA search.synchronous = NORMAL; PRAGMA search.cache_size = -{INDEX_CACHE_KIB};"
+            ))
+            .map_err(|error| StoreError::sqlite("configuring the indexer's connection", error))?;
+        create_schema(&connection)?;
+        let emptied = (|| {
+            connection.execute_batch("BEGIN").map_err(database_error)?;
+            let emptied = adopt(&connection)?;
+            connection.execute_batch("COMMIT").map_err(database_error)?;
+            Ok::<_, StoreError>(emptied)
         })();
-        match outcome {
-            Ok(tail) => tail > 0,
+        if emptied.is_err() && !connection.is_autocommit() {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+        if emptied? {
+            tracing::warn!(
+                path = %index_path(database).display(),
+                "the search index file was not built from this database; rebuilding it from the stored events"
+            );
+        }
+        let (wake, woken) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("stele-sqlite-indexer".into())
+            .spawn(move || run(&connection, &woken))
+            .map_err(|error| StoreError::Internal(format!("starting the indexer: {error}")))?;
+        Ok(Self { wake })
+    }
+
+    /// Tells the thread that events were committed. Never blocks: a wake-up already
+    /// pending covers this one.
+    pub(super) fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+}
+
+fn run(connection: &Connection, woken: &mpsc::Receiver<()>) {
+    loop {
+        match index_step(connection, INDEX_STEP) {
+            Ok(indexed) if indexed as i64 == INDEX_STEP => continue,
+            Ok(_) => {}
             Err(error) => {
-                // Searches stay correct (they read the tail), only slower; the next commit
-                // tries again. Reporting "nothing left" keeps a persistent failure from
-                // spinning the writer while idle.
+                // Searches stay correct (they read the tail), only slower.
                 tracing::error!(%error, "indexing acknowledged events for search failed");
-                false
+                std::thread::sleep(RETRY);
             }
+        }
+        match woken.recv() {
+            Ok(()) => std::thread::sleep(GATHER),
+            Err(mpsc::RecvError) => return,
         }
     }
 }
 
-/// The last position the search rows cover, for tests and diagnostics.
 #[cfg(test)]
 pub(super) fn indexed_position(connection: &Connection) -> StoreResult<i64> {
     connection
@@ -334,8 +571,12 @@ mod tests {
 
     fn database() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut connection = Connection::open(dir.path().join("stele.db")).expect("open");
+        let path = dir.path().join("stele.db");
+        let mut connection = Connection::open(&path).expect("open");
         migrate(&mut connection).expect("migrate");
+        attach(&connection, &path).expect("attach the index file");
+        create_schema(&connection).expect("index schema");
+        adopt(&connection).expect("adopt the index file");
         for organization in ORGANIZATIONS {
             connection
                 .execute(
@@ -598,10 +839,69 @@ mod tests {
             prop_assert_eq!(indexed_position(&connection).expect("position"), events.len() as i64);
         }
     }
-    /// Under load the indexer takes about one commit's worth of events per step (not a
-    /// trigger's worth at once), keeps the tail near the trigger, and shrinks a long tail.
+    /// Deletions reach the index file in order: a purge drops the purged prefix's rows (of
+    /// every target type), an organization's deletion drops all of its rows, and another
+    /// organization's rows stay.
     #[test]
-    fn under_load_each_step_is_about_the_size_of_the_commit_before_it() {
+    fn the_indexer_applies_purges_and_deletions_to_the_index_file() {
+        let (_dir, connection) = database();
+        for index in 0..40 {
+            let spec = Spec {
+                organization: index % 2,
+                action: index % 3,
+                actor: index % 4,
+                name: None,
+                targets: vec![(index % 4, 0), ((index + 1) % 4, 1)],
+                second: 0,
+            };
+            append(&connection, index, &spec);
+        }
+        index_step(&connection, INDEX_STEP).expect("index");
+        let count =
+            |sql: &str| -> i64 { connection.query_row(sql, [], |row| row.get(0)).expect(sql) };
+        assert_eq!(count("SELECT COUNT(*) FROM event_search"), 40);
+        assert_eq!(count("SELECT COUNT(*) FROM event_targets"), 80);
+        let delete = |organization: &str, up_to: Option<i64>| {
+            connection
+                .execute(
+                    "INSERT INTO search_index_deletions (organization_id, up_to_sequence) VALUES (?1, ?2)",
+                    params![organization, up_to],
+                )
+                .expect("deletion");
+        };
+        delete("org_a", Some(5));
+        index_step(&connection, INDEX_STEP).expect("apply the purge");
+        let left = |organization: &str| {
+            count(&format!(
+                "SELECT COUNT(*) FROM event_search WHERE organization_id = '{organization}'"
+            ))
+        };
+        let left_targets = |organization: &str| {
+            count(&format!(
+                "SELECT COUNT(*) FROM event_targets WHERE organization_id = '{organization}'"
+            ))
+        };
+        assert_eq!(left("org_a"), 15);
+        assert_eq!(left_targets("org_a"), 30);
+        assert_eq!(
+            count("SELECT MIN(sequence) FROM event_targets WHERE organization_id = 'org_a'"),
+            6
+        );
+        assert_eq!((left("org_b"), left_targets("org_b")), (20, 40));
+        delete("org_a", None);
+        index_step(&connection, INDEX_STEP).expect("apply the deletion");
+        assert_eq!((left("org_a"), left_targets("org_a")), (0, 0));
+        assert_eq!((left("org_b"), left_targets("org_b")), (20, 40));
+        assert_eq!(
+            count("SELECT deletions_applied FROM search_index_progress"),
+            count("SELECT MAX(id) FROM search_index_deletions")
+        );
+    }
+
+    /// An index file the database does not recognise (another database's, or one ahead of
+    /// a database restored from a backup) is emptied and rebuilt; the database's own is kept.
+    #[test]
+    fn an_index_file_not_built_from_this_database_is_rebuilt() {
         let (_dir, connection) = database();
         let spec = Spec {
             organization: 0,
@@ -611,53 +911,29 @@ mod tests {
             targets: vec![(0, 0)],
             second: 0,
         };
-        let mut appended = 0;
-        let mut commit = |count: usize| {
-            for _ in 0..count {
-                append(&connection, appended, &spec);
-                appended += 1;
-            }
-        };
-        let mut indexer = SearchIndexer::default();
-        // Below the trigger nothing is indexed under load.
-        for _ in 0..15 {
-            commit(64);
-            assert!(indexer.between_commits(&connection, false));
+        for index in 0..10 {
+            append(&connection, index, &spec);
         }
-        assert_eq!(tail_length(&connection).expect("tail"), 960);
-        // Past the trigger, a commit is followed by no step or by one of about its size
-        // (at least the minimum), and the tail stays just under the trigger.
-        let mut indexed = 0;
-        for _ in 0..20 {
-            commit(64);
-            let before = tail_length(&connection).expect("tail");
-            indexer.between_commits(&connection, false);
-            let after = tail_length(&connection).expect("tail");
-            let step = before - after;
-            assert!(
-                step == 0
-                    || (INDEX_STEP_UNDER_LOAD_MIN..=INDEX_STEP_UNDER_LOAD_MIN + 64).contains(&step),
-                "a 64-event commit led to a {step}-event step"
-            );
-            assert!(
-                (INDEX_TRIGGER - 2 * INDEX_STEP_UNDER_LOAD_MIN..INDEX_TRIGGER).contains(&after)
-            );
-            indexed += step;
-        }
-        assert!(indexed >= 20 * 64 - INDEX_STEP_UNDER_LOAD_MIN, "{indexed}");
-        // Large commits (batches), even larger than an idle step, get steps as large, so
-        // the tail stays bounded.
-        for size in [1_000, 1_000, 1_000, 10_000, 10_000] {
-            commit(size);
-            indexer.between_commits(&connection, false);
-            assert!(tail_length(&connection).expect("tail") < INDEX_TRIGGER);
-        }
-        // Idle, the rest is indexed.
-        while indexer.between_commits(&connection, true) {}
-        assert_eq!(tail_length(&connection).expect("tail"), 0);
+        index_step(&connection, INDEX_STEP).expect("index");
+        assert!(!adopt(&connection).expect("adopt"), "its own file is kept");
+        assert_eq!(indexed_position(&connection).expect("position"), 10);
+        connection
+            .execute_batch("UPDATE search_index_progress SET database_id = x'00'")
+            .expect("another database's file");
+        assert!(adopt(&connection).expect("adopt"));
+        assert_eq!(indexed_position(&connection).expect("position"), 0);
+        assert_eq!(tail_length(&connection).expect("tail"), 10);
+        index_step(&connection, INDEX_STEP).expect("index again");
+        connection
+            .execute_batch("UPDATE search_index_progress SET indexed_position = 11")
+            .expect("a file ahead of the database");
+        assert!(adopt(&connection).expect("adopt"));
         assert_eq!(
-            indexed_position(&connection).expect("position"),
-            appended as i64
+            connection
+                .query_row("SELECT COUNT(*) FROM event_search", [], |row| row
+                    .get::<_, i64>(0))
+                .expect("count"),
+            0
         );
     }
 }

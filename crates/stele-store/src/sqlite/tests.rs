@@ -245,7 +245,7 @@ fn search_plan_of(
     query: &EventQuery,
     scan: &crate::shared::search::SearchScan,
 ) -> String {
-    let connection = rusqlite::Connection::open(dir.path().join("stele.db")).expect("open");
+    let connection = with_index_file(dir);
     let (sql, values) = events::search_sql(query, scan);
     let mut statement = connection
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -355,9 +355,17 @@ async fn a_time_range_by_occurred_at_walks_the_time_index_from_the_cursor() {
     );
 }
 
-/// Waits until the writer has indexed every stored event for search.
+/// A connection to the test database with its search index file attached.
+fn with_index_file(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    let path = dir.path().join("stele.db");
+    let connection = rusqlite::Connection::open(&path).expect("open");
+    search_index::attach(&connection, &path).expect("attach the index file");
+    connection
+}
+
+/// Waits until the indexer has indexed every stored event for search.
 async fn wait_until_indexed(dir: &tempfile::TempDir) {
-    let connection = rusqlite::Connection::open(dir.path().join("stele.db")).expect("open");
+    let connection = with_index_file(dir);
     for _ in 0..500 {
         if search_index::tail_length(&connection).expect("tail") == 0 {
             return;
@@ -398,12 +406,13 @@ async fn events_acknowledged_but_not_indexed_before_a_crash_are_searchable_and_i
     wait_until_indexed(&dir).await;
     drop(store);
     // What a crash between acknowledging and indexing leaves: the events and no search rows.
-    tamper(
-        &dir,
-        "PRAGMA busy_timeout = 5000;
-         DELETE FROM event_search; DELETE FROM event_targets;
-         UPDATE search_index_progress SET indexed_position = 0;",
-    );
+    with_index_file(&dir)
+        .execute_batch(
+            "PRAGMA busy_timeout = 5000;
+             DELETE FROM event_search; DELETE FROM event_targets;
+             UPDATE search_index_progress SET indexed_position = 0;",
+        )
+        .expect("empty the index file");
     let store = SqliteStore::open(&dir.path().join("stele.db"), true).expect("reopen");
     let search = |query: EventQuery| {
         let store = &store;
@@ -436,7 +445,7 @@ async fn events_acknowledged_but_not_indexed_before_a_crash_are_searchable_and_i
     assert_eq!(search(by_actor_and_type.clone()).await, 10);
     // ...and indexed again on restart.
     wait_until_indexed(&dir).await;
-    let connection = rusqlite::Connection::open(dir.path().join("stele.db")).expect("open");
+    let connection = with_index_file(&dir);
     let count = |sql: &str| -> i64 { connection.query_row(sql, [], |row| row.get(0)).expect(sql) };
     assert_eq!(count("SELECT COUNT(*) FROM event_search"), 30);
     assert_eq!(count("SELECT COUNT(*) FROM event_targets"), 60);

@@ -13,9 +13,9 @@
 //! nevertheless fails after writing (a database error), the whole batch is rolled back and
 //! every job in it reports the failure, never a partial write.
 //!
-//! Between group commits the writer runs work that no acknowledgement waits for (building
-//! the search indexes, see `search_index`), handed to [`Writer::start`] as
-//! [`BetweenCommits`]: whenever the queue is empty, and after every commit.
+//! Work that no acknowledgement waits for (building the search indexes, see `search_index`)
+//! runs on threads of its own; after every commit the writer calls the [`AfterCommit`]
+//! handed to [`Writer::start`], which only tells them that there is something new.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -129,11 +129,8 @@ where
     }
 }
 
-/// Work the writer runs outside the group commits, in transactions of its own. It gets the
-/// connection and whether the queue is empty (`true`) or writes are waiting, and returns
-/// whether it has more to do; while it does, the writer calls it again whenever it would
-/// otherwise wait for a job.
-pub(crate) type BetweenCommits = Box<dyn FnMut(&Connection, bool) -> bool + Send>;
+/// Called after every successful commit, on the writer thread: it must return at once.
+pub(crate) type AfterCommit = Box<dyn FnMut() + Send>;
 
 #[derive(Clone)]
 pub(crate) struct Writer {
@@ -146,11 +143,11 @@ impl Writer {
         self.queue.max_capacity() - self.queue.capacity()
     }
 
-    pub(crate) fn start(connection: Connection, between_commits: BetweenCommits) -> Self {
+    pub(crate) fn start(connection: Connection, after_commit: AfterCommit) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name("stele-sqlite-writer".into())
-            .spawn(move || write_loop(connection, receiver, between_commits))
+            .spawn(move || write_loop(connection, receiver, after_commit))
             .map(|_| ())
             .unwrap_or_else(
                 |error| tracing::error!(%error, "cannot start the SQLite writer thread"),
@@ -201,27 +198,10 @@ impl Writer {
 fn write_loop(
     connection: Connection,
     mut receiver: mpsc::Receiver<Box<dyn PendingWrite>>,
-    mut between_commits: BetweenCommits,
+    mut after_commit: AfterCommit,
 ) {
     let mut batch: Vec<Box<dyn PendingWrite>> = Vec::with_capacity(MAX_BATCH);
-    // Whatever a previous process left undone is taken up before waiting for jobs.
-    let mut more_between_commits = true;
-    loop {
-        let first = if more_between_commits {
-            match receiver.try_recv() {
-                Ok(job) => job,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    more_between_commits = between_commits(&connection, true);
-                    continue;
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-            }
-        } else {
-            match receiver.blocking_recv() {
-                Some(job) => job,
-                None => break,
-            }
-        };
+    while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
@@ -248,17 +228,12 @@ fn write_loop(
         for job in batch.drain(..) {
             job.finish(commit.clone().map(|_| ()));
         }
-        let between_started = std::time::Instant::now();
-        more_between_commits = between_commits(&connection, receiver.is_empty());
-        tracing::trace!(
-            elapsed_us = between_started.elapsed().as_micros(),
-            queued = receiver.len(),
-            "work between commits"
-        );
+        if commit.is_ok() {
+            after_commit();
+        }
     }
 }
 
-/// Runs and commits a batch; returns the microseconds spent running jobs and committing.
 fn commit_batch(
     connection: &Connection,
     batch: &mut [Box<dyn PendingWrite>],
@@ -297,7 +272,7 @@ mod tests {
         connection
             .execute_batch("CREATE TABLE t (v INTEGER)")
             .expect("schema");
-        (Writer::start(connection, Box::new(|_, _| false)), dir)
+        (Writer::start(connection, Box::new(|| {})), dir)
     }
 
     fn count(dir: &tempfile::TempDir) -> i64 {
