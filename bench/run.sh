@@ -354,7 +354,7 @@ seeded_database() {
   if [[ -f "$db" && -f "$db.orgs" ]]; then
     say "reusing $db"
   else
-    rm -f "$db" "$db-wal" "$db-shm"
+    rm -f "$db" "$db-wal" "$db-shm" "$db-search" "$db-search-wal" "$db-search-shm"
     say "seeding $1: $2 organization(s) x $3 events"
     "$seed" --database "$db" --organizations "$2" --events-per-organization "$3" >"$db.orgs.partial" 2>"$work/seed-$1.log"
     say "$(tail -n 1 "$work/seed-$1.log")"

@@ -62,6 +62,14 @@ pub enum SyncMode {
     Normal,
 }
 
+/// Prepared statements the writer's connection keeps (rusqlite's default is 16); its many
+/// kinds of job use more distinct statements than that.
+const WRITER_STATEMENT_CACHE: usize = 256;
+/// Prepared statements each read connection keeps: searches spell their SQL per filter
+/// combination, so a connection sees dozens of shapes. At most 16 read connections stay
+/// open (`read_pool`), so this bounds their statements' memory too.
+pub(super) const READER_STATEMENT_CACHE: usize = 64;
+
 pub struct SqliteStore {
     pub(super) writer: Writer,
     pub(super) readers: Arc<ReadPool>,
@@ -112,6 +120,11 @@ impl SqliteStore {
                  PRAGMA wal_autocheckpoint = 16384;",
             )
             .map_err(|error| StoreError::sqlite("configuring the connection", error))?;
+        // Every statement the writer runs is prepared once: jobs of many kinds share this
+        // connection, and rusqlite's default cache (16 statements) evicted the append's
+        // own statements whenever other jobs ran between group commits, so SQLite parsed
+        // them again.
+        connection.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
         if sync == SyncMode::Normal {
             connection
                 .execute_batch("PRAGMA synchronous = NORMAL;")
