@@ -43,8 +43,10 @@ pub(super) const INDEX_STEP: i64 = 4_096;
 /// How long the indexer lets acknowledged events gather after the writer's commit wakes it,
 /// so that a step covers many events (and their index pages are written once for all of
 /// them) instead of one group commit's worth. Searches read the events it has not indexed
-/// yet from the tail, so this delays nothing a client sees.
-const GATHER: Duration = Duration::from_millis(50);
+/// yet from the tail, so this delays nothing a client sees; it bounds the tail to about
+/// this long's worth of events. Measured under single-event load (bench/NOTES.md): 200 ms
+/// acknowledged about a quarter more events than 50 ms, and 500 ms no more than 200 ms.
+const GATHER: Duration = Duration::from_millis(200);
 /// How long the indexer sleeps after a failed step before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
 /// The index file's page cache (KiB, as `PRAGMA cache_size` takes it when negative): the
