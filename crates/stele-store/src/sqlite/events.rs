@@ -186,7 +186,7 @@ impl Binder for SqliteBinder {
 /// first, from the indexes alone where they cover the filters, and only those rows' stored
 /// bytes are read. Events not yet indexed (the tail of `events` above
 /// `search_index_progress`, see `search_index`) are matched from their own columns and
-/// stored targets, in the same snapshot, so every acknowledged event is found. The tail is
+/// stored targets, so every acknowledged event is found. The tail is
 /// read by position alone (`NOT INDEXED` keeps SQLite from walking the organization's
 /// whole `(organization_id, sequence)` key instead; the position is the table's own key).
 pub(super) fn search_sql(query: &EventQuery, scan: &SearchScan) -> (String, Vec<SqlValue>) {
@@ -215,11 +215,17 @@ pub(super) fn search_sql(query: &EventQuery, scan: &SearchScan) -> (String, Vec<
         indexed.order.clone()
     };
     let order = &tail.order;
+    // The index file and `events` are two files, read in two snapshots. Should the index's
+    // be the newer, it may hold rows of events this `events` snapshot does not have yet;
+    // bounding the indexed rows by the organization's last sequence in this snapshot keeps
+    // them from taking places in the page that their missing `events` rows would leave
+    // empty (`+` keeps SQLite from choosing an index for the bound).
     let sql = format!(
         "SELECT {STORED_EVENT_COLUMNS}, e.occurred_at FROM events e
          WHERE e.organization_id = ?1 AND e.sequence IN (
              SELECT sequence FROM (
                  SELECT e.sequence FROM event_search e WHERE {}
+                     AND +e.sequence <= (SELECT MAX(sequence) FROM events WHERE organization_id = ?1)
                  ORDER BY {indexed_order} LIMIT {})
              UNION ALL
              SELECT sequence FROM (

@@ -143,7 +143,10 @@ impl SqliteStore {
         }
         let indexer = search_index::SearchIndexer::start(path)?;
         Ok(Self {
-            writer: Writer::start(connection, Box::new(move || indexer.wake())),
+            writer: Writer::start(
+                connection,
+                Box::new(move |connection| indexer.after_commit(connection)),
+            ),
             readers: ReadPool::new(PathBuf::from(path)),
             _checkpointer: Checkpointer::start(path)?,
         })

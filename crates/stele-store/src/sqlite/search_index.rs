@@ -29,7 +29,7 @@
 //! describes another event.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -47,6 +47,17 @@ pub(super) const INDEX_STEP: i64 = 4_096;
 /// this long's worth of events. Measured under single-event load (bench/NOTES.md): 200 ms
 /// acknowledged about a quarter more events than 50 ms, and 500 ms no more than 200 ms.
 const GATHER: Duration = Duration::from_millis(200);
+/// The most events acknowledged since the server started that the index may lag behind
+/// by. Searches read the tail row by row, so a tail that grew without bound (ingest
+/// outrunning the indexer for minutes, as batches at full speed can) would make every
+/// search slower without bound; past this, the writer waits after each commit for the
+/// indexer's next step, so ingest runs at the indexer's pace. Events stored before the
+/// server started (an index file being rebuilt) do not count: ingest is never held back
+/// for a rebuild, which ends on its own.
+pub(super) const MAX_TAIL: i64 = 16_384;
+/// The longest the writer waits for the indexer after one commit, so that an indexer that
+/// keeps failing slows ingest down instead of stopping it.
+const HOLD_BACK_LIMIT: Duration = Duration::from_secs(1);
 /// How long the indexer sleeps after a failed step before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
 /// The index file's page cache (KiB, as `PRAGMA cache_size` takes it when negative): the
@@ -372,12 +383,40 @@ pub(super) fn index_step(connection: &Connection, limit: i64) -> StoreResult<usi
 
 /// The indexer thread: keeps the index file up to date with `events`.
 ///
-/// After every group commit the writer wakes it ([`SearchIndexer::wake`]); it lets events
+/// After every group commit the writer wakes it ([`SearchIndexer::after_commit`]); it lets events
 /// gather for [`GATHER`], then indexes the tail in steps of up to [`INDEX_STEP`] until it
 /// has caught up. It stops when the store is dropped (the writer, which holds the waking
 /// end, ends).
 pub(super) struct SearchIndexer {
     wake: mpsc::SyncSender<()>,
+    progress: Arc<Progress>,
+    /// The last position stored when the server started: what the index had to catch up
+    /// with before it could keep pace.
+    backlog_end: i64,
+}
+
+/// The indexer's `indexed_position`, published after every step for the writer.
+#[derive(Default)]
+struct Progress {
+    indexed: Mutex<i64>,
+    advanced: Condvar,
+}
+
+impl Progress {
+    fn publish(&self, indexed: i64) {
+        if let Ok(mut published) = self.indexed.lock() {
+            *published = indexed;
+        }
+        self.advanced.notify_all();
+    }
+}
+
+/// The last position given to an acknowledged event.
+fn last_position(connection: &Connection) -> StoreResult<i64> {
+    connection
+        .prepare_cached("SELECT COALESCE(MAX(log_position), 0) FROM events")
+        .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+        .map_err(database_error)
 }
 
 impl SearchIndexer {
@@ -415,24 +454,58 @@ impl SearchIndexer {
                 "the search index file was not built from this database; rebuilding it from the stored events"
             );
         }
+        let backlog_end = last_position(&connection)?;
+        let progress = Arc::new(Progress::default());
+        progress.publish(indexed_position(&connection)?);
         let (wake, woken) = mpsc::sync_channel(1);
+        let published = Arc::clone(&progress);
         std::thread::Builder::new()
             .name("stele-sqlite-indexer".into())
-            .spawn(move || run(&connection, &woken))
+            .spawn(move || run(&connection, &woken, &published))
             .map_err(|error| StoreError::Internal(format!("starting the indexer: {error}")))?;
-        Ok(Self { wake })
+        Ok(Self {
+            wake,
+            progress,
+            backlog_end,
+        })
     }
 
-    /// Tells the thread that events were committed. Never blocks: a wake-up already
-    /// pending covers this one.
-    pub(super) fn wake(&self) {
+    /// Called by the writer after every commit: wakes the thread (never blocking: a
+    /// wake-up already pending covers this one), then, while the index lags more than
+    /// [`MAX_TAIL`] events behind, waits for the thread (at most [`HOLD_BACK_LIMIT`]).
+    pub(super) fn after_commit(&self, connection: &Connection) {
         let _ = self.wake.try_send(());
+        let Ok(last) = last_position(connection) else {
+            return;
+        };
+        let Ok(mut indexed) = self.progress.indexed.lock() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        while *indexed >= self.backlog_end && last - *indexed > MAX_TAIL {
+            let left = HOLD_BACK_LIMIT.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                tracing::warn!(
+                    lag = last - *indexed,
+                    "the search indexer is not keeping up; acknowledging anyway"
+                );
+                return;
+            }
+            indexed = match self.progress.advanced.wait_timeout(indexed, left) {
+                Ok((indexed, _)) => indexed,
+                Err(_) => return,
+            };
+        }
     }
 }
 
-fn run(connection: &Connection, woken: &mpsc::Receiver<()>) {
+fn run(connection: &Connection, woken: &mpsc::Receiver<()>, progress: &Progress) {
     loop {
-        match index_step(connection, INDEX_STEP) {
+        let step = index_step(connection, INDEX_STEP);
+        if let Ok(position) = indexed_position(connection) {
+            progress.publish(position);
+        }
+        match step {
             Ok(indexed) if indexed as i64 == INDEX_STEP => continue,
             Ok(_) => {}
             Err(error) => {
@@ -448,7 +521,7 @@ fn run(connection: &Connection, woken: &mpsc::Receiver<()>) {
     }
 }
 
-#[cfg(test)]
+/// The last position the search rows cover.
 pub(super) fn indexed_position(connection: &Connection) -> StoreResult<i64> {
     connection
         .query_row(
@@ -841,6 +914,46 @@ mod tests {
             prop_assert_eq!(indexed_position(&connection).expect("position"), events.len() as i64);
         }
     }
+    /// The index file may be newer than a reader's `events` snapshot (two files, two
+    /// snapshots): rows of events that snapshot does not have yet must not take places in a
+    /// page, or the page ends early and the rest of the list is lost to the client.
+    #[test]
+    fn index_rows_of_events_a_snapshot_lacks_take_no_place_in_a_page() {
+        let (_dir, connection) = database();
+        let spec = Spec {
+            organization: 0,
+            action: 0,
+            actor: 0,
+            name: None,
+            targets: Vec::new(),
+            second: 0,
+        };
+        let events: Vec<Stored> = (0..5)
+            .map(|index| append(&connection, index, &spec))
+            .collect();
+        index_tail(&connection, INDEX_STEP).expect("index");
+        for sequence in [6, 7] {
+            connection
+                .execute(
+                    "INSERT INTO event_search (organization_id, sequence, action, actor_id, actor_name, occurred_at)
+                     VALUES (?1, ?2, ?3, ?4, NULL, 0)",
+                    params![ORGANIZATIONS[0], sequence, ACTIONS[0], ACTORS[0]],
+                )
+                .expect("a row of an event not in this snapshot");
+        }
+        let query = EventQuery {
+            organization_id: ORGANIZATIONS[0].into(),
+            ..EventQuery::default()
+        };
+        for limit in 1..=3 {
+            assert_eq!(
+                search_all(&connection, &query, limit, true),
+                full_scan(&events, &query, true),
+                "limit {limit}"
+            );
+        }
+    }
+
     /// Deletions reach the index file in order: a purge drops the purged prefix's rows (of
     /// every target type), an organization's deletion drops all of its rows, and another
     /// organization's rows stay.

@@ -453,6 +453,90 @@ async fn events_acknowledged_but_not_indexed_before_a_crash_are_searchable_and_i
     assert_eq!(search(by_actor_and_type).await, 10);
 }
 
+/// The search index file is derived data: a server that finds none (lost, or never backed
+/// up) starts, finds every event by search at once, and rebuilds it from `events`.
+#[tokio::test]
+async fn a_missing_search_index_file_is_rebuilt_and_searches_stay_complete() {
+    let (dir, store) = store_with_one_event().await;
+    wait_until_indexed(&dir).await;
+    drop(store);
+    // The store's threads end once they see it dropped; give the indexer a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for suffix in ["-search", "-search-wal", "-search-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("stele.db{suffix}")));
+    }
+    let store = SqliteStore::open(&dir.path().join("stele.db"), true).expect("reopen");
+    let by_target = EventQuery {
+        organization_id: "org_1".into(),
+        target_ids: vec!["t".into()],
+        ..EventQuery::default()
+    };
+    let found = store
+        .search_events(by_target, stele_core::pagination::PageRequest::default())
+        .await
+        .expect("search");
+    assert_eq!(found.data.len(), 1);
+    wait_until_indexed(&dir).await;
+    let count: i64 = with_index_file(&dir)
+        .query_row("SELECT COUNT(*) FROM event_targets", [], |row| row.get(0))
+        .expect("count");
+    assert_eq!(count, 1, "the index file was rebuilt");
+    assert_eq!(store.unindexed_events().await.expect("lag"), 0);
+}
+
+/// Ingest that outruns the indexer is held back once the index lags more than
+/// `MAX_TAIL` events, so searches never read an unbounded tail, but never stopped: an
+/// indexer that cannot write (here its file is locked) costs each commit at most the
+/// hold-back limit, and once it can write again it catches up.
+#[tokio::test]
+async fn ingest_waits_for_an_indexer_that_falls_too_far_behind_but_never_stops() {
+    let (dir, store) = open();
+    create_acme(&store).await;
+    let blocker = rusqlite::Connection::open(dir.path().join("stele.db-search")).expect("open");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("lock the index file");
+    let event = |n: i64| {
+        let request = parse_create_event(&json!({
+            "organization_id": "org_1",
+            "event": {
+                "action": "user.signed_in", "occurred_at": "2022-09-08T19:46:03.435Z",
+                "actor": {"id": "u", "type": "user"}, "targets": [],
+                "context": {"location": "1.2.3.4"}
+            }
+        }))
+        .expect("valid");
+        EventToAppend {
+            event: NewEvent {
+                id: format!("audit_log_event_{n:026}").into(),
+                organization_id: "org_1".into(),
+                event: request.event,
+            },
+            idempotency: None,
+        }
+    };
+    let over_the_limit = search_index::MAX_TAIL + 1;
+    let outcomes = store
+        .append_events((0..over_the_limit).map(event).collect())
+        .await
+        .expect("a batch past the limit is acknowledged");
+    assert!(outcomes.iter().all(Result::is_ok));
+    // The commit after it waits for the indexer, which cannot move, then goes ahead.
+    let started = std::time::Instant::now();
+    store
+        .append_events(vec![event(over_the_limit)])
+        .await
+        .expect("acknowledged all the same");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "the writer did not wait for the indexer: {:?}",
+        started.elapsed()
+    );
+    blocker.execute_batch("ROLLBACK").expect("unlock");
+    wait_until_indexed(&dir).await;
+    assert_eq!(store.unindexed_events().await.expect("lag"), 0);
+}
+
 /// The writer checkpoints only at 16,384 WAL pages; the checkpointer thread moves the WAL
 /// into the database file before that, while the store stays open, so a copy of the
 /// database file alone, without its WAL, holds the acknowledged event.

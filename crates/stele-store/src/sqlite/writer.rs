@@ -15,7 +15,8 @@
 //!
 //! Work that no acknowledgement waits for (building the search indexes, see `search_index`)
 //! runs on threads of its own; after every commit the writer calls the [`AfterCommit`]
-//! handed to [`Writer::start`], which only tells them that there is something new.
+//! handed to [`Writer::start`], which tells them that there is something new (and may hold
+//! the writer back while they are too far behind).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -129,8 +130,9 @@ where
     }
 }
 
-/// Called after every successful commit, on the writer thread: it must return at once.
-pub(crate) type AfterCommit = Box<dyn FnMut() + Send>;
+/// Called after every successful commit, on the writer thread, with its connection, once
+/// the commit's jobs have their answers; the next group commit waits for it.
+pub(crate) type AfterCommit = Box<dyn FnMut(&Connection) + Send>;
 
 #[derive(Clone)]
 pub(crate) struct Writer {
@@ -229,7 +231,7 @@ fn write_loop(
             job.finish(commit.clone().map(|_| ()));
         }
         if commit.is_ok() {
-            after_commit();
+            after_commit(&connection);
         }
     }
 }
@@ -272,7 +274,7 @@ mod tests {
         connection
             .execute_batch("CREATE TABLE t (v INTEGER)")
             .expect("schema");
-        (Writer::start(connection, Box::new(|| {})), dir)
+        (Writer::start(connection, Box::new(|_| {})), dir)
     }
 
     fn count(dir: &tempfile::TempDir) -> i64 {
