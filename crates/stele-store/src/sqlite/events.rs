@@ -86,7 +86,7 @@ pub(super) fn append_event_now(
         })
         .map_err(database_error)?;
     // The search rows (`event_search`, `event_targets`) are written off this path, in
-    // large batches between group commits (see `search_index`).
+    // large batches, by the indexer thread (see `search_index`).
     Ok(AppendedEvent {
         id: new.id.clone(),
         sequence,
@@ -215,17 +215,20 @@ pub(super) fn search_sql(query: &EventQuery, scan: &SearchScan) -> (String, Vec<
         indexed.order.clone()
     };
     let order = &tail.order;
-    // The index file and `events` are two files, read in two snapshots. Should the index's
-    // be the newer, it may hold rows of events this `events` snapshot does not have yet;
-    // bounding the indexed rows by the organization's last sequence in this snapshot keeps
+    // The index file and `events` are two files, read in two snapshots, and the index
+    // file applies purges after `events` (see `search_index`). It may hold rows of events
+    // this `events` snapshot does not have: newer ones, should the index's snapshot be the
+    // newer, and a purged prefix, until the indexer has applied the purge. Bounding the
+    // indexed rows by the organization's first and last sequence in this snapshot keeps
     // them from taking places in the page that their missing `events` rows would leave
-    // empty (`+` keeps SQLite from choosing an index for the bound).
+    // empty (`+` keeps SQLite from choosing an index for the bounds).
     let sql = format!(
         "SELECT {STORED_EVENT_COLUMNS}, e.occurred_at FROM events e
          WHERE e.organization_id = ?1 AND e.sequence IN (
              SELECT sequence FROM (
                  SELECT e.sequence FROM event_search e WHERE {}
-                     AND +e.sequence <= (SELECT MAX(sequence) FROM events WHERE organization_id = ?1)
+                     AND +e.sequence BETWEEN (SELECT MIN(sequence) FROM events WHERE organization_id = ?1)
+                                         AND (SELECT MAX(sequence) FROM events WHERE organization_id = ?1)
                  ORDER BY {indexed_order} LIMIT {})
              UNION ALL
              SELECT sequence FROM (

@@ -23,12 +23,18 @@
 //! deleted organizations) are committed in the database with a row in
 //! `search_index_deletions`, and the indexer applies them to the index file in the order
 //! they were made, before it indexes anything newer. Until it has, the index may name
-//! events that are gone; they find no `events` row and are left out, and since neither a
-//! purge nor a deletion ever gives an `(organization_id, sequence)` to a new event (purges
-//! keep the chain's numbering, deleted organization ids are retired), a stale row never
-//! describes another event.
+//! events that are gone: a purged prefix lies below the organization's first stored
+//! sequence, which bounds the indexed rows a search reads (see `events::search_sql`), and a
+//! deleted organization is not searched. Since neither a purge nor a deletion ever gives an
+//! `(organization_id, sequence)` to a new event (purges keep the chain's numbering, deleted
+//! organization ids are retired), a stale row never describes another event.
+//!
+//! Each step takes the index file's write lock before it reads `events`, so should two
+//! processes index the same file (a command run beside the server), their steps take turns
+//! and neither writes rows from a snapshot older than a deletion the other has applied.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -51,9 +57,9 @@ const GATHER: Duration = Duration::from_millis(200);
 /// by. Searches read the tail row by row, so a tail that grew without bound (ingest
 /// outrunning the indexer for minutes, as batches at full speed can) would make every
 /// search slower without bound; past this, the writer waits after each commit for the
-/// indexer's next step, so ingest runs at the indexer's pace. Events stored before the
-/// server started (an index file being rebuilt) do not count: ingest is never held back
-/// for a rebuild, which ends on its own.
+/// indexer, so ingest runs at the indexer's pace. While the index is still catching up with
+/// what was stored when the store opened (a rebuild), ingest is not held back; nor while
+/// the indexer's steps fail.
 pub(super) const MAX_TAIL: i64 = 16_384;
 /// The longest the writer waits for the indexer after one commit, so that an indexer that
 /// keeps failing slows ingest down instead of stopping it.
@@ -282,8 +288,8 @@ fn apply_deletions(connection: &Connection) -> StoreResult<usize> {
 pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usize> {
     // `LIMIT CAST(?1 AS INTEGER)`, not `LIMIT ?1`: SQLite re-prepares a statement whose
     // LIMIT is a bare parameter every time that parameter's value changes, and the step
-    // size changes with nearly every step under load (the profile showed the writer
-    // parsing this statement again on most steps).
+    // size changes with nearly every step (a profile showed this statement parsed again
+    // on most steps).
     let mut select = connection
         .prepare_cached(&format!(
             "SELECT log_position, organization_id, sequence, action, actor_id, actor_name,
@@ -357,8 +363,9 @@ pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usi
 /// One indexing transaction: the pending deletions, then up to `limit` events of the tail.
 /// Returns how many events it indexed.
 ///
-/// The transaction is deferred: it reads the database and writes only the index file, so
-/// it never takes the database's write lock. Its commit is not synced (the index file runs
+/// The transaction is deferred (`BEGIN IMMEDIATE` would lock every attached file, the
+/// database included): it writes only the index file, so it never takes the database's
+/// write lock. Its commit is not synced (the index file runs
 /// with `synchronous = NORMAL`): the rows are derived from events that are already durable,
 /// and if a power loss takes the last steps, `indexed_position` goes with them and they are
 /// redone.
@@ -370,6 +377,9 @@ pub(super) fn index_step(connection: &Connection, limit: i64) -> StoreResult<usi
             .map_err(database_error)
     };
     let indexed = execute("BEGIN").and_then(|_| {
+        // The index file's write lock first, then the snapshot of `events`: a step never
+        // writes rows read before another indexer's step committed (see the module docs).
+        execute("UPDATE search_index_progress SET indexed_position = indexed_position")?;
         apply_deletions(connection)?;
         let indexed = index_tail(connection, limit)?;
         execute("COMMIT")?;
@@ -386,7 +396,7 @@ pub(super) fn index_step(connection: &Connection, limit: i64) -> StoreResult<usi
 /// After every group commit the writer wakes it ([`SearchIndexer::after_commit`]); it lets events
 /// gather for [`GATHER`], then indexes the tail in steps of up to [`INDEX_STEP`] until it
 /// has caught up. It stops when the store is dropped (the writer, which holds the waking
-/// end, ends).
+/// end, ends), after the step it is in.
 pub(super) struct SearchIndexer {
     wake: mpsc::SyncSender<()>,
     progress: Arc<Progress>,
@@ -395,11 +405,14 @@ pub(super) struct SearchIndexer {
     backlog_end: i64,
 }
 
-/// The indexer's `indexed_position`, published after every step for the writer.
+/// The indexer's `indexed_position`, published after every step for the writer, and
+/// whether its last step failed (or the thread is gone): the writer never waits for an
+/// indexer that is not moving.
 #[derive(Default)]
 struct Progress {
     indexed: Mutex<i64>,
     advanced: Condvar,
+    failing: AtomicBool,
 }
 
 impl Progress {
@@ -408,6 +421,20 @@ impl Progress {
             *published = indexed;
         }
         self.advanced.notify_all();
+    }
+
+    fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+        self.advanced.notify_all();
+    }
+}
+
+/// Marks the indexer as failing when its thread ends, however it ends (a panic included).
+struct ThreadEnd<'a>(&'a Progress);
+
+impl Drop for ThreadEnd<'_> {
+    fn drop(&mut self) {
+        self.0.set_failing(true);
     }
 }
 
@@ -482,7 +509,10 @@ impl SearchIndexer {
             return;
         };
         let started = std::time::Instant::now();
-        while *indexed >= self.backlog_end && last - *indexed > MAX_TAIL {
+        while *indexed >= self.backlog_end
+            && last - *indexed > MAX_TAIL
+            && !self.progress.failing.load(Ordering::Relaxed)
+        {
             let left = HOLD_BACK_LIMIT.saturating_sub(started.elapsed());
             if left.is_zero() {
                 tracing::warn!(
@@ -500,13 +530,21 @@ impl SearchIndexer {
 }
 
 fn run(connection: &Connection, woken: &mpsc::Receiver<()>, progress: &Progress) {
+    let _end = ThreadEnd(progress);
     loop {
         let step = index_step(connection, INDEX_STEP);
         if let Ok(position) = indexed_position(connection) {
             progress.publish(position);
         }
+        progress.set_failing(step.is_err());
         match step {
-            Ok(indexed) if indexed as i64 == INDEX_STEP => continue,
+            // More to do, unless the store is gone.
+            Ok(indexed) if indexed as i64 == INDEX_STEP => {
+                if let Err(mpsc::TryRecvError::Disconnected) = woken.try_recv() {
+                    return;
+                }
+                continue;
+            }
             Ok(_) => {}
             Err(error) => {
                 // Searches stay correct (they read the tail), only slower.
@@ -951,6 +989,50 @@ mod tests {
                 full_scan(&events, &query, true),
                 "limit {limit}"
             );
+        }
+    }
+
+    /// Between a purge and the indexer applying it, the index still holds the purged
+    /// prefix; those rows must not take places in a page either (an ascending page, or an
+    /// export, would otherwise come back short or empty).
+    #[test]
+    fn index_rows_of_a_purged_prefix_take_no_place_in_a_page() {
+        let (_dir, connection) = database();
+        let spec = Spec {
+            organization: 0,
+            action: 0,
+            actor: 0,
+            name: None,
+            targets: Vec::new(),
+            second: 0,
+        };
+        let events: Vec<Stored> = (0..8)
+            .map(|index| append(&connection, index, &spec))
+            .collect();
+        index_tail(&connection, INDEX_STEP).expect("index");
+        // What a purge of the first five leaves until the indexer applies it.
+        connection
+            .execute(
+                "DELETE FROM events WHERE organization_id = ?1 AND sequence <= 5",
+                [ORGANIZATIONS[0]],
+            )
+            .expect("purge");
+        let kept: Vec<Stored> = events
+            .into_iter()
+            .filter(|event| event.sequence > 5)
+            .collect();
+        let query = EventQuery {
+            organization_id: ORGANIZATIONS[0].into(),
+            ..EventQuery::default()
+        };
+        for limit in 1..=3 {
+            for descending in [false, true] {
+                assert_eq!(
+                    search_all(&connection, &query, limit, descending),
+                    full_scan(&kept, &query, descending),
+                    "limit {limit}, descending {descending}"
+                );
+            }
         }
     }
 

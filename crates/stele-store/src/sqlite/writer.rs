@@ -236,6 +236,7 @@ fn write_loop(
     }
 }
 
+/// Runs and commits a batch; returns the microseconds spent running jobs and committing.
 fn commit_batch(
     connection: &Connection,
     batch: &mut [Box<dyn PendingWrite>],
