@@ -952,20 +952,26 @@ mod tests {
             prop_assert_eq!(indexed_position(&connection).expect("position"), events.len() as i64);
         }
     }
+
+    /// An event of the first organization, action and actor, with `targets`.
+    fn plain_spec(targets: Vec<(usize, usize)>) -> Spec {
+        Spec {
+            organization: 0,
+            action: 0,
+            actor: 0,
+            name: None,
+            targets,
+            second: 0,
+        }
+    }
+
     /// The index file may be newer than a reader's `events` snapshot (two files, two
     /// snapshots): rows of events that snapshot does not have yet must not take places in a
     /// page, or the page ends early and the rest of the list is lost to the client.
     #[test]
     fn index_rows_of_events_a_snapshot_lacks_take_no_place_in_a_page() {
         let (_dir, connection) = database();
-        let spec = Spec {
-            organization: 0,
-            action: 0,
-            actor: 0,
-            name: None,
-            targets: Vec::new(),
-            second: 0,
-        };
+        let spec = plain_spec(Vec::new());
         let events: Vec<Stored> = (0..5)
             .map(|index| append(&connection, index, &spec))
             .collect();
@@ -998,14 +1004,7 @@ mod tests {
     #[test]
     fn index_rows_of_a_purged_prefix_take_no_place_in_a_page() {
         let (_dir, connection) = database();
-        let spec = Spec {
-            organization: 0,
-            action: 0,
-            actor: 0,
-            name: None,
-            targets: Vec::new(),
-            second: 0,
-        };
+        let spec = plain_spec(Vec::new());
         let events: Vec<Stored> = (0..8)
             .map(|index| append(&connection, index, &spec))
             .collect();
@@ -1100,14 +1099,7 @@ mod tests {
     #[test]
     fn an_index_file_not_built_from_this_database_is_rebuilt() {
         let (_dir, connection) = database();
-        let spec = Spec {
-            organization: 0,
-            action: 0,
-            actor: 0,
-            name: None,
-            targets: vec![(0, 0)],
-            second: 0,
-        };
+        let spec = plain_spec(vec![(0, 0)]);
         for index in 0..10 {
             append(&connection, index, &spec);
         }
