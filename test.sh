@@ -18,7 +18,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 root=$(pwd)
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# Each step shows the minutes and seconds since the run began, so a slow stage shows in
+# CI's log. The suites that run side by side print theirs too (subshells keep counting).
+step() { printf '\n\033[1m==> [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 
 for tool in cargo node npm python3 curl psql pg_isready; do
@@ -85,24 +87,65 @@ export STELE_TEST_GCS_EMULATOR_PYTHON="$emulator_venv/bin/python"
 # (replicas::) and the PostgreSQL store's own tests always use PostgreSQL, so they run in
 # both passes.
 export STELE_TEST_POSTGRES_URL="$postgres_url"
-step "Rust unit, integration and property tests (SQLite)"
 if cargo nextest --version >/dev/null 2>&1; then
-  STELE_TEST_BACKEND=sqlite cargo nextest run --locked --no-fail-fast
+  rust_tests=(cargo nextest run --locked)
 else
-  STELE_TEST_BACKEND=sqlite cargo test --locked --no-fail-fast
+  rust_tests=(cargo test --locked)
 fi
 
-step "Rust integration tests on PostgreSQL, and the two-replica tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  STELE_TEST_BACKEND=postgres cargo nextest run --locked --no-fail-fast -p stele-server --test integration
-else
-  STELE_TEST_BACKEND=postgres cargo test --locked --no-fail-fast -p stele-server --test integration
-fi
-
-step "build the stele binary for the SDK and browser suites"
+# Every build comes first, one after another (two builds at once would only take turns
+# on cargo's lock). The SDK and browser suites use the binary built here;
+# STELE_BIN lets e2e check downloaded proof bundles with `stele verify-export`.
+step "build the Rust tests, the stele binary and the Rust SDK suite"
+"${rust_tests[@]}" --no-run
 cargo build --locked --bin stele
+cargo test --locked -p stele-sdk-tests-rust --tests --no-run
 stele="$root/target/debug/stele"
-export STELE_BIN="$stele"  # e2e checks downloaded proof bundles with `stele verify-export`
+export STELE_BIN="$stele"
+
+# The two Rust passes wait on servers, sleeps and fsyncs as much as on the CPU, so they
+# run side by side, beside the installs of the suites below (mostly downloads). Each
+# one's output is printed whole when all three end.
+rust_logs=$(mktemp -d)
+rust_names=(rust-tests-sqlite rust-tests-postgres suite-dependencies)
+rust_pids=()
+( step "Rust unit, integration and property tests (SQLite)"
+  STELE_TEST_BACKEND=sqlite "${rust_tests[@]}" --no-fail-fast ) >"$rust_logs/rust-tests-sqlite.log" 2>&1 &
+rust_pids+=($!)
+( step "Rust integration tests on PostgreSQL, and the two-replica tests"
+  STELE_TEST_BACKEND=postgres "${rust_tests[@]}" --no-fail-fast -p stele-server --test integration
+) >"$rust_logs/rust-tests-postgres.log" 2>&1 &
+rust_pids+=($!)
+# Installs what the suites below need before they run side by side, so that no two of
+# them install into one directory at once.
+( step "install the SDK, browser and documentation suites' dependencies"
+  set -e
+  sdk-tests/python/run.sh --install-only
+  sdk-tests/node/run.sh --install-only
+  e2e/run.sh --install-only
+  ci/schemathesis.sh --install-only
+  if ! command -v jq >/dev/null 2>&1; then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
+    else
+      die "'jq' is required by the documentation examples (sudo apt-get install jq)"
+    fi
+  fi
+) >"$rust_logs/suite-dependencies.log" 2>&1 &
+rust_pids+=($!)
+rust_failed=()
+for index in "${!rust_pids[@]}"; do
+  wait "${rust_pids[$index]}" || rust_failed+=("${rust_names[$index]}")
+done
+for name in "${rust_names[@]}"; do
+  printf '\n\033[1m==> output of %s\033[0m\n' "$name"
+  cat "$rust_logs/$name.log"
+done
+rm -rf "$rust_logs"
+if (( ${#rust_failed[@]} )); then
+  die "failed: ${rust_failed[*]}"
+fi
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -164,22 +207,6 @@ start_server() {
   die "stele did not become healthy on $STELE_BASE_URL"
 }
 
-# Installs what the suites below need before they run side by side, so that no two of
-# them install into one directory at once.
-step "install the SDK, browser and documentation suites' dependencies"
-sdk-tests/python/run.sh --install-only
-sdk-tests/node/run.sh --install-only
-e2e/run.sh --install-only
-ci/schemathesis.sh --install-only
-if ! command -v jq >/dev/null 2>&1; then
-  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null ||
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
-  else
-    die "'jq' is required by the documentation examples (sudo apt-get install jq)"
-  fi
-fi
-cargo test --locked -p stele-sdk-tests-rust --tests --no-run
 
 # Runs one suite script against its own fresh server: run_suite NAME SCRIPT BACKEND
 # [serve flags...]. Prints the failed suite's name on failure.
