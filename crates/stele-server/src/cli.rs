@@ -20,7 +20,7 @@ use crate::services::import::ImportService;
 use crate::services::transparency::TreeVerifier;
 use crate::services::users::UserService;
 use crate::workos_source::WorkosSource;
-use crate::{build_state, open_store, serve_with_metrics};
+use crate::{build_state, open_store, serve_with_metrics, SearchIndexing};
 
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STELE_LOG")
@@ -83,6 +83,7 @@ async fn run_server(global: &GlobalArgs, config: ServeConfig) -> anyhow::Result<
         &global.database_url,
         &global.database,
         config.migrate_on_start,
+        SearchIndexing::Background,
     )
     .await?;
     let mut config = config;
@@ -204,7 +205,7 @@ async fn verify(
     organization: Option<String>,
     public_keys: &[String],
 ) -> ExitCode {
-    let store = match open_store(&global.database_url, &global.database, false).await {
+    let store = match open_for_command(global, false).await {
         Ok(store) => store,
         Err(error) => {
             eprintln!("stele verify: cannot open the database: {error}");
@@ -376,13 +377,28 @@ fn verify_export(file: &std::path::Path, public_keys: &[String]) -> ExitCode {
     }
 }
 
+/// Opens the store for a one-off command, which keeps no search index up to date (the
+/// server indexes what a command appends; see `SearchIndexing::Off`).
+async fn open_for_command(
+    global: &GlobalArgs,
+    migrate: bool,
+) -> Result<std::sync::Arc<dyn stele_store::Store>, crate::OpenStoreError> {
+    open_store(
+        &global.database_url,
+        &global.database,
+        migrate,
+        SearchIndexing::Off,
+    )
+    .await
+}
+
 fn import_service(store: std::sync::Arc<dyn stele_store::Store>) -> ImportService {
     ImportService::new(std::sync::Arc::clone(&store), EventService::new(store))
 }
 
 async fn import(global: &GlobalArgs, from: &str, api_key: &str) -> anyhow::Result<()> {
     // Like `migrate`, an import may set up a new database: it is how one starts.
-    let store = open_store(&global.database_url, &global.database, true).await?;
+    let store = open_for_command(global, true).await?;
     let source = WorkosSource::new(from, api_key)?;
     eprintln!("reading {from}");
     let snapshot = source.snapshot(&mut |step| eprintln!("  {step}")).await?;
@@ -414,7 +430,7 @@ async fn import_events(
 ) -> anyhow::Result<()> {
     // The organization must already be in the database: opening without migrating never
     // creates one in the wrong directory.
-    let store = open_store(&global.database_url, &global.database, false).await?;
+    let store = open_for_command(global, false).await?;
     let reader = std::fs::File::open(file)
         .map_err(|error| anyhow::anyhow!("reading {}: {error}", file.display()))?;
     eprintln!("validating {}", file.display());
@@ -449,7 +465,7 @@ async fn import_events(
 }
 
 async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Result<()> {
-    let store = open_store(&global.database_url, &global.database, false).await?;
+    let store = open_for_command(global, false).await?;
     let keys = ApiKeyService::new(Arc::clone(&store));
     let activity = ActivityLog::new(store);
     match command {
@@ -509,7 +525,7 @@ async fn api_keys(global: &GlobalArgs, command: ApiKeysCommand) -> anyhow::Resul
 }
 
 async fn users(global: &GlobalArgs, command: UsersCommand) -> anyhow::Result<()> {
-    let store = open_store(&global.database_url, &global.database, false).await?;
+    let store = open_for_command(global, false).await?;
     let users = UserService::new(Arc::clone(&store));
     let activity = ActivityLog::new(store);
     match command {

@@ -21,6 +21,7 @@ pub mod workos_source;
 use std::sync::Arc;
 
 use stele_store::postgres::PostgresStore;
+pub use stele_store::sqlite::SearchIndexing;
 use stele_store::sqlite::SqliteStore;
 use stele_store::{Store, StoreError};
 
@@ -51,10 +52,13 @@ pub enum OpenStoreError {
 
 /// Opens the store a database URL names. With `migrate`, a missing SQLite file is created and
 /// pending migrations are applied; without it, the database must exist and be current.
+/// `indexing` says whether this process keeps SQLite's search index file up to date (the
+/// server does, one-off commands do not; PostgreSQL indexes as it writes).
 pub async fn open_store(
     database_url: &str,
     options: &DatabaseOptions,
     migrate: bool,
+    indexing: SearchIndexing,
 ) -> Result<Arc<dyn Store>, OpenStoreError> {
     match DatabaseLocation::parse_with(database_url, options).map_err(OpenStoreError::Location)? {
         DatabaseLocation::Sqlite { path, sync } => {
@@ -71,7 +75,9 @@ pub async fn open_store(
                     relative,
                 });
             }
-            Ok(Arc::new(SqliteStore::open_with(&path, migrate, sync)?))
+            Ok(Arc::new(SqliteStore::open_with(
+                &path, migrate, sync, indexing,
+            )?))
         }
         DatabaseLocation::Postgres(options) => {
             Ok(Arc::new(PostgresStore::open(&options, migrate).await?))

@@ -412,9 +412,14 @@ async fn a_background_job_runs_once_per_interval_however_many_replicas_ask() {
     let mut stores = Vec::new();
     for _ in 0..3 {
         stores.push(
-            stele_server::open_store(database.url(), &options, true)
-                .await
-                .expect("store opens"),
+            stele_server::open_store(
+                database.url(),
+                &options,
+                true,
+                stele_server::SearchIndexing::Background,
+            )
+            .await
+            .expect("store opens"),
         );
     }
     let claims = |now: i64| {

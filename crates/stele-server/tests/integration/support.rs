@@ -393,9 +393,14 @@ impl TestServer {
             database_pool_size: 4,
             ..DatabaseOptions::default()
         };
-        let store = stele_server::open_store(database.url(), &options, true)
-            .await
-            .expect("store opens");
+        let store = stele_server::open_store(
+            database.url(),
+            &options,
+            true,
+            stele_server::SearchIndexing::Background,
+        )
+        .await
+        .expect("store opens");
         let state = stele_server::build_state(store, config).expect("state");
         let handle = state.clone();
         state

@@ -62,6 +62,22 @@ pub enum SyncMode {
     Normal,
 }
 
+/// Whether this process keeps the search index file up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchIndexing {
+    /// A thread of its own indexes what the writer commits (`stele serve`).
+    #[default]
+    Background,
+    /// Nothing is indexed by this process; the index file is only created if missing, so
+    /// that read connections can attach it. For one-off commands (`stele verify`,
+    /// `api-keys`, `users`, `import`), which search nothing: a `verify` of a large backup
+    /// without its index file would otherwise rebuild the whole index beside the check.
+    /// A running server's indexer finds events such a command appends within seconds
+    /// (see `search_index`), and a server started later indexes them first; searches read
+    /// them from the tail until then.
+    Off,
+}
+
 /// Prepared statements the writer's connection keeps (rusqlite's default is 16); its many
 /// kinds of job use more distinct statements than that.
 const WRITER_STATEMENT_CACHE: usize = 256;
@@ -82,11 +98,16 @@ impl SqliteStore {
     /// migrations are applied; without it, the file must already exist with a current
     /// schema, and nothing is created.
     pub fn open(path: &Path, migrate: bool) -> StoreResult<Self> {
-        Self::open_with(path, migrate, SyncMode::Full)
+        Self::open_with(path, migrate, SyncMode::Full, SearchIndexing::Background)
     }
 
-    /// [`SqliteStore::open`] with a chosen [`SyncMode`].
-    pub fn open_with(path: &Path, migrate: bool, sync: SyncMode) -> StoreResult<Self> {
+    /// [`SqliteStore::open`] with a chosen [`SyncMode`] and [`SearchIndexing`].
+    pub fn open_with(
+        path: &Path,
+        migrate: bool,
+        sync: SyncMode,
+        indexing: SearchIndexing,
+    ) -> StoreResult<Self> {
         // Serving (which migrates) creates the data directory and database, privately;
         // other commands only open an existing one.
         if migrate {
@@ -141,12 +162,16 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        let indexer = search_index::SearchIndexer::start(path)?;
+        let indexer_connection = search_index::prepare_index_file(path)?;
+        let after_commit: writer::AfterCommit = match indexing {
+            SearchIndexing::Background => {
+                let indexer = search_index::SearchIndexer::start(indexer_connection)?;
+                Box::new(move |connection| indexer.after_commit(connection))
+            }
+            SearchIndexing::Off => Box::new(|_| {}),
+        };
         Ok(Self {
-            writer: Writer::start(
-                connection,
-                Box::new(move |connection| indexer.after_commit(connection)),
-            ),
+            writer: Writer::start(connection, after_commit),
             readers: ReadPool::new(PathBuf::from(path)),
             _checkpointer: Checkpointer::start(path)?,
         })

@@ -64,6 +64,9 @@ pub(super) const MAX_TAIL: i64 = 16_384;
 /// The longest the writer waits for the indexer after one commit, so that an indexer that
 /// keeps failing slows ingest down instead of stopping it.
 const HOLD_BACK_LIMIT: Duration = Duration::from_secs(1);
+/// How often an idle indexer looks for events that no commit of its own woke it for: those
+/// a one-off command (`stele import` beside the server) appended from another process.
+const IDLE_POLL: Duration = Duration::from_secs(5);
 /// How long the indexer sleeps after a failed step before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
 /// The index file's page cache (KiB, as `PRAGMA cache_size` takes it when negative): the
@@ -446,41 +449,46 @@ fn last_position(connection: &Connection) -> StoreResult<i64> {
         .map_err(database_error)
 }
 
+/// Opens a connection to `database` with its index file attached and ready: created if
+/// missing, emptied if it was not built from this database (see [`adopt`]).
+pub(super) fn prepare_index_file(database: &Path) -> StoreResult<Connection> {
+    super::files::prepare_private_files(&index_path(database))?;
+    let connection = Connection::open_with_flags(
+        database,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| StoreError::sqlite("opening the indexer's connection", error))?;
+    connection
+        .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2048;")
+        .map_err(|error| StoreError::sqlite("configuring the indexer's connection", error))?;
+    attach(&connection, database)?;
+    connection
+        .execute_batch(&format!(
+            "PRAGMA search.synchronous = NORMAL; PRAGMA search.cache_size = -{INDEX_CACHE_KIB};"
+        ))
+        .map_err(|error| StoreError::sqlite("configuring the indexer's connection", error))?;
+    create_schema(&connection)?;
+    let emptied = (|| {
+        connection.execute_batch("BEGIN").map_err(database_error)?;
+        let emptied = adopt(&connection)?;
+        connection.execute_batch("COMMIT").map_err(database_error)?;
+        Ok::<_, StoreError>(emptied)
+    })();
+    if emptied.is_err() && !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    if emptied? {
+        tracing::warn!(
+            path = %index_path(database).display(),
+            "the search index file was not built from this database; rebuilding it from the stored events"
+        );
+    }
+    Ok(connection)
+}
+
 impl SearchIndexer {
-    /// Attaches and prepares the index file of `database` (creating it if needed, and
-    /// emptying it if it was not built from this database), then starts the thread.
-    pub(super) fn start(database: &Path) -> StoreResult<Self> {
-        super::files::prepare_private_files(&index_path(database))?;
-        let connection = Connection::open_with_flags(
-            database,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|error| StoreError::sqlite("opening the indexer's connection", error))?;
-        connection
-            .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2048;")
-            .map_err(|error| StoreError::sqlite("configuring the indexer's connection", error))?;
-        attach(&connection, database)?;
-        connection
-            .execute_batch(&format!(
-                "PRAGMA search.synchronous = NORMAL; PRAGMA search.cache_size = -{INDEX_CACHE_KIB};"
-            ))
-            .map_err(|error| StoreError::sqlite("configuring the indexer's connection", error))?;
-        create_schema(&connection)?;
-        let emptied = (|| {
-            connection.execute_batch("BEGIN").map_err(database_error)?;
-            let emptied = adopt(&connection)?;
-            connection.execute_batch("COMMIT").map_err(database_error)?;
-            Ok::<_, StoreError>(emptied)
-        })();
-        if emptied.is_err() && !connection.is_autocommit() {
-            let _ = connection.execute_batch("ROLLBACK");
-        }
-        if emptied? {
-            tracing::warn!(
-                path = %index_path(database).display(),
-                "the search index file was not built from this database; rebuilding it from the stored events"
-            );
-        }
+    /// Starts the indexer thread on a connection from [`prepare_index_file`].
+    pub(super) fn start(connection: Connection) -> StoreResult<Self> {
         let backlog_end = last_position(&connection)?;
         let progress = Arc::new(Progress::default());
         progress.publish(indexed_position(&connection)?);
@@ -552,9 +560,10 @@ fn run(connection: &Connection, woken: &mpsc::Receiver<()>, progress: &Progress)
                 std::thread::sleep(RETRY);
             }
         }
-        match woken.recv() {
+        match woken.recv_timeout(IDLE_POLL) {
             Ok(()) => std::thread::sleep(GATHER),
-            Err(mpsc::RecvError) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
     }
 }

@@ -484,6 +484,76 @@ async fn a_missing_search_index_file_is_rebuilt_and_searches_stay_complete() {
     assert_eq!(store.unindexed_events().await.expect("lag"), 0);
 }
 
+/// One-off commands open the store without an indexer: a `stele verify` of a backup whose
+/// index file is missing creates an empty one (read connections attach it) but rebuilds
+/// nothing, and what a command appends is indexed by the server's indexer, which looks
+/// for events no commit of its own announced while idle.
+#[tokio::test]
+async fn a_command_indexes_nothing_and_a_running_servers_indexer_finds_what_it_appended() {
+    let (dir, server) = store_with_one_event().await;
+    wait_until_indexed(&dir).await;
+    // Let the server's indexer use up the wake-ups of its own commits and go idle, so
+    // that only its idle poll can find the command's event.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let path = dir.path().join("stele.db");
+    let command =
+        SqliteStore::open_with(&path, false, SyncMode::Full, SearchIndexing::Off).expect("open");
+    let request = parse_create_event(&json!({
+        "organization_id": "org_1",
+        "event": {
+            "action": "user.signed_in", "occurred_at": "2022-09-08T19:46:03.435Z",
+            "actor": {"id": "u", "type": "user"}, "targets": [{"id": "t2", "type": "team"}],
+            "context": {"location": "1.2.3.4"}
+        }
+    }))
+    .expect("valid");
+    command
+        .append_event(
+            NewEvent {
+                id: "audit_log_event_2".into(),
+                organization_id: "org_1".into(),
+                event: request.event,
+            },
+            None,
+        )
+        .await
+        .expect("append");
+    let by_target = EventQuery {
+        organization_id: "org_1".into(),
+        target_ids: vec!["t2".into()],
+        ..EventQuery::default()
+    };
+    let found = server
+        .search_events(by_target, stele_core::pagination::PageRequest::default())
+        .await
+        .expect("search");
+    assert_eq!(
+        found.data.len(),
+        1,
+        "the command's event is found from the tail"
+    );
+    drop(command);
+    // No commit of the server's announced the event; its idle poll finds it.
+    wait_until_indexed(&dir).await;
+    assert_eq!(server.unindexed_events().await.expect("lag"), 0);
+    drop(server);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // A command on a database without its index file creates the file and indexes nothing.
+    for suffix in ["-search", "-search-wal", "-search-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("stele.db{suffix}")));
+    }
+    let command =
+        SqliteStore::open_with(&path, false, SyncMode::Full, SearchIndexing::Off).expect("open");
+    assert_eq!(command.unindexed_events().await.expect("lag"), 2);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        command.unindexed_events().await.expect("lag"),
+        2,
+        "a command rebuilt the index"
+    );
+}
+
 /// Ingest that outruns the indexer is held back once the index lags more than
 /// `MAX_TAIL` events, so searches never read an unbounded tail, but never stopped: an
 /// indexer that cannot write (here its file is locked) costs each commit at most the
