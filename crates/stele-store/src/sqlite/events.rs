@@ -21,16 +21,40 @@ use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use stele_core::chain::link;
 use stele_core::chain::ChainHash;
 use stele_core::chain::GENESIS;
+use stele_core::event::PreparedRecord;
 use stele_core::model::*;
 use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
 use stele_core::timestamp::{now_millis, UnixMillis};
 
-/// Appends `new` at its organization's next sequence; the organization must exist.
+/// An event to append, with its canonical record encoded on the caller's thread: the
+/// writer, which every append goes through one at a time, then only joins the sequence and
+/// `received_at` in (encoding took about a fifth of its time under single-event load).
+pub(super) struct PreparedEvent {
+    event: NewEvent,
+    record: PreparedRecord,
+}
+
+impl PreparedEvent {
+    pub(super) fn new(event: NewEvent) -> StoreResult<Self> {
+        let record = event
+            .event
+            .prepare_record(&event.id, &event.organization_id)
+            .map_err(cannot_encode)?;
+        Ok(Self { event, record })
+    }
+}
+
+fn cannot_encode(error: stele_core::canonical::CanonicalError) -> StoreError {
+    StoreError::Internal(format!("cannot encode the event: {error}"))
+}
+
+/// Appends `prepared` at its organization's next sequence; the organization must exist.
 pub(super) fn append_event_now(
     connection: &Connection,
-    new: &NewEvent,
+    prepared: &PreparedEvent,
 ) -> StoreResult<AppendedEvent> {
+    let new = &prepared.event;
     let head: Option<(i64, Vec<u8>)> = connection
         .prepare_cached(
             "SELECT sequence, hash FROM events WHERE organization_id = ?1 ORDER BY sequence DESC LIMIT 1",
@@ -58,10 +82,10 @@ pub(super) fn append_event_now(
     };
     let sequence = previous_sequence + 1;
     let received_at = now_millis();
-    let canonical = new
-        .event
-        .canonical_record(&new.id, &new.organization_id, sequence, received_at)
-        .map_err(|error| StoreError::Internal(format!("cannot encode the event: {error}")))?;
+    let canonical = prepared
+        .record
+        .complete(sequence, received_at)
+        .map_err(cannot_encode)?;
     let hash = link(&previous_hash, &canonical);
     connection
         .prepare_cached(
@@ -306,11 +330,12 @@ impl EventStore for SqliteStore {
         event: NewEvent,
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Idempotent<AppendedEvent>> {
+        let event = PreparedEvent::new(event)?;
         // The hot path runs without a savepoint (see `writer`): every check that can fail
         // comes before the first write, and claiming the key writes nothing when it is taken.
         self.writer
             .write_unguarded(move |connection| {
-                if !organization_exists(connection, &event.organization_id)? {
+                if !organization_exists(connection, &event.event.organization_id)? {
                     return Err(StoreError::OrganizationNotFound);
                 }
                 if let Some(record) = &idempotency {
@@ -329,6 +354,10 @@ impl EventStore for SqliteStore {
         events: Vec<(ImportKey, NewEvent)>,
     ) -> StoreResult<ImportedEvents> {
         let organization_id = organization_id.to_owned();
+        let events = events
+            .into_iter()
+            .map(|(key, event)| Ok((key, PreparedEvent::new(event)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
         // One write job with its savepoint: all of `events` or none.
         self.writer
             .write(move |connection| {
@@ -337,7 +366,7 @@ impl EventStore for SqliteStore {
                 }
                 let mut outcome = ImportedEvents::default();
                 for (key, event) in &events {
-                    if event.organization_id.as_str() != organization_id {
+                    if event.event.organization_id.as_str() != organization_id {
                         return Err(StoreError::Internal(
                             "an imported event names another organization".into(),
                         ));
@@ -348,7 +377,7 @@ impl EventStore for SqliteStore {
                              VALUES (?1, ?2, ?3)",
                         )
                         .and_then(|mut statement| {
-                            statement.execute(params![organization_id, key.as_slice(), event.id])
+                            statement.execute(params![organization_id, key.as_slice(), event.event.id])
                         })
                         .map_err(database_error)?;
                     if claimed == 0 {
@@ -367,6 +396,12 @@ impl EventStore for SqliteStore {
         &self,
         events: Vec<EventToAppend>,
     ) -> StoreResult<Vec<StoreResult<Idempotent<AppendedEvent>>>> {
+        let events = events
+            .into_iter()
+            .map(|EventToAppend { event, idempotency }| {
+                Ok((PreparedEvent::new(event)?, idempotency))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
         // One job, so one transaction and one commit. Like `append_event` it runs without
         // a savepoint: each item makes its checks before its first write, so a refused
         // item leaves nothing, and an error after writing rolls the whole call back.
@@ -374,12 +409,13 @@ impl EventStore for SqliteStore {
             .write_unguarded(move |connection| {
                 let mut known = std::collections::HashMap::<String, bool>::new();
                 let mut outcomes = Vec::with_capacity(events.len());
-                for EventToAppend { event, idempotency } in &events {
-                    let exists = match known.get(event.organization_id.as_str()) {
+                for (event, idempotency) in &events {
+                    let organization_id = &event.event.organization_id;
+                    let exists = match known.get(organization_id.as_str()) {
                         Some(exists) => *exists,
                         None => {
-                            let exists = organization_exists(connection, &event.organization_id)?;
-                            known.insert(event.organization_id.to_string(), exists);
+                            let exists = organization_exists(connection, organization_id)?;
+                            known.insert(organization_id.to_string(), exists);
                             exists
                         }
                     };

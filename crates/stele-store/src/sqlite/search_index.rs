@@ -593,7 +593,7 @@ mod tests {
 
     use super::*;
     use crate::shared::search::SearchScan;
-    use crate::sqlite::events::{append_event_now, run_search};
+    use crate::sqlite::events::{append_event_now, run_search, PreparedEvent};
     use crate::sqlite::migrations::migrate;
 
     const ORGANIZATIONS: [&str; 2] = ["org_a", "org_b"];
@@ -731,15 +731,13 @@ mod tests {
         }))
         .expect("valid event");
         let occurred_at = request.event.occurred_at;
-        let appended = append_event_now(
-            connection,
-            &NewEvent {
-                id: format!("audit_log_event_{index:026}").into(),
-                organization_id: ORGANIZATIONS[spec.organization].into(),
-                event: request.event,
-            },
-        )
-        .expect("append");
+        let event = PreparedEvent::new(NewEvent {
+            id: format!("audit_log_event_{index:026}").into(),
+            organization_id: ORGANIZATIONS[spec.organization].into(),
+            event: request.event,
+        })
+        .expect("encode");
+        let appended = append_event_now(connection, &event).expect("append");
         Stored {
             spec: spec.clone(),
             sequence: appended.sequence,
