@@ -3,11 +3,12 @@
 # official WorkOS SDKs (Python, Node, Rust) and the dashboard in a real Chromium (e2e/),
 # each against a fresh `stele serve`, every command shown in README.md and docs/
 # (doc-tests/), and the benchmark harness's smoke run. The Rust integration tests and the
-# SDK and browser suites run twice: on SQLite, then on PostgreSQL (a fresh database per
+# SDK and browser suites run twice, on SQLite and on PostgreSQL (a fresh database per
 # test or server, dropped afterwards), plus the two-replica tests, which need PostgreSQL.
-# After the Rust tests, the SQLite suites, the PostgreSQL suites, the documentation
-# examples and the benchmark smoke run go side by side. Installs what the suites need on
-# its own (Python venv, npm packages, Debian's chromium and jq packages when run as root).
+# The two Rust passes run side by side; after them, the SQLite suites, the PostgreSQL
+# suites, the documentation examples and the benchmark smoke run go side by side. Installs
+# what the suites need on its own (Python venv, npm packages, Debian's chromium and jq
+# packages when run as root).
 # Usage: ./test.sh
 #
 # PostgreSQL: STELE_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
@@ -98,6 +99,9 @@ fi
 # STELE_BIN lets e2e check downloaded proof bundles with `stele verify-export`.
 step "build the Rust tests, the stele binary and the Rust SDK suite"
 "${rust_tests[@]}" --no-run
+# The PostgreSQL pass selects one test binary; built here too, so it never links anything
+# while the SQLite pass runs.
+"${rust_tests[@]}" --no-run -p stele-server --test integration
 cargo build --locked --bin stele
 cargo test --locked -p stele-sdk-tests-rust --tests --no-run
 stele="$root/target/debug/stele"

@@ -68,13 +68,13 @@ pub enum SearchIndexing {
     /// A thread of its own indexes what the writer commits (`stele serve`).
     #[default]
     Background,
-    /// Nothing is indexed by this process; the index file is only created if missing, so
-    /// that read connections can attach it. For one-off commands (`stele verify`,
-    /// `api-keys`, `users`, `import`), which search nothing: a `verify` of a large backup
-    /// without its index file would otherwise rebuild the whole index beside the check.
-    /// A running server's indexer finds events such a command appends within seconds
-    /// (see `search_index`), and a server started later indexes them first; searches read
-    /// them from the tail until then.
+    /// Nothing is indexed by this process: the index file is only created if missing (read
+    /// connections attach it) and emptied if it was not built from this database. For
+    /// one-off commands (`stele verify`, `api-keys`, `users`, `import`, `import-events`),
+    /// which search nothing: a `verify` of a large backup without its index file would
+    /// otherwise rebuild the whole index beside the check. A running server's indexer finds
+    /// events such a command appends within seconds (see `search_index`), and a server
+    /// started later indexes them first; searches read them from the tail until then.
     Off,
 }
 

@@ -19,7 +19,7 @@
 //! above it (so in the tail).
 //!
 //! The index file holds nothing that `events` does not: a missing, stale or foreign one is
-//! rebuilt from `events` (see [`SearchIndexer::start`]). Deletions (retention purges,
+//! rebuilt from `events` (see [`prepare_index_file`]). Deletions (retention purges,
 //! deleted organizations) are committed in the database with a row in
 //! `search_index_deletions`, and the indexer applies them to the index file in the order
 //! they were made, before it indexes anything newer. Until it has, the index may name
@@ -29,8 +29,10 @@
 //! `(organization_id, sequence)` to a new event (purges keep the chain's numbering, deleted
 //! organization ids are retired), a stale row never describes another event.
 //!
-//! Each step takes the index file's write lock before it reads `events`, so should two
-//! processes index the same file (a command run beside the server), their steps take turns
+//! Only the server indexes (`SearchIndexing::Background`); one-off commands open the store
+//! without an indexer and only create or empty the file. Should two processes index the
+//! same file all the same (two servers started on one database by mistake), each step
+//! takes the index file's write lock before it reads `events`, so their steps take turns
 //! and neither writes rows from a snapshot older than a deletion the other has applied.
 
 use std::path::{Path, PathBuf};
@@ -162,6 +164,17 @@ pub(super) fn tail_length(connection: &Connection) -> StoreResult<i64> {
 /// the database was restored from a backup beside a newer index file) is emptied, so the
 /// indexer rebuilds it from `events`. Returns whether it was emptied.
 pub(super) fn adopt(connection: &Connection) -> StoreResult<bool> {
+    // The index file is read first: in this deferred transaction each file's snapshot is
+    // taken at its first read, so the database's is the later one, and a server indexing
+    // meanwhile cannot make the index look ahead of the database (and get it emptied).
+    let progress: Option<(i64, i64, Vec<u8>)> = connection
+        .query_row(
+            "SELECT indexed_position, deletions_applied, database_id FROM search_index_progress",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+        .map_err(database_error)?;
     let database_id: Vec<u8> = connection
         .query_row(
             "SELECT id FROM database_identity WHERE singleton = 1",
@@ -177,14 +190,6 @@ pub(super) fn adopt(connection: &Connection) -> StoreResult<bool> {
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
-        .map_err(database_error)?;
-    let progress: Option<(i64, i64, Vec<u8>)> = connection
-        .query_row(
-            "SELECT indexed_position, deletions_applied, database_id FROM search_index_progress",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()
         .map_err(database_error)?;
     let emptied = match progress {
         None => false,
@@ -398,7 +403,8 @@ pub(super) fn index_step(connection: &Connection, limit: i64) -> StoreResult<usi
 ///
 /// After every group commit the writer wakes it ([`SearchIndexer::after_commit`]); it lets events
 /// gather for [`GATHER`], then indexes the tail in steps of up to [`INDEX_STEP`] until it
-/// has caught up. It stops when the store is dropped (the writer, which holds the waking
+/// has caught up. Events another process appended wake nothing: after a step that indexed
+/// some it looks again within [`GATHER`], and while idle every [`IDLE_POLL`]. It stops when the store is dropped (the writer, which holds the waking
 /// end, ends), after the step it is in.
 pub(super) struct SearchIndexer {
     wake: mpsc::SyncSender<()>,
@@ -480,7 +486,7 @@ pub(super) fn prepare_index_file(database: &Path) -> StoreResult<Connection> {
     if emptied? {
         tracing::warn!(
             path = %index_path(database).display(),
-            "the search index file was not built from this database; rebuilding it from the stored events"
+            "the search index file was not built from this database; emptied it, and the server rebuilds it from the stored events"
         );
     }
     Ok(connection)
@@ -545,6 +551,12 @@ fn run(connection: &Connection, woken: &mpsc::Receiver<()>, progress: &Progress)
             progress.publish(position);
         }
         progress.set_failing(step.is_err());
+        // Events keep coming after a step that found some, maybe from another process
+        // whose commits wake nothing here: look again soon.
+        let wait = match &step {
+            Ok(indexed) if *indexed > 0 => GATHER,
+            _ => IDLE_POLL,
+        };
         match step {
             // More to do, unless the store is gone.
             Ok(indexed) if indexed as i64 == INDEX_STEP => {
@@ -560,7 +572,7 @@ fn run(connection: &Connection, woken: &mpsc::Receiver<()>, progress: &Progress)
                 std::thread::sleep(RETRY);
             }
         }
-        match woken.recv_timeout(IDLE_POLL) {
+        match woken.recv_timeout(wait) {
             Ok(()) => std::thread::sleep(GATHER),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
