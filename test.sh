@@ -107,23 +107,41 @@ cargo test --locked -p stele-sdk-tests-rust --tests --no-run
 stele="$root/target/debug/stele"
 export STELE_BIN="$stele"
 
-# The two Rust passes wait on servers, sleeps and fsyncs as much as on the CPU, so they
-# run side by side, beside the installs of the suites below (mostly downloads). Each
-# one's output is printed whole when all three end.
-rust_logs=$(mktemp -d)
-rust_names=(rust-tests-sqlite rust-tests-postgres suite-dependencies)
-rust_pids=()
-( step "Rust unit, integration and property tests (SQLite)"
-  STELE_TEST_BACKEND=sqlite "${rust_tests[@]}" --no-fail-fast ) >"$rust_logs/rust-tests-sqlite.log" 2>&1 &
-rust_pids+=($!)
-( step "Rust integration tests on PostgreSQL, and the two-replica tests"
+# Runs the named functions at once, each in a subshell of its own with its output kept,
+# then prints each one's output whole, one after another, when all have ended; fails
+# naming those that failed.
+side_by_side() {
+  local logs index name pids=() failed=()
+  logs=$(mktemp -d)
+  for name in "$@"; do
+    ( "$name" ) >"$logs/$name.log" 2>&1 &
+    pids+=($!)
+  done
+  for index in "${!pids[@]}"; do
+    wait "${pids[$index]}" || failed+=("${*:index+1:1}")
+  done
+  for name in "$@"; do
+    printf '\n\033[1m==> output of %s\033[0m\n' "$name"
+    cat "$logs/$name.log"
+  done
+  rm -rf "$logs"
+  if (( ${#failed[@]} )); then
+    die "failed: ${failed[*]}"
+  fi
+}
+
+rust_tests_sqlite() {
+  step "Rust unit, integration and property tests (SQLite)"
+  STELE_TEST_BACKEND=sqlite "${rust_tests[@]}" --no-fail-fast
+}
+rust_tests_postgres() {
+  step "Rust integration tests on PostgreSQL, and the two-replica tests"
   STELE_TEST_BACKEND=postgres "${rust_tests[@]}" --no-fail-fast -p stele-server --test integration
-) >"$rust_logs/rust-tests-postgres.log" 2>&1 &
-rust_pids+=($!)
+}
 # Installs what the suites below need before they run side by side, so that no two of
 # them install into one directory at once.
-( step "install the SDK, browser and documentation suites' dependencies"
-  set -e
+suite_dependencies() {
+  step "install the SDK, browser and documentation suites' dependencies"
   sdk-tests/python/run.sh --install-only
   sdk-tests/node/run.sh --install-only
   e2e/run.sh --install-only
@@ -136,20 +154,10 @@ rust_pids+=($!)
       die "'jq' is required by the documentation examples (sudo apt-get install jq)"
     fi
   fi
-) >"$rust_logs/suite-dependencies.log" 2>&1 &
-rust_pids+=($!)
-rust_failed=()
-for index in "${!rust_pids[@]}"; do
-  wait "${rust_pids[$index]}" || rust_failed+=("${rust_names[$index]}")
-done
-for name in "${rust_names[@]}"; do
-  printf '\n\033[1m==> output of %s\033[0m\n' "$name"
-  cat "$rust_logs/$name.log"
-done
-rm -rf "$rust_logs"
-if (( ${#rust_failed[@]} )); then
-  die "failed: ${rust_failed[*]}"
-fi
+}
+# The two Rust passes wait on servers, sleeps and fsyncs as much as on the CPU, so they
+# run side by side, beside the installs of the suites below (mostly downloads).
+side_by_side rust_tests_sqlite rust_tests_postgres suite_dependencies
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -251,30 +259,15 @@ backend_suites() {
 # The suites below wait on servers, browsers and the network far more than on the CPU, so
 # the two backends' suites, the documentation examples and the benchmark smoke run go side
 # by side. Each one's output is kept and printed whole, one after another, when all end.
-logs=$(mktemp -d)
-names=(sqlite-suites postgres-suites documentation-examples bench-smoke)
-pids=()
-( backend_suites sqlite ) >"$logs/sqlite-suites.log" 2>&1 &
-pids+=($!)
-( backend_suites postgres ) >"$logs/postgres-suites.log" 2>&1 &
-pids+=($!)
-( step "every command in README.md and docs/"; python3 doc-tests/run.py ) >"$logs/documentation-examples.log" 2>&1 &
-pids+=($!)
-( step "benchmark harness smoke runs (prove bench/run.sh and bench/streams.sh work; assert no speed)"
-  bench/run.sh --smoke && bench/streams.sh --smoke ) \
-  >"$logs/bench-smoke.log" 2>&1 &
-pids+=($!)
-failed=()
-for index in "${!pids[@]}"; do
-  wait "${pids[$index]}" || failed+=("${names[$index]}")
-done
-for name in "${names[@]}"; do
-  printf '\n\033[1m==> output of %s\033[0m\n' "$name"
-  cat "$logs/$name.log"
-done
-rm -rf "$logs"
-
-if (( ${#failed[@]} )); then
-  die "failed: ${failed[*]}"
-fi
+sqlite_suites() { backend_suites sqlite; }
+postgres_suites() { backend_suites postgres; }
+documentation_examples() {
+  step "every command in README.md and docs/"
+  python3 doc-tests/run.py
+}
+bench_smoke() {
+  step "benchmark harness smoke runs (prove bench/run.sh and bench/streams.sh work; assert no speed)"
+  bench/run.sh --smoke && bench/streams.sh --smoke
+}
+side_by_side sqlite_suites postgres_suites documentation_examples bench_smoke
 step "all suites passed"

@@ -38,11 +38,17 @@ async fn create_acme(store: &SqliteStore) {
 async fn store_with_one_event() -> (tempfile::TempDir, SqliteStore) {
     let (dir, store) = open();
     create_acme(&store).await;
+    append_with_target(&store, "audit_log_event_1", "t").await;
+    (dir, store)
+}
+
+/// Appends a `user.signed_in` event of `org_1` under `id`, with one team target `target`.
+async fn append_with_target(store: &SqliteStore, id: &str, target: &str) {
     let request = parse_create_event(&json!({
         "organization_id": "org_1",
         "event": {
             "action": "user.signed_in", "occurred_at": "2022-09-08T19:46:03.435Z",
-            "actor": {"id": "u", "type": "user"}, "targets": [{"id": "t", "type": "team"}],
+            "actor": {"id": "u", "type": "user"}, "targets": [{"id": target, "type": "team"}],
             "context": {"location": "1.2.3.4"}
         }
     }))
@@ -50,7 +56,7 @@ async fn store_with_one_event() -> (tempfile::TempDir, SqliteStore) {
     store
         .append_event(
             NewEvent {
-                id: "audit_log_event_1".into(),
+                id: id.into(),
                 organization_id: "org_1".into(),
                 event: request.event,
             },
@@ -58,7 +64,6 @@ async fn store_with_one_event() -> (tempfile::TempDir, SqliteStore) {
         )
         .await
         .expect("append");
-    (dir, store)
 }
 
 fn assert_corrupt_at(error: StoreError, organization: &str, sequence: i64) {
@@ -498,26 +503,7 @@ async fn a_command_indexes_nothing_and_a_running_servers_indexer_finds_what_it_a
     let path = dir.path().join("stele.db");
     let command =
         SqliteStore::open_with(&path, false, SyncMode::Full, SearchIndexing::Off).expect("open");
-    let request = parse_create_event(&json!({
-        "organization_id": "org_1",
-        "event": {
-            "action": "user.signed_in", "occurred_at": "2022-09-08T19:46:03.435Z",
-            "actor": {"id": "u", "type": "user"}, "targets": [{"id": "t2", "type": "team"}],
-            "context": {"location": "1.2.3.4"}
-        }
-    }))
-    .expect("valid");
-    command
-        .append_event(
-            NewEvent {
-                id: "audit_log_event_2".into(),
-                organization_id: "org_1".into(),
-                event: request.event,
-            },
-            None,
-        )
-        .await
-        .expect("append");
+    append_with_target(&command, "audit_log_event_2", "t2").await;
     let by_target = EventQuery {
         organization_id: "org_1".into(),
         target_ids: vec!["t2".into()],
