@@ -12,6 +12,7 @@ pub mod error_code;
 pub mod metrics;
 pub mod origin;
 pub mod portal;
+pub mod private_file;
 pub mod responses;
 pub mod services;
 pub mod state;

@@ -25,6 +25,7 @@ use stele_store::{Store, StoreError};
 use tokio::sync::OnceCell;
 
 use crate::error_code::ErrorCode;
+use crate::private_file::create_private_file;
 use crate::services::transparency::{ProvenJsonlWriter, TransparencyService, TreeReader};
 use crate::services::ServiceError;
 
@@ -147,66 +148,58 @@ async fn load_link_key_file(
     path: &Path,
     may_generate: bool,
 ) -> Result<Vec<u8>, StoreError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let key = hex::decode(text.trim())
-                .ok()
-                .filter(|key| key.len() >= LINK_KEY_BYTES)
-                .ok_or_else(|| {
-                    StoreError::Incompatible(format!(
-                        "{} must hold at least {LINK_KEY_BYTES} bytes in hex (e.g. from `openssl rand -hex 32`)",
-                        path.display()
-                    ))
-                })?;
-            // The file is the key now; a copy left in the database would only leak it.
-            store.delete_secret(LINK_KEY_SECRET).await?;
-            Ok(key)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let key = match store.find_secret(LINK_KEY_SECRET).await? {
-                Some(key) => key,
-                None if may_generate => {
-                    let mut fresh = vec![0u8; LINK_KEY_BYTES];
-                    rand::rng().fill_bytes(&mut fresh);
-                    fresh
-                }
-                None => {
-                    return Err(StoreError::Incompatible(format!(
-                        "the link signing key file {} does not exist; create it once \
-                         (`openssl rand -hex 32 > {}`, mode 0600) and give every replica the same file",
-                        path.display(),
-                        path.display()
-                    )))
-                }
-            };
-            write_private_file(path, &hex::encode(&key))
-                .map_err(|error| file_error(path, "creating", error))?;
-            store.delete_secret(LINK_KEY_SECRET).await?;
-            tracing::info!(path = %path.display(), "the export link signing key is kept in this file");
-            Ok(key)
-        }
-        Err(error) => Err(file_error(path, "reading", error)),
+    if let Some(key) = read_link_key_file(path)? {
+        // The file is the key now; a copy left in the database would only leak it.
+        store.delete_secret(LINK_KEY_SECRET).await?;
+        return Ok(key);
     }
+    let key = match store.find_secret(LINK_KEY_SECRET).await? {
+        Some(key) => key,
+        None if may_generate => {
+            let mut fresh = vec![0u8; LINK_KEY_BYTES];
+            rand::rng().fill_bytes(&mut fresh);
+            fresh
+        }
+        None => {
+            return Err(StoreError::Incompatible(format!(
+                "the link signing key file {} does not exist; create it once \
+                 (`openssl rand -hex 32 > {}`, mode 0600) and give every replica the same file",
+                path.display(),
+                path.display()
+            )))
+        }
+    };
+    let created = create_private_file(path, format!("{}\n", hex::encode(&key)).as_bytes())
+        .map_err(|error| file_error(path, "creating", error))?;
+    // A replica started at the same time may have written the file first: use its key.
+    let key = if created {
+        tracing::info!(path = %path.display(), "the export link signing key is kept in this file");
+        key
+    } else {
+        read_link_key_file(path)?
+            .ok_or_else(|| file_error(path, "reading", std::io::ErrorKind::NotFound.into()))?
+    };
+    store.delete_secret(LINK_KEY_SECRET).await?;
+    Ok(key)
 }
 
-/// Writes `text` to a new file readable only by this user (its directory created 0700).
-fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()
+/// The link key held in hex at `path`, or `None` when there is no such file.
+fn read_link_key_file(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(file_error(path, "reading", error)),
+    };
+    hex::decode(text.trim())
+        .ok()
+        .filter(|key| key.len() >= LINK_KEY_BYTES)
+        .map(Some)
+        .ok_or_else(|| {
+            StoreError::Incompatible(format!(
+                "{} must hold at least {LINK_KEY_BYTES} bytes in hex (e.g. from `openssl rand -hex 32`)",
+                path.display()
+            ))
+        })
 }
 
 /// An export's range must not end before it starts (WorkOS answers 400

@@ -8,7 +8,6 @@
 //! leaves away, and proofs survive retention, which purges bodies but keeps these hashes.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,6 +29,7 @@ use stele_core::proven_jsonl::manifest_text;
 use stele_core::timestamp::now_millis;
 use stele_store::{Store, StoreResult};
 
+use crate::private_file::create_private_file;
 use crate::services::ServiceError;
 
 /// The deployment's checkpoint signer: its key (from a PEM file) and the origin prefix
@@ -43,19 +43,9 @@ impl CheckpointSigner {
     /// Loads the PKCS#8 PEM Ed25519 key at `key_file`, generating it (mode 0600) when the
     /// file does not exist. `origin_prefix` names the deployment; it is also the key name.
     pub fn load_or_generate(key_file: &Path, origin_prefix: &str) -> anyhow::Result<Self> {
-        let key = match std::fs::read_to_string(key_file) {
-            Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|error| {
-                anyhow::anyhow!(
-                    "{} is not a PKCS#8 PEM Ed25519 private key: {error}",
-                    key_file.display()
-                )
-            })?,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                generate_key_file(key_file)?
-            }
-            Err(error) => {
-                return Err(error).with_context(|| format!("reading {}", key_file.display()))
-            }
+        let key = match read_key_file(key_file)? {
+            Some(key) => key,
+            None => generate_key_file(key_file)?,
         };
         let signer = NoteSigner::new(origin_prefix, key)
             .map_err(|error| anyhow::anyhow!("--log-origin: {error}"))?;
@@ -79,6 +69,21 @@ impl CheckpointSigner {
     }
 }
 
+/// The PKCS#8 PEM Ed25519 key at `path`, or `None` when there is no such file.
+fn read_key_file(path: &Path) -> anyhow::Result<Option<SigningKey>> {
+    let pem = match std::fs::read_to_string(path) {
+        Ok(pem) => pem,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    SigningKey::from_pkcs8_pem(&pem).map(Some).map_err(|error| {
+        anyhow::anyhow!(
+            "{} is not a PKCS#8 PEM Ed25519 private key: {error}",
+            path.display()
+        )
+    })
+}
+
 fn generate_key_file(path: &Path) -> anyhow::Result<SigningKey> {
     let mut seed = [0u8; 32];
     rand::rng().fill_bytes(&mut seed);
@@ -86,18 +91,13 @@ fn generate_key_file(path: &Path) -> anyhow::Result<SigningKey> {
     let pem = key
         .to_pkcs8_pem(Default::default())
         .map_err(|error| anyhow::anyhow!("encoding the signing key: {error}"))?;
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
+    let created = create_private_file(path, pem.as_bytes())
         .with_context(|| format!("creating the signing key file {}", path.display()))?;
-    file.write_all(pem.as_bytes())?;
-    file.sync_all()?;
+    if !created {
+        // Another replica, started at the same time, generated the key first.
+        return read_key_file(path)?
+            .with_context(|| format!("{} disappeared after it was created", path.display()));
+    }
     tracing::info!(path = %path.display(), "generated a new checkpoint signing key");
     Ok(key)
 }
