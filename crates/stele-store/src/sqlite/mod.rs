@@ -86,6 +86,34 @@ const WRITER_STATEMENT_CACHE: usize = 256;
 /// open (`read_pool`), so this bounds their statements' memory too.
 pub(super) const READER_STATEMENT_CACHE: usize = 64;
 
+/// Makes a connection's prepared statements keep their query plan whatever values are
+/// bound to them (SQLite's query planner stability guarantee, `SQLITE_DBCONFIG_ENABLE_QPSG`).
+///
+/// Without it, SQLite marks a statement to be compiled again when a bound value changes if
+/// the planner looked at that value, and it looks at the value of `organization_id = ?`
+/// in every statement that also sorts or aggregates (`ORDER BY sequence`, `MAX(sequence)`):
+/// the append's chain-head lookup, for one, was parsed and planned anew for nearly every
+/// event: 18% of the writer's time under single-event load (bench/NOTES.md).
+///
+/// What the planner gives up is looking at values, and Stele's plans do not need it:
+/// there are no statistics tables (`ANALYZE` never runs); the one `LIKE` with a bound
+/// pattern (organization names) sits in an `OR` that no index serves; the one partial
+/// index (`... WHERE idempotency_key IS NOT NULL`) is chosen for `idempotency_key = ?`
+/// whatever the value; and a bound `LIMIT` no longer lowers the planner's row estimate,
+/// which matters only where it could choose between sorting and an index in sort order,
+/// and each statement with one here either reads an index in its `ORDER BY` order or
+/// sorts a computed value that no index holds.
+/// The search plan tests (`tests.rs`) run with this setting.
+pub(super) fn keep_query_plans(connection: &Connection) -> StoreResult<()> {
+    connection
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map(|_| ())
+        .map_err(|error| StoreError::sqlite("configuring query plan stability", error))
+}
+
 pub struct SqliteStore {
     pub(super) writer: Writer,
     pub(super) readers: Arc<ReadPool>,
@@ -146,6 +174,7 @@ impl SqliteStore {
         // own statements whenever other jobs ran between group commits, so SQLite parsed
         // them again.
         connection.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
+        keep_query_plans(&connection)?;
         if sync == SyncMode::Normal {
             connection
                 .execute_batch("PRAGMA synchronous = NORMAL;")

@@ -467,6 +467,7 @@ pub(super) fn prepare_index_file(database: &Path) -> StoreResult<Connection> {
     connection
         .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2048;")
         .map_err(|error| StoreError::sqlite("configuring the indexer's connection", error))?;
+    super::keep_query_plans(&connection)?;
     attach(&connection, database)?;
     connection
         .execute_batch(&format!(

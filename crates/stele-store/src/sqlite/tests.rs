@@ -234,6 +234,48 @@ async fn a_new_data_directory_and_database_are_private_to_the_server_user() {
     assert_eq!(super::files::mode_of(&data.join("stele.db-wal")), 0o600);
 }
 
+/// How often `sql` was compiled again over ten runs (taken from the statement cache, as
+/// the store's code does) that bind one of three organizations to `?1` in turn.
+fn reprepares_across_organizations(connection: &rusqlite::Connection, sql: &str) -> i32 {
+    for run in 0..10 {
+        let organization = format!("org_{}", run % 3);
+        let mut statement = connection.prepare_cached(sql).expect("prepare");
+        let mut rows = statement.query([organization]).expect("query");
+        while rows.next().expect("step").is_some() {}
+    }
+    let statement = connection.prepare_cached(sql).expect("prepare");
+    statement.get_status(rusqlite::StatementStatus::RePrepare)
+}
+
+#[tokio::test]
+async fn the_writer_and_readers_keep_their_plans_whatever_organization_is_bound() {
+    const CHAIN_HEAD: &str =
+        "SELECT sequence, hash FROM events WHERE organization_id = ?1 ORDER BY sequence DESC LIMIT 1";
+    let (dir, store) = store_with_one_event().await;
+    let on_writer = store
+        .writer
+        .write(|connection| Ok(reprepares_across_organizations(connection, CHAIN_HEAD)))
+        .await
+        .expect("write");
+    let on_reader = store
+        .readers
+        .read(|connection| Ok(reprepares_across_organizations(connection, CHAIN_HEAD)))
+        .await
+        .expect("read");
+    assert_eq!((on_writer, on_reader), (0, 0));
+    // What the setting prevents: by default SQLite compiles this statement again on every
+    // run after the first that binds another organization.
+    let plain = rusqlite::Connection::open(dir.path().join("plain.db")).expect("open");
+    plain
+        .execute_batch(
+            "CREATE TABLE events (organization_id TEXT, sequence INTEGER, hash BLOB,
+                                  UNIQUE (organization_id, sequence));
+             INSERT INTO events VALUES ('org_1', 1, x'00'), ('org_2', 1, x'00');",
+        )
+        .expect("schema");
+    assert_eq!(reprepares_across_organizations(&plain, CHAIN_HEAD), 9);
+}
+
 /// The plan SQLite chooses for a search, one line per step.
 fn search_plan(dir: &tempfile::TempDir, query: &EventQuery) -> String {
     let page = stele_core::pagination::PageRequest::<i64>::default();
@@ -364,6 +406,8 @@ async fn a_time_range_by_occurred_at_walks_the_time_index_from_the_cursor() {
 fn with_index_file(dir: &tempfile::TempDir) -> rusqlite::Connection {
     let path = dir.path().join("stele.db");
     let connection = rusqlite::Connection::open(&path).expect("open");
+    // Planned as the read connections plan (see `keep_query_plans`).
+    keep_query_plans(&connection).expect("query plan stability");
     search_index::attach(&connection, &path).expect("attach the index file");
     connection
 }
