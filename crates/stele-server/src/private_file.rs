@@ -5,14 +5,19 @@ use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
 
-/// Creates `path` holding `contents`, readable only by this user (mode 0600; a missing
-/// directory is created 0700), unless a file of that name exists. Answers whether this
+/// Creates `path` holding `contents`, readable only by this user (mode 0600; missing
+/// directories are created 0700), unless a file of that name exists. Answers whether this
 /// call created it.
 ///
-/// The contents go whole to a temporary file beside `path`, which is linked into place
-/// only if the name is still free. So a process that finds the file never reads it half
-/// written, and when several create at once exactly one file wins; the losers get
-/// `Ok(false)` and should read the winner's.
+/// The contents go whole to a temporary file beside `path` (named `.stele-new-key…`),
+/// which is linked into place only if the name is still free. So a process that finds the
+/// file never reads it half written, and when several create at once exactly one file
+/// wins; the losers get `Ok(false)` and should read the winner's. The directory is synced
+/// either way, so no process uses a key whose name a crash could still undo. A crash
+/// before the link leaves the temporary file behind, holding a key that was never used.
+///
+/// The link needs a file system with `renameat2(RENAME_NOREPLACE)` or hard links (any
+/// local Linux file system; not vfat or some network and FUSE mounts).
 pub fn create_private_file(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
     let dir = path
         .parent()
@@ -23,17 +28,18 @@ pub fn create_private_file(path: &Path, contents: &[u8]) -> std::io::Result<bool
         .mode(0o700)
         .create(dir)?;
     // `NamedTempFile` creates its file with mode 0600 and removes it if we return early.
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".stele-new-key")
+        .tempfile_in(dir)?;
     file.write_all(contents)?;
     file.as_file().sync_all()?;
-    match file.persist_noclobber(path) {
-        Ok(_) => {}
-        Err(error) if error.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+    let created = match file.persist_noclobber(path) {
+        Ok(_) => true,
+        Err(error) if error.error.kind() == std::io::ErrorKind::AlreadyExists => false,
         Err(error) => return Err(error.error),
-    }
-    // The new name is durable only once its directory is.
+    };
     std::fs::File::open(dir)?.sync_all()?;
-    Ok(true)
+    Ok(created)
 }
 
 #[cfg(test)]

@@ -95,8 +95,12 @@ fn generate_key_file(path: &Path) -> anyhow::Result<SigningKey> {
         .with_context(|| format!("creating the signing key file {}", path.display()))?;
     if !created {
         // Another replica, started at the same time, generated the key first.
-        return read_key_file(path)?
-            .with_context(|| format!("{} disappeared after it was created", path.display()));
+        return read_key_file(path)?.with_context(|| {
+            format!(
+                "{} exists but cannot be read (a dangling symbolic link?)",
+                path.display()
+            )
+        });
     }
     tracing::info!(path = %path.display(), "generated a new checkpoint signing key");
     Ok(key)

@@ -88,22 +88,23 @@ pub(super) const READER_STATEMENT_CACHE: usize = 64;
 
 /// Makes a connection's prepared statements keep their query plan whatever values are
 /// bound to them (SQLite's query planner stability guarantee, `SQLITE_DBCONFIG_ENABLE_QPSG`).
+/// Set on every connection that runs queries: the writer, the readers and the indexer.
 ///
-/// Without it, SQLite marks a statement to be compiled again when a bound value changes if
-/// the planner looked at that value, and it looks at the value of `organization_id = ?`
-/// in every statement that also sorts or aggregates (`ORDER BY sequence`, `MAX(sequence)`):
-/// the append's chain-head lookup, for one, was parsed and planned anew for nearly every
-/// event: 18% of the writer's time under single-event load (bench/NOTES.md).
+/// Without it, a statement with a `column = ?` term and an `ORDER BY`, `GROUP BY`,
+/// `MIN`/`MAX` or a join is compiled again on nearly every run. Its planner asks whether the
+/// bound value is an integer from -1 to 1 (a row-estimate rule), which marks the parameter
+/// as one a plan depends on; rusqlite clears a cached statement's bindings when it goes
+/// back to the cache, and clearing a marked parameter expires the statement. The append's
+/// chain-head lookup (`... WHERE organization_id = ?1 ORDER BY sequence DESC LIMIT 1`) was
+/// parsed and planned anew for nearly every event: 18% of the writer's time under
+/// single-event load (bench/NOTES.md).
 ///
-/// What the planner gives up is looking at values, and Stele's plans do not need it:
-/// there are no statistics tables (`ANALYZE` never runs); the one `LIKE` with a bound
-/// pattern (organization names) sits in an `OR` that no index serves; the one partial
-/// index (`... WHERE idempotency_key IS NOT NULL`) is chosen for `idempotency_key = ?`
-/// whatever the value; and a bound `LIMIT` no longer lowers the planner's row estimate,
-/// which matters only where it could choose between sorting and an index in sort order,
-/// and each statement with one here either reads an index in its `ORDER BY` order or
-/// sorts a computed value that no index holds.
-/// The search plan tests (`tests.rs`) run with this setting.
+/// What the planner gives up is looking at bound values: that -1-to-1 rule, statistics
+/// (there are none: `ANALYZE` never runs), the `LIKE` optimisation (the one `LIKE` with a
+/// bound pattern, on organization names, sits in an `OR` that no index serves), and a
+/// bound `LIMIT`'s row estimate. That last one can change a plan only where the planner
+/// chooses between sorting and an index already in sort order for a small `LIMIT`: the
+/// organization and action lists, small tables either way.
 pub(super) fn keep_query_plans(connection: &Connection) -> StoreResult<()> {
     connection
         .set_db_config(

@@ -294,10 +294,10 @@ fn apply_deletions(connection: &Connection) -> StoreResult<usize> {
 /// `indexed_position` past them; runs inside the caller's transaction. Returns how many
 /// events it indexed.
 pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usize> {
-    // `LIMIT CAST(?1 AS INTEGER)`, not `LIMIT ?1`: SQLite re-prepares a statement whose
-    // LIMIT is a bare parameter every time that parameter's value changes, and the step
-    // size changes with nearly every step (a profile showed this statement parsed again
-    // on most steps).
+    // `LIMIT CAST(?1 AS INTEGER)`, not `LIMIT ?1`: without the query plan stability the
+    // connection now has (`keep_query_plans`), SQLite re-prepared a statement whose LIMIT
+    // is a bare parameter every time that parameter's value changed, and the step size
+    // changes with nearly every step. Kept as a second guard; it costs nothing.
     let mut select = connection
         .prepare_cached(&format!(
             "SELECT log_position, organization_id, sequence, action, actor_id, actor_name,
