@@ -903,3 +903,27 @@ fn check_checkpoint(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_that_loses_the_race_to_generate_the_key_uses_the_winners() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("signing-key.pem");
+        let winner = CheckpointSigner::load_or_generate(&path, "stele").expect("generate");
+        // The loser found no file, then generated a key of its own after the winner wrote
+        // one: it must come back with the winner's key and leave the file as it was.
+        let written = std::fs::read(&path).expect("read the key file");
+        let loser = generate_key_file(&path).expect("generate after losing");
+        assert_eq!(
+            NoteSigner::new("stele", loser)
+                .expect("signer")
+                .verifier()
+                .encoded(),
+            winner.verifier().encoded()
+        );
+        assert_eq!(std::fs::read(&path).expect("read again"), written);
+    }
+}
