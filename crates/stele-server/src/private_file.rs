@@ -42,6 +42,15 @@ pub fn create_private_file(path: &Path, contents: &[u8]) -> std::io::Result<bool
     Ok(created)
 }
 
+/// The text of `path`, or `None` when there is no such file.
+pub fn read_private_file(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

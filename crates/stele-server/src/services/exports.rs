@@ -25,7 +25,7 @@ use stele_store::{Store, StoreError};
 use tokio::sync::OnceCell;
 
 use crate::error_code::ErrorCode;
-use crate::private_file::create_private_file;
+use crate::private_file::{create_private_file, read_private_file};
 use crate::services::transparency::{ProvenJsonlWriter, TransparencyService, TreeReader};
 use crate::services::ServiceError;
 
@@ -185,10 +185,9 @@ async fn load_link_key_file(
 
 /// The link key held in hex at `path`, or `None` when there is no such file.
 fn read_link_key_file(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(file_error(path, "reading", error)),
+    let Some(text) = read_private_file(path).map_err(|error| file_error(path, "reading", error))?
+    else {
+        return Ok(None);
     };
     hex::decode(text.trim())
         .ok()

@@ -29,7 +29,7 @@ use stele_core::proven_jsonl::manifest_text;
 use stele_core::timestamp::now_millis;
 use stele_store::{Store, StoreResult};
 
-use crate::private_file::create_private_file;
+use crate::private_file::{create_private_file, read_private_file};
 use crate::services::ServiceError;
 
 /// The deployment's checkpoint signer: its key (from a PEM file) and the origin prefix
@@ -71,10 +71,10 @@ impl CheckpointSigner {
 
 /// The PKCS#8 PEM Ed25519 key at `path`, or `None` when there is no such file.
 fn read_key_file(path: &Path) -> anyhow::Result<Option<SigningKey>> {
-    let pem = match std::fs::read_to_string(path) {
-        Ok(pem) => pem,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    let Some(pem) =
+        read_private_file(path).with_context(|| format!("reading {}", path.display()))?
+    else {
+        return Ok(None);
     };
     SigningKey::from_pkcs8_pem(&pem).map(Some).map_err(|error| {
         anyhow::anyhow!(

@@ -294,16 +294,14 @@ fn apply_deletions(connection: &Connection) -> StoreResult<usize> {
 /// `indexed_position` past them; runs inside the caller's transaction. Returns how many
 /// events it indexed.
 pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usize> {
-    // `LIMIT CAST(?1 AS INTEGER)`, not `LIMIT ?1`: without the query plan stability the
-    // connection now has (`keep_query_plans`), SQLite re-prepared a statement whose LIMIT
-    // is a bare parameter every time that parameter's value changed, and the step size
-    // changes with nearly every step. Kept as a second guard; it costs nothing.
+    // The step size changes with nearly every step; the connection keeps its plans
+    // (`keep_query_plans`), so a new `LIMIT` value does not compile the statement again.
     let mut select = connection
         .prepare_cached(&format!(
             "SELECT log_position, organization_id, sequence, action, actor_id, actor_name,
                     occurred_at, canonical
              FROM events WHERE log_position > {INDEXED_POSITION}
-             ORDER BY log_position LIMIT CAST(?1 AS INTEGER)"
+             ORDER BY log_position LIMIT ?1"
         ))
         .map_err(database_error)?;
     let mut insert_search = connection
@@ -404,8 +402,9 @@ pub(super) fn index_step(connection: &Connection, limit: i64) -> StoreResult<usi
 /// After every group commit the writer wakes it ([`SearchIndexer::after_commit`]); it lets events
 /// gather for [`GATHER`], then indexes the tail in steps of up to [`INDEX_STEP`] until it
 /// has caught up. Events another process appended wake nothing: after a step that indexed
-/// some it looks again within [`GATHER`], and while idle every [`IDLE_POLL`]. It stops when the store is dropped (the writer, which holds the waking
-/// end, ends), after the step it is in.
+/// some it looks again within [`GATHER`], and while idle every [`IDLE_POLL`]. It stops
+/// when the store is dropped (the writer, which holds the waking end, ends), after the
+/// step it is in.
 pub(super) struct SearchIndexer {
     wake: mpsc::SyncSender<()>,
     progress: Arc<Progress>,
