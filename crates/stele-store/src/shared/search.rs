@@ -137,15 +137,19 @@ impl SearchColumns<'static> {
     /// that one actor's few entries answer.
     pub(crate) fn hinted_for(query: &EventQuery) -> Self {
         if has_selective_id(query) {
-            SearchColumns {
-                time: "+e.occurred_at",
-                action: "+e.action",
-                targets: TargetRows::Indexed,
-            }
+            Self::HINTED
         } else {
             Self::PLAIN
         }
     }
+
+    /// `occurred_at` and `action` hidden from the planner with `+`: another index (or
+    /// walk) drives and they are checked per candidate.
+    pub(crate) const HINTED: Self = SearchColumns {
+        time: "+e.occurred_at",
+        action: "+e.action",
+        targets: TargetRows::Indexed,
+    };
 }
 
 /// Plans one page of `query`. Only the filters in use appear. `columns` says how the

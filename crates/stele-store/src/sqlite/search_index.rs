@@ -35,6 +35,7 @@
 //! takes the index file's write lock before it reads `events`, so their steps take turns
 //! and neither writes rows from a snapshot older than a deletion the other has applied.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
@@ -74,6 +75,14 @@ const RETRY: Duration = Duration::from_secs(1);
 /// The index file's page cache (KiB, as `PRAGMA cache_size` takes it when negative): the
 /// actor, time and target index pages that random keys land on stay in memory.
 const INDEX_CACHE_KIB: i64 = 65_536;
+
+/// Sequences per run of `event_time_blocks`: a sequence-ordered page of a time range reads
+/// the events of the runs whose time span overlaps the range, newest run first, so the most
+/// it reads past its page is about one run on each side of the range. Smaller runs read less
+/// past the page and add more summary rows to skip (one per run: about 10,000 for an
+/// organization of 10 million events). Tests use tiny runs so that a handful of events
+/// spans many.
+pub(super) const TIME_BLOCK: i64 = if cfg!(test) { 4 } else { 1_024 };
 
 /// The subquery, valid in any reader's snapshot, of the last position the search rows cover.
 pub(super) const INDEXED_POSITION: &str =
@@ -138,15 +147,120 @@ pub(super) fn create_schema(connection: &Connection) -> StoreResult<()> {
              -- Every event with `log_position <= indexed_position` has its rows, committed
              -- in the same transaction as this value; every deletion up to
              -- `deletions_applied` is applied. `database_id` is the database's
-             -- (`database_identity`) this file was built from.
+             -- (`database_identity`) this file was built from. `event_time_blocks` covers
+             -- every event up to `time_blocks_position` (see `update_time_blocks`).
              CREATE TABLE IF NOT EXISTS search.search_index_progress (
                  singleton         INTEGER PRIMARY KEY CHECK (singleton = 1),
                  indexed_position  INTEGER NOT NULL,
                  deletions_applied INTEGER NOT NULL,
-                 database_id       BLOB NOT NULL
+                 database_id       BLOB NOT NULL,
+                 time_blocks_position INTEGER NOT NULL DEFAULT 0
              );",
         )
-        .map_err(|error| StoreError::sqlite("creating the search index tables", error))
+        .map_err(|error| StoreError::sqlite("creating the search index tables", error))?;
+    update_time_blocks(connection)
+}
+
+/// Brings `event_time_blocks` up to `indexed_position` when the file was indexed without it:
+/// by an earlier version (which neither has the table nor keeps
+/// `search_index_progress.time_blocks_position`, the position the summary covers), or by
+/// one run between two runs of this one. Runs in one transaction that holds the index
+/// file's write lock from its first statement, so no other process indexes meanwhile and no
+/// reader sees the summary behind the rows it describes.
+///
+/// The summary holds, for each organization and each run of [`TIME_BLOCK`] sequences
+/// (`block` is the sequence divided by it), the earliest and latest `occurred_at` of its
+/// indexed events. Events usually arrive in about the order they occurred, so a run spans a
+/// short time, and a time range in sequence order reads only the runs that overlap it (see
+/// `events::search_sql`). A run whose span is wider than its events' (events that arrived
+/// far out of order; events purged or indexed again since) makes a search read more, never
+/// miss one; a run missing or narrower than its events would, so every indexed event is in
+/// its run's span before a search can read the summary.
+fn update_time_blocks(connection: &Connection) -> StoreResult<()> {
+    let updated = (|| {
+        // Any write to the file takes its write lock; this one changes nothing.
+        connection.execute_batch(
+            "BEGIN;
+             UPDATE search.search_index_progress SET indexed_position = indexed_position;",
+        )?;
+        let had_table: bool = connection.query_row(
+            "SELECT EXISTS (SELECT 1 FROM search.sqlite_master WHERE name = 'event_time_blocks')",
+            [],
+            |row| row.get(0),
+        )?;
+        connection.execute_batch(
+            "CREATE TABLE IF NOT EXISTS search.event_time_blocks (
+                 organization_id TEXT NOT NULL,
+                 block           INTEGER NOT NULL,
+                 earliest        INTEGER NOT NULL,
+                 latest          INTEGER NOT NULL,
+                 PRIMARY KEY (organization_id, block)
+             ) WITHOUT ROWID;",
+        )?;
+        let has_position: bool = connection.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('search_index_progress', 'search')
+                            WHERE name = 'time_blocks_position')",
+            [],
+            |row| row.get(0),
+        )?;
+        if !has_position {
+            connection.execute_batch(
+                "ALTER TABLE search.search_index_progress
+                     ADD COLUMN time_blocks_position INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
+        let positions: Option<(i64, i64)> = connection
+            .query_row(
+                "SELECT indexed_position, time_blocks_position FROM search.search_index_progress",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?
+            // A new table covers nothing, whatever the position says.
+            .map(|(indexed, covered)| (indexed, if had_table { covered } else { 0 }));
+        match positions {
+            Some((indexed, covered)) if covered > 0 && covered < indexed => {
+                // Indexed since by a version that kept no summary: widen the runs of
+                // those events, read from `events` by position.
+                connection.execute(
+                    &format!(
+                        "INSERT INTO search.event_time_blocks (organization_id, block, earliest, latest)
+                             SELECT organization_id, sequence / {TIME_BLOCK}, MIN(occurred_at), MAX(occurred_at)
+                             FROM main.events WHERE log_position > ?1 AND log_position <= ?2
+                             GROUP BY 1, 2
+                         ON CONFLICT (organization_id, block) DO UPDATE
+                             SET earliest = MIN(earliest, excluded.earliest),
+                                 latest = MAX(latest, excluded.latest)"
+                    ),
+                    [covered, indexed],
+                )?;
+            }
+            Some((indexed, covered)) if covered != indexed => {
+                // Never kept, or kept for an index file since emptied: from every
+                // indexed row.
+                connection.execute_batch(&format!(
+                    "DELETE FROM search.event_time_blocks;
+                     INSERT INTO search.event_time_blocks (organization_id, block, earliest, latest)
+                         SELECT organization_id, sequence / {TIME_BLOCK}, MIN(occurred_at), MAX(occurred_at)
+                         FROM search.event_search GROUP BY 1, 2;"
+                ))?;
+            }
+            _ => {}
+        }
+        connection.execute_batch(
+            "UPDATE search.search_index_progress SET time_blocks_position = indexed_position;
+             COMMIT;",
+        )
+    })();
+    if updated.is_err() && !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    updated.map_err(|error| {
+        StoreError::sqlite(
+            "bringing the search index file's time summary up to date",
+            error,
+        )
+    })
 }
 
 /// How many acknowledged events have no search rows yet.
@@ -204,7 +318,8 @@ pub(super) fn adopt(connection: &Connection) -> StoreResult<bool> {
     // far is already reflected in `events`.
     connection
         .execute_batch(
-            "DELETE FROM event_search; DELETE FROM event_targets; DELETE FROM search_index_progress;",
+            "DELETE FROM event_search; DELETE FROM event_targets; DELETE FROM event_time_blocks;
+             DELETE FROM search_index_progress;",
         )
         .map_err(database_error)?;
     connection
@@ -249,10 +364,23 @@ fn apply_deletions(connection: &Connection) -> StoreResult<usize> {
                     "DELETE FROM event_targets WHERE organization_id = ?1",
                     &[organization_id],
                 )?;
+                execute(
+                    "DELETE FROM event_time_blocks WHERE organization_id = ?1",
+                    &[organization_id],
+                )?;
             }
             Some(up_to) => {
                 execute(
                     "DELETE FROM event_search WHERE organization_id = ?1 AND sequence <= ?2",
+                    &[organization_id, up_to],
+                )?;
+                // Runs wholly purged; the run the purge ends in keeps its span, which
+                // still covers every event left in it.
+                execute(
+                    &format!(
+                        "DELETE FROM event_time_blocks
+                         WHERE organization_id = ?1 AND block < (?2 + 1) / {TIME_BLOCK}"
+                    ),
                     &[organization_id, up_to],
                 )?;
                 // Target rows are keyed by target id; `event_targets_by_type` reaches a
@@ -320,10 +448,13 @@ pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usi
     let mut rows = select.query([limit]).map_err(database_error)?;
     let mut indexed = 0;
     let mut last_position = None;
+    // Each run's span among this step's events, written once per run below.
+    let mut spans: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
     while let Some(row) = rows.next().map_err(database_error)? {
         let position: i64 = row.get(0).map_err(database_error)?;
         let organization_id: String = row.get(1).map_err(database_error)?;
         let sequence: i64 = row.get(2).map_err(database_error)?;
+        let occurred_at: i64 = row.get(6).map_err(database_error)?;
         insert_search
             .execute(params![
                 organization_id,
@@ -331,9 +462,16 @@ pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usi
                 row.get::<_, String>(3).map_err(database_error)?,
                 row.get::<_, String>(4).map_err(database_error)?,
                 row.get::<_, Option<String>>(5).map_err(database_error)?,
-                row.get::<_, i64>(6).map_err(database_error)?,
+                occurred_at,
             ])
             .map_err(database_error)?;
+        spans
+            .entry((organization_id.clone(), sequence / TIME_BLOCK))
+            .and_modify(|(earliest, latest)| {
+                *earliest = (*earliest).min(occurred_at);
+                *latest = (*latest).max(occurred_at);
+            })
+            .or_insert((occurred_at, occurred_at));
         let canonical = row
             .get_ref(7)
             .and_then(|value| Ok(value.as_blob()?))
@@ -355,10 +493,25 @@ pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usi
         indexed += 1;
         last_position = Some(position);
     }
+    let mut widen_span = connection
+        .prepare_cached(
+            "INSERT INTO event_time_blocks (organization_id, block, earliest, latest)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (organization_id, block) DO UPDATE
+                 SET earliest = MIN(earliest, excluded.earliest),
+                     latest = MAX(latest, excluded.latest)",
+        )
+        .map_err(database_error)?;
+    for ((organization_id, block), (earliest, latest)) in &spans {
+        widen_span
+            .execute(params![organization_id, block, earliest, latest])
+            .map_err(database_error)?;
+    }
     if let Some(position) = last_position {
         connection
             .prepare_cached(
-                "UPDATE search_index_progress SET indexed_position = ?1 WHERE singleton = 1",
+                "UPDATE search_index_progress SET indexed_position = ?1, time_blocks_position = ?1
+                 WHERE singleton = 1",
             )
             .and_then(|mut statement| statement.execute([position]))
             .map_err(database_error)?;
@@ -915,6 +1068,18 @@ mod tests {
         (search, targets)
     }
 
+    /// The rows of `event_time_blocks`.
+    fn time_blocks(connection: &Connection) -> BTreeMap<(String, i64), (i64, i64)> {
+        connection
+            .prepare("SELECT organization_id, block, earliest, latest FROM event_time_blocks")
+            .expect("prepare")
+            .query_map([], |row| {
+                Ok(((row.get(0)?, row.get(1)?), (row.get(2)?, row.get(3)?)))
+            })
+            .and_then(Iterator::collect)
+            .expect("time blocks")
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -968,6 +1133,14 @@ mod tests {
             let (search, targets) = index_rows(&connection);
             prop_assert_eq!(search, expected_search);
             prop_assert_eq!(targets, expected_targets);
+            // Each run's span is that of its events, however the steps split them.
+            let mut expected_spans: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+            for event in &events {
+                let key = (ORGANIZATIONS[event.spec.organization].to_owned(), event.sequence / TIME_BLOCK);
+                let span = expected_spans.entry(key).or_insert((event.occurred_at, event.occurred_at));
+                *span = (span.0.min(event.occurred_at), span.1.max(event.occurred_at));
+            }
+            prop_assert_eq!(time_blocks(&connection), expected_spans);
             prop_assert_eq!(indexed_position(&connection).expect("position"), events.len() as i64);
         }
     }
@@ -1098,6 +1271,19 @@ mod tests {
         };
         assert_eq!(left("org_a"), 15);
         assert_eq!(left_targets("org_a"), 30);
+        // Runs of four sequences: 0 to 3 is gone, 4 to 7 keeps its span (6 and 7 are
+        // left in it).
+        assert_eq!(TIME_BLOCK, 4);
+        assert_eq!(
+            connection
+                .query_row(
+                    "SELECT MIN(block) FROM event_time_blocks WHERE organization_id = 'org_a'",
+                    [],
+                    |row| row.get::<_, i64>(0)
+                )
+                .expect("first run"),
+            1
+        );
         assert_eq!(
             count("SELECT MIN(sequence) FROM event_targets WHERE organization_id = 'org_a'"),
             6
@@ -1106,6 +1292,14 @@ mod tests {
         delete("org_a", None);
         index_step(&connection, INDEX_STEP).expect("apply the deletion");
         assert_eq!((left("org_a"), left_targets("org_a")), (0, 0));
+        let runs = |organization: &str| {
+            count(&format!(
+                "SELECT COUNT(*) FROM event_time_blocks WHERE organization_id = '{organization}'"
+            ))
+        };
+        assert_eq!(runs("org_a"), 0);
+        // org_b's sequences 1 to 20: runs 0 to 5.
+        assert_eq!(runs("org_b"), 6);
         assert_eq!((left("org_b"), left_targets("org_b")), (20, 40));
         assert_eq!(
             count("SELECT deletions_applied FROM search_index_progress"),
@@ -1143,5 +1337,81 @@ mod tests {
                 .expect("count"),
             0
         );
+    }
+
+    /// An index file indexed without the time summary gets it at open, as the indexer would
+    /// have written it: a file from before the summary (no table, no position), one an
+    /// earlier version indexed more events in since, and one emptied and rebuilt since.
+    #[test]
+    fn an_index_file_indexed_without_the_time_summary_gets_it_at_open() {
+        let (_dir, connection) = database();
+        let append_some = |range: std::ops::Range<usize>| {
+            for index in range {
+                let spec = Spec {
+                    second: (index * 7 % 20) as u32,
+                    ..plain_spec(Vec::new())
+                };
+                append(&connection, index, &spec);
+            }
+        };
+        append_some(0..10);
+        index_step(&connection, INDEX_STEP).expect("index");
+        let first_ten = time_blocks(&connection);
+        append_some(10..30);
+        index_step(&connection, INDEX_STEP).expect("index");
+        let written = time_blocks(&connection);
+        assert_eq!(written.len(), 8, "sequences 1 to 30 in runs of four");
+        assert_ne!(first_ten, written);
+        let reopened = || {
+            create_schema(&connection).expect("open the file again");
+            let position: i64 = connection
+                .query_row(
+                    "SELECT time_blocks_position FROM search_index_progress",
+                    [],
+                    |row| row.get(0),
+                )
+                .expect("position");
+            assert_eq!(position, 30);
+            time_blocks(&connection)
+        };
+
+        connection
+            .execute_batch(
+                "DROP TABLE event_time_blocks;
+                 ALTER TABLE search_index_progress DROP COLUMN time_blocks_position;",
+            )
+            .expect("a file from before the summary");
+        assert_eq!(reopened(), written);
+        assert_eq!(reopened(), written, "and again: nothing to do");
+        connection
+            .execute_batch("DROP TABLE event_time_blocks")
+            .expect("the summary alone lost");
+        assert_eq!(reopened(), written);
+
+        // Events 11 to 30 indexed by a version that kept no summary.
+        connection
+            .execute_batch(
+                "DELETE FROM event_time_blocks; UPDATE search_index_progress SET time_blocks_position = 10;",
+            )
+            .expect("back to the first ten");
+        for ((organization, block), (earliest, latest)) in &first_ten {
+            connection
+                .execute(
+                    "INSERT INTO event_time_blocks VALUES (?1, ?2, ?3, ?4)",
+                    params![organization, block, earliest, latest],
+                )
+                .expect("a run");
+        }
+        assert_eq!(reopened(), written);
+
+        // Emptied and rebuilt by such a version: the runs left are of no use.
+        connection
+            .execute_batch(
+                "UPDATE event_time_blocks SET earliest = 0, latest = 0;
+                 INSERT INTO event_time_blocks VALUES ('org_b', 99, 0, 0);
+                 UPDATE search_index_progress SET time_blocks_position = 0;",
+            )
+            .expect("stale runs");
+        assert_eq!(reopened(), written);
     }
 }

@@ -347,20 +347,36 @@ async fn a_search_by_actor_action_and_time_is_driven_by_the_actor_index_alone() 
 }
 
 #[tokio::test]
-async fn a_time_range_alone_reads_the_time_index_without_table_rows() {
+async fn a_time_range_in_sequence_order_walks_the_runs_and_reads_their_events_in_order() {
+    // Runs newest first, each overlapping run's events by their sequence key; no read of
+    // the range's whole time index, and no sort of the indexed rows.
     let (dir, _store) = store_with_one_event().await;
-    let query = EventQuery {
-        organization_id: "org_1".into(),
-        occurred_from: Some(0),
-        occurred_to: Some(1),
-        ..EventQuery::default()
-    };
-    let plan = search_plan(&dir, &query);
-    assert!(
-        plan.contains("COVERING INDEX event_search_by_occurred_at"),
-        "{plan}"
-    );
-    assert_tail_is_read_by_position(&plan);
+    for actions in [vec![], vec!["user.signed_in".to_owned()]] {
+        let query = EventQuery {
+            organization_id: "org_1".into(),
+            actions,
+            occurred_from: Some(0),
+            occurred_to: Some(1),
+            ..EventQuery::default()
+        };
+        let plan = search_plan(&dir, &query);
+        assert!(
+            plan.contains(
+                "SEARCH b USING PRIMARY KEY (organization_id=?)
+SEARCH e USING INDEX sqlite_autoindex_event_search_1 (organization_id=? AND sequence>? AND sequence<?)"
+            ),
+            "{plan}"
+        );
+        let indexed_part = plan
+            .split("LEFT-MOST SUBQUERY")
+            .nth(1)
+            .and_then(|rest| rest.split("UNION ALL").next())
+            .expect("the indexed part of the plan");
+        assert!(!indexed_part.contains("TEMP B-TREE"), "{plan}");
+        assert!(!plan.contains("event_search_by_occurred_at"), "{plan}");
+        assert!(!plan.contains("event_search_by_action"), "{plan}");
+        assert_tail_is_read_by_position(&plan);
+    }
 }
 
 #[tokio::test]
