@@ -613,7 +613,10 @@ pub trait LogStreamStore: Send + Sync {
     ) -> StoreResult<Vec<LogStream>>;
 
     /// Extends `owner`'s lease on a stream; `false` when the lease is no longer `owner`'s
-    /// (it expired and another process took it, or the stream was deleted).
+    /// (it expired and another process took it, or the stream was deleted) or the stream
+    /// was paused: a delivery renews before every batch, so pausing a stream stops a
+    /// delivery in progress after the batch it is sending, even one that new events would
+    /// otherwise keep from ever catching up.
     async fn renew_log_stream_lease(
         &self,
         id: &str,

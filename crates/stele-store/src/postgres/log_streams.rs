@@ -205,7 +205,8 @@ impl LogStreamStore for PostgresStore {
     ) -> StoreResult<bool> {
         let renewed = self
             .execute(
-                "UPDATE log_streams SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2",
+                "UPDATE log_streams SET lease_expires_at = $3
+                 WHERE id = $1 AND lease_owner = $2 AND state <> 'inactive'",
                 &[&id, &owner, &lease_until],
             )
             .await?;

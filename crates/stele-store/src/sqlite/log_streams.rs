@@ -309,7 +309,7 @@ impl LogStreamStore for SqliteStore {
                 let renewed = connection
                     .execute(
                         "UPDATE log_streams SET lease_expires_at = ?3
-                         WHERE id = ?1 AND lease_owner = ?2",
+                         WHERE id = ?1 AND lease_owner = ?2 AND state <> 'inactive'",
                         params![id, owner, lease_until],
                     )
                     .map_err(database_error)?;

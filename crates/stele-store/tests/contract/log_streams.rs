@@ -12,6 +12,7 @@ contract_tests!(
     streams_are_created_listed_read_and_deleted_per_organization,
     a_stream_for_an_unknown_organization_is_refused,
     pausing_resuming_and_rewinding_change_state_and_cursor,
+    pausing_a_stream_ends_the_lease_of_a_delivery_in_progress,
     only_streams_with_undelivered_events_are_leased_and_one_owner_at_a_time,
     a_delivery_advances_the_cursor_only_under_the_lease_from_the_expected_cursor,
     a_failure_records_the_reason_backs_off_and_releases_the_lease,
@@ -149,6 +150,52 @@ async fn pausing_resuming_and_rewinding_change_state_and_cursor(backend: Backend
             .expect("resume"),
         None,
         "pinned to its organization"
+    );
+}
+
+async fn pausing_a_stream_ends_the_lease_of_a_delivery_in_progress(backend: Backend) {
+    create_organization(&*backend, "org_a").await;
+    append(&*backend, "org_a", "user.signed_in").await;
+    backend
+        .create_log_stream(stream("log_stream_1", "org_a", 1))
+        .await
+        .expect("create");
+    let leased = backend
+        .lease_log_streams("w1", 10, 100, 10)
+        .await
+        .expect("lease");
+    assert_eq!(leased.len(), 1);
+    assert!(backend
+        .renew_log_stream_lease("log_stream_1", "w1", 200)
+        .await
+        .expect("renew"));
+    backend
+        .set_log_stream_state("org_a", "log_stream_1", LogStreamState::Inactive, 20)
+        .await
+        .expect("pause");
+    assert!(
+        !backend
+            .renew_log_stream_lease("log_stream_1", "w1", 300)
+            .await
+            .expect("renew"),
+        "a paused stream's delivery stops at its next batch"
+    );
+    backend
+        .release_log_stream_lease("log_stream_1", "w1")
+        .await
+        .expect("release");
+    backend
+        .set_log_stream_state("org_a", "log_stream_1", LogStreamState::Active, 30)
+        .await
+        .expect("resume");
+    assert_eq!(
+        backend
+            .lease_log_streams("w2", 40, 140, 10)
+            .await
+            .expect("lease")
+            .len(),
+        1,
+        "resumed, another process leases it at once"
     );
 }
 

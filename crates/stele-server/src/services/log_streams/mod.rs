@@ -560,8 +560,13 @@ impl LogStreamService {
                 .await
             {
                 Ok(true) => {}
-                // The lease expired and another replica took the stream: stop here.
-                Ok(false) => return,
+                // The stream was paused, or the lease expired and another replica took the
+                // stream: stop here. Releasing gives a paused stream's lease up at once (a
+                // lease another process holds is left alone).
+                Ok(false) => {
+                    self.release_lease(&stream, owner).await;
+                    return;
+                }
                 Err(error) => {
                     tracing::warn!(stream = %stream.id, %error, "cannot renew a log stream lease");
                     return;
