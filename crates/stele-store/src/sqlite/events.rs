@@ -3,7 +3,9 @@
 use super::database_error;
 use super::idempotency::claim_idempotency_key;
 use super::organizations::organization_exists;
-use super::search_index::{INDEXED_POSITION, TIME_BLOCK};
+use super::search_index::{
+    time_range_density, INDEXED_POSITION, MIN_TIME_BLOCK_DENSITY, TIME_BLOCK,
+};
 use super::SqliteStore;
 use crate::prelude::*;
 use crate::shared::chain::{chain_anchors, ChainWalk};
@@ -214,19 +216,22 @@ impl Binder for SqliteBinder {
 /// stored targets, so every acknowledged event is found. The tail is
 /// read by position alone (`NOT INDEXED` keeps SQLite from walking the organization's
 /// whole `(organization_id, sequence)` key instead; the position is the table's own key).
-pub(super) fn search_sql(query: &EventQuery, scan: &SearchScan) -> (String, Vec<SqlValue>) {
+///
+/// With `walk_time_blocks` (sequence order only; see [`walks_time_blocks`]), the indexed
+/// rows are found through the summary of each run of sequences' time span
+/// (`event_time_blocks`, see `search_index::update_time_blocks`): runs newest first (in the
+/// page's direction), those outside the range skipped from their summary row, and the
+/// events of those that overlap read by sequence and checked, until the page is full.
+pub(super) fn search_sql(
+    query: &EventQuery,
+    scan: &SearchScan,
+    walk_time_blocks: bool,
+) -> (String, Vec<SqlValue>) {
     let mut binder = SqliteBinder {
         values: vec![SqlValue::Text(query.organization_id.to_string())],
     };
-    // A time range in sequence order: no index is ordered by time for the range and by
-    // sequence for the page at once, so the summary of each run of sequences' time span
-    // (`event_time_blocks`, see `search_index::add_time_blocks`) drives: runs newest first
-    // (in the page's direction), those outside the range skipped from their summary row,
-    // and the events of those that overlap read by sequence and checked, until the page is
-    // full. Without it, SQLite reads every entry of the range from the time index and sorts
-    // their sequences to keep a page (86,400 entries for six hours at four events a
-    // second).
-    let walk_time_blocks = !scan.by_occurred_at && is_time_bounded_only(query);
+    // The runs give pages in sequence order only.
+    let walk_time_blocks = walk_time_blocks && !scan.by_occurred_at;
     // With an actor or target id, that selective index should drive and the time range and
     // action be checked row by row; `+` keeps SQLite (which has no statistics) from walking
     // a wide range of the time or action index instead. Walking the runs, the sequence key
@@ -310,13 +315,67 @@ pub(super) fn search_sql(query: &EventQuery, scan: &SearchScan) -> (String, Vec<
     (sql, binder.values)
 }
 
+/// Whether a page of `query` scanned as `scan` should find its indexed rows through the
+/// runs of sequences (see [`search_sql`]): a time range in sequence order, with no actor
+/// or target id (whose own indexes drive better), whose overlapping runs are mostly
+/// events of the range.
+///
+/// No index is ordered by time for the range and by sequence for the page at once.
+/// Without the runs, SQLite reads every entry of the range from the time index and sorts
+/// their sequences to keep a page: 86,400 entries for six hours at four events a second,
+/// however small the page. With them, a page reads about one run past itself when events
+/// arrive in about the order they occurred. When they do not (a backfill of old events
+/// interleaved with live ones), every run's span is wide, each overlaps many ranges while
+/// holding few of their events, and walking them could read far more than the range
+/// holds; `search_index::time_range_density` tells the two apart from the summary alone.
+pub(super) fn walks_time_blocks(
+    connection: &Connection,
+    query: &EventQuery,
+    scan: &SearchScan,
+) -> StoreResult<bool> {
+    if scan.by_occurred_at || !is_time_bounded_only(query) {
+        return Ok(false);
+    }
+    let density = time_range_density(
+        connection,
+        &query.organization_id,
+        query.occurred_from,
+        query.occurred_to,
+    )?;
+    Ok(density.is_some_and(|density| density >= MIN_TIME_BLOCK_DENSITY))
+}
+
 /// The events of one page of a search, each with its `occurred_at`.
 pub(super) fn run_search(
     connection: &Connection,
     query: &EventQuery,
     scan: &SearchScan,
 ) -> StoreResult<Vec<(StoredEvent, UnixMillis)>> {
-    let (sql, values) = search_sql(query, scan);
+    if scan.by_occurred_at || !is_time_bounded_only(query) || !connection.is_autocommit() {
+        let walk_time_blocks = walks_time_blocks(connection, query, scan)?;
+        return run_search_planned(connection, query, scan, walk_time_blocks);
+    }
+    // One read transaction, so that the page reads the index file in the snapshot in
+    // which the summary was found to cover every indexed event. (The index file is read
+    // first, so `events` is read in the same or a later snapshot, which the search allows:
+    // see `search_index`.)
+    connection.execute_batch("BEGIN").map_err(database_error)?;
+    let rows = walks_time_blocks(connection, query, scan)
+        .and_then(|walk| run_search_planned(connection, query, scan, walk));
+    let ended = connection.execute_batch(if rows.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let rows = rows?;
+    ended.map_err(database_error)?;
+    Ok(rows)
+}
+
+/// [`run_search`] with the choice of [`walks_time_blocks`] made by the caller.
+pub(super) fn run_search_planned(
+    connection: &Connection,
+    query: &EventQuery,
+    scan: &SearchScan,
+    walk_time_blocks: bool,
+) -> StoreResult<Vec<(StoredEvent, UnixMillis)>> {
+    let (sql, values) = search_sql(query, scan, walk_time_blocks);
     let mut statement = connection.prepare_cached(&sql).map_err(database_error)?;
     let rows = statement
         .query_map(rusqlite::params_from_iter(values), |row| {

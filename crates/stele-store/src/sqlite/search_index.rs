@@ -84,6 +84,14 @@ const INDEX_CACHE_KIB: i64 = 65_536;
 /// spans many.
 pub(super) const TIME_BLOCK: i64 = if cfg!(test) { 4 } else { 1_024 };
 
+/// The least share of the events in the runs overlapping a time range that must be
+/// expected inside it for a sequence-ordered page to walk the runs (see
+/// `events::walks_time_blocks`). Walking reads at most the overlapping runs' events, so
+/// at a quarter it reads at most about four times the range's entries, each a table row
+/// where the time index's plan reads an index entry; it usually stops after one run.
+/// Below it, the time index's plan, whose cost is the range's entries, is taken.
+pub(super) const MIN_TIME_BLOCK_DENSITY: f64 = 0.25;
+
 /// The subquery, valid in any reader's snapshot, of the last position the search rows cover.
 pub(super) const INDEXED_POSITION: &str =
     "(SELECT indexed_position FROM search_index_progress WHERE singleton = 1)";
@@ -148,119 +156,200 @@ pub(super) fn create_schema(connection: &Connection) -> StoreResult<()> {
              -- in the same transaction as this value; every deletion up to
              -- `deletions_applied` is applied. `database_id` is the database's
              -- (`database_identity`) this file was built from. `event_time_blocks` covers
-             -- every event up to `time_blocks_position` (see `update_time_blocks`).
+             -- every event up to `time_blocks_position`, in runs of `time_block_sequences`
+             -- (see `catch_up_time_blocks`).
              CREATE TABLE IF NOT EXISTS search.search_index_progress (
                  singleton         INTEGER PRIMARY KEY CHECK (singleton = 1),
                  indexed_position  INTEGER NOT NULL,
                  deletions_applied INTEGER NOT NULL,
                  database_id       BLOB NOT NULL,
-                 time_blocks_position INTEGER NOT NULL DEFAULT 0
+                 time_blocks_position INTEGER NOT NULL DEFAULT 0,
+                 time_block_sequences INTEGER NOT NULL DEFAULT 0
              );",
         )
         .map_err(|error| StoreError::sqlite("creating the search index tables", error))?;
     update_time_blocks(connection)
 }
 
-/// Brings `event_time_blocks` up to `indexed_position` when the file was indexed without it:
-/// by an earlier version (which neither has the table nor keeps
-/// `search_index_progress.time_blocks_position`, the position the summary covers), or by
-/// one run between two runs of this one. Runs in one transaction that holds the index
-/// file's write lock from its first statement, so no other process indexes meanwhile and no
-/// reader sees the summary behind the rows it describes.
+/// Adds the time summary to an index file that lacks it and brings it up to
+/// `indexed_position` (see [`catch_up_time_blocks`]), in one transaction that holds the
+/// index file's write lock from its first statement, so no other process indexes
+/// meanwhile. Runs at every open, before [`adopt`] (which empties the summary with the
+/// rest of a file it does not recognise, so this may do work that is then thrown away).
 ///
 /// The summary holds, for each organization and each run of [`TIME_BLOCK`] sequences
 /// (`block` is the sequence divided by it), the earliest and latest `occurred_at` of its
 /// indexed events. Events usually arrive in about the order they occurred, so a run spans a
 /// short time, and a time range in sequence order reads only the runs that overlap it (see
-/// `events::search_sql`). A run whose span is wider than its events' (events that arrived
-/// far out of order; events purged or indexed again since) makes a search read more, never
-/// miss one; a run missing or narrower than its events would, so every indexed event is in
-/// its run's span before a search can read the summary.
+/// `events::walks_time_blocks`). A run whose span is wider than its events' (events that
+/// arrived far out of order; events purged or indexed again since) makes a search read
+/// more, never miss one; a run missing or narrower than its events would, so searches walk
+/// the runs only while `search_index_progress` says they cover every indexed event.
 fn update_time_blocks(connection: &Connection) -> StoreResult<()> {
+    let query_bool = |sql: &str| -> StoreResult<bool> {
+        connection
+            .query_row(sql, [], |row| row.get(0))
+            .map_err(database_error)
+    };
     let updated = (|| {
         // Any write to the file takes its write lock; this one changes nothing.
-        connection.execute_batch(
-            "BEGIN;
-             UPDATE search.search_index_progress SET indexed_position = indexed_position;",
-        )?;
-        let had_table: bool = connection.query_row(
-            "SELECT EXISTS (SELECT 1 FROM search.sqlite_master WHERE name = 'event_time_blocks')",
-            [],
-            |row| row.get(0),
-        )?;
-        connection.execute_batch(
-            "CREATE TABLE IF NOT EXISTS search.event_time_blocks (
-                 organization_id TEXT NOT NULL,
-                 block           INTEGER NOT NULL,
-                 earliest        INTEGER NOT NULL,
-                 latest          INTEGER NOT NULL,
-                 PRIMARY KEY (organization_id, block)
-             ) WITHOUT ROWID;",
-        )?;
-        let has_position: bool = connection.query_row(
-            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('search_index_progress', 'search')
-                            WHERE name = 'time_blocks_position')",
-            [],
-            |row| row.get(0),
-        )?;
-        if !has_position {
-            connection.execute_batch(
-                "ALTER TABLE search.search_index_progress
-                     ADD COLUMN time_blocks_position INTEGER NOT NULL DEFAULT 0",
-            )?;
-        }
-        let positions: Option<(i64, i64)> = connection
-            .query_row(
-                "SELECT indexed_position, time_blocks_position FROM search.search_index_progress",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+        connection
+            .execute_batch(
+                "BEGIN;
+                 UPDATE search.search_index_progress SET indexed_position = indexed_position;",
             )
-            .optional()?
-            // A new table covers nothing, whatever the position says.
-            .map(|(indexed, covered)| (indexed, if had_table { covered } else { 0 }));
-        match positions {
-            Some((indexed, covered)) if covered > 0 && covered < indexed => {
-                // Indexed since by a version that kept no summary: widen the runs of
-                // those events, read from `events` by position.
-                connection.execute(
-                    &format!(
-                        "INSERT INTO search.event_time_blocks (organization_id, block, earliest, latest)
-                             SELECT organization_id, sequence / {TIME_BLOCK}, MIN(occurred_at), MAX(occurred_at)
-                             FROM main.events WHERE log_position > ?1 AND log_position <= ?2
-                             GROUP BY 1, 2
-                         ON CONFLICT (organization_id, block) DO UPDATE
-                             SET earliest = MIN(earliest, excluded.earliest),
-                                 latest = MAX(latest, excluded.latest)"
-                    ),
-                    [covered, indexed],
-                )?;
+            .map_err(database_error)?;
+        let had_table = query_bool(
+            "SELECT EXISTS (SELECT 1 FROM search.sqlite_master WHERE name = 'event_time_blocks')",
+        )?;
+        connection
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS search.event_time_blocks (
+                     organization_id TEXT NOT NULL,
+                     block           INTEGER NOT NULL,
+                     earliest        INTEGER NOT NULL,
+                     latest          INTEGER NOT NULL,
+                     PRIMARY KEY (organization_id, block)
+                 ) WITHOUT ROWID;",
+            )
+            .map_err(database_error)?;
+        // Files indexed by a version from before the summary lack its two columns.
+        for column in ["time_blocks_position", "time_block_sequences"] {
+            let present = query_bool(&format!(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('search_index_progress', 'search')
+                                WHERE name = '{column}')"
+            ))?;
+            if !present {
+                connection
+                    .execute_batch(&format!(
+                        "ALTER TABLE search.search_index_progress
+                             ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                    ))
+                    .map_err(database_error)?;
             }
-            Some((indexed, covered)) if covered != indexed => {
-                // Never kept, or kept for an index file since emptied: from every
-                // indexed row.
-                connection.execute_batch(&format!(
-                    "DELETE FROM search.event_time_blocks;
-                     INSERT INTO search.event_time_blocks (organization_id, block, earliest, latest)
-                         SELECT organization_id, sequence / {TIME_BLOCK}, MIN(occurred_at), MAX(occurred_at)
-                         FROM search.event_search GROUP BY 1, 2;"
-                ))?;
-            }
-            _ => {}
         }
-        connection.execute_batch(
-            "UPDATE search.search_index_progress SET time_blocks_position = indexed_position;
-             COMMIT;",
-        )
+        if !had_table {
+            // A new table covers nothing, whatever the position says.
+            connection
+                .execute_batch("UPDATE search.search_index_progress SET time_blocks_position = 0")
+                .map_err(database_error)?;
+        }
+        // Purged events leave `events` before the indexer drops their rows: apply the
+        // pending deletions first, so no event the catch-up below cannot read from
+        // `events` keeps rows that no run covers.
+        apply_deletions(connection)?;
+        catch_up_time_blocks(connection)?;
+        connection.execute_batch("COMMIT").map_err(database_error)
     })();
     if updated.is_err() && !connection.is_autocommit() {
         let _ = connection.execute_batch("ROLLBACK");
     }
-    updated.map_err(|error| {
-        StoreError::sqlite(
-            "bringing the search index file's time summary up to date",
-            error,
+    updated
+}
+
+/// Makes `event_time_blocks` cover every indexed event, inside the caller's transaction,
+/// which holds the index file's write lock. `time_blocks_position` is how far it covers,
+/// and `time_block_sequences` the run size it was built with. They fall behind
+/// `indexed_position` when a version that keeps no summary indexed the file (at another
+/// time, or beside this one: two servers on one database by mistake, or a rolling
+/// upgrade); [`index_tail`] never moves a position that is behind. From a known position,
+/// the runs of the events indexed since are widened, read from `events` by position;
+/// otherwise (never built, built for a file since emptied, or with another run size) the
+/// summary is built again from every indexed row: about 16 s for 10 million events.
+fn catch_up_time_blocks(connection: &Connection) -> StoreResult<()> {
+    let positions: Option<(i64, i64, i64)> = connection
+        .query_row(
+            "SELECT indexed_position, time_blocks_position, time_block_sequences
+             FROM search.search_index_progress",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
-    })
+        .optional()
+        .map_err(database_error)?;
+    let Some((indexed, covered, run_size)) = positions else {
+        return Ok(());
+    };
+    if covered == indexed && run_size == TIME_BLOCK {
+        return Ok(());
+    }
+    if covered > 0 && covered < indexed && run_size == TIME_BLOCK {
+        connection
+            .execute(
+                &format!(
+                    "INSERT INTO search.event_time_blocks (organization_id, block, earliest, latest)
+                         SELECT organization_id, sequence / {TIME_BLOCK}, MIN(occurred_at), MAX(occurred_at)
+                         FROM main.events WHERE log_position > ?1 AND log_position <= ?2
+                         GROUP BY 1, 2
+                     ON CONFLICT (organization_id, block) DO UPDATE
+                         SET earliest = MIN(earliest, excluded.earliest),
+                             latest = MAX(latest, excluded.latest)"
+                ),
+                [covered, indexed],
+            )
+            .map_err(database_error)?;
+    } else {
+        connection
+            .execute_batch(&format!(
+                "DELETE FROM search.event_time_blocks;
+                 INSERT INTO search.event_time_blocks (organization_id, block, earliest, latest)
+                     SELECT organization_id, sequence / {TIME_BLOCK}, MIN(occurred_at), MAX(occurred_at)
+                     FROM search.event_search GROUP BY 1, 2;"
+            ))
+            .map_err(database_error)?;
+    }
+    connection
+        .execute(
+            "UPDATE search.search_index_progress
+             SET time_blocks_position = indexed_position, time_block_sequences = ?1",
+            [TIME_BLOCK],
+        )
+        .map_err(database_error)?;
+    Ok(())
+}
+
+/// The share of the events in the runs of `organization_id` overlapping `[from, to]` that
+/// the summary expects inside the range: each run's share is the part of its time span
+/// inside the range, as if its events were spread evenly over its span (1 when no run
+/// overlaps: walking reads nothing then). A run widened by one event far out of order
+/// looks as sparse as it is for most ranges it overlaps. `None` while the summary does not
+/// cover every indexed event (see [`catch_up_time_blocks`]): the runs must not be walked
+/// then. Reads every summary row of the organization (one per 1,024 events: about 10,000
+/// at 10 million), checking each against the range.
+pub(super) fn time_range_density(
+    connection: &Connection,
+    organization_id: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> StoreResult<Option<f64>> {
+    let (from, to) = (from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
+    // Each bound is clamped to the run's own span first, so no difference overflows.
+    let (covered, runs, expected): (bool, i64, f64) = connection
+        .prepare_cached(&format!(
+            "SELECT (SELECT time_blocks_position = indexed_position
+                            AND time_block_sequences = {TIME_BLOCK}
+                     FROM search_index_progress),
+                    COUNT(*),
+                    TOTAL((MIN(latest, ?3) - MAX(earliest, ?2) + 1) * 1.0 / (latest - earliest + 1))
+             FROM event_time_blocks
+             WHERE organization_id = ?1 AND latest >= ?2 AND earliest <= ?3"
+        ))
+        .and_then(|mut statement| {
+            statement.query_row(params![organization_id, from, to], |row| {
+                Ok((
+                    row.get::<_, Option<bool>>(0)?.unwrap_or(false),
+                    row.get(1)?,
+                    row.get(2)?,
+                ))
+            })
+        })
+        .map_err(database_error)?;
+    Ok(covered.then(|| {
+        if runs == 0 {
+            1.0
+        } else {
+            expected / runs as f64
+        }
+    }))
 }
 
 /// How many acknowledged events have no search rows yet.
@@ -324,9 +413,10 @@ pub(super) fn adopt(connection: &Connection) -> StoreResult<bool> {
         .map_err(database_error)?;
     connection
         .execute(
-            "INSERT INTO search_index_progress (singleton, indexed_position, deletions_applied, database_id)
-             VALUES (1, 0, ?1, ?2)",
-            params![last_deletion, database_id],
+            "INSERT INTO search_index_progress
+                 (singleton, indexed_position, deletions_applied, database_id, time_block_sequences)
+             VALUES (1, 0, ?1, ?2, ?3)",
+            params![last_deletion, database_id, TIME_BLOCK],
         )
         .map_err(database_error)?;
     Ok(emptied)
@@ -510,7 +600,10 @@ pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usi
     if let Some(position) = last_position {
         connection
             .prepare_cached(
-                "UPDATE search_index_progress SET indexed_position = ?1, time_blocks_position = ?1
+                "UPDATE search_index_progress
+                 SET time_blocks_position = CASE WHEN time_blocks_position = indexed_position
+                                                 THEN ?1 ELSE time_blocks_position END,
+                     indexed_position = ?1
                  WHERE singleton = 1",
             )
             .and_then(|mut statement| statement.execute([position]))
@@ -540,6 +633,8 @@ pub(super) fn index_step(connection: &Connection, limit: i64) -> StoreResult<usi
         // writes rows read before another indexer's step committed (see the module docs).
         execute("UPDATE search_index_progress SET indexed_position = indexed_position")?;
         apply_deletions(connection)?;
+        // Only after a version without the summary indexed beside this one.
+        catch_up_time_blocks(connection)?;
         let indexed = index_tail(connection, limit)?;
         execute("COMMIT")?;
         Ok(indexed)
@@ -758,7 +853,7 @@ mod tests {
 
     use super::*;
     use crate::shared::search::SearchScan;
-    use crate::sqlite::events::{append_event_now, run_search, PreparedEvent};
+    use crate::sqlite::events::{append_event_now, run_search, run_search_planned, PreparedEvent};
     use crate::sqlite::migrations::migrate;
 
     const ORGANIZATIONS: [&str; 2] = ["org_a", "org_b"];
@@ -952,12 +1047,24 @@ mod tests {
         sequences
     }
 
-    /// Every page of a search, following the `after` cursor.
+    /// Every page of a search, following the `after` cursor, planned as the store plans it.
     fn search_all(
         connection: &Connection,
         query: &EventQuery,
         limit: u32,
         descending: bool,
+    ) -> Vec<i64> {
+        search_all_planned(connection, query, limit, descending, None)
+    }
+
+    /// Every page of a search, with the runs walked or not as `walk_time_blocks` says
+    /// (`None`: as the store chooses).
+    fn search_all_planned(
+        connection: &Connection,
+        query: &EventQuery,
+        limit: u32,
+        descending: bool,
+        walk_time_blocks: Option<bool>,
     ) -> Vec<i64> {
         let mut found = Vec::new();
         let mut cursor = None;
@@ -971,8 +1078,12 @@ mod tests {
                 },
                 cursor: cursor.map(Cursor::After),
             };
-            let rows = run_search(connection, query, &SearchScan::by_sequence(&page.scan()))
-                .expect("search");
+            let scan = SearchScan::by_sequence(&page.scan());
+            let rows = match walk_time_blocks {
+                None => run_search(connection, query, &scan),
+                Some(walk) => run_search_planned(connection, query, &scan, walk),
+            }
+            .expect("search");
             let events = rows.into_iter().map(|(event, _)| event).collect();
             let page = page.assemble(events, |event: &StoredEvent| event.sequence.to_string());
             found.extend(page.data.iter().map(|event| event.sequence));
@@ -1080,6 +1191,32 @@ mod tests {
             .expect("time blocks")
     }
 
+    /// Puts the summary back to `runs`, covering events up to `position`: what a version
+    /// without the summary leaves after indexing past it.
+    fn restore_time_blocks(
+        connection: &Connection,
+        runs: &BTreeMap<(String, i64), (i64, i64)>,
+        position: i64,
+    ) {
+        connection
+            .execute_batch("DELETE FROM event_time_blocks")
+            .expect("empty the summary");
+        connection
+            .execute(
+                "UPDATE search_index_progress SET time_blocks_position = ?1",
+                [position],
+            )
+            .expect("its position");
+        for ((organization, block), (earliest, latest)) in runs {
+            connection
+                .execute(
+                    "INSERT INTO event_time_blocks VALUES (?1, ?2, ?3, ?4)",
+                    params![organization, block, earliest, latest],
+                )
+                .expect("a run");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -1095,11 +1232,16 @@ mod tests {
             index_tail(&connection, indexed).expect("index");
             prop_assert_eq!(tail_length(&connection).expect("tail"), events.len() as i64 - indexed);
             for (query, limit, descending) in &queries {
-                prop_assert_eq!(
-                    search_all(&connection, query, *limit, *descending),
-                    full_scan(&events, query, *descending),
-                    "query {:?}, limit {}, {} of {} events indexed", query, limit, indexed, events.len()
-                );
+                // As the store plans it, and with the runs walked and not (both must be
+                // right whichever the summary's density picks).
+                for walk in [None, Some(true), Some(false)] {
+                    prop_assert_eq!(
+                        search_all_planned(&connection, query, *limit, *descending, walk),
+                        full_scan(&events, query, *descending),
+                        "query {:?}, limit {}, runs walked {:?}, {} of {} events indexed",
+                        query, limit, walk, indexed, events.len()
+                    );
+                }
                 prop_assert_eq!(
                     search_all_by_occurred_at(&connection, query, *limit, *descending),
                     full_scan_by_occurred_at(&events, query, *descending),
@@ -1378,7 +1520,8 @@ mod tests {
         connection
             .execute_batch(
                 "DROP TABLE event_time_blocks;
-                 ALTER TABLE search_index_progress DROP COLUMN time_blocks_position;",
+                 ALTER TABLE search_index_progress DROP COLUMN time_blocks_position;
+                 ALTER TABLE search_index_progress DROP COLUMN time_block_sequences;",
             )
             .expect("a file from before the summary");
         assert_eq!(reopened(), written);
@@ -1389,19 +1532,16 @@ mod tests {
         assert_eq!(reopened(), written);
 
         // Events 11 to 30 indexed by a version that kept no summary.
+        restore_time_blocks(&connection, &first_ten, 10);
+        assert_eq!(reopened(), written);
+
+        // Built with runs of another size.
         connection
             .execute_batch(
-                "DELETE FROM event_time_blocks; UPDATE search_index_progress SET time_blocks_position = 10;",
+                "UPDATE event_time_blocks SET earliest = 0, latest = 0;
+                 UPDATE search_index_progress SET time_block_sequences = 8;",
             )
-            .expect("back to the first ten");
-        for ((organization, block), (earliest, latest)) in &first_ten {
-            connection
-                .execute(
-                    "INSERT INTO event_time_blocks VALUES (?1, ?2, ?3, ?4)",
-                    params![organization, block, earliest, latest],
-                )
-                .expect("a run");
-        }
+            .expect("runs of eight");
         assert_eq!(reopened(), written);
 
         // Emptied and rebuilt by such a version: the runs left are of no use.
@@ -1413,5 +1553,72 @@ mod tests {
             )
             .expect("stale runs");
         assert_eq!(reopened(), written);
+    }
+
+    /// A version without the summary indexing beside this one (a rolling upgrade, or two
+    /// servers on one database) leaves events that no run covers: until the next step
+    /// catches the summary up, searches do not walk the runs, and this version's own steps
+    /// never mark the gap covered.
+    #[test]
+    fn events_indexed_by_a_version_without_the_summary_are_not_searched_through_it() {
+        let (_dir, connection) = database();
+        let add = |range: std::ops::Range<usize>| -> Vec<Stored> {
+            range
+                .map(|index| {
+                    let spec = Spec {
+                        second: (index % 20) as u32,
+                        ..plain_spec(Vec::new())
+                    };
+                    append(&connection, index, &spec)
+                })
+                .collect()
+        };
+        let mut events = add(0..10);
+        index_step(&connection, INDEX_STEP).expect("index");
+        let first_ten = time_blocks(&connection);
+        events.extend(add(10..20));
+        // What the other version leaves: rows and `indexed_position` for events 11 to 20,
+        // no runs for them and `time_blocks_position` where it was.
+        index_tail(&connection, INDEX_STEP).expect("index");
+        restore_time_blocks(&connection, &first_ten, 10);
+        let query = EventQuery {
+            organization_id: ORGANIZATIONS[0].into(),
+            occurred_from: Some(second_to_millis(0)),
+            occurred_to: Some(second_to_millis(19)),
+            ..EventQuery::default()
+        };
+        let density = || {
+            time_range_density(
+                &connection,
+                ORGANIZATIONS[0],
+                query.occurred_from,
+                query.occurred_to,
+            )
+            .expect("density")
+        };
+        assert_eq!(density(), None, "the runs do not cover events 11 to 20");
+        assert_eq!(
+            search_all(&connection, &query, 3, true),
+            full_scan(&events, &query, true)
+        );
+        // This version's own step on top does not hide the gap.
+        events.extend(add(20..21));
+        index_tail(&connection, INDEX_STEP).expect("index one more");
+        assert_eq!(density(), None);
+        // Its next step catches the summary up.
+        index_step(&connection, INDEX_STEP).expect("a step");
+        assert!(density().is_some());
+        let mut expected: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+        for event in &events {
+            let span = expected
+                .entry((ORGANIZATIONS[0].to_owned(), event.sequence / TIME_BLOCK))
+                .or_insert((event.occurred_at, event.occurred_at));
+            *span = (span.0.min(event.occurred_at), span.1.max(event.occurred_at));
+        }
+        assert_eq!(time_blocks(&connection), expected);
+        assert_eq!(
+            search_all(&connection, &query, 3, true),
+            full_scan(&events, &query, true)
+        );
     }
 }

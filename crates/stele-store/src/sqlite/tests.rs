@@ -298,7 +298,8 @@ fn search_plan_of(
     scan: &crate::shared::search::SearchScan,
 ) -> String {
     let connection = with_index_file(dir);
-    let (sql, values) = events::search_sql(query, scan);
+    let walk_time_blocks = events::walks_time_blocks(&connection, query, scan).expect("density");
+    let (sql, values) = events::search_sql(query, scan, walk_time_blocks);
     let mut statement = connection
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .expect("plan");
@@ -377,6 +378,34 @@ SEARCH e USING INDEX sqlite_autoindex_event_search_1 (organization_id=? AND sequ
         assert!(!plan.contains("event_search_by_action"), "{plan}");
         assert_tail_is_read_by_position(&plan);
     }
+}
+
+#[tokio::test]
+async fn a_time_range_whose_runs_are_mostly_other_times_reads_the_time_index() {
+    // A run of sequences spanning a million milliseconds, of which the range is two: its
+    // events are expected elsewhere, and walking such runs could read far more than the
+    // range holds, so the time index's entries for the range are read instead.
+    let (dir, _store) = store_with_one_event().await;
+    with_index_file(&dir)
+        .execute(
+            "INSERT INTO event_time_blocks (organization_id, block, earliest, latest)
+             VALUES ('org_1', 7, 0, 999999)",
+            [],
+        )
+        .expect("a wide run");
+    let query = EventQuery {
+        organization_id: "org_1".into(),
+        occurred_from: Some(0),
+        occurred_to: Some(1),
+        ..EventQuery::default()
+    };
+    let plan = search_plan(&dir, &query);
+    assert!(
+        plan.contains("COVERING INDEX event_search_by_occurred_at"),
+        "{plan}"
+    );
+    assert!(!plan.contains("SEARCH b USING PRIMARY KEY"), "{plan}");
+    assert_tail_is_read_by_position(&plan);
 }
 
 #[tokio::test]
