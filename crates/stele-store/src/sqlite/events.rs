@@ -219,7 +219,7 @@ impl Binder for SqliteBinder {
 ///
 /// With `walk_time_blocks` (sequence order only; see [`walks_time_blocks`]), the indexed
 /// rows are found through the summary of each run of sequences' time span
-/// (`event_time_blocks`, see `search_index::update_time_blocks`): runs newest first (in the
+/// (`event_time_blocks`, see `search_index::add_time_blocks_schema`): runs newest first (in the
 /// page's direction), those outside the range skipped from their summary row, and the
 /// events of those that overlap read by sequence and checked, until the page is full.
 pub(super) fn search_sql(
@@ -363,6 +363,10 @@ pub(super) fn run_search(
     let rows = walks_time_blocks(connection, query, scan)
         .and_then(|walk| run_search_planned(connection, query, scan, walk));
     let ended = connection.execute_batch(if rows.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    if !connection.is_autocommit() {
+        // A failed end would leave the pooled connection reading this snapshot.
+        let _ = connection.execute_batch("ROLLBACK");
+    }
     let rows = rows?;
     ended.map_err(database_error)?;
     Ok(rows)

@@ -65,6 +65,11 @@ impl ReadPool {
     }
 
     fn checkin(&self, connection: Connection) {
+        // A connection left inside a transaction would serve every later read from that
+        // transaction's snapshot: drop it instead.
+        if !connection.is_autocommit() {
+            return;
+        }
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < MAX_IDLE {
                 idle.push(connection);

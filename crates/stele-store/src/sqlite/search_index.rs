@@ -30,7 +30,8 @@
 //! organization ids are retired), a stale row never describes another event.
 //!
 //! Only the server indexes (`SearchIndexing::Background`); one-off commands open the store
-//! without an indexer and only create or empty the file. Should two processes index the
+//! without an indexer and only create or empty the file and bring its time summary up to
+//! date (see [`add_time_blocks_schema`]). Should two processes index the
 //! same file all the same (two servers started on one database by mistake), each step
 //! takes the index file's write lock before it reads `events`, so their steps take turns
 //! and neither writes rows from a snapshot older than a deletion the other has applied.
@@ -168,14 +169,14 @@ pub(super) fn create_schema(connection: &Connection) -> StoreResult<()> {
              );",
         )
         .map_err(|error| StoreError::sqlite("creating the search index tables", error))?;
-    update_time_blocks(connection)
+    add_time_blocks_schema(connection)
 }
 
-/// Adds the time summary to an index file that lacks it and brings it up to
-/// `indexed_position` (see [`catch_up_time_blocks`]), in one transaction that holds the
-/// index file's write lock from its first statement, so no other process indexes
-/// meanwhile. Runs at every open, before [`adopt`] (which empties the summary with the
-/// rest of a file it does not recognise, so this may do work that is then thrown away).
+/// Adds the time summary to an index file that lacks it: the `event_time_blocks` table and
+/// the two `search_index_progress` columns that say what it covers, in one transaction
+/// that holds the index file's write lock from its first statement, so no other process
+/// indexes meanwhile. [`bring_time_blocks_up_to_date`] then fills it, once [`adopt`] has
+/// kept the file (an emptied file needs nothing).
 ///
 /// The summary holds, for each organization and each run of [`TIME_BLOCK`] sequences
 /// (`block` is the sequence divided by it), the earliest and latest `occurred_at` of its
@@ -185,13 +186,13 @@ pub(super) fn create_schema(connection: &Connection) -> StoreResult<()> {
 /// arrived far out of order; events purged or indexed again since) makes a search read
 /// more, never miss one; a run missing or narrower than its events would, so searches walk
 /// the runs only while `search_index_progress` says they cover every indexed event.
-fn update_time_blocks(connection: &Connection) -> StoreResult<()> {
+fn add_time_blocks_schema(connection: &Connection) -> StoreResult<()> {
     let query_bool = |sql: &str| -> StoreResult<bool> {
         connection
             .query_row(sql, [], |row| row.get(0))
             .map_err(database_error)
     };
-    let updated = (|| {
+    let added = (|| {
         // Any write to the file takes its write lock; this one changes nothing.
         connection
             .execute_batch(
@@ -234,17 +235,33 @@ fn update_time_blocks(connection: &Connection) -> StoreResult<()> {
                 .execute_batch("UPDATE search.search_index_progress SET time_blocks_position = 0")
                 .map_err(database_error)?;
         }
-        // Purged events leave `events` before the indexer drops their rows: apply the
-        // pending deletions first, so no event the catch-up below cannot read from
-        // `events` keeps rows that no run covers.
-        apply_deletions(connection)?;
+        connection.execute_batch("COMMIT").map_err(database_error)
+    })();
+    if added.is_err() && !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    added
+}
+
+/// [`catch_up_time_blocks`] in a transaction of its own that holds the index file's write
+/// lock: at open, after [`adopt`], so that the file a server or command opens has a summary
+/// that covers it (about 16 s for 10 million events when it has to be built from every
+/// indexed row, before the server answers).
+fn bring_time_blocks_up_to_date(connection: &Connection) -> StoreResult<()> {
+    let done = (|| {
+        connection
+            .execute_batch(
+                "BEGIN;
+                 UPDATE search.search_index_progress SET indexed_position = indexed_position;",
+            )
+            .map_err(database_error)?;
         catch_up_time_blocks(connection)?;
         connection.execute_batch("COMMIT").map_err(database_error)
     })();
-    if updated.is_err() && !connection.is_autocommit() {
+    if done.is_err() && !connection.is_autocommit() {
         let _ = connection.execute_batch("ROLLBACK");
     }
-    updated
+    done
 }
 
 /// Makes `event_time_blocks` cover every indexed event, inside the caller's transaction,
@@ -737,6 +754,7 @@ pub(super) fn prepare_index_file(database: &Path) -> StoreResult<Connection> {
             "the search index file was not built from this database; emptied it, and the server rebuilds it from the stored events"
         );
     }
+    bring_time_blocks_up_to_date(&connection)?;
     Ok(connection)
 }
 
@@ -1505,7 +1523,9 @@ mod tests {
         assert_eq!(written.len(), 8, "sequences 1 to 30 in runs of four");
         assert_ne!(first_ten, written);
         let reopened = || {
+            // What `prepare_index_file` does around `adopt`, which keeps this file.
             create_schema(&connection).expect("open the file again");
+            bring_time_blocks_up_to_date(&connection).expect("catch the summary up");
             let position: i64 = connection
                 .query_row(
                     "SELECT time_blocks_position FROM search_index_progress",
@@ -1549,7 +1569,7 @@ mod tests {
             .execute_batch(
                 "UPDATE event_time_blocks SET earliest = 0, latest = 0;
                  INSERT INTO event_time_blocks VALUES ('org_b', 99, 0, 0);
-                 UPDATE search_index_progress SET time_blocks_position = 0;",
+                 UPDATE search_index_progress SET time_blocks_position = 0, time_block_sequences = 0;",
             )
             .expect("stale runs");
         assert_eq!(reopened(), written);
@@ -1601,7 +1621,8 @@ mod tests {
             search_all(&connection, &query, 3, true),
             full_scan(&events, &query, true)
         );
-        // This version's own step on top does not hide the gap.
+        // Writing rows on top (`index_tail`, the part of a step after its catch-up) does
+        // not hide the gap.
         events.extend(add(20..21));
         index_tail(&connection, INDEX_STEP).expect("index one more");
         assert_eq!(density(), None);

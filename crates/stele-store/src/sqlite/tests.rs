@@ -399,6 +399,13 @@ async fn a_time_range_whose_runs_are_mostly_other_times_reads_the_time_index() {
         occurred_to: Some(1),
         ..EventQuery::default()
     };
+    let density =
+        search_index::time_range_density(&with_index_file(&dir), "org_1", Some(0), Some(1))
+            .expect("density");
+    assert!(
+        density.is_some_and(|density| density < 0.001),
+        "a covering summary that expects the range nearly empty: {density:?}"
+    );
     let plan = search_plan(&dir, &query);
     assert!(
         plan.contains("COVERING INDEX event_search_by_occurred_at"),
