@@ -172,6 +172,33 @@ pub(super) fn create_schema(connection: &Connection) -> StoreResult<()> {
     add_time_blocks_schema(connection)
 }
 
+/// Runs `work` in a transaction that takes the index file's write lock with its first
+/// statement (a write that changes nothing), before anything is read: no other process
+/// indexes meanwhile, and what `work` reads of `events` is never older than another
+/// indexer's last commit (see the module docs). The transaction is deferred, so the
+/// database's own write lock is never taken. Rolled back if `work` fails.
+fn with_index_write_lock<T>(
+    connection: &Connection,
+    work: impl FnOnce() -> StoreResult<T>,
+) -> StoreResult<T> {
+    let execute = |sql: &str| {
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map_err(database_error)
+    };
+    let done = execute("BEGIN").and_then(|_| {
+        execute("UPDATE search.search_index_progress SET indexed_position = indexed_position")?;
+        let done = work()?;
+        execute("COMMIT")?;
+        Ok(done)
+    });
+    if done.is_err() && !connection.is_autocommit() {
+        let _ = execute("ROLLBACK");
+    }
+    done
+}
+
 /// Adds the time summary to an index file that lacks it: the `event_time_blocks` table and
 /// the two `search_index_progress` columns that say what it covers, in one transaction
 /// that holds the index file's write lock from its first statement, so no other process
@@ -192,14 +219,7 @@ fn add_time_blocks_schema(connection: &Connection) -> StoreResult<()> {
             .query_row(sql, [], |row| row.get(0))
             .map_err(database_error)
     };
-    let added = (|| {
-        // Any write to the file takes its write lock; this one changes nothing.
-        connection
-            .execute_batch(
-                "BEGIN;
-                 UPDATE search.search_index_progress SET indexed_position = indexed_position;",
-            )
-            .map_err(database_error)?;
+    with_index_write_lock(connection, || {
         let had_table = query_bool(
             "SELECT EXISTS (SELECT 1 FROM search.sqlite_master WHERE name = 'event_time_blocks')",
         )?;
@@ -235,12 +255,8 @@ fn add_time_blocks_schema(connection: &Connection) -> StoreResult<()> {
                 .execute_batch("UPDATE search.search_index_progress SET time_blocks_position = 0")
                 .map_err(database_error)?;
         }
-        connection.execute_batch("COMMIT").map_err(database_error)
-    })();
-    if added.is_err() && !connection.is_autocommit() {
-        let _ = connection.execute_batch("ROLLBACK");
-    }
-    added
+        Ok(())
+    })
 }
 
 /// [`catch_up_time_blocks`] in a transaction of its own that holds the index file's write
@@ -248,20 +264,7 @@ fn add_time_blocks_schema(connection: &Connection) -> StoreResult<()> {
 /// that covers it (about 16 s for 10 million events when it has to be built from every
 /// indexed row, before the server answers).
 fn bring_time_blocks_up_to_date(connection: &Connection) -> StoreResult<()> {
-    let done = (|| {
-        connection
-            .execute_batch(
-                "BEGIN;
-                 UPDATE search.search_index_progress SET indexed_position = indexed_position;",
-            )
-            .map_err(database_error)?;
-        catch_up_time_blocks(connection)?;
-        connection.execute_batch("COMMIT").map_err(database_error)
-    })();
-    if done.is_err() && !connection.is_autocommit() {
-        let _ = connection.execute_batch("ROLLBACK");
-    }
-    done
+    with_index_write_lock(connection, || catch_up_time_blocks(connection))
 }
 
 /// Makes `event_time_blocks` cover every indexed event, inside the caller's transaction,
@@ -629,7 +632,8 @@ pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usi
     Ok(indexed)
 }
 
-/// One indexing transaction: the pending deletions, then up to `limit` events of the tail.
+/// One indexing transaction: the pending deletions, the time summary's catch-up (only ever
+/// needed after another version indexed the file), then up to `limit` events of the tail.
 /// Returns how many events it indexed.
 ///
 /// The transaction is deferred (`BEGIN IMMEDIATE` would lock every attached file, the
@@ -639,27 +643,14 @@ pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usi
 /// and if a power loss takes the last steps, `indexed_position` goes with them and they are
 /// redone.
 pub(super) fn index_step(connection: &Connection, limit: i64) -> StoreResult<usize> {
-    let execute = |sql: &str| {
-        connection
-            .prepare_cached(sql)
-            .and_then(|mut statement| statement.execute([]))
-            .map_err(database_error)
-    };
-    let indexed = execute("BEGIN").and_then(|_| {
-        // The index file's write lock first, then the snapshot of `events`: a step never
-        // writes rows read before another indexer's step committed (see the module docs).
-        execute("UPDATE search_index_progress SET indexed_position = indexed_position")?;
+    // The index file's write lock first, then the snapshot of `events`: a step never writes
+    // rows read before another indexer's step committed (see the module docs).
+    with_index_write_lock(connection, || {
         apply_deletions(connection)?;
         // Only after a version without the summary indexed beside this one.
         catch_up_time_blocks(connection)?;
-        let indexed = index_tail(connection, limit)?;
-        execute("COMMIT")?;
-        Ok(indexed)
-    });
-    if indexed.is_err() && !connection.is_autocommit() {
-        let _ = execute("ROLLBACK");
-    }
-    indexed
+        index_tail(connection, limit)
+    })
 }
 
 /// The indexer thread: keeps the index file up to date with `events`.
