@@ -320,6 +320,18 @@ async fn create_stream(
     .await
 }
 
+/// Creates a Generic HTTPS stream of `organization` to `receiver`; returns its id.
+async fn generic_stream_to(server: &TestServer, organization: &str, receiver: &Receiver) -> String {
+    let (status, created) = create_stream(
+        server,
+        organization,
+        &json!({"type": "GenericHttps", "endpoint": receiver.base}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["id"].as_str().expect("id").to_owned()
+}
+
 async fn stream(server: &TestServer, organization: &str, id: &str) -> Value {
     let (status, body) = read(
         server
@@ -1143,13 +1155,7 @@ async fn pause_replay_and_resume_redeliver_from_a_sequence() {
     let server = TestServer::start_with(FAST_STREAMS).await;
     let receiver = Receiver::start(Contract::Generic).await;
     let organization = organization_with_events(&server, 10).await;
-    let (_, created) = create_stream(
-        &server,
-        &organization,
-        &json!({"type": "GenericHttps", "endpoint": receiver.base}),
-    )
-    .await;
-    let id = created["id"].as_str().expect("id").to_owned();
+    let id = generic_stream_to(&server, &organization, &receiver).await;
     wait_for_stream(&server, &organization, &id, "10 delivered", |s| {
         s["delivered_sequence"] == 10
     })
@@ -1194,18 +1200,44 @@ async fn pause_replay_and_resume_redeliver_from_a_sequence() {
     assert_eq!(summary["last_sequence"], 13);
 }
 
+/// A stream catching up delivers batch after batch in one run; pausing it mid-run stops
+/// the run after the batch it is sending, and resuming delivers the rest.
+#[tokio::test]
+async fn pausing_a_stream_stops_a_delivery_in_progress_after_its_batch() {
+    let server = TestServer::start_with(FAST_STREAMS).await;
+    let receiver = Receiver::start(Contract::Generic).await;
+    // Four full batches, each held by the receiver long enough to pause meanwhile.
+    *receiver.delay.lock().expect("delay") = Duration::from_millis(700);
+    let organization = organization_with_events(&server, 4_000).await;
+    let id = generic_stream_to(&server, &organization, &receiver).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.attempts() == 0 {
+        assert!(Instant::now() < deadline, "no batch was sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, paused) = action(&server, &organization, &id, "pause", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    // Long enough for the three other batches, had the run gone on.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    assert_eq!(receiver.attempts(), 1, "only the batch in flight was sent");
+    assert_eq!(
+        stream(&server, &organization, &id).await["delivered_sequence"],
+        1_000
+    );
+    let (status, resumed) = action(&server, &organization, &id, "resume", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    wait_for_stream(&server, &organization, &id, "4000 delivered", |s| {
+        s["delivered_sequence"] == 4_000
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn events_purged_before_delivery_arrive_as_an_explicit_gap() {
     let server = TestServer::start_with(FAST_STREAMS).await;
     let receiver = Receiver::start(Contract::Generic).await;
     let organization = organization_with_events(&server, 0).await;
-    let (_, created) = create_stream(
-        &server,
-        &organization,
-        &json!({"type": "GenericHttps", "endpoint": receiver.base}),
-    )
-    .await;
-    let id = created["id"].as_str().expect("id").to_owned();
+    let id = generic_stream_to(&server, &organization, &receiver).await;
     action(&server, &organization, &id, "pause", json!({})).await;
     add_events(&server, &organization, 10).await;
     let hash_of_4 = stored_hash(&server, &organization, 4);
