@@ -295,25 +295,15 @@ fn catch_up_time_blocks(connection: &Connection) -> StoreResult<()> {
     if covered > 0 && covered < indexed && run_size == TIME_BLOCK {
         connection
             .execute(
-                &format!(
-                    "INSERT INTO search.event_time_blocks (organization_id, block, earliest, latest)
-                         SELECT organization_id, sequence / {TIME_BLOCK}, MIN(occurred_at), MAX(occurred_at)
-                         FROM main.events WHERE log_position > ?1 AND log_position <= ?2
-                         GROUP BY 1, 2
-                     ON CONFLICT (organization_id, block) DO UPDATE
-                         SET earliest = MIN(earliest, excluded.earliest),
-                             latest = MAX(latest, excluded.latest)"
-                ),
+                &widen_runs_with("FROM main.events WHERE log_position > ?1 AND log_position <= ?2"),
                 [covered, indexed],
             )
             .map_err(database_error)?;
     } else {
         connection
             .execute_batch(&format!(
-                "DELETE FROM search.event_time_blocks;
-                 INSERT INTO search.event_time_blocks (organization_id, block, earliest, latest)
-                     SELECT organization_id, sequence / {TIME_BLOCK}, MIN(occurred_at), MAX(occurred_at)
-                     FROM search.event_search GROUP BY 1, 2;"
+                "DELETE FROM search.event_time_blocks; {};",
+                widen_runs_with("FROM search.event_search WHERE TRUE")
             ))
             .map_err(database_error)?;
     }
@@ -325,6 +315,22 @@ fn catch_up_time_blocks(connection: &Connection) -> StoreResult<()> {
         )
         .map_err(database_error)?;
     Ok(())
+}
+
+/// How a run's summary row takes in more events: its span widens to cover theirs.
+const WIDEN_RUN: &str = "ON CONFLICT (organization_id, block) DO UPDATE
+    SET earliest = MIN(earliest, excluded.earliest), latest = MAX(latest, excluded.latest)";
+
+/// The statement that widens (or adds) the runs of the rows of `rows`, a `FROM ... WHERE
+/// ...` clause over a table with `organization_id`, `sequence` and `occurred_at`. (SQLite's
+/// documentation asks for a `WHERE` in an `INSERT ... SELECT` with an upsert clause, so
+/// that the clause's `ON` is never read as a join's.)
+fn widen_runs_with(rows: &str) -> String {
+    format!(
+        "INSERT INTO search.event_time_blocks (organization_id, block, earliest, latest)
+             SELECT organization_id, sequence / {TIME_BLOCK}, MIN(occurred_at), MAX(occurred_at)
+             {rows} GROUP BY 1, 2 {WIDEN_RUN}"
+    )
 }
 
 /// The share of the events in the runs of `organization_id` overlapping `[from, to]` that
@@ -604,13 +610,10 @@ pub(super) fn index_tail(connection: &Connection, limit: i64) -> StoreResult<usi
         last_position = Some(position);
     }
     let mut widen_span = connection
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO event_time_blocks (organization_id, block, earliest, latest)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (organization_id, block) DO UPDATE
-                 SET earliest = MIN(earliest, excluded.earliest),
-                     latest = MAX(latest, excluded.latest)",
-        )
+                 VALUES (?1, ?2, ?3, ?4) {WIDEN_RUN}"
+        ))
         .map_err(database_error)?;
     for ((organization_id, block), (earliest, latest)) in &spans {
         widen_span
