@@ -115,6 +115,20 @@ pub(super) fn keep_query_plans(connection: &Connection) -> StoreResult<()> {
         .map_err(|error| StoreError::sqlite("configuring query plan stability", error))
 }
 
+/// Installs SQLite's page cache with the temporary page of B-tree rebalancing kept out of its
+/// key range (`stele_page_cache`): without it, while a database file is under 1 GiB, the
+/// end of nearly every transaction that split a page walks every page the connection has
+/// cached. Process-wide, and only possible before the process's first connection, so every
+/// way of opening the store calls it first.
+fn install_page_cache() {
+    if let stele_page_cache::Installation::TooLate(code) = stele_page_cache::install() {
+        tracing::debug!(
+            code,
+            "SQLite was in use before the store opened; it keeps its default page cache"
+        );
+    }
+}
+
 pub struct SqliteStore {
     pub(super) writer: Writer,
     pub(super) readers: Arc<ReadPool>,
@@ -137,6 +151,7 @@ impl SqliteStore {
         sync: SyncMode,
         indexing: SearchIndexing,
     ) -> StoreResult<Self> {
+        install_page_cache();
         // Serving (which migrates) creates the data directory and database, privately;
         // other commands only open an existing one.
         if migrate {
@@ -215,6 +230,7 @@ impl SqliteStore {
 
     /// Applies pending migrations and returns how many ran (for `stele migrate`).
     pub fn migrate(path: &Path) -> StoreResult<usize> {
+        install_page_cache();
         files::prepare_private_files(path)?;
         let mut connection = Connection::open(path)
             .map_err(|error| StoreError::sqlite("opening the database", error))?;
