@@ -69,7 +69,7 @@ impl FromRequest<AppState> for ExactJsonBody {
         // PostgreSQL text cannot hold U+0000, so the same request would be stored on SQLite
         // and fail on PostgreSQL (taking a whole append batch with it); no audit field
         // needs it, so both backends refuse it here, naming where it is.
-        if let Some(field) = nul_character_at(&value, "") {
+        if let Some(field) = nul_character_at(&value) {
             return Err(ApiError::validation(vec![FieldError::invalid(
                 field.clone(),
                 format!("{field} must not contain the NUL character (\\u0000)."),
@@ -79,35 +79,59 @@ impl FromRequest<AppState> for ExactJsonBody {
     }
 }
 
-/// The dotted path of the first object key or string in `value` holding U+0000.
-pub fn nul_character_at(value: &Value, path: &str) -> Option<String> {
-    let here = |path: &str| {
-        if path.is_empty() {
-            "body".to_owned()
-        } else {
-            path.to_owned()
-        }
-    };
-    match value {
-        Value::String(text) => text.contains('\0').then(|| here(path)),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(index, item)| nul_character_at(item, &format!("{path}[{index}]"))),
-        Value::Object(members) => members.iter().find_map(|(key, member)| {
-            let child = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            if key.contains('\0') {
-                Some(here(path))
-            } else {
-                nul_character_at(member, &child)
-            }
-        }),
-        _ => None,
+/// The dotted path of the first object key or string in `value` holding U+0000 ("body"
+/// for the top level; a key holding it is reported at the path of its object).
+///
+/// Every request body goes through this, so the walk allocates nothing: only a body that
+/// does hold a NUL gets its path spelled out, from the steps collected on the way back up.
+pub fn nul_character_at(value: &Value) -> Option<String> {
+    enum Step<'a> {
+        Key(&'a str),
+        Index(usize),
     }
+    fn find<'a>(value: &'a Value, steps: &mut Vec<Step<'a>>) -> bool {
+        match value {
+            Value::String(text) => text.contains('\0'),
+            Value::Array(items) => items.iter().enumerate().any(|(index, item)| {
+                let found = find(item, steps);
+                if found {
+                    steps.push(Step::Index(index));
+                }
+                found
+            }),
+            Value::Object(members) => members.iter().any(|(key, member)| {
+                if key.contains('\0') {
+                    return true;
+                }
+                let found = find(member, steps);
+                if found {
+                    steps.push(Step::Key(key));
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut steps = Vec::new();
+    if !find(value, &mut steps) {
+        return None;
+    }
+    let mut path = String::new();
+    for step in steps.iter().rev() {
+        match step {
+            Step::Key(key) if path.is_empty() => path.push_str(key),
+            Step::Key(key) => {
+                path.push('.');
+                path.push_str(key);
+            }
+            Step::Index(index) => path.push_str(&format!("[{index}]")),
+        }
+    }
+    Some(if path.is_empty() {
+        "body".to_owned()
+    } else {
+        path
+    })
 }
 
 /// Deserialises a JSON value into a typed request, naming the offending field on error.
@@ -322,5 +346,34 @@ impl FromRequestParts<AppState> for Activity {
         Ok(Activity(
             ActivityContext::api_key(&caller.0).with_request(request_id, address, user_agent),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nul_character_at;
+    use serde_json::json;
+
+    #[test]
+    fn a_nul_is_named_by_the_path_of_the_string_or_of_the_object_whose_key_holds_it() {
+        assert_eq!(nul_character_at(&json!({"a": [1, {"b": "ok"}]})), None);
+        assert_eq!(nul_character_at(&json!("x\u{0}")).as_deref(), Some("body"));
+        assert_eq!(
+            nul_character_at(&json!({"a": [1, {"b": "x\u{0}"}]})).as_deref(),
+            Some("a[1].b")
+        );
+        assert_eq!(
+            nul_character_at(&json!([{"k": ["ok", "\u{0}"]}])).as_deref(),
+            Some("[0].k[1]")
+        );
+        // A key holding it: the path of its object ("body" at the top).
+        assert_eq!(
+            nul_character_at(&json!({"a": {"b\u{0}": 1}})).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            nul_character_at(&json!({"b\u{0}": 1})).as_deref(),
+            Some("body")
+        );
     }
 }

@@ -37,7 +37,7 @@ use tokio_postgres::error::SqlState;
 use super::idempotency::{claim_idempotency_key, claim_idempotency_keys};
 use super::pool_error;
 use crate::error::describe_postgres as describe;
-use crate::shared::encoding::hash_from;
+use crate::shared::encoding::{hash_from, PreparedEvent};
 use crate::{StoreError, StoreResult};
 use stele_core::model::{AppendedEvent, IdempotencyRecord, Idempotent, NewEvent};
 
@@ -47,9 +47,10 @@ const MAX_ATTEMPTS: usize = 5;
 
 type Outcome = StoreResult<Idempotent<AppendedEvent>>;
 
-/// One event of a group.
+/// One event of a group, its record encoded on the caller's task (the append task runs
+/// one batch at a time, and holds its organizations' head locks while it does).
 struct AppendItem {
-    event: NewEvent,
+    prepared: PreparedEvent,
     idempotency: Option<IdempotencyRecord>,
 }
 
@@ -98,8 +99,13 @@ impl Appender {
         let (reply, answer) = oneshot::channel();
         let items = events
             .into_iter()
-            .map(|(event, idempotency)| AppendItem { event, idempotency })
-            .collect();
+            .map(|(event, idempotency)| {
+                Ok(AppendItem {
+                    prepared: PreparedEvent::new(event)?,
+                    idempotency,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
         self.queue
             .send(AppendJob { items, reply })
             .await
@@ -266,7 +272,7 @@ async fn run_batch(pool: &Pool, batch: &[AppendItem]) -> Result<Vec<Outcome>, Ba
     // 1. Lock the heads, sorted by organization id (the lock order every replica uses).
     let organizations: Vec<&str> = batch
         .iter()
-        .map(|job| job.event.organization_id.as_str())
+        .map(|job| job.prepared.event.organization_id.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -294,7 +300,7 @@ async fn run_batch(pool: &Pool, batch: &[AppendItem]) -> Result<Vec<Outcome>, Ba
     let mut outcomes: Vec<Option<Outcome>> = batch
         .iter()
         .map(|job| {
-            (!heads.contains_key(job.event.organization_id.as_str()))
+            (!heads.contains_key(job.prepared.event.organization_id.as_str()))
                 .then_some(Err(StoreError::OrganizationNotFound))
         })
         .collect();
@@ -339,17 +345,13 @@ async fn run_batch(pool: &Pool, batch: &[AppendItem]) -> Result<Vec<Outcome>, Ba
             rows.push(None);
             continue;
         }
-        let event = &job.event;
-        let Some(head) = heads.get_mut(event.organization_id.as_str()) else {
+        let Some(head) = heads.get_mut(job.prepared.event.organization_id.as_str()) else {
             rows.push(None);
             continue;
         };
         let sequence = head.0 + 1;
         let received_at = now_millis();
-        let canonical = event
-            .event
-            .canonical_record(&event.id, &event.organization_id, sequence, received_at)
-            .map_err(|error| StoreError::Internal(format!("cannot encode the event: {error}")))?;
+        let canonical = job.prepared.complete(sequence, received_at)?;
         let hash = link(&head.1, &canonical);
         *head = (sequence, hash);
         rows.push(Some(EventRow {
@@ -390,7 +392,7 @@ async fn run_batch(pool: &Pool, batch: &[AppendItem]) -> Result<Vec<Outcome>, Ba
         .map(|((job, outcome), row)| match (outcome, row) {
             (Some(outcome), _) => outcome,
             (None, Some(row)) => Ok(Idempotent::Done(AppendedEvent {
-                id: job.event.id.clone(),
+                id: job.prepared.event.id.clone(),
                 sequence: row.sequence,
                 received_at: row.received_at,
             })),
@@ -421,7 +423,7 @@ async fn insert_rows(
     let (mut target_positions, mut target_types) = (Vec::new(), Vec::new());
     for (job, row) in batch.iter().zip(rows) {
         let Some(row) = row else { continue };
-        let new = &job.event;
+        let new = &job.prepared.event;
         organization_ids.push(new.organization_id.as_str());
         sequences.push(row.sequence);
         ids.push(new.id.as_str());

@@ -138,3 +138,33 @@ pub(crate) fn portal_intent(text: &str) -> StoreResult<stele_core::model::Portal
         detail: format!("a portal link or session has the unknown intent {text:?}"),
     })
 }
+
+/// An event to append, with its canonical record encoded on the caller's thread: the
+/// appender that gives events their sequences (SQLite's writer thread, PostgreSQL's append
+/// task) runs one batch at a time, and then only joins the sequence and `received_at` in
+/// (encoding took about a fifth of SQLite's writer time under single-event load).
+pub(crate) struct PreparedEvent {
+    pub(crate) event: stele_core::model::NewEvent,
+    record: stele_core::event::PreparedRecord,
+}
+
+impl PreparedEvent {
+    pub(crate) fn new(event: stele_core::model::NewEvent) -> StoreResult<Self> {
+        let record = event
+            .event
+            .prepare_record(&event.id, &event.organization_id)
+            .map_err(cannot_encode)?;
+        Ok(Self { event, record })
+    }
+
+    /// The canonical record at `sequence`, received at `received_at`.
+    pub(crate) fn complete(&self, sequence: i64, received_at: i64) -> StoreResult<Vec<u8>> {
+        self.record
+            .complete(sequence, received_at)
+            .map_err(cannot_encode)
+    }
+}
+
+fn cannot_encode(error: stele_core::canonical::CanonicalError) -> StoreError {
+    StoreError::Internal(format!("cannot encode the event: {error}"))
+}

@@ -10,6 +10,7 @@ use super::SqliteStore;
 use crate::prelude::*;
 use crate::shared::chain::{chain_anchors, ChainWalk};
 use crate::shared::encoding::hash_from;
+use crate::shared::encoding::PreparedEvent;
 use crate::shared::search::{
     has_selective_id, is_time_bounded_only, plan_search, Binder, SearchBound, SearchColumns,
     SearchScan, TargetRows,
@@ -24,33 +25,10 @@ use stele_core::access::ACTIVITY_LOG_ORGANIZATION_ID;
 use stele_core::chain::link;
 use stele_core::chain::ChainHash;
 use stele_core::chain::GENESIS;
-use stele_core::event::PreparedRecord;
 use stele_core::model::*;
 use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
 use stele_core::timestamp::{now_millis, UnixMillis};
-
-/// An event to append, with its canonical record encoded on the caller's thread: the
-/// writer, which every append goes through one at a time, then only joins the sequence and
-/// `received_at` in (encoding took about a fifth of its time under single-event load).
-pub(super) struct PreparedEvent {
-    event: NewEvent,
-    record: PreparedRecord,
-}
-
-impl PreparedEvent {
-    pub(super) fn new(event: NewEvent) -> StoreResult<Self> {
-        let record = event
-            .event
-            .prepare_record(&event.id, &event.organization_id)
-            .map_err(cannot_encode)?;
-        Ok(Self { event, record })
-    }
-}
-
-fn cannot_encode(error: stele_core::canonical::CanonicalError) -> StoreError {
-    StoreError::Internal(format!("cannot encode the event: {error}"))
-}
 
 /// Appends `prepared` at its organization's next sequence; the organization must exist.
 pub(super) fn append_event_now(
@@ -85,10 +63,7 @@ pub(super) fn append_event_now(
     };
     let sequence = previous_sequence + 1;
     let received_at = now_millis();
-    let canonical = prepared
-        .record
-        .complete(sequence, received_at)
-        .map_err(cannot_encode)?;
+    let canonical = prepared.complete(sequence, received_at)?;
     let hash = link(&previous_hash, &canonical);
     connection
         .prepare_cached(

@@ -864,8 +864,9 @@ mod tests {
     use stele_core::pagination::{Cursor, PageRequest, SortOrder};
 
     use super::*;
+    use crate::shared::encoding::PreparedEvent;
     use crate::shared::search::SearchScan;
-    use crate::sqlite::events::{append_event_now, run_search, run_search_planned, PreparedEvent};
+    use crate::sqlite::events::{append_event_now, run_search, run_search_planned};
     use crate::sqlite::migrations::migrate;
 
     const ORGANIZATIONS: [&str; 2] = ["org_a", "org_b"];
