@@ -4,11 +4,12 @@
 //! **Why.** When SQLite splits or merges B-tree pages (`balance_nonroot`) it renumbers the
 //! new pages into ascending order, swapping two of them through a temporary number: the
 //! page that holds the file-locking byte at 1 GiB (`PENDING_BYTE / page size + 1`, 262,145
-//! with 4 KiB pages), which never holds data. The default cache (`pcache1`) remembers the
-//! largest key it has ever held, and at the end of every transaction SQLite asks it to drop
-//! the pages past the end of the database. While the database is smaller than 1 GiB, the
-//! remembered temporary number lies further past that end than the cache has hash buckets,
-//! so the cache walks every page it holds instead of the few past the end. On the writer's
+//! with 4 KiB pages), which never holds data. The default cache (`pcache1`) keeps the
+//! largest key it has held since it last dropped pages, and at the end of every transaction
+//! SQLite asks it to drop the pages past the end of the database. While the database is
+//! smaller than 1 GiB, after a swap that largest key lies further past the end than the
+//! cache has hash buckets, so the drop walks every page the cache holds instead of the few
+//! past the end: once per transaction that swapped pages. On the writer's
 //! 128 MiB cache that walk (`pcache1TruncateUnsafe`) was the largest single cost of a
 //! commit: a fifth of the writer's time under single-event ingest, and most of it for
 //! commits that store idempotency records (bench/NOTES.md). Databases past 1 GiB never pay
@@ -22,9 +23,11 @@
 //! proportional to what lies past the end.
 //!
 //! **Scope.** The page cache is process-wide configuration that SQLite accepts only before
-//! it is initialised, that is, before the first connection opens. [`install`] must
-//! therefore run first; the store calls it before opening anything. If SQLite is already in
-//! use, it changes nothing and says so.
+//! it is initialised, that is, before the first connection opens, and configuring it is not
+//! safe while another thread initialises SQLite. [`install`] must therefore run before any
+//! thread may open a connection: every way the process opens SQLite calls it first, and
+//! calls from other threads wait for the first one to finish. If SQLite is already in use,
+//! it changes nothing and says so.
 
 use std::ffi::{c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,8 +64,9 @@ static DEFAULT: OnceLock<DefaultMethods> = OnceLock::new();
 static INSTALLATION: OnceLock<Installation> = OnceLock::new();
 static PARKED: AtomicU64 = AtomicU64::new(0);
 
-/// Installs the wrapped page cache, once per process; later calls return the first call's
-/// outcome. Must run before the process opens its first SQLite connection.
+/// Installs the wrapped page cache, once per process; calls made while the first runs wait
+/// for it, and later calls return its outcome. Must run before any thread of the process
+/// may open an SQLite connection (see the crate's docs).
 pub fn install() -> Installation {
     *INSTALLATION.get_or_init(|| {
         let mut default = ffi::sqlite3_pcache_methods2 {
@@ -91,12 +95,14 @@ pub fn install() -> Installation {
         if read != ffi::SQLITE_OK {
             return Installation::TooLate(read);
         }
+        let default_version = default.iVersion;
         if DEFAULT.set(DefaultMethods(default)).is_err() {
             // Unreachable: this closure runs once. Keep the default cache rather than guess.
             return Installation::TooLate(ffi::SQLITE_MISUSE);
         }
         let wrapped = ffi::sqlite3_pcache_methods2 {
-            iVersion: 2,
+            // The version of the methods it forwards to: this table adds none of its own.
+            iVersion: default_version,
             pArg: std::ptr::null_mut(),
             xInit: Some(init),
             xShutdown: Some(shutdown),
@@ -125,8 +131,8 @@ pub fn install() -> Installation {
 }
 
 /// How many times a page was parked under key 0 instead of the temporary page number: one
-/// per page swap while rebalancing a B-tree, each of which would otherwise have made the
-/// transaction's end walk the whole cache.
+/// per page swap while rebalancing a B-tree. While the database is under 1 GiB, a
+/// transaction with any such swap would otherwise end with a walk of the whole cache.
 pub fn pages_parked() -> u64 {
     PARKED.load(Ordering::Relaxed)
 }
@@ -280,8 +286,7 @@ unsafe extern "C" fn truncate(cache: *mut ffi::sqlite3_pcache, limit: c_uint) {
     let methods = default_methods();
     // The temporary page is dropped with the pages past `limit`, as the default cache
     // would drop it under its own number. SQLite never truncates in the middle of a swap,
-    // so this finds nothing in practice; it keeps the mapping exact all the same. (A limit
-    // of 0, dropping everything, drops key 0 below anyway.)
+    // so this finds nothing in practice; it keeps the mapping exact all the same.
     if limit > PARKED_KEY && limit <= cache.temporary_page {
         if let (Some(fetch), Some(unpin)) = (methods.xFetch, methods.xUnpin) {
             // SAFETY: the default cache's methods on the default cache it created: a lookup

@@ -11,6 +11,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Before anything can open an SQLite connection: SQLite takes its page cache only then.
+    stele_store::sqlite::install_page_cache();
     match stele_server::config::Cli::try_parse_args(std::env::args_os()) {
         Ok(cli) => stele_server::cli::run(cli).await,
         Err(error) => error.exit(),

@@ -66,6 +66,13 @@ impl Cell {
     }
 }
 
+/// A plain connection to the test server's SQLite database, opened as every SQLite
+/// connection of the process must be: after the page cache is installed.
+fn sqlite_connection(path: &std::path::Path) -> rusqlite::Connection {
+    stele_store::sqlite::install_page_cache();
+    rusqlite::Connection::open(path).expect("open database")
+}
+
 /// Runs `work` against PostgreSQL on a thread of its own, so the caller may be inside a
 /// single-threaded test runtime (which also drives the server under test).
 fn on_postgres<T: Send + 'static>(
@@ -183,8 +190,7 @@ impl TestDatabase {
     /// Runs one statement; returns how many rows it changed.
     pub fn execute(&self, sql: &str) -> u64 {
         match &self.backend {
-            Backend::Sqlite { path, .. } => rusqlite::Connection::open(path)
-                .expect("open database")
+            Backend::Sqlite { path, .. } => sqlite_connection(path)
                 .execute(sql, [])
                 .unwrap_or_else(|error| panic!("{sql}: {error:?}"))
                 as u64,
@@ -206,7 +212,7 @@ impl TestDatabase {
     pub fn query(&self, sql: &str) -> Vec<Vec<Cell>> {
         match &self.backend {
             Backend::Sqlite { path, .. } => {
-                let connection = rusqlite::Connection::open(path).expect("open database");
+                let connection = sqlite_connection(path);
                 // The search index tables live in a file of their own beside the database.
                 let mut index = path.as_os_str().to_owned();
                 index.push("-search");

@@ -117,16 +117,33 @@ pub(super) fn keep_query_plans(connection: &Connection) -> StoreResult<()> {
 
 /// Installs SQLite's page cache with the temporary page of B-tree rebalancing kept out of its
 /// key range (`stele_page_cache`): without it, while a database file is under 1 GiB, the
-/// end of nearly every transaction that split a page walks every page the connection has
-/// cached. Process-wide, and only possible before the process's first connection, so every
-/// way of opening the store calls it first.
-fn install_page_cache() {
-    if let stele_page_cache::Installation::TooLate(code) = stele_page_cache::install() {
-        tracing::debug!(
-            code,
-            "SQLite was in use before the store opened; it keeps its default page cache"
-        );
+/// end of each transaction that split a page walks every page the connection has cached.
+/// Answers whether the wrapped cache is in place.
+///
+/// SQLite takes a page cache only before it is first used, and configuring it is not safe
+/// while another thread starts using SQLite. So every way this process opens SQLite calls
+/// this first: `stele`'s `main`, [`SqliteStore::open_with`], [`SqliteStore::migrate`], and
+/// the tests' own connections. The first call configures SQLite; calls made meanwhile from
+/// other threads wait for it, and later calls return its outcome.
+pub fn install_page_cache() -> bool {
+    match stele_page_cache::install() {
+        stele_page_cache::Installation::Installed => true,
+        stele_page_cache::Installation::TooLate(code) => {
+            tracing::debug!(
+                code,
+                "SQLite was in use before the store opened; it keeps its default page cache"
+            );
+            false
+        }
     }
+}
+
+/// A plain connection to `path` for tests, opened the way every connection must be: after
+/// [`install_page_cache`].
+#[cfg(test)]
+pub(super) fn open_for_test(path: impl AsRef<Path>) -> Connection {
+    install_page_cache();
+    Connection::open(path).expect("open a test connection")
 }
 
 pub struct SqliteStore {

@@ -967,7 +967,7 @@ mod tests {
     fn database() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("stele.db");
-        let mut connection = Connection::open(&path).expect("open");
+        let mut connection = crate::sqlite::open_for_test(&path);
         migrate(&mut connection).expect("migrate");
         attach(&connection, &path).expect("attach the index file");
         create_schema(&connection).expect("index schema");

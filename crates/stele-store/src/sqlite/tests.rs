@@ -9,7 +9,7 @@ use stele_core::model::*;
 
 /// A write connection of its own, to damage rows the way something outside Stele would.
 fn tamper(dir: &tempfile::TempDir, sql: &str) {
-    let connection = rusqlite::Connection::open(dir.path().join("stele.db")).expect("open");
+    let connection = super::open_for_test(dir.path().join("stele.db"));
     connection.execute_batch(sql).expect(sql);
 }
 
@@ -86,6 +86,29 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(&dir.path().join("stele.db"), true).expect("open");
     (dir, store)
+}
+
+/// The store opens SQLite with the page cache that keeps rebalancing's temporary page out
+/// of the cache's key range (`install_page_cache`), and appends exercise it: enough events
+/// split pages of the indexes they touch.
+#[tokio::test]
+async fn the_store_runs_on_the_wrapped_page_cache() {
+    let (_dir, store) = open();
+    assert!(
+        install_page_cache(),
+        "the store installed it before its first connection"
+    );
+    create_acme(&store).await;
+    let parked = stele_page_cache::pages_parked();
+    for index in 0..2_000 {
+        append_with_target(
+            &store,
+            &format!("audit_log_event_{index}"),
+            &format!("t{index}"),
+        )
+        .await;
+    }
+    assert!(stele_page_cache::pages_parked() > parked);
 }
 
 #[tokio::test]
@@ -270,7 +293,7 @@ async fn the_stores_connections_keep_their_plans_across_runs_of_a_cached_stateme
     assert_eq!((on_writer, on_reader, on_indexer), (0, 0, 0));
     // What the setting prevents: by default SQLite compiles this statement again on every
     // run from the cache, the same value bound or not (see `keep_query_plans`).
-    let plain = rusqlite::Connection::open(dir.path().join("plain.db")).expect("open");
+    let plain = super::open_for_test(dir.path().join("plain.db"));
     plain
         .execute_batch(
             "CREATE TABLE events (organization_id TEXT, sequence INTEGER, hash BLOB,
@@ -462,7 +485,7 @@ async fn a_time_range_by_occurred_at_walks_the_time_index_from_the_cursor() {
 /// A connection to the test database with its search index file attached.
 fn with_index_file(dir: &tempfile::TempDir) -> rusqlite::Connection {
     let path = dir.path().join("stele.db");
-    let connection = rusqlite::Connection::open(&path).expect("open");
+    let connection = super::open_for_test(&path);
     // Planned as the read connections plan (see `keep_query_plans`).
     keep_query_plans(&connection).expect("query plan stability");
     search_index::attach(&connection, &path).expect("attach the index file");
@@ -673,7 +696,7 @@ async fn ingest_waits_for_an_indexer_that_falls_too_far_behind_but_never_stops()
     // Once the indexer is done with the organization's commit (it gathers for 200 ms), lock
     // its file: its next step waits for the lock (5 s) instead of moving.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let blocker = rusqlite::Connection::open(dir.path().join("stele.db-search")).expect("open");
+    let blocker = super::open_for_test(dir.path().join("stele.db-search"));
     blocker
         .execute_batch("BEGIN IMMEDIATE")
         .expect("lock the index file");
@@ -725,7 +748,7 @@ async fn the_checkpointer_moves_acknowledged_events_into_the_database_file() {
     let mut found = 0;
     for _ in 0..100 {
         std::fs::copy(&database, &copy).expect("copy the database file alone");
-        let connection = rusqlite::Connection::open(&copy).expect("open the copy");
+        let connection = super::open_for_test(&copy);
         found = connection
             .query_row(
                 "SELECT COUNT(*) FROM events WHERE organization_id = 'org_1'",

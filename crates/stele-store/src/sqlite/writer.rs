@@ -271,7 +271,7 @@ mod tests {
 
     fn writer() -> (Writer, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let connection = Connection::open(dir.path().join("w.db")).expect("open");
+        let connection = crate::sqlite::open_for_test(dir.path().join("w.db"));
         connection
             .execute_batch("CREATE TABLE t (v INTEGER)")
             .expect("schema");
@@ -279,7 +279,7 @@ mod tests {
     }
 
     fn count(dir: &tempfile::TempDir) -> i64 {
-        let connection = Connection::open(dir.path().join("w.db")).expect("open");
+        let connection = crate::sqlite::open_for_test(dir.path().join("w.db"));
         connection
             .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
             .expect("count")
