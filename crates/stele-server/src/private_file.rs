@@ -83,8 +83,10 @@ fn remove_abandoned_temporary_files(dir: &Path) {
         match std::fs::remove_file(&path) {
             Ok(()) => tracing::info!(
                 path = %path.display(),
-                "removed a key file that a crash left half created (its key was never used)"
+                "removed a temporary key file that a crashed create left behind"
             ),
+            // Another replica removed it first.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => tracing::warn!(
                 path = %path.display(),
                 %error,
@@ -94,9 +96,9 @@ fn remove_abandoned_temporary_files(dir: &Path) {
     }
 }
 
-/// The text of `path`, or `None` when there is no such file. A file that other users may
-/// read is still read, with a warning naming the `chmod` that fixes it: refusing it would
-/// stop a running deployment at its next start over what may be a deliberate choice.
+/// The text of `path`, or `None` when there is no such file. A file open to other users is
+/// still read, with a warning naming the `chmod` that fixes it: refusing it would stop a
+/// running deployment at its next start over what may be a deliberate choice.
 /// Temporary files that crashed creates left beside it are removed once abandoned, so a
 /// restart soon after such a crash leaves its file only until a later start.
 pub fn read_private_file(path: &Path) -> std::io::Result<Option<String>> {
@@ -106,19 +108,19 @@ pub fn read_private_file(path: &Path) -> std::io::Result<Option<String>> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     };
-    if let Some(mode) = readable_by_others(path) {
+    if let Some(mode) = open_to_others(path) {
         tracing::warn!(
             path = %path.display(),
             mode = format!("{mode:o}"),
-            "a secret key file is readable by other users; restrict it: chmod 600 {}",
+            "a secret key file is open to other users; restrict it: chmod 600 {}",
             path.display()
         );
     }
     Ok(Some(text))
 }
 
-/// The permission bits of `path` when they let its group or others read or write it.
-fn readable_by_others(path: &Path) -> Option<u32> {
+/// The permission bits of `path` when they give its group or others any access.
+fn open_to_others(path: &Path) -> Option<u32> {
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
     (mode & 0o077 != 0).then_some(mode)
 }
@@ -183,6 +185,21 @@ mod tests {
                 .expect("age the file");
         }
         assert!(create_private_file(&dir.path().join("secret"), b"key").expect("create"));
+        // Reading a key cleans up too: a crash soon before a start leaves its file young,
+        // and later starts only read the key.
+        let crashed_again = dir.path().join(format!("{TEMPORARY_PREFIX}crashed-again"));
+        std::fs::write(&crashed_again, b"x").expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(&crashed_again)
+            .and_then(|file| file.set_modified(long_ago))
+            .expect("age the file");
+        assert_eq!(
+            read_private_file(&dir.path().join("secret"))
+                .expect("read")
+                .as_deref(),
+            Some("key")
+        );
         let mut names = names_in(dir.path());
         names.sort();
         assert_eq!(
@@ -196,13 +213,13 @@ mod tests {
     }
 
     #[test]
-    fn a_key_file_others_may_read_is_read_and_named() {
+    fn a_key_file_open_to_others_is_still_read() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("secret");
         assert!(create_private_file(&path, b"key").expect("create"));
-        assert_eq!(readable_by_others(&path), None);
+        assert_eq!(open_to_others(&path), None);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert_eq!(readable_by_others(&path), Some(0o644));
+        assert_eq!(open_to_others(&path), Some(0o644));
         assert_eq!(
             read_private_file(&path).expect("read").as_deref(),
             Some("key")
