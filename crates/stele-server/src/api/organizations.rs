@@ -153,7 +153,7 @@ pub async fn create_organization(
 }
 
 #[utoipa::path(get, path = "/organizations", tag = "organizations",
-    params(("search" = Option<String>, Query, description = "Only organizations whose name contains this text"),
+    params(("search" = Option<String>, Query, description = "Only organizations whose name contains this text, ignoring case (across Unicode, alike on both backends)"),
            ("domains" = Option<String>, Query, description = "Comma-separated domains; only organizations owning one of them"),
            ("limit" = Option<u32>, Query), ("before" = Option<String>, Query), ("after" = Option<String>, Query),
            ("order" = Option<String>, Query, description = "asc, desc (default) or normal")),

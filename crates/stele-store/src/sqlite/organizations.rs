@@ -21,6 +21,39 @@ use stele_core::pagination::Page;
 use stele_core::pagination::PageRequest;
 use stele_core::timestamp::{now_millis, UnixMillis};
 
+/// Registers `stele_fold(text)` on a read connection: `text` with every character mapped to
+/// its lowercase form. The organization list's name filter compares folded names, so it is
+/// case-insensitive across Unicode as PostgreSQL's `ILIKE` is (SQLite's own `LIKE` folds
+/// ASCII letters only): "ärzte" finds "Ärzte GmbH" on both backends.
+///
+/// Each character maps to the first character of its lowercase form, a one-to-one mapping
+/// as C's `towlower`, which PostgreSQL's `ILIKE` applies, is: "İ" folds to "i", not to
+/// "i" and a combining dot.
+pub(super) fn register_case_fold(connection: &Connection) -> StoreResult<()> {
+    use rusqlite::functions::FunctionFlags;
+    connection
+        .create_scalar_function(
+            "stele_fold",
+            1,
+            FunctionFlags::SQLITE_UTF8
+                | FunctionFlags::SQLITE_DETERMINISTIC
+                | FunctionFlags::SQLITE_INNOCUOUS,
+            |context| {
+                Ok(context
+                    .get::<Option<String>>(0)?
+                    .map(|text| fold_case(&text)))
+            },
+        )
+        .map_err(|error| StoreError::sqlite("registering stele_fold", error))
+}
+
+/// `text` with each character replaced by the first character of its lowercase form.
+fn fold_case(text: &str) -> String {
+    text.chars()
+        .map(|character| character.to_lowercase().next().unwrap_or(character))
+        .collect()
+}
+
 pub(super) const ORGANIZATION_COLUMNS: &str =
     "id, name, external_id, metadata, domains, created_at, updated_at, retention_period_in_days, stripe_customer_id";
 
@@ -202,7 +235,7 @@ impl OrganizationStore for SqliteStore {
                 let (condition, direction) = keyset("id", &scan, ":bound");
                 let sql = format!(
                     "SELECT {ORGANIZATION_COLUMNS} FROM organizations
-                     WHERE (:pattern IS NULL OR name LIKE :pattern ESCAPE '\\')
+                     WHERE (:pattern IS NULL OR stele_fold(name) LIKE stele_fold(:pattern) ESCAPE '\\')
                        AND (:domains IS NULL OR EXISTS (
                             SELECT 1 FROM json_each(organizations.domains) AS owned
                             WHERE json_extract(owned.value, '$.domain') IN (SELECT value FROM json_each(:domains))))

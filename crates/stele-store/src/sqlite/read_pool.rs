@@ -57,6 +57,7 @@ impl ReadPool {
             .map_err(|error| StoreError::sqlite("configuring a read connection", error))?;
         connection.set_prepared_statement_cache_capacity(super::READER_STATEMENT_CACHE);
         super::keep_query_plans(&connection)?;
+        super::organizations::register_case_fold(&connection)?;
         super::search_index::attach(&connection, &self.path)?;
         connection
             .execute_batch("PRAGMA search.mmap_size = 2147418112;")

@@ -104,6 +104,7 @@ async fn lists_filter_by_name_case_insensitively_and_by_domain(backend: Backend)
         ("org_3", "Globex", vec!["globex.com"]),
         ("org_4", "100% Real_Name", vec![]),
         ("org_5", "Initech", vec![]),
+        ("org_6", "Ärzte Zentrum ÉCOLE", vec![]),
     ] {
         let mut organization = organization(id, name);
         organization.domains = domains
@@ -133,7 +134,7 @@ async fn lists_filter_by_name_case_insensitively_and_by_domain(backend: Backend)
     };
     let list =
         |name_contains: Option<&str>, domains: &[&str]| list_within(name_contains, domains, &[]);
-    assert_eq!(list(None, &[]).await.len(), 5);
+    assert_eq!(list(None, &[]).await.len(), 6);
     // An organization-restricted key's list: only its organizations, other filters still apply.
     assert_eq!(
         list_within(None, &[], &["org_3", "org_1"]).await,
@@ -145,6 +146,10 @@ async fn lists_filter_by_name_case_insensitively_and_by_domain(backend: Backend)
     );
     assert_eq!(list(Some("acme"), &[]).await, ["org_1", "org_2"]);
     assert_eq!(list(Some("CORP"), &[]).await, ["org_1"]);
+    // Case-insensitive beyond ASCII, alike on both backends.
+    assert_eq!(list(Some("ärzte"), &[]).await, ["org_6"]);
+    assert_eq!(list(Some("ÄRZTE ZENTRUM"), &[]).await, ["org_6"]);
+    assert_eq!(list(Some("école"), &[]).await, ["org_6"]);
     // LIKE wildcards in the filter are plain characters.
     assert_eq!(list(Some("%"), &[]).await, ["org_4"]);
     assert_eq!(list(Some("_"), &[]).await, ["org_4"]);
