@@ -169,18 +169,22 @@ async fn load_link_key_file(
             )))
         }
     };
-    let created = create_private_file(path, format!("{}\n", hex::encode(&key)).as_bytes())
-        .map_err(|error| file_error(path, "creating", error))?;
-    // A replica started at the same time may have written the file first: use its key.
-    let key = if created {
-        tracing::info!(path = %path.display(), "the export link signing key is kept in this file");
-        key
-    } else {
-        read_link_key_file(path)?
-            .ok_or_else(|| file_error(path, "reading", std::io::ErrorKind::NotFound.into()))?
-    };
+    let key = keep_link_key_in_file(path, key)?;
     store.delete_secret(LINK_KEY_SECRET).await?;
     Ok(key)
+}
+
+/// Writes `key` to the file at `path`, and returns the key the file then holds: `key`, or
+/// the key of a replica started at the same time that wrote the file first.
+fn keep_link_key_in_file(path: &Path, key: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    let created = create_private_file(path, format!("{}\n", hex::encode(&key)).as_bytes())
+        .map_err(|error| file_error(path, "creating", error))?;
+    if created {
+        tracing::info!(path = %path.display(), "the export link signing key is kept in this file");
+        return Ok(key);
+    }
+    read_link_key_file(path)?
+        .ok_or_else(|| file_error(path, "reading", std::io::ErrorKind::NotFound.into()))
 }
 
 /// The link key held in hex at `path`, or `None` when there is no such file.
@@ -494,4 +498,29 @@ struct DownloadProgress {
     /// For the export metrics: when the first chunk was asked for, events written so far.
     started: std::time::Instant,
     events: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_that_loses_the_race_to_write_the_link_key_uses_the_winners() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("link-signing-key");
+        let winner = vec![7u8; LINK_KEY_BYTES];
+        assert_eq!(
+            keep_link_key_in_file(&path, winner.clone()).expect("the first write"),
+            winner
+        );
+        // The loser found no file, then made a key of its own after the winner wrote one:
+        // it must come back with the winner's key and leave the file as it was.
+        let written = std::fs::read(&path).expect("read the key file");
+        let loser = vec![9u8; LINK_KEY_BYTES];
+        assert_eq!(
+            keep_link_key_in_file(&path, loser).expect("the losing write"),
+            winner
+        );
+        assert_eq!(std::fs::read(&path).expect("read again"), written);
+    }
 }
