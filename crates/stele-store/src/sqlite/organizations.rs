@@ -22,13 +22,13 @@ use stele_core::pagination::PageRequest;
 use stele_core::timestamp::{now_millis, UnixMillis};
 
 /// Registers `stele_fold(text)` on a read connection: `text` with every character mapped to
-/// its lowercase form. The organization list's name filter compares folded names, so it is
-/// case-insensitive across Unicode as PostgreSQL's `ILIKE` is (SQLite's own `LIKE` folds
-/// ASCII letters only): "ärzte" finds "Ärzte GmbH" on both backends.
+/// one lowercase character. The organization list's name filter compares folded names, so
+/// it is case-insensitive across Unicode as PostgreSQL's `ILIKE` is (SQLite's own `LIKE`
+/// folds ASCII letters only): "ärzte" finds "Ärzte GmbH" on both backends.
 ///
-/// Each character maps to the first character of its lowercase form, a one-to-one mapping
-/// as C's `towlower`, which PostgreSQL's `ILIKE` applies, is: "İ" folds to "i", not to
-/// "i" and a combining dot.
+/// Each character maps to the first character of its lowercase form, so the mapping is one
+/// to one like the C `towlower` behind `ILIKE`: "İ" folds to "i", not to "i" and a
+/// combining dot.
 pub(super) fn register_case_fold(connection: &Connection) -> StoreResult<()> {
     use rusqlite::functions::FunctionFlags;
     connection
