@@ -227,7 +227,7 @@ impl SqliteStore {
         let indexer_connection = search_index::prepare_index_file(path)?;
         let after_commit: writer::AfterCommit = match indexing {
             SearchIndexing::Background => {
-                let indexer = search_index::SearchIndexer::start(indexer_connection)?;
+                let mut indexer = search_index::SearchIndexer::start(indexer_connection)?;
                 Box::new(move |connection| indexer.after_commit(connection))
             }
             SearchIndexing::Off => Box::new(|_| {}),

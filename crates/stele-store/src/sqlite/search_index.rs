@@ -667,9 +667,15 @@ pub(super) fn index_step(connection: &Connection, limit: i64) -> StoreResult<usi
 pub(super) struct SearchIndexer {
     wake: mpsc::SyncSender<()>,
     progress: Arc<Progress>,
-    /// The last position stored when the server started: what the index had to catch up
-    /// with before it could keep pace.
+    /// The last position stored by others than this process's writer, as far as the writer
+    /// has seen: when the server started, and whenever another process (`stele import`
+    /// beside the server) commits. The index has that backlog to catch up with before the
+    /// writer's own events can be held to its pace.
     backlog_end: i64,
+    /// `PRAGMA data_version` as the writer's connection last read it; it changes when
+    /// another connection, so another process, commits to the database (every write of
+    /// this process goes through the writer).
+    data_version: Option<i64>,
 }
 
 /// The indexer's `indexed_position`, published after every step for the writer, and
@@ -680,6 +686,9 @@ struct Progress {
     indexed: Mutex<i64>,
     advanced: Condvar,
     failing: AtomicBool,
+    /// Commits after which the writer waited for the indexer.
+    #[cfg(test)]
+    waits: std::sync::atomic::AtomicU64,
 }
 
 impl Progress {
@@ -710,6 +719,13 @@ fn last_position(connection: &Connection) -> StoreResult<i64> {
     connection
         .prepare_cached("SELECT COALESCE(MAX(log_position), 0) FROM events")
         .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+        .map_err(database_error)
+}
+
+/// The database's `PRAGMA data_version` as `connection` sees it.
+fn data_version(connection: &Connection) -> StoreResult<i64> {
+    connection
+        .query_row("PRAGMA main.data_version", [], |row| row.get(0))
         .map_err(database_error)
 }
 
@@ -768,25 +784,53 @@ impl SearchIndexer {
             wake,
             progress,
             backlog_end,
+            data_version: None,
         })
+    }
+
+    /// How many commits the writer waited for the indexer after.
+    #[cfg(test)]
+    pub(super) fn waits(&self) -> u64 {
+        self.progress.waits.load(Ordering::Relaxed)
     }
 
     /// Called by the writer after every commit: wakes the thread (never blocking: a
     /// wake-up already pending covers this one), then, while the index lags more than
     /// [`MAX_TAIL`] events behind, waits for the thread (at most [`HOLD_BACK_LIMIT`]).
-    pub(super) fn after_commit(&self, connection: &Connection) {
+    ///
+    /// Only the writer's own events are held back. Events another process appended (an
+    /// import beside the server) join the backlog, as those stored before the start do:
+    /// waiting would not slow that process down, only this server's acknowledgements, by
+    /// up to a second each while the indexer works through the import. Until the indexer
+    /// has caught up with such a backlog, the tail may grow past [`MAX_TAIL`] by what this
+    /// server appends meanwhile.
+    pub(super) fn after_commit(&mut self, connection: &Connection) {
         let _ = self.wake.try_send(());
         let Ok(last) = last_position(connection) else {
             return;
         };
+        let Ok(version) = data_version(connection) else {
+            return;
+        };
+        // The first reading has nothing to compare with: others may have appended since
+        // the start, so it counts as a change.
+        if self.data_version.replace(version) != Some(version) {
+            self.backlog_end = self.backlog_end.max(last);
+        }
         let Ok(mut indexed) = self.progress.indexed.lock() else {
             return;
         };
+        let must_wait = |indexed: i64| {
+            indexed >= self.backlog_end
+                && last - indexed > MAX_TAIL
+                && !self.progress.failing.load(Ordering::Relaxed)
+        };
+        #[cfg(test)]
+        if must_wait(*indexed) {
+            self.progress.waits.fetch_add(1, Ordering::Relaxed);
+        }
         let started = std::time::Instant::now();
-        while *indexed >= self.backlog_end
-            && last - *indexed > MAX_TAIL
-            && !self.progress.failing.load(Ordering::Relaxed)
-        {
+        while must_wait(*indexed) {
             let left = HOLD_BACK_LIMIT.saturating_sub(started.elapsed());
             if left.is_zero() {
                 tracing::warn!(

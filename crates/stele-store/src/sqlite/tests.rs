@@ -664,6 +664,65 @@ async fn a_command_indexes_nothing_and_a_running_servers_indexer_finds_what_it_a
     );
 }
 
+/// A `user.signed_in` event of `org_1` with id number `n`, to append in batches.
+fn numbered_event(n: i64) -> EventToAppend {
+    let request = parse_create_event(&json!({
+        "organization_id": "org_1",
+        "event": {
+            "action": "user.signed_in", "occurred_at": "2022-09-08T19:46:03.435Z",
+            "actor": {"id": "u", "type": "user"}, "targets": [],
+            "context": {"location": "1.2.3.4"}
+        }
+    }))
+    .expect("valid");
+    EventToAppend {
+        event: NewEvent {
+            id: format!("audit_log_event_{n:026}").into(),
+            organization_id: "org_1".into(),
+            event: request.event,
+        },
+        idempotency: None,
+    }
+}
+
+/// Events another process appends (`stele import` beside the server) are the indexer's
+/// backlog: the server's writer does not wait for the indexer to work through them, as it
+/// would for as many events of its own, since waiting would only delay the server's
+/// acknowledgements (by up to a second each), never the other process.
+#[tokio::test]
+async fn events_another_process_appends_do_not_hold_the_servers_writer_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("stele.db");
+    // The other process: a store without an indexer, as one-off commands open it.
+    let importer = SqliteStore::open_with(&path, true, SyncMode::Full, SearchIndexing::Off)
+        .expect("open the importer's store");
+    create_acme(&importer).await;
+    // The server's side: its indexer and its writer's connection.
+    let mut indexer =
+        search_index::SearchIndexer::start(search_index::prepare_index_file(&path).expect("index"))
+            .expect("start the indexer");
+    let writer = super::open_for_test(&path);
+    indexer.after_commit(&writer);
+    // The indexer cannot move while its file is locked.
+    let blocker = super::open_for_test(dir.path().join("stele.db-search"));
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("lock the index file");
+    let imported = importer
+        .append_events((0..=search_index::MAX_TAIL).map(numbered_event).collect())
+        .await
+        .expect("the import is acknowledged");
+    assert!(imported.iter().all(Result::is_ok));
+
+    indexer.after_commit(&writer);
+    assert_eq!(
+        indexer.waits(),
+        0,
+        "the server's commit waited for the indexer to index another process's events"
+    );
+    blocker.execute_batch("ROLLBACK").expect("unlock");
+}
+
 /// Ingest that outruns the indexer is held back once the index lags more than
 /// `MAX_TAIL` events, so searches never read an unbounded tail, but never stopped: an
 /// indexer that cannot write (here its file is locked) costs each commit at most the
@@ -672,25 +731,7 @@ async fn a_command_indexes_nothing_and_a_running_servers_indexer_finds_what_it_a
 async fn ingest_waits_for_an_indexer_that_falls_too_far_behind_but_never_stops() {
     let (dir, store) = open();
     create_acme(&store).await;
-    let event = |n: i64| {
-        let request = parse_create_event(&json!({
-            "organization_id": "org_1",
-            "event": {
-                "action": "user.signed_in", "occurred_at": "2022-09-08T19:46:03.435Z",
-                "actor": {"id": "u", "type": "user"}, "targets": [],
-                "context": {"location": "1.2.3.4"}
-            }
-        }))
-        .expect("valid");
-        EventToAppend {
-            event: NewEvent {
-                id: format!("audit_log_event_{n:026}").into(),
-                organization_id: "org_1".into(),
-                event: request.event,
-            },
-            idempotency: None,
-        }
-    };
+    let event = numbered_event;
     let over_the_limit = search_index::MAX_TAIL + 1;
     let batch: Vec<EventToAppend> = (0..over_the_limit).map(event).collect();
     // Once the indexer is done with the organization's commit (it gathers for 200 ms), lock
