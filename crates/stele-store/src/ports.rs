@@ -130,7 +130,15 @@ pub trait OrganizationStore: Send + Sync {
     /// before is purged with the rest, an append after finds no organization. What
     /// verification needs stays (the chain anchor, kept leaf and subtree hashes,
     /// checkpoints), and the id is recorded as deleted, never to be given out again.
-    async fn delete_organization(&self, id: &str) -> StoreResult<OrganizationDeletion>;
+    ///
+    /// `purged_beforehand` counts the events the caller already purged for this deletion
+    /// with [`RetentionStore::purge_events`] (so that a large organization's events go in
+    /// steps, not in this one transaction); the deletion records them in its count.
+    async fn delete_organization(
+        &self,
+        id: &str,
+        purged_beforehand: u64,
+    ) -> StoreResult<OrganizationDeletion>;
 
     /// Removes an organization that an event named and created
     /// (`--auto-create-organizations`) when that event could not be stored, so it does not

@@ -16,6 +16,7 @@ use stele_core::FieldError;
 use stele_store::{Store, StoreError};
 
 use crate::error_code::ErrorCode;
+use crate::services::retention::PURGE_BATCH;
 use crate::services::{IdempotencyRecordFor, ServiceError};
 
 /// `domain_data` items: a domain and its verification state.
@@ -487,15 +488,27 @@ impl OrganizationService {
     /// [`stele_store::OrganizationStore::delete_organization`]): WorkOS deletes an
     /// organization's events with it, and tenant off-boarding depends on that. Stele's own
     /// activity log is never deleted.
+    ///
+    /// The events go first, in retention's purge steps (each its own write transaction), so
+    /// that deleting a large organization never holds SQLite's single writer, and every
+    /// other organization's appends with it, for longer than one step; the store's deletion
+    /// then purges what arrived meanwhile and removes the organization. Each step leaves the
+    /// state a retention purge leaves, so a deletion cut short (a crash, a failed step) is
+    /// an organization with fewer events, and deleting it again finishes the job. It runs on
+    /// a task of its own, so a client that hangs up does not stop it halfway.
     pub async fn delete(&self, id: &str) -> Result<OrganizationDeletion, ServiceError> {
         if is_activity_log(id) {
             return Err(ServiceError::OrganizationNotFound(id.to_owned()));
         }
-        let deletion = self
-            .store
-            .delete_organization(id)
-            .await
-            .map_err(|error| map_store_error(error, id))?;
+        let store = Arc::clone(&self.store);
+        let owned_id = id.to_owned();
+        let deletion =
+            tokio::spawn(async move { delete_in_steps(store.as_ref(), &owned_id).await })
+                .await
+                .map_err(|error| {
+                    ServiceError::Internal(format!("deleting an organization: {error}"))
+                })?
+                .map_err(|error| map_store_error(error, id))?;
         tracing::info!(
             organization = id,
             purged_events = deletion.purged,
@@ -504,4 +517,20 @@ impl OrganizationService {
         );
         Ok(deletion)
     }
+}
+
+/// Purges the organization's events received before now in retention's steps, then deletes
+/// it (see [`OrganizationService::delete`]). Events appended meanwhile are received after
+/// the cutoff, so the steps end however fast the organization keeps emitting.
+async fn delete_in_steps(store: &dyn Store, id: &str) -> Result<OrganizationDeletion, StoreError> {
+    let cutoff = now_millis();
+    let mut purged_beforehand = 0;
+    loop {
+        let outcome = store.purge_events(id, cutoff, PURGE_BATCH).await?;
+        purged_beforehand += outcome.purged;
+        if !outcome.more {
+            break;
+        }
+    }
+    store.delete_organization(id, purged_beforehand).await
 }

@@ -15,8 +15,9 @@ use crate::services::ServiceError;
 pub const MIN_DAYS: i64 = 1;
 pub const MAX_DAYS: i64 = 3650;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-/// Events deleted per write transaction, so a large purge never stalls event ingestion.
-const PURGE_BATCH: u32 = 5000;
+/// Events deleted per write transaction, so a large purge (or an organization's deletion)
+/// never stalls event ingestion.
+pub(crate) const PURGE_BATCH: u32 = 5000;
 
 /// Reads a retention PUT body: `{"retention_period_in_days": N|null}` or WorkOS's
 /// `{"retention_period": "1_MONTH".."11_MONTHS" | "1_YEAR".."10_YEARS"}`.

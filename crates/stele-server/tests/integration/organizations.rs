@@ -1,7 +1,7 @@
 //! The organizations resource.
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::{event, read, seed_v1, stele_verify, stored_events, TestServer};
 
@@ -496,6 +496,71 @@ async fn a_delete_racing_appends_leaves_no_event_behind_and_a_valid_log() {
     );
     assert!(stored_events(&server.database, &id).is_empty());
     let (ok, output) = stele_verify(&server.database);
+    assert!(ok, "{output}");
+}
+
+#[tokio::test]
+async fn an_organization_larger_than_one_purge_step_is_deleted_whole() {
+    // The deletion purges in steps of 5,000 events (each its own transaction) before the
+    // final one: 5,300 events take two steps and leave none behind.
+    const EVENTS: usize = 5_300;
+    let server = TestServer::start().await;
+    let id = server.create_organization("Large").await;
+    let staying = server.create_organization("Staying").await;
+    server.create_schema("user.signed_in", &seed_v1()).await;
+    let items: Vec<Value> = (0..EVENTS)
+        .map(|index| {
+            event(
+                &id,
+                "user.signed_in",
+                None,
+                json!([{"id": format!("t{index}"), "type": "team"}]),
+            )
+        })
+        .collect();
+    for chunk in items.chunks(1_000) {
+        let (status, body) = read(
+            server
+                .post("/audit_logs/events/batch", &json!({ "events": chunk }))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            body["data"]
+                .as_array()
+                .expect("results")
+                .iter()
+                .all(|item| item["id"].is_string()),
+            "{body}"
+        );
+    }
+    emit(&server, &staying, 2).await;
+
+    let (status, deleted) = delete(&server, &id).await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["purged_events"].as_u64(), Some(EVENTS as u64));
+    let db = &server.database;
+    assert!(stored_events(db, &id).is_empty());
+    assert_eq!(
+        db.query_one(&format!(
+            "SELECT purged FROM deleted_organizations WHERE id = '{id}'"
+        ))
+        .integer(),
+        EVENTS as i64,
+        "the steps before the deletion count in what it records"
+    );
+    assert_eq!(
+        db.query_one(&format!(
+            "SELECT first_sequence FROM chain_anchors WHERE organization_id = '{id}'"
+        ))
+        .integer(),
+        EVENTS as i64 + 1
+    );
+    assert_eq!(stored_events(db, &staying).len(), 2);
+    let (ok, output) = stele_verify(db);
     assert!(ok, "{output}");
 }
 

@@ -244,7 +244,11 @@ impl OrganizationStore for PostgresStore {
         }
     }
 
-    async fn delete_organization(&self, id: &str) -> StoreResult<OrganizationDeletion> {
+    async fn delete_organization(
+        &self,
+        id: &str,
+        purged_beforehand: u64,
+    ) -> StoreResult<OrganizationDeletion> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(database_error)?;
         // The chain head first, as every append batch locks it: an append committed before
@@ -267,9 +271,9 @@ impl OrganizationStore for PostgresStore {
             &[&id],
         )
         .await?;
-        // Every event, however recent, through the retention purge: it keeps the leaf
+        // Every event left, however recent, through the retention purge: it keeps the leaf
         // hashes no stored subtree covers and moves the chain anchor past the last event.
-        let mut purged = 0;
+        let mut purged = purged_beforehand;
         loop {
             let outcome =
                 purge_events_in(&transaction, id, UnixMillis::MAX, DELETION_PURGE_BATCH).await?;
@@ -368,5 +372,6 @@ impl OrganizationStore for PostgresStore {
 }
 
 /// How many events one purge step of a deletion reads and removes; the steps share one
-/// transaction, so this bounds memory, not the transaction.
+/// transaction, so this bounds memory, not the transaction (the caller has purged most
+/// events beforehand, in transactions of their own).
 const DELETION_PURGE_BATCH: u32 = 5_000;

@@ -293,13 +293,19 @@ impl OrganizationStore for SqliteStore {
             .await
     }
 
-    async fn delete_organization(&self, id: &str) -> StoreResult<OrganizationDeletion> {
+    async fn delete_organization(
+        &self,
+        id: &str,
+        purged_beforehand: u64,
+    ) -> StoreResult<OrganizationDeletion> {
         let id = id.to_owned();
         // One write job: the writer runs jobs one after another, so every append is
         // ordered before this (and purged with the rest) or after it (and finds no
         // organization). The savepoint undoes a half-done deletion.
         self.writer
-            .write(move |connection| delete_organization_now(connection, &id, now_millis()))
+            .write(move |connection| {
+                delete_organization_now(connection, &id, purged_beforehand, now_millis())
+            })
             .await
     }
 
@@ -342,20 +348,22 @@ impl OrganizationStore for SqliteStore {
 }
 
 /// How many events one purge step of a deletion reads and removes; the steps share one
-/// transaction, so this bounds memory, not the transaction.
+/// transaction, so this bounds memory, not the transaction (the caller has purged most
+/// events beforehand, in transactions of their own).
 const DELETION_PURGE_BATCH: u32 = 5_000;
 
 fn delete_organization_now(
     connection: &Connection,
     id: &str,
+    purged_beforehand: u64,
     at: UnixMillis,
 ) -> StoreResult<OrganizationDeletion> {
     if !organization_exists(connection, id)? {
         return Err(StoreError::OrganizationNotFound);
     }
-    // Every event, however recent, through the retention purge: it keeps the leaf hashes
-    // no stored subtree covers and moves the chain anchor past the last event.
-    let mut purged = 0;
+    // Every event left, however recent, through the retention purge: it keeps the leaf
+    // hashes no stored subtree covers and moves the chain anchor past the last event.
+    let mut purged = purged_beforehand;
     loop {
         let outcome = purge_events_now(connection, id, UnixMillis::MAX, DELETION_PURGE_BATCH)?;
         purged += outcome.purged;

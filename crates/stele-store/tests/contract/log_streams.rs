@@ -525,7 +525,10 @@ async fn deleting_an_organization_deletes_its_streams(backend: Backend) {
         .create_log_stream(stream("log_stream_a", "org_a", 1))
         .await
         .expect("create");
-    backend.delete_organization("org_a").await.expect("delete");
+    backend
+        .delete_organization("org_a", 0)
+        .await
+        .expect("delete");
     assert!(backend
         .list_log_streams("org_a")
         .await

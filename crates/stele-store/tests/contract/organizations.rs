@@ -3,6 +3,7 @@
 use serde_json::json;
 use stele_core::model::*;
 use stele_core::pagination::{Cursor, SortOrder};
+use stele_core::timestamp::UnixMillis;
 use stele_store::prelude::*;
 
 use crate::support::*;
@@ -321,8 +322,15 @@ async fn delete_purges_events_and_keeps_what_verification_needs(backend: Backend
         .await
         .expect("checkpoint");
 
+    // As the service deletes: most events in retention's purge steps beforehand (here
+    // two of the three), then the deletion, which purges the rest and counts them all.
+    let step = backend
+        .purge_events("org_busy", UnixMillis::MAX, 2)
+        .await
+        .expect("a purge step before the deletion");
+    assert_eq!(step.purged, 2);
     let deletion = backend
-        .delete_organization("org_busy")
+        .delete_organization("org_busy", step.purged)
         .await
         .expect("delete an organization with events");
     assert_eq!(
@@ -378,7 +386,7 @@ async fn delete_purges_events_and_keeps_what_verification_needs(backend: Backend
     );
 
     let empty = backend
-        .delete_organization("org_empty")
+        .delete_organization("org_empty", 0)
         .await
         .expect("delete");
     assert_eq!(empty, OrganizationDeletion::default());
@@ -392,7 +400,7 @@ async fn delete_purges_events_and_keeps_what_verification_needs(backend: Backend
         ["org_busy"],
         "an organization that never had events leaves nothing to verify"
     );
-    let again = backend.delete_organization("org_empty").await;
+    let again = backend.delete_organization("org_empty", 0).await;
     assert!(
         matches!(again, Err(StoreError::OrganizationNotFound)),
         "{again:?}"
@@ -504,7 +512,7 @@ async fn a_deleted_organizations_id_is_never_reused(backend: Backend) {
         .expect("checkpoint");
     create_organization(&*backend, "org_never_used").await;
     for id in ["org_gone", "org_never_used"] {
-        backend.delete_organization(id).await.expect("delete");
+        backend.delete_organization(id, 0).await.expect("delete");
         match backend
             .create_organization(organization(id, "Newcomer"), None)
             .await

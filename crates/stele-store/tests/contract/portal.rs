@@ -272,7 +272,7 @@ async fn deleting_an_organization_ends_its_links_and_sessions(backend: Backend) 
         .expect("redeem")
         .expect("redeemed");
     backend
-        .delete_organization("org_a")
+        .delete_organization("org_a", 0)
         .await
         .expect("delete organization");
     assert_eq!(

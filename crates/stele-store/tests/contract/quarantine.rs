@@ -322,7 +322,10 @@ async fn purge_removes_entries_up_to_the_cutoff(backend: Backend) {
 async fn deleting_the_organization_deletes_its_entries(backend: Backend) {
     create_organization(&*backend, "org_a").await;
     kept_id(&backend, entry("org_a", "a", 1, "r", 1)).await;
-    backend.delete_organization("org_a").await.expect("delete");
+    backend
+        .delete_organization("org_a", 0)
+        .await
+        .expect("delete");
     assert!(backend
         .quarantine_counts_of_action("a")
         .await
