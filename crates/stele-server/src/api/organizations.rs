@@ -262,15 +262,22 @@ pub async fn delete_organization(
     Activity(activity): Activity,
     Path(id): Path<String>,
 ) -> Result<Json<OrganizationDeletedResponse>, ApiError> {
-    let deletion = state.organizations.delete(&id).await?;
-    state
-        .activity
-        .record(
-            &activity,
-            actions::ORGANIZATION_DELETED,
-            vec![ActivityTarget::organization(&id)],
-        )
-        .await?;
+    // A large organization's deletion takes seconds (it purges in steps): on a task of its
+    // own, so a client that hangs up stops neither the deletion halfway nor its record.
+    let (id, deletion) = tokio::spawn(async move {
+        let deletion = state.organizations.delete(&id).await?;
+        state
+            .activity
+            .record(
+                &activity,
+                actions::ORGANIZATION_DELETED,
+                vec![ActivityTarget::organization(&id)],
+            )
+            .await?;
+        Ok::<_, ServiceError>((id, deletion))
+    })
+    .await
+    .map_err(|error| ApiError::internal(format!("deleting an organization: {error}")))??;
     Ok(Json(OrganizationDeletedResponse {
         object: "organization",
         id,

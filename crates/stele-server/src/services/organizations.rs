@@ -494,21 +494,14 @@ impl OrganizationService {
     /// other organization's appends with it, for longer than one step; the store's deletion
     /// then purges what arrived meanwhile and removes the organization. Each step leaves the
     /// state a retention purge leaves, so a deletion cut short (a crash, a failed step) is
-    /// an organization with fewer events, and deleting it again finishes the job. It runs on
-    /// a task of its own, so a client that hangs up does not stop it halfway.
+    /// an organization with fewer events, and deleting it again finishes the job.
     pub async fn delete(&self, id: &str) -> Result<OrganizationDeletion, ServiceError> {
         if is_activity_log(id) {
             return Err(ServiceError::OrganizationNotFound(id.to_owned()));
         }
-        let store = Arc::clone(&self.store);
-        let owned_id = id.to_owned();
-        let deletion =
-            tokio::spawn(async move { delete_in_steps(store.as_ref(), &owned_id).await })
-                .await
-                .map_err(|error| {
-                    ServiceError::Internal(format!("deleting an organization: {error}"))
-                })?
-                .map_err(|error| map_store_error(error, id))?;
+        let deletion = delete_in_steps(self.store.as_ref(), id)
+            .await
+            .map_err(|error| map_store_error(error, id))?;
         tracing::info!(
             organization = id,
             purged_events = deletion.purged,
