@@ -260,6 +260,13 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
 
 /// The rule for a route, by method and matched path template.
 pub fn route_access(method: &str, path: &str) -> Option<&'static RouteAccess> {
+    // HEAD is GET without the body (the router answers it with the GET handler), so it is
+    // allowed exactly where GET is: load balancers check health with it.
+    let method = if method.eq_ignore_ascii_case("HEAD") {
+        "GET"
+    } else {
+        method
+    };
     ROUTE_ACCESS
         .iter()
         .find(|rule| rule.method.eq_ignore_ascii_case(method) && rule.path == path)

@@ -107,14 +107,12 @@ fn item_fingerprint(item: &serde_json::Map<String, Value>) -> Result<[u8; 32], A
     ))
 }
 
-/// One item of a batch and the fingerprint its key's record must carry for a replay.
-/// A batch item as split from the request: the item, the fingerprint its key's record must
-/// carry for a replay, and the key under which a schema refusal of it is quarantined once
-/// (both only when the item has an idempotency key).
+/// A batch item as split from the request: the item and, when it has an idempotency key,
+/// that key (whose record must carry the item's fingerprint for a replay, and under which
+/// a schema refusal of it is quarantined once).
 struct ParsedItem {
     item: BatchItem,
-    fingerprint: Option<[u8; 32]>,
-    quarantine_key: Option<String>,
+    key: Option<PendingIdempotency>,
 }
 
 /// Splits a batch body into its items, each with the fingerprint its key's record must
@@ -190,13 +188,11 @@ fn batch_items(
                         body: Value::Object(item),
                         idempotency: None,
                     }),
-                    fingerprint: None,
-                    quarantine_key: None,
+                    key: None,
                 });
             };
             let pending = PendingIdempotency::for_item(&scope, key, item_fingerprint(&item)?);
-            let fingerprint = pending.fingerprint();
-            let quarantine_key = pending.request_key();
+            let key = pending.clone();
             let idempotency = Box::new(move |id: &str| {
                 let body = json_bytes(&EventCreated {
                     success: true,
@@ -209,8 +205,7 @@ fn batch_items(
                     body: Value::Object(item),
                     idempotency: Some(idempotency),
                 }),
-                fingerprint: Some(fingerprint),
-                quarantine_key: Some(quarantine_key),
+                key: Some(key),
             })
         })
         .collect()
@@ -220,8 +215,7 @@ impl ParsedItem {
     fn refused(refusal: ServiceError) -> Self {
         Self {
             item: Err(refusal),
-            fingerprint: None,
-            quarantine_key: None,
+            key: None,
         }
     }
 }
@@ -252,42 +246,45 @@ pub async fn create_event_batch(
 ) -> Result<Response, ApiError> {
     let parsed = batch_items(body, &caller, idempotency.as_ref())?;
     let mut items = Vec::with_capacity(parsed.len());
-    let mut fingerprints = Vec::with_capacity(parsed.len());
+    let mut keys = Vec::with_capacity(parsed.len());
     // What the quarantine keeps of an item its schema refuses: the item as a create-event
     // body, once per item key (a retried refusal is not kept twice, as on the single
     // endpoint).
-    let mut refusals_kept_as = Vec::with_capacity(parsed.len());
-    for ParsedItem {
-        item,
-        fingerprint,
-        quarantine_key,
-    } in parsed
-    {
-        let body = item.as_ref().ok().map(|request| request.body.clone());
-        refusals_kept_as.push(body.map(|body| (body, quarantine_key)));
-        fingerprints.push(fingerprint);
+    let mut bodies = Vec::with_capacity(parsed.len());
+    for ParsedItem { item, key } in parsed {
+        bodies.push(item.as_ref().ok().map(|request| request.body.clone()));
+        keys.push(key);
         items.push(item);
     }
     let outcomes = state.events.create_batch(items).await?;
     let mut data = Vec::with_capacity(outcomes.len());
-    for (index, ((outcome, fingerprint), kept_as)) in outcomes
-        .into_iter()
-        .zip(fingerprints)
-        .zip(refusals_kept_as)
-        .enumerate()
-    {
+    for (index, ((outcome, key), body)) in outcomes.into_iter().zip(keys).zip(bodies).enumerate() {
+        let fingerprint = key.as_ref().map(PendingIdempotency::fingerprint);
         let id = match outcome {
             Ok(Idempotent::Done(appended)) => Ok(String::from(appended.id)),
             Ok(Idempotent::AlreadyDone(record)) => replayed_item_id(&record, fingerprint),
-            Err(refusal) => Err(ApiError::from(match kept_as {
-                Some((body, key)) => {
-                    state
-                        .quarantine
-                        .keep_refused(&body, None, key, refusal)
-                        .await
+            Err(refusal) => {
+                // A key that already holds a response replays it, or refuses this other
+                // item as a reuse, before any refusal of it (as on the single endpoint):
+                // a refused item is never quarantined under a key that stored an event.
+                let existing = match &key {
+                    Some(key) => key.existing(&state).await?,
+                    None => None,
+                };
+                match (existing, body) {
+                    (Some(record), _) => replayed_item_id(&record, fingerprint),
+                    (None, Some(body)) => {
+                        let request_key = key.as_ref().map(PendingIdempotency::request_key);
+                        Err(ApiError::from(
+                            state
+                                .quarantine
+                                .keep_refused(&body, None, request_key, refusal)
+                                .await,
+                        ))
+                    }
+                    (None, None) => Err(ApiError::from(refusal)),
                 }
-                None => refusal,
-            })),
+            }
         };
         data.push(match id {
             Ok(id) => BatchItemResult {

@@ -84,11 +84,18 @@ impl PendingIdempotency {
     /// already holds one. Handlers of routes the layer does not look keys up for call this
     /// before answering with a refusal (see `claims_key_with_its_write`).
     pub async fn replayed(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
+        Ok(self
+            .existing(state)
+            .await?
+            .map(|existing| self.replay_or_reject(&existing)))
+    }
+
+    /// The record this key already holds (whatever request it was recorded for), if any.
+    pub async fn existing(&self, state: &AppState) -> Result<Option<IdempotencyRecord>, ApiError> {
         Ok(state
             .idempotency
             .find(&self.scope, &self.key, self.created_at)
-            .await?
-            .map(|existing| self.replay_or_reject(&existing)))
+            .await?)
     }
 
     /// The response for a key that turned out to be taken already.

@@ -202,6 +202,34 @@ async fn batch_items_are_idempotent_on_their_own_keys() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "idempotency_key_reused");
 
+    // A key that stored an event, reused for an item its schema refuses: a reuse, not a
+    // refusal kept in quarantine (accepting that would store a second event under it).
+    let (status, reused) = send_batch(
+        &server,
+        vec![keyed(
+            event(&organization, "user.unknown", None, json!([])),
+            "item-a",
+        )],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reused}");
+    assert_eq!(
+        reused["data"][0]["error"]["code"], "idempotency_key_reused",
+        "{reused}"
+    );
+    let (status, quarantine) = read(
+        server
+            .get(&format!(
+                "/organizations/{organization}/audit_logs/quarantine"
+            ))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{quarantine}");
+    assert_eq!(quarantine["data"], json!([]), "{quarantine}");
+
     // A refused keyed item records nothing: once the problem is fixed, the key works.
     let unknown_action = keyed(
         event(&organization, "user.invited", None, json!([])),

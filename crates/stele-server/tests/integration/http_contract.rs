@@ -37,6 +37,28 @@ async fn missing_or_unknown_api_key_is_401_json() {
     assert_eq!(wrong_post.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// HEAD is GET without a body: allowed where GET is (a load balancer's health check needs
+/// no key), refused without a key where GET needs one.
+#[tokio::test]
+async fn head_requests_need_what_get_needs() {
+    let server = TestServer::start().await;
+    let head = |path: &str, key: Option<&str>| {
+        let request = server.client.head(format!("{}{path}", server.base));
+        let request = match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        };
+        async move { request.send().await.expect("request").status() }
+    };
+    assert_eq!(head("/healthz", None).await, StatusCode::OK);
+    assert_eq!(head("/openapi.json", None).await, StatusCode::OK);
+    assert_eq!(head("/organizations", None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        head("/organizations", Some(crate::support::API_KEY)).await,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn revoked_keys_stop_working() {
     let server = TestServer::start().await;
