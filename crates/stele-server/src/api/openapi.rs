@@ -3,8 +3,8 @@
 //! every error is the JSON `Error` object; every operation can answer 422 (a query string
 //! or path that does not decode, a malformed `Idempotency-Key`); every operation that
 //! needs an API key can answer 401 and, past the key's rate limit, 429 with
-//! `Retry-After`; and the list and filter parameters shared by many routes carry the
-//! bounds the server enforces.
+//! `Retry-After`; every operation that takes a body can answer 413; and the list and
+//! filter parameters shared by many routes carry the bounds the server enforces.
 
 use serde_json::{json, Map, Value};
 use stele_core::pagination::MAX_LIMIT;
@@ -39,6 +39,7 @@ pub fn conform(mut document: Value) -> Value {
                         .iter()
                         .any(|requirement| requirement.as_object().is_some_and(Map::is_empty))
                 });
+            let takes_body = operation.contains_key("requestBody");
             let responses = operation.entry("responses").or_insert_with(|| json!({}));
             let Some(responses) = responses.as_object_mut() else {
                 continue;
@@ -51,6 +52,16 @@ pub fn conform(mut document: Value) -> Value {
             );
             if path != "/healthz" {
                 add(responses, "404", "Unknown resource", None);
+            }
+            // Every body is read under a size limit (the access layer reads it to find the
+            // organization, the handler to parse it).
+            if takes_body {
+                add(
+                    responses,
+                    "413",
+                    "The body exceeds the route's size limit (payload_too_large)",
+                    None,
+                );
             }
             if !public {
                 add(responses, "401", "Missing or unknown API key", None);

@@ -182,6 +182,21 @@ async fn malformed_json_is_a_422_that_changes_nothing() {
     }
     let (_, list) = read(server.get("/organizations").send().await.expect("request")).await;
     assert_eq!(list["data"], json!([]));
+    // The OpenAPI document says so for every operation that takes a body.
+    let (_, document) = read(server.get("/openapi.json").send().await.expect("request")).await;
+    let mut with_body = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if operation.get("requestBody").is_some() {
+                with_body += 1;
+                assert!(
+                    operation["responses"]["413"].is_object(),
+                    "{method} {path} takes a body but does not list 413"
+                );
+            }
+        }
+    }
+    assert!(with_body > 10, "{with_body} operations take a body");
 }
 
 #[tokio::test]
@@ -203,6 +218,21 @@ async fn bodies_over_the_limit_are_413_json() {
     }
     let (_, list) = read(server.get("/organizations").send().await.expect("request")).await;
     assert_eq!(list["data"], json!([]));
+    // The OpenAPI document says so for every operation that takes a body.
+    let (_, document) = read(server.get("/openapi.json").send().await.expect("request")).await;
+    let mut with_body = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if operation.get("requestBody").is_some() {
+                with_body += 1;
+                assert!(
+                    operation["responses"]["413"].is_object(),
+                    "{method} {path} takes a body but does not list 413"
+                );
+            }
+        }
+    }
+    assert!(with_body > 10, "{with_body} operations take a body");
 }
 
 #[tokio::test]
