@@ -8,7 +8,8 @@ use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use stele_core::model::Idempotent;
 use stele_core::quarantine::QuarantinedEvent;
 use stele_core::schema::SchemaViolation;
 use stele_core::timestamp::format_millis;
@@ -18,10 +19,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ApiError;
-use crate::api::extract::{typed_body, ApiCaller, ListQuery};
+use crate::api::extract::{typed_body, Activity, ApiCaller, ListQuery};
 use crate::api::idempotency::{written_or_replayed, IdempotencyContext};
 use crate::api::wire::json_bytes;
-use crate::services::quarantine::QuarantineService;
+use crate::services::activity::{actions, ActivityContext, ActivityTarget};
+use crate::services::quarantine::{AcceptedEvent, QuarantineService};
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 
@@ -100,11 +102,22 @@ pub struct QuarantineList {
 pub async fn list_quarantine(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     Path(id): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<QuarantineList>, ApiError> {
     let query = ListQuery::parse(pairs)?;
     let page = state.quarantine.list(&id, query.page()).await?;
+    // Quarantined bodies are audit data: recorded before they are returned.
+    state
+        .activity
+        .record_with(
+            &activity,
+            actions::QUARANTINE_LISTED,
+            vec![ActivityTarget::organization(&id)],
+            Map::from_iter([("returned".to_owned(), Value::from(page.data.len()))]),
+        )
+        .await?;
     let data = page
         .data
         .into_iter()
@@ -132,9 +145,21 @@ pub struct QuarantineDiscarded {
 pub async fn discard_quarantined(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     Path((id, quarantine_id)): Path<(String, String)>,
 ) -> Result<Json<QuarantineDiscarded>, ApiError> {
     state.quarantine.discard(&id, &quarantine_id).await?;
+    state
+        .activity
+        .record(
+            &activity,
+            actions::QUARANTINED_EVENT_DISCARDED,
+            vec![
+                ActivityTarget::quarantined_event(&quarantine_id),
+                ActivityTarget::organization(&id),
+            ],
+        )
+        .await?;
     Ok(Json(QuarantineDiscarded {
         object: "audit_log_quarantined_event",
         id: quarantine_id,
@@ -169,6 +194,7 @@ pub struct QuarantineAccepted {
 pub async fn accept_quarantined(
     State(state): State<AppState>,
     _caller: ApiCaller,
+    Activity(activity): Activity,
     IdempotencyContext(idempotency): IdempotencyContext,
     Path((id, quarantine_id)): Path<(String, String)>,
     body: Bytes,
@@ -190,6 +216,9 @@ pub async fn accept_quarantined(
         .quarantine
         .accept(&id, &quarantine_id, version, make_record)
         .await?;
+    if let Idempotent::Done(accepted) = &outcome {
+        record_acceptance(&state, &activity, &id, accepted).await?;
+    }
     written_or_replayed(outcome, idempotency.as_ref(), |accepted| {
         let body = json_bytes(&QuarantineAccepted {
             success: true,
@@ -220,4 +249,26 @@ fn accept_version(body: &[u8]) -> Result<Option<i64>, ApiError> {
         )])),
         version => Ok(version),
     }
+}
+
+/// The activity record of one accepted entry (the API's and the dashboard's).
+pub async fn record_acceptance(
+    state: &AppState,
+    activity: &ActivityContext,
+    organization_id: &str,
+    accepted: &AcceptedEvent,
+) -> Result<(), ServiceError> {
+    state
+        .activity
+        .record(
+            activity,
+            actions::QUARANTINED_EVENT_ACCEPTED,
+            vec![
+                ActivityTarget::quarantined_event(&accepted.quarantine_id),
+                ActivityTarget::new("event", accepted.event.id.as_ref()),
+                ActivityTarget::organization(organization_id),
+            ],
+        )
+        .await?;
+    Ok(())
 }

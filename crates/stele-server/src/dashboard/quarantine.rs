@@ -4,10 +4,14 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::Value;
+use stele_core::model::Idempotent;
 use stele_core::pagination::{PageRequest, SortOrder};
 
+use crate::api::quarantine::record_acceptance;
 use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{display_time, path_segment, thousands, FormData, PageError};
+use crate::services::activity::{actions, ActivityTarget};
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -141,7 +145,12 @@ pub async fn accept(
         .accept(&id, &quarantine_id, version, None)
         .await
     {
-        Ok(_) => Ok(back_to_organization(&id, "accepted")),
+        Ok(outcome) => {
+            if let Idempotent::Done(accepted) = &outcome {
+                record_acceptance(&state, &user.activity, &id, accepted).await?;
+            }
+            Ok(back_to_organization(&id, "accepted"))
+        }
         Err(ServiceError::RefusedEvent { violations, .. }) => Err(PageError::BadRequest(format!(
             "The event still fails its schema and stays quarantined: {}",
             violations
@@ -162,6 +171,17 @@ pub async fn discard(
 ) -> Result<Response, PageError> {
     user.check_csrf(&form)?;
     state.quarantine.discard(&id, &quarantine_id).await?;
+    state
+        .activity
+        .record(
+            &user.activity,
+            actions::QUARANTINED_EVENT_DISCARDED,
+            vec![
+                ActivityTarget::quarantined_event(&quarantine_id),
+                ActivityTarget::organization(&id),
+            ],
+        )
+        .await?;
     Ok(back_to_organization(&id, "discarded"))
 }
 
@@ -188,6 +208,25 @@ pub async fn accept_all(
     };
     let (from, to) = (number("from")?, number("to")?);
     let outcome = state.quarantine.accept_all(&action, from, to).await?;
+    // One record for the whole pass (each accepted event names its entry in its own stored
+    // form), with what it did.
+    let metadata = [
+        ("from_version", Value::from(from)),
+        ("accepted", Value::from(outcome.accepted)),
+        ("still_failing", Value::from(outcome.still_failing)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    state
+        .activity
+        .record_with(
+            &user.activity,
+            actions::QUARANTINED_EVENTS_ACCEPTED,
+            vec![ActivityTarget::schema_version(&action, to)],
+            metadata,
+        )
+        .await?;
     Ok(Redirect::to(&format!(
         "/dashboard/actions/{}/versions?accepted={}&still_failing={}&more={}#quarantine",
         path_segment(&action),

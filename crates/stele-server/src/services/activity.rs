@@ -51,6 +51,10 @@ pub mod actions {
     pub const LOG_STREAM_PAUSED: &str = "log_stream.paused";
     pub const LOG_STREAM_RESUMED: &str = "log_stream.resumed";
     pub const LOG_STREAM_TESTED: &str = "log_stream.tested";
+    pub const QUARANTINE_LISTED: &str = "quarantine.listed";
+    pub const QUARANTINED_EVENT_ACCEPTED: &str = "quarantined_event.accepted";
+    pub const QUARANTINED_EVENT_DISCARDED: &str = "quarantined_event.discarded";
+    pub const QUARANTINED_EVENTS_ACCEPTED: &str = "quarantined_events.accepted";
 }
 
 /// Longest actor name, target name or address kept in an activity event.
@@ -191,6 +195,10 @@ impl ActivityTarget {
 
     pub fn organization(id: &str) -> Self {
         Self::new("organization", id)
+    }
+
+    pub fn quarantined_event(id: &str) -> Self {
+        Self::new("quarantined_event", id)
     }
 
     pub fn log_stream(id: &str) -> Self {

@@ -582,3 +582,88 @@ mod dashboard {
         assert_eq!(stored_events(&server.database, &organization).len(), 3);
     }
 }
+
+/// The activity events whose action is `action`, newest first.
+async fn activity_of(server: &TestServer, action: &str) -> Vec<Value> {
+    let (status, page) = read(
+        server
+            .get(&format!("/audit_logs/activity?actions={action}&limit=100"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["data"].as_array().cloned().unwrap_or_default()
+}
+
+fn target_ids(activity: &Value) -> Vec<String> {
+    activity["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .map(|target| target["id"].as_str().expect("target id").to_owned())
+        .collect()
+}
+
+/// Listing (a read of kept bodies), accepting and discarding quarantined events are
+/// operator actions: each is in the activity log, naming the entry and organization.
+#[tokio::test]
+async fn listing_accepting_and_discarding_are_in_the_activity_log() {
+    let (server, organization) = server_with_v1().await;
+    let mut kept = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = server.create_event(&undeclared_target(&organization)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        kept.push(body["quarantine_id"].as_str().expect("kept").to_owned());
+    }
+    let (status, listed) = list(&server, &organization, "").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let listings = activity_of(&server, "quarantine.listed").await;
+    assert_eq!(listings.len(), 1, "{listings:?}");
+    assert_eq!(target_ids(&listings[0]), std::slice::from_ref(&organization));
+    assert_eq!(listings[0]["metadata"]["returned"], 2, "{listings:?}");
+
+    let (status, discarded) = read(
+        server
+            .request(
+                Method::DELETE,
+                &format!(
+                    "/organizations/{organization}/audit_logs/quarantine/{}",
+                    kept[0]
+                ),
+            )
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{discarded}");
+    let discards = activity_of(&server, "quarantined_event.discarded").await;
+    assert_eq!(discards.len(), 1, "{discards:?}");
+    assert_eq!(
+        target_ids(&discards[0]),
+        [kept[0].clone(), organization.clone()]
+    );
+
+    let schema = json!({"targets": [{"type": "resource"}]});
+    assert_eq!(
+        server.create_schema("user.signed_in", &schema).await.0,
+        StatusCode::CREATED
+    );
+    let (status, accepted) = accept(
+        &server,
+        &organization,
+        &kept[1],
+        Some(json!({"version": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    let event_id = accepted["id"].as_str().expect("event id").to_owned();
+    let acceptances = activity_of(&server, "quarantined_event.accepted").await;
+    assert_eq!(acceptances.len(), 1, "{acceptances:?}");
+    assert_eq!(
+        target_ids(&acceptances[0]),
+        [kept[1].clone(), event_id, organization.clone()]
+    );
+}
