@@ -46,11 +46,14 @@ impl IdKind {
         format!("{}{ulid}", self.prefix())
     }
 
-    /// Whether `candidate` is well-formed for this kind (prefix + valid ULID).
+    /// Whether `candidate` is well-formed for this kind: the prefix and a ULID in its
+    /// canonical form (upper case, at most `7ZZZZZZZZZZZZZZZZZZZZZZZZZ`), as WorkOS and
+    /// [`IdKind::generate`] write it. ULIDs ignore case, so accepting other spellings would
+    /// let two ids name one ULID.
     pub fn matches(self, candidate: &str) -> bool {
-        candidate
-            .strip_prefix(self.prefix())
-            .is_some_and(|rest| rest.len() == 26 && Ulid::from_string(rest).is_ok())
+        candidate.strip_prefix(self.prefix()).is_some_and(|rest| {
+            rest.len() == 26 && Ulid::from_string(rest).is_ok_and(|ulid| ulid.to_string() == rest)
+        })
     }
 }
 
@@ -232,6 +235,15 @@ mod tests {
         assert!(IdKind::Organization.matches(&id));
         assert!(!IdKind::Event.matches(&id));
         assert!(!IdKind::Organization.matches("org_123"));
+    }
+
+    #[test]
+    fn only_the_canonical_spelling_of_a_ulid_matches() {
+        assert!(IdKind::Organization.matches("org_01EHZNVPK3SFK441A1RGBFSHRT"));
+        // The same ULID in lower case, and one past the largest ULID.
+        assert!(!IdKind::Organization.matches("org_01ehznvpk3sfk441a1rgbfshrt"));
+        assert!(!IdKind::Organization.matches("org_8ZZZZZZZZZZZZZZZZZZZZZZZZZ"));
+        assert!(IdKind::Organization.matches("org_7ZZZZZZZZZZZZZZZZZZZZZZZZZ"));
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub fn check_organization_id(id: &str) -> Result<OrganizationId, FieldError> {
     } else {
         Err(FieldError::invalid(
             "id",
-            format!("id '{id}' is not an organization id: expected 'org_' followed by a 26-character ULID (as WorkOS issues them)."),
+            format!("id '{id}' is not an organization id: expected 'org_' followed by a 26-character ULID in upper case (as WorkOS issues them)."),
         ))
     }
 }
@@ -141,9 +141,18 @@ fn check_stripe_customer_id(stripe_customer_id: Option<&str>, errors: &mut Vec<F
     }
 }
 
+/// Bounds what is stored and shown (dashboard, Admin Portal); far above any real name.
+pub const MAX_NAME_CHARS: usize = 1_000;
+
 fn check_name(name: &str, errors: &mut Vec<FieldError>) {
-    if name.trim().is_empty() {
+    let name = name.trim();
+    if name.is_empty() {
         errors.push(FieldError::invalid("name", "name must not be empty."));
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        errors.push(FieldError::invalid(
+            "name",
+            format!("name may be at most {MAX_NAME_CHARS} characters."),
+        ));
     }
 }
 

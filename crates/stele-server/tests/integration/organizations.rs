@@ -291,6 +291,42 @@ async fn create_requires_a_name() {
     assert_eq!(body["errors"][0]["field"], "name");
 }
 
+#[tokio::test]
+async fn create_refuses_an_overlong_name_and_ids_not_spelled_as_workos_does() {
+    let server = TestServer::start().await;
+    for body in [
+        json!({"name": "n".repeat(1_001)}),
+        // The lower-case spelling of a ULID, and a value past the largest ULID.
+        json!({"name": "Lower", "id": "org_01ehznvpk3sfk441a1rgbfshrt"}),
+        json!({"name": "Past", "id": "org_8ZZZZZZZZZZZZZZZZZZZZZZZZZ"}),
+    ] {
+        let (status, answer) = read(
+            server
+                .post("/organizations", &body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert_eq!(answer["code"], "validation_failed", "{answer}");
+    }
+    let (_, list) = read(server.get("/organizations").send().await.expect("request")).await;
+    assert_eq!(list["data"], json!([]), "a refusal creates nothing");
+    let (status, created) = read(
+        server
+            .post(
+                "/organizations",
+                &json!({"name": "n".repeat(1_000), "id": "org_01EHZNVPK3SFK441A1RGBFSHRT"}),
+            )
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+}
+
 async fn delete(server: &TestServer, id: &str) -> (StatusCode, serde_json::Value) {
     read(
         server

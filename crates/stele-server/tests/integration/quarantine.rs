@@ -621,7 +621,10 @@ async fn listing_accepting_and_discarding_are_in_the_activity_log() {
     assert_eq!(status, StatusCode::OK, "{listed}");
     let listings = activity_of(&server, "quarantine.listed").await;
     assert_eq!(listings.len(), 1, "{listings:?}");
-    assert_eq!(target_ids(&listings[0]), std::slice::from_ref(&organization));
+    assert_eq!(
+        target_ids(&listings[0]),
+        std::slice::from_ref(&organization)
+    );
     assert_eq!(listings[0]["metadata"]["returned"], 2, "{listings:?}");
 
     let (status, discarded) = read(
