@@ -438,16 +438,16 @@ async fn import_events(
         .import_events(
             organization,
             std::io::BufReader::new(reader),
-            &mut |count| {
-                eprint!("\rstored {count} rows");
-            },
+            &mut |stored| show_progress(&format!("stored {}", count(stored, "row"))),
         )
         .await?;
+    end_progress();
     match outcome {
         Ok(outcome) => {
             eprintln!(
-                "\rimported {} events into {organization}; {} rows were imported before and skipped",
-                outcome.appended, outcome.skipped
+                "imported {} into {organization}; {} imported before and skipped",
+                count(outcome.appended, "event"),
+                count(outcome.skipped, "row"),
             );
             Ok(())
         }
@@ -456,8 +456,8 @@ async fn import_events(
                 eprintln!("{}:{}: {}", file.display(), problem.line, problem.message);
             }
             anyhow::bail!(
-                "{} bad rows in {}; nothing was imported",
-                problems.len(),
+                "{} in {}; nothing was imported",
+                count(problems.len() as u64, "bad row"),
                 file.display()
             )
         }

@@ -387,6 +387,14 @@ impl ImportService {
         }
         let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(csv);
         let headers = match reader.headers() {
+            Ok(headers) if headers.is_empty() => {
+                // An empty file is more likely a failed download than an empty export,
+                // which still has its header row.
+                return Ok(Err(vec![RowProblem {
+                    line: 1,
+                    message: "the file is empty; an export starts with a header row".into(),
+                }]));
+            }
             Ok(headers) => headers.clone(),
             Err(error) => {
                 return Ok(Err(vec![RowProblem {

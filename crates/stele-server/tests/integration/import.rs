@@ -411,7 +411,21 @@ async fn import_events_reports_a_bad_row_by_line_and_imports_nothing() {
         "line of the bad date: {stderr}"
     );
     assert!(!stderr.contains(&format!("{path}:2:")), "{stderr}");
+    assert!(stderr.contains("2 bad rows in"), "{stderr}");
     assert!(stderr.contains("nothing was imported"), "{stderr}");
+    // An empty file (no header row) is a problem too, not an import of nothing.
+    let empty = tempfile::NamedTempFile::new().expect("temp file");
+    let empty_path = empty.path().to_str().expect("utf-8 path");
+    let (ok, stderr) = stele(
+        &server.database,
+        &["import-events", "--organization", &organization, empty_path],
+    );
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{empty_path}:1: the file is empty")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 bad row in"), "{stderr}");
     let list = send(
         &server,
         Method::GET,
@@ -484,13 +498,13 @@ async fn import_events_twice_imports_each_row_once_and_keeps_repeated_rows() {
     let (ok, stderr) = stele(&server.database, &args);
     assert!(ok, "{stderr}");
     assert!(
-        stderr.contains("imported 3 events") && stderr.contains("0 rows were imported before"),
+        stderr.contains("imported 3 events") && stderr.contains("0 rows imported before"),
         "two identical rows are two events: {stderr}"
     );
     let (ok, stderr) = stele(&server.database, &args);
     assert!(ok, "{stderr}");
     assert!(
-        stderr.contains("imported 0 events") && stderr.contains("3 rows were imported before"),
+        stderr.contains("imported 0 events") && stderr.contains("3 rows imported before"),
         "{stderr}"
     );
     // A later export overlapping the first: only its new row is stored.
@@ -505,7 +519,7 @@ async fn import_events_twice_imports_each_row_once_and_keeps_repeated_rows() {
         &["import-events", "--organization", &organization, path],
     );
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("imported 1 events"), "{stderr}");
+    assert!(stderr.contains("imported 1 event into"), "{stderr}");
     let count = server
         .database
         .query_one(&format!(
