@@ -607,6 +607,15 @@ async fn invalid_stream_settings_are_refused_and_change_nothing() {
             "token",
         ),
         (json!({"type": "Datadog", "api_key": "k"}), "endpoint"),
+        // A malformed endpoint is the request's error, not the destination policy's.
+        (
+            json!({"type": "GenericHttps", "endpoint": "not a url"}),
+            "endpoint",
+        ),
+        (
+            json!({"type": "GenericHttps", "endpoint": "ftp://x.example/in"}),
+            "endpoint",
+        ),
         (
             json!({"type": "S3", "bucket": "b", "region": "us-east-1", "access_key_id": "a"}),
             "secret_access_key",

@@ -171,6 +171,9 @@ impl LogStreamService {
         let parsed = parse_settings(kind, body).map_err(ServiceError::InvalidRequest)?;
         self.require_organization(organization_id).await?;
         if let Some(url) = destination_url(&parsed.public) {
+            self.policy.parse_url(&url).map_err(|message| {
+                ServiceError::invalid_field("endpoint", format!("endpoint: {message}"))
+            })?;
             self.policy
                 .check_destination(&url)
                 .await

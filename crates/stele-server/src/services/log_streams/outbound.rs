@@ -56,19 +56,30 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 impl DestinationPolicy {
+    /// Parses a destination URL and checks that it names a scheme streams speak: what a
+    /// well-formed endpoint must be whatever the policy (a malformed one is the request's
+    /// error; a well-formed one [`DestinationPolicy::check_url`] refuses is the policy's).
+    pub fn parse_url(&self, url: &str) -> Result<Url, String> {
+        let parsed = Url::parse(url).map_err(|error| format!("not a valid URL: {error}"))?;
+        match parsed.scheme() {
+            "https" | "http" => Ok(parsed),
+            other if self.allow_private => Err(format!(
+                "the scheme {other}:// is not supported; use https:// or http://"
+            )),
+            other => Err(format!(
+                "the scheme {other}:// is not supported; use https://"
+            )),
+        }
+    }
+
     /// Checks a destination URL's form: `https://` (or `http://` when private destinations
     /// are allowed), a host, and, for an IP literal or `localhost`, a public address.
     pub fn check_url(&self, url: &str) -> Result<Url, String> {
-        let parsed = Url::parse(url).map_err(|error| format!("not a valid URL: {error}"))?;
-        match parsed.scheme() {
-            "https" => {}
-            "http" if self.allow_private => {}
-            "http" => {
-                return Err(
-                    "plain http:// destinations are refused; use https:// (or start Stele with --allow-private-stream-destinations)".into(),
-                )
-            }
-            other => return Err(format!("the scheme {other}:// is not supported; use https://")),
+        let parsed = self.parse_url(url)?;
+        if parsed.scheme() == "http" && !self.allow_private {
+            return Err(
+                "plain http:// destinations are refused; use https:// (or start Stele with --allow-private-stream-destinations)".into(),
+            );
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(
