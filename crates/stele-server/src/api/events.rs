@@ -556,6 +556,17 @@ pub fn search_filter(
     organization_id: String,
     errors: &mut Vec<FieldError>,
 ) -> EventQuery {
+    let occurred_from = parse_bound("range_start", query.get("range_start"), errors);
+    let occurred_to = parse_bound("range_end", query.get("range_end"), errors);
+    // An inverted range can match nothing: most likely the two were swapped.
+    if let (Some(from), Some(to)) = (occurred_from, occurred_to) {
+        if from > to {
+            errors.push(FieldError::invalid(
+                "range_start",
+                "range_start must not be after range_end.",
+            ));
+        }
+    }
     EventQuery {
         organization_id: organization_id.into(),
         actions: repeated(&query.rest, "actions"),
@@ -563,8 +574,8 @@ pub fn search_filter(
         actor_names: repeated(&query.rest, "actor_names"),
         target_types: repeated(&query.rest, "target_types"),
         target_ids: repeated(&query.rest, "target_ids"),
-        occurred_from: parse_bound("range_start", query.get("range_start"), errors),
-        occurred_to: parse_bound("range_end", query.get("range_end"), errors),
+        occurred_from,
+        occurred_to,
         up_to_sequence: None,
     }
 }

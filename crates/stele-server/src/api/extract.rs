@@ -299,7 +299,21 @@ impl ListQuery {
 
     /// The page request for lists keyed by integers; a cursor that is not one is a 422.
     pub fn numeric_page(&self) -> Result<PageRequest<i64>, ApiError> {
-        self.keyed_page()
+        let page = self.keyed_page::<i64>()?;
+        // Sequence numbers start at 1: no list ever hands out a negative cursor.
+        if let Some(Cursor::Before(n) | Cursor::After(n)) = page.cursor {
+            if n < 0 {
+                let field = match page.cursor {
+                    Some(Cursor::Before(_)) => "before",
+                    _ => "after",
+                };
+                return Err(ApiError::validation(vec![FieldError::invalid(
+                    field,
+                    format!("{field} is not a cursor from this list."),
+                )]));
+            }
+        }
+        Ok(page)
     }
 
     /// The page request for lists keyed by `K`; a cursor that does not parse as one is a

@@ -192,6 +192,32 @@ async fn rejects_missing_organization_and_bad_ranges() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], "range_start");
+    // A range that ends before it starts (the two swapped) is refused, not empty.
+    let (status, body) = read(
+        server
+            .get(&format!(
+                "/audit_logs/events?organization_id={org}&range_start=2024-02-01T00:00:00Z&range_end=2024-01-01T00:00:00Z"
+            ))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "range_start");
+    // No list hands out a negative sequence cursor.
+    let (status, body) = read(
+        server
+            .get(&format!(
+                "/audit_logs/events?organization_id={org}&after=-5"
+            ))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "after");
     let (status, _) = read(
         server
             .get("/audit_logs/events?organization_id=org_01EHWNCE74X7JSDV0X3SZ3KJNY")
