@@ -181,17 +181,34 @@ struct CsvContext<'a> {
     user_agent: Option<&'a RawValue>,
 }
 
+/// Whether a spreadsheet would take a cell starting with `text` for a formula (OWASP's
+/// list for CSV injection): `=`, `+`, `-`, `@`, tab or carriage return.
+fn starts_a_formula(text: &str) -> bool {
+    matches!(
+        text.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
+}
+
 /// Appends one CSV field: quoted (quotes doubled) when it holds a delimiter, a quote or a
-/// line break, as the `csv` crate's default writer does.
+/// line break, as the `csv` crate's default writer does; and prefixed with `'` when it
+/// would start a formula, so that an actor named `=HYPERLINK(…)` stays text when the
+/// customer's admin opens the file in a spreadsheet. (JSONL exports keep every byte as
+/// stored.)
 fn push_field(out: &mut Vec<u8>, first: bool, text: &str) {
     if !first {
         out.push(b',');
     }
-    if text
+    let quoted = text
         .bytes()
-        .any(|byte| matches!(byte, b',' | b'"' | b'\n' | b'\r'))
-    {
+        .any(|byte| matches!(byte, b',' | b'"' | b'\n' | b'\r'));
+    if quoted {
         out.push(b'"');
+    }
+    if starts_a_formula(text) {
+        out.push(b'\'');
+    }
+    if quoted {
         for byte in text.bytes() {
             if byte == b'"' {
                 out.push(b'"');
@@ -306,6 +323,18 @@ mod tests {
                 row.push(text(&target[field]));
             }
         }
+        // The formula guard is the one rule the `csv` crate has no part in (tested on its
+        // own in `csv_cells_that_would_start_a_formula_stay_text`).
+        let row: Vec<String> = row
+            .into_iter()
+            .map(|cell| {
+                if starts_a_formula(&cell) {
+                    format!("'{cell}")
+                } else {
+                    cell
+                }
+            })
+            .collect();
         let mut out = Vec::new();
         let mut writer = csv::Writer::from_writer(&mut out);
         writer.write_record(&row).expect("row");
@@ -342,6 +371,28 @@ mod tests {
     }
 
     const EVENT: &[u8] = br#"{"action":"user.signed_in","actor":{"id":"u1","metadata":{"role":"admin"},"type":"user"},"context":{"location":"1.2.3.4"},"id":"audit_log_event_1","occurred_at":"2022-09-08T19:46:03.435Z","organization_id":"org_1","received_at":"2022-09-08T19:46:04.000Z","sequence":3,"targets":[{"id":"t,1","type":"team"}],"version":2}"#;
+
+    #[test]
+    fn csv_cells_that_would_start_a_formula_stay_text() {
+        let canonical = br#"{"action":"user.signed_in","actor":{"id":"-2+3","name":"=HYPERLINK(\"https://evil.example\",\"x\")","type":"user"},"context":{"location":"1.2.3.4","user_agent":"@SUM(A1)"},"id":"audit_log_event_1","occurred_at":"2024-01-01T00:00:00.000Z","organization_id":"org_1","received_at":"2024-01-01T00:00:00.000Z","sequence":1,"targets":[{"id":"+1","type":"team"}],"version":1}"#;
+        let mut out = Vec::new();
+        write_event(ExportFormat::Csv, canonical, &mut out).expect("row");
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(out.as_slice());
+        let row = reader.records().next().expect("row").expect("valid");
+        assert_eq!(&row[7], "'-2+3");
+        assert_eq!(
+            &row[9], r#"'=HYPERLINK("https://evil.example","x")"#,
+            "quoted and guarded"
+        );
+        assert_eq!(&row[13], "'@SUM(A1)");
+        assert_eq!(&row[CSV_COLUMNS.len()], "'+1");
+        // Everything else is as stored.
+        assert_eq!(&row[0], "audit_log_event_1");
+        assert_eq!(&row[5], "2024-01-01T00:00:00.000Z");
+        assert_eq!(&row[12], "1.2.3.4");
+    }
 
     #[test]
     fn csv_rows_flatten_and_quote() {
