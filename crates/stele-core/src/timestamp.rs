@@ -8,8 +8,26 @@ pub type UnixMillis = i64;
 
 /// Parses any RFC 3339 date-time with an offset and 0 to 9 fractional digits
 /// (the forms the SDKs send: JS `toISOString`, Go `RFC3339Nano`, PHP `date("c")`, .NET).
+///
+/// The `time` crate also reads a leap second (`23:59:60`, as `23:59:59.999999999`) and any
+/// number of fractional digits; both are refused, since neither instant could be stored as
+/// written.
 pub fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text.trim(), &Rfc3339).ok()
+    let text = text.trim();
+    let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    // The parse succeeded, so `text` is `YYYY-MM-DDTHH:MM:SS` then an optional fraction.
+    let rest = text.get(17..)?;
+    if rest.starts_with("60") {
+        return None;
+    }
+    let fraction_digits = rest
+        .strip_prefix(|c: char| c.is_ascii_digit())
+        .and_then(|rest| rest.strip_prefix(|c: char| c.is_ascii_digit()))
+        .and_then(|rest| rest.strip_prefix('.'))
+        .map_or(0, |fraction| {
+            fraction.bytes().take_while(u8::is_ascii_digit).count()
+        });
+    (fraction_digits <= 9).then_some(at)
 }
 
 /// The earliest instant Stele accepts, 0001-01-01T00:00:00.000Z, and the latest,
@@ -31,7 +49,7 @@ impl InstantError {
     pub fn message(self, field: &str) -> String {
         match self {
             InstantError::NotRfc3339 => format!(
-                "{field} must be an RFC 3339 date-time with a UTC offset, e.g. 2022-09-08T19:46:03.435Z."
+                "{field} must be an RFC 3339 date-time with a UTC offset and 0 to 9 fractional digits (not a leap second), e.g. 2022-09-08T19:46:03.435Z."
             ),
             InstantError::OutOfRange => format!(
                 "{field} must fall between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z once converted to UTC."
@@ -97,6 +115,16 @@ mod tests {
         }
         assert!(parse_rfc3339("2022-09-08").is_none());
         assert!(parse_rfc3339("yesterday").is_none());
+    }
+
+    #[test]
+    fn leap_seconds_and_more_than_nine_fractional_digits_are_refused() {
+        // Both parse with the `time` crate, but neither could be stored as written.
+        assert!(parse_rfc3339("2016-12-31T23:59:60Z").is_none());
+        assert!(parse_rfc3339("2016-12-31T23:59:60.5+00:00").is_none());
+        assert!(parse_rfc3339("2022-09-08T19:46:03.1234567891Z").is_none());
+        assert!(parse_rfc3339("2022-09-08T19:46:03.123456789Z").is_some());
+        assert!(parse_rfc3339("2022-09-08T19:46:06Z").is_some());
     }
 
     #[test]
