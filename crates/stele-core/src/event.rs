@@ -270,49 +270,11 @@ impl ShapeReader {
     ) -> Option<Map<String, Value>> {
         match parent.get(key) {
             None | Some(Value::Null) => None,
-            Some(Value::Object(map)) => {
-                self.exact_numbers(map, path);
-                Some(map.clone())
-            }
+            Some(Value::Object(map)) => Some(map.clone()),
             Some(_) => {
                 self.errors
                     .push(FieldError::invalid_type(path, "an object"));
                 None
-            }
-        }
-    }
-
-    /// Records an error for each number in `map` (at any depth) that the stored form
-    /// cannot hold exactly. RFC 8785 writes every number as the IEEE 754 double nearest
-    /// it, so an integer beyond ±(2^53 − 1) would be stored, hashed and returned as
-    /// another number; an audit record is refused rather than altered.
-    fn exact_numbers(&mut self, map: &Map<String, Value>, path: &str) {
-        fn check(value: &Value, path: &str, errors: &mut Vec<FieldError>) {
-            match value {
-                Value::Number(number) if !is_exact_in_canonical_form(number) => {
-                    errors.push(FieldError::invalid(
-                        path,
-                        format!(
-                            "{path} is {number}, beyond ±{MAX_EXACT_INTEGER}: stored events keep numbers as IEEE 754 doubles (RFC 8785), which cannot hold it exactly. Send it as a string."
-                        ),
-                    ));
-                }
-                Value::Array(items) => {
-                    for (index, item) in items.iter().enumerate() {
-                        check(item, &format!("{path}[{index}]"), errors);
-                    }
-                }
-                Value::Object(members) => {
-                    for (key, member) in members {
-                        check(member, &format!("{path}.{key}"), errors);
-                    }
-                }
-                _ => {}
-            }
-        }
-        for (key, value) in map {
-            if matches!(value, Value::Number(_) | Value::Array(_) | Value::Object(_)) {
-                check(value, &format!("{path}.{key}"), &mut self.errors);
             }
         }
     }
@@ -395,26 +357,70 @@ impl ShapeReader {
     }
 }
 
-/// Parses a `POST /audit_logs/events` body. Unknown fields are ignored.
-/// The largest integer an IEEE 754 double holds exactly, with every integer below it
-/// (JavaScript's `Number.MAX_SAFE_INTEGER`).
-pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
-
-/// Whether the canonical form (RFC 8785: the shortest double) keeps `number`'s value: any
-/// number within ±[`MAX_EXACT_INTEGER`]. Past it every double is an integer, and integers
-/// there are spaced more than 1 apart, so the bound is on magnitude alone.
-fn is_exact_in_canonical_form(number: &serde_json::Number) -> bool {
-    if let Some(integer) = number.as_i64() {
-        integer.unsigned_abs() <= MAX_EXACT_INTEGER
-    } else if let Some(integer) = number.as_u64() {
-        integer <= MAX_EXACT_INTEGER
-    } else {
-        number
-            .as_f64()
-            .is_some_and(|float| float.abs() <= MAX_EXACT_INTEGER as f64)
+/// The metadata numbers of `request` (event, actor and target metadata, at any depth) that
+/// its stored form would change, each as an error naming it.
+///
+/// RFC 8785 writes every number as JavaScript does: the shortest decimal that reads back as
+/// the nearest IEEE 754 double. An integer that decimal does not spell (9007199254740993
+/// becomes 9007199254740992, 1152921504606846976 becomes 1152921504606847000) would be
+/// stored, hashed and returned as another number, so live ingest refuses it rather than
+/// alter an audit record. Numbers written with a fraction or an exponent, or too long for a
+/// 64-bit integer, reach the server already read as doubles (as any JavaScript emitter's
+/// do) and are kept as those doubles.
+pub fn altered_numbers(request: &CreateEventRequest) -> Vec<FieldError> {
+    fn check(value: &Value, path: String, errors: &mut Vec<FieldError>) {
+        match value {
+            Value::Number(number) => {
+                if let Some(stored) = canonical_integer_change(number) {
+                    errors.push(FieldError::invalid(
+                        &path,
+                        format!(
+                            "{path} is {number}, which the stored form (RFC 8785 keeps numbers as IEEE 754 doubles) would change to {stored}. Send it as a string."
+                        ),
+                    ));
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    check(item, format!("{path}[{index}]"), errors);
+                }
+            }
+            Value::Object(members) => {
+                for (key, member) in members {
+                    check(member, format!("{path}.{key}"), errors);
+                }
+            }
+            _ => {}
+        }
     }
+    let event = &request.event;
+    let mut errors = Vec::new();
+    let mut metadata = vec![("event.actor.metadata".to_owned(), &event.actor.metadata)];
+    for (index, target) in event.targets.iter().enumerate() {
+        metadata.push((format!("event.targets[{index}].metadata"), &target.metadata));
+    }
+    metadata.push(("event.metadata".to_owned(), &event.metadata));
+    for (path, map) in metadata {
+        for (key, value) in map.iter().flatten() {
+            check(value, format!("{path}.{key}"), &mut errors);
+        }
+    }
+    errors
 }
 
+/// What an integer `number` would be stored as, when that is another number.
+fn canonical_integer_change(number: &serde_json::Number) -> Option<String> {
+    let written = number
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| number.as_u64().map(i128::from))?;
+    let stored = String::from_utf8(to_canonical_bytes(number).ok()?).ok()?;
+    // The canonical form of an integer-valued double is plain digits (exponents start
+    // past 10^21, beyond any 64-bit integer).
+    (stored.parse::<i128>().ok() != Some(written)).then_some(stored)
+}
+
+/// Parses a `POST /audit_logs/events` body. Unknown fields are ignored.
 pub fn parse_create_event(body: &Value) -> Result<CreateEventRequest, Vec<FieldError>> {
     let Some(root) = body.as_object() else {
         return Err(vec![FieldError::invalid_type("body", "a JSON object")]);
@@ -509,25 +515,28 @@ mod tests {
     }
 
     #[test]
-    fn metadata_numbers_the_canonical_form_would_alter_are_refused() {
+    fn metadata_integers_the_canonical_form_would_change_are_named() {
         let with_metadata = |metadata: Value, actor_metadata: Value| {
             let mut payload = seed_node_payload();
             payload["event"]["metadata"] = metadata;
             payload["event"]["actor"]["metadata"] = actor_metadata;
-            parse_create_event(&payload)
+            let request = parse_create_event(&payload).expect("a valid shape");
+            altered_numbers(&request)
+                .into_iter()
+                .map(|error| error.field)
+                .collect::<Vec<_>>()
         };
-        let fields = |errors: Vec<FieldError>| -> Vec<String> {
-            errors.into_iter().map(|error| error.field).collect()
-        };
-        let exact = json!({"max": 9_007_199_254_740_991_u64, "min": -9_007_199_254_740_991_i64, "ratio": 0.1});
-        assert!(with_metadata(exact.clone(), exact).is_ok());
-        let refused = with_metadata(
-            json!({"n": 9_007_199_254_740_993_u64, "ok": 1}),
-            json!({"deep": {"list": [1, 123456789012345678901234567890.0]}}),
-        )
-        .expect_err("numbers past 2^53 - 1");
+        // Kept as written: integers the shortest double spells, and any fraction.
+        let kept = json!({
+            "max": 9_007_199_254_740_991_u64, "min": -9_007_199_254_740_991_i64,
+            "round": 1_000_000_000_000_000_000_u64, "ratio": 0.1
+        });
+        assert!(with_metadata(kept.clone(), kept).is_empty());
         assert_eq!(
-            fields(refused),
+            with_metadata(
+                json!({"n": 9_007_199_254_740_993_u64, "ok": 1}),
+                json!({"deep": {"list": [1, 1_152_921_504_606_846_976_u64]}}),
+            ),
             ["event.actor.metadata.deep.list[1]", "event.metadata.n"]
         );
     }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stele_core::event::{parse_create_event, CreateEventRequest, EventInput};
+use stele_core::event::{altered_numbers, parse_create_event, CreateEventRequest, EventInput};
 use stele_core::ids::IdKind;
 use stele_core::model::{
     AppendedEvent, EventQuery, HashedEvent, Idempotent, NewEvent, OccurredAtKey, Organization,
@@ -111,6 +111,12 @@ impl EventService {
     /// Runs every check of create-event without writing anything.
     pub async fn validate(&self, body: &Value) -> Result<ValidatedEvent, ServiceError> {
         let request = parse_create_event(body).map_err(ServiceError::InvalidRequest)?;
+        // Only here, on what arrives: events already stored (re-read for schema checks)
+        // and quarantined ones keep whatever numbers they were accepted with.
+        let altered = altered_numbers(&request);
+        if !altered.is_empty() {
+            return Err(ServiceError::InvalidRequest(altered));
+        }
         self.validate_request(request).await
     }
 

@@ -340,7 +340,12 @@ impl QuarantineService {
                     .await
                 {
                     Ok(_) => outcome.accepted += 1,
-                    Err(ServiceError::RefusedEvent { .. }) => outcome.still_failing += 1,
+                    // Still refused by the schema, or by a rule of the request's shape
+                    // added since it was kept (such as the timestamp forms refused now):
+                    // it stays, and the pass goes on with the others.
+                    Err(ServiceError::RefusedEvent { .. } | ServiceError::InvalidRequest(_)) => {
+                        outcome.still_failing += 1
+                    }
                     // Discarded or purged meanwhile.
                     Err(ServiceError::NotFound { .. } | ServiceError::OrganizationNotFound(_)) => {}
                     Err(other) => return Err(other),
