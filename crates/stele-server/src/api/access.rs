@@ -260,13 +260,6 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
 
 /// The rule for a route, by method and matched path template.
 pub fn route_access(method: &str, path: &str) -> Option<&'static RouteAccess> {
-    // HEAD is GET without the body (the router answers it with the GET handler), so it is
-    // allowed exactly where GET is: load balancers check health with it.
-    let method = if method.eq_ignore_ascii_case("HEAD") {
-        "GET"
-    } else {
-        method
-    };
     ROUTE_ACCESS
         .iter()
         .find(|rule| rule.method.eq_ignore_ascii_case(method) && rule.path == path)
@@ -335,6 +328,20 @@ pub async fn access_layer(State(state): State<AppState>, request: Request, next:
         .get::<MatchedPath>()
         .map(|matched| matched.as_str().to_owned())
         .unwrap_or_default();
+    // The router answers HEAD with the GET handler, which would run its side effects (a
+    // read recorded in the activity log, an export streamed) to send no body. HEAD is for
+    // load balancers' checks: it is answered where GET needs no key (`/healthz`), and is
+    // 405 elsewhere.
+    if request.method() == axum::http::Method::HEAD {
+        return match route_access("GET", &path) {
+            Some(rule) if rule.scopes.is_empty() => next.run(request).await,
+            _ => ApiError::MethodNotAllowed {
+                method: "HEAD".into(),
+                path: request.uri().path().to_owned(),
+            }
+            .into_response(),
+        };
+    }
     let Some(rule) = route_access(request.method().as_str(), &path) else {
         tracing::error!(method = %request.method(), path, "route has no access rule");
         return forbidden(format!(
