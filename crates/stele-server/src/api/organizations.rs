@@ -264,7 +264,18 @@ pub async fn delete_organization(
 ) -> Result<Json<OrganizationDeletedResponse>, ApiError> {
     // A large organization's deletion takes seconds (it purges in steps): on a task of its
     // own, so a client that hangs up stops neither the deletion halfway nor its record.
+    // Each step commits on its own, so the start is recorded before the first: a deletion
+    // cut short has destroyed events, and the activity log says who began it.
     let (id, deletion) = tokio::spawn(async move {
+        state.organizations.get(&id).await?;
+        state
+            .activity
+            .record(
+                &activity,
+                actions::ORGANIZATION_DELETION_STARTED,
+                vec![ActivityTarget::organization(&id)],
+            )
+            .await?;
         let deletion = state.organizations.delete(&id).await?;
         state
             .activity

@@ -34,6 +34,7 @@ pub mod actions {
     pub const RETENTION_UPDATED: &str = "retention.updated";
     pub const ORGANIZATION_CREATED: &str = "organization.created";
     pub const ORGANIZATION_UPDATED: &str = "organization.updated";
+    pub const ORGANIZATION_DELETION_STARTED: &str = "organization.deletion_started";
     pub const ORGANIZATION_DELETED: &str = "organization.deleted";
     pub const EXPORT_CREATED: &str = "export.created";
     pub const EXPORT_DOWNLOADED: &str = "export.downloaded";

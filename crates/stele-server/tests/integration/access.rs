@@ -657,6 +657,13 @@ async fn every_operator_action_is_in_the_activity_log_with_its_actor() {
     by_key(
         &server,
         &admin_key_id,
+        "organization.deletion_started",
+        doomed.clone(),
+    )
+    .await;
+    by_key(
+        &server,
+        &admin_key_id,
         "organization.deleted",
         doomed.clone(),
     )

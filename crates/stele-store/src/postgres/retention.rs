@@ -56,9 +56,14 @@ pub(super) async fn purge_events_in(
     .await?;
     execute_in(
         transaction,
+        // Only forwards: a retention purge and a deletion's step can overlap on one
+        // organization (the purge holds only a key-share lock), and the one that read the
+        // shorter prefix may commit last; it must not move the anchor back below events
+        // the other removed.
         "INSERT INTO chain_anchors (organization_id, first_sequence, previous_hash) VALUES ($1, $2, $3)
          ON CONFLICT (organization_id) DO UPDATE SET
-             first_sequence = excluded.first_sequence, previous_hash = excluded.previous_hash",
+             first_sequence = excluded.first_sequence, previous_hash = excluded.previous_hash
+         WHERE excluded.first_sequence > chain_anchors.first_sequence",
         &[
             &organization_id,
             &(plan.last_sequence() + 1),

@@ -59,9 +59,12 @@ pub(super) fn purge_events_now(
         .map_err(database_error)? as u64;
     connection
         .execute(
+            // Only forwards: a purge that read an older prefix than one committed meanwhile
+            // (PostgreSQL's purges can overlap; kept alike here) must not move it back.
             "INSERT INTO chain_anchors (organization_id, first_sequence, previous_hash) VALUES (?1, ?2, ?3)
              ON CONFLICT (organization_id) DO UPDATE SET
-                 first_sequence = excluded.first_sequence, previous_hash = excluded.previous_hash",
+                 first_sequence = excluded.first_sequence, previous_hash = excluded.previous_hash
+             WHERE excluded.first_sequence > chain_anchors.first_sequence",
             params![organization_id, plan.last_sequence() + 1, plan.anchor_hash()],
         )
         .map_err(database_error)?;
