@@ -62,8 +62,8 @@ const GATHER: Duration = Duration::from_millis(200);
 /// outrunning the indexer for minutes, as batches at full speed can) would make every
 /// search slower without bound; past this, the writer waits after each commit for the
 /// indexer, so ingest runs at the indexer's pace. While the index is still catching up with
-/// what was stored when the store opened (a rebuild), ingest is not held back; nor while
-/// the indexer's steps fail.
+/// what was stored when the store opened (a rebuild) or what another process appended (an
+/// import beside the server), ingest is not held back; nor while the indexer's steps fail.
 pub(super) const MAX_TAIL: i64 = 16_384;
 /// The longest the writer waits for the indexer after one commit, so that an indexer that
 /// keeps failing slows ingest down instead of stopping it.
@@ -725,7 +725,8 @@ fn last_position(connection: &Connection) -> StoreResult<i64> {
 /// The database's `PRAGMA data_version` as `connection` sees it.
 fn data_version(connection: &Connection) -> StoreResult<i64> {
     connection
-        .query_row("PRAGMA main.data_version", [], |row| row.get(0))
+        .prepare_cached("PRAGMA main.data_version")
+        .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
         .map_err(database_error)
 }
 
@@ -788,6 +789,21 @@ impl SearchIndexer {
         })
     }
 
+    /// An indexer whose thread never runs, over `connection` (from [`prepare_index_file`]):
+    /// its index stays where it is, so a test decides exactly what lags.
+    #[cfg(test)]
+    pub(super) fn without_thread(connection: &Connection) -> StoreResult<Self> {
+        let progress = Arc::new(Progress::default());
+        progress.publish(indexed_position(connection)?);
+        let (wake, _) = mpsc::sync_channel(1);
+        Ok(Self {
+            wake,
+            progress,
+            backlog_end: last_position(connection)?,
+            data_version: None,
+        })
+    }
+
     /// How many commits the writer waited for the indexer after.
     #[cfg(test)]
     pub(super) fn waits(&self) -> u64 {
@@ -806,10 +822,12 @@ impl SearchIndexer {
     /// server appends meanwhile.
     pub(super) fn after_commit(&mut self, connection: &Connection) {
         let _ = self.wake.try_send(());
-        let Ok(last) = last_position(connection) else {
+        // The version first: another process's commit between the two reads then counts
+        // as news at the next commit, instead of being taken as seen without its events.
+        let Ok(version) = data_version(connection) else {
             return;
         };
-        let Ok(version) = data_version(connection) else {
+        let Ok(last) = last_position(connection) else {
             return;
         };
         // The first reading has nothing to compare with: others may have appended since
