@@ -440,8 +440,9 @@ async fn import_events(
             std::io::BufReader::new(reader),
             &mut |stored| show_progress(&format!("stored {}", count(stored, "row"))),
         )
-        .await?;
+        .await;
     end_progress();
+    let outcome = outcome?;
     match outcome {
         Ok(outcome) => {
             eprintln!(
