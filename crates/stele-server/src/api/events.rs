@@ -267,13 +267,17 @@ pub async fn create_event_batch(
                 // A key that already holds a response replays it, or refuses this other
                 // item as a reuse, before any refusal of it (as on the single endpoint):
                 // a refused item is never quarantined under a key that stored an event.
+                // The batch has committed: a lookup that fails fails this item only. A
+                // 5xx for the whole request would have the client send again items that
+                // are already stored.
                 let existing = match &key {
-                    Some(key) => key.existing(&state).await?,
-                    None => None,
+                    Some(key) => key.existing(&state).await,
+                    None => Ok(None),
                 };
                 match (existing, body) {
-                    (Some(record), _) => replayed_item_id(&record, fingerprint),
-                    (None, Some(body)) => {
+                    (Err(error), _) => Err(error),
+                    (Ok(Some(record)), _) => replayed_item_id(&record, fingerprint),
+                    (Ok(None), Some(body)) => {
                         let request_key = key.as_ref().map(PendingIdempotency::request_key);
                         Err(ApiError::from(
                             state
@@ -282,7 +286,7 @@ pub async fn create_event_batch(
                                 .await,
                         ))
                     }
-                    (None, None) => Err(ApiError::from(refusal)),
+                    (Ok(None), None) => Err(ApiError::from(refusal)),
                 }
             }
         };
