@@ -8,7 +8,7 @@ use stele_server::api::access::ROUTE_ACCESS;
 
 use crate::dashboard::Browser;
 use crate::support::{
-    event, execute_sql, read, seed_v1, stele_binary, stele_verify, TestServer, API_KEY,
+    activity_of, event, execute_sql, read, seed_v1, stele_binary, stele_verify, TestServer, API_KEY,
 };
 
 /// A key with exactly `grants`; returns its secret.
@@ -467,20 +467,6 @@ async fn by_key(
         "{action} on {target} by {key_id}: {found:?}"
     );
     found
-}
-
-/// The activity events whose action is `action`, newest first.
-async fn activity_of(server: &TestServer, action: &str) -> Vec<Value> {
-    let (status, page) = read(
-        server
-            .get(&format!("/audit_logs/activity?actions={action}&limit=100"))
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["data"].as_array().cloned().unwrap_or_default()
 }
 
 #[tokio::test]

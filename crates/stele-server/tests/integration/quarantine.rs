@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{event, read, seed_v1, stored_events, TestServer};
+use crate::support::{activity_of, event, read, seed_v1, stored_events, TestServer};
 
 async fn server_with_v1() -> (TestServer, String) {
     let server = TestServer::start().await;
@@ -581,20 +581,6 @@ mod dashboard {
         );
         assert_eq!(stored_events(&server.database, &organization).len(), 3);
     }
-}
-
-/// The activity events whose action is `action`, newest first.
-async fn activity_of(server: &TestServer, action: &str) -> Vec<Value> {
-    let (status, page) = read(
-        server
-            .get(&format!("/audit_logs/activity?actions={action}&limit=100"))
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["data"].as_array().cloned().unwrap_or_default()
 }
 
 fn target_ids(activity: &Value) -> Vec<String> {

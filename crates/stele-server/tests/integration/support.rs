@@ -578,3 +578,17 @@ pub fn stele_verify(database: &TestDatabase) -> (bool, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
     )
 }
+
+/// The activity events whose action is `action`, newest first.
+pub async fn activity_of(server: &TestServer, action: &str) -> Vec<Value> {
+    let (status, page) = read(
+        server
+            .get(&format!("/audit_logs/activity?actions={action}&limit=100"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["data"].as_array().cloned().unwrap_or_default()
+}
