@@ -159,7 +159,8 @@ pub fn grants_from_names(scopes: &[String], organizations: &[String]) -> Result<
         .filter(|id| !id.is_empty())
         .collect();
     for id in &organizations {
-        if !crate::ids::IdKind::Organization.matches(id) || is_activity_log(id) {
+        // Any spelling: organizations created before ids had to be canonical keep theirs.
+        if !crate::ids::IdKind::Organization.names_a_ulid(id) || is_activity_log(id) {
             return Err(format!(
                 "'{id}' is not an organization id a key can be restricted to (org_ followed by a 26-character ULID)."
             ));

@@ -55,6 +55,16 @@ impl IdKind {
             rest.len() == 26 && Ulid::from_string(rest).is_ok_and(|ulid| ulid.to_string() == rest)
         })
     }
+
+    /// Whether `candidate` has this kind's prefix and a ULID in any spelling: what ids
+    /// stored before [`IdKind::matches`] required the canonical one may look like, so
+    /// that rules about existing resources (key restrictions, copies from another Stele)
+    /// still accept them. New ids must [`IdKind::matches`].
+    pub fn names_a_ulid(self, candidate: &str) -> bool {
+        candidate
+            .strip_prefix(self.prefix())
+            .is_some_and(|rest| rest.len() == 26 && Ulid::from_string(rest).is_ok())
+    }
 }
 
 /// Declares a newtype id: a `String` that names one kind of resource, so an event id cannot
@@ -244,6 +254,9 @@ mod tests {
         assert!(!IdKind::Organization.matches("org_01ehznvpk3sfk441a1rgbfshrt"));
         assert!(!IdKind::Organization.matches("org_8ZZZZZZZZZZZZZZZZZZZZZZZZZ"));
         assert!(IdKind::Organization.matches("org_7ZZZZZZZZZZZZZZZZZZZZZZZZZ"));
+        // Existing ids in another spelling still name a ULID.
+        assert!(IdKind::Organization.names_a_ulid("org_01ehznvpk3sfk441a1rgbfshrt"));
+        assert!(!IdKind::Organization.names_a_ulid("org_123"));
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl ImportService {
             }
             if !IdKind::Organization.matches(id) {
                 conflicts.push(format!(
-                    "organization id '{id}' is not 'org_' followed by a 26-character ULID"
+                    "organization id '{id}' is not 'org_' followed by a 26-character ULID in upper case"
                 ));
                 continue;
             }
