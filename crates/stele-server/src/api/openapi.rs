@@ -9,6 +9,10 @@
 use serde_json::{json, Map, Value};
 use stele_core::pagination::MAX_LIMIT;
 
+use crate::services::quarantine::{
+    QUARANTINE_BODY_TOO_LARGE, QUARANTINE_FULL, QUARANTINE_ORGANIZATION_UNKNOWN,
+};
+
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
 /// `document` (the generated OpenAPI JSON) with the shared rules applied.
@@ -122,7 +126,23 @@ fn error_schema() -> Value {
         "properties": {
             "message": {"type": "string"},
             "code": {"type": "string"},
-            "errors": {"type": "array", "items": {}}
+            "errors": {"type": "array", "items": {}},
+            "quarantine_id": {
+                "type": ["string", "null"],
+                "description": "Only on an event its schema refuses (invalid_audit_log_event from create-event, a batch item or an accept): the quarantined copy kept of it, or null when it could not be kept (then `quarantine_error` says why)"
+            },
+            "quarantine_error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "enum": [QUARANTINE_FULL, QUARANTINE_BODY_TOO_LARGE, QUARANTINE_ORGANIZATION_UNKNOWN]
+                    },
+                    "message": {"type": "string"}
+                },
+                "description": "Only when `quarantine_id` is null: why the refused event was not kept"
+            }
         }
     })
 }

@@ -433,6 +433,17 @@ async fn quarantine_routes_are_documented() {
     }
     let discard = &paths["/organizations/{id}/audit_logs/quarantine/{quarantine_id}"]["delete"];
     assert!(discard["responses"]["404"].is_object());
+    // A refusal's quarantine fields are in the error schema every 400 uses.
+    let error = &document["components"]["schemas"]["Error"]["properties"];
+    assert_eq!(error["quarantine_id"]["type"], json!(["string", "null"]));
+    assert_eq!(
+        error["quarantine_error"]["properties"]["code"]["enum"],
+        json!([
+            "quarantine_full",
+            "quarantine_body_too_large",
+            "quarantine_organization_unknown"
+        ])
+    );
 }
 
 mod dashboard {
