@@ -212,11 +212,22 @@ async fn verify(
             return ExitCode::from(2);
         }
     };
-    // A mistyped organization id must not pass as "0 events verified".
+    // A mistyped organization id must not pass as "0 events verified". A deleted
+    // organization's id is not a typo: what it left (kept tree hashes, checkpoints) is
+    // checked as in a full run.
+    let mut deleted = false;
     if let Some(id) = &organization {
-        match store.get_organization(id).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
+        let known = match store.get_organization(id).await {
+            Ok(Some(_)) => Ok(true),
+            Ok(None) => store.deleted_organization_ids().await.map(|ids| {
+                deleted = ids.contains(id);
+                deleted
+            }),
+            Err(error) => Err(error),
+        };
+        match known {
+            Ok(true) => {}
+            Ok(false) => {
                 eprintln!("stele verify: no organization {id} in this database");
                 return ExitCode::from(2);
             }
@@ -305,6 +316,13 @@ async fn verify(
         }
     }
     end_progress();
+    if deleted {
+        println!(
+            "OK: deleted organization {} verified (the tree hashes and signed checkpoints it left)",
+            organizations.join(", ")
+        );
+        return ExitCode::SUCCESS;
+    }
     println!(
         "OK: {} in {} verified (hash chains, Merkle trees, signed checkpoints)",
         count(report.events, "event"),

@@ -129,7 +129,8 @@ pub enum Command {
     /// Re-check every stored hash chain, Merkle tree and signed checkpoint; exits non-zero
     /// naming the organization and the first bad sequence.
     Verify {
-        /// Only verify this organization.
+        /// Only verify this organization (a deleted one's id checks the tree hashes and
+        /// signed checkpoints it left).
         #[arg(long)]
         organization: Option<String>,
         /// Trust only these checkpoint keys (verifier key `<name>+<id>+<key>`, or a file

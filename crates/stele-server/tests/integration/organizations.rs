@@ -480,6 +480,24 @@ async fn deleting_an_organization_with_events_purges_them_and_keeps_what_verific
     let (status, _) = delete(&server, &id).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // What it left can be checked on its own, by its id.
+    let verify_deleted = || {
+        let output = std::process::Command::new(crate::support::stele_binary())
+            .args(["verify", "--database-url", db.url(), "--organization", &id])
+            .output()
+            .expect("run stele verify");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (ok, output) = verify_deleted();
+    assert!(ok, "{output}");
+    assert!(
+        output.contains(&format!("OK: deleted organization {id} verified")),
+        "{output}"
+    );
+
     // The kept hashes are really checked: altering one is found.
     db.execute(&format!(
         "UPDATE checkpoints SET root_hash = {} WHERE organization_id = '{id}'",
@@ -491,6 +509,9 @@ async fn deleting_an_organization_with_events_purges_them_and_keeps_what_verific
         "an altered checkpoint of a deleted organization: {output}"
     );
     assert!(output.contains(&id), "{output}");
+    let (ok, output) = verify_deleted();
+    assert!(!ok, "{output}");
+    assert!(output.contains("TAMPERED"), "{output}");
 }
 
 #[tokio::test]
