@@ -22,8 +22,8 @@ use crate::api::error::ApiError;
 use crate::api::extract::{typed_body, Activity, ApiCaller, ListQuery};
 use crate::api::idempotency::{written_or_replayed, IdempotencyContext};
 use crate::api::wire::json_bytes;
-use crate::services::activity::{actions, ActivityContext, ActivityTarget};
-use crate::services::quarantine::{AcceptedEvent, QuarantineService};
+use crate::services::activity::{actions, ActivityTarget};
+use crate::services::quarantine::QuarantineService;
 use crate::services::{IdempotencyRecordFor, ServiceError};
 use crate::state::AppState;
 
@@ -217,7 +217,7 @@ pub async fn accept_quarantined(
         .accept(&id, &quarantine_id, version, make_record)
         .await?;
     if let Idempotent::Done(accepted) = &outcome {
-        record_acceptance(&state, &activity, &id, accepted).await?;
+        accepted.record_in(&state.activity, &activity, &id).await?;
     }
     written_or_replayed(outcome, idempotency.as_ref(), |accepted| {
         let body = json_bytes(&QuarantineAccepted {
@@ -249,26 +249,4 @@ fn accept_version(body: &[u8]) -> Result<Option<i64>, ApiError> {
         )])),
         version => Ok(version),
     }
-}
-
-/// The activity record of one accepted entry (the API's and the dashboard's).
-pub async fn record_acceptance(
-    state: &AppState,
-    activity: &ActivityContext,
-    organization_id: &str,
-    accepted: &AcceptedEvent,
-) -> Result<(), ServiceError> {
-    state
-        .activity
-        .record(
-            activity,
-            actions::QUARANTINED_EVENT_ACCEPTED,
-            vec![
-                ActivityTarget::quarantined_event(&accepted.quarantine_id),
-                ActivityTarget::new("event", accepted.event.id.as_ref()),
-                ActivityTarget::organization(organization_id),
-            ],
-        )
-        .await?;
-    Ok(())
 }

@@ -8,7 +8,6 @@ use serde_json::Value;
 use stele_core::model::Idempotent;
 use stele_core::pagination::{PageRequest, SortOrder};
 
-use crate::api::quarantine::record_acceptance;
 use crate::dashboard::auth::DashboardUser;
 use crate::dashboard::page::{display_time, path_segment, thousands, FormData, PageError};
 use crate::services::activity::{actions, ActivityTarget};
@@ -147,7 +146,9 @@ pub async fn accept(
     {
         Ok(outcome) => {
             if let Idempotent::Done(accepted) = &outcome {
-                record_acceptance(&state, &user.activity, &id, accepted).await?;
+                accepted
+                    .record_in(&state.activity, &user.activity, &id)
+                    .await?;
             }
             Ok(back_to_organization(&id, "accepted"))
         }

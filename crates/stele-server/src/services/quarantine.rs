@@ -20,6 +20,7 @@ use stele_core::schema::SchemaViolation;
 use stele_core::timestamp::{now_millis, UnixMillis};
 use stele_store::{Store, StoreError};
 
+use crate::services::activity::{actions, ActivityContext, ActivityLog, ActivityTarget};
 use crate::services::events::EventService;
 use crate::services::{IdempotencyRecordFor, QuarantineNote, ServiceError};
 
@@ -41,6 +42,28 @@ pub const QUARANTINE_BODY_TOO_LARGE: &str = "quarantine_body_too_large";
 pub struct AcceptedEvent {
     pub event: AppendedEvent,
     pub quarantine_id: String,
+}
+
+impl AcceptedEvent {
+    /// Records the acceptance in the activity log (from the API and the dashboard alike).
+    pub async fn record_in(
+        &self,
+        log: &ActivityLog,
+        context: &ActivityContext,
+        organization_id: &str,
+    ) -> Result<(), ServiceError> {
+        log.record(
+            context,
+            actions::QUARANTINED_EVENT_ACCEPTED,
+            vec![
+                ActivityTarget::quarantined_event(&self.quarantine_id),
+                ActivityTarget::new("event", self.event.id.as_ref()),
+                ActivityTarget::organization(organization_id),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// What "accept them all under vN" did.

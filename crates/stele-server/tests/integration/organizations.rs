@@ -3,7 +3,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{event, read, seed_v1, stele_verify, stored_events, TestServer};
+use crate::support::{
+    event, read, seed_v1, stele_verify, stele_verify_with, stored_events, TestServer,
+};
 
 #[tokio::test]
 async fn create_organization_returns_the_full_workos_shape() {
@@ -481,16 +483,7 @@ async fn deleting_an_organization_with_events_purges_them_and_keeps_what_verific
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // What it left can be checked on its own, by its id.
-    let verify_deleted = || {
-        let output = std::process::Command::new(crate::support::stele_binary())
-            .args(["verify", "--database-url", db.url(), "--organization", &id])
-            .output()
-            .expect("run stele verify");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-        )
-    };
+    let verify_deleted = || stele_verify_with(db, &["--organization", &id]);
     let (ok, output) = verify_deleted();
     assert!(ok, "{output}");
     assert!(

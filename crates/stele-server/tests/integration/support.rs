@@ -569,8 +569,14 @@ pub fn execute_sql(database: &TestDatabase, sql: &str) -> u64 {
 
 /// Runs `stele verify` on the server's database; returns success and stdout.
 pub fn stele_verify(database: &TestDatabase) -> (bool, String) {
+    stele_verify_with(database, &[])
+}
+
+/// [`stele_verify`] with more arguments (`--organization ID`, say).
+pub fn stele_verify_with(database: &TestDatabase, args: &[&str]) -> (bool, String) {
     let output = std::process::Command::new(stele_binary())
         .args(["verify", "--database-url", database.url()])
+        .args(args)
         .output()
         .expect("run stele verify");
     (
